@@ -1,0 +1,209 @@
+"""The `chatops` command line (spec section 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from infra.config import ConfigError
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _build(config: str | None) -> Any:
+    from bot.app import build
+    from infra.db.common import DatabaseUnavailable
+
+    try:
+        return build(config)
+    except ConfigError as exc:
+        _fail(f"Configuration error:\n{exc}")
+    except DatabaseUnavailable as exc:
+        _fail(f"The audit database is unreachable: {exc}")
+    except Exception as exc:  # connection errors from the driver during migration
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            _fail(f"The audit database is unreachable: {str(getattr(exc, 'orig', exc)).strip()}")
+        raise
+
+
+CONFIG_OPTION = click.option("--config", "config", envvar="CHATOPS_CONFIG", default=None,
+                             help="inventory/config file (default: the shipped chatops.yaml)")
+
+
+@click.group()
+def main() -> None:
+    """chatops: run the team's infrastructure from chat."""
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--as", "user", default=None, help="act as USER (console:USER unless prefixed)")
+def console(config: str | None, user: str | None) -> None:
+    """Interactive chat with the bot in the terminal."""
+    from bot.adapters.console import default_user, interactive
+    from bot.request import Actor
+
+    app = _build(config)
+    actor = Actor.parse(user or default_user())
+
+    async def go() -> None:
+        for row in await app.engine.start():
+            click.echo(f"! request {row.id} ({row.command}) was interrupted by a restart.")
+        try:
+            from platformdirs import user_data_dir
+
+            await interactive(app.engine, actor, Path(user_data_dir("chatops")) / "console_history")
+        finally:
+            await app.close()
+
+    asyncio.run(go())
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--as", "user", required=True, help="act as USER (console:USER unless prefixed)")
+@click.option("--yes", is_flag=True, help="give the confirmation a changing command asks for")
+@click.argument("text", nargs=-1, required=True)
+def run(config: str | None, user: str, yes: bool, text: tuple[str, ...]) -> None:
+    """One request as USER; print the reply; exit non-zero if it failed or was refused."""
+    from bot.adapters.console import exit_code, run_once
+    from bot.request import Actor
+
+    app = _build(config)
+
+    async def go() -> int:
+        try:
+            await app.engine.start()
+            reply = await run_once(app.engine, Actor.parse(user), " ".join(text), yes=yes)
+            return exit_code(reply)
+        finally:
+            await app.close()
+
+    sys.exit(asyncio.run(go()))
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object per request")
+@click.option("--llm/--no-llm", "use_llm", default=None, help="force or forbid the LLM route")
+@click.argument("text", nargs=-1, required=True)
+def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[str, ...]) -> None:
+    """Print the plan for TEXT (or for each line of stdin with '-'); no side effects."""
+    from commands.registry import registry
+    from infra.config import load_config
+    from llm.planner import Planner
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(f"Configuration error:\n{exc}")
+    planner = Planner(cfg, registry())
+    from llm.validate import validate
+
+    def one(line: str) -> None:
+        plan = asyncio.run(planner.plan(line, use_llm=use_llm))
+        plan = validate(plan, planner.resolver, planner.registry, text=line,
+                        require_mentioned=plan.source == "llm")
+        if as_json:
+            click.echo(plan.to_json())
+        else:
+            click.echo(f"command: {plan.command}\nargs: {json.dumps(plan.args)}\n"
+                       f"source: {plan.source}\nclarify: {plan.clarify}")
+
+    joined = " ".join(text)
+    if joined == "-":
+        for line in sys.stdin:
+            if line.strip():
+                one(line.rstrip("\n"))
+    else:
+        one(joined)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration commands."""
+
+
+@config_group.command("check")
+@CONFIG_OPTION
+def config_check(config: str | None) -> None:
+    """Validate the configuration and exit (0 valid, 2 invalid)."""
+    from infra.config import load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(f"Configuration error:\n{exc}")
+    inv = cfg.inventory
+    click.echo(f"{cfg.path}: OK ({len(inv.environments)} environments, {len(inv.stacks)} stacks, "
+               f"{len(inv.vms)} VMs, {len(inv.users)} users)")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Audit log commands."""
+
+
+@audit_group.command("verify")
+@CONFIG_OPTION
+def audit_verify(config: str | None) -> None:
+    """Check the hash chain; exit 1 and list problems if any row was edited or deleted."""
+    app = _build(config)
+    problems = app.engine.store.verify()
+    app.db.dispose()
+    if problems:
+        for p in problems:
+            click.echo(f"TAMPERED: {p}")
+        sys.exit(1)
+    click.echo("audit chain OK")
+
+
+@audit_group.command("export")
+@CONFIG_OPTION
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None)
+@click.option("--since", default=None, help="15m, 2h, 1d or an ISO date")
+def audit_export(config: str | None, fmt: str, output: str | None, since: str | None) -> None:
+    """Export the audit log (newest first)."""
+    from infra.db.common import AuditFilter
+    from llm.values import parse_since
+
+    after = parse_since(since) if since else None
+    if since and after is None:
+        _fail(f"--since takes 15m, 2h, 1d or an ISO date, not '{since}'")
+    app = _build(config)
+    data = app.engine.store.export(fmt, AuditFilter(since=after, limit=10**9))
+    app.db.dispose()
+    if output:
+        Path(output).write_text(data)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(data, nl=False)
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database commands."""
+
+
+@db_group.command("upgrade")
+@CONFIG_OPTION
+def db_upgrade(config: str | None) -> None:
+    """Apply migrations up to the newest."""
+    app = _build(config)
+    app.db.dispose()
+    click.echo("database at the newest migration")
+
+
+if __name__ == "__main__":
+    main()

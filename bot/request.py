@@ -1,0 +1,110 @@
+"""The platform-neutral request and reply model.
+
+Adapters (console, Slack, Discord) build a `Request` and render a `Reply`; nothing
+between them knows which platform a message came from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A platform-qualified identity such as `slack:U123` or `console:alice`."""
+
+    id: str
+    display: str = ""
+
+    @property
+    def platform(self) -> str:
+        return self.id.split(":", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.display or self.id.split(":", 1)[-1]
+
+    @classmethod
+    def parse(cls, user: str, default_platform: str = "console") -> Actor:
+        return cls(user if ":" in user else f"{default_platform}:{user}")
+
+
+ProgressSink = Callable[["Reply"], Awaitable[None]]
+
+
+@dataclass
+class Request:
+    actor: Actor
+    text: str
+    platform: str = "console"
+    channel: str | None = None
+    thread: str | None = None
+    # Structured arguments (slash subcommands) skip the text parser when given.
+    command: str | None = None
+    args: dict[str, Any] | None = None
+    confirmed: bool = False
+    correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Adapters that can edit a message pass a sink; progress replies go there.
+    on_progress: ProgressSink | None = None
+
+
+class Tone(str, Enum):
+    info = "info"
+    success = "success"
+    warning = "warning"
+    error = "error"
+    pending = "pending"
+    question = "question"
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str  # confirm | cancel | approve | deny
+    request_id: str
+    plan_hash: str = ""
+    style: str = "default"  # primary | danger | default
+
+    @property
+    def value(self) -> str:
+        """What a platform button carries: action, request id and plan hash."""
+        return f"{self.action}:{self.request_id}:{self.plan_hash}"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime: str = "text/plain"
+    title: str = ""
+
+
+@dataclass
+class Reply:
+    text: str
+    tone: Tone = Tone.info
+    title: str = ""
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    buttons: list[Button] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    request_id: str | None = None
+    # Only the requester should see it (ephemeral on Slack/Discord).
+    private: bool = False
+    # Who should act on it (approvers for a pending request).
+    mentions: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.tone not in (Tone.error,)

@@ -1,0 +1,57 @@
+"""The audit log, reviewed from chat."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bot.request import Reply, Table
+from commands.context import Context
+from commands.registry import Arg, Kind, command
+from infra.config import Role
+from infra.db.common import AuditFilter, aware
+from infra.errors import CommandError
+from llm.values import parse_since
+
+AUDIT_ARGS = (
+    Arg("user", Kind.user, required=False, positional=False, help="who asked (alice or slack:U123)"),
+    Arg("env", Kind.env, required=False, positional=False, help="environment"),
+    Arg("command", Kind.command, required=False, positional=False, help="command name"),
+    Arg("status", Kind.status, required=False, positional=False, help="request status"),
+    Arg("since", Kind.duration, required=False, positional=False, help="15m, 2h, 1d or an ISO date"),
+    Arg("limit", Kind.integer, required=False, positional=False, default=20, minimum=1, maximum=500,
+        help="rows to show"),
+)
+
+
+def resolve_user(ctx: Context, user: str) -> str:
+    """`alice` → the configured identity ending in `:alice`, else the asker's platform."""
+    if ":" in user:
+        return user
+    matches = [u for u in ctx.config.inventory.users if u.split(":", 1)[1] == user]
+    return matches[0] if len(matches) == 1 else f"{ctx.actor.platform}:{user}"
+
+
+@command("audit", summary="review the audit log", args=AUDIT_ARGS,
+         examples=("audit", "audit env=prod since=1d", "audit user=alice status=failed limit=50"),
+         words=("history",))
+async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
+    """Newest first. Everyone sees their own requests; admins see everyone's."""
+    user = resolve_user(ctx, args["user"]) if args.get("user") else None
+    if not ctx.has(Role.admin):
+        if user and user != ctx.actor.id:
+            raise CommandError("Only admins can review other people's requests; "
+                               "leave out user= to see your own.")
+        user = ctx.actor.id
+    since = parse_since(args["since"]) if args.get("since") else None
+    await asyncio.to_thread(ctx.store.expire_due)
+    rows = await asyncio.to_thread(ctx.store.query, AuditFilter(
+        user=user, env=args.get("env"), command=args.get("command"), status=args.get("status"),
+        since=since, limit=args["limit"]))
+    table = [[r.id, f"{aware(r.created_at):%Y-%m-%d %H:%M:%S}", r.actor, r.command or "-",
+              r.env or "-", r.target or "-", r.status, r.approver or "",
+              (r.error or r.reason or r.result or "")[:80]] for r in rows]
+    who = "everyone" if user is None else user
+    return Reply(f"{len(rows)} request(s) of {who}, newest first.",
+                 tables=[Table(["id", "when (UTC)", "who", "command", "env", "target", "status",
+                                "approver", "note"], table)])

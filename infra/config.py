@@ -1,0 +1,434 @@
+"""Configuration: the inventory file and runtime settings.
+
+The inventory (environments, stacks, services, VMs, GPU hosts, users, channels) is a
+YAML file validated by pydantic models at start-up.  Every error names the file, the
+line and the key, and says how to fix it, because a bot that starts with a half-valid
+inventory is a bot that acts on the wrong machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "chatops.yaml"
+COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+class ConfigError(Exception):
+    """A configuration problem, with file, line, key and fix in its message."""
+
+
+class Role(str, Enum):
+    viewer = "viewer"
+    operator = "operator"
+    approver = "approver"
+    admin = "admin"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DockerTLS(_Strict):
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+
+class DockerTarget(_Strict):
+    host: str | None = None
+    tls: DockerTLS | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v and not re.match(r"^(unix|tcp|ssh|npipe)://", v):
+            raise ValueError("docker host must start with unix://, tcp:// or ssh://")
+        return v
+
+
+class PortainerTarget(_Strict):
+    url: str
+    endpoint_id: int
+    api_key: SecretStr | None = None
+    verify_ssl: bool = True
+    ca_bundle: str | None = None
+
+
+class Environment(_Strict):
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    protected: bool = False
+    docker: DockerTarget | None = None
+    portainer: PortainerTarget | None = None
+    vm: str | None = None
+    checkpoint_before_deploy: bool = False
+
+
+class Stack(_Strict):
+    path: str
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    runs_on: list[str] = Field(default_factory=list)
+
+
+class Service(_Strict):
+    aliases: list[str] = Field(default_factory=list)
+
+
+class VM(_Strict):
+    node: str = "phoenix"
+    kind: Literal["qemu", "lxc"] = "qemu"
+    vmid: int
+    aliases: list[str] = Field(default_factory=list)
+    protected: bool | None = None
+    description: str = ""
+
+
+class Proxmox(_Strict):
+    host: str | None = None
+    token_id: str | None = None
+    token_secret: SecretStr | None = None
+    verify_ssl: bool = True
+    ca_bundle: str | None = None
+    timeout_s: float = 30.0
+    task_timeout_s: float = 600.0
+    snapshot_retention: int = 5
+
+
+class GpuHost(_Strict):
+    source: Literal["nvml", "nvidia-smi", "prometheus"] | None = None
+    prometheus_url: str | None = None
+    ssh: str | None = None
+    vllm_metrics_url: str | None = None
+    gpus: int | None = None
+    temp_warn_c: float = 83.0
+    memory_warn_pct: float = 95.0
+
+
+class LLM(_Strict):
+    base_url: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = 20.0
+    max_retries: int = 1
+
+
+class Channel(_Strict):
+    default_env: str | None = None
+
+
+class Approvals(_Strict):
+    expiry_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+
+
+class Limits(_Strict):
+    max_text_chars: int = Field(2000, ge=16)
+    max_log_lines: int = Field(1000, ge=1)
+    max_audit_limit: int = Field(500, ge=1)
+
+
+class Inventory(_Strict):
+    """The validated user-facing configuration (spec section 7)."""
+
+    environments: dict[str, Environment]
+    stacks: dict[str, Stack] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
+    vms: dict[str, VM] = Field(default_factory=dict)
+    proxmox: Proxmox = Field(default_factory=Proxmox)
+    gpu_hosts: dict[str, GpuHost] = Field(default_factory=dict)
+    llm: LLM = Field(default_factory=LLM)
+    users: dict[str, list[Role]] = Field(default_factory=dict)
+    default_roles: list[Role] = Field(default_factory=lambda: [Role.viewer])
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    approvals: Approvals = Field(default_factory=Approvals)
+    limits: Limits = Field(default_factory=Limits)
+
+
+class Settings(BaseSettings):
+    """Runtime settings from the environment (spec section 6)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    chatops_config: str | None = Field(None, alias="CHATOPS_CONFIG")
+    llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
+    llm_model: str | None = Field(None, alias="LLM_MODEL")
+    llm_api_key: SecretStr | None = Field(None, alias="LLM_API_KEY")
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    discord_guild_id: str | None = Field(None, alias="DISCORD_GUILD_ID")
+
+
+# ---------------------------------------------------------------------------
+# Loading with line numbers
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: str) -> str | None:
+    """`${VAR}` / `${VAR:-default}`; a whole-value reference to an unset var becomes None."""
+    whole = _ENV_REF.fullmatch(value)
+    if whole and whole.group(1) not in os.environ and whole.group(2) is None:
+        return None
+    return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+
+
+def _walk_expand(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _walk_expand(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_walk_expand(v) for v in data]
+    if isinstance(data, str):
+        return _expand_env(data)
+    return data
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                lines[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _nearest_line(lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or correct its spelling",
+    "missing": "add it",
+    "bool_parsing": "use true or false",
+    "int_parsing": "use a whole number",
+    "literal_error": "use one of the allowed values",
+    "enum": "use one of: viewer, operator, approver, admin",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: tuple[str, ...]
+    message: str
+    fix: str
+
+    def render(self, file: Path, lines: dict[tuple[str, ...], int]) -> str:
+        line = _nearest_line(lines, self.path)
+        where = f"{file}:{line}" if line else str(file)
+        key = ".".join(self.path) or "(top level)"
+        return f"{where}: {key}: {self.message}. Fix: {self.fix}."
+
+
+def _allowed_keys(loc: tuple[str, ...]) -> str:
+    model: Any = Inventory
+    for part in loc[:-1]:
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return ""
+        if part in fields:
+            ann = fields[part].annotation
+            inner = getattr(ann, "__args__", None)
+            model = inner[-1] if inner and not hasattr(ann, "model_fields") else ann
+            if inner and len(inner) == 2 and inner[1] is type(None):
+                model = inner[0]
+        # dict values: the key itself is a free name; stay on the value model
+    fields = getattr(model, "model_fields", None)
+    return ", ".join(sorted(fields)) if fields else ""
+
+
+def _pydantic_problems(err: ValidationError) -> list[Problem]:
+    out = []
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        fix = _FIXES.get(e["type"], "correct the value")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc)
+            if allowed:
+                fix += f" (allowed keys here: {allowed})"
+            out.append(Problem(loc, "unknown key", fix))
+        else:
+            out.append(Problem(loc, e["msg"], fix))
+    return out
+
+
+def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
+    """Cross-references the schema cannot express: aliases, compose files, names."""
+    problems: list[Problem] = []
+
+    def unique(section: str, items: dict[str, Any]) -> None:
+        seen: dict[str, str] = {}
+        for name, item in items.items():
+            for i, word in enumerate([name, *item.aliases]):
+                low = word.strip().lower()
+                path = (section, name) if i == 0 else (section, name, "aliases", str(i - 1))
+                if low in seen and seen[low] != name:
+                    problems.append(Problem(
+                        path, f"'{word}' is already a name or alias of '{seen[low]}'",
+                        "give each name and alias to one entry only"))
+                seen[low] = name
+
+    unique("environments", inv.environments)
+    unique("stacks", inv.stacks)
+    unique("vms", inv.vms)
+    unique("services", inv.services)
+    for name, stack in inv.stacks.items():
+        folder = (base / stack.path) if not Path(stack.path).is_absolute() else Path(stack.path)
+        if not any((folder / f).is_file() for f in COMPOSE_FILE_NAMES):
+            problems.append(Problem(
+                ("stacks", name, "path"), f"no compose file in {folder}",
+                f"create {folder}/compose.yaml or point 'path' at the stack's folder"))
+        for env in stack.runs_on:
+            if env not in inv.environments:
+                problems.append(Problem(("stacks", name, "runs_on"), f"unknown environment '{env}'",
+                                        "use an environment name from 'environments'"))
+    for name, env in inv.environments.items():
+        if env.vm and env.vm not in inv.vms:
+            problems.append(Problem(("environments", name, "vm"), f"unknown VM '{env.vm}'",
+                                    "use a VM name from 'vms' or remove the key"))
+        if env.docker and env.portainer:
+            problems.append(Problem(("environments", name), "both 'docker' and 'portainer' are set",
+                                    "keep one way to reach the environment"))
+    for chan, cfg in inv.channels.items():
+        if cfg.default_env and cfg.default_env not in inv.environments:
+            problems.append(Problem(("channels", chan, "default_env"),
+                                    f"unknown environment '{cfg.default_env}'",
+                                    "use an environment name from 'environments'"))
+    for user in inv.users:
+        if ":" not in user:
+            problems.append(Problem(("users", user), "user ids need a platform prefix",
+                                    f"write it as 'slack:{user}', 'discord:{user}' or 'console:{user}'"))
+    return problems
+
+
+@dataclass(frozen=True)
+class Config:
+    """The loaded inventory plus where it came from (for messages and relative paths)."""
+
+    inventory: Inventory
+    path: Path
+    settings: Settings
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def stack_dir(self, stack: str) -> Path:
+        p = Path(self.inventory.stacks[stack].path)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def compose_file(self, stack: str) -> Path:
+        folder = self.stack_dir(stack)
+        for name in COMPOSE_FILE_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+        raise ConfigError(f"stack '{stack}' has no compose file in {folder}")
+
+    @cached_property
+    def stack_services(self) -> dict[str, tuple[str, ...]]:
+        """Services per stack, read from each compose file once."""
+        out: dict[str, tuple[str, ...]] = {}
+        for name in self.inventory.stacks:
+            try:
+                data = yaml.safe_load(self.compose_file(name).read_text()) or {}
+            except (OSError, yaml.YAMLError, ConfigError):
+                data = {}
+            out[name] = tuple((data.get("services") or {}).keys())
+        return out
+
+    def roles_of(self, user_id: str) -> frozenset[Role]:
+        roles = self.inventory.users.get(user_id, self.inventory.default_roles)
+        expanded = set(roles)
+        if Role.admin in expanded:
+            expanded |= {Role.operator, Role.approver, Role.viewer}
+        if expanded & {Role.operator, Role.approver}:
+            expanded.add(Role.viewer)
+        return frozenset(expanded)
+
+    def env_protected(self, env: str) -> bool:
+        return self.inventory.environments[env].protected
+
+    def vm_protected(self, vm: str) -> bool:
+        cfg = self.inventory.vms[vm]
+        if cfg.protected is not None:
+            return cfg.protected
+        return any(e.protected for e in self.inventory.environments.values() if e.vm == vm)
+
+    def envs_of_vm(self, vm: str) -> list[str]:
+        return [n for n, e in self.inventory.environments.items() if e.vm == vm]
+
+    def default_env(self, channel: str | None) -> str | None:
+        if not channel:
+            return None
+        chan = self.inventory.channels.get(channel)
+        return chan.default_env if chan else None
+
+
+def load_config(path: str | Path | None = None, settings: Settings | None = None) -> Config:
+    """Load and validate the inventory; raise ConfigError listing every problem."""
+    settings = settings or Settings()
+    file = Path(path or settings.chatops_config or DEFAULT_CONFIG_PATH).expanduser()
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file ({exc.strerror}). "
+                          "Fix: check CHATOPS_CONFIG or the path given.") from exc
+    try:
+        lines = _line_map(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}. "
+                          "Fix: check indentation, colons and quotes on that line.") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the config must be a mapping with an 'environments' section. "
+                          "Fix: start from the shipped chatops.yaml.")
+    raw = _walk_expand(raw)
+    llm = raw.setdefault("llm", {}) or {}
+    raw["llm"] = llm
+    # Environment variables fill in LLM settings the file leaves empty.
+    for key, val in (("base_url", settings.llm_base_url), ("model", settings.llm_model),
+                     ("api_key", settings.llm_api_key.get_secret_value() if settings.llm_api_key else None)):
+        if llm.get(key) in (None, "") and val:
+            llm[key] = val
+    try:
+        inv = Inventory.model_validate(raw)
+    except ValidationError as exc:
+        probs = _pydantic_problems(exc)
+        raise ConfigError("\n".join(p.render(file, lines) for p in probs)) from exc
+    sem = _semantic_problems(inv, file.parent)
+    if sem:
+        raise ConfigError("\n".join(p.render(file, lines) for p in sem))
+    return Config(inventory=inv, path=file, settings=settings)

@@ -1,0 +1,114 @@
+"""SQLAlchemy models of the audit store.
+
+`requests` holds one row per action asked for, with its current status; every
+state change is also an `audit_events` row, chained by hash so that an edited or
+deleted row is detectable.  Locks live here too, so several bot processes share them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RequestRow(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    platform: Mapped[str] = mapped_column(String(32), nullable=False)
+    channel: Mapped[str | None] = mapped_column(String(128))
+    thread: Mapped[str | None] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    source: Mapped[str] = mapped_column(String(16), nullable=False, default="grammar")
+    command: Mapped[str | None] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    env: Mapped[str | None] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    changes: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    status: Mapped[str] = mapped_column(String(24), nullable=False)
+    plan_hash: Mapped[str | None] = mapped_column(String(64))
+    approver: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    owner: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_requests_created", "created_at"),
+        Index("ix_requests_actor_created", "actor", "created_at"),
+        Index("ix_requests_env_created", "env", "created_at"),
+        Index("ix_requests_command_created", "command", "created_at"),
+        Index("ix_requests_status_created", "status", "created_at"),
+    )
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    request_id: Mapped[str] = mapped_column(String(16), ForeignKey("requests.id"), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    kind: Mapped[str] = mapped_column(String(24), nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    __table_args__ = (Index("ix_audit_events_request", "request_id", "seq"),)
+
+
+class ChainHead(Base):
+    """The newest event's hash and the event count: deleting the last rows shows too."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class EnvLock(Base):
+    """A freeze: no changing command runs on the environment until unlocked."""
+
+    __tablename__ = "env_locks"
+
+    env: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locked_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ExecLock(Base):
+    """Held while a change runs on a target, so two changes never overlap."""
+
+    __tablename__ = "exec_locks"
+
+    target: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(16), nullable=False)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Worker(Base):
+    """A running bot process; recovery treats requests of vanished workers as interrupted."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    host: Mapped[str] = mapped_column(String(128), nullable=False, default="")

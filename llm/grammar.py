@@ -1,0 +1,153 @@
+"""The deterministic route: the canonical form `COMMAND ARG… key=value`.
+
+Targets may come with or without "on/in/to/from/for" and in any order; each
+positional argument takes the next words that resolve to its kind through the
+inventory.  A word that resolves to nothing makes the plan `command: null` with a
+question naming the choices: the parser never guesses a target.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from commands.registry import Arg, CommandSpec, Kind, Registry
+from llm.plan import Plan
+from llm.resolve import Resolver, join_choices
+from llm.validate import article, noun, unknown_name, validate
+
+FILLER = frozenset({"on", "in", "to", "from", "for", "the", "at", "of", "please", "stack", "service",
+                    "env", "environment", "vm", "host", "a", "an", "my", "our"})
+KV = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.I)
+LEADERS = frozenset({"/ops", "ops", "!ops", "/chatops", "chatops"})
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class Token:
+    raw: str
+    low: str
+
+
+def tokenize(text: str) -> list[Token]:
+    try:
+        parts = shlex.split(text, posix=True)
+    except ValueError:  # an apostrophe ("don't") or an unbalanced quote
+        parts = text.split()
+    out = []
+    for p in parts:
+        raw = p if KV.match(p) else p.strip(",;!?").rstrip(".")
+        if raw:
+            out.append(Token(raw, raw.lower()))
+    return out
+
+
+def _command_at(tokens: list[Token], registry: Registry) -> tuple[str | None, int]:
+    for n in (2, 1):
+        if len(tokens) >= n:
+            cmd = registry.command_for_word(" ".join(t.low for t in tokens[:n]))
+            if cmd:
+                return cmd, n
+    return None, 0
+
+
+def _match_entity(tokens: list[Token], i: int, kind: Kind, resolver: Resolver) -> tuple[str, int] | None:
+    """Longest run of words from i that names an entity of `kind`."""
+    for n in range(min(resolver.max_words, len(tokens) - i), 0, -1):
+        phrase = " ".join(t.low for t in tokens[i:i + n])
+        name = resolver.resolve(kind, phrase)
+        if name:
+            return name, n
+    return None
+
+
+def _other_kind(word: str, resolver: Resolver, wanted: list[Arg]) -> str | None:
+    """Explain a word that names something of another kind ("chat is a stack")."""
+    for kind in (Kind.stack, Kind.service, Kind.env, Kind.vm):
+        name = resolver.resolve(kind, word)
+        if name and all(a.kind is not kind for a in wanted):
+            need = wanted[0].kind
+            if kind is Kind.env and need is Kind.vm:
+                return unknown_name(resolver, Kind.vm, word)
+            hint = ""
+            if kind is Kind.stack and need is Kind.service:
+                hint = f" Its services: {join_choices(list(resolver.config.stack_services.get(name, ())))}."
+            return f"'{word}' is {article(noun(kind))}, not {article(noun(need))}.{hint} Which {noun(need)} do you mean?"
+    return None
+
+
+def parse_explicit(text: str, resolver: Resolver, registry: Registry) -> Plan:
+    """Parse the canonical form; an unrecognised first word gives `command: null`."""
+    if len(text) > MAX_TEXT:
+        return Plan.unknown(f"That message is too long ({len(text)} characters, at most {MAX_TEXT}).")
+    tokens = tokenize(text)
+    while tokens and tokens[0].low in LEADERS:
+        tokens = tokens[1:]
+    if not tokens:
+        return Plan.unknown("Say 'help' to see what I can do.")
+    cmd, used = _command_at(tokens, registry)
+    if cmd is None:
+        return Plan.unknown(None)
+    return parse_arguments(registry[cmd], tokens[used:], resolver, registry)
+
+
+def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
+                    registry: Registry) -> Plan:
+    args: dict[str, Any] = {}
+    pending = [a for a in spec.args if a.positional]
+    unknown: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        kv = KV.match(tok.raw)
+        if kv:
+            key = kv.group(1).lower().replace("-", "_")
+            if spec.arg(key) is None:
+                names = ", ".join(a.name for a in spec.args) or "none"
+                return Plan.unknown(f"'{spec.name}' has no argument '{key}' (arguments: {names}).",
+                                    attempted=spec.name)
+            args[key] = kv.group(2)
+            pending = [a for a in pending if a.name != key]
+            i += 1
+            continue
+        entity_args = [a for a in pending if a.kind.is_entity]
+        hit = None
+        for arg in entity_args:
+            m = _match_entity(tokens, i, arg.kind, resolver)
+            if m:
+                hit = (arg, m)
+                break
+        if hit:
+            arg, (name, n) = hit
+            args[arg.name] = name
+            pending.remove(arg)
+            i += n
+            continue
+        if tok.low in FILLER:
+            i += 1
+            continue
+        plain = [a for a in pending if not a.kind.is_entity]
+        if plain:
+            arg = plain[0]
+            if arg.kind is Kind.text:
+                args[arg.name] = " ".join(t.raw for t in tokens[i:])
+                i = len(tokens)
+            else:
+                args[arg.name] = tok.raw
+                i += 1
+            pending.remove(arg)
+            continue
+        unknown.append(tok.raw)
+        i += 1
+    if unknown:
+        word = " ".join(unknown)
+        wanted = [a for a in pending if a.kind.is_entity]
+        if wanted:
+            other = _other_kind(word, resolver, wanted)
+            clarify = other or unknown_name(resolver, wanted[0].kind, word)
+        else:
+            clarify = f"I didn't understand '{word}' in that '{spec.name}' request. Usage: {spec.usage}"
+        return Plan.unknown(clarify, attempted=spec.name)
+    return validate(Plan(spec.name, args), resolver, registry)

@@ -1,0 +1,43 @@
+"""The plan: what a request asks for, before anything runs (spec section 1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Plan:
+    command: str | None
+    args: dict[str, Any] = field(default_factory=dict)
+    source: str = "grammar"
+    clarify: str | None = None
+    # How sure the route is (1.0 for the canonical form); the LLM route takes over below a bar.
+    confidence: float = 1.0
+    # The command the text seemed to ask for even when it could not be resolved (for the audit).
+    attempted: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.command is not None and self.clarify is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "args": dict(self.args), "source": self.source,
+                "clarify": self.clarify, "confidence": round(self.confidence, 3)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def unknown(cls, clarify: str | None = None, *, source: str = "grammar",
+                attempted: str | None = None) -> Plan:
+        return cls(None, {}, source, clarify, 0.0, attempted)
+
+
+def plan_hash(command: str, args: dict[str, Any]) -> str:
+    """The hash an approval is bound to: the exact command and canonical arguments."""
+    body = json.dumps({"command": command, "args": {k: v for k, v in args.items() if v is not None}},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()

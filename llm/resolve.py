@@ -1,0 +1,97 @@
+"""Inventory names and aliases, resolved case-insensitively.
+
+One `Resolver` per loaded config: it turns "prod", "Open WebUI" or "dev vm" into the
+canonical environment, service or VM name, and lists the choices when it cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from commands.registry import Kind
+from infra.config import Config
+
+
+def _norm(word: str) -> str:
+    return " ".join(word.lower().replace("_", "-").split())
+
+
+@dataclass
+class Resolver:
+    config: Config
+    _tables: dict[Kind, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        inv = self.config.inventory
+        self._tables[Kind.env] = self._table({n: e.aliases for n, e in inv.environments.items()})
+        self._tables[Kind.stack] = self._table({n: s.aliases for n, s in inv.stacks.items()})
+        self._tables[Kind.vm] = self._table({n: v.aliases for n, v in inv.vms.items()})
+        self._tables[Kind.host] = self._table({n: [] for n in inv.gpu_hosts})
+        services: dict[str, list[str]] = {}
+        for stack_services in self.config.stack_services.values():
+            for svc in stack_services:
+                services.setdefault(svc, [])
+        for name, svc in inv.services.items():
+            services.setdefault(name, []).extend(svc.aliases)
+        self._tables[Kind.service] = self._table(services)
+
+    @staticmethod
+    def _table(names: dict[str, list[str]]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, aliases in names.items():
+            out[_norm(name)] = name
+            for a in aliases:
+                out.setdefault(_norm(a), name)
+        return out
+
+    def resolve(self, kind: Kind, word: str) -> str | None:
+        table = self._tables.get(kind)
+        return table.get(_norm(word)) if table else None
+
+    def choices(self, kind: Kind) -> list[str]:
+        return sorted(set(self._tables.get(kind, {}).values()), key=self._order(kind))
+
+    def _order(self, kind: Kind) -> dict[str, int] | object:
+        names = {Kind.env: list(self.config.inventory.environments),
+                 Kind.stack: list(self.config.inventory.stacks),
+                 Kind.vm: list(self.config.inventory.vms)}.get(kind)
+        if names:
+            pos = {n: i for i, n in enumerate(names)}
+            return lambda n: pos.get(n, len(pos))  # type: ignore[return-value]
+        return lambda n: n  # type: ignore[return-value]
+
+    def words(self, kind: Kind, name: str) -> list[str]:
+        """Every spelling that names `name` (its name and aliases)."""
+        return [w for w, n in self._tables.get(kind, {}).items() if n == name]
+
+    @cached_property
+    def max_words(self) -> int:
+        return max((len(w.split()) for t in self._tables.values() for w in t), default=1)
+
+    @cached_property
+    def stacks_of_service(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for stack, services in self.config.stack_services.items():
+            for svc in services:
+                out.setdefault(svc, []).append(stack)
+        return out
+
+    def stack_for(self, service: str, stack: str | None = None) -> str | None:
+        """The stack of a service when unambiguous (or the given one if it has the service)."""
+        stacks = self.stacks_of_service.get(service, [])
+        if stack:
+            return stack if stack in stacks else None
+        return stacks[0] if len(stacks) == 1 else None
+
+    def envs_for_stack(self, stack: str) -> list[str]:
+        runs = self.config.inventory.stacks[stack].runs_on
+        return list(runs) or list(self.config.inventory.environments)
+
+
+def join_choices(names: list[str], word: str = "or") -> str:
+    if not names:
+        return ""
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + f" {word} " + names[-1]

@@ -1,0 +1,156 @@
+"""Validation of any plan against the registry and the inventory.
+
+Every route (grammar, LLM, slash command) ends here.  A plan leaves either complete
+with canonical values, or with `command: null` / a `clarify` question.  Nothing a
+model returns reaches a handler without passing through `validate`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from commands.registry import Arg, Kind, Registry
+from llm.plan import Plan
+from llm.resolve import Resolver, join_choices
+from llm.values import REQUEST_ID, STATUSES, WORD, normalize_duration
+
+_KIND_NOUN = {Kind.env: "environment", Kind.stack: "stack", Kind.service: "service",
+              Kind.vm: "VM", Kind.host: "GPU host"}
+MAX_TEXT_ARG = 500
+
+
+class Invalid(Exception):
+    """An argument value that cannot be used, with the question to ask instead."""
+
+
+def noun(kind: Kind) -> str:
+    return _KIND_NOUN.get(kind, kind.value)
+
+
+def article(word: str) -> str:
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+def unknown_name(resolver: Resolver, kind: Kind, word: str) -> str:
+    if kind is Kind.vm and resolver.resolve(Kind.env, word) and not resolver.resolve(Kind.vm, word):
+        env = resolver.resolve(Kind.env, word)
+        return (f"{env} is a hosted server, not a Proxmox guest: it cannot be snapshotted or "
+                f"restored from here. VMs: {join_choices(resolver.choices(Kind.vm))}.")
+    return (f"I don't know a {noun(kind)} called '{word}'. "
+            f"{noun(kind).capitalize()}s: {join_choices(resolver.choices(kind))}.")
+
+
+def question(resolver: Resolver, arg: Arg, args: dict[str, Any]) -> str:
+    """The clarify question for a missing required argument, naming the choices."""
+    choices: list[str] = []
+    if arg.kind is Kind.env:
+        stack = args.get("stack") or (resolver.stack_for(args["service"]) if args.get("service") else None)
+        choices = resolver.envs_for_stack(stack) if stack else resolver.choices(Kind.env)
+    elif arg.kind.is_entity:
+        choices = resolver.choices(arg.kind)
+    if choices:
+        return f"Which {noun(arg.kind)}: {join_choices(choices)}?"
+    return f"What {arg.name}? ({arg.help or arg.kind.value})"
+
+
+def coerce(resolver: Resolver, registry: Registry, arg: Arg, value: Any) -> Any:
+    """Canonical value for one argument, or raise Invalid with the question to ask."""
+    if value is None:
+        return None
+    if arg.kind.is_entity:
+        name = resolver.resolve(arg.kind, str(value))
+        if name is None:
+            raise Invalid(unknown_name(resolver, arg.kind, str(value)))
+        return name
+    if arg.kind is Kind.integer:
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            raise Invalid(f"{arg.name} must be a whole number, not '{value}'.") from None
+        if (arg.minimum is not None and n < arg.minimum) or (arg.maximum is not None and n > arg.maximum):
+            raise Invalid(f"{arg.name} must be between {arg.minimum} and {arg.maximum}, not {n}.")
+        return n
+    if arg.kind is Kind.duration:
+        d = normalize_duration(str(value))
+        if d is None:
+            raise Invalid(f"{arg.name} takes a duration like 15m, 2h, 1d or an ISO date, not '{value}'.")
+        return d
+    if arg.kind is Kind.request:
+        v = str(value).strip().lower()
+        if not REQUEST_ID.match(v):
+            raise Invalid(f"'{value}' is not a request id (they look like r-1a2b3c4d).")
+        return v
+    if arg.kind is Kind.status:
+        v = str(value).strip().lower()
+        if v not in STATUSES:
+            raise Invalid(f"status must be one of {join_choices(list(STATUSES))}.")
+        return v
+    if arg.kind is Kind.command:
+        v = registry.command_for_word(str(value).strip())
+        if v is None:
+            raise Invalid(f"I don't know a command called '{value}'. Commands: {', '.join(registry.names())}.")
+        return v
+    if arg.kind is Kind.word:
+        v = str(value).strip()
+        if not WORD.match(v):
+            raise Invalid(f"{arg.name} '{v[:40]}' must be one word of letters, digits, '-', '_' or '.'.")
+        return v
+    if arg.kind is Kind.user:
+        v = str(value).strip()
+        if not re.match(r"^[\w.@:-]{1,128}$", v):
+            raise Invalid(f"'{v[:40]}' is not a user id.")
+        return v
+    v = " ".join(str(value).split())
+    if len(v) > MAX_TEXT_ARG:
+        raise Invalid(f"{arg.name} is too long ({len(v)} characters, at most {MAX_TEXT_ARG}).")
+    return v
+
+
+def mentioned(resolver: Resolver, kind: Kind, name: str, text: str) -> bool:
+    """Whether the user's own words name this entity (by name or alias)."""
+    low = " " + re.sub(r"[^a-z0-9.-]+", " ", text.lower()) + " "
+    return any(f" {w} " in low for w in resolver.words(kind, name))
+
+
+def validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | None = None,
+             default_env: str | None = None, require_mentioned: bool = False) -> Plan:
+    """Check a plan against registry and inventory; return the canonical plan or a clarify."""
+    if plan.command is None:
+        return plan
+    spec = registry.get(plan.command)
+    if spec is None:
+        return Plan.unknown(f"I don't know the command '{plan.command}'. Try 'help'.",
+                            source=plan.source)
+    args: dict[str, Any] = {}
+    for key, value in plan.args.items():
+        arg = spec.arg(key)
+        if arg is None:
+            names = ", ".join(a.name for a in spec.args) or "none"
+            return Plan.unknown(f"'{spec.name}' has no argument '{key}' (arguments: {names}).",
+                                source=plan.source, attempted=spec.name)
+        if value in (None, ""):
+            continue
+        try:
+            args[key] = coerce(resolver, registry, arg, value)
+        except Invalid as exc:
+            return Plan.unknown(str(exc), source=plan.source, attempted=spec.name)
+        if require_mentioned and arg.kind.is_entity and text is not None:
+            if not mentioned(resolver, arg.kind, args[key], text) and not (
+                    arg.kind is Kind.env and args[key] == default_env):
+                return Plan.unknown(
+                    f"You didn't name a {noun(arg.kind)}; I won't guess '{args[key]}'. "
+                    f"Which {noun(arg.kind)}: {join_choices(resolver.choices(arg.kind))}?",
+                    source=plan.source, attempted=spec.name)
+    if "service" in args and spec.arg("stack"):
+        stack = resolver.stack_for(args["service"], args.get("stack"))
+        if args.get("stack") and stack is None:
+            return Plan.unknown(f"The {args['stack']} stack has no service {args['service']}.",
+                                source=plan.source, attempted=spec.name)
+    if spec.arg("env") and spec.arg("env").required and "env" not in args and default_env:  # type: ignore[union-attr]
+        args["env"] = default_env
+    for arg in spec.required:
+        if arg.name not in args:
+            return Plan(spec.name, args, plan.source, question(resolver, arg, args),
+                        min(plan.confidence, 0.5), spec.name)
+    return Plan(spec.name, args, plan.source, None, plan.confidence, spec.name)

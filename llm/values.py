@@ -1,0 +1,35 @@
+"""Parsing of scalar argument values: durations, request ids, snapshot names."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+DURATION = re.compile(r"^(\d{1,6})\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|wks)$", re.I)
+REQUEST_ID = re.compile(r"^r-[0-9a-f]{8}$", re.I)
+WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,63}$")
+STATUSES = ("requested", "awaiting_confirmation", "pending_approval", "approved", "denied", "expired", "started",
+            "succeeded", "failed", "interrupted", "refused", "cancelled")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime | None:
+    """`15m`, `2h`, `1d` or an ISO date/time, as an aware UTC instant; None if unparseable."""
+    now = now or datetime.now(UTC)
+    v = value.strip()
+    m = DURATION.match(v)
+    if m:
+        return now - timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)[0].lower()])
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def normalize_duration(value: str) -> str | None:
+    """Canonical spelling of a `since` value (`30m`, `2h`, or the ISO text)."""
+    m = DURATION.match(value.strip())
+    if m:
+        return f"{int(m.group(1))}{m.group(2)[0].lower()}"
+    return value.strip() if parse_since(value) else None

@@ -1,0 +1,79 @@
+"""Shared fixtures: a fresh PostgreSQL schema per test, the shipped config, an engine.
+
+PostgreSQL is real (127.0.0.1:5432, database `test`, or TEST_DATABASE_URL); each test
+gets its own schema through `search_path`, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.engine import Engine
+from commands.registry import Registry
+from infra.backends import Backends
+from infra.config import Config, load_config
+from infra.db.store import AuditStore, Database
+
+PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_BASE else "?"
+    return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A database URL whose default schema is new and empty."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield schema_url(schema)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def config() -> Config:
+    return load_config(ROOT / "chatops.yaml")
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Database]:
+    database = Database(pg_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def store(db: Database) -> Iterator[AuditStore]:
+    s = AuditStore(db)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def engine(config: Config, store: AuditStore) -> AsyncIterator[Engine]:
+    eng = Engine(config, store, Backends(config))
+    await eng.start()
+    yield eng
+    await eng.close()
+
+
+def make_engine(config: Config, db: Database, registry: Registry | None = None,
+                backends: Backends | None = None) -> Engine:
+    """A second (or custom) engine on the same database, as another bot process would be."""
+    return Engine(config, AuditStore(db), backends or Backends(config), registry=registry)
