@@ -191,6 +191,39 @@ def audit_export(config: str | None, fmt: str, output: str | None, since: str | 
         click.echo(data, nl=False)
 
 
+ADAPTERS = ("slack", "discord")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("adapters", nargs=-1, type=click.Choice(ADAPTERS))
+@click.option("--http", is_flag=True, help="Slack: HTTP mode instead of Socket Mode")
+@click.option("--port", type=int, default=3000, show_default=True, help="Slack HTTP port (127.0.0.1)")
+def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int) -> None:
+    """Run chat adapters (slack, discord, or both) in one process."""
+    import importlib
+
+    if not adapters:
+        _fail("Name at least one adapter: chatops serve slack | discord | slack discord")
+    app = _build(config)
+
+    async def go() -> None:
+        await app.engine.start()
+        stop = asyncio.Event()
+        try:
+            mods = [importlib.import_module(f"bot.adapters.{name}") for name in adapters]
+            await asyncio.gather(*(m.serve(app, http=http, port=port, stop=stop) for m in mods))
+        finally:
+            await app.close()
+
+    asyncio.run(go())
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Evaluation harnesses."""
+
+
 @main.group("db")
 def db_group() -> None:
     """Database commands."""

@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 from bot.policy import authorise, lock_targets, protected
 from bot.request import Actor, Button, Reply, Request, Tone
 from commands.context import Context
-from commands.registry import CommandSpec, Registry, registry as load_registry
+from commands.registry import CommandSpec, Registry
+from commands.registry import registry as load_registry
 from infra.backends import Backends
 from infra.config import Config, Role
-from infra.db.models import RequestRow
 from infra.db.common import DatabaseUnavailable, aware, utcnow
+from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
 from infra.errors import CommandError
 from infra.redact import Redactor, secret_values
@@ -355,7 +356,8 @@ class Engine:
             return self._error(f"There is no request {rid}.")
         req = req or Request(actor=actor, text=f"{action} {rid}", platform=actor.platform)
         roles = self.config.roles_of(actor.id)
-        if row.status in CONFIRMABLE + APPROVABLE and row.expires_at and aware(row.expires_at) <= utcnow():
+        expires = aware(row.expires_at)
+        if row.status in CONFIRMABLE + APPROVABLE and expires and expires <= utcnow():
             await self._db(self.store.transition, rid, CONFIRMABLE + APPROVABLE, "expired", "system",
                            {"reason": "not decided in time"})
             return self._error(f"Request {rid} expired before it was decided; ask again if it is "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
@@ -52,7 +52,7 @@ class Request:
     on_progress: ProgressSink | None = None
 
 
-class Tone(str, Enum):
+class Tone(StrEnum):
     info = "info"
     success = "success"
     warning = "warning"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from commands.context import Context
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What an argument's value is; entity kinds resolve through the inventory."""
 
     env = "env"

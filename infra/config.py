@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,7 @@ class ConfigError(Exception):
     """A configuration problem, with file, line, key and fix in its message."""
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     viewer = "viewer"
     operator = "operator"
     approver = "approver"
@@ -308,9 +308,9 @@ def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
             problems.append(Problem(
                 ("stacks", name, "path"), f"no compose file in {folder}",
                 f"create {folder}/compose.yaml or point 'path' at the stack's folder"))
-        for env in stack.runs_on:
-            if env not in inv.environments:
-                problems.append(Problem(("stacks", name, "runs_on"), f"unknown environment '{env}'",
+        for env_name in stack.runs_on:
+            if env_name not in inv.environments:
+                problems.append(Problem(("stacks", name, "runs_on"), f"unknown environment '{env_name}'",
                                         "use an environment name from 'environments'"))
     for name, env in inv.environments.items():
         if env.vm and env.vm not in inv.vms:

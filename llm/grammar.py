@@ -74,7 +74,8 @@ def _other_kind(word: str, resolver: Resolver, wanted: list[Arg]) -> str | None:
             hint = ""
             if kind is Kind.stack and need is Kind.service:
                 hint = f" Its services: {join_choices(list(resolver.config.stack_services.get(name, ())))}."
-            return f"'{word}' is {article(noun(kind))}, not {article(noun(need))}.{hint} Which {noun(need)} do you mean?"
+            return (f"'{word}' is {article(noun(kind))}, not {article(noun(need))}.{hint} "
+                    f"Which {noun(need)} do you mean?")
     return None
 
 

@@ -30,8 +30,8 @@ class Resolver:
         self._tables[Kind.host] = self._table({n: [] for n in inv.gpu_hosts})
         services: dict[str, list[str]] = {}
         for stack_services in self.config.stack_services.values():
-            for svc in stack_services:
-                services.setdefault(svc, [])
+            for svc_name in stack_services:
+                services.setdefault(svc_name, [])
         for name, svc in inv.services.items():
             services.setdefault(name, []).extend(svc.aliases)
         self._tables[Kind.service] = self._table(services)
@@ -50,16 +50,14 @@ class Resolver:
         return table.get(_norm(word)) if table else None
 
     def choices(self, kind: Kind) -> list[str]:
-        return sorted(set(self._tables.get(kind, {}).values()), key=self._order(kind))
-
-    def _order(self, kind: Kind) -> dict[str, int] | object:
-        names = {Kind.env: list(self.config.inventory.environments),
+        """Canonical names of a kind: inventory order for envs, stacks and VMs, else sorted."""
+        names = set(self._tables.get(kind, {}).values())
+        order = {Kind.env: list(self.config.inventory.environments),
                  Kind.stack: list(self.config.inventory.stacks),
                  Kind.vm: list(self.config.inventory.vms)}.get(kind)
-        if names:
-            pos = {n: i for i, n in enumerate(names)}
-            return lambda n: pos.get(n, len(pos))  # type: ignore[return-value]
-        return lambda n: n  # type: ignore[return-value]
+        if order:
+            return [n for n in order if n in names]
+        return sorted(names)
 
     def words(self, kind: Kind, name: str) -> list[str]:
         """Every spelling that names `name` (its name and aliases)."""

@@ -87,10 +87,10 @@ def coerce(resolver: Resolver, registry: Registry, arg: Arg, value: Any) -> Any:
             raise Invalid(f"status must be one of {join_choices(list(STATUSES))}.")
         return v
     if arg.kind is Kind.command:
-        v = registry.command_for_word(str(value).strip())
-        if v is None:
+        found = registry.command_for_word(str(value).strip())
+        if found is None:
             raise Invalid(f"I don't know a command called '{value}'. Commands: {', '.join(registry.names())}.")
-        return v
+        return found
     if arg.kind is Kind.word:
         v = str(value).strip()
         if not WORD.match(v):
@@ -135,13 +135,13 @@ def validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | 
             args[key] = coerce(resolver, registry, arg, value)
         except Invalid as exc:
             return Plan.unknown(str(exc), source=plan.source, attempted=spec.name)
-        if require_mentioned and arg.kind.is_entity and text is not None:
-            if not mentioned(resolver, arg.kind, args[key], text) and not (
-                    arg.kind is Kind.env and args[key] == default_env):
-                return Plan.unknown(
-                    f"You didn't name a {noun(arg.kind)}; I won't guess '{args[key]}'. "
-                    f"Which {noun(arg.kind)}: {join_choices(resolver.choices(arg.kind))}?",
-                    source=plan.source, attempted=spec.name)
+        if require_mentioned and arg.kind.is_entity and text is not None and not (
+                mentioned(resolver, arg.kind, args[key], text)
+                or (arg.kind is Kind.env and args[key] == default_env)):
+            return Plan.unknown(
+                f"You didn't name {article(noun(arg.kind))}; I won't guess '{args[key]}'. "
+                f"Which {noun(arg.kind)}: {join_choices(resolver.choices(arg.kind))}?",
+                source=plan.source, attempted=spec.name)
     if "service" in args and spec.arg("stack"):
         stack = resolver.stack_for(args["service"], args.get("stack"))
         if args.get("stack") and stack is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.engine import Engine
@@ -83,14 +83,14 @@ async def interactive(engine: Engine, actor: Actor, history: Path | None = None)
                                                       channel=CHANNEL, on_progress=progress))))
 
 
-def _reader(history: Path | None) -> Callable[[str], object]:
+def _reader(history: Path | None) -> Callable[[str], Awaitable[str]]:
     if sys.stdin.isatty():
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory, InMemoryHistory
 
         session: PromptSession[str] = PromptSession(
             history=FileHistory(str(history)) if history else InMemoryHistory())
-        return session.prompt_async  # type: ignore[return-value]
+        return session.prompt_async
 
     async def plain(prompt: str) -> str:
         sys.stdout.write(prompt)
