@@ -18,6 +18,8 @@ class Plan:
     confidence: float = 1.0
     # The command the text seemed to ask for even when it could not be resolved (for the audit).
     attempted: str | None = None
+    # Route statistics for the evaluation harness (latency_ms, prompt_tokens, completion_tokens).
+    usage: dict[str, float] | None = None
 
     @property
     def complete(self) -> bool:
