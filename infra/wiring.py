@@ -7,4 +7,8 @@ from infra.config import Config
 
 
 def make_backends(config: Config) -> Backends:
-    return Backends(config)
+    backends = Backends(config)
+    from infra.gpu import make_gpu_clients
+    for host, client in make_gpu_clients(config).items():
+        backends.override(f"gpu:{host}", client)
+    return backends
