@@ -56,3 +56,25 @@ def test_nvidia_smi_only_and_record(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "GPU 1 NVIDIA GeForce RTX 3090 GPU-b81e4d20-97c3-2af5-6c0d-e54a13f8b972" in out.stdout
     assert (tmp_path / "rec" / "real.gpus.csv").read_text() == (s.data / "phoenix.gpus.csv").read_text()
     assert (tmp_path / "rec" / "real.apps.csv").read_text() == (s.data / "phoenix.apps.csv").read_text()
+
+
+async def test_nvml_source_without_a_gpu(db, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from infra.config import load_config
+    from infra.errors import BackendUnavailable
+    from infra.gpu.nvml import NvmlSource
+    from infra.wiring import make_backends
+    from tests.conftest import make_engine
+    from tests.gpu_helpers import ask
+
+    with pytest.raises(BackendUnavailable, match="NVML is not available"):
+        await NvmlSource("phoenix").read()
+    monkeypatch.setenv("GPU_SOURCE", "nvml")
+    monkeypatch.delenv("VLLM_METRICS_URL", raising=False)
+    config = load_config(ROOT / "chatops.yaml")
+    engine = make_engine(config, db, backends=make_backends(config))
+    reply = await ask(engine, "gpu")
+    assert not reply.ok and "NVML is not available" in reply.text
+    assert "set gpu_hosts.phoenix.source to nvidia-smi or prometheus" in reply.text
+    health = await ask(engine, "health")
+    row = next(r for t in health.tables for r in t.rows if r[0] == "gpu:phoenix")
+    assert "NVML is not available" in " ".join(row)

@@ -178,3 +178,13 @@ async def test_gpu_command_source_down_is_an_answer(smi_engine, standins: StandI
     assert reply.text.startswith("I couldn't read any GPUs:")
     assert "couldn't communicate with the NVIDIA driver" in reply.text
     assert "Traceback" not in reply.text and "ref " not in reply.text
+
+
+async def test_health_probes_the_gpu_source(smi_engine, standins: StandIns) -> None:  # type: ignore[no-untyped-def]
+    reply = await ask(smi_engine, "health")
+    row = next(r for t in reply.tables for r in t.rows if r[0] == "gpu:phoenix")
+    assert row[1:] == ["ok", "nvidia-smi: 2 GPU(s)"]
+    standins.scenario("nodriver")
+    reply = await ask(smi_engine, "health")
+    row = next(r for t in reply.tables for r in t.rows if r[0] == "gpu:phoenix")
+    assert row[1] != "ok" and "exit 9" in row[2]
