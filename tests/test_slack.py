@@ -147,9 +147,10 @@ class Harness:
     async def slash(self, user: str, text: str, channel: str = "CDEV") -> tuple[int, str]:
         return await self.send(self.slash_body(user, text, channel), "application/x-www-form-urlencoded")
 
-    async def event(self, event: dict[str, Any]) -> tuple[int, str]:
+    async def event(self, event: dict[str, Any], event_id: str | None = None) -> tuple[int, str]:
         body = json.dumps({"token": "legacy", "team_id": self.fake.team, "api_app_id": "A1",
-                           "event": event, "type": "event_callback", "event_id": "Ev" + uuid.uuid4().hex[:8],
+                           "event": event, "type": "event_callback",
+                           "event_id": event_id or "Ev" + uuid.uuid4().hex[:8],
                            "event_time": int(time.time()), "authorizations": [
                                {"team_id": self.fake.team, "user_id": self.fake.bot_user, "is_bot": True}]})
         return await self.send(body, "application/json")
@@ -323,6 +324,36 @@ async def test_approval_refusals_are_ephemeral_and_a_double_click_acts_once(harn
     assert "already succeeded" in all_text(harness.fake.of("chat.postEphemeral")[-1])
 
 
+async def test_two_approvers_in_two_bot_processes_race_and_it_runs_once(harness: Harness) -> None:
+    ts, card = await approval_card(harness)
+    approve = buttons_of(card)["approve"]
+    rid = approve["value"].split(":")[1]
+    other = Harness(harness.fake, harness.config, harness.db, harness.work)
+    other.registry = harness.registry
+    await other.start()
+    try:
+        harness.work.gate.clear()
+        clicks = asyncio.gather(
+            harness.click("UBOB", approve, channel="CDEV", message=card, message_ts=ts),
+            other.click("UCAROL", approve, channel="CDEV", message=card, message_ts=ts))
+        await asyncio.wait_for(harness.work.started.wait(), 10)
+        harness.work.gate.set()
+        assert [c[0] for c in await clicks] == [200, 200]
+        await harness.settle()
+        await other.settle()
+    finally:
+        await other.stop()
+    assert harness.work.runs("rumpleprod") == [rid]
+    row = harness.engine.store.get(rid) if harness.engine else None
+    assert row is not None and row.status == "succeeded"
+    winner = row.approver.removeprefix("slack:") if row.approver else ""
+    loser = ({"UBOB", "UCAROL"} - {winner}).pop()
+    final = harness.fake.messages[("CDEV", ts)]
+    assert f"Approved by <@{winner}>" in all_text(final) and "wrote the marker" in all_text(final)
+    told = [e for e in harness.fake.of("chat.postEphemeral") if e["user"] == loser]
+    assert len(told) == 1 and "twice" in all_text(told[0])
+
+
 async def test_deny_updates_the_card_and_runs_nothing(harness: Harness) -> None:
     ts, card = await approval_card(harness)
     await harness.click("UCAROL", buttons_of(card)["deny"], channel="CDEV", message=card, message_ts=ts)
@@ -426,6 +457,18 @@ async def test_the_bot_ignores_its_own_and_other_bots_messages(harness: Harness)
     posts = harness.fake.of("chat.postMessage")
     assert len(posts) == 1 and posts[0]["channel"] == "D0ALICE" and posts[0].get("thread_ts") is None
     assert len(harness.work.runs("rumpledev")) == 1
+
+
+async def test_an_event_delivered_twice_is_handled_once(harness: Harness) -> None:
+    mention = {"type": "app_mention", "user": "UALICE", "channel": "CDEV", "ts": "300.000001",
+               "text": "<@UBOT> quicktouch", "channel_type": "channel"}
+    await harness.event(mention, event_id="Ev0REDELIVER")
+    await harness.event(mention, event_id="Ev0REDELIVER")
+    await harness.settle()
+    assert len(harness.work.runs("rumpledev")) == 1
+    await harness.event(mention, event_id="Ev0ANOTHER")
+    await harness.settle()
+    assert len(harness.work.runs("rumpledev")) == 2
 
 
 async def test_a_slash_command_in_a_channel_the_bot_is_not_in_answers_via_response_url(

@@ -142,9 +142,12 @@ class SlackBot:
         self.bolt = AsyncApp(client=self.client, signing_secret=secret or "",
                              request_verification_enabled=http, ignoring_self_events_enabled=True)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._busy: set[str] = set()
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._holders: dict[str, tuple[str, str]] = {}
         # Threads the bot answered in, so follow-ups there need no mention (bounded, per process).
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Event ids already taken: Slack redelivers an event it thinks was not acked.
+        self._events: OrderedDict[str, None] = OrderedDict()
         self.bolt.command("/ops")(self._on_ops)
         self.bolt.event("app_mention")(self._on_mention)
         self.bolt.event("message")(self._on_message)
@@ -213,10 +216,17 @@ class SlackBot:
                                          blocks=[]))
 
     def remember_thread(self, channel: str, ts: str) -> None:
-        self._threads[(channel, ts)] = None
-        self._threads.move_to_end((channel, ts))
-        while len(self._threads) > 2000:
-            self._threads.popitem(last=False)
+        _remember(self._threads, (channel, ts))
+
+    def _first_delivery(self, body: dict[str, Any]) -> bool:
+        event_id = body.get("event_id")
+        if not event_id:
+            return True
+        if event_id in self._events:
+            log.info("event %s delivered again; already handled", event_id)
+            return False
+        _remember(self._events, event_id)
+        return True
 
     # -- requests --------------------------------------------------------------
     def _request(self, user: str, text: str, channel: str, thread: str | None,
@@ -228,11 +238,12 @@ class SlackBot:
                       name: str = "") -> None:
         live = Live(self, where, asked=asked)
         req = self._request(user, text or "help", where.channel, where.thread_ts, live.progress, name)
-        reply = await self.engine.handle(req)
+        reply = await self.engine.handle(req)  # never raises: errors come back as replies
         try:
             await live.finish(reply)
         except SlackApiError as exc:
-            log.error("could not answer in %s: %s", where.channel, exc.response.get("error"))
+            log.error("could not answer in %s [%s]: %s", where.channel, req.correlation_id,
+                      exc.response.get("error"))
 
     async def _on_ops(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
         await ack()
@@ -245,6 +256,8 @@ class SlackBot:
     async def _on_mention(self, body: dict[str, Any], context: Any) -> None:
         event = body.get("event", {})
         if self._from_a_bot(event, context) or event.get("channel_type") == "im":
+            return
+        if not self._first_delivery(body):
             return
         channel, ts = event["channel"], event["ts"]
         thread = event.get("thread_ts") or ts
@@ -265,7 +278,8 @@ class SlackBot:
             where = Where(channel, event["user"], thread)
         else:
             return
-        self.spawn(self._answer(where, event["user"], plain_text(text, context.bot_user_id)))
+        if self._first_delivery(body):
+            self.spawn(self._answer(where, event["user"], plain_text(text, context.bot_user_id)))
 
     @staticmethod
     def _from_a_bot(event: dict[str, Any], context: Any) -> bool:
@@ -292,16 +306,30 @@ class SlackBot:
             await self.ephemeral(where, render(Reply("That button is not one of mine; nothing was done.",
                                                      tone=Tone.error)))
             return
-        if rid in self._busy:
+        if self._holders.get(rid) == (user, verb):
+            # The same person clicking the same button again while the first click runs.
             await self.ephemeral(where, render(Reply(
                 f"Request {rid} is being handled right now; nothing was done twice.", tone=Tone.info,
                 request_id=rid)))
             return
-        self._busy.add(rid)
-        try:
-            await self._decide(verb, rid, digest, user, where, container, message)
-        finally:
-            self._busy.discard(rid)
+        # Clicks on one request are taken one at a time, so each sees the state the last one left.
+        lock, waiting = self._locks.setdefault(rid, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        async with lock:
+            waiting[0] -= 1
+            self._holders[rid] = (user, verb)
+            try:
+                await self._decide(verb, rid, digest, user, where, container, message)
+            except Exception:
+                # The engine has recorded whatever it did; the clicker learns something went wrong.
+                log.exception("button %s on %s failed", verb, rid)
+                await self.ephemeral(where, render(Reply(
+                    f"Something went wrong on my side handling '{verb}' for {rid}; the log has the details "
+                    "and the audit log shows what was done.", tone=Tone.error, request_id=rid)))
+            finally:
+                del self._holders[rid]
+                if waiting[0] == 0:  # no other click queued: forget the lock
+                    self._locks.pop(rid, None)
 
     async def _decide(self, verb: str, rid: str, digest: str, user: str, where: Where,
                       container: dict[str, Any], message: dict[str, Any]) -> None:
@@ -323,6 +351,8 @@ class SlackBot:
         reply = await self.engine.act(verb, rid, actor, digest, None, req)
         after = await asyncio.to_thread(self.engine.store.get, rid)
         moved = decidable and after is not None and before is not None and after.status != before.status
+        if verb in ("approve", "deny") and after is not None and after.approver != actor.id:
+            moved = False  # another approver (maybe through another bot process) decided first
         if not moved:
             # Refused (requester, non-approver, wrong plan) or already decided: only the clicker sees it.
             await self.ephemeral(where, render(reply))
@@ -332,6 +362,13 @@ class SlackBot:
             await AsyncWebhookClient(where.response_url).send(
                 text=f"{_OUTCOME[verb]} {rid}.", replace_original=True)
         await live.finish(reply)
+
+
+def _remember(seen: OrderedDict[Any, None], key: Any, size: int = 2000) -> None:
+    seen[key] = None
+    seen.move_to_end(key)
+    while len(seen) > size:
+        seen.popitem(last=False)
 
 
 async def start_http(bot: SlackBot, host: str, port: int) -> tuple[web.AppRunner, int]:
