@@ -564,6 +564,37 @@ async def test_serve_http_answers_and_stops(fake: FakeSlack, config: Config, db:
         await h.slash("UALICE", "whoami")
 
 
+async def test_serve_socket_mode_by_default(fake: FakeSlack, config: Config, db: Database,
+                                            tmp_path: Path) -> None:
+    cfg = slack_config(config, f"{fake.base}/api/")
+    work = Work(tmp_path)
+    engine = make_engine(cfg, db, registry=build_registry(work))
+    await engine.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(App(cfg, db, engine), http=False, port=0, stop=stop))
+    try:
+        work.gate.clear()
+        ack = await fake.socket_send("slash_commands", {
+            "command": "/ops", "text": "quicktouch rumpledev", "user_id": "UALICE", "user_name": "alice",
+            "channel_id": "CDEV", "team_id": fake.team, "api_app_id": "A1",
+            "response_url": fake.response_url(), "trigger_id": "t1"})
+        assert ack["envelope_id"]  # acknowledged while the change is still held open
+        await asyncio.wait_for(work.started.wait(), 10)
+        assert work.runs("rumpledev") == []
+        work.gate.set()
+        await fake.wait_for(lambda f: any("wrote the marker" in all_text(u) for u in f.of("chat.update")))
+        # Socket Mode tokens: the app token opened the connection, the bot token posts.
+        opened = fake.of("apps.connections.open")
+        assert opened and all(c.token == fake.app_token for c in fake.calls if c.method == "apps.connections.open")
+        assert all(c.token == fake.token for c in fake.calls if c.method.startswith("chat."))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await engine.close()
+    assert work.runs("rumpledev") and len(work.runs("rumpledev")) == 1
+    assert fake.violations == []
+
+
 async def test_missing_credentials_are_named(config: Config, engine: Engine) -> None:
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
         SlackBot(engine, Settings(SLACK_BOT_TOKEN=None))

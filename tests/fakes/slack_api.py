@@ -54,6 +54,9 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Condition()
         self._seq = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._connected = asyncio.Event()
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     # -- lifecycle -----------------------------------------------------------
     async def start(self) -> str:
@@ -61,6 +64,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{hook}", self._respond)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -177,6 +181,8 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.token
         if token != expected:
             return self._err("invalid_auth")
+        if method == "apps.connections.open":
+            return self._ok(url=f"{self.base.replace('http://', 'ws://')}/socket")
         if method == "auth.test":
             return self._ok(url="https://fake.slack/", team="fake", user="chatops", team_id=self.team,
                             user_id=self.bot_user, bot_id=self.bot_id, is_enterprise_install=False)
@@ -221,6 +227,39 @@ class FakeSlack:
             self.violations.append("chat.postEphemeral without user")
             return self._err("user_not_in_channel")
         return self._ok(message_ts=self._ts())
+
+    # -- Socket Mode -----------------------------------------------------------
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._ws = ws
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "connection_info": {"app_id": "A1"}, "debug_info": {"host": "fake"}})
+        self._connected.set()
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                await self._record("socket_ack", data, None)
+                fut = self._acks.pop(data.get("envelope_id", ""), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+        self._connected.clear()
+        return ws
+
+    async def socket_send(self, kind: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """Deliver one envelope to the connected app; return its acknowledgement."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
+        assert self._ws is not None
+        eid = uuid.uuid4().hex
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[eid] = fut
+        await self._ws.send_json({"envelope_id": eid, "type": kind, "payload": payload,
+                                  "accepts_response_payload": kind != "events_api", "retry_attempt": 0})
+        return await asyncio.wait_for(fut, timeout)
+
+    @property
+    def socket_connected(self) -> bool:
+        return self._connected.is_set()
 
     async def _upload(self, request: web.Request) -> web.Response:
         fid = request.match_info["file_id"]
