@@ -478,7 +478,27 @@ async def test_a_slash_command_in_a_channel_the_bot_is_not_in_answers_via_respon
     await harness.fake.wait_for(lambda f: f.of("response_url"))
     await harness.settle()
     sent = harness.fake.of("response_url")[0]
-    assert sent["response_type"] == "in_channel" and "operator" in all_text(sent)
+    assert sent["response_type"] == "in_channel" and "approver" in all_text(sent)
+    # A run that reports progress there posts its first step and its result, not every step.
+    await harness.slash("UALICE", "quicktouch rumpledev", channel="CPRIV")
+    await harness.settle()
+    assert len(harness.work.runs("rumpledev")) == 1
+    sent = harness.fake.of("response_url")[1:]
+    assert len(sent) == 2
+    assert "writing the marker" in all_text(sent[0]) and "wrote the marker" in all_text(sent[1])
+
+
+def test_the_manifest_declares_what_the_adapter_uses() -> None:
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "slack-app-manifest.yaml").read_text())
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/ops"]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "app_mentions:read", "im:history", "channels:history",
+            "files:write"} <= scopes
+    settings = manifest["settings"]
+    assert {"app_mention", "message.im", "message.channels"} <= set(settings["event_subscriptions"]["bot_events"])
+    assert settings["interactivity"]["is_enabled"] and settings["socket_mode_enabled"]
 
 
 # -- rendering ---------------------------------------------------------------------

@@ -87,12 +87,13 @@ class Live:
         self.asked = asked
         self.lines: list[str] = []
         self._last = 0.0
+        self._uneditable = False
 
     async def progress(self, reply: Reply) -> None:
         """The engine's progress sink: never lets a Slack error stop the handler."""
         self.lines.append(reply.text)
         loop = asyncio.get_running_loop()
-        if self.ts is not None and loop.time() - self._last < self.bot.progress_interval:
+        if self._uneditable or (self.ts is not None and loop.time() - self._last < self.bot.progress_interval):
             return
         self._last = loop.time()
         msg = render_progress(self.lines, request_id=reply.request_id, keep=self.keep, note=self.note,
@@ -100,6 +101,9 @@ class Live:
         try:
             if self.ts is None:
                 self.ts = await self.bot.post(self.where, msg)
+                # Answered through a response_url (bot not in the channel): nothing to edit, and
+                # a response_url takes only five posts, so the final answer waits for the end.
+                self._uneditable = self.ts is None
             else:
                 await self.bot.update(self.where.channel, self.ts, msg)
         except SlackApiError as exc:
