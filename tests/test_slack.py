@@ -430,6 +430,17 @@ async def test_mentions_answer_in_a_thread_and_follow_ups_need_no_mention(harnes
     await harness.settle()
     assert harness.work.runs("rumpledev") and len(harness.work.runs("rumpledev")) == 1
     assert all(m["thread_ts"] == "100.000001" for m in harness.fake.of("chat.postMessage"))
+    # Chatter in that thread gets no "I didn't catch that"; a half-understood request does get a question.
+    await harness.event({"type": "message", "user": "UBOB", "channel": "CDEV", "ts": "101.000002",
+                         "thread_ts": "100.000001", "text": "thanks, nice one", "channel_type": "channel"})
+    await harness.settle()
+    assert len(harness.fake.of("chat.postMessage")) == 2
+    await harness.event({"type": "message", "user": "UBOB", "channel": "CDEV", "ts": "101.000003",
+                         "thread_ts": "100.000001", "text": "quicktouch nowhere", "channel_type": "channel"})
+    await harness.settle()
+    assert len(harness.fake.of("chat.postMessage")) == 3
+    assert "nowhere" in all_text(harness.fake.of("chat.postMessage")[-1])
+    posted_before = 3
     # Chatter in another thread or the channel itself is not for the bot.
     await harness.event({"type": "message", "user": "UALICE", "channel": "CDEV", "ts": "102.000001",
                          "thread_ts": "90.000001", "text": "quicktouch", "channel_type": "channel"})
@@ -437,7 +448,7 @@ async def test_mentions_answer_in_a_thread_and_follow_ups_need_no_mention(harnes
                          "text": "quicktouch", "channel_type": "channel"})
     await harness.settle()
     assert len(harness.work.runs("rumpledev")) == 1
-    assert len(harness.fake.of("chat.postMessage")) == 2
+    assert len(harness.fake.of("chat.postMessage")) == posted_before
 
 
 async def test_the_bot_ignores_its_own_and_other_bots_messages(harness: Harness) -> None:

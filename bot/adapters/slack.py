@@ -239,10 +239,12 @@ class SlackBot:
                        channel=f"{PLATFORM}:{channel}", thread=thread, on_progress=sink)
 
     async def _answer(self, where: Where, user: str, text: str, *, asked: str | None = None,
-                      name: str = "") -> None:
+                      name: str = "", chatter_ok: bool = False) -> None:
         live = Live(self, where, asked=asked)
         req = self._request(user, text or "help", where.channel, where.thread_ts, live.progress, name)
         reply = await self.engine.handle(req)  # never raises: errors come back as replies
+        if chatter_ok and reply.tone is Tone.question and reply.request_id is None:
+            return  # "thanks!" in a thread the bot answered in is not addressed to it
         try:
             await live.finish(reply)
         except SlackApiError as exc:
@@ -283,7 +285,8 @@ class SlackBot:
         else:
             return
         if self._first_delivery(body):
-            self.spawn(self._answer(where, event["user"], plain_text(text, context.bot_user_id)))
+            self.spawn(self._answer(where, event["user"], plain_text(text, context.bot_user_id),
+                                    chatter_ok=where.thread_ts is not None and not where.is_dm))
 
     @staticmethod
     def _from_a_bot(event: dict[str, Any], context: Any) -> bool:
