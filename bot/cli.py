@@ -213,6 +213,8 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int) 
         try:
             mods = [importlib.import_module(f"bot.adapters.{name}") for name in adapters]
             await asyncio.gather(*(m.serve(app, http=http, port=port, stop=stop) for m in mods))
+        except ConfigError as exc:
+            _fail(f"Configuration error:\n{exc}")
         finally:
             await app.close()
 

@@ -116,3 +116,32 @@ async def test_migrations_up_and_down_on_empty_and_populated(kind: str, pg_url: 
         assert c.execute(text("SELECT count(*) FROM requests")).scalar() == 0
         assert c.execute(text("SELECT seq FROM audit_chain")).scalar() == 0
     db.dispose()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_execution_locks_are_all_or_nothing(kind: str, pg_url: str, tmp_path: Path) -> None:
+    db = Database(pg_url if kind == "postgres" else f"sqlite:///{tmp_path / 'locks.sqlite3'}")
+    db.migrate()
+    a = AuditStore(db, owner="worker-a")
+    # SQLite is the single-process embedded default: other owners count as dead there, so both
+    # "requests" come from one store; on PostgreSQL they come from two live workers.
+    b = AuditStore(db, owner="worker-b") if kind == "postgres" else a
+    a.register_worker()
+    b.register_worker()
+    assert a.acquire(["env:rumpledev", "vm:rumpledev"], "r-0000000a") is None
+    assert b.acquire(["env:rumpletest", "vm:rumpledev"], "r-0000000b") == "r-0000000a"
+    assert b.acquire(["env:rumpletest"], "r-0000000c") is None  # the failed try took nothing
+    a.release("r-0000000a")
+    assert b.acquire(["env:rumpledev", "vm:rumpledev"], "r-0000000d") is None
+    a.close()
+    b.close()
+    db.dispose()
+
+
+def test_sqlite_frees_locks_of_other_owners(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'locks.sqlite3'}")
+    db.migrate()
+    crashed, now = AuditStore(db, owner="crashed"), AuditStore(db, owner="restarted")
+    assert crashed.acquire(["env:rumpledev"], "r-0000000a") is None
+    assert now.acquire(["env:rumpledev"], "r-0000000b") is None
+    db.dispose()

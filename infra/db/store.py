@@ -273,26 +273,37 @@ class AuditStore:
             return {lk.env: lk for lk in s.scalars(select(EnvLock))}
 
     # -- execution locks --------------------------------------------------
+    def _insert_locks(self, s: Session, targets: Sequence[str], request_id: str) -> int:
+        """Insert lock rows, skipping taken ones (no exception under contention); returns rows taken."""
+        rows = [{"target": t, "request_id": request_id, "owner": self.owner, "acquired_at": utcnow()}
+                for t in targets]
+        if self.db.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt: Any = pg_insert(ExecLock).values(rows).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+            stmt = lite_insert(ExecLock).values(rows).on_conflict_do_nothing()
+        return len(s.execute(stmt.returning(ExecLock.target)).all())
+
     def acquire(self, targets: Sequence[str], request_id: str) -> str | None:
         """Take every target's execution lock or none; returns the holder's request id on conflict."""
         for attempt in range(2):
-            try:
+            with self._tx() as s:
+                if self._insert_locks(s, targets, request_id) == len(targets):
+                    return None
+                s.rollback()  # all or nothing
+            with self._tx() as s:
+                held = list(s.scalars(select(ExecLock).where(ExecLock.target.in_(list(targets)))))
+            stale = [h for h in held if not self.owner_alive(h.owner)]
+            if stale and attempt == 0:
                 with self._tx() as s:
-                    now = utcnow()
-                    for t in targets:
-                        s.add(ExecLock(target=t, request_id=request_id, owner=self.owner, acquired_at=now))
-                return None
-            except IntegrityError:
-                with self._tx() as s:
-                    held = list(s.scalars(select(ExecLock).where(ExecLock.target.in_(list(targets)))))
-                stale = [h for h in held if not self.owner_alive(h.owner)]
-                if stale and attempt == 0:
-                    with self._tx() as s:
-                        s.execute(delete(ExecLock).where(ExecLock.target.in_([h.target for h in stale]),
-                                                         ExecLock.owner.in_({h.owner for h in stale})))
-                    continue
-                live = [h for h in held if h not in stale] or held
-                return live[0].request_id if live else "another request"
+                    s.execute(delete(ExecLock).where(ExecLock.target.in_([h.target for h in stale]),
+                                                     ExecLock.owner.in_({h.owner for h in stale})))
+                continue
+            live = [h for h in held if h not in stale] or held
+            return live[0].request_id if live else "another request"
         return "another request"
 
     def release(self, request_id: str) -> None:
