@@ -66,7 +66,7 @@ def message_request(message: discord.Message, me: discord.abc.User) -> Request |
     """
     if message.author.bot or message.author.id == me.id:
         return None
-    direct = message.guild is None
+    direct = isinstance(message.channel, discord.DMChannel)
     if not direct and not any(u.id == me.id for u in message.mentions):
         return None
     channel, thread = place_of(message.channel, message.channel.id)
