@@ -164,7 +164,7 @@ async def test_mention_becomes_a_request_and_is_answered_in_a_reply(default_bot:
                                                                 "whoami", "whoami")
     (sent,) = api.of("send")
     assert sent.path == f"/api/v10/channels/{CHANNEL}/messages"
-    assert sent.body["message_reference"]["message_id"] == data["id"]
+    assert str(sent.body["message_reference"]["message_id"]) == data["id"]
     assert sent.body["allowed_mentions"]["parse"] == [] and "whoami" not in sent.body.get("content", "")
     assert f"discord:{ALICE['id']}" in sent.body["embeds"][0]["description"]
     assert api.of("typing")

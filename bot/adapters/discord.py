@@ -202,17 +202,19 @@ class DiscordBot(discord.Client):
         await self.deliver(interaction, reply, deferred_private=private)
 
     async def deliver(self, interaction: discord.Interaction[Any], reply: Reply, *, deferred_private: bool) -> None:
-        """Put the reply where it belongs: over the deferred message when the privacy matches."""
+        """Over the deferred message, unless others must see it (an approval card) or only the asker may."""
         r = render(reply)
+        needs_others = bool(r.mention_ids) or any(b.action in ("approve", "deny") for b in reply.buttons)
         try:
-            if r.ephemeral == deferred_private:
-                await original(interaction)(r)
-            elif r.ephemeral:
+            if deferred_private and needs_others:
+                await original(interaction)(Rendered(None, [status_line(
+                    "Posted in the channel for an approver.", Tone.info)]))
+                await followup(interaction, False)(r)
+            elif r.ephemeral and not deferred_private:
                 await original(interaction)(Rendered(None, [status_line("Sent to you privately.", Tone.info)]))
                 await followup(interaction, True)(r)
             else:
-                await original(interaction)(Rendered(None, [status_line("Posted in the channel.", Tone.info)]))
-                await followup(interaction, False)(r)
+                await original(interaction)(r)
         except discord.HTTPException as exc:
             log.error("could not deliver the reply to %s [%s]: %s", reply.request_id, interaction.id, exc)
 

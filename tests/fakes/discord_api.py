@@ -36,6 +36,12 @@ class Call:
     message_id: str | None = None
 
 
+def _json(data: Any, status: int = 200) -> web.Response:
+    """JSON exactly as Discord labels it (discord.py compares the content type verbatim)."""
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json"})
+
+
 # -- limit checks ------------------------------------------------------------------------
 
 def embed_problems(embeds: list[dict[str, Any]]) -> list[str]:
@@ -257,13 +263,13 @@ class FakeDiscord:
 
     def _invalid(self, problems: list[str]) -> web.Response:
         self.problems.extend(problems)
-        return web.json_response({"code": 50035, "message": "Invalid Form Body",
+        return _json({"code": 50035, "message": "Invalid Form Body",
                                   "errors": {"_errors": [{"code": "BASE_TYPE_INVALID", "message": p}
                                                          for p in problems]}}, status=400)
 
     def _unauthorised(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != "Bot test-token":
-            return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         return None
 
     def _message(self, channel_id: str, body: dict[str, Any], files: list[tuple[str, bytes]], *,
@@ -306,11 +312,11 @@ class FakeDiscord:
         if (bad := self._unauthorised(request)) is not None:
             return bad
         await self._record(request, "me", None, [])
-        return web.json_response(self.bot_user)
+        return _json(self.bot_user)
 
     async def application(self, request: web.Request) -> web.Response:
         await self._record(request, "application", None, [])
-        return web.json_response({
+        return _json({
             "id": APP_ID, "name": "chatops", "icon": None, "description": "", "rpc_origins": [],
             "bot_public": False, "bot_require_code_grant": False, "verify_key": "0" * 64, "flags": 0,
             "owner": {"id": "1", "username": "owner", "discriminator": "0", "avatar": None},
@@ -331,7 +337,7 @@ class FakeDiscord:
                 full["guild_id"] = guild
             out.append(full)
         self.commands[guild or "global"] = out
-        return web.json_response(out)
+        return _json(out)
 
     async def callback(self, request: web.Request) -> web.Response:
         body, files = await self._read(request)
@@ -354,7 +360,7 @@ class FakeDiscord:
         resource: dict[str, Any] = {"type": kind}
         if kind in (4, 5, 7) and info["original"]:
             resource["message"] = self.messages[info["original"]]
-        return web.json_response({
+        return _json({
             "interaction": {"id": request.match_info["iid"], "type": 2, "response_message_id": info["original"],
                             "response_message_loading": kind == 5, "response_message_ephemeral": ephemeral},
             "resource": resource})
@@ -368,7 +374,7 @@ class FakeDiscord:
         info = self.interactions.get(request.match_info["token"], {"channel_id": "0"})
         msg = self._message(info["channel_id"], body, files, webhook=True)
         await self._record(request, "followup", body, files, msg["id"])
-        return web.json_response(msg)
+        return _json(msg)
 
     def _webhook_mid(self, request: web.Request) -> str | None:
         mid = request.match_info["mid"]
@@ -385,16 +391,16 @@ class FakeDiscord:
             return self._invalid(problems)
         if mid is None:
             await self._record(request, "edit", body, files, mid)
-            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
         msg = self._edit(mid, body, files)
         await self._record(request, "edit", body, files, mid)
-        return web.json_response(msg)
+        return _json(msg)
 
     async def webhook_get(self, request: web.Request) -> web.Response:
         mid = self._webhook_mid(request)
         if mid is None:
-            return web.json_response({"message": "Unknown Message", "code": 10008}, status=404)
-        return web.json_response(self.messages[mid])
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        return _json(self.messages[mid])
 
     async def webhook_delete(self, request: web.Request) -> web.Response:
         mid = self._webhook_mid(request)
@@ -413,7 +419,7 @@ class FakeDiscord:
             return self._invalid(problems)
         msg = self._message(request.match_info["cid"], body, files)
         await self._record(request, "send", body, files, msg["id"])
-        return web.json_response(msg)
+        return _json(msg)
 
     async def channel_edit(self, request: web.Request) -> web.Response:
         if (bad := self._unauthorised(request)) is not None:
@@ -423,11 +429,11 @@ class FakeDiscord:
         problems = message_problems(body, len(files))
         if problems or mid not in self.messages:
             await self._record(request, "channel_edit", body, files, mid)
-            return self._invalid(problems) if problems else web.json_response(
+            return self._invalid(problems) if problems else _json(
                 {"message": "Unknown Message", "code": 10008}, status=404)
         msg = self._edit(mid, body, files)
         await self._record(request, "channel_edit", body, files, mid)
-        return web.json_response(msg)
+        return _json(msg)
 
     async def typing(self, request: web.Request) -> web.Response:
         await self._record(request, "typing", None, [])
