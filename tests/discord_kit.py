@@ -41,7 +41,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 def discord_config(config: Config) -> Config:
     """The shipped inventory plus Discord identities and a channel default."""
     users = dict(config.inventory.users)
-    users[f"discord:{ALICE['id']}"] = [Role.operator]
+    users[f"discord:{ALICE['id']}"] = [Role.operator, Role.approver]
     users[f"discord:{BOB['id']}"] = [Role.operator, Role.approver]
     channels = dict(config.inventory.channels)
     channels[f"discord:{CHANNEL}"] = Channel(default_env="rumpletest")
@@ -71,6 +71,11 @@ def make_registry(out: Path) -> Registry:
         rows = [[f"gpu{i}", f"{i % 100}%", f"{(i * 7) % 80} GiB"] for i in range(args["rows"])]
         return Reply("GPU report. " + "x" * 5000, title="report", tables=[Table(["gpu", "util", "mem"], rows)],
                      attachments=[Attachment("chart.png", PNG, "image/png", "GPU chart")])
+
+    @command("approve", summary="approve a pending request", args=(Arg("request", Kind.request),),
+             changes=True, role="approver", confirm=False, approval=False, registry=reg)
+    async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
+        return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
     @command("whoami", summary="who is asking", registry=reg)
     async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:

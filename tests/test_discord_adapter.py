@@ -126,7 +126,7 @@ async def test_plain_language_in_a_thread_uses_the_parent_channel(default_bot: D
     assert (row.channel, row.thread, row.command, row.text) == (f"discord:{CHANNEL}", THREAD, "whoami", "whoami")
     embed = original_edits(api, data["token"])[-1].body["embeds"][0]
     fields = {f["name"]: f["value"] for f in embed["fields"]}
-    assert fields["Identity"] == f"discord:{ALICE['id']}" and fields["Roles"] == "operator, viewer"
+    assert fields["Identity"] == f"discord:{ALICE['id']}" and fields["Roles"] == "approver, operator, viewer"
     assert fields["Channel default environment"] == "rumpletest"
     assert embed["footer"]["text"] == f"request {row.id}"
 
@@ -165,7 +165,7 @@ async def test_mention_becomes_a_request_and_is_answered_in_a_reply(default_bot:
     (sent,) = api.of("send")
     assert sent.path == f"/api/v10/channels/{CHANNEL}/messages"
     assert str(sent.body["message_reference"]["message_id"]) == data["id"]
-    assert sent.body["allowed_mentions"]["parse"] == [] and "whoami" not in sent.body.get("content", "")
+    assert sent.body["allowed_mentions"] == {"parse": [], "users": [], "replied_user": False}
     assert f"discord:{ALICE['id']}" in sent.body["embeds"][0]["description"]
     assert api.of("typing")
 

@@ -174,6 +174,7 @@ class DiscordBot(discord.Client):
         suggest = Suggestions(engine.resolver, engine.registry, engine.store)
         self.tree.add_command(ops_group(engine.registry, self.on_slash, suggest), guild=self.guild)
         self.synced: list[app_commands.AppCommand] = []
+        self._deciding: dict[str, asyncio.Lock] = {}
 
     async def setup_hook(self) -> None:
         # Every button whose custom id matches the template reaches `decide`, whichever
@@ -244,6 +245,19 @@ class DiscordBot(discord.Client):
                      digest: str) -> None:
         """A click on a decision button: act once, update the card in place, or refuse privately."""
         await interaction.response.defer()  # deferred update of the message the button is on
+        # Clicks on one request take turns in this process, so each can tell whether it was the
+        # one that moved the request (a second click then hears "already …" privately). Across
+        # processes the engine's conditional transitions still let exactly one click act.
+        lock = self._deciding.setdefault(request_id, asyncio.Lock())
+        try:
+            async with lock:
+                await self._decide(interaction, action, request_id, digest)
+        finally:
+            if not lock.locked():
+                self._deciding.pop(request_id, None)
+
+    async def _decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
+                      digest: str) -> None:
         actor = actor_of(interaction.user)
         mark = await self._last_seq(request_id)
         card = list(interaction.message.embeds) if interaction.message else []
@@ -258,7 +272,7 @@ class DiscordBot(discord.Client):
                 return
             r = render(reply)
             was_private = bool(interaction.message and interaction.message.flags.ephemeral)
-            if was_private and not r.ephemeral:
+            if was_private and not r.ephemeral and action == "confirm":
                 # A confirmed change: the private card says so; the team sees the outcome or the
                 # approval card in the channel.
                 await original(interaction)(Rendered(None, [*card[:9], status_line(
