@@ -152,7 +152,8 @@ class _Builder:
             return False
         if len(value) > FIELD_VALUE:
             fname = self.attach(f"{_slug(name, 'field')}.txt", value, name)
-            value = clip(value, FIELD_VALUE - 60) + f"\n*(full value in {fname})*"
+            suffix = f"\n*(full value in {fname})*"
+            value = clip(value, FIELD_VALUE - len(suffix)) + suffix
         self.main.add_field(name=name, value=value, inline=inline)
         return True
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 BOT_ID = "999999999999999999"
 APP_ID = BOT_ID
@@ -31,7 +31,7 @@ class Call:
     route: str
     path: str
     query: dict[str, str]
-    body: dict[str, Any] | list[Any] | None
+    body: Any
     files: list[tuple[str, bytes]] = field(default_factory=list)
     message_id: str | None = None
 
@@ -136,9 +136,8 @@ def command_problems(cmds: list[dict[str, Any]]) -> list[str]:
         if not NAME_RE.match(name) or name != name.lower():
             out.append(f"{where}: bad name {name!r}")
         desc = o.get("description", "")
-        if o.get("type", 1) in (1, 2) or "description" in o:
-            if not 1 <= len(desc) <= 100:
-                out.append(f"{where}: description length {len(desc)} (1 to 100)")
+        if (o.get("type", 1) in (1, 2) or "description" in o) and not 1 <= len(desc) <= 100:
+            out.append(f"{where}: description length {len(desc)} (1 to 100)")
         opts = o.get("options") or []
         if len(opts) > 25:
             out.append(f"{where}: {len(opts)} options (max 25)")
@@ -242,8 +241,10 @@ class FakeDiscord:
             body: Any = None
             files = []
             reader = await request.multipart()
-            async for part in reader:  # type: ignore[union-attr]
-                data = await part.read()  # type: ignore[union-attr]
+            async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue
+                data = await part.read()
                 if part.name == "payload_json":
                     body = json.loads(data)
                 else:
