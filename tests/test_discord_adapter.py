@@ -3,6 +3,7 @@ discord.py HTTP client out to a Discord REST stand-in, the real engine and Postg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 import discord
 import pytest
 
-from bot.adapters.discord import DiscordBot, message_request
+from bot.adapters.discord import DiscordBot, message_request, serve
+from bot.app import App
 from bot.engine import Engine
 from commands.registry import registry as default_registry
-from infra.config import Config
+from infra.config import Config, Settings
 from infra.db.common import AuditFilter
 from infra.db.models import RequestRow
 from infra.db.store import Database
@@ -209,3 +211,29 @@ async def test_long_output_and_chart_go_as_attachments(test_bot: DiscordBot, api
     embed = final.body["embeds"][0]
     assert embed["image"]["url"] == "attachment://chart.png"
     assert api.problems == []
+
+
+# -- serve(): the entry point `chatops serve discord` calls ------------------------------
+
+def _app(config: Config, db: Database, engine: Engine, **settings: str) -> App:
+    cfg = Config(inventory=config.inventory, path=config.path, settings=Settings(**settings))  # type: ignore[arg-type]
+    return App(cfg, db, engine)
+
+
+async def test_serve_without_a_token_says_what_to_set(dconfig: Config, db: Database, engine: Engine) -> None:
+    with pytest.raises(SystemExit, match="DISCORD_TOKEN is not set"):
+        await serve(_app(dconfig, db, engine), http=False, port=0, stop=asyncio.Event())
+
+
+async def test_serve_rejects_a_bad_guild_id(dconfig: Config, db: Database, engine: Engine) -> None:
+    app = _app(dconfig, db, engine, DISCORD_TOKEN="test-token", DISCORD_GUILD_ID="ops-server")
+    with pytest.raises(SystemExit, match="numeric id, not 'ops-server'"):
+        await serve(app, http=False, port=0, stop=asyncio.Event())
+
+
+async def test_serve_reports_a_refused_token(dconfig: Config, db: Database, engine: Engine,
+                                             api: FakeDiscord) -> None:
+    app = _app(dconfig, db, engine, DISCORD_TOKEN="wrong-token", DISCORD_GUILD_ID="444444444444444444")
+    with pytest.raises(SystemExit, match="Discord refused DISCORD_TOKEN"):
+        await serve(app, http=False, port=0, stop=asyncio.Event())
+    assert [c.route for c in api.calls] == ["me"]  # nothing synced with a refused token

@@ -125,5 +125,5 @@ def test_random_replies_always_fit_discord() -> None:
         shown = " ".join([*(str(e.get("description") or "") for e in embeds),
                           *(str(f["value"]) for e in embeds for f in e.get("fields") or []),  # type: ignore[attr-defined]
                           *(a.content.decode() for a in r.attachments)])
-        for name, value in reply.fields:
+        for _name, value in reply.fields:
             assert value.strip()[:20] in shown

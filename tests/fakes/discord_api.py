@@ -310,9 +310,9 @@ class FakeDiscord:
 
     # -- endpoints ------------------------------------------------------------------
     async def me(self, request: web.Request) -> web.Response:
+        await self._record(request, "me", None, [])
         if (bad := self._unauthorised(request)) is not None:
             return bad
-        await self._record(request, "me", None, [])
         return _json(self.bot_user)
 
     async def application(self, request: web.Request) -> web.Response:
