@@ -237,3 +237,13 @@ async def test_serve_reports_a_refused_token(dconfig: Config, db: Database, engi
     with pytest.raises(SystemExit, match="Discord refused DISCORD_TOKEN"):
         await serve(app, http=False, port=0, stop=asyncio.Event())
     assert [c.route for c in api.calls] == ["me"]  # nothing synced with a refused token
+
+
+async def test_a_stale_subcommand_gets_a_clear_private_answer(default_bot: DiscordBot, api: FakeDiscord) -> None:
+    data = slash("reboot-everything", {"env": "prod"})  # an old client's command list
+    deliver(default_bot, api, data)
+    await settle()
+    (cb,) = [c for c in api.of("callback") if data["token"] in c.path]
+    assert cb.body["type"] == 4 and cb.body["data"]["flags"] & 64
+    assert "'reboot-everything'" in cb.body["data"]["content"] and "/ops ask" in cb.body["data"]["content"]
+    assert rows(default_bot.engine) == []

@@ -12,6 +12,7 @@ from typing import Any
 
 import discord
 import pytest
+from sqlalchemy import text
 
 from bot.adapters.discord import DiscordBot
 from bot.engine import Engine
@@ -231,3 +232,21 @@ async def test_a_button_for_another_plan_is_refused(bots: Bots, api: FakeDiscord
     assert lines(touched) == []
     row = await bot.engine._db(bot.engine.store.get, rid)
     assert row is not None and row.status == "pending_approval"
+
+
+async def test_an_expired_request_is_refused_and_its_card_says_so(bots: Bots, api: FakeDiscord,
+                                                                   touched: Path) -> None:
+    bot = await bots.start()
+    card_id, btn = await approval_card(bot, api)
+    rid = btn["Approve"].split(":")[2]
+    with bot.engine.store.db.engine.begin() as c:
+        c.execute(text("UPDATE requests SET expires_at = now() - interval '1 minute' WHERE id = :id"), {"id": rid})
+    data = click(api, card_id, btn["Approve"], BOB)
+    deliver(bot, api, data)
+    await settle()
+    assert lines(touched) == []
+    (answer,) = followups(api, data["token"])
+    assert int(answer.body["flags"]) & 64 and "expired" in answer.body["embeds"][0]["description"]
+    assert "expired before it was decided" in api.messages[card_id]["embeds"][-1]["description"]
+    row = await bot.engine._db(bot.engine.store.get, rid)
+    assert row is not None and row.status == "expired"

@@ -222,8 +222,13 @@ class DiscordBot(discord.Client):
     async def _on_tree_error(self, interaction: discord.Interaction[Any],
                              error: app_commands.AppCommandError) -> None:
         ref = f"{interaction.id}"
-        log.error("slash command failed [%s]", ref, exc_info=error)
-        text = f"Something went wrong on my side (ref {ref}); nothing more was done."
+        if isinstance(error, app_commands.CommandNotFound):
+            log.warning("unknown slash command %s [%s]", error.name, ref)
+            text = (f"I don't have a '{error.name}' command (any more); the command list is refreshed when "
+                    "I start. Try `/ops ask` in plain language.")
+        else:
+            log.error("slash command failed [%s]", ref, exc_info=error)
+            text = f"Something went wrong on my side (ref {ref}); nothing more was done."
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)
