@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import discord
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,6 +75,7 @@ async def bench_round_trips(url: str, n: int) -> None:
     engine = Engine(cfg, AuditStore(db), Backends(cfg), registry=make_registry(Path(tempfile.mkdtemp()) / "t"))
     await engine.start()
     async with FakeDiscord() as api:
+        discord.http.Route.BASE = api.base  # this process talks only to the stand-in
         bot = await start_bot(engine, api)
         read, decide = [], []
         for i in range(n + 10):

@@ -121,7 +121,8 @@ def buttons(msg: dict[str, Any]) -> dict[str, str]:
 
 
 async def start_bot(engine: Engine, api: FakeDiscord) -> DiscordBot:
-    discord.http.Route.BASE = api.base
+    """Log a bot in against the stand-in (the caller points discord.http.Route.BASE at `api.base`)."""
+    assert api.base == discord.http.Route.BASE, "point discord.http.Route.BASE at the stand-in first"
     bot = DiscordBot(engine, guild_id=GUILD)
     await bot.login("test-token")
     return bot
