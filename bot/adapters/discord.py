@@ -1,0 +1,351 @@
+"""The Discord adapter: a discord.py bot that turns interactions and mentions into Requests.
+
+Kept thin on purpose: it defers every interaction at once (Discord allows 3 seconds),
+builds one platform-neutral `Request` (actor `discord:USER`, channel `discord:CHANNEL`,
+thread id), lets the engine do everything else, and renders the `Reply` with
+bot.render.discord.  Decision buttons are `DecisionButton` dynamic items: their custom
+id holds action, request id and plan hash, so clicks keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.adapters.discord_slash import Suggestions, ops_group
+from bot.engine import Engine
+from bot.render.discord import DecisionButton, Rendered, render, status_line
+from bot.request import Actor, Reply, Request, Tone
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger("chatops.discord")
+PLATFORM = "discord"
+PROGRESS_LINES = 12
+_PAST = {"approve": "approved", "deny": "denied", "confirm": "confirmed", "cancel": "cancelled"}
+
+
+# -- mapping ----------------------------------------------------------------------------
+
+def actor_of(user: discord.abc.User) -> Actor:
+    return Actor(f"{PLATFORM}:{user.id}", display=getattr(user, "display_name", "") or user.name)
+
+
+def place_of(channel: Any, channel_id: int | None) -> tuple[str | None, str | None]:
+    """(channel, thread): a thread counts as its parent channel, so the parent's default env applies."""
+    if isinstance(channel, discord.Thread) and channel.parent_id:
+        return f"{PLATFORM}:{channel.parent_id}", str(channel.id)
+    cid = getattr(channel, "id", None) or channel_id
+    return (f"{PLATFORM}:{cid}" if cid else None), None
+
+
+def interaction_request(interaction: discord.Interaction[Any], text: str, command: str | None = None,
+                        args: dict[str, Any] | None = None) -> Request:
+    channel, thread = place_of(interaction.channel, interaction.channel_id)
+    return Request(actor=actor_of(interaction.user), text=text, platform=PLATFORM, channel=channel,
+                   thread=thread, command=command, args=dict(args or {}) if command else None)
+
+
+def mention_text(content: str, bot_id: int) -> str:
+    """The message without the bot's own mention tokens (`<@ID>` or the legacy `<@!ID>`)."""
+    return " ".join(re.sub(rf"<@!?{bot_id}>", " ", content).split())
+
+
+def message_request(message: discord.Message, me: discord.abc.User) -> Request | None:
+    """A Request for a message that mentions the bot (or any DM to it); None for everything else.
+
+    Discord sends the content of messages that mention the bot (and of DMs) even without the
+    privileged message-content intent, so this works without it.
+    """
+    if message.author.bot or message.author.id == me.id:
+        return None
+    direct = isinstance(message.channel, discord.DMChannel)
+    if not direct and not any(u.id == me.id for u in message.mentions):
+        return None
+    channel, thread = place_of(message.channel, message.channel.id)
+    return Request(actor=actor_of(message.author), text=mention_text(message.content, me.id),
+                   platform=PLATFORM, channel=channel, thread=thread)
+
+
+# -- where a reply goes -------------------------------------------------------------------
+
+Show = Callable[[Rendered], Awaitable[None]]
+
+
+def _send_kwargs(r: Rendered) -> dict[str, Any]:
+    kw: dict[str, Any] = {"embeds": r.embeds, "allowed_mentions": r.allowed_mentions}
+    if r.content:
+        kw["content"] = r.content
+    if r.attachments:
+        kw["files"] = r.files()
+    view = r.view()
+    if view is not None:
+        kw["view"] = view
+    return kw
+
+
+def _edit_kwargs(r: Rendered) -> dict[str, Any]:
+    """Edits replace everything: content, embeds, files and buttons (none removes them)."""
+    return {"content": r.content, "embeds": r.embeds, "attachments": r.files(), "view": r.view(),
+            "allowed_mentions": r.allowed_mentions}
+
+
+def original(interaction: discord.Interaction[Any]) -> Show:
+    """Edit the interaction's own message (the deferred reply, or the card a button sits on)."""
+    async def show(r: Rendered) -> None:
+        await interaction.edit_original_response(**_edit_kwargs(r))
+    return show
+
+
+def followup(interaction: discord.Interaction[Any], ephemeral: bool) -> Show:
+    """A new follow-up message the first time, edited in place after that."""
+    sent: list[discord.WebhookMessage] = []
+
+    async def show(r: Rendered) -> None:
+        if sent:
+            await sent[0].edit(**_edit_kwargs(r))
+        else:
+            sent.append(await interaction.followup.send(wait=True, ephemeral=ephemeral, **_send_kwargs(r)))
+    return show
+
+
+def replying_to(message: discord.Message) -> Show:
+    """A reply to a mention the first time, edited in place after that."""
+    sent: list[discord.Message] = []
+
+    async def show(r: Rendered) -> None:
+        if sent:
+            await sent[0].edit(**_edit_kwargs(r))
+        else:
+            sent.append(await message.reply(mention_author=False, **_send_kwargs(r)))
+    return show
+
+
+class ProgressCard:
+    """The run's progress under a card: the card's embeds, then the latest progress lines."""
+
+    def __init__(self, show: Show, head: list[discord.Embed] | None = None, title: str = "") -> None:
+        self.show, self.head, self.title = show, list(head or []), title
+        self.lines: list[str] = []
+
+    def rendered(self) -> Rendered:
+        text = "\n".join(f"• {line}" for line in self.lines[-PROGRESS_LINES:])
+        status = status_line(f"{self.title}\n{text}".strip())
+        return Rendered(content=None, embeds=[*self.head[:9], status])
+
+    async def update(self, reply: Reply) -> None:
+        self.lines.append(reply.text.splitlines()[0] if reply.text else "…")
+        try:
+            await self.show(self.rendered())
+        except discord.HTTPException as exc:  # progress is best effort; the audit log has it all
+            log.warning("could not show progress for %s: %s", reply.request_id, exc)
+
+
+# -- the bot ----------------------------------------------------------------------------
+
+def default_intents() -> discord.Intents:
+    """Guilds, guild and DM messages; not the privileged message-content intent (not needed)."""
+    intents = discord.Intents.default()
+    intents.message_content = False
+    intents.members = False
+    intents.presences = False
+    return intents
+
+
+class DiscordBot(discord.Client):
+    """Slash commands, mentions and decision buttons, all routed to one Engine."""
+
+    def __init__(self, engine: Engine, *, guild_id: int | None = None, sync: bool = True,
+                 intents: discord.Intents | None = None) -> None:
+        super().__init__(intents=intents or default_intents(),
+                         allowed_mentions=discord.AllowedMentions.none())
+        self.engine = engine
+        self.guild = discord.Object(guild_id) if guild_id else None
+        self.sync_commands = sync
+        self.tree = app_commands.CommandTree(self)
+        self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+        suggest = Suggestions(engine.resolver, engine.registry, engine.store)
+        self.tree.add_command(ops_group(engine.registry, self.on_slash, suggest), guild=self.guild)
+        self.synced: list[app_commands.AppCommand] = []
+        self._deciding: dict[str, asyncio.Lock] = {}
+
+    async def setup_hook(self) -> None:
+        # Every button whose custom id matches the template reaches `decide`, whichever
+        # process posted it; the requests they point at are read from the database.
+        self.add_dynamic_items(DecisionButton)
+        pending = await asyncio.to_thread(self.engine.store.pending)
+        if pending:
+            log.info("%d request(s) await a decision; their buttons stay live: %s", len(pending),
+                     ", ".join(r.id for r in pending[:20]))
+        if self.sync_commands:
+            self.synced = await self.tree.sync(guild=self.guild)
+            where = f"guild {self.guild.id}" if self.guild else "all guilds (global; may take up to an hour)"
+            log.info("synced /ops with %d subcommands to %s", len(self.synced[0].options) if self.synced else 0,
+                     where)
+
+    # -- slash commands -------------------------------------------------------------
+    async def on_slash(self, interaction: discord.Interaction[Any], command: str | None,
+                       args: dict[str, Any], text: str) -> None:
+        spec = self.engine.registry.get(command) if command else None
+        # A change is first confirmed on a private card, so its deferral is private too.
+        private = bool(spec and spec.changes and spec.confirm)
+        await interaction.response.defer(ephemeral=private, thinking=True)
+        req = interaction_request(interaction, text, command, args)
+        req.on_progress = ProgressCard(original(interaction), title="Working…").update
+        reply = await self.engine.handle(req)
+        await self.deliver(interaction, reply, deferred_private=private)
+
+    async def deliver(self, interaction: discord.Interaction[Any], reply: Reply, *, deferred_private: bool) -> None:
+        """Over the deferred message, unless others must see it (an approval card) or only the asker may."""
+        r = render(reply)
+        needs_others = bool(r.mention_ids) or any(b.action in ("approve", "deny") for b in reply.buttons)
+        try:
+            if deferred_private and needs_others:
+                await original(interaction)(Rendered(None, [status_line(
+                    "Posted in the channel for an approver.", Tone.info)]))
+                await followup(interaction, False)(r)
+            elif r.ephemeral and not deferred_private:
+                await original(interaction)(Rendered(None, [status_line("Sent to you privately.", Tone.info)]))
+                await followup(interaction, True)(r)
+            else:
+                await original(interaction)(r)
+        except discord.HTTPException as exc:
+            log.error("could not deliver the reply to %s [%s]: %s", reply.request_id, interaction.id, exc)
+
+    async def _on_tree_error(self, interaction: discord.Interaction[Any],
+                             error: app_commands.AppCommandError) -> None:
+        ref = f"{interaction.id}"
+        if isinstance(error, app_commands.CommandNotFound):
+            log.warning("unknown slash command %s [%s]", error.name, ref)
+            text = (f"I don't have a '{error.name}' command (any more); the command list is refreshed when "
+                    "I start. Try `/ops ask` in plain language.")
+        else:
+            log.error("slash command failed [%s]", ref, exc_info=error)
+            text = f"Something went wrong on my side (ref {ref}); nothing more was done."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            pass
+
+    # -- buttons --------------------------------------------------------------------
+    async def _last_seq(self, rid: str) -> int:
+        events = await asyncio.to_thread(self.engine.store.events, rid)
+        return max((e.seq for e in events), default=0)
+
+    async def _acted(self, rid: str, actor: str, after: int) -> bool:
+        events = await asyncio.to_thread(self.engine.store.events, rid)
+        return any(e.seq > after and e.actor == actor for e in events)
+
+    async def decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
+                     digest: str) -> None:
+        """A click on a decision button: act once, update the card in place, or refuse privately."""
+        await interaction.response.defer()  # deferred update of the message the button is on
+        # Clicks on one request take turns in this process, so each can tell whether it was the
+        # one that moved the request (a second click then hears "already …" privately). Across
+        # processes the engine's conditional transitions still let exactly one click act.
+        lock = self._deciding.setdefault(request_id, asyncio.Lock())
+        try:
+            async with lock:
+                await self._decide(interaction, action, request_id, digest)
+        finally:
+            if not lock.locked():
+                self._deciding.pop(request_id, None)
+
+    async def _decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
+                      digest: str) -> None:
+        actor = actor_of(interaction.user)
+        mark = await self._last_seq(request_id)
+        card = list(interaction.message.embeds) if interaction.message else []
+        on_card = ProgressCard(original(interaction), card,
+                               f"{_PAST.get(action, action).capitalize()} by {actor.name}; running…")
+        req = interaction_request(interaction, f"{action} {request_id}")
+        req.on_progress = on_card.update
+        reply = await self.engine.act(action, request_id, actor, digest, req=req)
+        try:
+            if not await self._acted(request_id, actor.id, mark):
+                await self._refused(interaction, request_id, reply)
+                return
+            r = render(reply)
+            was_private = bool(interaction.message and interaction.message.flags.ephemeral)
+            if was_private and not r.ephemeral and action == "confirm":
+                # A confirmed change: the private card says so; the team sees the outcome or the
+                # approval card in the channel.
+                await original(interaction)(Rendered(None, [*card[:9], status_line(
+                    f"{_PAST.get(action, action).capitalize()}; see the channel.", Tone.info)]))
+                await followup(interaction, False)(r)
+            else:
+                await original(interaction)(r)
+        except discord.HTTPException as exc:
+            log.error("could not show the decision on %s: %s", request_id, exc)
+
+    async def _refused(self, interaction: discord.Interaction[Any], rid: str, reply: Reply) -> None:
+        """Nothing moved for this clicker (not allowed, or already decided): tell only them."""
+        await followup(interaction, True)(render(reply))
+        row = await asyncio.to_thread(self.engine.store.get, rid)
+        if row is not None and row.status == "expired" and interaction.message is not None:
+            embeds = list(interaction.message.embeds)[:9]
+            await original(interaction)(Rendered(None, [*embeds, status_line(
+                f"Request {rid} expired before it was decided.", Tone.warning)]))
+
+    # -- mentions -------------------------------------------------------------------
+    async def on_message(self, message: discord.Message) -> None:
+        if self.user is None:
+            return
+        req = message_request(message, self.user)
+        if req is None:
+            return
+        show = replying_to(message)
+        req.on_progress = ProgressCard(show, title="Working…").update
+        if not req.text:
+            req.text = "help"
+        async with message.channel.typing():
+            reply = await self.engine.handle(req)
+        try:
+            await show(render(reply))
+        except discord.HTTPException as exc:
+            log.error("could not reply to message %s: %s", message.id, exc)
+
+
+# -- entry point ------------------------------------------------------------------------
+
+def _guild_id(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    if not raw.strip().isdigit():
+        raise SystemExit(f"DISCORD_GUILD_ID must be the server's numeric id, not '{raw}'.")
+    return int(raw.strip())
+
+
+async def serve(app: App, *, http: bool, port: int, stop: asyncio.Event) -> None:
+    """`chatops serve discord`: run the bot until `stop` is set (or the connection ends)."""
+    settings = app.config.settings
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        raise SystemExit("DISCORD_TOKEN is not set: create a bot in the Discord developer portal "
+                         "(docs/discord.md) and export its token.")
+    guild = _guild_id(settings.discord_guild_id)
+    if guild is None:
+        log.warning("DISCORD_GUILD_ID is not set: /ops is synced globally, which can take an hour to show")
+    bot = DiscordBot(app.engine, guild_id=guild)
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value().strip()))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if runner in done:
+            try:
+                runner.result()
+            except discord.LoginFailure as exc:
+                raise SystemExit(f"Discord refused DISCORD_TOKEN ({exc}); check the bot token.") from exc
+        else:
+            await bot.close()
+            await asyncio.gather(runner, return_exceptions=True)
