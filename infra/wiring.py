@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from infra.backends import Backends
 from infra.config import Config
+from infra.proxmox import build_proxmox
 
 
 def make_backends(config: Config) -> Backends:
-    return Backends(config)
+    backends = Backends(config)
+    proxmox = build_proxmox(config)
+    if proxmox is not None:
+        backends.override("proxmox", proxmox)
+    return backends
