@@ -9,6 +9,7 @@ connection dropped while it ran.  Nothing here knows about chat.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -262,7 +263,8 @@ class ProxmoxClient:
                 st = None
             if st is not None and progress and reported < LOG_LINES_REPORTED:
                 try:
-                    lines = await self._call("read the task log", lambda: task.log.get(start=seen, limit=50))
+                    lines = await self._call("read the task log", functools.partial(task.log.get, start=seen,
+                                                                                     limit=50))
                 except CommandError:
                     lines = []
                 for line in lines or []:

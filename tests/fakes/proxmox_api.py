@@ -11,6 +11,7 @@ pseudo-snapshot; 401 without a valid `PVEAPIToken=USER@REALM!TOKENID=SECRET` hea
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -406,10 +407,8 @@ def _handler_for(fake: ProxmoxFake) -> type[BaseHTTPRequestHandler]:
                 self._send(exc.code, exc.reason, payload if exc.code != 401 else None)
             except Drop:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
         def _send(self, code: int, reason: str, payload: Any) -> None:
             raw = json.dumps(payload).encode() if payload is not None else b""
