@@ -128,6 +128,7 @@ class ProxmoxFake:
         self.guests: dict[tuple[str, str, int], FakeGuest] = {}
         self.tasks: dict[str, FakeTask] = {}
         self.fail_next: dict[str, str] = {}  # action → exit status of the next such task
+        self.hold = False  # while true, running tasks do not finish
         self.drop_task_status = 0  # answer that many task-status reads by dropping the connection
         self.requests: list[tuple[str, str]] = []
         self.auth_headers: list[str] = []
@@ -181,6 +182,8 @@ class ProxmoxFake:
     # -- tasks ------------------------------------------------------------
     def _tick(self) -> None:
         now = time.monotonic()
+        if self.hold:
+            return
         for t in self.tasks.values():
             if t.exitstatus is None and now - t.started >= t.duration:
                 t.guest.lock = None
