@@ -280,10 +280,11 @@ async def test_two_snapshots_of_one_vm_at_once_never_both_run(bot: Bot, pve: Pro
     refused = done.pop().result()
     assert refused.tone is Tone.error and "Another change" in refused.text
     assert bot.row(refused).status == "failed"
-    assert len(pve.posts("/qemu/102/snapshot")) == 1  # the refused one never reached Proxmox
+    assert len(pve.posts("/qemu/102/snapshot")) <= 1  # the winner may not have posted yet
     pve.hold = False
     ok = await asyncio.wait_for(running.pop(), timeout=30)
     assert ok.tone is Tone.success, ok.text
+    assert len(pve.posts("/qemu/102/snapshot")) == 1  # the refused one never reached Proxmox
     assert pve.max_running.get(102) == 1
     assert len(pve.guest(102).snapshots) == 1
     again = await bot.say("bob", "snapshot rumpletest name=after")  # the lock was released
