@@ -185,13 +185,31 @@ def _taken_reply(t: Taken, keep: int) -> Reply:
 
 
 # -- commands -----------------------------------------------------------------
+async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
+    """The snapshot that will be taken, and which old bot snapshots retention will delete."""
+    guest = guest_of(ctx.config, args["vm"])
+    name = checked_name(args["name"]) if args.get("name") else \
+        f"{generated_name(ctx.actor.name)} (the time of the run)"
+    ram = " with its RAM state" if parse_flag(args.get("ram"), "ram") else ""
+    lines = [f"Take snapshot {name} of {guest.label}{ram}."]
+    keep = ctx.config.inventory.proxmox.snapshot_retention
+    if keep:
+        ours = [s for s in (await _client(ctx).snapshots(guest)).snapshots if made_by_bot(s)]
+        doomed = ours[:max(0, len(ours) + 1 - keep)]
+        if doomed:
+            lines.append(f"Retention keeps {keep} bot snapshots of {guest.name}: afterwards "
+                         f"{', '.join(s.name for s in doomed)} will be deleted.")
+    return lines
+
+
 @command("snapshot", summary="create a Proxmox snapshot (name generated when absent)",
          args=(VM, Arg("name", Kind.word, required=False, positional=False, help="snapshot name"),
                Arg("description", Kind.text, required=False, positional=False, help="description"),
                Arg("ram", Kind.word, required=False, positional=False,
                    help="yes: include the RAM state (QEMU VMs only)")),
          changes=True, backend="proxmox",
-         examples=("snapshot rumpleprod name=pre-upgrade", "snapshot dev vm", "snapshot rumpletest ram=yes"))
+         examples=("snapshot rumpleprod name=pre-upgrade", "snapshot dev vm", "snapshot rumpletest ram=yes"),
+         preview=snapshot_preview)
 async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     """Snapshot a guest; the name defaults to time and requester, the description carries the request id."""
     guest = guest_of(ctx.config, args["vm"])

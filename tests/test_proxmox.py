@@ -208,6 +208,25 @@ async def test_snapshot_with_name_description_and_ram(bot: Bot, pve: ProxmoxFake
     assert "with RAM state" in reply.text
 
 
+async def test_snapshot_of_protected_vm_waits_for_approval_with_a_card(config: Config, pve: ProxmoxFake,
+                                                                      store: AuditStore) -> None:
+    g = pve.guest(103)
+    pve.add_snapshot(g, "bot-old", "[chatops request=r-00000000 by=console:bob]", snaptime=BASE_TIME)
+    b = await make_bot(pve_config(config, pve, snapshot_retention=1), store)
+    try:
+        pending = await b.say("alice", "snapshot prod vm name=pre-upgrade ram=yes")
+        assert pending.tone is Tone.pending
+        what = dict(pending.fields)["What will happen"]
+        assert "Take snapshot pre-upgrade of rumpleprod (qemu 103 on phoenix) with its RAM state" in what
+        assert "bot-old will be deleted" in what
+        assert pve.posts() == []
+        approved = await b.act("approve", "bob", pending)
+        assert approved.tone is Tone.success, approved.text
+        assert set(g.snapshots) == {"pre-upgrade"}
+    finally:
+        await b.engine.close()
+
+
 async def test_ram_state_refused_for_lxc_and_bad_names_refused(bot: Bot, pve: ProxmoxFake) -> None:
     lxc = await bot.say("alice", "snapshot portainer ram=yes")
     assert lxc.tone is Tone.error and "LXC container" in lxc.text
