@@ -1,50 +1,374 @@
-"""Proxmox guests: snapshots, restore, status."""
+"""Proxmox guests: snapshots, restore, status, and the checkpoint a deploy can ask for.
+
+Snapshots the bot makes carry a marker in their Proxmox description
+(`[chatops request=r-… by=slack:U…]`): that is how `snapshots` tells them apart, how
+the audit log and Proxmox point at each other, and which snapshots retention may
+prune.  Nothing else is ever pruned.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from bot.request import Reply
+from bot.request import Reply, Table, Tone
 from commands.args import SNAPSHOT, VM, VM_OPT
 from commands.context import Context
 from commands.registry import Arg, Kind, command
+from infra.errors import CommandError
+from infra.proxmox import (
+    CURRENT,
+    SNAPSHOT_NAME,
+    Guest,
+    GuestStatus,
+    ProxmoxClient,
+    Snapshot,
+    SnapshotList,
+    TaskResult,
+    guest_of,
+)
+
+MARKER = re.compile(r"\[chatops request=(?P<rid>[\w-]+) by=(?P<actor>[^\s\]]+)\]")
+TRUE_WORDS = frozenset({"yes", "y", "true", "on", "1", "ram", "with-ram"})
+FALSE_WORDS = frozenset({"no", "n", "false", "off", "0"})
+MAX_DESCRIPTION = 200
 
 
-async def _proxmox_only(ctx: Context, args: dict[str, Any]) -> Reply:
-    ctx.backends.proxmox()
-    raise NotImplementedError("needs the Proxmox backend")
+# -- helpers ----------------------------------------------------------------
+def marker(request_id: str, actor: str) -> str:
+    return f"[chatops request={request_id} by={actor}]"
+
+
+def made_by_bot(snap: Snapshot) -> re.Match[str] | None:
+    return MARKER.search(snap.description)
+
+
+def user_description(snap: Snapshot) -> str:
+    return " ".join(MARKER.sub("", snap.description).split())
+
+
+def generated_name(actor_name: str, prefix: str = "chatops", now: datetime | None = None) -> str:
+    """`chatops-20250114-093000-alice`: sortable, says who, fits Proxmox's 40 characters."""
+    slug = re.sub(r"[^A-Za-z0-9]", "", actor_name)[:12] or "user"
+    return f"{prefix}-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}-{slug}"[:40]
+
+
+def checked_name(name: str) -> str:
+    if name.lower() == CURRENT:
+        raise CommandError("'current' is Proxmox's name for the running state; pick another snapshot name.")
+    if not SNAPSHOT_NAME.match(name):
+        raise CommandError(f"Snapshot name '{name[:60]}' is not allowed by Proxmox: 2 to 40 letters, digits, "
+                           "'-' or '_', starting with a letter.")
+    return name
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    v = str(value).strip().lower()
+    if v in TRUE_WORDS:
+        return True
+    if v in FALSE_WORDS:
+        return False
+    raise CommandError(f"{name} takes yes or no, not '{value}'.")
+
+
+def stamp(when: datetime | None) -> str:
+    return f"{when:%Y-%m-%d %H:%M} UTC" if when else "(time unknown)"
+
+
+def span(seconds: float) -> str:
+    s = max(0, int(seconds))
+    d, h, m = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if d:
+        return f"{d}d {h}h"
+    if h:
+        return f"{h}h {m}m"
+    return f"{m}m" if m else f"{s}s"
+
+
+def ago(when: datetime | None) -> str:
+    return f"{span((datetime.now(UTC) - when).total_seconds())} ago" if when else "at an unknown time"
+
+
+def gib(n: int) -> str:
+    return f"{n / 1024**3:.1f}"
+
+
+def _client(ctx: Context) -> ProxmoxClient:
+    client: ProxmoxClient = ctx.backends.proxmox()
+    return client
+
+
+def _missing(guest: Guest, name: str, snaps: SnapshotList) -> CommandError:
+    names = ", ".join(s.name for s in snaps.snapshots[-10:]) or "none"
+    return CommandError(f"{guest.name} has no snapshot '{name}'. Its snapshots: {names}.")
+
+
+async def _audit(ctx: Context, kind: str, detail: dict[str, Any]) -> None:
+    """A structured audit event of its own (retention, checkpoint) next to the progress lines."""
+    if ctx.request_id:
+        clean = ctx.engine.redactor.data(detail)
+        await asyncio.to_thread(ctx.store.note, ctx.request_id, kind, ctx.actor.id, clean)
+
+
+# -- snapshot creation and retention -----------------------------------------
+@dataclass
+class Taken:
+    guest: Guest
+    name: str
+    vmstate: bool
+    task: TaskResult
+    pruned: list[str]
+    prune_error: str | None
+
+
+async def take_snapshot(ctx: Context, guest: Guest, name: str, note: str, vmstate: bool = False) -> Taken:
+    """Create a marked snapshot, follow its task, then apply retention as its own step."""
+    client = _client(ctx)
+    description = " ".join(f"{note} {marker(ctx.request_id or 'none', ctx.actor.id)}".split())
+    task = await client.create_snapshot(guest, name, description, vmstate=vmstate, progress=ctx.progress)
+    pruned, error = await prune(ctx, client, guest, keep=ctx.config.inventory.proxmox.snapshot_retention,
+                                protect=name)
+    return Taken(guest, name, vmstate, task, pruned, error)
+
+
+async def prune(ctx: Context, client: ProxmoxClient, guest: Guest, keep: int,
+                protect: str) -> tuple[list[str], str | None]:
+    """Delete the oldest bot-made snapshots beyond `keep`; each deletion is audited.
+
+    Returns the names deleted and, if a deletion failed, why (the rest are left alone).
+    """
+    if keep <= 0:
+        return [], None
+    try:
+        snaps = await client.snapshots(guest)
+    except CommandError as exc:
+        await ctx.progress(f"Retention on {guest.name} skipped: could not list snapshots ({exc}).")
+        return [], f"retention skipped: {exc}"
+    ours = [s for s in snaps.snapshots if made_by_bot(s)]
+    excess = [s for s in ours[:max(0, len(ours) - keep)] if s.name != protect]
+    deleted: list[str] = []
+    for snap in excess:
+        await ctx.progress(f"Retention: deleting bot snapshot {snap.name} of {guest.name} (taken "
+                           f"{stamp(snap.taken)}); keeping the newest {keep}.")
+        try:
+            task = await client.delete_snapshot(guest, snap.name)
+        except CommandError as exc:
+            await _audit(ctx, "retention", {"vm": guest.name, "snapshot": snap.name, "outcome": "failed",
+                                            "error": str(exc)})
+            await ctx.progress(f"Retention: could not delete {snap.name} of {guest.name}: {exc}")
+            return deleted, f"could not delete old snapshot {snap.name}: {exc}"
+        deleted.append(snap.name)
+        await _audit(ctx, "retention", {"vm": guest.name, "snapshot": snap.name, "outcome": "deleted",
+                                        "upid": task.upid, "exitstatus": task.exitstatus})
+        await ctx.progress(f"Retention: deleted {snap.name} of {guest.name} (task exit status "
+                           f"{task.exitstatus}).")
+    return deleted, None
+
+
+def _taken_reply(t: Taken, keep: int) -> Reply:
+    lines = [f"Snapshot {t.name} of {t.guest.name} taken"
+             + (" with RAM state" if t.vmstate else "") + f" (task exit status {t.task.exitstatus}, "
+             f"{t.task.seconds:.0f}s). Restore with: restore {t.guest.name} {t.name}"]
+    if t.pruned:
+        lines.append(f"Retention (keep {keep} bot snapshots): deleted {', '.join(t.pruned)}.")
+    if t.prune_error:
+        lines.append(f"Retention did not finish: {t.prune_error}. The new snapshot is fine; "
+                     "old ones may need deleting by hand.")
+    return Reply("\n".join(lines), tone=Tone.warning if t.prune_error else Tone.success,
+                 title=f"Snapshot {t.name}",
+                 fields=[("VM", t.guest.label), ("Snapshot", t.name), ("Task", t.task.upid)])
+
+
+# -- commands -----------------------------------------------------------------
+async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
+    """The snapshot that will be taken, and which old bot snapshots retention will delete."""
+    guest = guest_of(ctx.config, args["vm"])
+    name = checked_name(args["name"]) if args.get("name") else \
+        f"{generated_name(ctx.actor.name)} (the time of the run)"
+    ram = " with its RAM state" if parse_flag(args.get("ram"), "ram") else ""
+    lines = [f"Take snapshot {name} of {guest.label}{ram}."]
+    keep = ctx.config.inventory.proxmox.snapshot_retention
+    if keep:
+        ours = [s for s in (await _client(ctx).snapshots(guest)).snapshots if made_by_bot(s)]
+        doomed = ours[:max(0, len(ours) + 1 - keep)]
+        if doomed:
+            lines.append(f"Retention keeps {keep} bot snapshots of {guest.name}: afterwards "
+                         f"{', '.join(s.name for s in doomed)} will be deleted.")
+    return lines
 
 
 @command("snapshot", summary="create a Proxmox snapshot (name generated when absent)",
          args=(VM, Arg("name", Kind.word, required=False, positional=False, help="snapshot name"),
-               Arg("description", Kind.text, required=False, positional=False, help="description")),
+               Arg("description", Kind.text, required=False, positional=False, help="description"),
+               Arg("ram", Kind.word, required=False, positional=False,
+                   help="yes: include the RAM state (QEMU VMs only)")),
          changes=True, backend="proxmox",
-         examples=("snapshot rumpleprod name=pre-upgrade", "snapshot dev vm"))
+         examples=("snapshot rumpleprod name=pre-upgrade", "snapshot dev vm", "snapshot rumpletest ram=yes"),
+         preview=snapshot_preview)
 async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _proxmox_only(ctx, args)
+    """Snapshot a guest; the name defaults to time and requester, the description carries the request id."""
+    guest = guest_of(ctx.config, args["vm"])
+    name = checked_name(args["name"]) if args.get("name") else generated_name(ctx.actor.name)
+    vmstate = parse_flag(args.get("ram"), "ram")
+    if vmstate and guest.kind != "qemu":
+        raise CommandError(f"{guest.name} is an LXC container: it has no RAM state to save. Leave out ram=.")
+    note = str(args.get("description") or "")[:MAX_DESCRIPTION]
+    taken = await take_snapshot(ctx, guest, name, note, vmstate)
+    return _taken_reply(taken, ctx.config.inventory.proxmox.snapshot_retention)
 
 
 @command("snapshots", summary="list a VM's snapshots", args=(VM,), backend="proxmox",
          examples=("snapshots rumpledev",))
 async def snapshots(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _proxmox_only(ctx, args)
+    """Name, time, description and parent of each snapshot; bot-made ones are marked."""
+    guest = guest_of(ctx.config, args["vm"])
+    snaps = await _client(ctx).snapshots(guest)
+    if not snaps.snapshots:
+        return Reply(f"{guest.label} has no snapshots yet.", title=f"Snapshots of {guest.name}")
+    rows = []
+    for s in reversed(snaps.snapshots):  # newest first
+        m = made_by_bot(s)
+        here = " (current state is based on this)" if s.name == snaps.current_parent else ""
+        rows.append([s.name + here, stamp(s.taken), f"bot for {m.group('actor')}" if m else "",
+                     s.parent or "", user_description(s)[:80] + (" [RAM]" if s.vmstate else "")])
+    ours = sum(1 for s in snaps.snapshots if made_by_bot(s))
+    keep = ctx.config.inventory.proxmox.snapshot_retention
+    text = (f"{len(snaps.snapshots)} snapshot(s) of {guest.label}, {ours} made by the bot "
+            f"(retention keeps {keep if keep else 'all'} of those).")
+    return Reply(text, title=f"Snapshots of {guest.name}",
+                 tables=[Table(["Snapshot", "Taken", "Made by", "Parent", "Description"], rows)])
+
+
+async def restore_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
+    """What a rollback costs: the snapshot's time and that everything since is lost."""
+    guest = guest_of(ctx.config, args["vm"])
+    snaps = await _client(ctx).snapshots(guest)
+    snap = snaps.get(args["snapshot"])
+    if snap is None:
+        raise _missing(guest, args["snapshot"], snaps)
+    lines = [f"Roll {guest.label} back to snapshot {snap.name}, taken {stamp(snap.taken)} ({ago(snap.taken)}).",
+             f"Everything on {guest.name} since {stamp(snap.taken)} is lost: files, databases and "
+             "configuration changed after it."]
+    if snap.vmstate:
+        lines.append("The snapshot holds RAM state: the VM resumes as it was running then.")
+    else:
+        lines.append("The snapshot holds no RAM state: the guest is not running after the rollback; "
+                     "start it again when ready.")
+    desc = user_description(snap)
+    if desc:
+        lines.append(f"Snapshot description: {desc[:120]}")
+    return lines
 
 
 @command("restore", summary="roll a VM back to a snapshot", args=(VM, SNAPSHOT), changes=True,
-         backend="proxmox", examples=("restore rumpledev pre-upgrade",), words=("revert",))
+         backend="proxmox", examples=("restore rumpledev pre-upgrade",), words=("revert",),
+         preview=restore_preview)
 async def restore(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _proxmox_only(ctx, args)
+    """Roll a guest back to a snapshot; everything since that snapshot is lost."""
+    guest = guest_of(ctx.config, args["vm"])
+    client = _client(ctx)
+    snaps = await client.snapshots(guest)
+    snap = snaps.get(args["snapshot"])
+    if snap is None:
+        raise _missing(guest, args["snapshot"], snaps)
+    task = await client.rollback(guest, snap.name, progress=ctx.progress)
+    text = (f"Rolled {guest.name} back to {snap.name} (taken {stamp(snap.taken)}); task exit status "
+            f"{task.exitstatus}.")
+    try:
+        st = await client.status(guest)
+        text += f" {guest.name} is now {st.status}."
+    except CommandError as exc:
+        text += f" Its state afterwards could not be read: {exc}"
+    return Reply(text, tone=Tone.success, title=f"Restored {guest.name}",
+                 fields=[("VM", guest.label), ("Snapshot", snap.name), ("Task", task.upid)])
 
 
 @command("delete-snapshot", summary="delete a snapshot", args=(VM, SNAPSHOT), changes=True,
          backend="proxmox", examples=("delete-snapshot rumpledev pre-upgrade",),
          words=("delete snapshot", "remove snapshot"))
 async def delete_snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _proxmox_only(ctx, args)
+    """Delete one snapshot of a guest (the guest itself is untouched)."""
+    guest = guest_of(ctx.config, args["vm"])
+    client = _client(ctx)
+    snaps = await client.snapshots(guest)
+    snap = snaps.get(args["snapshot"])
+    if snap is None:
+        raise _missing(guest, args["snapshot"], snaps)
+    task = await client.delete_snapshot(guest, snap.name, progress=ctx.progress)
+    return Reply(f"Deleted snapshot {snap.name} of {guest.name} (taken {stamp(snap.taken)}); task exit "
+                 f"status {task.exitstatus}.", tone=Tone.success, title=f"Deleted {snap.name}",
+                 fields=[("VM", guest.label), ("Task", task.upid)])
+
+
+def _status_row(st: GuestStatus) -> list[str]:
+    state = st.status + (f" (locked: {st.lock})" if st.lock else "")
+    running = st.status == "running"
+    pct = f"{st.mem / st.maxmem:.0%}" if st.maxmem else "?"
+    return [st.guest.name, f"{st.guest.kind} {st.guest.vmid}", state,
+            span(st.uptime_s) if running else "-",
+            f"{st.cpu:.1%} of {st.cpus:g} CPU" if running else "-",
+            f"{gib(st.mem)} / {gib(st.maxmem)} GiB ({pct})" if running else f"- / {gib(st.maxmem)} GiB"]
 
 
 @command("vm-status", summary="state, uptime, CPU and memory of VMs", args=(VM_OPT,),
          backend="proxmox", examples=("vm-status", "vm-status rumpleprod"),
          words=("vm status", "vms"))
 async def vm_status(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _proxmox_only(ctx, args)
+    """One guest or every guest in the inventory; a guest that cannot be read is shown as such."""
+    names = [args["vm"]] if args.get("vm") else list(ctx.config.inventory.vms)
+    guests = [guest_of(ctx.config, n) for n in names]
+    client = _client(ctx)
+    results = await asyncio.gather(*(client.status(g) for g in guests), return_exceptions=True)
+    rows, failed = [], []
+    for g, r in zip(guests, results, strict=True):
+        if isinstance(r, CommandError):
+            failed.append((g, r))
+            rows.append([g.name, f"{g.kind} {g.vmid}", f"unknown: {r}", "-", "-", "-"])
+        elif isinstance(r, BaseException):
+            raise r
+        else:
+            rows.append(_status_row(r))
+    if failed and len(failed) == len(guests):
+        raise failed[0][1]
+    table = Table(["VM", "Guest", "State", "Uptime", "CPU", "Memory"], rows)
+    if failed:
+        return Reply(f"Could not read {len(failed)} of {len(guests)} guests: "
+                     + "; ".join(f"{g.name}: {e}" for g, e in failed), tone=Tone.warning,
+                     title="VM status", tables=[table])
+    running = sum(1 for r in results if isinstance(r, GuestStatus) and r.status == "running")
+    return Reply(f"{running} of {len(guests)} guest(s) running.", title="VM status", tables=[table])
+
+
+# -- checkpoint before deploy --------------------------------------------------
+async def checkpoint_before_deploy(ctx: Context, env: str) -> str | None:
+    """Snapshot the environment's VM when its config asks for a checkpoint before each deploy.
+
+    Returns the line for the deploy's reply, or None when no checkpoint is configured.
+    Raises CommandError when one is configured but could not be taken: the deploy
+    must not go ahead without the safety net it was promised.  The audit row of the
+    calling request gets a `checkpoint` event naming the VM and snapshot.
+    """
+    cfg = ctx.config.inventory.environments.get(env)
+    if cfg is None or not cfg.checkpoint_before_deploy or not cfg.vm:
+        return None
+    guest = guest_of(ctx.config, cfg.vm)
+    name = generated_name(ctx.actor.name, prefix="predeploy")
+    await ctx.progress(f"Checkpoint: taking snapshot {name} of {guest.name} before deploying to {env}.")
+    try:
+        taken = await take_snapshot(ctx, guest, name, f"checkpoint before deploy to {env}")
+    except CommandError as exc:
+        await _audit(ctx, "checkpoint", {"env": env, "vm": guest.name, "snapshot": name, "outcome": "failed",
+                                         "error": str(exc)})
+        raise CommandError(f"The checkpoint snapshot of {guest.name} that {env} asks for before each deploy "
+                           f"failed, so nothing was deployed: {exc}") from None
+    await _audit(ctx, "checkpoint", {"env": env, "vm": guest.name, "snapshot": name, "outcome": "taken",
+                                     "upid": taken.task.upid})
+    line = f"Checkpoint snapshot {name} of {guest.name} taken; restore with: restore {guest.name} {name}"
+    if taken.prune_error:
+        line += f" (retention did not finish: {taken.prune_error})"
+    return line

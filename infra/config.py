@@ -104,7 +104,15 @@ class Proxmox(_Strict):
     ca_bundle: str | None = None
     timeout_s: float = 30.0
     task_timeout_s: float = 600.0
-    snapshot_retention: int = 5
+    snapshot_retention: int = Field(5, ge=0)  # bot-made snapshots kept per guest; 0 keeps all
+    poll_s: float = Field(1.0, gt=0)  # how often a running task's status is read
+
+    @field_validator("token_id")
+    @classmethod
+    def _token_id(cls, v: str | None) -> str | None:
+        if v and not re.match(r"^[^@!\s]+@[^@!\s]+![A-Za-z][A-Za-z0-9._-]*$", v.strip()):
+            raise ValueError("token_id must look like user@realm!tokenid (e.g. chatops@pve!bot)")
+        return v.strip() if v else v
 
 
 class GpuHost(_Strict):

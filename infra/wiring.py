@@ -9,6 +9,11 @@ from infra.config import Config
 def make_backends(config: Config) -> Backends:
     backends = Backends(config)
     from infra.gpu import make_gpu_clients
+    from infra.proxmox import build_proxmox
+
     for host, client in make_gpu_clients(config).items():
         backends.override(f"gpu:{host}", client)
+    proxmox = build_proxmox(config)
+    if proxmox is not None:
+        backends.override("proxmox", proxmox)
     return backends

@@ -127,6 +127,10 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
             i += n
             continue
         plain = [a for a in pending if not a.kind.is_entity]
+        if any(a.kind is Kind.vm for a in entity_args) and resolver.resolve(Kind.env, tok.low) \
+                and not resolver.resolve(Kind.vm, tok.low):
+            # "restore rumple base": the hosted server is not a guest; never read it as a snapshot name.
+            return Plan.unknown(unknown_name(resolver, Kind.vm, tok.raw), attempted=spec.name)
         if tok.low in FILLER and not (plain and plain[0].kind is Kind.text and not entity_args):
             i += 1
             continue

@@ -87,6 +87,8 @@ def test_missing_targets_ask_and_name_the_choices(parse: Any, text: str, command
     ("restart chat on dev", ["'chat' is a stack, not a service", "open-webui"]),
     ("snapshot live", ["hosted server, not a Proxmox guest", "rumpledev"]),
     ("snapshot rumple", ["hosted server, not a Proxmox guest"]),
+    ("restore rumple pre-upgrade", ["rumple is a hosted server, not a Proxmox guest"]),
+    ("delete-snapshot live old-one", ["rumple is a hosted server, not a Proxmox guest"]),
     ("logs nginx dev tail=0", ["between 1 and 5000"]),
     ("logs nginx dev tail=many", ["whole number"]),
     ("logs nginx dev since=lately", ["duration like 15m"]),
