@@ -37,6 +37,11 @@ ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
 _STRIP = ",;!?()[]{}\"'“”‘’`*_<>"
 _VERSION = re.compile(r"^(v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40})$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
+_SNAPSHOT_VERBS = frozenset(w for group in (P.SNAPSHOT_DELETE, P.SNAPSHOT_TAKE, P.SNAPSHOT_LIST, P.SNAPSHOT_RESTORE)
+                            for phrase in group for w in phrase.split()) | {"rid", "exist", "exists", "up", "old",
+                                                                             "go", "back"}
+_NOUN_BEFORE = frozenset({"the", "a", "an", "new", "old", "this", "that", "my", "our", "your", "latest", "last",
+                          "next", "its", "their", "his", "her"})
 _MENTION = re.compile(r"<@[^>]+>|^@\S+")
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "before", "after", "during", "since",
                             "my", "your", "our", "his", "her", "their", "its", "of", "latest", "previous",
@@ -114,11 +119,11 @@ def _osa(a: str, b: str, limit: int) -> int:
 class Vocabulary:
     """Single words the typo corrector may aim at: command words and inventory names."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, registry: Registry) -> None:
         self.words: dict[str, tuple[str, str]] = {}
-        for phrase, (cmd, prio) in P.COMMAND_PHRASES.items():
-            if " " not in phrase and prio >= 2 and len(phrase) >= 5:
-                self.words[phrase] = ("command", cmd)
+        for word, cmd in registry.words.items():
+            if " " not in word and len(word) >= 5:
+                self.words[word] = ("command", cmd)
         for kind in ENTITY_KINDS:
             for name in resolver.choices(kind):
                 for w in resolver.words(kind, name):
@@ -133,11 +138,15 @@ class Vocabulary:
                 or any(c.isdigit() for c in word):
             return None
         limit = 1 if len(word) < 8 else 2
-        found = {w for w in self.words if _osa(word, w, limit) <= limit}
-        meanings = {self.words[w] for w in found}
-        if len(meanings) != 1:
+        dist = {w: d for w in self.words if (d := _osa(word, w, limit)) <= limit}
+        if not dist:
             return None
-        return min(found, key=lambda w: _osa(word, w, limit))
+        best = min(dist.values())
+        meanings = {self.words[w] for w, d in dist.items() if d == best}
+        others = {self.words[w] for w, d in dist.items() if d > best} - meanings
+        if len(meanings) != 1 or (others and best > 1):
+            return None
+        return min((w for w, d in dist.items() if d == best))
 
 
 @dataclass
@@ -149,7 +158,7 @@ class NLParser:
     max_phrase: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.vocab = Vocabulary(self.resolver)
+        self.vocab = Vocabulary(self.resolver, self.registry)
         self.max_phrase = max(len(p.split()) for p in P.COMMAND_PHRASES)
 
     def parse(self, text: str) -> Plan:
@@ -176,12 +185,15 @@ class _Reading:
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
+        self.causative = False
         while self.toks and (self.toks[0].low in LEADERS or self.toks[0].low in P.GREETINGS):
             self.toks = self.toks[1:]
         polite = ("can you", "could you", "would you", "will you", "can u", "would you mind", "i need you to",
                   "i want you to", "go ahead and", "i would like to", "i would like you to", "i want to",
                   "i need to", "we need to", "let us", "please", "kindly", "quickly", "could we", "can we",
-                  "ask you to", "time to", "need to", "you can", "i would love", "just", "pls")
+                  "ask you to", "time to", "need to", "you can", "i would love", "just", "pls", "can i see",
+                  "can i get", "can i have", "could i get", "could i see", "may i see", "can i check",
+                  "can i look at", "can we see", "can we get", "i would like")
         changed = True
         while changed and self.toks:
             changed = False
@@ -189,6 +201,7 @@ class _Reading:
             for lead in sorted(polite, key=len, reverse=True):
                 if joined == lead or joined.startswith(lead + " "):
                     self.toks = self.toks[len(lead.split()):]
+                    self.causative = self.causative or lead.endswith(" get")
                     changed = True
                     break
 
@@ -313,6 +326,7 @@ class _Reading:
                 self.take(i, i + 1)
                 if after in P.LINE_WORDS:
                     self.take(i + 1, i + 2)
+                    self.values["lines"] = after in ("lines", "line")
                 if before in ("last", "limit", "top", "latest", "recent"):
                     self.take(i - 1, i)
 
@@ -369,8 +383,7 @@ class _Reading:
             return "restore"
         if any(f" {v} " in text for v in P.SNAPSHOT_DELETE):
             return "delete-snapshot"
-        if any(f" {v} " in text for v in P.SNAPSHOT_TAKE):
-            return "snapshot"
+        # a list signal wins over a take signal: the read-only reading is the safe one
         if any(w in ("snapshots", "checkpoints", "snaps") for w in words) or any(
                 f" {v} " in text for v in P.SNAPSHOT_LIST):
             return "snapshots"
@@ -383,6 +396,8 @@ class _Reading:
                 continue
             phrase = " ".join(self.low[i:i + n])
             names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase))}
+            if not names and n > 1:
+                names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase.replace(" ", "-")))}
             if names:
                 return Mention(names, i, i + n, phrase)
         return None
@@ -401,7 +416,7 @@ class _Reading:
         n = len(self.toks)
         # split verbs first: "push chat out", "bring n8n back up"
         for i in range(n):
-            for j in range(i + 1, min(i + 5, n)):
+            for j in range(i + 1, min(i + 7, n)):
                 verb = P.PARTICLE_VERBS.get((self.low[i], self.low[j]))
                 if verb and self.free(i) and self.free(j):
                     self.hits.append(Hit(verb, 3, i, i + 1))
@@ -422,7 +437,11 @@ class _Reading:
                 i = ent.end
                 continue
             if hit:
-                if i > 0 and self.low[i - 1] in _DEMOTE_BEFORE and hit.priority == 3:
+                near = self.low[max(0, i - 2):i]
+                if hit.priority == 3 and ((i > 0 and (self.low[i - 1] in _DEMOTE_BEFORE
+                                                      or self.low[i - 1] in self.p.users
+                                                      or any(m.end == i for m in self.mentions)))
+                                          or any(w in ("before", "after", "until", "while", "once") for w in near)):
                     hit.priority = 1
                 self.hits.append(hit)
                 self.take(hit.start, hit.end)
@@ -471,10 +490,14 @@ class _Reading:
                 continue
             if w in ("remove", "clear", "lift", "end") and any(h.command == "unlock" for h in self.hits):
                 continue
-            if w == "backup" and any(Kind.vm in m.names for m in self.mentions):
+            if i > 0 and (self.low[i - 1] in _NOUN_BEFORE or any(m.end == i for m in self.mentions)):
                 continue
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
-        if self.has("back up") and not snapshot_ctx and not any(Kind.vm in m.names for m in self.mentions):
+        backup = any(w == "backup" or (w == "back" and self.low[i + 1:i + 2] == ["up"] and self.free(i))
+                     for i, w in enumerate(self.low))
+        if backup and (
+                any(Kind.service in m.names for m in self.mentions)
+                or not any(Kind.vm in m.names for m in self.mentions)):
             return self.refuse("I can't back up databases from chat; I can snapshot VMs ('snapshot dev'). "
                                + self._can_do())
         # cancellations and negations
@@ -498,13 +521,27 @@ class _Reading:
                         self.used[i - 1] = True
                 elif i >= first_cmd and not self._negates_value(i) and w != "except":
                     return self.refuse(f"That says not to, so I won't do {what}.")
+        # "did anyone restart n8n?", "has someone deployed chat?" → the audit log
+        if self.low[0] in ("did", "has", "have") and len(self.low) > 1 and (
+                self.low[1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
+                or self.low[1] in self.p.users) and self.hits:
+            self.values["audit_command"] = self.hits[0].command
+            if self.low[1] in self.p.users:
+                self.values["audit_user"] = self.low[1]
+            return None
         # reports of the past, people's own plans, announcements
         past = [(i, P.PAST_FORMS[w]) for i, w in enumerate(self.low) if w in P.PAST_FORMS]
         audit_q = any(w in ("who", "when", "did", "history", "audit", "whom", "anyone", "anybody")
                       for w in self.low[:max(3, first_cmd + 1)]) or self.low[0] in ("who", "when", "did")
+        if past and (self.causative or any(w in ("get", "got") for w in self.low[max(0, past[0][0] - 4):past[0][0]])):
+            i, cmd = past[0]  # "can we get chat deployed": a causative request
+            self.hits.append(Hit(cmd, 3, i, i + 1))
+            self.take(i, i + 1)
+            self.hits.sort(key=lambda h: h.start)
+            past = []
         if past:
             i, cmd = past[0]
-            if audit_q and cmd != "lock" or (self.low[0] in ("who", "when", "did")):
+            if (audit_q and cmd != "lock") or self.low[0] in ("who", "when", "did"):
                 self.values["audit_command"] = cmd
                 self.take(i, i + 1)
                 if i + 1 < len(self.low) and self.low[i + 1] in ("back", "out"):
@@ -518,17 +555,25 @@ class _Reading:
                 return self.refuse(f"That sounds like something that already happened, so I'm not doing "
                                    f"anything. To review it: 'audit command={cmd}'.")
         if any(f" {w} " in j for w in P.OUTCOME_WORDS) and self.hits and not audit_q \
-                and self.low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which"):
+                and not any(h.command == "audit" for h in self.hits) \
+                and self.low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which", "show",
+                                        "list", "get", "give", "any"):
             noun_first = self.hits[0].priority == 1 or (self.hits[0].start > 0
                                                          and self.low[self.hits[0].start - 1] in ("the", "that"))
-            if noun_first or any(w in ("went", "worked", "fine", "succeeded", "failed") for w in self.low):
+            soon_after = any(w in P.OUTCOME_WORDS for h in self.hits for w in self.low[h.end:h.end + 4])
+            plain = any(w in ("went", "worked", "fine", "succeeded", "failed") for w in self.low)
+            if noun_first or soon_after or plain:
                 return self.refuse("That sounds like a report of how something went, not a request; "
                                    "I'm not doing anything.")
+        if self.low[0] in P.REPORT_SUBJECTS or self.low[0] in self.p.users:
+            verb = next((w for w in self.low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
+            if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
+                return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
         for phrase in P.INTENT_PHRASES:
             if f" {phrase} " in f" {self.joined(0, max(first_cmd, 1))} " or self.joined().startswith(phrase + " "):
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
-        if self.hits and self.hits[0].start == 0 and self.low[0].endswith("ing") \
+        if self.hits and self.hits[0].start == 0 and self.low[0].endswith("ing") and len(self.low[0]) > 5 \
                 and self.hits[0].command not in ("logs", "status"):
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].command} …' if you want me to do it.")
@@ -567,7 +612,15 @@ class _Reading:
                             for m in self.mentions)
             return "rollback" if has_stack else "restore"
         if not hits:
+            if self.values.get("lines") and self.mentions:
+                return "logs"
+            if self.values.get("audit_user") or any(w in self.p.users for w in words):
+                return "audit"
             return None
+        for h in hits:
+            if h.command == "lock" and any(w in ("end", "lift", "remove", "clear", "stop", "cancel", "undo", "release",
+                                                   "drop", "over") for w in words[max(0, h.start - 3):h.start]):
+                h.command = "unlock"
         audit_words = [h for h in hits if h.command == "audit"]
         if audit_words:
             others = [h for h in hits if h.command != "audit" and h.priority >= 2]
@@ -584,9 +637,14 @@ class _Reading:
                 return "gpu"
             if pairs == {"vm-status", "status"} or pairs == {"vm-status", "health"}:
                 return "vm-status"
-            return self.refuse(f"That asks for more than one thing ({join_choices(best, 'and')}); "
-                               "send them one at a time.", confidence=0.5)
+            if pairs == {"health", "status"}:
+                best = ["status" if any(Kind.env in m.names for m in self.mentions) else "health"]
+            if len(best) > 1:
+                return self.refuse(f"That asks for more than one thing ({join_choices(best, 'and')}); "
+                                   "send them one at a time.", confidence=0.5)
         cmd = best[0]
+        if cmd == "health" and any(Kind.env in m.names for m in self.mentions):
+            cmd = "status"
         if top == 1:
             self.conf -= 0.1
         if cmd == "status" and top == 1 and not self.mentions:
@@ -616,7 +674,7 @@ class _Reading:
         unknown = self._unknown_words()
         missing = [a for a in spec.required if a.name not in args]
         if unknown:
-            about = self._unknown_target(unknown, [a for a in missing if a.kind.is_entity] or wanted, cmd)
+            about = self._unknown_target(unknown, [a for a in missing if a.kind.is_entity], wanted, cmd)
             if about is not None:
                 return about
             self.conf -= min(0.3, 0.1 * len(unknown))
@@ -630,10 +688,16 @@ class _Reading:
     def _machine_refusal(self, cmd: str) -> Plan | None:
         if cmd not in ("restart", "stop", "start"):
             return None
-        if any(Kind.service in m.names or Kind.stack in m.names for m in self.mentions):
+        if any(Kind.service in m.names for m in self.mentions):
             return None
-        if any(w in P.MACHINE_WORDS for w in self.low) or any(
-                Kind.vm in m.names and " " in m.phrase for m in self.mentions):
+        machine_word = any(w in P.MACHINE_WORDS and (self.free(i) or any(
+            m.end == i + 1 and Kind.vm in m.names for m in self.mentions)) for i, w in enumerate(self.low))
+        power_verb = any(w in ("reboot", "shutdown", "boot", "poweroff") for w in self.low) or self.has("shut down") \
+            or self.has("power off") or self.has("power on")
+        after_name = any(w in P.MACHINE_WORDS and i > 0 and any(m.end == i for m in self.mentions)
+                         for i, w in enumerate(self.low))
+        if machine_word or after_name or any(Kind.vm in m.names and " " in m.phrase for m in self.mentions) or (
+                power_verb and any(Kind.env in m.names or Kind.vm in m.names for m in self.mentions)):
             verb = {"restart": "reboot", "stop": "shut down", "start": "boot"}[cmd]
             return self.refuse(f"I can't {verb} whole VMs or servers from chat; I {cmd} services "
                                f"('{cmd} SERVICE on ENV'). I can snapshot VMs and show 'vm-status'.")
@@ -649,9 +713,9 @@ class _Reading:
         if spec.arg("since") and "since" in self.values:
             args.setdefault("since", self.values["since"])
         if "count" in self.values:
-            for name in ("tail", "limit"):
-                if spec.arg(name):
-                    args.setdefault(name, self.values["count"])
+            for key in ("tail", "limit"):
+                if spec.arg(key):
+                    args.setdefault(key, self.values["count"])
         if cmd == "audit":
             self._audit_args(args)
         if cmd == "deploy":
@@ -740,6 +804,8 @@ class _Reading:
         cmd = self.values.get("audit_command")
         if cmd and cmd != "audit":
             args.setdefault("command", cmd)
+        if self.values.get("audit_user"):
+            args.setdefault("user", self.values["audit_user"])
         for i, w in enumerate(self.low):
             if w in P.STATUS_WORDS and self.free(i) and "status" not in args:
                 args["status"] = P.STATUS_WORDS[w]
@@ -795,6 +861,14 @@ class _Reading:
                     return bad
             else:
                 leftovers.append(m)
+        if Kind.service in kinds and kinds[Kind.service].name not in args and args.get("stack"):
+            services = list(self.r.config.stack_services.get(args["stack"], ()))
+            if len(services) != 1:
+                return Plan(None, {}, "grammar", f"The {args['stack']} stack has {join_choices(services, 'and')}: "
+                            "which service?", 0.5, cmd)
+            self.conf -= 0.1
+            args[kinds[Kind.service].name] = services[0]
+            del args["stack"]
         rest: list[Mention] = []
         for m in leftovers:
             if Kind.stack in kinds and Kind.service in m.names:
@@ -821,9 +895,9 @@ class _Reading:
                     args[kinds[Kind.env].name] = env
                     continue
             if Kind.vm in kinds and Kind.env in m.names and kinds[Kind.vm].name not in args:
-                env = self.r.config.inventory.environments[m.names[Kind.env]]
-                if env.vm:
-                    args[kinds[Kind.vm].name] = env.vm
+                guest = self.r.config.inventory.environments[m.names[Kind.env]].vm
+                if guest:
+                    args[kinds[Kind.vm].name] = guest
                     continue
                 return Plan(None, {}, "grammar", unknown_name(self.r, Kind.vm, m.phrase), REFUSAL, cmd)
             rest.append(m)
@@ -842,11 +916,13 @@ class _Reading:
         return None
 
     def _unknown_words(self) -> list[int]:
+        known = _SNAPSHOT_VERBS if any(h.command in ("snapshot", "snapshots", "restore", "delete-snapshot")
+                                       for h in self.hits) or self.has("snapshot") else frozenset()
         return [i for i, w in enumerate(self.low)
-                if self.free(i) and w not in P.FILLER and not w.isdigit() and w not in P.KIND_NOUNS
+                if self.free(i) and w not in P.FILLER and w not in known and not w.isdigit() and w not in P.KIND_NOUNS
                 and w not in P.GREETINGS and w not in ("-", "&", "+", "/", "...", "—")]
 
-    def _unknown_target(self, unknown: list[int], wanted: list[Arg], cmd: str) -> Plan | None:
+    def _unknown_target(self, unknown: list[int], missing: list[Arg], wanted: list[Arg], cmd: str) -> Plan | None:
         """An unknown word in a target position is an unknown name, never ignored."""
         if not wanted:
             return None
@@ -857,10 +933,10 @@ class _Reading:
             prev = self.low[i - 1] if i > 0 else ""
             kind = P.KIND_NOUNS.get(nxt)
             target_kind: Kind | None = None
-            if kind is not None:
-                target_kind = Kind(kind) if Kind(kind) in kinds else next(iter(kinds))
-            elif prev in P.TARGET_PREPOSITIONS or prev in ("the",) or i == min(unknown):
-                target_kind = wanted[0].kind
+            if kind is not None and (Kind(kind) in kinds or missing):
+                target_kind = Kind(kind) if Kind(kind) in kinds else (missing or wanted)[0].kind
+            elif missing and (prev in P.TARGET_PREPOSITIONS or prev in ("the",) or i == min(unknown)):
+                target_kind = missing[0].kind
             if target_kind is not None:
                 return Plan(None, {}, "grammar", unknown_name(self.r, target_kind, w), 0.0, cmd)
         return None
@@ -876,10 +952,35 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     """The grammar route: canonical form first, then plain language."""
     if len(text) > MAX_TEXT:
         return Plan.unknown(f"That message is too long ({len(text)} characters, at most {MAX_TEXT}).")
-    explicit = parse_explicit(text, parser.resolver, parser.registry)
-    if explicit.command is not None and not (explicit.command == "help" and explicit.args.get("topic")):
+    explicit = _trusted(parse_explicit(text, parser.resolver, parser.registry), parser)
+    if explicit is not None and explicit.complete:
         return explicit
     plan = parser.parse(text)
-    if plan.command is None and not plan.clarify and explicit.clarify:
+    if explicit is not None and explicit.command is not None and not plan.complete and (
+            plan.command is not None or not plan.clarify):
+        return explicit  # the canonical form's own question ("Which environment: …?")
+    if plan.command is None and not plan.clarify and explicit is not None and explicit.clarify:
         return explicit
+    return plan
+
+
+def _trusted(plan: Plan, parser: NLParser) -> Plan | None:
+    """The canonical parse, unless it read an inventory name as a free word ("revert chat on test")."""
+    if plan.command is None:
+        return plan
+    spec = parser.registry[plan.command]
+    for arg in spec.args:
+        value = plan.args.get(arg.name)
+        if arg.kind is Kind.word and isinstance(value, str) and any(
+                parser.resolver.resolve(k, value) for k in ENTITY_KINDS):
+            return None
+    topic = plan.args.get("topic")
+    if plan.command == "help" and topic:
+        name = parser.registry.command_for_word(str(topic).split()[0])
+        if name is None:
+            return None
+        plan.args["topic"] = name
+    reason = plan.args.get("reason")
+    if isinstance(reason, str):
+        plan.args["reason"] = re.sub(r"^(because|reason:?|for|due to|since)\s+", "", reason, flags=re.I) or None
     return plan

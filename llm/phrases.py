@@ -9,6 +9,11 @@ nothing stronger is present.
 
 from __future__ import annotations
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 # phrase → (command, priority)
 COMMAND_PHRASES: dict[str, tuple[str, int]] = {}
 
@@ -31,15 +36,15 @@ _add("start", 3, "start", "start up", "bring up", "spin up", "fire up", "turn on
      "launch", "bring back up", "start back up", "starting")
 _add("logs", 2, "logs", "log", "logfile", "log output", "tail", "log lines", "journal")
 _add("logs", 1, "errors", "output", "saying", "complaining")
-_add("status", 2, "status", "state", "ps", "what is running", "what runs", "health of")
-_add("status", 1, "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok", "fine",
+_add("status", 2, "status", "state", "ps", "what is running", "what runs")
+_add("status", 1, "looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok", "fine",
      "working")
 _add("stacks", 2, "stacks", "what is deployed", "which stacks", "list stacks", "revision", "revisions",
      "versions", "deployed where")
 _add("stacks", 1, "deployed", "version")
 _add("envs", 2, "envs", "environments", "environment list", "list envs", "which envs")
 _add("envs", 1, "locked", "frozen", "locks", "freezes")
-_add("snapshot", 2, "snapshot", "checkpoint", "snap", "take a snapshot", "snapshot of")
+_add("snapshot", 2, "snapshot", "checkpoint", "snap", "take a snapshot", "snapshot of", "back up", "backup")
 _add("snapshots", 2, "snapshots", "checkpoints", "snaps")
 _add("restore", 3, "restore", "restoring", "revert", "reset to")
 _add("delete-snapshot", 3, "delete snapshot", "remove snapshot", "delete-snapshot")
@@ -49,7 +54,7 @@ _add("gpu", 2, "gpu", "gpus", "graphics cards", "graphics card", "vram", "cuda",
      "gpu load", "gpu memory")
 _add("gpu", 1, "busy", "utilisation", "utilization", "temperature", "temps", "queue")
 _add("audit", 2, "audit", "audit log", "history", "what happened", "activity", "changelog", "who did",
-     "recent changes", "requests", "approvals")
+     "recent changes", "requests", "approvals", "actions", "audit entries")
 _add("approve", 3, "approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with")
 _add("deny", 3, "deny", "reject", "decline", "veto", "refuse", "nack")
 _add("lock", 3, "lock", "freeze", "lock down", "code freeze", "block changes", "change freeze")
@@ -60,7 +65,7 @@ _add("health", 2, "health", "health check", "healthcheck", "health-check", "ping
 _add("help", 2, "help", "commands", "usage", "what can you do", "what do you do", "what do you support",
      "how do you work", "man", "manual")
 _add("whoami", 2, "whoami", "who am i", "my roles", "my role", "my permissions", "my access",
-     "what am i allowed", "am i an admin", "am i admin", "am i an operator")
+     "what am i allowed", "am i an admin", "am i admin", "am i an operator", "permissions", "what roles do i have")
 
 # Verbs split around their target: "push chat out", "bring n8n back up", "roll web back".
 PARTICLE_VERBS: dict[tuple[str, str], str] = {
@@ -68,7 +73,7 @@ PARTICLE_VERBS: dict[tuple[str, str], str] = {
     ("bring", "up"): "start", ("bring", "down"): "stop", ("spin", "up"): "start", ("spin", "down"): "stop",
     ("take", "down"): "stop", ("shut", "down"): "stop", ("turn", "off"): "stop", ("turn", "on"): "start",
     ("fire", "up"): "start", ("start", "up"): "start", ("switch", "off"): "stop", ("switch", "on"): "start",
-    ("kick", "over"): "restart", ("knock", "over"): "restart",
+    ("kick", "over"): "restart", ("put", "out"): "deploy", ("knock", "over"): "restart",
 }
 
 # Past forms of command verbs: a statement about what happened, or (after who/when/did) an audit question.
@@ -87,6 +92,9 @@ PASSIVE_BEFORE = frozenset({"is", "are", "be", "being", "currently", "still", "w
 # Subjects that make a past form a report of something done by a person.
 SUBJECTS = frozenset({"i", "we", "you", "he", "she", "they", "someone", "somebody", "just", "already",
                       "finally", "have", "has", "had", "successfully", "anyone", "everyone", "nobody"})
+REPORT_SUBJECTS = frozenset({"i", "we", "someone", "somebody", "they", "he", "she"})
+IRREGULAR_PAST = frozenset({"took", "made", "did", "ran", "went", "gave", "put", "shut", "brought", "spun", "set",
+                            "got", "left", "kept", "broke", "saw", "forgot", "found", "began", "built", "sent"})
 TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last", "morning"})
 
 # Negations and cancellations: a request that says not to act.
@@ -120,22 +128,23 @@ UNSUPPORTED: dict[str, str] = {
     "rm": "delete files", "delete": "delete things other than snapshots",
     "remove": "remove things other than snapshots", "erase": "delete data",
     "scale": "scale services", "resize": "resize VMs or disks", "upgrade": "upgrade software in place",
-    "migrate": "run migrations", "provision": "create new machines", "create": "create resources other than snapshots",
-    "clone": "clone VMs", "exec": "run arbitrary commands", "ssh": "open shells", "shell": "open shells",
-    "execute": "run arbitrary commands", "grant": "change roles",
+    "migrate": "run migrations", "provision": "create new machines",
+    "create": "create resources other than snapshots", "clone": "clone VMs", "exec": "run arbitrary commands",
+    "ssh": "open shells", "shell": "open shells", "execute": "run arbitrary commands", "grant": "change roles",
     "promote": "change roles", "demote": "change roles", "rotate": "rotate secrets", "flush": "flush caches",
-    "clear": "clear caches or data", "prune": "prune images or volumes", "build": "build images", "install": "install software", "uninstall": "uninstall software",
-    "patch": "patch systems", "reinstall": "reinstall software", "dump": "dump databases",
-    "backup": "back up databases (I can snapshot VMs)", "vacuum": "maintain databases", "reindex":
-    "maintain databases", "chmod": "change permissions", "sudo": "run commands as root", "email": "send email", "order": "order things", "buy": "buy things", "merge": "merge code",
-    "revoke": "change roles or tokens", "reload": "reload configuration (restart the service instead)",
-    "block": "block traffic",
+    "clear": "clear caches or data", "prune": "prune images or volumes", "build": "build images",
+    "install": "install software", "uninstall": "uninstall software", "patch": "patch systems",
+    "reinstall": "reinstall software", "backup": "back up databases (I can snapshot VMs)",
+    "vacuum": "maintain databases", "reindex": "maintain databases", "chmod": "change permissions",
+    "sudo": "run commands as root", "email": "send email", "order": "order things", "buy": "buy things",
+    "merge": "merge code", "revoke": "change roles or tokens",
+    "reload": "reload configuration (restart the service instead)", "block": "block traffic",
     "ban": "ban users", "kick out": "manage users", "expose": "change networking", "reset": "reset things",
 }
 # Verbs that act on a snapshot when "snapshot" is in the text, else are refused above.
 SNAPSHOT_DELETE = frozenset({"delete", "remove", "drop", "purge", "erase", "destroy", "rm", "prune", "clean",
                              "get rid of", "nuke", "trash", "discard", "clear"})
-SNAPSHOT_TAKE = frozenset({"take", "make", "create", "grab", "cut", "capture", "do", "add", "new", "backup",
+SNAPSHOT_TAKE = frozenset({"take", "make", "create", "grab", "cut", "capture", "add", "new", "backup",
                            "back up", "save"})
 SNAPSHOT_LIST = frozenset({"list", "show", "which", "what", "any", "see", "view", "all", "existing", "available",
                            "have", "are", "there"})
@@ -146,7 +155,7 @@ MACHINE_WORDS = frozenset({"vm", "vms", "server", "box", "machine", "host", "nod
                            "guest", "instance"})
 
 # Words that carry no target and no command; everything else unrecognised is "unknown".
-FILLER = frozenset("""
+FILLER = frozenset(_words("""
 a an the this that these those it its it's them their there here on in to from for at of with by into onto
 please pls plz kindly thanks thank thx ty cheers can could would will you u me us we i my our your
 is are am be been being do does did just quickly quick real now right asap again now, and then also too so
@@ -161,6 +170,7 @@ again back over out up off via using use
 need needs needed want wanted wants
 lol lmao haha pls please? asap! thanks! ty!
 real quickly fast soon now today
+request requests
 is are was were
 as well too
 okay ok cool great awesome nice
@@ -169,7 +179,7 @@ first
 also
 instead
 too
-""".split())
+"""))
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
 KIND_NOUNS: dict[str, str] = {
     "stack": "stack", "service": "service", "container": "service", "app": "service", "vm": "vm",
@@ -186,7 +196,8 @@ NEVER_CORRECT = frozenset({"smart", "audio", "slack", "stock", "stuck", "state",
                            "agents", "agency", "cached", "caches", "dashboard", "proxies", "tunnels", "stream",
                            "streams", "public", "publish", "logic", "logos", "there", "these", "those", "where",
                            "charts", "chart", "chats", "cheat", "check", "checks", "daily", "datum", "video",
-                           "videos", "documents", "llama", "phone", "restore", "restores", "release", "relax"})
+                           "videos", "documents", "llama", "phone", "restore", "restores", "release", "relax", "lunch",
+                           "request", "launches", "stamp", "stale", "stage", "stash"})
 
 # Duration words → canonical `since` values the validator accepts (llm/values.py).
 SINCE_WORDS: dict[str, str] = {
