@@ -226,6 +226,31 @@ def eval_group() -> None:
     """Evaluation harnesses."""
 
 
+@eval_group.command("nl")
+@CONFIG_OPTION
+@click.option("--llm", "use_llm", is_flag=True, help="route through the LLM (Planner.plan with use_llm=True)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object (the full report)")
+@click.option("--fail-under", type=float, default=None,
+              help="exit 1 if accuracy is below this fraction or any wrong action happened")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def eval_nl(config: str | None, use_llm: bool, as_json: bool, fail_under: float | None, file: str) -> None:
+    """Accuracy, misses per command, wrong actions and latency of the plain-language routes."""
+    from commands.registry import registry
+    from infra.config import load_config
+    from llm.eval import CasesError, evaluate, format_report, load_cases
+    from llm.planner import Planner
+
+    try:
+        cfg = load_config(config)
+        cases = load_cases(file)
+    except (ConfigError, CasesError) as exc:
+        _fail(str(exc))
+    report = asyncio.run(evaluate(cases, Planner(cfg, registry()), use_llm=use_llm))
+    click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else format_report(report))
+    if fail_under is not None and (report.accuracy < fail_under or report.wrong_actions):
+        sys.exit(1)
+
+
 @main.group("db")
 def db_group() -> None:
     """Database commands."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from commands.registry import Registry
 from infra.config import Config
-from llm.grammar import parse_explicit
+from llm.nl import NLParser, parse_plain
 from llm.plan import Plan
 from llm.resolve import Resolver
 
@@ -18,9 +18,12 @@ class Planner:
         self.config = config
         self.registry = registry
         self.resolver = resolver or Resolver(config)
+        users = frozenset(u.split(":", 1)[-1].lower() for u in config.inventory.users)
+        self.nl = NLParser(self.resolver, registry, users)
 
     def grammar(self, text: str) -> Plan:
-        return parse_explicit(text, self.resolver, self.registry)
+        """Canonical form, then plain language (llm/nl.py); `confidence` says how sure it is."""
+        return parse_plain(text, self.nl)
 
     async def plan(self, text: str, *, channel: str | None = None, thread: str | None = None,
                    actor: str | None = None, use_llm: bool | None = None) -> Plan:
