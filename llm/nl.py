@@ -959,6 +959,11 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     if explicit is not None and explicit.command is not None and not plan.complete and (
             plan.command is not None or not plan.clarify):
         return explicit  # the canonical form's own question ("Which environment: …?")
+    if (explicit is not None and explicit.attempted and plan.command is None and not plan.attempted
+            and plan.confidence == 0.0):
+        # Plain language understood nothing, but the first word is a registered command it has no
+        # phrasing for (a newly registered one): the canonical reading's question names what is wrong.
+        return explicit
     if plan.command is None and not plan.clarify and explicit is not None and explicit.clarify:
         return explicit
     return plan

@@ -37,10 +37,10 @@ def test_run_read_change_refusal_and_clarify(pg_url: str) -> None:
     unclear = chatops("run", "--as", "alice", "restart n8n", env=env)
     assert unclear.returncode == 2 and "Which environment" in unclear.stdout
 
-    locked = chatops("run", "--as", "carol", "--yes", "lock test for the demo", env=env)
+    locked = chatops("run", "--as", "carol", "--yes", "lock test for the demo day", env=env)
     assert locked.returncode == 0 and "rumpletest is frozen" in locked.stdout
     envs = chatops("run", "--as", "bob", "envs", env=env)
-    assert "frozen by console:carol (for the demo)" in envs.stdout
+    assert "frozen by console:carol (the demo day)" in envs.stdout
     audit = chatops("run", "--as", "carol", "audit", "limit=10", env=env)
     assert audit.returncode == 0
     for command in ("whoami", "lock", "envs"):

@@ -45,7 +45,7 @@ def test_canonical_examples_parse_exactly_as_the_explicit_grammar(planner: Plann
     ("can you push chat out to staging", "deploy", {"stack": "chat", "env": T}),
     ("roll the new monitoring stack out to dev", "deploy", {"stack": "monitoring", "env": D}),
     ("checkpoint prod before the upgrade", "snapshot", {"vm": P}),
-    ("freeze production for the release", "lock", {"env": P, "reason": "release"}),
+    ("freeze production for the release", "lock", {"env": P, "reason": "the release"}),
     ("deploy the n8n stack to test", "deploy", {"stack": "workflows", "env": T}),
     ("show me the last 100 lines of nginx logs on live", "logs", {"service": "nginx", "env": L, "tail": 100}),
     ("get me the postgres logs on dev since yesterday", "logs", {"service": "postgres", "env": D, "since": "2d"}),
@@ -182,3 +182,26 @@ def test_users_for_audit_come_from_the_config(config: Config) -> None:
     planner = Planner(config, registry())
     plan = planner.grammar("show bob's last 10 actions")
     assert (plan.command, plan.args) == ("audit", {"user": "bob", "limit": 10})
+
+
+def test_commands_without_plain_phrasings_keep_the_canonical_question(config: Config) -> None:
+    """A newly registered command has no synonyms yet; its canonical form still gets precise questions."""
+    from bot.request import Reply
+    from commands.args import ENV
+    from commands.registry import Registry, command, registry
+    from llm.planner import Planner
+
+    reg = Registry()
+    for spec in registry():
+        reg.add(spec)
+
+    async def frob(ctx: object, args: dict[str, object]) -> Reply:
+        return Reply("frobbed")
+
+    command("frob", summary="a new command", args=(ENV,), registry=reg)(frob)
+    planner = Planner(config, reg)
+    bare = planner.grammar("frob")
+    assert bare.command == "frob" and "Which environment" in (bare.clarify or "")
+    wrong = planner.grammar("frob nowhere")
+    assert wrong.command is None and "don't know an environment called 'nowhere'" in (wrong.clarify or "")
+    assert planner.grammar("frob dev").args == {"env": "rumpledev"}
