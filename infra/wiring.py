@@ -7,4 +7,9 @@ from infra.config import Config
 
 
 def make_backends(config: Config) -> Backends:
-    return Backends(config)
+    backends = Backends(config)
+    if config.inventory.llm.base_url and config.inventory.llm.model:
+        from llm.agent import LLMClient  # no LangChain import until the first request
+
+        backends.override("llm", LLMClient.from_config(config))
+    return backends
