@@ -7,13 +7,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from bot.request import Reply
+from bot.engine import Engine
+from bot.request import Actor, Reply, Request
 from commands.context import Context
 from commands.registry import Registry, registry
+from infra.backends import Backends
 from infra.config import LLM, Config
+from infra.db.store import AuditStore
+from llm.agent import LLMClient
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct-AWQ"
 KEY = "test-key-5f2a"
+ALICE = Actor("console:alice")  # operator
+CAROL = Actor("console:carol")  # admin
 
 
 def with_llm(config: Config, base_url: str, **settings: Any) -> Config:
@@ -38,3 +44,19 @@ def recording_registry(calls: list[tuple[str, dict[str, Any]]],
 
         reg.add(replace(spec, handler=handler, backend=None, preview=None))
     return reg
+
+
+class Bot:
+    """An engine on a recording registry, with the LLM client installed as Backends.llm()."""
+
+    def __init__(self, config: Config, store: AuditStore, client: LLMClient,
+                 outputs: dict[str, Any] | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        backends = Backends(config)
+        backends.override("llm", client)
+        self.client = client
+        self.engine = Engine(config, store, backends, registry=recording_registry(self.calls, outputs))
+
+    async def say(self, text: str, actor: Actor = ALICE, thread: str | None = "T1", **kw: Any) -> Any:
+        return await self.engine.handle(Request(actor=actor, text=text, platform="console", channel="C1",
+                                                thread=thread, **kw))
