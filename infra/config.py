@@ -115,6 +115,16 @@ class GpuHost(_Strict):
     gpus: int | None = None
     temp_warn_c: float = 83.0
     memory_warn_pct: float = 95.0
+    # Label matchers added to every Prometheus query, e.g. 'Hostname="phoenix"' (one server, many hosts).
+    prometheus_selector: str | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("ssh")
+    @classmethod
+    def _ssh_target(cls, v: str | None) -> str | None:
+        if v and (v.startswith("-") or any(c.isspace() for c in v)):
+            raise ValueError("ssh must be a plain [user@]host, without spaces or options")
+        return v
 
 
 class LLM(_Strict):

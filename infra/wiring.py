@@ -8,6 +8,9 @@ from infra.config import Config
 
 def make_backends(config: Config) -> Backends:
     backends = Backends(config)
+    from infra.gpu import make_gpu_clients
+    for host, client in make_gpu_clients(config).items():
+        backends.override(f"gpu:{host}", client)
     if config.inventory.llm.base_url and config.inventory.llm.model:
         from llm.agent import LLMClient  # no LangChain import until the first request
 

@@ -1,0 +1,39 @@
+"""The core's own handlers: help, stacks, health (derived from the registry and inventory)."""
+
+from __future__ import annotations
+
+from bot.engine import Engine
+from bot.request import Actor, Request, Tone
+from commands.registry import registry
+
+ALICE = Actor("console:alice")
+
+
+async def test_help_lists_every_registered_command(engine: Engine) -> None:
+    reply = await engine.handle(Request(actor=ALICE, text="help"))
+    usages = [row[0] for row in reply.tables[0].rows]
+    assert [u.split()[0] for u in usages] == registry().names()
+    assert "deploy STACK ENV [ref=…]" in usages
+    one = await engine.handle(Request(actor=ALICE, text="help restore"))
+    assert one.text.startswith("restore VM SNAPSHOT") and "needs an approval on protected targets" in one.text
+    assert [r[0] for r in one.tables[0].rows] == ["vm", "snapshot"]
+    bad = await engine.handle(Request(actor=ALICE, text="help teleport"))
+    assert bad.tone is Tone.error and "no command 'teleport'" in bad.text
+
+
+async def test_stacks_come_from_compose_folders(engine: Engine) -> None:
+    reply = await engine.handle(Request(actor=ALICE, text="stacks"))
+    names = [r[0] for r in reply.tables[0].rows]
+    assert names == list(engine.config.inventory.stacks)
+    web = next(r for r in reply.tables[0].rows if r[0] == "web")
+    assert web[1] == "nginx, cloudflared"
+    phoenix = await engine.handle(Request(actor=ALICE, text="stacks gpu box"))
+    assert {r[0] for r in phoenix.tables[0].rows} == {"llm", "gpu-metrics", "chatops"}
+
+
+async def test_health_reports_database_and_unconfigured_backends(engine: Engine) -> None:
+    reply = await engine.handle(Request(actor=ALICE, text="health"))
+    rows = {r[0]: r[1:] for r in reply.tables[0].rows}
+    assert rows["database"] == ["ok", "postgresql"]
+    assert rows["docker:rumpleprod"][0] == "not configured"
+    assert rows["proxmox"][0] == "not configured" and rows["llm"][0] == "not configured"
