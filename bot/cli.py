@@ -110,8 +110,9 @@ def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[s
     planner = Planner(cfg, registry())
     from llm.validate import validate
 
-    def one(line: str) -> None:
-        plan = asyncio.run(planner.plan(line, use_llm=use_llm))
+    async def one(line: str) -> None:
+        plan = await planner.plan(line, use_llm=use_llm)
+        usage = plan.usage
         plan = validate(plan, planner.resolver, planner.registry, text=line,
                         require_mentioned=plan.source == "llm")
         if as_json:
@@ -119,14 +120,19 @@ def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[s
         else:
             click.echo(f"command: {plan.command}\nargs: {json.dumps(plan.args)}\n"
                        f"source: {plan.source}\nclarify: {plan.clarify}")
+            if usage:
+                click.echo("usage: " + " ".join(f"{k}={v:g}" for k, v in usage.items()))
 
-    joined = " ".join(text)
-    if joined == "-":
+    async def each() -> None:  # one event loop for every line: the LLM client's HTTP pool lives in it
+        joined = " ".join(text)
+        if joined != "-":
+            await one(joined)
+            return
         for line in sys.stdin:
             if line.strip():
-                one(line.rstrip("\n"))
-    else:
-        one(joined)
+                await one(line.rstrip("\n"))
+
+    asyncio.run(each())
 
 
 @main.group("config")

@@ -34,6 +34,8 @@ log = logging.getLogger("chatops.engine")
 T = TypeVar("T")
 CONFIRMABLE = ("awaiting_confirmation",)
 APPROVABLE = ("pending_approval",)
+# Routes that infer a plan rather than read it: always mention-checked and shown back before running.
+INFERRED = ("llm", "thread")
 
 
 def describe(spec: CommandSpec, args: dict[str, Any]) -> str:
@@ -59,7 +61,8 @@ class Engine:
         self.registry = registry or load_registry()
         self.resolver = Resolver(config)
         self.backends = backends or Backends(config)
-        self.planner = planner or Planner(config, self.registry, self.resolver)
+        self.planner = planner or Planner(config, self.registry, self.resolver, backends=self.backends,
+                                          store=store)
         self.redactor = Redactor(secret_values(config.inventory, config.settings))
 
     # -- plumbing ---------------------------------------------------------
@@ -123,9 +126,10 @@ class Engine:
         else:
             raw = await self.planner.plan(req.text, channel=req.channel, thread=req.thread,
                                           actor=req.actor.id)
-        return validate(raw, self.resolver, self.registry, text=req.text,
+        # Model and thread plans: every target must be in the user's words (now or earlier in the thread).
+        return validate(raw, self.resolver, self.registry, text=" ".join(filter(None, (req.text, raw.context))),
                         default_env=self.config.default_env(req.channel),
-                        require_mentioned=raw.source == "llm")
+                        require_mentioned=raw.source in INFERRED)
 
     async def _handle(self, req: Request) -> Reply:
         plan = await self.plan(req)
@@ -253,7 +257,7 @@ class Engine:
         needs_approval = spec.approval and protected(self.config, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
-        if spec.confirm and not req.confirmed:
+        if (spec.confirm or plan.source in INFERRED) and not req.confirmed:
             row = self._row(req, plan, "awaiting_confirmation", plan_hash=digest, expires_at=expires)
             await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
                                                     ("awaiting_confirmation", {"plan_hash": digest})])

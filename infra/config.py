@@ -141,6 +141,12 @@ class LLM(_Strict):
     api_key: SecretStr | None = None
     timeout_s: float = 20.0
     max_retries: int = 1
+    # The grammar's complete plan is used without asking the model when at least this sure.
+    grammar_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    # Circuit breaker: after this many failed requests in a row, stop asking for reset_s seconds.
+    breaker_failures: int = Field(3, ge=1)
+    breaker_reset_s: float = Field(30.0, gt=0)
+    max_tokens: int = Field(256, ge=16)
 
 
 class Channel(_Strict):

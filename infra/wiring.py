@@ -16,4 +16,8 @@ def make_backends(config: Config) -> Backends:
     proxmox = build_proxmox(config)
     if proxmox is not None:
         backends.override("proxmox", proxmox)
+    if config.inventory.llm.base_url and config.inventory.llm.model:
+        from llm.agent import LLMClient  # no LangChain import until the first request
+
+        backends.override("llm", LLMClient.from_config(config))
     return backends

@@ -20,6 +20,8 @@ class Plan:
     attempted: str | None = None
     # Route statistics for the evaluation harness (latency_ms, prompt_tokens, completion_tokens).
     usage: dict[str, float] | None = None
+    # Names the user gave earlier in the thread (space-separated); the mention check accepts them.
+    context: str | None = None
 
     @property
     def complete(self) -> bool:

@@ -1,34 +1,153 @@
 """The route from text to plan: the grammar first, other routes when it is unsure.
 
-Kept free of LangChain imports so `chatops parse` starts fast; the LLM route is
-loaded only when configured and asked for.
+1. The grammar's plan, when it is complete and at least `llm.grammar_confidence`
+   sure, when it found the command and only asks for a missing argument, or when it
+   refused on purpose (a negation, the past, something the bot cannot do).
+2. In a thread: an answer to the bot's last question, or a follow-up of the last
+   plan ("restart it", "same on test"), from the audit log (`llm.thread`).
+3. The language model, when configured (`llm.agent`), validated with the mention
+   check.  When the model is down or slow the answer says so and the grammar's own
+   reading stands.
+
+`use_llm`: None = this route; False = never the model; True = the model answers
+every text (what `chatops parse --llm` and the evaluation harness measure).
+Kept free of LangChain and SQLAlchemy imports so `chatops parse` starts fast: the
+LLM and thread modules load only when a request needs them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
 from commands.registry import Registry
 from infra.config import Config
-from llm.nl import NLParser, parse_plain
+from infra.errors import BackendUnavailable, NotConfigured
+from llm.nl import REFUSAL, NLParser, parse_plain
 from llm.plan import Plan
 from llm.resolve import Resolver
 
+if TYPE_CHECKING:
+    from infra.backends import Backends
+    from infra.db.store import AuditStore
+    from llm.thread import Turn
+
+NOT_CONFIGURED = "The LLM route is not configured: set LLM_BASE_URL and LLM_MODEL."
+
+
+def degraded(reason: str, grammar: Plan) -> Plan:
+    """The answer when the model cannot help: say so, keep the grammar's question."""
+    head = grammar.clarify or "I couldn't read that as a command"
+    plan = Plan.unknown(f"{head.rstrip('.')}. (The language model can't help right now: {reason}.) "
+                        "Explicit commands and slash commands still work, e.g. 'restart n8n on dev'; "
+                        "'help' lists them.", source="llm", attempted=grammar.attempted)
+    return plan
+
 
 class Planner:
-    def __init__(self, config: Config, registry: Registry, resolver: Resolver | None = None) -> None:
+    def __init__(self, config: Config, registry: Registry, resolver: Resolver | None = None, *,
+                 backends: Backends | None = None, store: AuditStore | None = None) -> None:
         self.config = config
         self.registry = registry
         self.resolver = resolver or Resolver(config)
         users = frozenset(u.split(":", 1)[-1].lower() for u in config.inventory.users)
         self.nl = NLParser(self.resolver, registry, users)
+        self.backends = backends
+        self.store = store
+        self._client: Any = None
 
     def grammar(self, text: str) -> Plan:
         """Canonical form, then plain language (llm/nl.py); `confidence` says how sure it is."""
         return parse_plain(text, self.nl)
 
+    # -- the model --------------------------------------------------------
+    def llm(self) -> Any:
+        """The LLM client (Backends.llm() when the planner has backends); NotConfigured if none."""
+        if self.backends is not None:
+            return self.backends.llm()
+        if self._client is None:
+            from llm.agent import LLMClient
+
+            self._client = LLMClient.from_config(self.config)  # raises NotConfigured
+        return self._client
+
+    @cached_property
+    def tool(self) -> dict[str, Any]:
+        from llm.tools import plan_tool
+
+        return plan_tool(self.registry, self.resolver)
+
+    @cached_property
+    def system(self) -> str:
+        from llm.tools import system_prompt
+
+        return system_prompt(self.registry, self.resolver)
+
+    async def model(self, text: str, turn: Turn | None = None, default_env: str | None = None) -> Plan:
+        """The model's validated plan; raises NotConfigured or BackendUnavailable."""
+        from llm.agent import propose
+
+        client = self.llm()
+        started = time.perf_counter()
+        try:
+            return await propose(client, text, registry=self.registry, resolver=self.resolver, tool=self.tool,
+                                 system=self.system, turn=turn, default_env=default_env)
+        except BackendUnavailable as exc:
+            exc.latency_ms = round((time.perf_counter() - started) * 1000, 1)  # type: ignore[attr-defined]
+            raise
+
+    # -- the thread -------------------------------------------------------
+    async def turn(self, channel: str | None, thread: str | None) -> Turn | None:
+        if self.store is None or not thread:
+            return None
+        from llm.thread import last_turn
+
+        return await asyncio.to_thread(last_turn, self.store, channel, thread)
+
+    # -- the route --------------------------------------------------------
     async def plan(self, text: str, *, channel: str | None = None, thread: str | None = None,
                    actor: str | None = None, use_llm: bool | None = None) -> Plan:
-        plan = self.grammar(text)
+        default_env = self.config.default_env(channel)
         if use_llm:
-            return Plan.unknown("The LLM route is not configured: set LLM_BASE_URL and LLM_MODEL.",
-                                source="llm")
-        return plan
+            return await self._forced(text, await self.turn(channel, thread), default_env)
+        grammar = self.grammar(text)
+        sure = self.config.inventory.llm.grammar_confidence
+        if grammar.complete and grammar.confidence >= sure:
+            return grammar
+        turn = await self.turn(channel, thread)
+        refers_back = False
+        if turn is not None:
+            from llm.thread import points_back, resolve
+
+            refers_back = points_back(text)
+            followed = resolve(text, turn, actor or "", self.registry, self.resolver, default_env)
+            if followed is not None:
+                return followed
+        if use_llm is False or (grammar.command is not None and not grammar.complete and not refers_back):
+            # A question for a missing argument: the model could only guess it, unless the text
+            # points back into the thread ("give it a kick on staging"), whose plan the model sees.
+            return grammar
+        if grammar.command is None and grammar.confidence >= REFUSAL:
+            return grammar  # a deliberate "no" ("don't restart n8n"): the model must not override it
+        try:
+            model = await self.model(text, turn, default_env)
+        except NotConfigured:
+            return grammar
+        except BackendUnavailable as exc:
+            return grammar if grammar.complete else degraded(str(exc), grammar)
+        if model.complete or (not grammar.complete and (model.clarify or not grammar.clarify)):
+            return model
+        return grammar
+
+    async def _forced(self, text: str, turn: Turn | None, default_env: str | None) -> Plan:
+        try:
+            return await self.model(text, turn, default_env)
+        except NotConfigured:
+            return Plan.unknown(NOT_CONFIGURED, source="llm")
+        except BackendUnavailable as exc:
+            plan = Plan.unknown(f"The language model can't help right now: {exc}.", source="llm")
+            plan.usage = {"latency_ms": getattr(exc, "latency_ms", 0.0), "prompt_tokens": 0.0,
+                          "completion_tokens": 0.0}
+            return plan

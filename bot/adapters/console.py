@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def exit_code(reply: Reply) -> int:
 async def interactive(engine: Engine, actor: Actor, history: Path | None = None) -> None:
     """A REPL with history; `/as USER` switches identity to try approvals by someone else."""
     read = _reader(history)
+    # One session is one conversation: follow-ups ("restart it") and answers refer to it.
+    thread = f"console-{uuid.uuid4().hex[:12]}"
     print(f"chatops console as {actor.id}. 'help' lists commands; '/as USER' switches user; "
           "Ctrl-D quits.")
     while True:
@@ -72,7 +75,7 @@ async def interactive(engine: Engine, actor: Actor, history: Path | None = None)
             print(render(r))
 
         reply = await engine.handle(Request(actor=actor, text=line, platform="console",
-                                            channel=CHANNEL, on_progress=progress))
+                                            channel=CHANNEL, thread=thread, on_progress=progress))
         print(render(reply))
         rid = _confirm_button(reply)
         if rid:
@@ -80,7 +83,8 @@ async def interactive(engine: Engine, actor: Actor, history: Path | None = None)
             action = "confirm" if answer in ("y", "yes") else "cancel"
             print(render(await engine.act(action, rid, actor,
                                           req=Request(actor=actor, text=line, platform="console",
-                                                      channel=CHANNEL, on_progress=progress))))
+                                                      channel=CHANNEL, thread=thread,
+                                                      on_progress=progress))))
 
 
 def _reader(history: Path | None) -> Callable[[str], Awaitable[str]]:

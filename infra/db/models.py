@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -55,6 +56,9 @@ class RequestRow(Base):
         Index("ix_requests_actor_command_created", "actor", "command", "created_at"),
         Index("ix_requests_env_command_created", "env", "command", "created_at"),
         Index("ix_requests_env_status_created", "env", "status", "created_at"),
+        # A thread's last plan, for the LLM route's follow-ups (migration 0005).
+        Index("ix_requests_thread_created", "channel", "thread", "created_at",
+              postgresql_where=sql_text("thread IS NOT NULL"), sqlite_where=sql_text("thread IS NOT NULL")),
     )
 
 
