@@ -80,7 +80,8 @@ async def test_model_plan_is_validated_and_carries_usage(planner: Planner, serve
     assert body["tool_choice"] == {"type": "function", "function": {"name": "plan"}}
     assert body["model"] == MODEL and body["temperature"] == 0
     assert [t["function"]["name"] for t in body["tools"]] == ["plan"]
-    assert body["messages"][-1] == {"role": "user", "content": "the workflow engine on dev is wedged, sort it out please"}
+    assert body["messages"][-1] == {"role": "user",
+                                    "content": "the workflow engine on dev is wedged, sort it out please"}
 
 
 async def test_model_aliases_are_canonicalised(planner: Planner, server: FakeOpenAI) -> None:
