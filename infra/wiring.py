@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from infra.backends import Backends
 from infra.config import Config
+from infra.docker_hosts import install_docker_hosts
 
 
 def make_backends(config: Config) -> Backends:
-    return Backends(config)
+    backends = Backends(config)
+    install_docker_hosts(backends, config)
+    return backends
