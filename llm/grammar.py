@@ -126,10 +126,10 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
             pending.remove(arg)
             i += n
             continue
-        if tok.low in FILLER:
+        plain = [a for a in pending if not a.kind.is_entity]
+        if tok.low in FILLER and not (plain and plain[0].kind is Kind.text and not entity_args):
             i += 1
             continue
-        plain = [a for a in pending if not a.kind.is_entity]
         if plain:
             arg = plain[0]
             if arg.kind is Kind.text:

@@ -37,7 +37,7 @@ def unknown_name(resolver: Resolver, kind: Kind, word: str) -> str:
         env = resolver.resolve(Kind.env, word)
         return (f"{env} is a hosted server, not a Proxmox guest: it cannot be snapshotted or "
                 f"restored from here. VMs: {join_choices(resolver.choices(Kind.vm))}.")
-    return (f"I don't know a {noun(kind)} called '{word}'. "
+    return (f"I don't know {article(noun(kind))} called '{word}'. "
             f"{noun(kind).capitalize()}s: {join_choices(resolver.choices(kind))}.")
 
 

@@ -51,6 +51,10 @@ class RequestRow(Base):
         Index("ix_requests_env_created", "env", "created_at"),
         Index("ix_requests_command_created", "command", "created_at"),
         Index("ix_requests_status_created", "status", "created_at"),
+        # The pairs a team reviews most ("what did bob deploy", "deploys on prod", "failures on prod").
+        Index("ix_requests_actor_command_created", "actor", "command", "created_at"),
+        Index("ix_requests_env_command_created", "env", "command", "created_at"),
+        Index("ix_requests_env_status_created", "env", "status", "created_at"),
     )
 
 

@@ -1,0 +1,118 @@
+"""Audit store: tamper evidence, export, the `audit` command, migrations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, inspect, select, text, update
+
+from bot.engine import Engine
+from bot.request import Actor, Request, Tone
+from infra.db.migrate import downgrade
+from infra.db.models import AuditEvent, ChainHead, RequestRow
+from infra.db.store import AuditStore, Database
+
+ALICE, BOB, CAROL = (Actor(f"console:{n}") for n in ("alice", "bob", "carol"))
+
+
+async def fill(engine: Engine) -> list[str]:
+    ids = []
+    for actor, line in ((ALICE, "whoami"), (BOB, "help"), (ALICE, "envs"), (CAROL, "lock test"),
+                        (CAROL, "unlock test"), (ALICE, "restart foo on dev")):
+        r = await engine.handle(Request(actor=actor, text=line))
+        assert r.request_id
+        ids.append(r.request_id)
+    return ids
+
+
+async def test_verify_passes_on_an_untouched_log(engine: Engine, store: AuditStore) -> None:
+    await fill(engine)
+    assert store.verify() == []
+
+
+@pytest.mark.parametrize("tamper", ["edit_event", "delete_middle", "delete_newest", "edit_request",
+                                    "edit_status"])
+async def test_verify_catches_tampering(engine: Engine, store: AuditStore, db: Database, tamper: str) -> None:
+    ids = await fill(engine)
+    with db.sessions.begin() as s:
+        if tamper == "edit_event":
+            s.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(actor="console:mallory"))
+        elif tamper == "delete_middle":
+            s.execute(delete(AuditEvent).where(AuditEvent.seq == 4))
+        elif tamper == "delete_newest":
+            last = s.execute(select(ChainHead.seq)).scalar_one()
+            s.execute(delete(AuditEvent).where(AuditEvent.seq == last))
+        elif tamper == "edit_request":
+            s.execute(update(RequestRow).where(RequestRow.id == ids[3]).values(actor="console:mallory"))
+        else:
+            s.execute(update(RequestRow).where(RequestRow.id == ids[5]).values(status="succeeded"))
+    problems = store.verify()
+    assert problems, tamper
+    expected = {"edit_event": "was edited", "delete_middle": "missing", "delete_newest": "chain head",
+                "edit_request": "was edited", "edit_status": "says 'succeeded'"}[tamper]
+    assert any(expected in p for p in problems), problems
+
+
+async def test_export_csv_and_json(engine: Engine, store: AuditStore) -> None:
+    ids = await fill(engine)
+    data = json.loads(store.export("json"))
+    assert [d["id"] for d in data] == list(reversed(ids))
+    assert data[-1]["command"] == "whoami" and data[-1]["status"] == "succeeded"
+    rows = list(csv.DictReader(io.StringIO(store.export("csv"))))
+    assert len(rows) == len(ids) and rows[0]["id"] == ids[-1]
+    assert json.loads(rows[0]["args"]) == {}
+
+
+async def test_audit_command_visibility_and_filters(engine: Engine) -> None:
+    await fill(engine)
+    mine = await engine.handle(Request(actor=ALICE, text="audit"))
+    who = {row[2] for row in mine.tables[0].rows}
+    assert who == {"console:alice"}
+    nosy = await engine.handle(Request(actor=ALICE, text="audit user=bob"))
+    assert nosy.tone is Tone.error and "Only admins" in nosy.text
+    everyone = await engine.handle(Request(actor=CAROL, text="audit limit=50"))
+    assert {"console:alice", "console:bob", "console:carol"} <= {r[2] for r in everyone.tables[0].rows}
+    bob = await engine.handle(Request(actor=CAROL, text="audit user=bob"))
+    assert {r[2] for r in bob.tables[0].rows} == {"console:bob"}
+    refused = await engine.handle(Request(actor=CAROL, text="audit status=refused"))
+    assert [r[3] for r in refused.tables[0].rows] == ["restart"]
+    locks = await engine.handle(Request(actor=CAROL, text="audit command=lock env=test since=1h"))
+    assert [r[3] for r in locks.tables[0].rows] == ["lock"]
+    two = await engine.handle(Request(actor=CAROL, text="audit limit=2"))
+    assert len(two.tables[0].rows) == 2
+    ids = [r[0] for r in everyone.tables[0].rows]
+    assert ids[0] == everyone.request_id  # newest first: the audit request itself
+
+
+def _tables(db: Database) -> set[str]:
+    return set(inspect(db.engine).get_table_names())
+
+
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+async def test_migrations_up_and_down_on_empty_and_populated(kind: str, pg_url: str, tmp_path: Path,
+                                                             config: object) -> None:
+    from infra.backends import Backends
+
+    url = pg_url if kind == "postgres" else f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    db = Database(url)
+    db.migrate()
+    assert {"requests", "audit_events", "audit_chain", "env_locks", "exec_locks", "workers"} <= _tables(db)
+    downgrade(db.engine, "base")
+    assert "requests" not in _tables(db)
+    db.migrate()
+    store = AuditStore(db)
+    eng = Engine(config, store, Backends(config))  # type: ignore[arg-type]
+    await eng.start()
+    await fill(eng)
+    await eng.close()
+    downgrade(db.engine, "base")
+    assert not {"requests", "audit_events"} & _tables(db)
+    db.migrate()
+    with db.engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM requests")).scalar() == 0
+        assert c.execute(text("SELECT seq FROM audit_chain")).scalar() == 0
+    db.dispose()

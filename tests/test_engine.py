@@ -1,0 +1,277 @@
+"""The engine's request path against the real PostgreSQL audit store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import text, update
+
+from bot.engine import Engine
+from bot.request import Actor, Reply, Request, Tone
+from infra.backends import Backends
+from infra.config import Channel, Config
+from infra.db.models import RequestRow
+from infra.db.store import AuditStore, Database
+
+from .conftest import make_engine
+from .support import Gate, observable_registry
+
+ALICE, BOB, CAROL, DAVE = (Actor(f"console:{n}") for n in ("alice", "bob", "carol", "dave"))
+
+
+def req(actor: Actor, text: str, **kw: object) -> Request:
+    return Request(actor=actor, text=text, channel="console", **kw)  # type: ignore[arg-type]
+
+
+async def new_engine(config: Config, db: Database, tmp_path: Path, gate: Gate | None = None) -> Engine:
+    eng = make_engine(config, db, observable_registry(tmp_path, gate))
+    await eng.start()
+    return eng
+
+
+def kinds(store: AuditStore, rid: str) -> list[str]:
+    return [e.kind for e in store.events(rid)]
+
+
+async def test_read_command_is_audited_before_and_after(engine: Engine, store: AuditStore) -> None:
+    reply = await engine.handle(req(ALICE, "whoami"))
+    assert reply.ok and "console:alice" in reply.text and reply.request_id
+    row = store.get(reply.request_id)
+    assert row is not None and row.status == "succeeded" and row.command == "whoami"
+    assert kinds(store, reply.request_id) == ["requested", "started", "succeeded"]
+
+
+async def test_change_is_confirmed_then_runs_after_its_row_is_committed(config: Config, db: Database,
+                                                                         tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch dev first"))
+    assert card.tone is Tone.question and "I understood: touch rumpledev first" in card.text
+    assert [b.action for b in card.buttons] == ["confirm", "cancel"]
+    assert not (tmp_path / "first").exists()
+    rid = card.request_id
+    assert rid and eng.store.get(rid).status == "awaiting_confirmation"  # type: ignore[union-attr]
+
+    other = await eng.act("confirm", rid, BOB)
+    assert other.tone is Tone.error and "Only console:alice" in other.text
+    progress: list[Reply] = []
+
+    async def sink(r: Reply) -> None:
+        progress.append(r)
+
+    done = await eng.act("confirm", rid, ALICE, req=req(ALICE, "touch dev first", on_progress=sink))
+    assert done.tone is Tone.success, done.text
+    assert (tmp_path / "first").read_text() == "rumpledev console:alice status-while-running=started\n"
+    assert [p.text for p in progress] == ["touching first"]
+    assert kinds(eng.store, rid) == ["requested", "awaiting_confirmation", "requested", "started", "progress",
+                                     "succeeded"]
+    again = await eng.act("confirm", rid, ALICE)
+    assert "already succeeded" in again.text
+    assert (tmp_path / "first").read_text().count("\n") == 1
+
+
+async def test_cancel_changes_nothing(config: Config, db: Database, tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch dev x"))
+    assert card.request_id
+    res = await eng.act("cancel", card.request_id, ALICE)
+    assert "Cancelled" in res.text and not (tmp_path / "x").exists()
+    assert eng.store.get(card.request_id).status == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_protected_change_needs_another_approver(config: Config, db: Database, tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch prod p1", confirmed=True))
+    assert card.tone is Tone.pending and card.request_id
+    rid = card.request_id
+    assert [b.action for b in card.buttons] == ["approve", "deny"]
+    assert card.mentions == ["console:bob", "console:carol"]
+    assert not (tmp_path / "p1").exists()
+
+    own = await eng.handle(req(BOB, "touch prod p2", confirmed=True))
+    assert own.request_id
+    refused = await eng.handle(req(BOB, f"approve {own.request_id}"))
+    assert refused.tone is Tone.error and "can't approve your own" in refused.text
+    not_approver = await eng.handle(req(ALICE, f"approve {rid}"))
+    assert not_approver.tone is Tone.error and "approver role" in not_approver.text
+    assert eng.store.get(rid).status == "pending_approval"  # type: ignore[union-attr]
+
+    ok = await eng.handle(req(BOB, f"approve {rid}"))
+    assert ok.tone is Tone.success and ok.text.startswith(f"Approved {rid}"), ok.text
+    assert (tmp_path / "p1").read_text().startswith("rumpleprod console:alice status-while-running=started")
+    row = eng.store.get(rid)
+    assert row is not None and row.status == "succeeded" and row.approver == "console:bob"
+    assert kinds(eng.store, rid) == ["requested", "pending_approval", "approved", "started", "progress",
+                                     "succeeded"]
+    twice = await eng.act("approve", rid, CAROL)
+    assert "already succeeded" in twice.text
+
+
+async def test_two_approvers_at_once_run_it_once(config: Config, db: Database, tmp_path: Path) -> None:
+    eng1 = await new_engine(config, db, tmp_path)
+    eng2 = await new_engine(config, db, tmp_path)
+    card = await eng1.handle(req(ALICE, "touch prod race", confirmed=True))
+    assert card.request_id and card.buttons
+    digest = card.buttons[0].plan_hash
+    results = await asyncio.gather(eng1.act("approve", card.request_id, BOB, digest),
+                                   eng2.act("approve", card.request_id, CAROL, digest),
+                                   eng1.act("approve", card.request_id, BOB, digest))
+    assert sum(r.text.startswith("Approved") for r in results) == 1, [r.text for r in results]
+    assert (tmp_path / "race").read_text().count("\n") == 1
+
+
+async def test_deny_and_expiry_and_wrong_button(config: Config, db: Database, tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    a = await eng.handle(req(ALICE, "touch prod d1", confirmed=True))
+    denied = await eng.handle(req(BOB, f"deny {a.request_id} not during the demo"))
+    assert "Denied" in denied.text and "not during the demo" in denied.text
+    assert eng.store.get(a.request_id).status == "denied"  # type: ignore[arg-type,union-attr]
+
+    b = await eng.handle(req(ALICE, "touch prod d2", confirmed=True))
+    assert b.request_id
+    wrong = await eng.act("approve", b.request_id, BOB, plan_digest="0" * 64)
+    assert wrong.tone is Tone.error and "not the plan this button was made for" in wrong.text
+    with db.sessions.begin() as s:
+        s.execute(update(RequestRow).where(RequestRow.id == b.request_id)
+                  .values(expires_at=text("now() - interval '1 minute'")))
+    late = await eng.act("approve", b.request_id, BOB)
+    assert late.tone is Tone.error and "expired" in late.text
+    assert eng.store.get(b.request_id).status == "expired"  # type: ignore[union-attr]
+    assert not (tmp_path / "d1").exists() and not (tmp_path / "d2").exists()
+
+
+async def test_plan_edited_after_request_is_not_approved(config: Config, db: Database, tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    a = await eng.handle(req(ALICE, "touch prod orig", confirmed=True))
+    with db.sessions.begin() as s:
+        s.execute(update(RequestRow).where(RequestRow.id == a.request_id)
+                  .values(args={"env": "rumpleprod", "name": "evil"}))
+    res = await eng.act("approve", a.request_id or "", BOB)
+    assert res.tone is Tone.error and "changed since it was requested" in res.text
+    assert not (tmp_path / "evil").exists()
+    assert any("was edited" in p for p in eng.store.verify())
+
+
+async def test_freeze_blocks_changes_until_unlocked(config: Config, db: Database, tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    not_admin = await eng.handle(req(BOB, "lock test"))
+    assert not_admin.tone is Tone.error and "needs the admin role" in not_admin.text
+    locked = await eng.handle(req(CAROL, "lock test release rehearsal"))
+    assert locked.tone is Tone.success
+    blocked = await eng.handle(req(ALICE, "touch test f1", confirmed=True))
+    assert blocked.tone is Tone.error and "rumpletest is frozen by console:carol" in blocked.text
+    assert "release rehearsal" in blocked.text
+    assert eng.store.get(blocked.request_id).status == "refused"  # type: ignore[arg-type,union-attr]
+    envs = await eng.handle(req(ALICE, "envs"))
+    assert any("frozen by console:carol" in row[-1] for row in envs.tables[0].rows)
+    await eng.handle(req(CAROL, "unlock test"))
+    ok = await eng.handle(req(ALICE, "touch test f1", confirmed=True))
+    assert ok.tone is Tone.success and (tmp_path / "f1").exists()
+
+
+async def test_freeze_applies_when_an_approved_request_runs(config: Config, db: Database, tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    a = await eng.handle(req(ALICE, "touch prod late", confirmed=True))
+    await eng.handle(req(CAROL, "lock prod"))
+    res = await eng.act("approve", a.request_id or "", BOB)
+    assert res.tone is Tone.error and "frozen" in res.text
+    assert not (tmp_path / "late").exists()
+
+
+async def test_execution_lock_across_two_engines(config: Config, db: Database, tmp_path: Path) -> None:
+    gate = Gate()
+    eng1 = await new_engine(config, db, tmp_path, gate)
+    eng2 = await new_engine(config, db, tmp_path)
+    first = asyncio.create_task(eng1.handle(req(ALICE, "touch dev slow", confirmed=True)))
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    busy = await eng2.handle(req(BOB, "touch development fast", confirmed=True))
+    assert busy.tone is Tone.error and "Another change" in busy.text and "env:rumpledev" in busy.text
+    # Another environment is another target: it runs meanwhile.
+    other_env = await eng2.handle(req(BOB, "touch test fine", confirmed=True))
+    assert other_env.tone is Tone.success
+    gate.release.set()
+    assert (await first).tone is Tone.success
+    after = await eng2.handle(req(BOB, "touch dev fast", confirmed=True))
+    assert after.tone is Tone.success
+    assert (tmp_path / "fast").exists() and (tmp_path / "slow").exists()
+
+
+async def test_crash_recovery_marks_dead_workers_requests_interrupted(config: Config, db: Database,
+                                                                       tmp_path: Path) -> None:
+    live = await new_engine(config, db, tmp_path)
+    ghost = AuditStore(db, owner="ghost-host:1:dead")  # never registered: no advisory lock held
+    for owner_store, rid in ((ghost, "r-0000dead"), (live.store, "r-0000a11e")):
+        row = RequestRow(id=rid, actor="console:alice", platform="console", text="touch dev x",
+                         command="touch", args={"env": "rumpledev", "name": "x"}, env="rumpledev",
+                         changes=True, status="started", correlation_id="c")
+        owner_store.create(row, [("requested", {"command": "touch", "args": row.args, "actor": row.actor}),
+                                 ("started", {})])
+    ghost.acquire(["env:rumpledev"], "r-0000dead")
+    restarted = await new_engine(config, db, tmp_path)
+    store = restarted.store
+    assert store.get("r-0000dead").status == "interrupted"  # type: ignore[union-attr]
+    assert store.get("r-0000a11e").status == "started"  # type: ignore[union-attr]
+    assert store.acquire(["env:rumpledev"], "r-00000001") is None  # the dead worker's lock was freed
+    assert store.verify() == []
+
+
+async def test_unexpected_handler_error_is_recorded_with_a_reference(config: Config, db: Database,
+                                                                      tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    r = req(ALICE, "explode dev")
+    res = await eng.handle(r)
+    assert res.tone is Tone.error and f"ref {r.correlation_id}" in res.text
+    assert "Traceback" not in res.text and "boom" not in res.text
+    row = eng.store.get(res.request_id or "")
+    assert row is not None and row.status == "failed" and "xoxb" not in (row.error or "")
+
+
+async def test_viewers_are_refused_changes_with_an_audit_row(engine: Engine, store: AuditStore) -> None:
+    res = await engine.handle(req(DAVE, "restart n8n on dev", confirmed=True))
+    assert res.tone is Tone.error and "needs the operator role" in res.text
+    row = store.get(res.request_id or "")
+    assert row is not None and row.status == "refused" and row.actor == "console:dave"
+
+
+async def test_unresolved_requests(engine: Engine, store: AuditStore) -> None:
+    chat = await engine.handle(req(ALICE, "thanks, that worked"))
+    assert chat.request_id is None and chat.tone is Tone.question
+    unknown = await engine.handle(req(ALICE, "restart foo on dev"))
+    assert unknown.request_id and "don't know a service called 'foo'" in unknown.text
+    assert store.get(unknown.request_id).status == "refused"  # type: ignore[union-attr]
+    huge = await engine.handle(req(ALICE, "restart n8n on dev " + "x" * 3000))
+    assert huge.tone is Tone.question and "too long" in huge.text
+
+
+async def test_backend_not_configured_is_refused_before_confirmation(engine: Engine, store: AuditStore) -> None:
+    res = await engine.handle(req(ALICE, "restart n8n on dev"))
+    assert res.tone is Tone.error and "Docker backend for rumpledev is not configured" in res.text
+    assert store.get(res.request_id or "").status == "refused"  # type: ignore[union-attr]
+
+
+async def test_channel_default_environment(config: Config, store: AuditStore) -> None:
+    inventory = config.inventory.model_copy(update={"channels": {"slack:COPS": Channel(default_env="rumpledev")}})
+    cfg = Config(inventory=inventory, path=config.path, settings=config.settings)
+    eng = Engine(cfg, store, Backends(cfg))
+    plan = await eng.plan(Request(actor=ALICE, text="restart n8n", channel="slack:COPS"))
+    assert plan.complete and plan.args == {"service": "n8n", "env": "rumpledev"}
+    plan2 = await eng.plan(Request(actor=ALICE, text="restart n8n", channel="slack:OTHER"))
+    assert not plan2.complete and "Which environment" in (plan2.clarify or "")
+
+
+async def test_database_down_means_no_action(config: Config, tmp_path: Path) -> None:
+    dead = Database("postgresql+psycopg://postgres@127.0.0.1:1/test", connect_timeout=1)
+    eng = Engine(config, AuditStore(dead), Backends(config), registry=observable_registry(tmp_path))
+    res = await eng.handle(req(ALICE, "touch dev nope", confirmed=True))
+    assert res.tone is Tone.error and "audit database is unreachable" in res.text and "nothing was run" in res.text
+    assert not (tmp_path / "nope").exists()
+    res2 = await eng.handle(req(ALICE, "whoami"))
+    assert "audit database is unreachable" in res2.text
+
+
+async def test_secrets_never_reach_the_audit_log(engine: Engine, store: AuditStore) -> None:
+    res = await engine.handle(req(ALICE, "deny r-1a2b3c4d token xoxb-1234567890-abcdefghij"))
+    assert res.request_id
+    row = store.get(res.request_id)
+    assert row is not None and "xoxb-" not in row.text and "[redacted]" in row.text
+    assert all("xoxb-" not in str(e.detail) for e in store.events(res.request_id))
