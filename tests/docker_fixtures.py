@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -102,8 +101,9 @@ async def docker_engine(world: DockerWorld, db: Database) -> AsyncIterator[Engin
 
 
 def compose_bin() -> str:
-    here = Path(sys.executable).parent / "docker-compose"
-    return str(here) if here.exists() else "docker-compose"
+    from infra.compose import compose_binary
+
+    return compose_binary()
 
 
 def compose_up(world: DockerWorld, project: str, folder: Path) -> None:

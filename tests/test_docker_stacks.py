@@ -218,7 +218,7 @@ async def test_unknown_service_on_env(world: DockerWorld, docker_engine: Engine)
     assert "no containers on dtest" in reply.text and "app" in reply.text
     assert status_of(docker_engine, reply.request_id) == "failed"
     wrong = await ask(docker_engine, "logs web dtest stack=sick")
-    assert wrong.tone is Tone.error and "has no service web" in wrong.text
+    assert wrong.tone is Tone.question and "has no service web" in wrong.text
 
 
 def test_fixture_copy_is_private(world: DockerWorld) -> None:
