@@ -145,7 +145,7 @@ def services_table(groups: Mapping[str, list[ContainerState]], images: Mapping[s
 
 
 async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: str, action: str,
-                     pins: Mapping[str, str] | None = None, rollback_of: int | None = None) -> Reply:
+                     rollback_of: int | None = None) -> Reply:
     """Validate, bring up, wait, record: the one path deploy and rollback share."""
     project = host.project(src.stack)
     model = await validate(project, src)
@@ -166,7 +166,7 @@ async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: s
     await ctx.progress(f"{src.stack}: compose file valid ({len(services)} services: "
                        f"{', '.join(services)}); bringing it up on {env} (via {host.driver.kind})…")
     try:
-        await host.driver.up(project, src, pins or {})
+        await host.driver.up(project, src, src.pins)
     except DeployFailed as exc:
         groups = await _groups_or_empty(host, project)
         missing = await _missing_images(host, model)

@@ -71,6 +71,8 @@ class StackSource:
     ref: str | None = None
     extra_files: list[Path] = field(default_factory=list)
     file_name: str = "compose.yaml"
+    # service -> image reference to run instead of the file's (a rollback's recorded images)
+    pins: dict[str, str] = field(default_factory=dict)
 
     @property
     def compose_file(self) -> Path:
@@ -202,7 +204,7 @@ def source_of_revision(config: Config, stack: str, content: str, git_commit: str
     dotenv = folder / ".env"
     if dotenv.is_file() and not (dest / ".env").exists():
         (dest / ".env").symlink_to(dotenv.resolve())
-    src = StackSource(stack, dest, content, git_commit)
+    src = StackSource(stack, dest, content, git_commit, pins=dict(pins))
     if pins:
         pin = dest / PIN_FILE
         pin.write_text(yaml.safe_dump({"services": {s: {"image": ref} for s, ref in pins.items()}}))
