@@ -13,7 +13,8 @@ from tests.test_docker_stacks import running
 __all__ = ["docker_client", "world"]
 
 
-def chatops(world: DockerWorld, pg_url: str, user: str, *words: str, yes: bool = False) -> subprocess.CompletedProcess[str]:
+def chatops(world: DockerWorld, pg_url: str, user: str, *words: str,
+            yes: bool = False) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "bot.cli", "run", "--as", user, *(["--yes"] if yes else []), *words]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180,
                           env={**world.env(), "DATABASE_URL": pg_url})

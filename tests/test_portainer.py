@@ -41,7 +41,7 @@ async def test_deploy_redeploy_and_service_ops_through_portainer(world: DockerWo
     project = world.project("p", "app")
     first = await ask(p_engine, "deploy app pdtest")
     assert first.tone is Tone.success, first.text
-    method, path, body = next(c for c in portainer.calls if c[0] == "POST")
+    _, path, body = next(c for c in portainer.calls if c[0] == "POST")
     assert path == "/api/stacks/create/standalone/string?endpointId=3"
     assert body["name"] == project
     assert body["stackFileContent"] == (world.compose_dir / "app" / "compose.yaml").read_text()
