@@ -187,7 +187,7 @@ async def test_service_that_never_gets_healthy_fails_the_deploy(world: DockerWor
                                                                 docker_engine: Engine) -> None:
     reply = await ask(docker_engine, "deploy sick dfast")
     assert reply.tone is Tone.error, reply.text
-    assert ("patient" in reply.text and "unhealthy" in reply.text) or "starting" in reply.text
+    assert "patient" in reply.text and ("unhealthy" in reply.text or "starting" in reply.text)
     assert status_of(docker_engine, reply.request_id) == "failed"
     rev = DeploymentStore(docker_engine.store.db).history("dfast", "sick")[0]
     assert rev.status == "failed" and "patient" in (rev.error or "")
