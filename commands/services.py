@@ -2,41 +2,148 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from bot.request import Reply
+from bot.request import Attachment, Reply, Table, Tone
 from commands.args import ENV, SERVICE, STACK_KV, STACK_OPT
 from commands.context import Context
+from commands.llm_guard import with_llm_guard
 from commands.registry import Arg, Kind, command
+from infra.errors import CommandError
+from infra.redact import Redactor
+from llm.values import parse_since
 
+if TYPE_CHECKING:
+    from infra.docker_hosts import ContainerState, DockerHost
 
-async def _docker_only(ctx: Context, args: dict[str, Any]) -> Reply:
-    ctx.backends.docker(args["env"])
-    raise NotImplementedError("needs the Docker backend")
+INLINE_LINES = 30
+INLINE_CHARS = 3500
+MAX_LOG_BYTES = 2_000_000
 
 
 @command("status", summary="services of a stack (or all stacks) on an environment: state, health, uptime, image",
          args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _docker_only(ctx, args)
+    """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""
+    from commands.docker_ops import describe_state, host_for, human_bytes, uptime
+
+    env, stack = args["env"], args.get("stack")
+    host = host_for(ctx, env)
+    states = await host.containers(host.project(stack) if stack else None, stats=True)
+    known = set(ctx.config.inventory.stacks)
+    rows = []
+    bad = 0
+    groups: dict[tuple[str, str], list[ContainerState]] = {}
+    for c in states:
+        name = host.stack_of(c.project)
+        if name in known:
+            groups.setdefault((name, c.service), []).append(c)
+    for (name, svc), cs in sorted(groups.items()):
+        running = [c for c in cs if c.state == "running"]
+        bad += 0 if all(c.ready for c in cs) else 1
+        cpu = sum(c.cpu_pct or 0.0 for c in running)
+        mem = sum(c.mem_bytes or 0 for c in running) if running else None
+        health = ", ".join(sorted({c.health for c in cs if c.health})) or "-"
+        started = min((c.started_at for c in running if c.started_at), default=None)
+        rows.append([name, svc, f"{len(running)}/{len(cs)}", describe_state(cs), health,
+                     str(sum(c.restarts for c in cs)), ", ".join(sorted({c.image for c in cs})),
+                     uptime(started), f"{cpu:.1f}%" if running else "-", human_bytes(mem)])
+    scope = f"{stack} on {env}" if stack else env
+    if not rows:
+        return Reply(f"No containers of {'stack ' + stack if stack else 'any known stack'} on {env}.",
+                     tone=Tone.warning)
+    tone = Tone.warning if bad else Tone.success
+    return Reply(f"{scope}: {len(rows)} services, {bad} not running/healthy.", tone=tone,
+                 tables=[Table(["stack", "service", "up", "state", "health", "restarts", "image",
+                                "uptime", "cpu", "memory"], rows)])
+
+
+async def _service_containers(ctx: Context, host: DockerHost, service: str, env: str,
+                              stack: str | None) -> tuple[str, list[ContainerState]]:
+    """The service's containers on the env; the stack from the arguments or what runs there."""
+    if stack is not None:
+        if service not in ctx.config.stack_services.get(stack, ()):
+            raise CommandError(f"Stack {stack} has no service {service} "
+                               f"(it has {', '.join(ctx.config.stack_services.get(stack, ())) or 'none'}).")
+        found = await host.containers(host.project(stack), service)
+        if not found:
+            raise CommandError(f"{service} of {stack} has no containers on {env}; "
+                               f"is {stack} deployed there? ('status {env}' shows what runs)")
+        return stack, found
+    found = [c for c in await host.containers(None, service)
+             if host.stack_of(c.project) in ctx.config.inventory.stacks]
+    stacks = sorted({host.stack_of(c.project) or "" for c in found})
+    if len(stacks) > 1:
+        raise CommandError(f"{service} runs in several stacks on {env} ({', '.join(stacks)}); "
+                           f"say which with stack=…")
+    if not found:
+        owners = [s for s, svcs in ctx.config.stack_services.items() if service in svcs]
+        where = f" (it belongs to {', '.join(owners)})" if owners else ""
+        raise CommandError(f"{service} has no containers on {env}{where}; nothing was done. "
+                           f"'status {env}' shows what runs there.")
+    return stacks[0], found
+
+
+async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
+               op: Callable[[DockerHost, ContainerState], Awaitable[None]]) -> Reply:
+    from commands.docker_ops import by_service, describe_state, host_for, uptime
+
+    env, service = args["env"], args["service"]
+    host = host_for(ctx, env)
+    stack, found = await _service_containers(ctx, host, service, env, args.get("stack"))
+    await ctx.progress(f"{verb} {service} ({stack}) on {env}: {len(found)} container(s)")
+
+    async def one(c: ContainerState) -> tuple[ContainerState, str | None]:
+        try:
+            await op(host, c)
+        except CommandError as exc:
+            return c, str(exc)
+        return c, None
+
+    results = await asyncio.gather(*(one(c) for c in found))
+    after = by_service(await host.containers(host.project(stack), service)).get(service, [])
+    rows = [[c.name, describe_state([c]), str(c.restarts), uptime(c.started_at)] for c in after]
+    failed = [(c, err) for c, err in results if err]
+    table = Table(["container", "state", "restarts", "uptime"], rows)
+    if failed:
+        done = len(results) - len(failed)
+        detail = "; ".join(f"{c.name}: {err}" for c, err in failed)
+        return Reply(f"{verb} {service} on {env}: {done} of {len(results)} containers {past}, "
+                     f"{len(failed)} failed ({detail}).", tone=Tone.error, tables=[table])
+    return Reply(f"{service} ({stack}) {past} on {env}: {len(results)} container(s), now "
+                 f"{describe_state(after)}.", tone=Tone.success, tables=[table])
 
 
 @command("restart", summary="restart a service's containers", args=(SERVICE, ENV, STACK_KV),
-         changes=True, backend="docker", examples=("restart n8n on dev", "restart nginx prod"))
+         changes=True, backend="docker", preview=with_llm_guard("restart"),
+         examples=("restart n8n on dev", "restart nginx prod"))
 async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _docker_only(ctx, args)
+    return await _act(ctx, args, "Restarting", "restarted", lambda h, c: h.restart(c.id))
 
 
 @command("stop", summary="stop a service", args=(SERVICE, ENV, STACK_KV), changes=True,
-         backend="docker", examples=("stop rtmp on test",))
+         backend="docker", preview=with_llm_guard("stop"), examples=("stop rtmp on test",))
 async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _docker_only(ctx, args)
+    return await _act(ctx, args, "Stopping", "stopped", lambda h, c: h.stop(c.id))
 
 
 @command("start", summary="start a stopped service", args=(SERVICE, ENV, STACK_KV), changes=True,
          backend="docker", examples=("start rtmp on test",))
 async def start(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _docker_only(ctx, args)
+    return await _act(ctx, args, "Starting", "started", lambda h, c: h.start(c.id))
+
+
+async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[ContainerState]) -> Redactor:
+    """The bot's own secrets, plus the values the stack sets in its containers and its .env file."""
+    from infra.compose import read_dotenv
+
+    values: list[str] = list(ctx.engine.redactor.secrets)
+    for c in found:
+        values += await host.stack_env_values(c.id)
+    values += read_dotenv(ctx.config.stack_dir(stack) / ".env").values()
+    return Redactor(values)
 
 
 @command("logs", summary="recent log lines, secrets redacted",
@@ -47,4 +154,32 @@ async def start(ctx: Context, args: dict[str, Any]) -> Reply:
                    help="15m, 2h, 1d or an ISO date")),
          backend="docker", examples=("logs nginx live tail=200 since=30m", "logs n8n dev"))
 async def logs(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _docker_only(ctx, args)
+    """Bounded log lines with secrets masked; long output comes as an attachment."""
+    from commands.docker_ops import host_for
+
+    env, service = args["env"], args["service"]
+    tail = min(int(args.get("tail") or 50), ctx.config.inventory.limits.max_log_lines)
+    since = parse_since(str(args["since"])) if args.get("since") else None
+    if args.get("since") and since is None:
+        raise CommandError(f"'{args['since']}' is not a duration (15m, 2h, 1d) or an ISO date.")
+    host = host_for(ctx, env)
+    stack, found = await _service_containers(ctx, host, service, env, args.get("stack"))
+    redactor = await _log_redactor(ctx, host, stack, found)
+    chunks = []
+    for c in found:
+        text = (await host.logs(c.id, tail, since))[-MAX_LOG_BYTES:]
+        lines = text.splitlines()
+        if len(found) > 1:
+            lines = [f"{c.name} | {ln}" for ln in lines]
+        chunks.extend(lines)
+    clean = redactor.text("\n".join(chunks))
+    lines = clean.splitlines()
+    scope = f"{service} ({stack}) on {env}, last {tail} lines" + (f" since {args['since']}" if since else "")
+    if not lines:
+        return Reply(f"No log lines for {scope}.")
+    if len(lines) <= INLINE_LINES and len(clean) <= INLINE_CHARS:
+        return Reply(f"{scope}:\n```\n{clean}\n```")
+    shown = "\n".join(lines[-20:])[-INLINE_CHARS:]
+    name = f"{service}-{env}-logs.txt"
+    return Reply(f"{scope}: {len(lines)} lines, attached as {name}; the last 20:\n```\n{shown}\n```",
+                 attachments=[Attachment(name, clean.encode(), "text/plain", title=scope)])

@@ -17,6 +17,7 @@ from typing import Any
 from bot.request import Reply, Table, Tone
 from commands.args import SNAPSHOT, VM, VM_OPT
 from commands.context import Context
+from commands.llm_guard import with_llm_guard
 from commands.registry import Arg, Kind, command
 from infra.errors import CommandError
 from infra.proxmox import (
@@ -267,7 +268,7 @@ async def restore_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 
 @command("restore", summary="roll a VM back to a snapshot", args=(VM, SNAPSHOT), changes=True,
          backend="proxmox", examples=("restore rumpledev pre-upgrade",), words=("revert",),
-         preview=restore_preview)
+         preview=with_llm_guard("restore", restore_preview))
 async def restore(ctx: Context, args: dict[str, Any]) -> Reply:
     """Roll a guest back to a snapshot; everything since that snapshot is lost."""
     guest = guest_of(ctx.config, args["vm"])

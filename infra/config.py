@@ -74,6 +74,10 @@ class Environment(_Strict):
     portainer: PortainerTarget | None = None
     vm: str | None = None
     checkpoint_before_deploy: bool = False
+    # Compose project = prefix + stack, so several environments can share one engine.
+    project_prefix: str = Field("", pattern=r"^[a-z0-9][a-z0-9_-]*$|^$")
+    # How long a deploy waits for its services to be running/healthy.
+    deploy_timeout_s: float = Field(300.0, gt=0, le=3600)
 
 
 class Stack(_Strict):

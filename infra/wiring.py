@@ -8,9 +8,11 @@ from infra.config import Config
 
 def make_backends(config: Config) -> Backends:
     backends = Backends(config)
+    from infra.docker_hosts import install_docker_hosts
     from infra.gpu import make_gpu_clients
     from infra.proxmox import build_proxmox
 
+    install_docker_hosts(backends, config)
     for host, client in make_gpu_clients(config).items():
         backends.override(f"gpu:{host}", client)
     proxmox = build_proxmox(config)

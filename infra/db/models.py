@@ -120,3 +120,30 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     host: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+
+
+class Deployment(Base):
+    """A revision of a stack deployed (or tried) on an environment: enough to redeploy it exactly."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    env: Mapped[str] = mapped_column(String(64), nullable=False)
+    stack: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # deploy | rollback
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # succeeded | failed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(128))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    compose_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    compose: Mapped[str] = mapped_column(Text, nullable=False)
+    # The normalised `docker compose config` model (for the next deploy's diff).
+    model: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    # service -> {"image": wanted ref, "id": image id, "digest": repo@sha256 or null}
+    images: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    rollback_of: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_deployments_env_stack", "env", "stack", "id"),)

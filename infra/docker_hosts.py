@@ -1,0 +1,350 @@
+"""One environment's Docker engine, reached the way its config says.
+
+`environments.X.docker.host` (unix://, tcp:// with TLS client certificates, ssh://) or
+`environments.X.portainer` (Portainer's Docker proxy with an API key).  Container work
+goes through the Docker SDK; stack deploys go through a `StackDriver` (Compose v2 for
+direct hosts, Portainer's stacks API for Portainer endpoints).  The SDK client is made
+on first use, because docker-py asks the daemon for its API version when it is built
+and an unreachable host must be an answer, not a start-up failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.tls import TLSConfig
+
+from infra.config import Config, DockerTLS
+from infra.errors import BackendUnavailable, CommandError, NotConfigured
+
+if TYPE_CHECKING:
+    from infra.compose import StackSource
+
+T = TypeVar("T")
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+API_TIMEOUT_S = 30
+
+
+class DeployFailed(CommandError):
+    """The engine (or Portainer) refused or failed a deploy; message is the tool's own output."""
+
+
+class StackDriver(Protocol):
+    """How a stack's desired state reaches an engine."""
+
+    kind: str
+
+    async def up(self, project: str, source: StackSource, pinned: Mapping[str, str]) -> str:
+        """Bring the project to the source's state; return the tool's output."""
+        ...
+
+    async def down(self, project: str) -> str:
+        ...
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What `status` shows per container (computed like `docker ps`/`docker stats`)."""
+
+    id: str
+    name: str
+    project: str
+    service: str
+    state: str             # running, exited, restarting, created, paused, dead
+    health: str | None     # healthy, unhealthy, starting, or None without a healthcheck
+    restarts: int
+    image: str
+    image_id: str
+    started_at: datetime | None
+    exit_code: int | None = None
+    cpu_pct: float | None = None
+    mem_bytes: int | None = None
+    mem_limit: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "running" and self.health in (None, "healthy")
+
+
+def cpu_percent(stats: Mapping[str, Any]) -> float | None:
+    """CPU % as the docker CLI computes it (delta of container over delta of system × CPUs)."""
+    cpu, pre = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
+    try:
+        cpu_delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
+        sys_delta = cpu["system_cpu_usage"] - pre["system_cpu_usage"]
+    except (KeyError, TypeError):
+        return None
+    online = cpu.get("online_cpus") or len(cpu["cpu_usage"].get("percpu_usage") or []) or 1
+    if sys_delta <= 0 or cpu_delta < 0:
+        return 0.0
+    return cpu_delta / sys_delta * online * 100.0
+
+
+def memory_usage(stats: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Memory used minus page cache (cgroup v1 total_inactive_file, v2 inactive_file), and limit."""
+    mem = stats.get("memory_stats") or {}
+    usage = mem.get("usage")
+    if usage is None:
+        return None, mem.get("limit")
+    detail = mem.get("stats") or {}
+    for key in ("total_inactive_file", "inactive_file"):
+        v = detail.get(key)
+        if v is not None and v < usage:
+            return usage - v, mem.get("limit")
+    return usage, mem.get("limit")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-"):
+        return None
+    v = value.rstrip("Z")
+    if "." in v:
+        head, frac = v.split(".", 1)
+        v = f"{head}.{frac[:6]}"
+    try:
+        return datetime.fromisoformat(v).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def state_of(attrs: Mapping[str, Any], stats: Mapping[str, Any] | None = None) -> ContainerState:
+    """A ContainerState from `docker inspect` output (and optionally one stats sample)."""
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    st = attrs.get("State") or {}
+    health = (st.get("Health") or {}).get("Status")
+    cpu = mem = limit = None
+    if stats:
+        cpu = cpu_percent(stats)
+        mem, limit = memory_usage(stats)
+    return ContainerState(
+        id=attrs.get("Id", "")[:12], name=(attrs.get("Name") or "").lstrip("/"),
+        project=labels.get(PROJECT_LABEL, ""), service=labels.get(SERVICE_LABEL, ""),
+        state=st.get("Status", "unknown"), health=health, restarts=int(attrs.get("RestartCount") or 0),
+        image=(attrs.get("Config") or {}).get("Image", ""), image_id=attrs.get("Image", ""),
+        started_at=_parse_time(st.get("StartedAt")) if st.get("Running") else None,
+        exit_code=st.get("ExitCode") if not st.get("Running") else None,
+        cpu_pct=cpu, mem_bytes=mem, mem_limit=limit)
+
+
+class DockerHost:
+    """The Docker engine of one environment: SDK calls run in threads, errors become answers."""
+
+    def __init__(self, env: str, base_url: str, *, tls: TLSConfig | None = None,
+                 headers: Mapping[str, str] | None = None, driver: StackDriver | None = None,
+                 compose_env: Mapping[str, str] | None = None, project_prefix: str = "",
+                 where: str | None = None, timeout: int = API_TIMEOUT_S) -> None:
+        self.env = env
+        self.base_url = base_url
+        self.where = where or base_url
+        self.project_prefix = project_prefix
+        self.compose_env = dict(compose_env or {})
+        self._tls = tls
+        self._headers = dict(headers or {})
+        self._timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"docker-{env}")
+        if driver is None:
+            from infra.compose import ComposeDriver
+
+            driver = ComposeDriver(self)
+        self.driver: StackDriver = driver
+
+    # -- plumbing ---------------------------------------------------------
+    def project(self, stack: str) -> str:
+        """The Compose project name of a stack here (a prefix tells envs on one engine apart)."""
+        return f"{self.project_prefix}{stack}"
+
+    def stack_of(self, project: str) -> str | None:
+        if self.project_prefix and not project.startswith(self.project_prefix):
+            return None
+        return project[len(self.project_prefix):]
+
+    def _make_client(self) -> docker.DockerClient:
+        kwargs: dict[str, Any] = {"base_url": self.base_url, "timeout": self._timeout}
+        if self._tls is not None:
+            kwargs["tls"] = self._tls
+        if self.base_url.startswith("ssh://"):
+            kwargs["use_ssh_client"] = True
+        if self._headers:
+            # A proxy (Portainer) speaks for many engines: pin the API version, add the key.
+            client = docker.DockerClient(version="1.41", **kwargs)
+            client.api.headers.update(self._headers)
+            return client
+        return docker.DockerClient(**kwargs)
+
+    def _sdk(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    async def call(self, fn: Callable[[docker.DockerClient], T]) -> T:
+        """Run one SDK call in a worker thread; connection trouble becomes BackendUnavailable."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(self._sdk()))
+        except docker.errors.NotFound as exc:
+            raise CommandError(f"Not found on {self.env}: {exc.explanation or exc}") from exc
+        except docker.errors.APIError as exc:
+            raise CommandError(f"The Docker engine of {self.env} refused: "
+                               f"{exc.explanation or exc}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            self._client = None
+            raise BackendUnavailable(
+                f"The Docker engine of {self.env} ({self.where}) is unreachable: "
+                f"{_short(exc)}. Nothing was changed.") from exc
+
+    async def ping(self) -> str:
+        info = await self.call(lambda c: c.version())
+        return f"Docker {info.get('Version', '?')} (API {info.get('ApiVersion', '?')})"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._pool.shutdown(wait=False)
+
+    # -- containers -------------------------------------------------------
+    async def containers(self, project: str | None = None, service: str | None = None, *,
+                         stats: bool = False) -> list[ContainerState]:
+        """Compose containers here (all states), optionally of one project/service."""
+        labels = [PROJECT_LABEL if project is None else f"{PROJECT_LABEL}={project}"]
+        if service is not None:
+            labels.append(f"{SERVICE_LABEL}={service}")
+        found = await self.call(lambda c: c.api.containers(all=True, filters={"label": labels}))
+        ids = [c["Id"] for c in found if (c.get("Labels") or {}).get(ONEOFF_LABEL) != "True"]
+        return list(await asyncio.gather(*(self.container(i, stats=stats) for i in ids)))
+
+    async def container(self, cid: str, *, stats: bool = False) -> ContainerState:
+        attrs = await self.call(lambda c: c.api.inspect_container(cid))
+        sample = None
+        if stats and (attrs.get("State") or {}).get("Running"):
+            try:
+                sample = await self.call(lambda c: c.api.stats(cid, stream=False))
+            except CommandError:
+                sample = None  # it stopped between inspect and stats
+        return state_of(attrs, sample)
+
+    async def restart(self, cid: str, timeout: int = 10) -> None:
+        await self.call(lambda c: c.api.restart(cid, timeout=timeout))
+
+    async def stop(self, cid: str, timeout: int = 10) -> None:
+        await self.call(lambda c: c.api.stop(cid, timeout=timeout))
+
+    async def start(self, cid: str) -> None:
+        await self.call(lambda c: c.api.start(cid))
+
+    async def logs(self, cid: str, tail: int, since: datetime | None = None) -> str:
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail, "timestamps": False}
+        if since is not None:
+            kwargs["since"] = int(since.timestamp())
+        raw = await self.call(lambda c: c.api.logs(cid, **kwargs))
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+    async def stack_env_values(self, cid: str) -> list[str]:
+        """Values of the environment variables the stack set (the container's, less the image's)."""
+        attrs = await self.call(lambda c: c.api.inspect_container(cid))
+        mine = (attrs.get("Config") or {}).get("Env") or []
+        try:
+            image = await self.call(lambda c: c.api.inspect_image(attrs.get("Image", "")))
+            base = set((image.get("Config") or {}).get("Env") or [])
+        except CommandError:
+            base = set()
+        return [e.split("=", 1)[1] for e in mine if "=" in e and e not in base]
+
+    async def image_ref(self, image_id: str, wanted: str) -> dict[str, str | None]:
+        """The image that actually runs: its ID and, when a registry knows it, repo@digest."""
+        attrs = await self.call(lambda c: c.api.inspect_image(image_id))
+        digests: list[str] = attrs.get("RepoDigests") or []
+        repo = wanted.split("@", 1)[0].rsplit(":", 1)[0] if "/" in wanted or ":" in wanted else wanted
+        digest = next((d for d in digests if d.split("@", 1)[0] == repo), digests[0] if digests else None)
+        return {"image": wanted, "id": attrs.get("Id", image_id), "digest": digest}
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else type(exc).__name__
+    return msg[:300]
+
+
+# ---------------------------------------------------------------------------
+# Building hosts from config
+
+
+@dataclass
+class _TLSFiles:
+    """Compose wants ca.pem/cert.pem/key.pem in one folder; link them there if needed."""
+
+    tls: DockerTLS
+    base: Path
+    _dir: Path | None = field(default=None)
+
+    def path(self, name: str | None) -> Path | None:
+        if not name:
+            return None
+        p = Path(name).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    def cert_dir(self) -> Path:
+        ca, cert, key = self.path(self.tls.ca), self.path(self.tls.cert), self.path(self.tls.key)
+        files = {"ca.pem": ca, "cert.pem": cert, "key.pem": key}
+        parents = {p.parent for p in files.values() if p}
+        if len(parents) == 1 and all(p is None or p.name == n for n, p in files.items()):
+            return parents.pop()
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="chatops-tls-"))
+            for n, p in files.items():
+                if p:
+                    (self._dir / n).symlink_to(p)
+        return self._dir
+
+
+def make_docker_host(config: Config, env: str) -> DockerHost | None:
+    """The client an environment's config describes, or None when it names none."""
+    cfg = config.inventory.environments[env]
+    prefix = cfg.project_prefix
+    if cfg.portainer is not None:
+        from infra.portainer import portainer_host
+
+        return portainer_host(config, env, cfg.portainer, prefix)
+    if cfg.docker is None or not cfg.docker.host:
+        return None
+    host = cfg.docker.host
+    compose_env = {"DOCKER_HOST": host}
+    tls = None
+    if cfg.docker.tls is not None:
+        files = _TLSFiles(cfg.docker.tls, config.base_dir)
+        cert, key, ca = files.path(cfg.docker.tls.cert), files.path(cfg.docker.tls.key), files.path(cfg.docker.tls.ca)
+        tls = TLSConfig(client_cert=(str(cert), str(key)) if cert and key else None,
+                        ca_cert=str(ca) if ca else None, verify=str(ca) if ca else True)
+        compose_env.update({"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(files.cert_dir())})
+    return DockerHost(env, host, tls=tls, compose_env=compose_env, project_prefix=prefix)
+
+
+def install_docker_hosts(backends: Any, config: Config) -> None:
+    """Put a DockerHost for every environment that names one into `backends`."""
+    for env in config.inventory.environments:
+        try:
+            host = make_docker_host(config, env)
+        except NotConfigured:
+            continue  # Backends.docker(env) answers "not configured" with the key to set
+        if host is not None:
+            backends.override(f"docker:{env}", host)
+
+
+def docker_env_for(host: DockerHost) -> dict[str, str]:
+    """The process environment for a docker-compose run against this host."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env.update(host.compose_env)
+    return env

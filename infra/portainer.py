@@ -1,0 +1,184 @@
+"""Portainer CE as a way to reach an environment: its stacks API and its Docker proxy.
+
+Stacks are standalone Compose stacks created from file content
+(`POST /api/stacks/create/standalone/string?endpointId=N`) and redeployed with
+`PUT /api/stacks/{id}?endpointId=N`; container work goes through the Docker proxy at
+`/api/endpoints/{N}/docker`, so the same Docker SDK code serves both kinds of target.
+Authentication is an access token in the `X-API-Key` header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import yaml
+
+from infra.config import Config, PortainerTarget
+from infra.errors import BackendUnavailable, CommandError, NotConfigured
+
+if TYPE_CHECKING:
+    from infra.compose import StackSource
+    from infra.docker_hosts import DockerHost
+
+STACK_TYPE_COMPOSE = 2
+STATUS_ACTIVE, STATUS_INACTIVE = 1, 2
+
+
+class PortainerClient:
+    """The few Portainer stack endpoints the bot needs, over httpx."""
+
+    def __init__(self, url: str, endpoint_id: int, api_key: str, *, verify: bool | str = True,
+                 timeout: float = 600.0) -> None:
+        self.url = url.rstrip("/")
+        self.endpoint_id = endpoint_id
+        self._headers = {"X-API-Key": api_key, "Accept": "application/json"}
+        self._verify = verify
+        self._timeout = timeout
+
+    async def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                       json: Any = None) -> Any:
+        try:
+            async with httpx.AsyncClient(base_url=self.url, headers=self._headers, verify=self._verify,
+                                         timeout=self._timeout) as client:
+                resp = await client.request(method, path, params=params, json=json)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"Portainer at {self.url} is unreachable: {exc or type(exc).__name__}. "
+                                     "Nothing was changed.") from exc
+        if resp.status_code in (401, 403):
+            raise BackendUnavailable(f"Portainer at {self.url} refused the API key ({resp.status_code}); "
+                                     "check environments.*.portainer.api_key.")
+        if resp.status_code >= 400:
+            raise CommandError(f"Portainer answered {resp.status_code} to {method} {path}: {_message(resp)}")
+        if not resp.content:
+            return None
+        return resp.json()
+
+    async def ping(self) -> str:
+        status = await self._request("GET", "/api/system/status")
+        return f"Portainer {status.get('Version', '?')}" if isinstance(status, dict) else "Portainer"
+
+    async def stacks(self) -> list[dict[str, Any]]:
+        """Stacks on this endpoint."""
+        import json as _json
+
+        found = await self._request("GET", "/api/stacks",
+                                    params={"filters": _json.dumps({"EndpointID": self.endpoint_id})})
+        return [s for s in (found or []) if s.get("EndpointId") == self.endpoint_id]
+
+    async def find(self, name: str) -> dict[str, Any] | None:
+        return next((s for s in await self.stacks() if s.get("Name") == name), None)
+
+    async def create(self, name: str, content: str, env: Mapping[str, str]) -> dict[str, Any]:
+        body = {"name": name, "stackFileContent": content, "env": _env_list(env)}
+        created: dict[str, Any] = await self._request(
+            "POST", "/api/stacks/create/standalone/string", params={"endpointId": self.endpoint_id}, json=body)
+        return created
+
+    async def update(self, stack_id: int, content: str, env: Mapping[str, str], *,
+                     prune: bool = True, pull: bool = False) -> dict[str, Any]:
+        body = {"stackFileContent": content, "env": _env_list(env), "prune": prune, "pullImage": pull}
+        updated: dict[str, Any] = await self._request(
+            "PUT", f"/api/stacks/{stack_id}", params={"endpointId": self.endpoint_id}, json=body)
+        return updated
+
+    async def file(self, stack_id: int) -> str:
+        data = await self._request("GET", f"/api/stacks/{stack_id}/file")
+        return str((data or {}).get("StackFileContent", ""))
+
+    async def start(self, stack_id: int) -> dict[str, Any]:
+        out: dict[str, Any] = await self._request("POST", f"/api/stacks/{stack_id}/start",
+                                                  params={"endpointId": self.endpoint_id})
+        return out
+
+    async def stop(self, stack_id: int) -> dict[str, Any]:
+        out: dict[str, Any] = await self._request("POST", f"/api/stacks/{stack_id}/stop",
+                                                  params={"endpointId": self.endpoint_id})
+        return out
+
+    async def delete(self, stack_id: int) -> None:
+        await self._request("DELETE", f"/api/stacks/{stack_id}", params={"endpointId": self.endpoint_id})
+
+
+def _env_list(env: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text[:300]
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("details") or data)[:300]
+    return str(data)[:300]
+
+
+def pinned_content(content: str, pins: Mapping[str, str]) -> str:
+    """The compose text with each pinned service's image replaced (Portainer takes one file)."""
+    if not pins:
+        return content
+    data = yaml.safe_load(content) or {}
+    for svc, ref in pins.items():
+        if svc in (data.get("services") or {}):
+            data["services"][svc]["image"] = ref
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+class PortainerDriver:
+    """Stacks on a Portainer endpoint: create the stack the first time, redeploy it after."""
+
+    kind = "portainer"
+
+    def __init__(self, client: PortainerClient) -> None:
+        self.client = client
+
+    async def up(self, project: str, source: StackSource, pinned: Mapping[str, str]) -> str:
+        from infra.docker_hosts import DeployFailed
+
+        content = pinned_content(source.content, pinned)
+        env = source.dotenv()
+        try:
+            existing = await self.client.find(project)
+            if existing is None:
+                made = await self.client.create(project, content, env)
+                return f"created Portainer stack {made.get('Id')} ({project})"
+            if existing.get("Status") == STATUS_INACTIVE:
+                await self.client.start(int(existing["Id"]))
+            await self.client.update(int(existing["Id"]), content, env)
+            return f"redeployed Portainer stack {existing['Id']} ({project})"
+        except BackendUnavailable:
+            raise
+        except CommandError as exc:
+            raise DeployFailed(str(exc)) from exc
+
+    async def down(self, project: str) -> str:
+        existing = await self.client.find(project)
+        if existing is None:
+            return f"no Portainer stack {project}"
+        await self.client.delete(int(existing["Id"]))
+        return f"deleted Portainer stack {existing['Id']}"
+
+
+def portainer_host(config: Config, env: str, cfg: PortainerTarget, prefix: str) -> DockerHost:
+    """A DockerHost whose Docker calls go through Portainer's proxy and deploys through its stacks API."""
+    from docker.tls import TLSConfig
+
+    from infra.docker_hosts import DockerHost
+
+    if cfg.api_key is None:
+        raise NotConfigured(f"environments.{env}.portainer.api_key is not set (an access token from "
+                            "Portainer's user settings, usually ${PORTAINER_API_KEY}).")
+    key = cfg.api_key.get_secret_value()
+    verify: bool | str = cfg.ca_bundle or cfg.verify_ssl
+    client = PortainerClient(cfg.url, cfg.endpoint_id, key, verify=verify)
+    base = f"{cfg.url.rstrip('/')}/api/endpoints/{cfg.endpoint_id}/docker"
+    tls = None
+    if base.startswith("https://"):
+        tls = TLSConfig(verify=verify)
+        base = "tcp://" + base.removeprefix("https://")
+    elif base.startswith("http://"):
+        base = "tcp://" + base.removeprefix("http://")
+    return DockerHost(env, base, tls=tls, headers={"X-API-Key": key}, driver=PortainerDriver(client),
+                      project_prefix=prefix, where=f"Portainer {cfg.url} endpoint {cfg.endpoint_id}")
