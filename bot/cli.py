@@ -199,24 +199,35 @@ ADAPTERS = ("slack", "discord")
 @click.argument("adapters", nargs=-1, type=click.Choice(ADAPTERS))
 @click.option("--http", is_flag=True, help="Slack: HTTP mode instead of Socket Mode")
 @click.option("--port", type=int, default=3000, show_default=True, help="Slack HTTP port (127.0.0.1)")
-def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int) -> None:
-    """Run chat adapters (slack, discord, or both) in one process."""
+@click.option("--metrics-port", "metrics", envvar="CHATOPS_METRICS_PORT", default="127.0.0.1:9464",
+              show_default=True, help="/metrics and /healthz on [HOST:]PORT, or 'off'")
+@click.option("--grace", "grace", envvar="CHATOPS_SHUTDOWN_GRACE", type=float, default=30.0, show_default=True,
+              help="seconds running jobs get to finish on SIGTERM before they are recorded as interrupted")
+@click.option("--log-format", envvar="CHATOPS_LOG_FORMAT", type=click.Choice(["json", "text"]), default="json",
+              show_default=True, help="one JSON object per line, or plain text")
+@click.option("--log-level", envvar="CHATOPS_LOG_LEVEL", default="INFO", show_default=True)
+def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int, metrics: str,
+          grace: float, log_format: str, log_level: str) -> None:
+    """Run chat adapters (slack, discord, or both) in one process; SIGTERM stops it gracefully."""
     import importlib
+
+    from bot.logs import setup_logging
+    from bot.ops_http import parse_address
+    from bot.serve import AdapterFailed, serve_app
 
     if not adapters:
         _fail("Name at least one adapter: chatops serve slack | discord | slack discord")
+    try:
+        address = parse_address(metrics)
+    except ValueError as exc:
+        _fail(f"--metrics-port: {exc}")
+    setup_logging(log_format, log_level)
     app = _build(config)
-
-    async def go() -> None:
-        await app.engine.start()
-        stop = asyncio.Event()
-        try:
-            mods = [importlib.import_module(f"bot.adapters.{name}") for name in adapters]
-            await asyncio.gather(*(m.serve(app, http=http, port=port, stop=stop) for m in mods))
-        finally:
-            await app.close()
-
-    asyncio.run(go())
+    mods = [(name, importlib.import_module(f"bot.adapters.{name}").serve) for name in adapters]
+    try:
+        asyncio.run(serve_app(app, mods, http=http, port=port, metrics=address, grace_s=grace))
+    except AdapterFailed as exc:
+        _fail(f"An adapter stopped with an error: {exc}", 1)
 
 
 @main.group("eval")
