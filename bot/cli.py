@@ -156,8 +156,21 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @CONFIG_OPTION
-def audit_verify(config: str | None) -> None:
+@click.option("--archive", "archives", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="also check an archive written by 'audit prune' (repeatable)")
+def audit_verify(config: str | None, archives: tuple[str, ...]) -> None:
     """Check the hash chain; exit 1 and list problems if any row was edited or deleted."""
+    if archives:
+        from infra.db.retention import verify_archive
+
+        bad = False
+        for path in archives:
+            for p in verify_archive(Path(path)):
+                click.echo(f"TAMPERED: {path}: {p}")
+                bad = True
+        if bad:
+            sys.exit(1)
+        click.echo(f"{len(archives)} archive(s) OK")
     app = _build(config)
     problems = app.engine.store.verify()
     app.db.dispose()
@@ -189,6 +202,52 @@ def audit_export(config: str | None, fmt: str, output: str | None, since: str | 
         click.echo(f"wrote {output}")
     else:
         click.echo(data, nl=False)
+
+
+@audit_group.command("prune")
+@CONFIG_OPTION
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="keep this many days (default: audit.retention_days from the config)")
+@click.option("--archive", type=click.Path(dir_okay=False), default=None,
+              help="archive file to write (default: audit.archive_dir/chatops-audit-DATE.jsonl.gz)")
+@click.option("--dry-run", is_flag=True, help="say what would be archived; change nothing")
+def audit_prune(config: str | None, days: int | None, archive: str | None, dry_run: bool) -> None:
+    """Archive finished requests older than the retention period, then delete them.
+
+    The chain stays verifiable: see docs/operations.md (retention)."""
+    from datetime import timedelta
+
+    from infra.db.common import utcnow
+    from infra.db.retention import prune
+
+    app = _build(config)
+    retention = app.config.inventory.audit
+    keep = days or retention.retention_days
+    if keep is None:
+        _fail("No retention period: pass --days N or set audit.retention_days in the config.")
+    assert keep is not None
+    now = utcnow()
+    target: Path | None = Path(archive) if archive else None
+    if target is None and retention.archive_dir:
+        folder = Path(retention.archive_dir)
+        if not folder.is_absolute():
+            folder = app.config.base_dir / folder
+        target = folder / f"chatops-audit-{now:%Y%m%dT%H%M%SZ}.jsonl.gz"
+    if target is None and not dry_run:
+        _fail("Name an archive: --archive FILE, or set audit.archive_dir in the config. "
+              "Pruning never deletes without an archive.")
+    if target is not None and target.exists():
+        _fail(f"{target} exists already; pick another name.")
+    result = prune(app.engine.store, now - timedelta(days=keep), target, dry_run=dry_run)
+    app.db.dispose()
+    if result.requests == 0:
+        click.echo(f"nothing older than {keep} days to prune")
+    elif dry_run:
+        click.echo(f"would archive {result.requests} request(s), {result.events} event(s), up to event "
+                   f"{result.through_seq}")
+    else:
+        click.echo(f"archived {result.requests} request(s), {result.events} event(s) to {result.archive} "
+                   f"(sha256 {result.archive_sha256}); the chain now starts after event {result.through_seq}")
 
 
 ADAPTERS = ("slack", "discord")
