@@ -255,7 +255,7 @@ ADAPTERS = ("slack", "discord")
 
 @main.command()
 @CONFIG_OPTION
-@click.argument("adapters", nargs=-1, type=click.Choice(ADAPTERS))
+@click.argument("adapters", nargs=-1, type=click.Choice(ADAPTERS), envvar="CHATOPS_ADAPTERS")
 @click.option("--http", is_flag=True, help="Slack: HTTP mode instead of Socket Mode")
 @click.option("--port", type=int, default=3000, show_default=True, help="Slack HTTP port (127.0.0.1)")
 @click.option("--metrics-port", "metrics", envvar="CHATOPS_METRICS_PORT", default="127.0.0.1:9464",
@@ -275,7 +275,8 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int, 
     from bot.serve import AdapterFailed, serve_app
 
     if not adapters:
-        _fail("Name at least one adapter: chatops serve slack | discord | slack discord")
+        _fail("Name at least one adapter: chatops serve slack | discord | slack discord "
+              "(or set CHATOPS_ADAPTERS)")
     try:
         address = parse_address(metrics)
     except ValueError as exc:
