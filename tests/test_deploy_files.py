@@ -182,7 +182,7 @@ def test_compose_stack_wires_the_bot_to_its_database() -> None:
 
 def test_env_names_are_ones_the_bot_reads() -> None:
     known = known_env_names()
-    compose_only = {"POSTGRES_PASSWORD", "CHATOPS_ENV_FILE", "CHATOPS_CONFIG_FILE"}
+    compose_only = {"POSTGRES_PASSWORD", "GRAFANA_AUDIT_PASSWORD", "CHATOPS_ENV_FILE", "CHATOPS_CONFIG_FILE"}
     example = env_example()
     assert set(example) - known - compose_only == set(), "unknown names in .env.example"
     bot_env = set(compose()["services"]["bot"]["environment"])
