@@ -68,11 +68,19 @@ class JobRegistry:
     async def _guard(self, request_id: str, coro: Awaitable[T],
                      on_cancel: Callable[[bool], Awaitable[T]] | None) -> T:
         try:
-            return await coro
+            result = await coro
         except asyncio.CancelledError:
             if on_cancel is None:
                 raise
             return await on_cancel(request_id in self._cut)
+        me = asyncio.current_task()
+        if on_cancel is not None and request_id in self._cut and me is not None and me.cancelling():
+            # Cut while it awaited a nested job (an `approve` running the approved request): the
+            # nested job absorbed the cancellation, so this one finished "normally". It was cut all
+            # the same; record it so.
+            me.uncancel()
+            return await on_cancel(True)
+        return result
 
     def _done(self, request_id: str, task: asyncio.Task[Any]) -> None:
         job = self._jobs.get(request_id)

@@ -154,3 +154,26 @@ def _locks(db: Database) -> list[ExecLock]:
     with db.sessions() as s:
         return list(s.query(ExecLock).order_by(ExecLock.target))
 
+
+
+async def test_shutdown_during_an_approval_typed_in_chat_interrupts_both_jobs(config: Config, db: Database) -> None:
+    """'approve r-…' is itself a job that runs the approved request as a nested job."""
+    job = HeldJob()
+    eng = _engine(config, db, job)
+    await eng.start()
+    try:
+        pending = await eng.handle(restart("console:alice", "n8n", "rumpleprod"))
+        rid = pending.request_id or ""
+        approving = asyncio.create_task(eng.handle(Request(actor=Actor("console:bob"), text=f"approve {rid}")))
+        await wait_for(job.started)
+        cut = await eng.shutdown(grace_s=0.1)
+        assert rid in cut and len(cut) == 2
+        reply = await approving
+        assert not reply.ok and "interrupted" in reply.text
+        assert eng.store.get(rid).status == "interrupted"  # type: ignore[union-attr]
+        approve_row = eng.store.get(next(c for c in cut if c != rid))
+        assert approve_row is not None and approve_row.command == "approve"
+        assert approve_row.status == "interrupted" and approve_row.approver is None
+        assert len(eng.jobs) == 0 and _locks(db) == [] and eng.store.verify() == []
+    finally:
+        await eng.close()
