@@ -162,8 +162,21 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @CONFIG_OPTION
-def audit_verify(config: str | None) -> None:
+@click.option("--archive", "archives", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="also check an archive written by 'audit prune' (repeatable)")
+def audit_verify(config: str | None, archives: tuple[str, ...]) -> None:
     """Check the hash chain; exit 1 and list problems if any row was edited or deleted."""
+    if archives:
+        from infra.db.retention import verify_archive
+
+        bad = False
+        for path in archives:
+            for p in verify_archive(Path(path)):
+                click.echo(f"TAMPERED: {path}: {p}")
+                bad = True
+        if bad:
+            sys.exit(1)
+        click.echo(f"{len(archives)} archive(s) OK")
     app = _build(config)
     problems = app.engine.store.verify()
     app.db.dispose()
@@ -197,34 +210,92 @@ def audit_export(config: str | None, fmt: str, output: str | None, since: str | 
         click.echo(data, nl=False)
 
 
+@audit_group.command("prune")
+@CONFIG_OPTION
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="keep this many days (default: audit.retention_days from the config)")
+@click.option("--archive", type=click.Path(dir_okay=False), default=None,
+              help="archive file to write (default: audit.archive_dir/chatops-audit-DATE.jsonl.gz)")
+@click.option("--dry-run", is_flag=True, help="say what would be archived; change nothing")
+def audit_prune(config: str | None, days: int | None, archive: str | None, dry_run: bool) -> None:
+    """Archive finished requests older than the retention period, then delete them.
+
+    The chain stays verifiable: see docs/operations.md (retention)."""
+    from datetime import timedelta
+
+    from infra.db.common import utcnow
+    from infra.db.retention import prune
+
+    app = _build(config)
+    retention = app.config.inventory.audit
+    keep = days or retention.retention_days
+    if keep is None:
+        _fail("No retention period: pass --days N or set audit.retention_days in the config.")
+    assert keep is not None
+    now = utcnow()
+    target: Path | None = Path(archive) if archive else None
+    if target is None and retention.archive_dir:
+        folder = Path(retention.archive_dir)
+        if not folder.is_absolute():
+            folder = app.config.base_dir / folder
+        target = folder / f"chatops-audit-{now:%Y%m%dT%H%M%SZ}.jsonl.gz"
+    if target is None and not dry_run:
+        _fail("Name an archive: --archive FILE, or set audit.archive_dir in the config. "
+              "Pruning never deletes without an archive.")
+    if target is not None and target.exists():
+        _fail(f"{target} exists already; pick another name.")
+    result = prune(app.engine.store, now - timedelta(days=keep), target, dry_run=dry_run)
+    app.db.dispose()
+    if result.requests == 0:
+        click.echo(f"nothing older than {keep} days to prune")
+    elif dry_run:
+        click.echo(f"would archive {result.requests} request(s), {result.events} event(s), up to event "
+                   f"{result.through_seq}")
+    else:
+        click.echo(f"archived {result.requests} request(s), {result.events} event(s) to {result.archive} "
+                   f"(sha256 {result.archive_sha256}); the chain now starts after event {result.through_seq}")
+
+
 ADAPTERS = ("slack", "discord")
 
 
 @main.command()
 @CONFIG_OPTION
-@click.argument("adapters", nargs=-1, type=click.Choice(ADAPTERS))
+@click.argument("adapters", nargs=-1, type=click.Choice(ADAPTERS), envvar="CHATOPS_ADAPTERS")
 @click.option("--http", is_flag=True, help="Slack: HTTP mode instead of Socket Mode")
 @click.option("--port", type=int, default=3000, show_default=True, help="Slack HTTP port (127.0.0.1)")
-def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int) -> None:
-    """Run chat adapters (slack, discord, or both) in one process."""
+@click.option("--metrics-port", "metrics", envvar="CHATOPS_METRICS_PORT", default="127.0.0.1:9464",
+              show_default=True, help="/metrics and /healthz on [HOST:]PORT, or 'off'")
+@click.option("--grace", "grace", envvar="CHATOPS_SHUTDOWN_GRACE", type=float, default=30.0, show_default=True,
+              help="seconds running jobs get to finish on SIGTERM before they are recorded as interrupted")
+@click.option("--log-format", envvar="CHATOPS_LOG_FORMAT", type=click.Choice(["json", "text"]), default="json",
+              show_default=True, help="one JSON object per line, or plain text")
+@click.option("--log-level", envvar="CHATOPS_LOG_LEVEL", default="INFO", show_default=True)
+def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int, metrics: str,
+          grace: float, log_format: str, log_level: str) -> None:
+    """Run chat adapters (slack, discord, or both) in one process; SIGTERM stops it gracefully."""
     import importlib
 
+    from bot.logs import setup_logging
+    from bot.ops_http import parse_address
+    from bot.serve import AdapterFailed, serve_app
+
     if not adapters:
-        _fail("Name at least one adapter: chatops serve slack | discord | slack discord")
+        _fail("Name at least one adapter: chatops serve slack | discord | slack discord "
+              "(or set CHATOPS_ADAPTERS)")
+    try:
+        address = parse_address(metrics)
+    except ValueError as exc:
+        _fail(f"--metrics-port: {exc}")
+    setup_logging(log_format, log_level)
     app = _build(config)
-
-    async def go() -> None:
-        await app.engine.start()
-        stop = asyncio.Event()
-        try:
-            mods = [importlib.import_module(f"bot.adapters.{name}") for name in adapters]
-            await asyncio.gather(*(m.serve(app, http=http, port=port, stop=stop) for m in mods))
-        except ConfigError as exc:
-            _fail(f"Configuration error:\n{exc}")
-        finally:
-            await app.close()
-
-    asyncio.run(go())
+    mods = [(name, importlib.import_module(f"bot.adapters.{name}").serve) for name in adapters]
+    try:
+        asyncio.run(serve_app(app, mods, http=http, port=port, metrics=address, grace_s=grace))
+    except ConfigError as exc:
+        _fail(f"Configuration error:\n{exc}")
+    except AdapterFailed as exc:
+        _fail(f"An adapter stopped with an error: {exc}", 1)
 
 
 @main.group("eval")

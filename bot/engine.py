@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from bot import observe
+from bot.jobs import JobRegistry
+from bot.metrics import ERRORS, HANDLER_SECONDS, PLAN_SECONDS
 from bot.policy import authorise, lock_targets, protected
+from bot.ratelimit import RateLimiter
 from bot.request import Actor, Button, Reply, Request, Tone
 from commands.context import Context
 from commands.registry import CommandSpec, Registry
@@ -64,10 +69,14 @@ class Engine:
         self.planner = planner or Planner(config, self.registry, self.resolver, backends=self.backends,
                                           store=store)
         self.redactor = Redactor(secret_values(config.inventory, config.settings))
+        self.jobs = JobRegistry()
+        self.limiter = RateLimiter(config, store, self.registry)
 
     # -- plumbing ---------------------------------------------------------
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        result = await asyncio.to_thread(fn, *args, **kwargs)
+        observe.saw_row(result)  # the request's id and latest status, for logs and metrics
+        return result
 
     async def start(self) -> list[RequestRow]:
         """Register this process and mark what a crashed one left running as interrupted."""
@@ -80,6 +89,16 @@ class Engine:
 
     async def close(self) -> None:
         await self._db(self.store.close)
+
+    async def shutdown(self, grace_s: float) -> list[str]:
+        """Accept no new requests; let running jobs finish within `grace_s`, interrupt the rest."""
+        return await self.jobs.drain(grace_s)
+
+    def _closing(self, req: Request) -> Reply:
+        observe.note(outcome="shutting_down")
+        log.info("refused a request while shutting down")
+        return self._error("I'm restarting right now and not taking new requests; nothing was run. "
+                           f"Ask again in a minute (ref {req.correlation_id}).")
 
     def _row(self, req: Request, plan: Plan, status: str, **fields: Any) -> RequestRow:
         spec = self.registry.get(plan.command or plan.attempted or "")
@@ -106,11 +125,21 @@ class Engine:
 
     # -- the request path -------------------------------------------------
     async def handle(self, req: Request) -> Reply:
+        with observe.scope(req.correlation_id, req.actor.id, req.platform, req.channel, req.command):
+            if not self.jobs.accepting:
+                return self._closing(req)
+            return await self._handle_safely(req)
+
+    async def _handle_safely(self, req: Request) -> Reply:
         try:
             return await self._handle(req)
         except DatabaseUnavailable as exc:
+            ERRORS.labels("database").inc()
+            observe.note(outcome="database_unavailable")
             return self._unavailable(exc)
         except Exception:
+            ERRORS.labels("internal").inc()
+            observe.note(outcome="error")
             log.exception("unexpected error [%s]", req.correlation_id)
             return self._error(f"Something went wrong on my side (ref {req.correlation_id}); "
                                "nothing more was done. The log has the details.")
@@ -124,12 +153,16 @@ class Engine:
         if req.command:
             raw = Plan(req.command, dict(req.args or {}), source="slash")
         else:
+            began = time.perf_counter()
             raw = await self.planner.plan(req.text, channel=req.channel, thread=req.thread,
                                           actor=req.actor.id)
+            PLAN_SECONDS.labels(raw.source or "unknown").observe(time.perf_counter() - began)
         # Model and thread plans: every target must be in the user's words (now or earlier in the thread).
-        return validate(raw, self.resolver, self.registry, text=" ".join(filter(None, (req.text, raw.context))),
+        plan = validate(raw, self.resolver, self.registry, text=" ".join(filter(None, (req.text, raw.context))),
                         default_env=self.config.default_env(req.channel),
                         require_mentioned=raw.source in INFERRED)
+        observe.note(command=plan.command or plan.attempted)
+        return plan
 
     async def _handle(self, req: Request) -> Reply:
         plan = await self.plan(req)
@@ -187,9 +220,23 @@ class Engine:
                       roles: frozenset[Role], actor: Actor) -> Reply:
         """Run a handler whose `started` row is committed; record and return the outcome."""
         ctx = self._context(req, rid, roles)
+        began = time.perf_counter()
+
+        cut: list[bool] = []
+
+        async def interrupted(by_shutdown: bool) -> Reply:
+            cut.append(by_shutdown)
+            return await self._interrupted(spec, rid, req, by_shutdown)
+
         try:
-            reply = await spec.handler(ctx, self._full_args(spec, args))
+            reply = await self.jobs.run(rid, spec.name, spec.handler(ctx, self._full_args(spec, args)),
+                                        on_cancel=interrupted)
+            if cut and not cut[0]:
+                raise asyncio.CancelledError  # recorded; now honour the caller's cancellation
+            if cut:
+                return reply
         except CommandError as exc:
+            ERRORS.labels("command").inc()
             msg = self.redactor.text(str(exc))
             await self._db(self.store.transition, rid, ("started",), "failed", actor.id,
                            {"error": msg}, error=msg)
@@ -197,12 +244,15 @@ class Engine:
         except DatabaseUnavailable:
             raise
         except Exception as exc:
+            ERRORS.labels("handler").inc()
             log.exception("handler %s failed [%s]", spec.name, req.correlation_id)
             msg = f"internal error in {spec.name} (ref {req.correlation_id})"
             await self._db(self.store.transition, rid, ("started",), "failed", actor.id,
                            {"error": msg, "type": type(exc).__name__}, error=msg)
             return self._error(f"{spec.name} failed on my side (ref {req.correlation_id}); "
                                "the audit log records it.", rid)
+        finally:
+            HANDLER_SECONDS.labels(spec.name, spec.backend or "none").observe(time.perf_counter() - began)
         reply.text = self.redactor.text(reply.text)
         reply.request_id = reply.request_id or rid
         outcome = "failed" if reply.tone is Tone.error else "succeeded"
@@ -215,6 +265,16 @@ class Engine:
             reply.text += (f"\n(It ran, but its result could not be written to the audit log: {exc}. "
                            f"Request {rid} stays 'started' until the bot's next start marks it.)")
         return reply
+
+    async def _interrupted(self, spec: CommandSpec, rid: str, req: Request, by_shutdown: bool) -> Reply:
+        """A job was cancelled: record it as interrupted (its outcome is unknown) and say so."""
+        why = "the bot shut down" if by_shutdown else "its caller went away"
+        msg = (f"interrupted: {why} before {spec.name} finished; what it had done so far is not known, "
+               "check the target's state")
+        await self._db(self.store.transition, rid, ("started",), "interrupted", "system",
+                       {"reason": msg}, error=msg)
+        return self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
+                           f"{req.correlation_id}). Check the target's state before asking again.", rid)
 
     # -- changes ----------------------------------------------------------
     async def _frozen(self, spec: CommandSpec, targets: list[str]) -> str | None:
@@ -248,12 +308,15 @@ class Engine:
             frozen = await self._frozen(spec, targets)
         except CommandError as exc:
             frozen = str(exc)
+        roles = self.config.roles_of(req.actor.id)
+        if not frozen:
+            limited = await self._db(self.limiter.check, spec, req.actor.id, req.channel, roles)
+            frozen = limited.message(req.channel or "") if limited else None
         if frozen:
             row = self._row(req, plan, "refused", reason=frozen)
             await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
                                                     ("refused", {"reason": frozen})])
             return self._error(frozen, row.id)
-        roles = self.config.roles_of(req.actor.id)
         needs_approval = spec.approval and protected(self.config, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
@@ -348,10 +411,16 @@ class Engine:
     async def act(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",
                   reason: str | None = None, req: Request | None = None) -> Reply:
         """A confirm/cancel/approve/deny from a button or command; safe to call twice."""
-        try:
-            return await self._act(action, request_id.strip().lower(), actor, plan_digest, reason, req)
-        except DatabaseUnavailable as exc:
-            return self._unavailable(exc)
+        req = req or Request(actor=actor, text=f"{action} {request_id}", platform=actor.platform)
+        with observe.scope(req.correlation_id, actor.id, actor.platform, req.channel, action):
+            if not self.jobs.accepting:
+                return self._closing(req)
+            try:
+                return await self._act(action, request_id.strip().lower(), actor, plan_digest, reason, req)
+            except DatabaseUnavailable as exc:
+                ERRORS.labels("database").inc()
+                observe.note(outcome="database_unavailable")
+                return self._unavailable(exc)
 
     async def _act(self, action: str, rid: str, actor: Actor, digest: str, reason: str | None,
                    req: Request | None) -> Reply:

@@ -167,6 +167,21 @@ class Limits(_Strict):
     max_audit_limit: int = Field(500, ge=1)
 
 
+class RateLimits(_Strict):
+    """Changing commands per rolling hour (counted in the audit log, so across replicas)."""
+
+    per_user_per_hour: int | None = Field(None, ge=1)
+    per_channel_per_hour: int | None = Field(None, ge=1)
+    exempt_roles: list[Role] = Field(default_factory=list)
+
+
+class AuditRetention(_Strict):
+    """How long finished requests stay in the database before `chatops audit prune` archives them."""
+
+    retention_days: int | None = Field(None, ge=1)
+    archive_dir: str | None = None
+
+
 class Inventory(_Strict):
     """The validated user-facing configuration (spec section 7)."""
 
@@ -182,6 +197,8 @@ class Inventory(_Strict):
     channels: dict[str, Channel] = Field(default_factory=dict)
     approvals: Approvals = Field(default_factory=Approvals)
     limits: Limits = Field(default_factory=Limits)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    audit: AuditRetention = Field(default_factory=AuditRetention)
 
 
 class Settings(BaseSettings):

@@ -22,6 +22,7 @@ def _config(folder: Path, tmp_path: Path) -> dict:
     env_file = tmp_path / "test.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env["CHATOPS_ENV_FILE"] = str(env_file)  # the chatops stack's env_file (compose/chatops/compose.yaml)
     out = subprocess.run([compose_binary(), "-f", str(folder / "compose.yaml"), "--env-file", str(env_file),
                           "config", "--format", "json"], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, f"{folder.name}: {out.stdout}{out.stderr}"

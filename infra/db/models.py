@@ -147,3 +147,23 @@ class Deployment(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_deployments_env_stack", "env", "stack", "id"),)
+
+
+class AuditCheckpoint(Base):
+    """Where the chain starts after a retention prune: the last archived event's seq and hash.
+
+    The prune that wrote it is itself a request whose `succeeded` event (chained after
+    `seq`) repeats these values, so editing this row is caught by `audit verify`.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    request_id: Mapped[str] = mapped_column(String(16), nullable=False)
+    archive: Mapped[str] = mapped_column(Text, nullable=False)
+    archive_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    requests: Mapped[int] = mapped_column(Integer, nullable=False)
+    events: Mapped[int] = mapped_column(Integer, nullable=False)

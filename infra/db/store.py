@@ -352,8 +352,14 @@ class AuditStore:
         last_status: dict[str, str] = {}
         requested: dict[str, dict[str, Any]] = {}
         with self._tx() as s:
+            from infra.db.retention import chain_start, checkpoint_problems
+
             head = s.get(ChainHead, 1)
             last = 0
+            start = chain_start(s)  # after a retention prune the chain starts at its checkpoint
+            if start is not None:
+                prev, expected_seq, last = start.hash, start.seq + 1, start.seq
+                problems.extend(checkpoint_problems(s, start))
             while True:
                 evs = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > last)
                                      .order_by(AuditEvent.seq).limit(batch)))

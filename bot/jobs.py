@@ -1,0 +1,121 @@
+"""The jobs this process is running, so that a shutdown can finish or interrupt them.
+
+Every command handler runs as a job: a task registered under its request id.  On
+SIGTERM the process stops accepting work (`accepting = False`), waits up to a grace
+period for the running jobs, then cancels what is left.  The engine, which awaits each
+job, sees the cancellation and records the request as `interrupted` in the audit log
+(see `Engine._invoke`); anything it cannot record (the database gone too) is marked
+interrupted by the next start of any replica (`AuditStore.recover`), because this
+process's advisory lock dies with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bot.metrics import JOBS_INTERRUPTED, JOBS_RUNNING, UP
+
+log = logging.getLogger("chatops.jobs")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Job:
+    request_id: str
+    command: str
+    task: asyncio.Task[Any]
+    started: float
+
+    @property
+    def age_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+class JobRegistry:
+    """In-process registry of running handler tasks; `drain` is the graceful half of shutdown."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._cut: set[str] = set()
+        self.accepting = True
+        UP.set(1)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def running(self) -> list[Job]:
+        return sorted(self._jobs.values(), key=lambda j: j.started)
+
+    async def run(self, request_id: str, command: str, coro: Awaitable[T],
+                  on_cancel: Callable[[bool], Awaitable[T]] | None = None) -> T:
+        """Run `coro` as the job of `request_id` and return its result.
+
+        If the job is cancelled (by `drain`, or because whoever awaited it was cancelled),
+        `on_cancel(cut_by_shutdown)` runs inside the job's own task and its value is the
+        job's result: the job only counts as finished once that has been recorded.
+        """
+        task: asyncio.Task[T] = asyncio.ensure_future(self._guard(request_id, coro, on_cancel))
+        self._jobs[request_id] = Job(request_id, command, task, time.monotonic())
+        JOBS_RUNNING.inc()
+        task.add_done_callback(lambda _t: self._done(request_id, task))
+        return await task
+
+    async def _guard(self, request_id: str, coro: Awaitable[T],
+                     on_cancel: Callable[[bool], Awaitable[T]] | None) -> T:
+        try:
+            result = await coro
+        except asyncio.CancelledError:
+            if on_cancel is None:
+                raise
+            return await on_cancel(request_id in self._cut)
+        me = asyncio.current_task()
+        if on_cancel is not None and request_id in self._cut and me is not None and me.cancelling():
+            # Cut while it awaited a nested job (an `approve` running the approved request): the
+            # nested job absorbed the cancellation, so this one finished "normally". It was cut all
+            # the same; record it so.
+            me.uncancel()
+            return await on_cancel(True)
+        return result
+
+    def _done(self, request_id: str, task: asyncio.Task[Any]) -> None:
+        job = self._jobs.get(request_id)
+        if job is not None and job.task is task:
+            del self._jobs[request_id]
+        JOBS_RUNNING.dec()
+
+    def was_cut(self, request_id: str) -> bool:
+        """True when the shutdown cancelled this job (rather than it failing by itself)."""
+        return request_id in self._cut
+
+    def stop_accepting(self) -> None:
+        if self.accepting:
+            log.info("shutting down: no new requests accepted; %d job(s) running", len(self._jobs))
+        self.accepting = False
+        UP.set(0)
+
+    async def drain(self, grace_s: float, record_s: float = 10.0) -> list[str]:
+        """Stop accepting, wait up to `grace_s` for running jobs, cancel the rest.
+
+        Returns the request ids that were cut off.  `record_s` bounds the wait for the
+        cancelled jobs to write their `interrupted` rows.
+        """
+        self.stop_accepting()
+        tasks = [j.task for j in self._jobs.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(grace_s, 0))
+        cut = [j for j in self._jobs.values() if not j.task.done()]
+        for job in cut:
+            log.warning("shutting down: cutting off %s (%s) after %.0fs", job.request_id, job.command,
+                        job.age_s)
+            self._cut.add(job.request_id)
+            JOBS_INTERRUPTED.inc()
+            job.task.cancel()
+        waiting = [j.task for j in cut]
+        if waiting:
+            await asyncio.wait(waiting, timeout=record_s)
+        return [j.request_id for j in cut]

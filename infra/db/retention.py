@@ -1,0 +1,248 @@
+"""Audit retention: archive and delete old finished requests without breaking the hash chain.
+
+The audit events form one chain (`prev_hash` → `hash`, `seq` without gaps).  Pruning
+cuts a *prefix* of that chain, never a hole:
+
+1. Choose the cut `K`: the largest event seq such that every event up to `K` belongs to a
+   request that is final (succeeded, failed, denied…) and last changed before the cutoff,
+   and none of those requests has an event after `K`.  Requests still open, or recent,
+   stop the cut before their first event.
+2. Write events 1..K (or since the previous cut) and their request rows to an archive file
+   (gzip JSON lines, header first), fsync it, and record its SHA-256.
+3. In one transaction (holding the chain head's row lock, so no event is appended
+   meanwhile): delete those events and rows, insert a checkpoint `(K, hash of event K)`,
+   and record the prune itself as an audited request whose `succeeded` event carries the
+   checkpoint and the archive's SHA-256.
+
+`audit verify` then starts from the newest checkpoint instead of the genesis hash and
+also checks that the checkpoint matches the prune event chained after it.  An archive
+verifies on its own (`verify_archive`): its events chain from its header's `prev_hash`
+to its `through_hash`, which is the database checkpoint (or the next archive's
+`prev_hash`), so the archives plus the database still prove the whole history.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from infra.db.common import aware, utcnow
+from infra.db.models import AuditCheckpoint, AuditEvent, ChainHead, RequestRow
+from infra.db.store import FINAL, GENESIS, AuditStore, event_hash, new_request_id
+
+ARCHIVE_KIND = "chatops-audit-archive"
+ARCHIVE_VERSION = 1
+PRUNE_ACTOR = "system:retention"
+PRUNE_COMMAND = "audit-prune"
+REQUEST_COLUMNS = [c.name for c in RequestRow.__table__.columns]
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    through_seq: int
+    through_hash: str
+    requests: int
+    events: int
+    archive: Path | None
+    archive_sha256: str | None
+    request_id: str | None  # the prune's own audit request (None on a dry run)
+
+
+def chain_start(s: Session) -> AuditCheckpoint | None:
+    """The newest checkpoint, where verification starts (None: from the genesis hash)."""
+    return s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+
+
+def checkpoint_problems(s: Session, cp: AuditCheckpoint | None) -> list[str]:
+    """A checkpoint must be attested by its prune event, and nothing may remain before it."""
+    if cp is None:
+        return []
+    problems = []
+    left = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.seq <= cp.seq)) or 0
+    if left:
+        problems.append(f"{left} event(s) at or before the checkpoint (seq {cp.seq}) are still present")
+    attest = s.scalars(select(AuditEvent).where(AuditEvent.request_id == cp.request_id,
+                                                AuditEvent.kind == "succeeded")).first()
+    want = {"checkpoint_seq": cp.seq, "checkpoint_hash": cp.hash, "archive_sha256": cp.archive_sha256}
+    if attest is None or attest.seq <= cp.seq or any(attest.detail.get(k) != v for k, v in want.items()):
+        problems.append(f"the checkpoint at seq {cp.seq} does not match the prune event that should "
+                        f"attest it (request {cp.request_id}): edited or forged?")
+    return problems
+
+
+def _cut(s: Session, cutoff: datetime, after: int) -> int:
+    """The largest seq K such that events after..K are all of old, final, wholly-covered requests."""
+    head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
+    spans = s.execute(
+        select(AuditEvent.request_id, func.min(AuditEvent.seq), func.max(AuditEvent.seq))
+        .where(AuditEvent.seq > after).group_by(AuditEvent.request_id)
+        .order_by(func.min(AuditEvent.seq))).all()
+    done = {rid for (rid,) in s.execute(
+        select(RequestRow.id).where(RequestRow.status.in_(FINAL), RequestRow.updated_at < cutoff))}
+    best, reach = after, after
+    for i, (rid, _first, hi) in enumerate(spans):
+        if rid not in done:
+            break
+        reach = max(reach, hi)
+        nxt = spans[i + 1][1] if i + 1 < len(spans) else head.seq + 1
+        if nxt > reach:
+            best = reach  # nothing after this point reaches back before it
+    return best
+
+
+def _events(s: Session, first: int, last: int) -> Iterator[AuditEvent]:
+    at = first - 1
+    while at < last:
+        batch = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > at, AuditEvent.seq <= last)
+                               .order_by(AuditEvent.seq).limit(5000)))
+        if not batch:
+            return
+        yield from batch
+        at = batch[-1].seq
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, datetime):
+        a = aware(v)
+        return a.isoformat() if a else None
+    return v
+
+
+def _write_archive(path: Path, header: dict[str, Any], s: Session, first: int, last: int,
+                   request_ids: list[str]) -> tuple[str, int]:
+    """Write the archive atomically (temp file, fsync, rename); return its SHA-256 and event count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    count = 0
+    with open(tmp, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            def line(obj: dict[str, Any]) -> None:
+                gz.write((json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode())
+
+            line(header)
+            for i in range(0, len(request_ids), 1000):
+                for row in s.scalars(select(RequestRow).where(RequestRow.id.in_(request_ids[i:i + 1000]))
+                                     .order_by(RequestRow.created_at, RequestRow.id)):
+                    line({"type": "request", **{c: _plain(getattr(row, c)) for c in REQUEST_COLUMNS}})
+            for ev in _events(s, first, last):
+                count += 1
+                line({"type": "event", "seq": ev.seq, "request_id": ev.request_id, "at": _plain(ev.at),
+                      "kind": ev.kind, "actor": ev.actor, "detail": ev.detail, "prev_hash": ev.prev_hash,
+                      "hash": ev.hash})
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(tmp, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest, count
+
+
+def prune(store: AuditStore, cutoff: datetime, archive: Path | None, *, dry_run: bool = False) -> PruneResult:
+    """Archive and delete finished requests older than `cutoff` (see the module docstring)."""
+    if archive is None and not dry_run:
+        raise ValueError("an archive file is required: pruning never deletes without one")
+    with store._tx() as s:
+        cp = chain_start(s)
+        after, prev_hash = (cp.seq, cp.hash) if cp else (0, GENESIS)
+        k = _cut(s, cutoff, after)
+        if k == after:
+            return PruneResult(after, prev_hash, 0, 0, None, None, None)
+        ids = sorted({rid for (rid,) in s.execute(select(AuditEvent.request_id).distinct()
+                                                 .where(AuditEvent.seq > after, AuditEvent.seq <= k))})
+        last = s.scalars(select(AuditEvent).where(AuditEvent.seq == k)).one()
+        if dry_run:
+            events = s.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.seq > after, AuditEvent.seq <= k)) or 0
+            return PruneResult(k, last.hash, len(ids), events, None, None, None)
+        assert archive is not None
+        now = utcnow()
+        before = _plain(cutoff)
+        header = {"type": "header", "kind": ARCHIVE_KIND, "version": ARCHIVE_VERSION, "created_at": now.isoformat(),
+                  "cutoff": before, "first_seq": after + 1,
+                  "prev_hash": prev_hash, "through_seq": k, "through_hash": last.hash, "requests": len(ids)}
+        digest, events = _write_archive(archive, header, s, after + 1, k, ids)
+        s.execute(delete(AuditEvent).where(AuditEvent.seq > after, AuditEvent.seq <= k))
+        for i in range(0, len(ids), 1000):
+            s.execute(delete(RequestRow).where(RequestRow.id.in_(ids[i:i + 1000])))
+        rid = new_request_id()
+        while s.get(RequestRow, rid) is not None:
+            rid = new_request_id()
+        args = {"before": before, "archive": archive.name}
+        summary = f"archived {len(ids)} request(s), events {after + 1}..{k}, to {archive.name}"
+        s.add(RequestRow(id=rid, created_at=now, updated_at=now, actor=PRUNE_ACTOR, platform="cli",
+                         text="audit prune", source="cli", command=PRUNE_COMMAND, args=args, changes=True,
+                         status="succeeded", result=summary, correlation_id=uuid.uuid4().hex[:12]))
+        s.flush()
+        store._append(s, rid, "requested", PRUNE_ACTOR, {"command": PRUNE_COMMAND, "args": args,
+                                                         "actor": PRUNE_ACTOR, "source": "cli",
+                                                         "text": "audit prune"}, now)
+        store._append(s, rid, "succeeded", PRUNE_ACTOR, {
+            "checkpoint_seq": k, "checkpoint_hash": last.hash, "archive": archive.name,
+            "archive_sha256": digest, "requests": len(ids), "events": events, "result": summary}, now)
+        s.add(AuditCheckpoint(seq=k, hash=last.hash, created_at=now, request_id=rid, archive=archive.name,
+                              archive_sha256=digest, requests=len(ids), events=events))
+    return PruneResult(k, last.hash, len(ids), events, archive, digest, rid)
+
+
+def read_archive(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Header, request rows and events of an archive file."""
+    header: dict[str, Any] | None = None
+    requests: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    with gzip.open(path, "rt") as f:
+        for n, text in enumerate(f, 1):
+            obj = json.loads(text)
+            kind = obj.get("type")
+            if n == 1:
+                if kind != "header" or obj.get("kind") != ARCHIVE_KIND:
+                    raise ValueError(f"{path} is not a chatops audit archive")
+                header = obj
+            elif kind == "request":
+                requests.append(obj)
+            elif kind == "event":
+                events.append(obj)
+            else:
+                raise ValueError(f"{path}:{n}: unknown line type {kind!r}")
+    if header is None:
+        raise ValueError(f"{path} is empty")
+    return header, requests, events
+
+
+def verify_archive(path: Path) -> list[str]:
+    """Recompute an archive's chain: every event's hash, the links, the header's ends."""
+    try:
+        header, requests, events = read_archive(path)
+    except (OSError, ValueError, EOFError) as exc:
+        return [f"cannot read the archive: {exc}"]
+    problems: list[str] = []
+    prev, seq = header["prev_hash"], header["first_seq"]
+    seen: set[str] = set()
+    for ev in events:
+        if ev["seq"] != seq:
+            problems.append(f"events {seq}..{ev['seq'] - 1} are missing from the archive")
+        if ev["prev_hash"] != prev:
+            problems.append(f"event {ev['seq']} does not follow the event before it")
+        at = datetime.fromisoformat(ev["at"])
+        if event_hash(ev["prev_hash"], ev["seq"], ev["request_id"], at, ev["kind"], ev["actor"],
+                      ev["detail"]) != ev["hash"]:
+            problems.append(f"event {ev['seq']} ({ev['kind']} of {ev['request_id']}) was edited")
+        prev, seq = ev["hash"], ev["seq"] + 1
+        seen.add(ev["request_id"])
+    if seq - 1 != header["through_seq"] or prev != header["through_hash"]:
+        problems.append(f"the archive ends at event {seq - 1}, not at {header['through_seq']} as its header says")
+    ids = {r["id"] for r in requests}
+    for rid in sorted(seen - ids):
+        problems.append(f"request {rid} has events but no row in the archive")
+    for rid in sorted(ids - seen):
+        problems.append(f"request {rid} has a row but no events in the archive")
+    return problems

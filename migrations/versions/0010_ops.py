@@ -1,0 +1,34 @@
+"""operations: audit checkpoints written by retention pruning
+
+Revision ID: 0010
+Revises: 0001
+Create Date: 2026-11-27 10:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0010'
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('audit_checkpoints',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('request_id', sa.String(length=16), nullable=False),
+    sa.Column('archive', sa.Text(), nullable=False),
+    sa.Column('archive_sha256', sa.String(length=64), nullable=False),
+    sa.Column('requests', sa.Integer(), nullable=False),
+    sa.Column('events', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('seq')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('audit_checkpoints')
