@@ -59,3 +59,22 @@ def test_web_stack_publishes_no_port(tmp_path: Path) -> None:
     conf = (ROOT / "compose" / "web" / "nginx.conf").read_text()
     for sub in ("chat", "workflows", "docs", "video", "monitoring"):
         assert f"server_name {sub}.*;" in conf
+
+
+def test_monitoring_joins_the_bot_network_only_with_its_override(tmp_path: Path) -> None:
+    """The base stack runs anywhere; the override adds the bot's network for scraping and the audit DB."""
+    folder = ROOT / "compose" / "monitoring"
+    base = _config(folder, tmp_path)
+    assert "chatops-observability" not in base.get("networks", {})
+    grafana_mounts = {v["target"] for v in base["services"]["grafana"]["volumes"]}
+    assert "/var/lib/grafana/dashboards/chatops" in grafana_mounts
+    env_file = tmp_path / "o.env"
+    env_file.write_text("GRAFANA_ADMIN_PASSWORD=x\n")
+    out = subprocess.run([compose_binary(), "-f", str(folder / "compose.yaml"), "-f",
+                          str(folder / "compose.chatops.yaml"), "--env-file", str(env_file), "config", "--format",
+                          "json"], capture_output=True, text=True, timeout=60)
+    merged = json.loads(out.stdout)
+    assert merged["networks"]["chatops-observability"]["external"] is True
+    assert "chatops-observability" in merged["services"]["prometheus"]["networks"]
+    scrape = (folder / "prometheus.yml").read_text()
+    assert 'job_name: chatops' in scrape and "bot:9464" in scrape

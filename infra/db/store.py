@@ -248,8 +248,8 @@ class AuditStore:
 
     def count_by_status(self) -> dict[str, int]:
         with self._tx() as s:
-            return dict(s.execute(select(RequestRow.status, func.count()).group_by(RequestRow.status))
-                        .tuples().all())
+            rows = s.execute(select(RequestRow.status, func.count()).group_by(RequestRow.status)).all()
+            return {status: int(n) for status, n in rows}
 
     # -- environment freezes ---------------------------------------------
     def lock_env(self, env: str, actor: str, reason: str | None) -> EnvLock | None:
