@@ -183,7 +183,12 @@ async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: s
         raise
     await ctx.progress(f"{src.stack}: containers created on {env}; waiting up to {timeout:.0f}s "
                        "for them to run and be healthy")
-    groups, waiting = await wait_ready(ctx, host, project, services, timeout)
+    try:
+        groups, waiting = await wait_ready(ctx, host, project, services, timeout)
+    except asyncio.CancelledError:  # a shutdown past its grace: say what was left, then stop
+        await asyncio.shield(record("failed", await _groups_or_empty(host, project),
+                                    "interrupted while waiting for the services to be ready"))
+        raise
     if waiting:
         detail = "; ".join(f"{s}: {describe_state(groups.get(s, []))}" for s in waiting)
         error = f"not ready after {timeout:.0f}s: {detail}"

@@ -222,3 +222,28 @@ async def test_unknown_service_on_env(world: DockerWorld, docker_engine: Engine)
 
 def test_fixture_copy_is_private(world: DockerWorld) -> None:
     assert Path(world.compose_dir).is_dir() and world.prefix.startswith("ct")
+
+
+async def test_deploy_interrupted_half_way_is_recorded_not_reported_done(world: DockerWorld,
+                                                                         docker_engine: Engine) -> None:
+    """A shutdown past its grace while a deploy waits: `interrupted` in the audit, revision `failed`."""
+    steps: list[str] = []
+    waiting = asyncio.Event()
+
+    async def sink(r: Reply) -> None:
+        steps.append(r.text)
+        if "waiting up to" in r.text:
+            waiting.set()
+
+    task = asyncio.create_task(docker_engine.handle(
+        Request(actor=ALICE, text="deploy sick dtest", confirmed=True, on_progress=sink)))
+    await asyncio.wait_for(waiting.wait(), 60)
+    interrupted = await docker_engine.shutdown(0)
+    assert len(interrupted) == 1
+    reply = await task
+    assert reply.tone is Tone.error and "succeeded" not in reply.text
+    row = docker_engine.store.get(interrupted[0])
+    assert row is not None and row.command == "deploy" and row.status == "interrupted"
+    rev = DeploymentStore(docker_engine.store.db).history("dtest", "sick")[0]
+    assert rev.status == "failed" and "interrupted" in (rev.error or "")
+    assert docker_engine.store.verify() == []
