@@ -123,16 +123,15 @@ async def preview_deploy(ctx: Context, host: DockerHost, src: StackSource, env: 
 
 async def image_record(host: DockerHost, groups: Mapping[str, list[ContainerState]],
                        model: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, cs in groups.items():
-        if not cs:
-            continue
+    async def one(name: str, cs: list[ContainerState]) -> tuple[str, Any]:
         wanted = ((model.get("services") or {}).get(name) or {}).get("image") or cs[0].image
         try:
-            out[name] = await host.image_ref(cs[0].image_id, wanted)
+            return name, await host.image_ref(cs[0].image_id, wanted)
         except CommandError:
-            out[name] = {"image": wanted, "id": cs[0].image_id, "digest": None}
-    return out
+            return name, {"image": wanted, "id": cs[0].image_id, "digest": None}
+
+    # One inspect per service, concurrently: this sits on every deploy's critical path.
+    return dict(await asyncio.gather(*(one(n, cs) for n, cs in groups.items() if cs)))
 
 
 def services_table(groups: Mapping[str, list[ContainerState]], images: Mapping[str, Any]) -> Table:
@@ -148,9 +147,9 @@ async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: s
                      rollback_of: int | None = None) -> Reply:
     """Validate, bring up, wait, record: the one path deploy and rollback share."""
     project = host.project(src.stack)
-    model = await validate(project, src)
+    # Validate the file and check the engine answers, both before anything starts (concurrently).
+    model, _ = await asyncio.gather(validate(project, src), host.ping())
     services = sorted((model.get("services") or {}).keys())
-    await host.ping()  # an unreachable engine is a clear answer before anything starts
     store = deployments(ctx)
     timeout = ctx.config.inventory.environments[env].deploy_timeout_s
     verb = "Rollback" if action == "rollback" else "Deploy"
