@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import create_engine, text
+from common import scratch_schema  # bench/ is the script's folder, so on sys.path
+from sqlalchemy import text
 
 from bot.engine import Engine
 from bot.request import Actor, Request
@@ -124,19 +124,10 @@ def main() -> None:
     ap.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--rows", type=int, default=1_000_000)
     opts = ap.parse_args()
-    schema = "bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(opts.database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{opts.database_url}?options=-csearch_path%3D{schema}"
-    try:
-        bench_parse()
+    bench_parse()
+    with scratch_schema(opts.database_url) as url:
         asyncio.run(bench_engine(url))
         bench_audit(url, opts.rows)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 if __name__ == "__main__":

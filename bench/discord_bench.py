@@ -14,11 +14,10 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import discord
-from sqlalchemy import create_engine, text
+from common import scratch_schema  # bench/ is the script's folder, so on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -115,16 +114,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     opts = ap.parse_args()
     bench_render(opts.n)
-    schema = "bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(opts.database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        asyncio.run(bench_round_trips(f"{opts.database_url}?options=-csearch_path%3D{schema}", opts.n))
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with scratch_schema(opts.database_url) as url:
+        asyncio.run(bench_round_trips(url, opts.n))
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ import asyncio
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from common import scratch_schema  # bench/ is the script's folder, so on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the scripted server lives in tests/
 
@@ -74,17 +75,19 @@ async def model_route(planner: Planner, rounds: int) -> dict[str, Any]:
 
 def thread_lookup(rows: int, url: str) -> tuple[float, float]:
     """p50/p95 ms of the thread's-last-plan query on a requests table of `rows` rows."""
-    from sqlalchemy import create_engine, text
 
-    from infra.db.store import AuditStore, Database
+    from infra.db.store import Database
+
+    with scratch_schema(url) as scratch:
+        return _thread_lookup(Database(scratch), rows)
+
+
+def _thread_lookup(db: Any, rows: int) -> tuple[float, float]:
+    from sqlalchemy import text
+
+    from infra.db.store import AuditStore
     from llm.thread import last_turn
 
-    schema = "bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in url else "?"
-    db = Database(f"{url}{sep}options=-csearch_path%3D{schema}")
     try:
         db.migrate()
         with db.engine.begin() as c:
@@ -106,9 +109,6 @@ def thread_lookup(rows: int, url: str) -> tuple[float, float]:
         return statistics.median(lat), pct(lat, 0.95)
     finally:
         db.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 async def main() -> None:

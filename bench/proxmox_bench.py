@@ -14,11 +14,10 @@ import asyncio
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+from common import scratch_schema  # bench/ is the script's folder, so on sys.path
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
 
 from bot.engine import Engine
 from bot.request import Actor, Request
@@ -55,12 +54,11 @@ async def main(n: int, db_url: str) -> None:
                    poll_s=0.05, snapshot_retention=3)
     cfg = Config(inventory=base.inventory.model_copy(update={"proxmox": prox}), path=base.path,
                  settings=base.settings)
-    schema = "bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in db_url else "?"
-    db = Database(f"{db_url}{sep}options=-csearch_path%3D{schema}")
+    with scratch_schema(db_url) as url:
+        await _run(cfg, fake, Database(url), n)
+
+
+async def _run(cfg: Config, fake: ProxmoxFake, db: Database, n: int) -> None:
     try:
         db.migrate()
         store = AuditStore(db)
@@ -84,9 +82,6 @@ async def main(n: int, db_url: str) -> None:
     finally:
         fake.stop()
         db.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from common import scratch_schema  # bench/ is the script's folder, so on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -101,20 +101,9 @@ def main() -> None:
     ap.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--concurrent", type=int, default=50)
     opts = ap.parse_args()
-    schema = "bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(opts.database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{opts.database_url}?options=-csearch_path%3D{schema}"
-    tmp = Path("/tmp") / schema
-    tmp.mkdir()
-    try:
-        bench_render()
-        asyncio.run(bench_http(url, opts.concurrent, tmp))
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    bench_render()
+    with scratch_schema(opts.database_url) as url, tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(bench_http(url, opts.concurrent, Path(tmp)))
 
 
 if __name__ == "__main__":

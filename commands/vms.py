@@ -266,17 +266,23 @@ async def restore_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
     return lines
 
 
-@command("restore", summary="roll a VM back to a snapshot", args=(VM, SNAPSHOT), changes=True,
-         backend="proxmox", examples=("restore rumpledev pre-upgrade",), words=("revert",),
-         preview=with_llm_guard("restore", restore_preview))
-async def restore(ctx: Context, args: dict[str, Any]) -> Reply:
-    """Roll a guest back to a snapshot; everything since that snapshot is lost."""
+async def _named_snapshot(ctx: Context, args: dict[str, Any]) -> tuple[Guest, ProxmoxClient, Snapshot]:
+    """The guest, the client and the snapshot the user named; a clear error if it doesn't exist."""
     guest = guest_of(ctx.config, args["vm"])
     client = _client(ctx)
     snaps = await client.snapshots(guest)
     snap = snaps.get(args["snapshot"])
     if snap is None:
         raise _missing(guest, args["snapshot"], snaps)
+    return guest, client, snap
+
+
+@command("restore", summary="roll a VM back to a snapshot", args=(VM, SNAPSHOT), changes=True,
+         backend="proxmox", examples=("restore rumpledev pre-upgrade",), words=("revert",),
+         preview=with_llm_guard("restore", restore_preview))
+async def restore(ctx: Context, args: dict[str, Any]) -> Reply:
+    """Roll a guest back to a snapshot; everything since that snapshot is lost."""
+    guest, client, snap = await _named_snapshot(ctx, args)
     task = await client.rollback(guest, snap.name, progress=ctx.progress)
     text = (f"Rolled {guest.name} back to {snap.name} (taken {stamp(snap.taken)}); task exit status "
             f"{task.exitstatus}.")
@@ -294,12 +300,7 @@ async def restore(ctx: Context, args: dict[str, Any]) -> Reply:
          words=("delete snapshot", "remove snapshot"))
 async def delete_snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     """Delete one snapshot of a guest (the guest itself is untouched)."""
-    guest = guest_of(ctx.config, args["vm"])
-    client = _client(ctx)
-    snaps = await client.snapshots(guest)
-    snap = snaps.get(args["snapshot"])
-    if snap is None:
-        raise _missing(guest, args["snapshot"], snaps)
+    guest, client, snap = await _named_snapshot(ctx, args)
     task = await client.delete_snapshot(guest, snap.name, progress=ctx.progress)
     return Reply(f"Deleted snapshot {snap.name} of {guest.name} (taken {stamp(snap.taken)}); task exit "
                  f"status {task.exitstatus}.", tone=Tone.success, title=f"Deleted {snap.name}",

@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
 from commands.registry import Registry
-from infra.db.common import DatabaseUnavailable
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore
 from llm.grammar import Token, _command_at, parse_arguments, tokenize
@@ -68,11 +66,8 @@ def last_turn(store: AuditStore, channel: str | None, thread: str) -> Turn | Non
     q = select(RequestRow).where(RequestRow.thread == thread, RequestRow.command.is_not(None))
     q = q.where(RequestRow.channel == channel) if channel else q.where(RequestRow.channel.is_(None))
     q = q.order_by(RequestRow.created_at.desc(), RequestRow.id.desc()).limit(1)
-    try:
-        with store.db.sessions() as s:
-            row = s.scalars(q).first()
-    except OperationalError as exc:
-        raise DatabaseUnavailable(str(getattr(exc, "orig", exc)).strip().splitlines()[0]) from exc
+    with store.db.transaction() as s:
+        row = s.scalars(q).first()
     if row is None or row.command is None:
         return None
     return Turn(row.id, row.actor, row.command, dict(row.args or {}), row.status, row.reason)

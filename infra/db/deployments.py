@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from infra.db.common import DatabaseUnavailable, utcnow
+from infra.db.common import utcnow
 from infra.db.models import Deployment
 from infra.db.store import Database
 
@@ -21,13 +19,8 @@ class DeploymentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self.db.sessions.begin() as s:
-                yield s
-        except OperationalError as exc:
-            raise DatabaseUnavailable(str(getattr(exc, "orig", exc)).strip().splitlines()[0]) from exc
+    def _tx(self) -> AbstractContextManager[Session]:
+        return self.db.transaction()
 
     def record(self, **fields: Any) -> Deployment:
         row = Deployment(created_at=utcnow(), **fields)

@@ -104,6 +104,15 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session committed on exit; a lost connection becomes DatabaseUnavailable (no action then)."""
+        try:
+            with self.sessions.begin() as s:
+                yield s
+        except OperationalError as exc:
+            raise DatabaseUnavailable(_describe(exc)) from exc
+
 
 def _describe(exc: BaseException) -> str:
     msg = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -121,11 +130,8 @@ class AuditStore:
     # -- sessions ---------------------------------------------------------
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        try:
-            with self.db.sessions.begin() as s:
-                yield s
-        except OperationalError as exc:
-            raise DatabaseUnavailable(_describe(exc)) from exc
+        with self.db.transaction() as s:
+            yield s
 
     def register_worker(self) -> None:
         """Announce this process; on PostgreSQL hold an advisory lock that proves we live."""

@@ -1,0 +1,31 @@
+"""Helpers the benchmarks share: a scratch PostgreSQL schema and timing percentiles."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+
+
+@contextmanager
+def scratch_schema(database_url: str) -> Iterator[str]:
+    """A new schema for one run, dropped afterwards; yields a URL whose search_path is that schema."""
+    schema = "bench_" + uuid.uuid4().hex[:8]
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in database_url else "?"
+    try:
+        yield f"{database_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def median_p95(ms: list[float]) -> tuple[float, float]:
+    ordered = sorted(ms)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
