@@ -103,7 +103,7 @@ def _thread_lookup(db: Any, rows: int) -> tuple[float, float]:
         for i in range(200):
             g = 1 + (i * 7919) % rows
             t = time.perf_counter()
-            turn = last_turn(store, f"C{g % 20}", f"th-{g // 5}")
+            turn = last_turn(store, f"C{g % 20}", f"th-{g // 5}", "slack:U1")
             lat.append((time.perf_counter() - t) * 1000)
             assert turn is not None
         return statistics.median(lat), pct(lat, 0.95)

@@ -19,6 +19,7 @@ from bot.jobs import JobRegistry
 from bot.metrics import ERRORS, HANDLER_SECONDS, PLAN_SECONDS
 from bot.policy import authorise, lock_targets, protected
 from bot.ratelimit import RateLimiter
+from bot.redaction import redact_reply
 from bot.request import Actor, Button, Reply, Request, Tone
 from commands.context import Context
 from commands.registry import CommandSpec, Registry
@@ -69,6 +70,7 @@ class Engine:
         self.planner = planner or Planner(config, self.registry, self.resolver, backends=self.backends,
                                           store=store)
         self.redactor = Redactor(secret_values(config.inventory, config.settings))
+        store.redactor = self.redactor  # the audit log masks what it writes with the same secrets
         self.jobs = JobRegistry()
         self.limiter = RateLimiter(config, store, self.registry)
 
@@ -128,7 +130,7 @@ class Engine:
         with observe.scope(req.correlation_id, req.actor.id, req.platform, req.channel, req.command):
             if not self.jobs.accepting:
                 return self._closing(req)
-            return await self._handle_safely(req)
+            return redact_reply(self.redactor, await self._handle_safely(req))
 
     async def _handle_safely(self, req: Request) -> Reply:
         try:
@@ -416,7 +418,8 @@ class Engine:
             if not self.jobs.accepting:
                 return self._closing(req)
             try:
-                return await self._act(action, request_id.strip().lower(), actor, plan_digest, reason, req)
+                reply = await self._act(action, request_id.strip().lower(), actor, plan_digest, reason, req)
+                return redact_reply(self.redactor, reply)
             except DatabaseUnavailable as exc:
                 ERRORS.labels("database").inc()
                 observe.note(outcome="database_unavailable")

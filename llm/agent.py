@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from commands.registry import Kind, Registry
+from commands.registry import Registry
 from infra.config import LLM, Config
 from infra.errors import BackendUnavailable, NotConfigured
 from llm.breaker import Breaker, State
@@ -272,10 +272,10 @@ def interpret(answer: Answer, text: str, registry: Registry, resolver: Resolver,
 
 
 def thread_names(turn: Turn | None, resolver: Resolver) -> str | None:
-    """The entity names the thread's last plan gave (they count as named by the user)."""
+    """The values the person's own last plan in the thread gave (they count as named by them)."""
     if turn is None:
         return None
-    names = [str(v) for k, v in turn.args.items() if k in {k.value for k in Kind if k.is_entity} and v]
+    names = [str(v) for v in turn.args.values() if v not in (None, "") and not isinstance(v, dict | list)]
     service = turn.args.get("service")
     if service and not turn.args.get("stack"):
         stack = resolver.stack_for(str(service))

@@ -79,6 +79,21 @@ def _other_kind(word: str, resolver: Resolver, wanted: list[Arg]) -> str | None:
     return None
 
 
+def _clash(arg: Arg, before: Any, now: str, resolver: Resolver) -> str | None:
+    """A second, different value for an argument: ask which one rather than let the last one win."""
+    if before is None:
+        return None
+
+    def same(v: Any) -> str:
+        text = str(v).strip()
+        return (resolver.resolve(arg.kind, text) or text.lower()) if arg.kind.is_entity else text
+
+    if same(before) == same(now):
+        return None
+    return (f"That gives {arg.name} twice ({before} and {now}); which {arg.name} do you mean? "
+            "Say it once, please.")
+
+
 def parse_explicit(text: str, resolver: Resolver, registry: Registry) -> Plan:
     """Parse the canonical form; an unrecognised first word gives `command: null`."""
     if len(text) > MAX_TEXT:
@@ -109,6 +124,9 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
                 names = ", ".join(a.name for a in spec.args) or "none"
                 return Plan.unknown(f"'{spec.name}' has no argument '{key}' (arguments: {names}).",
                                     attempted=spec.name)
+            clash = _clash(spec.arg(key), args.get(key), kv.group(2), resolver)  # type: ignore[arg-type]
+            if clash:
+                return Plan.unknown(clash, attempted=spec.name)
             args[key] = kv.group(2)
             pending = [a for a in pending if a.name != key]
             i += 1

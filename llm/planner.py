@@ -99,24 +99,25 @@ class Planner:
             raise
 
     # -- the thread -------------------------------------------------------
-    async def turn(self, channel: str | None, thread: str | None) -> Turn | None:
-        if self.store is None or not thread:
+    async def turn(self, channel: str | None, thread: str | None, actor: str | None) -> Turn | None:
+        """The actor's own last plan in the thread (never a teammate's)."""
+        if self.store is None or not thread or not actor:
             return None
         from llm.thread import last_turn
 
-        return await asyncio.to_thread(last_turn, self.store, channel, thread)
+        return await asyncio.to_thread(last_turn, self.store, channel, thread, actor)
 
     # -- the route --------------------------------------------------------
     async def plan(self, text: str, *, channel: str | None = None, thread: str | None = None,
                    actor: str | None = None, use_llm: bool | None = None) -> Plan:
         default_env = self.config.default_env(channel)
         if use_llm:
-            return await self._forced(text, await self.turn(channel, thread), default_env)
+            return await self._forced(text, await self.turn(channel, thread, actor), default_env)
         grammar = self.grammar(text)
         sure = self.config.inventory.llm.grammar_confidence
         if grammar.complete and grammar.confidence >= sure:
             return grammar
-        turn = await self.turn(channel, thread)
+        turn = await self.turn(channel, thread, actor)
         refers_back = False
         if turn is not None:
             from llm.thread import points_back, resolve

@@ -3,7 +3,7 @@
 The thread's memory is the audit log itself: the newest `requests` row of the thread
 that names a command holds the last plan (command, canonical args, status).  No new
 table, and nothing but the user's own earlier request is remembered: command output
-is never part of it.
+is never part of it, nor is anyone else's request in the same thread.
 
 - An answer: the last row was refused with a question for a missing argument
   ("Which environment: …?") and the same person now sends just the missing part
@@ -61,9 +61,14 @@ class Turn:
         return again.command is not None and again.clarify == self.reason
 
 
-def last_turn(store: AuditStore, channel: str | None, thread: str) -> Turn | None:
-    """The newest request of the thread that names a command."""
-    q = select(RequestRow).where(RequestRow.thread == thread, RequestRow.command.is_not(None))
+def last_turn(store: AuditStore, channel: str | None, thread: str, actor: str) -> Turn | None:
+    """The newest request of `actor` in the thread that names a command.
+
+    Only the person's own requests: a follow-up ("restart it", "same on prod") takes its
+    targets from the thread, and those must be names this person gave, not a teammate's.
+    """
+    q = select(RequestRow).where(RequestRow.thread == thread, RequestRow.actor == actor,
+                                 RequestRow.command.is_not(None))
     q = q.where(RequestRow.channel == channel) if channel else q.where(RequestRow.channel.is_(None))
     q = q.order_by(RequestRow.created_at.desc(), RequestRow.id.desc()).limit(1)
     with store.db.transaction() as s:

@@ -18,6 +18,9 @@ from llm.values import REQUEST_ID, STATUSES, WORD, normalize_duration
 _KIND_NOUN = {Kind.env: "environment", Kind.stack: "stack", Kind.service: "service",
               Kind.vm: "VM", Kind.host: "GPU host"}
 MAX_TEXT_ARG = 500
+# Values that pick what is acted on (a snapshot, a git ref, a revision, a request) without being
+# inventory names: an inferred plan may use them only when the user's words contain them.
+SAID_KINDS = frozenset({Kind.word, Kind.request})
 
 
 class Invalid(Exception):
@@ -113,6 +116,12 @@ def mentioned(resolver: Resolver, kind: Kind, name: str, text: str) -> bool:
     return any(f" {w} " in low for w in resolver.words(kind, name))
 
 
+def said(value: Any, text: str) -> bool:
+    """Whether the user's own words contain this exact value as a word of its own."""
+    v = re.escape(str(value).strip().lower())
+    return bool(v) and re.search(rf"(?<![\w.-]){v}(?![\w-]|\.\w)", text.lower()) is not None
+
+
 def validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | None = None,
              default_env: str | None = None, require_mentioned: bool = False) -> Plan:
     """Check a plan against registry and inventory; return the canonical plan or a clarify."""
@@ -141,6 +150,11 @@ def validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | 
             return Plan.unknown(
                 f"You didn't name {article(noun(arg.kind))}; I won't guess '{args[key]}'. "
                 f"Which {noun(arg.kind)}: {join_choices(resolver.choices(arg.kind))}?",
+                source=plan.source, attempted=spec.name)
+        if require_mentioned and arg.kind in SAID_KINDS and text is not None and not said(args[key], text):
+            return Plan.unknown(
+                f"You didn't say '{args[key]}'; I won't pick {article(arg.name)} for you. "
+                f"Say the {arg.name} you mean, e.g. '{spec.examples[0] if spec.examples else spec.usage}'.",
                 source=plan.source, attempted=spec.name)
     if "service" in args and spec.arg("stack"):
         stack = resolver.stack_for(args["service"], args.get("stack"))

@@ -18,7 +18,7 @@ from infra.db.store import AuditStore
 from llm.agent import LLMClient
 from tests.conftest import ROOT
 from tests.fakes.openai_server import FakeOpenAI, plan, sent_text
-from tests.llm_support import CAROL, KEY, MODEL, Bot, with_llm
+from tests.llm_support import KEY, MODEL, Bot, with_llm
 
 BOB = Actor("console:bob")
 INJECTION = ("2024-05-01T10:00:00Z ERROR db timeout\n"
@@ -122,13 +122,15 @@ async def test_log_text_never_reaches_the_model_and_cannot_trigger_an_action(
 
 
 async def test_thread_plans_keep_the_role_checks(bot: Bot) -> None:
-    await bot.say("lock dev", actor=CAROL)
     viewer = Actor("console:nobody")
-    reply = await bot.say("same on test", actor=viewer)
+    seen = await bot.say("status dev", actor=viewer)
+    assert seen.ok
+    reply = await bot.say("lock it", actor=viewer)  # the viewer's own follow-up, but not their role
     assert reply.tone is Tone.error and "admin" in reply.text
     row = await bot.engine._db(bot.engine.store.get, reply.request_id)
-    assert row is not None and (row.command, row.args, row.status) == ("lock", {"env": "rumpletest"}, "refused")
-    assert bot.calls == [("lock", {"env": "rumpledev"})]
+    assert row is not None and (row.command, row.args, row.status) == ("lock", {"env": "rumpledev"}, "refused")
+    assert row.source == "thread"
+    assert [c[0] for c in bot.calls] == ["status"]
 
 
 # -- the command line ---------------------------------------------------------------

@@ -27,10 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
 from infra.db.models import AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
+from infra.redact import Redactor
 
 GENESIS = "0" * 64
 ACTIVE = ("started",)
 PENDING = ("awaiting_confirmation", "pending_approval")
+# Free-text columns of a request row that may quote a backend's answer.
+REDACTED_COLUMNS = ("text", "reason", "error", "result")
 FINAL = ("succeeded", "failed", "denied", "expired", "cancelled", "refused", "interrupted")
 
 
@@ -126,6 +129,9 @@ class AuditStore:
         self.db = db
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._liveness: Any = None
+        # Every text the audit log stores passes through this (the engine installs its own, which
+        # also knows the configured secrets); the patterns alone catch tokens and URL credentials.
+        self.redactor = Redactor()
 
     # -- sessions ---------------------------------------------------------
     @contextmanager
@@ -174,6 +180,7 @@ class AuditStore:
     # -- events -----------------------------------------------------------
     def _append(self, s: Session, request_id: str, kind: str, actor: str,
                 detail: dict[str, Any], at: datetime) -> None:
+        detail = self.redactor.data(detail)
         head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
         seq = head.seq + 1
         digest = event_hash(head.hash, seq, request_id, at, kind, actor, detail)
@@ -185,6 +192,10 @@ class AuditStore:
         """Insert a request and its first events in one transaction."""
         now = utcnow()
         row.created_at = row.updated_at = now
+        for col in REDACTED_COLUMNS:
+            if isinstance(getattr(row, col), str):
+                setattr(row, col, self.redactor.text(getattr(row, col)))
+        row.args = self.redactor.data(row.args) if row.args else row.args
         row.owner = self.owner if row.status in ACTIVE else None
         for _ in range(5):
             try:
@@ -202,7 +213,9 @@ class AuditStore:
                    detail: dict[str, Any] | None = None, **fields: Any) -> RequestRow | None:
         """Move a request from one of `from_status` to `to_status`; None if someone else won."""
         now = utcnow()
-        values = {"status": to_status, "updated_at": now, **fields}
+        values = {"status": to_status, "updated_at": now,
+                  **{k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
+                     for k, v in fields.items()}}
         if to_status in ACTIVE:
             values["owner"] = self.owner
         with self._tx() as s:
