@@ -31,6 +31,8 @@ from llm.values import DURATION, REQUEST_ID, WORD, normalize_duration
 
 # Below this a plan should go to the LLM route when one is configured.
 CONFIDENT = 0.75
+# Negation words that, before a name, usually correct the target ("no, dev") rather than exclude it.
+CORRECTIONS = frozenset({"no", "nope"})
 REFUSAL = 0.9  # a deliberate "no": the LLM route should not override it
 NL_BASE = 0.9
 ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
@@ -513,7 +515,11 @@ class _Reading:
                 excl = next((m for m in self.mentions if m.start in (i + 1, i + 2, i + 3)
                              and all(self.low[k] in ("on", "in", "to", "the", "for", "at")
                                      for k in range(i + 1, m.start))), None)
-                if excl is not None:
+                if excl is not None and w in CORRECTIONS:
+                    # "restart n8n on prod? no, dev": a correction, not "not dev". Both names stay,
+                    # so the request is asked about (two environments) rather than read backwards.
+                    self.used[i] = True
+                elif excl is not None:
                     self.mentions.remove(excl)
                     self.excluded.append(excl)
                     self.used[i] = True

@@ -199,3 +199,20 @@ async def test_structured_arguments_are_validated_like_text(bot: Bot, args: dict
                                             args=args))
     assert reply.tone is Tone.question and expect in reply.text
     assert bot.calls == [] and await bot.engine._db(bot.engine.store.pending) == []
+
+
+@pytest.mark.parametrize("text", ["restart n8n on prod? no, dev", "restart n8n on prod, nope, on dev"])
+def test_a_corrected_target_is_asked_about_not_read_backwards(config: Config, text: str) -> None:
+    # "no, dev" corrects the target; reading it as "not dev" would leave prod, the one taken back.
+    from llm.nl import NLParser, parse_plain
+
+    p = parse_plain(text, NLParser(Resolver(config), registry(), frozenset()))
+    assert p.command is None and p.clarify is not None
+    assert "two environments" in p.clarify and "rumpleprod" in p.clarify and "rumpledev" in p.clarify
+
+
+def test_not_still_excludes_a_target(config: Config) -> None:
+    from llm.nl import NLParser, parse_plain
+
+    p = parse_plain("restart n8n on dev but not on prod", NLParser(Resolver(config), registry(), frozenset()))
+    assert p.complete and p.args == {"service": "n8n", "env": "rumpledev"}
