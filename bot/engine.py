@@ -310,6 +310,10 @@ class Engine:
             frozen = await self._frozen(spec, targets)
         except CommandError as exc:
             frozen = str(exc)
+        if not frozen and self.redactor.data(plan.args) != plan.args:
+            # The audit log keeps arguments redacted, so such a plan could never match its hash later.
+            frozen = ("An argument of that request looks like a secret (a token, key or password); "
+                      "I won't store or run it. Leave the secret out and ask again.")
         roles = self.config.roles_of(req.actor.id)
         if not frozen:
             limited = await self._db(self.limiter.check, spec, req.actor.id, req.channel, roles)
@@ -374,6 +378,12 @@ class Engine:
         actor = actor or req.actor
         assert row.command is not None
         spec = self.registry[row.command]
+        # The requester's roles as configured now: a role taken away while a request waited counts.
+        denied = authorise(spec, roles)
+        if denied:
+            await self._db(self.store.transition, row.id, from_status, "refused", actor.id,
+                           {"reason": denied}, reason=denied)
+            return self._error(f"Request {row.id} was not run: {row.actor} no longer may. {denied}", row.id)
         if plan_hash(spec.name, row.args) != row.plan_hash:
             msg = "The stored plan does not match the hash it was confirmed with; not running it."
             await self._db(self.store.transition, row.id, from_status, "failed", actor.id,

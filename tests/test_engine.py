@@ -10,7 +10,7 @@ from sqlalchemy import text, update
 from bot.engine import Engine
 from bot.request import Actor, Reply, Request, Tone
 from infra.backends import Backends
-from infra.config import Channel, Config
+from infra.config import Channel, Config, Role
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore, Database
 
@@ -275,3 +275,30 @@ async def test_secrets_never_reach_the_audit_log(engine: Engine, store: AuditSto
     row = store.get(res.request_id)
     assert row is not None and "xoxb-" not in row.text and "[redacted]" in row.text
     assert all("xoxb-" not in str(e.detail) for e in store.events(res.request_id))
+
+
+async def test_a_requester_who_lost_the_role_is_not_run_on_approval(config: Config, db: Database,
+                                                                     tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch prod roles", confirmed=True))
+    assert card.request_id and card.tone is Tone.pending
+    # The config changes while the request waits (a restart with alice demoted to viewer).
+    users = {**config.inventory.users, "console:alice": [Role.viewer]}
+    demoted = Config(inventory=config.inventory.model_copy(update={"users": users}), path=config.path,
+                     settings=config.settings)
+    eng2 = make_engine(demoted, db, observable_registry(tmp_path))
+    await eng2.start()
+    res = await eng2.act("approve", card.request_id, BOB)
+    assert res.tone is Tone.error and "no longer may" in res.text and "operator role" in res.text
+    assert not (tmp_path / "roles").exists()
+    assert eng2.store.get(card.request_id).status == "refused"  # type: ignore[union-attr]
+
+
+async def test_a_secret_in_an_argument_is_refused_before_anything_is_stored(config: Config, db: Database,
+                                                                             tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    res = await eng.handle(req(CAROL, "lock test token xoxb-1234567890-abcdefghij"))
+    assert res.tone is Tone.error and "looks like a secret" in res.text
+    row = eng.store.get(res.request_id or "")
+    assert row is not None and row.status == "refused" and "xoxb-" not in str(row.args)
+    assert eng.store.env_locks() == {}
