@@ -200,6 +200,13 @@ class DockerHost:
         except docker.errors.APIError as exc:
             raise CommandError(f"The Docker engine of {self.env} refused: "
                                f"{exc.explanation or exc}") from exc
+        except requests.exceptions.Timeout as exc:
+            self._client = None
+            # The engine may have acted on a request it never answered: don't claim it did nothing.
+            raise BackendUnavailable(
+                f"The Docker engine of {self.env} ({self.where}) did not answer within {self._timeout}s "
+                "(it accepted the connection, then went silent); whether that call took effect is "
+                "not known.") from exc
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
             self._client = None
             raise BackendUnavailable(
@@ -337,8 +344,10 @@ def install_docker_hosts(backends: Any, config: Config) -> None:
     for env in config.inventory.environments:
         try:
             host = make_docker_host(config, env)
-        except NotConfigured:
-            continue  # Backends.docker(env) answers "not configured" with the key to set
+        except NotConfigured as exc:
+            # Configured but unusable (e.g. Portainer without its key): say exactly that on use.
+            backends.misconfigured(f"docker:{env}", str(exc))
+            continue
         if host is not None:
             backends.override(f"docker:{env}", host)
 
