@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from docker.tls import TLSConfig
 
 from infra.config import Config, DockerTLS
@@ -209,9 +210,13 @@ class DockerHost:
                 "not known.") from exc
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
             self._client = None
+            # Only a connection that never opened proves the call did nothing; one dropped after
+            # the request went out may have acted.
+            outcome = "Nothing was changed." if _never_connected(exc) else \
+                "The connection dropped mid-call: whether that call took effect is not known."
             raise BackendUnavailable(
                 f"The Docker engine of {self.env} ({self.where}) is unreachable: "
-                f"{_short(exc)}. Nothing was changed.") from exc
+                f"{_short(exc)}. {outcome}") from exc
 
     async def ping(self) -> str:
         info = await self.call(lambda c: c.version())
@@ -277,6 +282,24 @@ class DockerHost:
         repo = wanted.split("@", 1)[0].rsplit(":", 1)[0] if "/" in wanted or ":" in wanted else wanted
         digest = next((d for d in digests if d.split("@", 1)[0] == repo), digests[0] if digests else None)
         return {"image": wanted, "id": attrs.get("Id", image_id), "digest": digest}
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the chain of causes shows the connection was never made (refused, no socket, DNS)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if e in seen:
+            continue
+        seen.append(e)
+        if isinstance(e, (ConnectionRefusedError, FileNotFoundError, requests.exceptions.ConnectTimeout,
+                          urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)):
+            return True
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [c for c in (e.__cause__, e.__context__, getattr(e, "reason", None))
+                 if isinstance(c, BaseException)]
+    return False
 
 
 def _short(exc: BaseException) -> str:

@@ -65,9 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, [{"Id": c["Id"], "Labels": c["Config"]["Labels"]}
                                     for c in eng.containers.values() if eng.matches(c, wanted)])
         m = re.fullmatch(r"/containers/([^/]+)/(json|restart)", path)
-        if m is None or m.group(1) not in eng.containers:
+        cid = eng.resolve(m.group(1)) if m else None
+        if m is None or cid is None:
             return self._send(404, {"message": f"No such container: {m.group(1) if m else path}"})
-        cid = m.group(1)
         if method == "GET" and m.group(2) == "json":
             return self._send(200, eng.containers[cid])
         if method == "POST" and m.group(2) == "restart":
@@ -115,6 +115,11 @@ class FakeDockerEngine:
             if key not in labels or (value and labels[key] != value):
                 return False
         return True
+
+    def resolve(self, ref: str) -> str | None:
+        """A full id from an id prefix (as the Engine accepts) or a name."""
+        hits = [c for c, a in self.containers.items() if c.startswith(ref) or a["Name"] == f"/{ref}"]
+        return hits[0] if len(hits) == 1 else None
 
     def add(self, cid: str, name: str, project: str, service: str) -> None:
         self.containers[cid] = container(cid, name, project, service)
