@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.engine import Engine
 from bot.request import Actor, Reply, Request, Tone
@@ -219,7 +218,7 @@ async def test_an_engine_that_is_not_there_changed_nothing_and_says_so(tmp_path:
     host = DockerHost("rumpledev", f"unix://{tmp_path / 'absent.sock'}", timeout=1)
     host._client = __import__("docker").DockerClient(base_url=host.base_url, version="1.43", timeout=1)
     try:
-        with pytest.raises(BackendUnavailable, match="is unreachable.*Nothing was changed"):
+        with pytest.raises(BackendUnavailable, match=r"is unreachable.*Nothing was changed"):
             await host.restart("abc")
     finally:
         host.close()

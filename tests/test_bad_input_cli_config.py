@@ -17,8 +17,8 @@ from llm.eval import CasesError, load_cases
 from llm.values import parse_since
 
 from .conftest import ROOT
-from .test_console import base_env, chatops
 from .test_config import MINIMAL, write
+from .test_console import base_env, chatops
 
 ALICE = Actor("console:alice")
 
@@ -121,7 +121,7 @@ async def test_health_reports_a_half_configured_backend_as_failing(tmp_path: Pat
 
 def test_an_empty_proxmox_section_stays_plainly_unconfigured(tmp_path: Path) -> None:
     backends = make_backends(load_config(write(tmp_path, MINIMAL)))
-    with pytest.raises(NotConfigured, match="Proxmox is not configured: set proxmox.host"):
+    with pytest.raises(NotConfigured, match=r"Proxmox is not configured: set proxmox\.host"):
         backends.proxmox()
 
 
