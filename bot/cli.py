@@ -128,9 +128,11 @@ def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[s
         if joined != "-":
             await one(joined)
             return
-        for line in sys.stdin:
+        # Bytes, decoded leniently: a stray binary line gets a plan (none) instead of a traceback.
+        for raw in sys.stdin.buffer:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line.strip():
-                await one(line.rstrip("\n"))
+                await one(line)
 
     asyncio.run(each())
 
@@ -153,6 +155,8 @@ def config_check(config: str | None) -> None:
     inv = cfg.inventory
     click.echo(f"{cfg.path}: OK ({len(inv.environments)} environments, {len(inv.stacks)} stacks, "
                f"{len(inv.vms)} VMs, {len(inv.users)} users)")
+    for key, var in sorted(cfg.unset_env.items()):  # valid, but that part stays unconfigured
+        click.echo(f"warning: {key} is ${{{var}}}, and {var} is not set; it is left empty.", err=True)
 
 
 @main.group("audit")

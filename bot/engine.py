@@ -243,8 +243,15 @@ class Engine:
             await self._db(self.store.transition, rid, ("started",), "failed", actor.id,
                            {"error": msg}, error=msg)
             return self._error(msg, rid)
-        except DatabaseUnavailable:
-            raise
+        except DatabaseUnavailable as exc:
+            # Lost mid-run (a progress note could not be written): the handler had started and may
+            # have changed things, so "nothing was run" would be untrue.
+            ERRORS.labels("database").inc()
+            log.error("audit database lost while %s ran [%s]: %s", spec.name, req.correlation_id, exc)
+            return self._error(f"The audit database became unreachable while {spec.name} was running "
+                               f"({exc}), so I stopped it there; what it had done by then is not known: "
+                               f"check the target. Request {rid} stays 'started' until the bot's next "
+                               "start marks it interrupted.", rid)
         except Exception as exc:
             ERRORS.labels("handler").inc()
             log.exception("handler %s failed [%s]", spec.name, req.correlation_id)
@@ -417,7 +424,14 @@ class Engine:
             return await self._invoke(run_req, spec, row.args, row.id, roles, actor)
         finally:
             if targets:
-                await self._db(self.store.release, row.id)
+                await self._release(row.id)
+
+    async def _release(self, rid: str) -> None:
+        """Free a run's locks; if the database is gone the run's own reply still stands."""
+        try:
+            await self._db(self.store.release, rid)
+        except DatabaseUnavailable as exc:
+            log.error("could not free the execution locks of %s (%s); the next start frees them", rid, exc)
 
     # -- buttons and approve/deny ----------------------------------------
     async def act(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",

@@ -103,12 +103,19 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
         return c, None
 
     results = await asyncio.gather(*(one(c) for c in found))
-    after = by_service(await host.containers(host.project(stack), service)).get(service, [])
-    rows = [[c.name, describe_state([c]), str(c.restarts), uptime(c.started_at)] for c in after]
     failed = [(c, err) for c, err in results if err]
+    done = len(results) - len(failed)
+    try:
+        after = by_service(await host.containers(host.project(stack), service)).get(service, [])
+    except CommandError as exc:
+        # The engine went away after acting: report what was done, not "nothing was changed".
+        names = ", ".join(c.name for c, err in results if not err) or "none"
+        detail = "".join(f"; {c.name}: {err}" for c, err in failed)
+        return Reply(f"{verb} {service} on {env}: {done} of {len(results)} containers {past} ({names})"
+                     f"{detail}. Their state afterwards could not be read: {exc}", tone=Tone.error)
+    rows = [[c.name, describe_state([c]), str(c.restarts), uptime(c.started_at)] for c in after]
     table = Table(["container", "state", "restarts", "uptime"], rows)
     if failed:
-        done = len(results) - len(failed)
         detail = "; ".join(f"{c.name}: {err}" for c, err in failed)
         return Reply(f"{verb} {service} on {env}: {done} of {len(results)} containers {past}, "
                      f"{len(failed)} failed ({detail}).", tone=Tone.error, tables=[table])

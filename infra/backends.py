@@ -25,13 +25,22 @@ class HealthResult:
 class Backends:
     config: Config
     _clients: dict[str, Any] = field(default_factory=dict)
+    # Backends the config names but could not build (a secret's variable unset, …): key → why.
+    _problems: dict[str, str] = field(default_factory=dict)
 
     def override(self, key: str, client: Any) -> None:
         """Install a client for `docker:ENV`, `proxmox`, `gpu:HOST` or `llm`."""
         self._clients[key] = client
 
+    def misconfigured(self, key: str, why: str) -> None:
+        """Record why a configured backend has no client; its accessor raises that, not the generic hint."""
+        self._problems[key] = why
+
     def _cached(self, key: str) -> Any | None:
-        return self._clients.get(key)
+        client = self._clients.get(key)
+        if client is None and key in self._problems:
+            raise NotConfigured(self._problems[key])
+        return client
 
     def docker(self, env: str) -> Any:
         client = self._cached(f"docker:{env}")
@@ -87,7 +96,9 @@ class Backends:
     async def _probe(self, name: str, get: Any) -> HealthResult:
         try:
             client = get()
-        except NotConfigured:
+        except NotConfigured as exc:
+            if name in self._problems:  # configured, but broken: a failure, not an absence
+                return HealthResult(name, False, str(exc))
             return HealthResult(name, None, "not configured")
         ping = getattr(client, "ping", None)
         if ping is None:

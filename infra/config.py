@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -233,13 +233,18 @@ def _expand_env(value: str) -> str | None:
     return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
 
 
-def _walk_expand(data: Any) -> Any:
+def _walk_expand(data: Any, unset: dict[str, str] | None = None, at: str = "") -> Any:
+    """Expand `${VAR}` everywhere; `unset` collects key → VAR for whole-value refs to unset vars."""
     if isinstance(data, dict):
-        return {k: _walk_expand(v) for k, v in data.items()}
+        return {k: _walk_expand(v, unset, f"{at}.{k}" if at else str(k)) for k, v in data.items()}
     if isinstance(data, list):
-        return [_walk_expand(v) for v in data]
+        return [_walk_expand(v, unset, f"{at}.{i}") for i, v in enumerate(data)]
     if isinstance(data, str):
-        return _expand_env(data)
+        value = _expand_env(data)
+        whole = _ENV_REF.fullmatch(data)
+        if value is None and whole and unset is not None:
+            unset[at] = whole.group(1)
+        return value
     return data
 
 
@@ -383,6 +388,13 @@ class Config:
     inventory: Inventory
     path: Path
     settings: Settings
+    # Keys whose whole value was a `${VAR}` reference to an unset variable (key → VAR).
+    unset_env: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def unset_note(self, key: str) -> str:
+        """' (it is ${VAR}, which is not set …)' for a key filled from a missing variable, else ''."""
+        var = self.unset_env.get(key)
+        return f" ({key} is ${{{var}}}, and {var} is not set in the bot's environment)" if var else ""
 
     @property
     def base_dir(self) -> Path:
@@ -460,7 +472,8 @@ def load_config(path: str | Path | None = None, settings: Settings | None = None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the config must be a mapping with an 'environments' section. "
                           "Fix: start from the shipped chatops.yaml.")
-    raw = _walk_expand(raw)
+    unset: dict[str, str] = {}
+    raw = _walk_expand(raw, unset)
     llm = raw.setdefault("llm", {}) or {}
     raw["llm"] = llm
     # Environment variables fill in LLM settings the file leaves empty.
@@ -476,4 +489,4 @@ def load_config(path: str | Path | None = None, settings: Settings | None = None
     sem = _semantic_problems(inv, file.parent)
     if sem:
         raise ConfigError("\n".join(p.render(file, lines) for p in sem))
-    return Config(inventory=inv, path=file, settings=settings)
+    return Config(inventory=inv, path=file, settings=settings, unset_env=unset)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from docker.tls import TLSConfig
 
 from infra.config import Config, DockerTLS
@@ -200,11 +201,22 @@ class DockerHost:
         except docker.errors.APIError as exc:
             raise CommandError(f"The Docker engine of {self.env} refused: "
                                f"{exc.explanation or exc}") from exc
+        except requests.exceptions.Timeout as exc:
+            self._client = None
+            # The engine may have acted on a request it never answered: don't claim it did nothing.
+            raise BackendUnavailable(
+                f"The Docker engine of {self.env} ({self.where}) did not answer within {self._timeout}s "
+                "(it accepted the connection, then went silent); whether that call took effect is "
+                "not known.") from exc
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
             self._client = None
+            # Only a connection that never opened proves the call did nothing; one dropped after
+            # the request went out may have acted.
+            outcome = "Nothing was changed." if _never_connected(exc) else \
+                "The connection dropped mid-call: whether that call took effect is not known."
             raise BackendUnavailable(
                 f"The Docker engine of {self.env} ({self.where}) is unreachable: "
-                f"{_short(exc)}. Nothing was changed.") from exc
+                f"{_short(exc)}. {outcome}") from exc
 
     async def ping(self) -> str:
         info = await self.call(lambda c: c.version())
@@ -272,6 +284,24 @@ class DockerHost:
         return {"image": wanted, "id": attrs.get("Id", image_id), "digest": digest}
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """True when the chain of causes shows the connection was never made (refused, no socket, DNS)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if e in seen:
+            continue
+        seen.append(e)
+        if isinstance(e, (ConnectionRefusedError, FileNotFoundError, requests.exceptions.ConnectTimeout,
+                          urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)):
+            return True
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [c for c in (e.__cause__, e.__context__, getattr(e, "reason", None))
+                 if isinstance(c, BaseException)]
+    return False
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     msg = text[0] if text else type(exc).__name__
@@ -337,8 +367,10 @@ def install_docker_hosts(backends: Any, config: Config) -> None:
     for env in config.inventory.environments:
         try:
             host = make_docker_host(config, env)
-        except NotConfigured:
-            continue  # Backends.docker(env) answers "not configured" with the key to set
+        except NotConfigured as exc:
+            # Configured but unusable (e.g. Portainer without its key): say exactly that on use.
+            backends.misconfigured(f"docker:{env}", str(exc))
+            continue
         if host is not None:
             backends.override(f"docker:{env}", host)
 

@@ -169,7 +169,8 @@ def portainer_host(config: Config, env: str, cfg: PortainerTarget, prefix: str) 
 
     if cfg.api_key is None:
         raise NotConfigured(f"environments.{env}.portainer.api_key is not set (an access token from "
-                            "Portainer's user settings, usually ${PORTAINER_API_KEY}).")
+                            "Portainer's user settings, usually ${PORTAINER_API_KEY})"
+                            f"{config.unset_note(f'environments.{env}.portainer.api_key')}.")
     key = cfg.api_key.get_secret_value()
     verify: bool | str = cfg.ca_bundle or cfg.verify_ssl
     client = PortainerClient(cfg.url, cfg.endpoint_id, key, verify=verify)

@@ -306,6 +306,20 @@ def build_proxmox(config: Config) -> ProxmoxClient | None:
     return ProxmoxClient.from_config(cfg)
 
 
+def proxmox_problem(config: Config) -> str | None:
+    """Why a Proxmox section that is partly filled in gives no client (None if empty or complete)."""
+    cfg = config.inventory.proxmox
+    keys = {"host": cfg.host, "token_id": cfg.token_id,
+            "token_secret": cfg.token_secret.get_secret_value() if cfg.token_secret else None}
+    missing = [k for k, v in keys.items() if not v]
+    named = any(f"proxmox.{k}" in config.unset_env for k in keys)
+    if not missing or (len(missing) == len(keys) and not named):
+        return None
+    notes = "".join(config.unset_note(f"proxmox.{k}") for k in missing)
+    return (f"Proxmox is only partly configured: {', '.join('proxmox.' + k for k in missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} empty in {config.path.name}{notes}.")
+
+
 def guest_of(config: Config, vm: str) -> Guest:
     """The inventory's guest; a name the inventory lacks is a clear error, never a guess."""
     cfg = config.inventory.vms.get(vm)

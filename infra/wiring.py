@@ -10,7 +10,7 @@ def make_backends(config: Config) -> Backends:
     backends = Backends(config)
     from infra.docker_hosts import install_docker_hosts
     from infra.gpu import make_gpu_clients
-    from infra.proxmox import build_proxmox
+    from infra.proxmox import build_proxmox, proxmox_problem
 
     install_docker_hosts(backends, config)
     for host, client in make_gpu_clients(config).items():
@@ -18,6 +18,8 @@ def make_backends(config: Config) -> Backends:
     proxmox = build_proxmox(config)
     if proxmox is not None:
         backends.override("proxmox", proxmox)
+    elif (why := proxmox_problem(config)) is not None:
+        backends.misconfigured("proxmox", why)
     if config.inventory.llm.base_url and config.inventory.llm.model:
         from llm.agent import LLMClient  # no LangChain import until the first request
 

@@ -135,9 +135,14 @@ def plan_label(plan: Plan) -> str:
 def load_cases(path: str | Path) -> list[Case]:
     cases: list[Case] = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise CasesError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        n = data[: exc.start].count(b"\n") + 1
+        raise CasesError(f"{path}:{n}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue

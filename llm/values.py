@@ -19,7 +19,10 @@ def parse_since(value: str, now: datetime | None = None) -> datetime | None:
     v = value.strip()
     m = DURATION.match(v)
     if m:
-        return now - timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)[0].lower()])
+        try:
+            return now - timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)[0].lower()])
+        except OverflowError:  # e.g. 999999w reaches before year 1: not a usable instant
+            return None
     try:
         dt = datetime.fromisoformat(v)
     except ValueError:
@@ -31,5 +34,6 @@ def normalize_duration(value: str) -> str | None:
     """Canonical spelling of a `since` value (`30m`, `2h`, or the ISO text)."""
     m = DURATION.match(value.strip())
     if m:
-        return f"{int(m.group(1))}{m.group(2)[0].lower()}"
+        # A duration reaching back before year 1 (999999w) is no instant to filter by.
+        return f"{int(m.group(1))}{m.group(2)[0].lower()}" if parse_since(value) else None
     return value.strip() if parse_since(value) else None

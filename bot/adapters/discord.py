@@ -20,7 +20,7 @@ from discord import app_commands
 
 from bot.adapters.discord_slash import Suggestions, ops_group
 from bot.engine import Engine
-from bot.render.discord import DecisionButton, Rendered, render, status_line
+from bot.render.discord import CUSTOM_ID_TEMPLATE, DecisionButton, Rendered, render, status_line
 from bot.request import Actor, Reply, Request, Tone
 
 if TYPE_CHECKING:
@@ -296,6 +296,21 @@ class DiscordBot(discord.Client):
             embeds = list(interaction.message.embeds)[:9]
             await original(interaction)(Rendered(None, [*embeds, status_line(
                 f"Request {rid} expired before it was decided.", Tone.warning)]))
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A click on a component no DecisionButton claims would otherwise fail silently in Discord."""
+        if interaction.type is not discord.InteractionType.component:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})  # type: ignore[arg-type]
+        cid = str(data.get("custom_id", ""))
+        if re.fullmatch(CUSTOM_ID_TEMPLATE, cid):
+            return
+        log.warning("click on a component that is not a decision button: %.100r", cid)
+        try:
+            await interaction.response.send_message("That button is not one of mine; nothing was done.",
+                                                    ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not answer the stray click: %s", exc)
 
     # -- mentions -------------------------------------------------------------------
     async def on_message(self, message: discord.Message) -> None:

@@ -12,6 +12,7 @@ plan hash (`Button.value`), so a click still works after the bot restarts.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -254,7 +255,10 @@ class SlackBot:
     async def _on_ops(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
         await ack()
         text = plain_text(body.get("text", ""))
-        user, channel = body["user_id"], body["channel_id"]
+        user, channel = body.get("user_id"), body.get("channel_id")
+        if not user or not channel:  # nobody to act for or answer: run nothing
+            log.warning("ignored a /ops payload without user_id or channel_id")
+            return
         where = Where(channel, user, None, body.get("response_url"))
         asked = f"{mention('slack:' + user)}: `/ops {text}`" if text else f"{mention('slack:' + user)}: `/ops`"
         self.spawn(self._answer(where, user, text, asked=asked, name=body.get("user_name", "")))
@@ -262,6 +266,9 @@ class SlackBot:
     async def _on_mention(self, body: dict[str, Any], context: Any) -> None:
         event = body.get("event", {})
         if self._from_a_bot(event, context) or event.get("channel_type") == "im":
+            return
+        if not event.get("channel") or not event.get("ts"):
+            log.warning("ignored an app_mention without channel or ts")
             return
         if not self._first_delivery(body):
             return
@@ -378,9 +385,20 @@ def _remember(seen: OrderedDict[Any, None], key: Any, size: int = 2000) -> None:
         seen.popitem(last=False)
 
 
+@web.middleware
+async def _malformed_is_400(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Bolt parses the body before it checks the signature: garbage there is a 400, not a 500."""
+    try:
+        return await handler(request)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        log.warning("refused a malformed Slack request body: %s", exc)
+        return web.Response(status=400, text="malformed request body")
+
+
 async def start_http(bot: SlackBot, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve Bolt's aiohttp app at /slack/events; returns the runner and the bound port."""
     server = AsyncSlackAppServer(port=port, path=EVENTS_PATH, app=bot.bolt, host=host)
+    server.web_app.middlewares.append(_malformed_is_400)
     runner = web.AppRunner(server.web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
