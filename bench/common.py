@@ -1,13 +1,24 @@
-"""Helpers the benchmarks share: a scratch PostgreSQL schema and timing percentiles."""
+"""Helpers the benchmarks share: a scratch PostgreSQL schema and timing percentiles.
+
+Every benchmark runs the same way from the repository root, `.venv/bin/python bench/NAME.py`:
+Python puts bench/ on sys.path (so `common` imports), and importing `common` puts the
+repository root there too, for the protocol fakes under tests/ (not an installed package).
+"""
 
 from __future__ import annotations
 
 import statistics
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 @contextmanager

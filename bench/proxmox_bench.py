@@ -1,7 +1,7 @@
 """Proxmox benchmarks: the bot's own cost around Proxmox calls, against the loopback HTTPS fake.
 
 Run by hand (never in the test suite):
-    PYTHONPATH=. .venv/bin/python bench/proxmox_bench.py [--n 50] [--database-url URL]
+    .venv/bin/python bench/proxmox_bench.py [--n 50] [--database-url URL]
 It creates and drops its own schema in the given PostgreSQL database.  Proxmox itself is
 the fake, answering at once, so the numbers are the bot's overhead (TLS, proxmoxer, thread
 hops, audit writes), not how long a real snapshot takes.

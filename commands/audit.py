@@ -44,14 +44,17 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
                                "leave out user= to see your own.")
         user = ctx.actor.id
     since = parse_since(args["since"]) if args.get("since") else None
+    cap = ctx.config.inventory.limits.max_audit_limit
+    limit = min(int(args["limit"]), cap)
     await asyncio.to_thread(ctx.store.expire_due)
     rows = await asyncio.to_thread(ctx.store.query, AuditFilter(
         user=user, env=args.get("env"), command=args.get("command"), status=args.get("status"),
-        since=since, limit=args["limit"]))
+        since=since, limit=limit))
     table = [[r.id, f"{aware(r.created_at):%Y-%m-%d %H:%M:%S}", r.actor, r.command or "-",
               r.env or "-", r.target or "-", r.status, r.approver or "",
               (r.error or r.reason or r.result or "")[:80]] for r in rows]
     who = "everyone" if user is None else user
-    return Reply(f"{len(rows)} request(s) of {who}, newest first.",
+    capped = f" (limit={args['limit']} capped at {cap} by limits.max_audit_limit)" if limit < int(args["limit"]) else ""
+    return Reply(f"{len(rows)} request(s) of {who}, newest first.{capped}",
                  tables=[Table(["id", "when (UTC)", "who", "command", "env", "target", "status",
                                 "approver", "note"], table)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -12,9 +13,11 @@ from sqlalchemy import delete, inspect, select, text, update
 
 from bot.engine import Engine
 from bot.request import Actor, Request, Tone
+from infra.config import Config, Limits
 from infra.db.migrate import downgrade
 from infra.db.models import AuditEvent, ChainHead, RequestRow
 from infra.db.store import AuditStore, Database
+from tests.conftest import make_engine
 
 ALICE, BOB, CAROL = (Actor(f"console:{n}") for n in ("alice", "bob", "carol"))
 
@@ -145,3 +148,19 @@ def test_sqlite_frees_locks_of_other_owners(tmp_path: Path) -> None:
     assert crashed.acquire(["env:rumpledev"], "r-0000000a") is None
     assert now.acquire(["env:rumpledev"], "r-0000000b") is None
     db.dispose()
+
+
+async def test_audit_limit_is_capped_by_the_config(config: Config, db: Database) -> None:
+    """`limits.max_audit_limit` bounds `limit=` below the registry's own maximum (500)."""
+    inv = config.inventory.model_copy(update={"limits": Limits(max_audit_limit=3)})
+    eng = make_engine(dataclasses.replace(config, inventory=inv), db)
+    await eng.start()
+    try:
+        await fill(eng)
+        capped = await eng.handle(Request(actor=CAROL, text="audit limit=50"))
+        assert capped.ok and len(capped.tables[0].rows) == 3
+        assert "capped at 3 by limits.max_audit_limit" in capped.text
+        within = await eng.handle(Request(actor=CAROL, text="audit limit=2"))
+        assert len(within.tables[0].rows) == 2 and "capped" not in within.text
+    finally:
+        await eng.close()
