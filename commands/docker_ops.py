@@ -147,8 +147,16 @@ async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: s
                      rollback_of: int | None = None) -> Reply:
     """Validate, bring up, wait, record: the one path deploy and rollback share."""
     project = host.project(src.stack)
-    # Validate the file and check the engine answers, both before anything starts (concurrently).
-    model, _ = await asyncio.gather(validate(project, src), host.ping())
+    # Validate the file and check the engine answers, both before anything starts (concurrently;
+    # if the engine is down the validation is cancelled, not left running).
+    checking = asyncio.create_task(validate(project, src))
+    try:
+        await host.ping()
+    except BaseException:
+        checking.cancel()
+        await asyncio.gather(checking, return_exceptions=True)
+        raise
+    model = await checking
     services = sorted((model.get("services") or {}).keys())
     store = deployments(ctx)
     timeout = ctx.config.inventory.environments[env].deploy_timeout_s

@@ -235,6 +235,11 @@ async def run_compose(args: list[str], *, env: Mapping[str, str] | None = None,
         proc.kill()
         await proc.wait()
         return ComposeResult(124, f"docker-compose {' '.join(args[:1])} timed out after {timeout:.0f}s")
+    except asyncio.CancelledError:  # never leave a compose process running behind a cancelled request
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.shield(proc.wait())
+        raise
     return ComposeResult(proc.returncode or 0, out.decode("utf-8", "replace"))
 
 
