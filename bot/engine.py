@@ -31,6 +31,7 @@ from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
 from infra.errors import CommandError
 from infra.redact import Redactor, secret_values
+from llm.grammar import LEADERS
 from llm.plan import Plan, plan_hash
 from llm.planner import Planner
 from llm.resolve import Resolver
@@ -150,8 +151,12 @@ class Engine:
         """The validated plan for a request, without side effects."""
         limit = self.config.inventory.limits.max_text_chars
         if len(req.text) > limit:
+            # Not parsed, but when it starts with a command word an action was asked for: audit it.
+            words = [w for w in req.text[:200].lower().split() if w not in LEADERS][:2]
+            attempted = next(filter(None, (self.registry.command_for_word(" ".join(words[:n]))
+                                           for n in (2, 1) if len(words) >= n)), None)
             return Plan.unknown(f"That message is too long ({len(req.text)} characters; "
-                                f"the limit is {limit}). Send the command alone.")
+                                f"the limit is {limit}). Send the command alone.", attempted=attempted)
         if req.command:
             raw = Plan(req.command, dict(req.args or {}), source="slash")
         else:

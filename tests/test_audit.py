@@ -164,3 +164,20 @@ async def test_audit_limit_is_capped_by_the_config(config: Config, db: Database)
         assert len(within.tables[0].rows) == 2 and "capped" not in within.text
     finally:
         await eng.close()
+
+
+def test_a_lock_whose_request_ended_does_not_block(db: Database) -> None:
+    """A release lost to a database outage must not leave the target blocked while the worker lives."""
+    store = AuditStore(db, owner="worker-a")
+    store.register_worker()
+    row = RequestRow(id="r-0000e4d0", actor="console:alice", platform="console", text="x", command="lock",
+                     args={}, changes=True, status="started", correlation_id="c")
+    store.create(row, [("requested", {"command": "lock", "args": {}, "actor": "console:alice"}), ("started", {})])
+    assert store.acquire(["env:rumpledev"], row.id) is None
+    other = AuditStore(db, owner="worker-b")
+    other.register_worker()
+    assert other.acquire(["env:rumpledev"], "r-00000b0b") == row.id  # still running: held
+    store.transition(row.id, ("started",), "succeeded", "console:alice")  # ...and its release got lost
+    assert other.acquire(["env:rumpledev"], "r-00000b0b") is None
+    store.close()
+    other.close()

@@ -147,7 +147,8 @@ async def test_discord_oversized_ask_text_gets_the_limit(default_bot: DiscordBot
     await settle()
     text = original_edits(api, data["token"])[-1].body["embeds"][0]["description"]
     assert "too long" in text and "the limit is" in text
-    assert [r.status for r in rows(default_bot.engine)] == []
+    # It starts with a command word, so an action was asked for: refused, and in the audit log.
+    assert [(r.command, r.status) for r in rows(default_bot.engine)] == [("restart", "refused")]
 
 
 async def test_discord_autocomplete_with_garbage_input_offers_nothing_odd(default_bot: DiscordBot,

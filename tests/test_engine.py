@@ -241,6 +241,10 @@ async def test_unresolved_requests(engine: Engine, store: AuditStore) -> None:
     assert store.get(unknown.request_id).status == "refused"  # type: ignore[union-attr]
     huge = await engine.handle(req(ALICE, "restart n8n on dev " + "x" * 3000))
     assert huge.tone is Tone.question and "too long" in huge.text
+    row = store.get(huge.request_id or "")  # an action was asked for: it is in the audit log
+    assert row is not None and row.command == "restart" and row.status == "refused" and len(row.text) <= 2000
+    chatter = await engine.handle(req(ALICE, "lorem ipsum " * 400))
+    assert "too long" in chatter.text and chatter.request_id is None
 
 
 async def test_backend_not_configured_is_refused_before_confirmation(engine: Engine, store: AuditStore) -> None:

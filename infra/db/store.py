@@ -315,7 +315,10 @@ class AuditStore:
                 s.rollback()  # all or nothing
             with self._tx() as s:
                 held = list(s.scalars(select(ExecLock).where(ExecLock.target.in_(list(targets)))))
-            stale = [h for h in held if not self.owner_alive(h.owner)]
+                finished = set(s.scalars(select(RequestRow.id).where(
+                    RequestRow.id.in_([h.request_id for h in held]), RequestRow.status.in_(FINAL))))
+            # Stale: its worker died, or its request already ended (a release lost to a database outage).
+            stale = [h for h in held if h.request_id in finished or not self.owner_alive(h.owner)]
             if stale and attempt == 0:
                 with self._tx() as s:
                     s.execute(delete(ExecLock).where(ExecLock.target.in_([h.target for h in stale]),
