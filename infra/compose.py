@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -250,9 +251,43 @@ def _file_args(project: str, src: StackSource) -> list[str]:
     return args
 
 
+_VALIDATED: dict[str, tuple[float, str]] = {}
+VALIDATED_TTL_S = 300.0
+
+
+def _validation_key(project: str, src: StackSource, env: Mapping[str, str]) -> str:
+    """Everything `config` reads: the files, the folder's other files (env_file, .env), the environment."""
+    h = hashlib.sha256(f"{project}\0{src.workdir}".encode())
+    for f in src.files:
+        h.update(b"\0" + str(f).encode() + b"\0" + (f.read_bytes() if f.is_file() else b""))
+    for entry in sorted(src.workdir.iterdir()) if src.workdir.is_dir() else []:
+        st = entry.stat()
+        h.update(f"\0{entry.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for k, v in sorted(env.items()):
+        h.update(f"\0{k}={v}".encode())
+    return h.hexdigest()
+
+
 async def validate(project: str, src: StackSource) -> dict[str, Any]:
-    """`docker compose config` of the source: the normalised model, or CommandError with why."""
+    """`docker compose config` of the source: the normalised model, or CommandError with why.
+
+    A model validated in the last few minutes from exactly the same files and environment (the
+    confirmation card's preview, then the deploy) is reused instead of running `config` twice.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    key = _validation_key(project, src, env)
+    now = time.monotonic()
+    cached = _VALIDATED.get(key)
+    if cached and now - cached[0] < VALIDATED_TTL_S:
+        return dict(json.loads(cached[1]))
+    model = await _validate(project, src, env)
+    if len(_VALIDATED) > 64:
+        _VALIDATED.clear()
+    _VALIDATED[key] = (now, json.dumps(model))
+    return model
+
+
+async def _validate(project: str, src: StackSource, env: dict[str, str]) -> dict[str, Any]:
     res = await run_compose([*_file_args(project, src), "config", "--format", "json"],
                             env=env, cwd=src.workdir, timeout=CONFIG_TIMEOUT_S)
     if res.code != 0:
