@@ -27,6 +27,7 @@ _add("deploy", 3, "deploy", "deploys", "deploying", "redeploy", "redeploying", "
      "push out", "push", "roll out", "rollout", "roll-out", "put out")
 _add("deploy", 2, "update", "refresh", "deployment")
 _add("rollback", 3, "rollback", "roll back", "roll-back", "rolling back", "undo the deploy", "undo deploy",
+     "undo the last deploy", "undo last deploy", "undo the latest deploy", "undo the last deployment",
      "downgrade", "go back to the previous", "back out", "revert the deploy")
 _add("restart", 3, "restart", "restarts", "restarting", "re-start", "bounce", "kick", "cycle", "recycle",
      "power cycle", "reboot", "relaunch", "give it a kick", "restrart")
