@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import statistics
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,3 +41,13 @@ def scratch_schema(database_url: str) -> Iterator[str]:
 def median_p95(ms: list[float]) -> tuple[float, float]:
     ordered = sorted(ms)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    """Milliseconds of `n` calls of `fn`, one sample per call."""
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out

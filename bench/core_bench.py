@@ -11,10 +11,9 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
-from common import scratch_schema  # bench/ is the script's folder, so on sys.path
+from common import scratch_schema, timed  # bench/ is the script's folder, so on sys.path
 from sqlalchemy import text
 
 from bot.engine import Engine
@@ -31,15 +30,6 @@ REQUESTS = ["deploy chat to test ref=v1.4.2", "restart n8n on dev", "logs nginx 
             "snapshot rumpleprod name=pre-upgrade", "restore rumpledev pre-upgrade", "audit env=prod since=1d",
             "status rumpletest", "restart foo on dev", "stop rtmp on test stack=video", "gpu", "whoami",
             "deploy chat", "vm status", "unlock gpu box"]
-
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
 
 
 def report(name: str, ms: list[float]) -> None:

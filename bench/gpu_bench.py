@@ -13,26 +13,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from common import ROOT, timed  # importing common also puts ROOT on sys.path (for tests.fakes)
 
 from infra.gpu.chart import render_png
 from infra.gpu.model import History, Series
 from infra.gpu.nvidia_smi import NvidiaSmiSource, parse_apps, parse_gpus
 from infra.gpu.vllm_metrics import parse_metrics
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.fakes.vllm_server import FakeVllm  # noqa: E402
-
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
+from tests.fakes.vllm_server import FakeVllm
 
 
 def report(name: str, ms: list[float]) -> None:

@@ -19,6 +19,8 @@ from commands.registry import Registry
 from infra.backends import Backends
 from infra.config import Config, load_config
 from infra.db.store import AuditStore, Database
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.openai_server import FakeOpenAI
 
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +79,24 @@ def make_engine(config: Config, db: Database, registry: Registry | None = None,
                 backends: Backends | None = None) -> Engine:
     """A second (or custom) engine on the same database, as another bot process would be."""
     return Engine(config, AuditStore(db), backends or Backends(config), registry=registry)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeOpenAI]:
+    """A scripted OpenAI-compatible (vLLM) server on loopback for the LLM route's tests."""
+    from tests.llm_support import KEY, MODEL
+
+    srv = FakeOpenAI(model=MODEL, api_key=KEY)
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    """The Discord REST stand-in; discord.py's HTTP client is pointed at it."""
+    import discord
+
+    async with FakeDiscord() as fake:
+        monkeypatch.setattr(discord.http.Route, "BASE", fake.base)
+        yield fake

@@ -20,7 +20,7 @@ from tests.test_slack import Harness, all_text, approval_card, buttons_of
 
 # The fixtures these tests share with the adapters' own suites.
 fake, harness = _slack.fake, _slack.harness
-api, dconfig, default_bot = _dadapter.api, _dadapter.dconfig, _dadapter.default_bot
+dconfig, default_bot = _dadapter.dconfig, _dadapter.default_bot  # fixtures (`api` is in conftest)
 bots, touched = _dapprovals.bots, _dapprovals.touched
 
 # -- Slack (HTTP mode, signed requests) ------------------------------------------------------

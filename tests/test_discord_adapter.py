@@ -37,13 +37,6 @@ from tests.fakes.discord_api import BOT_ID, FakeDiscord, command_problems
 
 
 @pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        monkeypatch.setattr(discord.http.Route, "BASE", fake.base)
-        yield fake
-
-
-@pytest.fixture
 def dconfig(config: Config) -> Config:
     return discord_config(config)
 

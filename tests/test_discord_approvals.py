@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 from sqlalchemy import text
 
@@ -34,13 +33,6 @@ from tests.discord_kit import (
     start_bot,
 )
 from tests.fakes.discord_api import FakeDiscord
-
-
-@pytest.fixture
-async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        monkeypatch.setattr(discord.http.Route, "BASE", fake.base)
-        yield fake
 
 
 class Bots:

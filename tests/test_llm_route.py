@@ -21,15 +21,13 @@ from llm.planner import Planner
 from llm.resolve import Resolver
 from llm.tools import NONE, plan_tool
 from tests.fakes.openai_server import Answer, FakeOpenAI, plan
-from tests.llm_support import ALICE, CAROL, KEY, MODEL, Bot, with_llm
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAI]:
-    srv = FakeOpenAI(model=MODEL, api_key=KEY)
-    await srv.start()
-    yield srv
-    await srv.stop()
+from tests.llm_support import (
+    ALICE,
+    CAROL,
+    MODEL,
+    Bot,
+    with_llm,
+)
 
 
 @pytest.fixture

@@ -26,19 +26,15 @@ from llm.agent import LLMClient
 from llm.grammar import parse_explicit
 from llm.resolve import Resolver
 from tests.fakes.openai_server import FakeOpenAI, plan
-from tests.llm_support import ALICE, KEY, MODEL, Bot, with_llm
+from tests.llm_support import (
+    ALICE,
+    Bot,
+    with_llm,
+)
 
 BOB = Actor("console:bob")
 PASSWORD = "hunter2-s3cret"
 TOKEN = "xoxb-1234567890-abcdefghijkl"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAI]:
-    srv = FakeOpenAI(model=MODEL, api_key=KEY)
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 @pytest.fixture
