@@ -105,12 +105,12 @@ class Engine:
 
     def _row(self, req: Request, plan: Plan, status: str, **fields: Any) -> RequestRow:
         spec = self.registry.get(plan.command or plan.attempted or "")
-        args = self.redactor.data(plan.args)
+        args = plan.args  # the store masks secrets in everything it writes
         env = args.get("env") if isinstance(args.get("env"), str) else None
         target = args.get("service") or args.get("stack") or args.get("vm") or args.get("request")
         return RequestRow(
             id=new_request_id(), actor=req.actor.id, platform=req.platform, channel=req.channel,
-            thread=req.thread, text=self.redactor.text(req.text[:2000]), source=plan.source,
+            thread=req.thread, text=req.text[:2000], source=plan.source,
             command=plan.command or plan.attempted, args=args, env=env,
             target=str(target) if target else None, changes=bool(spec and spec.changes),
             status=status, correlation_id=req.correlation_id, **fields)
@@ -120,7 +120,7 @@ class Engine:
                 "text": row.text}
 
     def _error(self, text: str, rid: str | None = None) -> Reply:
-        return Reply(self.redactor.text(text), tone=Tone.error, request_id=rid)
+        return Reply(text, tone=Tone.error, request_id=rid)  # masked with the reply at handle()/act()
 
     def _unavailable(self, exc: DatabaseUnavailable) -> Reply:
         return self._error(f"The audit database is unreachable ({exc}); nothing was run. "
@@ -244,7 +244,7 @@ class Engine:
                 return reply
         except CommandError as exc:
             ERRORS.labels("command").inc()
-            msg = self.redactor.text(str(exc))
+            msg = str(exc)
             await self._db(self.store.transition, rid, ("started",), "failed", actor.id,
                            {"error": msg}, error=msg)
             return self._error(msg, rid)
@@ -267,10 +267,9 @@ class Engine:
                                "the audit log records it.", rid)
         finally:
             HANDLER_SECONDS.labels(spec.name, spec.backend or "none").observe(time.perf_counter() - began)
-        reply.text = self.redactor.text(reply.text)
         reply.request_id = reply.request_id or rid
         outcome = "failed" if reply.tone is Tone.error else "succeeded"
-        summary = self.redactor.text(reply.text[:500])
+        summary = reply.text[:500]
         try:
             await self._db(self.store.transition, rid, ("started",), outcome, actor.id,
                            {"result": summary}, result=summary if outcome == "succeeded" else None,
@@ -448,11 +447,11 @@ class Engine:
                 return self._closing(req)
             try:
                 reply = await self._act(action, request_id.strip().lower(), actor, plan_digest, reason, req)
-                return redact_reply(self.redactor, reply)
             except DatabaseUnavailable as exc:
                 ERRORS.labels("database").inc()
                 observe.note(outcome="database_unavailable")
-                return self._unavailable(exc)
+                reply = self._unavailable(exc)
+            return redact_reply(self.redactor, reply)
 
     async def _act(self, action: str, rid: str, actor: Actor, digest: str, reason: str | None,
                    req: Request | None) -> Reply:
@@ -482,7 +481,7 @@ class Engine:
             return Reply(f"Request {rid} is already {row.status}{by}; nothing was done twice.",
                          tone=Tone.info, request_id=rid)
         if action == "deny":
-            why = self.redactor.text(reason) if reason else None
+            why = reason or None
             moved = await self._db(self.store.transition, rid, APPROVABLE, "denied", actor.id,
                                    {"reason": why}, approver=actor.id, reason=why)
             if moved is None:
