@@ -322,12 +322,17 @@ class ProxmoxFake:
             log.insert(0, "saving VM state and RAM using storage 'local-lvm'")
         return self._start_task(token, g, "snapshot", apply, log, error)
 
-    def _rollback(self, token: str, g: FakeGuest, name: str) -> str:
-        error = None
+    @staticmethod
+    def _existing_snapshot_error(g: FakeGuest, name: str) -> str | None:
+        """Why a task on an existing snapshot fails, as Proxmox words it (None: it can run)."""
         if g.lock:
-            error = f"VM {g.vmid} is locked ({g.lock})"
-        elif name not in g.snapshots:
-            error = f"snapshot '{name}' does not exist"
+            return f"VM {g.vmid} is locked ({g.lock})"
+        if name not in g.snapshots:
+            return f"snapshot '{name}' does not exist"
+        return None
+
+    def _rollback(self, token: str, g: FakeGuest, name: str) -> str:
+        error = self._existing_snapshot_error(g, name)
 
         def apply() -> None:
             g.current_parent = name
@@ -337,11 +342,7 @@ class ProxmoxFake:
         return self._start_task(token, g, "rollback", apply, [f"rolling back to snapshot '{name}'"], error)
 
     def _delete(self, token: str, g: FakeGuest, name: str) -> str:
-        error = None
-        if g.lock:
-            error = f"VM {g.vmid} is locked ({g.lock})"
-        elif name not in g.snapshots:
-            error = f"snapshot '{name}' does not exist"
+        error = self._existing_snapshot_error(g, name)
 
         def apply() -> None:
             gone = g.snapshots.pop(name)
