@@ -20,7 +20,7 @@ from bot.metrics import ERRORS, HANDLER_SECONDS, PLAN_SECONDS
 from bot.policy import authorise, lock_targets, protected
 from bot.ratelimit import RateLimiter
 from bot.redaction import redact_reply
-from bot.request import Actor, Button, Reply, Request, Tone
+from bot.request import Actor, Button, Decision, Reply, Request, Tone
 from commands.context import Context
 from commands.registry import CommandSpec, Registry
 from commands.registry import registry as load_registry
@@ -31,6 +31,7 @@ from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
 from infra.errors import CommandError
 from infra.redact import Redactor, secret_values
+from infra.status import APPROVABLE, CONFIRMABLE, PENDING, Status
 from llm.grammar import LEADERS
 from llm.plan import Plan, plan_hash
 from llm.planner import Planner
@@ -39,8 +40,6 @@ from llm.validate import validate
 
 log = logging.getLogger("chatops.engine")
 T = TypeVar("T")
-CONFIRMABLE = ("awaiting_confirmation",)
-APPROVABLE = ("pending_approval",)
 # Routes that infer a plan rather than read it: always mention-checked and shown back before running.
 INFERRED = ("llm", "thread")
 
@@ -103,7 +102,7 @@ class Engine:
         return self._error("I'm restarting right now and not taking new requests; nothing was run. "
                            f"Ask again in a minute (ref {req.correlation_id}).")
 
-    def _row(self, req: Request, plan: Plan, status: str, **fields: Any) -> RequestRow:
+    def _row(self, req: Request, plan: Plan, status: Status, **fields: Any) -> RequestRow:
         spec = self.registry.get(plan.command or plan.attempted or "")
         args = plan.args  # the store masks secrets in everything it writes
         env = args.get("env") if isinstance(args.get("env"), str) else None
@@ -118,6 +117,13 @@ class Engine:
     def _requested_detail(self, row: RequestRow) -> dict[str, Any]:
         return {"command": row.command, "args": row.args, "actor": row.actor, "source": row.source,
                 "text": row.text}
+
+    async def _refuse(self, req: Request, plan: Plan, reason: str, tone: Tone = Tone.error) -> Reply:
+        """Record a request that will not run (requested + refused, one transaction) and say why."""
+        row = self._row(req, plan, Status.refused, reason=reason)
+        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
+                                                (Status.refused, {"reason": reason})])
+        return Reply(reason, tone=tone, request_id=row.id)
 
     def _error(self, text: str, rid: str | None = None) -> Reply:
         return Reply(text, tone=Tone.error, request_id=rid)  # masked with the reply at handle()/act()
@@ -180,10 +186,7 @@ class Engine:
         roles = self.config.roles_of(req.actor.id)
         denied = authorise(spec, roles)
         if denied:
-            row = self._row(req, plan, "refused", reason=denied)
-            await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
-                                                    ("refused", {"reason": denied})])
-            return self._error(denied, row.id)
+            return await self._refuse(req, plan, denied)
         if not spec.changes:
             return await self._run_read(req, plan, spec, roles)
         return await self._propose_change(req, plan, spec)
@@ -192,10 +195,7 @@ class Engine:
         text = plan.clarify or ("I didn't catch an ops request there. Say 'help' to see what I can "
                                 "do, e.g. 'status rumpletest' or 'restart n8n on dev'.")
         if plan.attempted:
-            row = self._row(req, plan, "refused", reason=text)
-            await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
-                                                    ("refused", {"reason": text})])
-            return Reply(text, tone=Tone.question, request_id=row.id)
+            return await self._refuse(req, plan, text, Tone.question)
         return Reply(text, tone=Tone.question)
 
     def _context(self, req: Request, rid: str, roles: frozenset[Role]) -> Context:
@@ -218,9 +218,9 @@ class Engine:
 
     async def _run_read(self, req: Request, plan: Plan, spec: CommandSpec,
                         roles: frozenset[Role]) -> Reply:
-        row = self._row(req, plan, "started")
-        await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
-                                                ("started", {})])
+        row = self._row(req, plan, Status.started)
+        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
+                                                (Status.started, {})])
         return await self._invoke(req, spec, plan.args, row.id, roles, req.actor)
 
     async def _invoke(self, req: Request, spec: CommandSpec, args: dict[str, Any], rid: str,
@@ -245,7 +245,7 @@ class Engine:
         except CommandError as exc:
             ERRORS.labels("command").inc()
             msg = str(exc)
-            await self._db(self.store.transition, rid, ("started",), "failed", actor.id,
+            await self._db(self.store.transition, rid, (Status.started,), Status.failed, actor.id,
                            {"error": msg}, error=msg)
             return self._error(msg, rid)
         except DatabaseUnavailable as exc:
@@ -261,19 +261,19 @@ class Engine:
             ERRORS.labels("handler").inc()
             log.exception("handler %s failed [%s]", spec.name, req.correlation_id)
             msg = f"internal error in {spec.name} (ref {req.correlation_id})"
-            await self._db(self.store.transition, rid, ("started",), "failed", actor.id,
+            await self._db(self.store.transition, rid, (Status.started,), Status.failed, actor.id,
                            {"error": msg, "type": type(exc).__name__}, error=msg)
             return self._error(f"{spec.name} failed on my side (ref {req.correlation_id}); "
                                "the audit log records it.", rid)
         finally:
             HANDLER_SECONDS.labels(spec.name, spec.backend or "none").observe(time.perf_counter() - began)
         reply.request_id = reply.request_id or rid
-        outcome = "failed" if reply.tone is Tone.error else "succeeded"
+        outcome = Status.failed if reply.tone is Tone.error else Status.succeeded
         summary = reply.text[:500]
         try:
-            await self._db(self.store.transition, rid, ("started",), outcome, actor.id,
-                           {"result": summary}, result=summary if outcome == "succeeded" else None,
-                           error=summary if outcome == "failed" else None)
+            await self._db(self.store.transition, rid, (Status.started,), outcome, actor.id,
+                           {"result": summary}, result=summary if outcome is Status.succeeded else None,
+                           error=summary if outcome is Status.failed else None)
         except DatabaseUnavailable as exc:
             reply.text += (f"\n(It ran, but its result could not be written to the audit log: {exc}. "
                            f"Request {rid} stays 'started' until the bot's next start marks it.)")
@@ -284,7 +284,7 @@ class Engine:
         why = "the bot shut down" if by_shutdown else "its caller went away"
         msg = (f"interrupted: {why} before {spec.name} finished; what it had done so far is not known, "
                "check the target's state")
-        await self._db(self.store.transition, rid, ("started",), "interrupted", "system",
+        await self._db(self.store.transition, rid, (Status.started,), Status.interrupted, "system",
                        {"reason": msg}, error=msg)
         return self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
                            f"{req.correlation_id}). Check the target's state before asking again.", rid)
@@ -330,17 +330,14 @@ class Engine:
             limited = await self._db(self.limiter.check, spec, req.actor.id, req.channel, roles)
             frozen = limited.message(req.channel or "") if limited else None
         if frozen:
-            row = self._row(req, plan, "refused", reason=frozen)
-            await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
-                                                    ("refused", {"reason": frozen})])
-            return self._error(frozen, row.id)
+            return await self._refuse(req, plan, frozen)
         needs_approval = spec.approval and protected(self.config, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
         if (spec.confirm or plan.source in INFERRED) and not req.confirmed:
-            row = self._row(req, plan, "awaiting_confirmation", plan_hash=digest, expires_at=expires)
-            await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
-                                                    ("awaiting_confirmation", {"plan_hash": digest})])
+            row = self._row(req, plan, Status.awaiting_confirmation, plan_hash=digest, expires_at=expires)
+            await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
+                                                    (Status.awaiting_confirmation, {"plan_hash": digest})])
             lines = await self._preview(req, spec, plan.args, roles)
             note = " It needs an approver's OK after that (protected target)." if needs_approval else ""
             return Reply(f"I understood: {describe(spec, plan.args)}. Run it?{note}",
@@ -349,13 +346,13 @@ class Engine:
                                   Button("Cancel", "cancel", row.id, digest)],
                          request_id=row.id, private=True)
         if needs_approval:
-            row = self._row(req, plan, "pending_approval", plan_hash=digest, expires_at=expires)
-            await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
-                                                    ("pending_approval", {"plan_hash": digest})])
+            row = self._row(req, plan, Status.pending_approval, plan_hash=digest, expires_at=expires)
+            await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
+                                                    (Status.pending_approval, {"plan_hash": digest})])
             return await self._approval_card(req, spec, plan.args, row, roles)
-        row = self._row(req, plan, "requested", plan_hash=digest)
-        await self._db(self.store.create, row, [("requested", self._requested_detail(row))])
-        return await self._execute(req, row, roles, ("requested",))
+        row = self._row(req, plan, Status.requested, plan_hash=digest)
+        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row))])
+        return await self._execute(req, row, roles, (Status.requested,))
 
     def _card(self, spec: CommandSpec, args: dict[str, Any], lines: list[str]) -> list[tuple[str, str]]:
         fields = [("Command", describe(spec, args))]
@@ -384,7 +381,7 @@ class Engine:
             request_id=row.id, mentions=self.approvers(req.actor.id))
 
     async def _execute(self, req: Request, row: RequestRow, roles: frozenset[Role],
-                       from_status: tuple[str, ...], actor: Actor | None = None) -> Reply:
+                       from_status: tuple[Status, ...], actor: Actor | None = None) -> Reply:
         """Take the locks, mark started (committed), run, record the result."""
         actor = actor or req.actor
         assert row.command is not None
@@ -392,18 +389,18 @@ class Engine:
         # The requester's roles as configured now: a role taken away while a request waited counts.
         denied = authorise(spec, roles)
         if denied:
-            await self._db(self.store.transition, row.id, from_status, "refused", actor.id,
+            await self._db(self.store.transition, row.id, from_status, Status.refused, actor.id,
                            {"reason": denied}, reason=denied)
             return self._error(f"Request {row.id} was not run: {row.actor} no longer may. {denied}", row.id)
         if plan_hash(spec.name, row.args) != row.plan_hash:
             msg = "The stored plan does not match the hash it was confirmed with; not running it."
-            await self._db(self.store.transition, row.id, from_status, "failed", actor.id,
+            await self._db(self.store.transition, row.id, from_status, Status.failed, actor.id,
                            {"error": msg}, error=msg)
             return self._error(msg, row.id)
         targets = lock_targets(self.config, row.args) if spec.backend else []
         frozen = await self._frozen(spec, targets)
         if frozen:
-            await self._db(self.store.transition, row.id, from_status, "refused", actor.id,
+            await self._db(self.store.transition, row.id, from_status, Status.refused, actor.id,
                            {"reason": frozen}, reason=frozen)
             return self._error(frozen, row.id)
         if targets:
@@ -411,11 +408,11 @@ class Engine:
             if holder:
                 msg = (f"Another change ({holder}) is running on {', '.join(targets)}; nothing was "
                        "changed. Ask again when it has finished.")
-                await self._db(self.store.transition, row.id, from_status, "failed", actor.id,
+                await self._db(self.store.transition, row.id, from_status, Status.failed, actor.id,
                                {"error": msg}, error=msg)
                 return self._error(msg, row.id)
         try:
-            started = await self._db(self.store.transition, row.id, from_status, "started", actor.id,
+            started = await self._db(self.store.transition, row.id, from_status, Status.started, actor.id,
                                      {"plan_hash": row.plan_hash})
             if started is None:
                 current = await self._db(self.store.get, row.id)
@@ -441,96 +438,120 @@ class Engine:
     async def act(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",
                   reason: str | None = None, req: Request | None = None) -> Reply:
         """A confirm/cancel/approve/deny from a button or command; safe to call twice."""
+        return (await self.decide(action, request_id, actor, plan_digest, reason, req)).reply
+
+    async def decide(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",
+                     reason: str | None = None, req: Request | None = None) -> Decision:
+        """Like `act`, and says whether this actor's action moved the request, and to what."""
         req = req or Request(actor=actor, text=f"{action} {request_id}", platform=actor.platform)
         with observe.scope(req.correlation_id, actor.id, actor.platform, req.channel, action):
             if not self.jobs.accepting:
-                return self._closing(req)
+                return Decision(self._closing(req))
             try:
-                reply = await self._act(action, request_id.strip().lower(), actor, plan_digest, reason, req)
+                decision = await self._act(action, request_id.strip().lower(), actor, plan_digest,
+                                           reason, req)
             except DatabaseUnavailable as exc:
                 ERRORS.labels("database").inc()
                 observe.note(outcome="database_unavailable")
-                reply = self._unavailable(exc)
-            return redact_reply(self.redactor, reply)
+                decision = Decision(self._unavailable(exc))
+            decision.reply = redact_reply(self.redactor, decision.reply)
+            return decision
 
     async def _act(self, action: str, rid: str, actor: Actor, digest: str, reason: str | None,
-                   req: Request | None) -> Reply:
+                   req: Request) -> Decision:
         row = await self._db(self.store.get, rid)
         if row is None:
-            return self._error(f"There is no request {rid}.")
-        req = req or Request(actor=actor, text=f"{action} {rid}", platform=actor.platform)
+            return Decision(self._error(f"There is no request {rid}."))
+        status = Status(row.status)
         roles = self.config.roles_of(actor.id)
         expires = aware(row.expires_at)
-        if row.status in CONFIRMABLE + APPROVABLE and expires and expires <= utcnow():
-            await self._db(self.store.transition, rid, CONFIRMABLE + APPROVABLE, "expired", "system",
-                           {"reason": "not decided in time"})
-            return self._error(f"Request {rid} expired before it was decided; ask again if it is "
-                               "still needed.", rid)
+        if status in PENDING and expires and expires <= utcnow():
+            moved = await self._db(self.store.transition, rid, PENDING, Status.expired, "system",
+                                   {"reason": "not decided in time"})
+            return Decision(self._error(f"Request {rid} expired before it was decided; ask again if it "
+                                        "is still needed.", rid), status=Status.expired if moved else status)
         if digest and row.plan_hash and digest != row.plan_hash:
-            return self._error(f"Request {rid} is not the plan this button was made for; nothing done.", rid)
+            return self._unmoved(self._error(f"Request {rid} is not the plan this button was made for; "
+                                             "nothing done.", rid), row)
         if action in ("confirm", "cancel"):
             return await self._confirm(action, row, actor, req, roles)
         if action not in ("approve", "deny"):
-            return self._error(f"Unknown action '{action}'.", rid)
+            return self._unmoved(self._error(f"Unknown action '{action}'.", rid), row)
         if Role.approver not in roles:
-            return self._error(f"You need the approver role to {action} requests.", rid)
+            return self._unmoved(self._error(f"You need the approver role to {action} requests.", rid), row)
         if actor.id == row.actor:
-            return self._error(f"You can't {action} your own request {rid}; another approver must.", rid)
-        if row.status not in APPROVABLE:
+            return self._unmoved(self._error(f"You can't {action} your own request {rid}; another "
+                                             "approver must.", rid), row)
+        if status not in APPROVABLE:
             by = f" by {row.approver}" if row.approver else ""
-            return Reply(f"Request {rid} is already {row.status}{by}; nothing was done twice.",
-                         tone=Tone.info, request_id=rid)
+            return self._unmoved(Reply(f"Request {rid} is already {row.status}{by}; nothing was done twice.",
+                                       tone=Tone.info, request_id=rid), row)
         if action == "deny":
             why = reason or None
-            moved = await self._db(self.store.transition, rid, APPROVABLE, "denied", actor.id,
+            moved = await self._db(self.store.transition, rid, APPROVABLE, Status.denied, actor.id,
                                    {"reason": why}, approver=actor.id, reason=why)
             if moved is None:
                 return await self._already(rid)
-            return Reply(f"Denied {rid} ({row.command} for {row.actor})." + (f" Reason: {why}" if why else ""),
-                         tone=Tone.warning, request_id=rid)
+            return Decision(Reply(f"Denied {rid} ({row.command} for {row.actor})."
+                                  + (f" Reason: {why}" if why else ""), tone=Tone.warning, request_id=rid),
+                            applied=True, status=Status.denied)
         assert row.command is not None
         if plan_hash(row.command, row.args) != row.plan_hash:
-            return self._error(f"Request {rid} changed since it was requested; not approved.", rid)
-        moved = await self._db(self.store.transition, rid, APPROVABLE, "approved", actor.id,
+            return self._unmoved(self._error(f"Request {rid} changed since it was requested; not approved.",
+                                             rid), row)
+        moved = await self._db(self.store.transition, rid, APPROVABLE, Status.approved, actor.id,
                                {"plan_hash": row.plan_hash}, approver=actor.id)
         if moved is None:
             return await self._already(rid)
         run_as = Request(actor=Actor(row.actor), text=row.text, platform=row.platform,
                          channel=row.channel, thread=row.thread, correlation_id=row.correlation_id,
                          on_progress=req.on_progress)
-        result = await self._execute(run_as, moved, self.config.roles_of(row.actor), ("approved",), actor)
+        result = await self._execute(run_as, moved, self.config.roles_of(row.actor), (Status.approved,), actor)
         result.text = f"Approved {rid} ({row.command} for {row.actor}). {result.text}"
-        return result
+        return await self._applied(result, rid)
 
-    async def _already(self, rid: str) -> Reply:
+    @staticmethod
+    def _unmoved(reply: Reply, row: RequestRow) -> Decision:
+        return Decision(reply, applied=False, status=Status(row.status))
+
+    async def _applied(self, reply: Reply, rid: str) -> Decision:
+        """This actor moved the request; report where it ended (it may have run since)."""
+        row = await self._db(self.store.get, rid)
+        return Decision(reply, applied=True, status=Status(row.status) if row else None)
+
+    async def _already(self, rid: str) -> Decision:
         row = await self._db(self.store.get, rid)
         status = row.status if row else "gone"
         by = f" by {row.approver}" if row and row.approver else ""
-        return Reply(f"Request {rid} was already {status}{by}; nothing was done twice.",
-                     tone=Tone.info, request_id=rid)
+        return Decision(Reply(f"Request {rid} was already {status}{by}; nothing was done twice.",
+                              tone=Tone.info, request_id=rid),
+                        status=Status(row.status) if row else None)
 
     async def _confirm(self, action: str, row: RequestRow, actor: Actor, req: Request,
-                       roles: frozenset[Role]) -> Reply:
+                       roles: frozenset[Role]) -> Decision:
         if actor.id != row.actor:
-            return self._error(f"Only {row.actor} can {action} their request {row.id}.", row.id)
+            return self._unmoved(self._error(f"Only {row.actor} can {action} their request {row.id}.",
+                                             row.id), row)
         if row.status not in CONFIRMABLE:
-            return Reply(f"Request {row.id} is already {row.status}; nothing was done twice.",
-                         tone=Tone.info, request_id=row.id)
+            return self._unmoved(Reply(f"Request {row.id} is already {row.status}; nothing was done twice.",
+                                       tone=Tone.info, request_id=row.id), row)
         if action == "cancel":
-            moved = await self._db(self.store.transition, row.id, CONFIRMABLE, "cancelled", actor.id, {})
+            moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.cancelled, actor.id, {})
             if moved is None:
                 return await self._already(row.id)
-            return Reply(f"Cancelled {row.id}; nothing was changed.", tone=Tone.info, request_id=row.id)
+            return Decision(Reply(f"Cancelled {row.id}; nothing was changed.", tone=Tone.info,
+                                  request_id=row.id), applied=True, status=Status.cancelled)
         assert row.command is not None
         spec = self.registry[row.command]
         if spec.approval and protected(self.config, row.args):
-            moved = await self._db(self.store.transition, row.id, CONFIRMABLE, "pending_approval",
+            moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.pending_approval,
                                    actor.id, {"plan_hash": row.plan_hash})
             if moved is None:
                 return await self._already(row.id)
-            return await self._approval_card(req, spec, row.args, moved, roles)
-        moved = await self._db(self.store.transition, row.id, CONFIRMABLE, "requested", actor.id,
+            card = await self._approval_card(req, spec, row.args, moved, roles)
+            return Decision(card, applied=True, status=Status.pending_approval)
+        moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.requested, actor.id,
                                {"confirmed": True})
         if moved is None:
             return await self._already(row.id)
-        return await self._execute(req, moved, roles, ("requested",))
+        return await self._applied(await self._execute(req, moved, roles, (Status.requested,)), row.id)

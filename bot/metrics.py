@@ -62,7 +62,7 @@ class AuditCollector(Collector):
         return []  # computed per scrape; nothing to pre-register
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from infra.db.store import PENDING
+        from infra.status import PENDING, Status
 
         up = GaugeMetricFamily("chatops_database_up", "1 when the audit database answered this scrape")
         try:
@@ -75,9 +75,9 @@ class AuditCollector(Collector):
         up.add_metric([], 1)
         yield up
         pending = GaugeMetricFamily("chatops_pending_approvals", "Requests waiting for an approver")
-        pending.add_metric([], counts.get("pending_approval", 0))
+        pending.add_metric([], counts.get(Status.pending_approval, 0))
         yield pending
         open_ = GaugeMetricFamily("chatops_requests_open", "Requests not yet final, by status", labels=["status"])
-        for status in (*PENDING, "requested", "approved", "started"):
+        for status in (*PENDING, Status.requested, Status.approved, Status.started):
             open_.add_metric([status], counts.get(status, 0))
         yield open_

@@ -25,6 +25,7 @@ from infra.config import Config, Role
 from infra.db.common import aware, utcnow
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore
+from infra.status import Status
 
 WINDOW = timedelta(hours=1)
 
@@ -76,7 +77,7 @@ class RateLimiter:
     def _count(self, where: object, now: datetime) -> tuple[int, datetime | None]:
         q = (select(func.count(), func.min(RequestRow.created_at))
              .where(where, RequestRow.changes.is_(True), RequestRow.command.in_(self.limited),  # type: ignore[arg-type]
-                    RequestRow.created_at >= now - WINDOW, RequestRow.status != "refused"))
+                    RequestRow.created_at >= now - WINDOW, RequestRow.status != Status.refused))
         with self.store._tx() as s:  # DatabaseUnavailable when the database is down
             count, oldest = s.execute(q).one()
         return int(count or 0), oldest

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from infra.status import Status
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -108,3 +110,15 @@ class Reply:
     @property
     def ok(self) -> bool:
         return self.tone not in (Tone.error,)
+
+
+@dataclass
+class Decision:
+    """What a confirm/cancel/approve/deny did: adapters render `reply` and use the rest to
+    decide where (edit the card for everyone, or tell only the clicker)."""
+
+    reply: Reply
+    # This actor's action moved the request (False: refused, already decided, expired, unknown).
+    applied: bool = False
+    # The request's status afterwards; None when there is no such request.
+    status: Status | None = None

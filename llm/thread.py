@@ -27,6 +27,7 @@ from sqlalchemy import select
 from commands.registry import Registry
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore
+from infra.status import Status
 from llm.grammar import Token, _command_at, parse_arguments, tokenize
 from llm.plan import Plan
 from llm.resolve import Resolver
@@ -55,7 +56,7 @@ class Turn:
 
     def asks(self, actor: str, registry: Registry, resolver: Resolver) -> bool:
         """Whether this turn is the bot's question for a missing argument, put to `actor`."""
-        if self.status != "refused" or self.actor != actor or not self.reason or self.command not in registry:
+        if self.status != Status.refused or self.actor != actor or not self.reason or self.command not in registry:
             return False
         again = validate(Plan(self.command, dict(self.args)), resolver, registry)
         return again.command is not None and again.clarify == self.reason

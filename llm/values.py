@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from infra.status import Status
+
 DURATION = re.compile(r"^(\d{1,6})\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|wks)$", re.I)
 REQUEST_ID = re.compile(r"^r-[0-9a-f]{8}$", re.I)
 WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,63}$")
-STATUSES = ("requested", "awaiting_confirmation", "pending_approval", "approved", "denied", "expired", "started",
-            "succeeded", "failed", "interrupted", "refused", "cancelled")
+STATUSES = tuple(Status)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

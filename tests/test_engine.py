@@ -13,6 +13,7 @@ from infra.backends import Backends
 from infra.config import Channel, Config, Role
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore, Database
+from infra.status import Status
 
 from .conftest import make_engine
 from .support import Gate, observable_registry
@@ -306,3 +307,32 @@ async def test_a_secret_in_an_argument_is_refused_before_anything_is_stored(conf
     row = eng.store.get(res.request_id or "")
     assert row is not None and row.status == "refused" and "xoxb-" not in str(row.args)
     assert eng.store.env_locks() == {}
+
+
+async def test_decide_says_who_moved_the_request_and_where_it_ended(config: Config, db: Database,
+                                                                     tmp_path: Path) -> None:
+    """Adapters learn from the engine's typed decision, not by re-reading the store."""
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch prod typed", confirmed=True))
+    rid, digest = card.request_id or "", card.buttons[0].plan_hash
+    own = await eng.decide("approve", rid, ALICE, digest)
+    assert not own.applied and own.status is Status.pending_approval
+    wrong = await eng.decide("approve", rid, BOB, "0" * 64)
+    assert not wrong.applied and wrong.status is Status.pending_approval
+    ok = await eng.decide("approve", rid, BOB, digest)
+    assert ok.applied and ok.status is Status.succeeded and ok.reply.text.startswith(f"Approved {rid}")
+    again = await eng.decide("approve", rid, CAROL, digest)
+    assert not again.applied and again.status is Status.succeeded and "already" in again.reply.text
+
+    ask = await eng.handle(req(ALICE, "touch dev typed"))
+    cancelled = await eng.decide("cancel", ask.request_id or "", ALICE)
+    assert cancelled.applied and cancelled.status is Status.cancelled
+
+    late = await eng.handle(req(ALICE, "touch prod late", confirmed=True))
+    with db.sessions.begin() as s:
+        s.execute(update(RequestRow).where(RequestRow.id == late.request_id)
+                  .values(expires_at=text("now() - interval '1 minute'")))
+    expired = await eng.decide("approve", late.request_id or "", BOB)
+    assert not expired.applied and expired.status is Status.expired
+    missing = await eng.decide("approve", "r-00000000", BOB)
+    assert not missing.applied and missing.status is None

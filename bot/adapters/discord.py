@@ -21,7 +21,8 @@ from discord import app_commands
 from bot.adapters.discord_slash import Suggestions, ops_group
 from bot.engine import Engine
 from bot.render.discord import CUSTOM_ID_TEMPLATE, DecisionButton, Rendered, render, status_line
-from bot.request import Actor, Reply, Request, Tone
+from bot.request import Actor, Decision, Reply, Request, Tone
+from infra.status import Status
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -238,14 +239,6 @@ class DiscordBot(discord.Client):
             pass
 
     # -- buttons --------------------------------------------------------------------
-    async def _last_seq(self, rid: str) -> int:
-        events = await asyncio.to_thread(self.engine.store.events, rid)
-        return max((e.seq for e in events), default=0)
-
-    async def _acted(self, rid: str, actor: str, after: int) -> bool:
-        events = await asyncio.to_thread(self.engine.store.events, rid)
-        return any(e.seq > after and e.actor == actor for e in events)
-
     async def decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
                      digest: str) -> None:
         """A click on a decision button: act once, update the card in place, or refuse privately."""
@@ -264,16 +257,16 @@ class DiscordBot(discord.Client):
     async def _decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
                       digest: str) -> None:
         actor = actor_of(interaction.user)
-        mark = await self._last_seq(request_id)
         card = list(interaction.message.embeds) if interaction.message else []
         on_card = ProgressCard(original(interaction), card,
                                f"{_PAST.get(action, action).capitalize()} by {actor.name}; running…")
         req = interaction_request(interaction, f"{action} {request_id}")
         req.on_progress = on_card.update
-        reply = await self.engine.act(action, request_id, actor, digest, req=req)
+        decision = await self.engine.decide(action, request_id, actor, digest, req=req)
+        reply = decision.reply
         try:
-            if not await self._acted(request_id, actor.id, mark):
-                await self._refused(interaction, request_id, reply)
+            if not decision.applied:
+                await self._refused(interaction, request_id, decision)
                 return
             r = render(reply)
             was_private = bool(interaction.message and interaction.message.flags.ephemeral)
@@ -288,11 +281,10 @@ class DiscordBot(discord.Client):
         except discord.HTTPException as exc:
             log.error("could not show the decision on %s: %s", request_id, exc)
 
-    async def _refused(self, interaction: discord.Interaction[Any], rid: str, reply: Reply) -> None:
+    async def _refused(self, interaction: discord.Interaction[Any], rid: str, decision: Decision) -> None:
         """Nothing moved for this clicker (not allowed, or already decided): tell only them."""
-        await followup(interaction, True)(render(reply))
-        row = await asyncio.to_thread(self.engine.store.get, rid)
-        if row is not None and row.status == "expired" and interaction.message is not None:
+        await followup(interaction, True)(render(decision.reply))
+        if decision.status is Status.expired and interaction.message is not None:
             embeds = list(interaction.message.embeds)[:9]
             await original(interaction)(Rendered(None, [*embeds, status_line(
                 f"Request {rid} expired before it was decided.", Tone.warning)]))

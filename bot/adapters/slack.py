@@ -27,10 +27,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.engine import APPROVABLE, CONFIRMABLE, Engine
+from bot.engine import Engine
 from bot.render.slack import ACTION_PREFIX, SlackMessage, mention, render, render_progress
 from bot.request import Actor, Reply, Request, Tone
 from infra.config import ConfigError, Settings
+from infra.status import Status
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -348,9 +349,6 @@ class SlackBot:
     async def _decide(self, verb: str, rid: str, digest: str, user: str, where: Where,
                       container: dict[str, Any], message: dict[str, Any]) -> None:
         actor = Actor(f"{PLATFORM}:{user}")
-        waiting = APPROVABLE if verb in ("approve", "deny") else CONFIRMABLE
-        before = await asyncio.to_thread(self.engine.store.get, rid)
-        decidable = before is not None and before.status in waiting
         note = f"{_OUTCOME[verb]} by {mention(actor.id)}"
         card_ts = container.get("message_ts") or message.get("ts")
         on_card = not container.get("is_ephemeral") and card_ts is not None
@@ -362,12 +360,9 @@ class SlackBot:
             live = Live(self, Where(where.channel, user, where.thread_ts), note=note)
         req = Request(actor=actor, text=f"{verb} {rid}", platform=PLATFORM,
                       channel=f"{PLATFORM}:{where.channel}", thread=where.thread_ts, on_progress=live.progress)
-        reply = await self.engine.act(verb, rid, actor, digest, None, req)
-        after = await asyncio.to_thread(self.engine.store.get, rid)
-        moved = decidable and after is not None and before is not None and after.status != before.status
-        if verb in ("approve", "deny") and after is not None and after.approver != actor.id:
-            moved = False  # another approver (maybe through another bot process) decided first
-        if not moved:
+        decision = await self.engine.decide(verb, rid, actor, digest, None, req)
+        reply = decision.reply
+        if not decision.applied and decision.status is not Status.expired:
             # Refused (requester, non-approver, wrong plan) or already decided: only the clicker sees it.
             await self.ephemeral(where, render(reply))
             return

@@ -39,7 +39,8 @@ from sqlalchemy.orm import Session
 
 from infra.db.common import aware, utcnow
 from infra.db.models import AuditCheckpoint, AuditEvent, ChainHead, RequestRow
-from infra.db.store import FINAL, GENESIS, AuditStore, event_hash, new_request_id
+from infra.db.store import GENESIS, AuditStore, event_hash, new_request_id
+from infra.status import FINAL, Status
 
 ARCHIVE_KIND = "chatops-audit-archive"
 ARCHIVE_VERSION = 1
@@ -73,7 +74,7 @@ def checkpoint_problems(s: Session, cp: AuditCheckpoint | None) -> list[str]:
     if left:
         problems.append(f"{left} event(s) at or before the checkpoint (seq {cp.seq}) are still present")
     attest = s.scalars(select(AuditEvent).where(AuditEvent.request_id == cp.request_id,
-                                                AuditEvent.kind == "succeeded")).first()
+                                                AuditEvent.kind == Status.succeeded)).first()
     want = {"checkpoint_seq": cp.seq, "checkpoint_hash": cp.hash, "archive_sha256": cp.archive_sha256}
     if attest is None or attest.seq <= cp.seq or any(attest.detail.get(k) != v for k, v in want.items()):
         problems.append(f"the checkpoint at seq {cp.seq} does not match the prune event that should "
@@ -181,12 +182,12 @@ def prune(store: AuditStore, cutoff: datetime, archive: Path | None, *, dry_run:
         summary = f"archived {len(ids)} request(s), events {after + 1}..{k}, to {archive.name}"
         s.add(RequestRow(id=rid, created_at=now, updated_at=now, actor=PRUNE_ACTOR, platform="cli",
                          text="audit prune", source="cli", command=PRUNE_COMMAND, args=args, changes=True,
-                         status="succeeded", result=summary, correlation_id=uuid.uuid4().hex[:12]))
+                         status=Status.succeeded, result=summary, correlation_id=uuid.uuid4().hex[:12]))
         s.flush()
-        store._append(s, rid, "requested", PRUNE_ACTOR, {"command": PRUNE_COMMAND, "args": args,
+        store._append(s, rid, Status.requested, PRUNE_ACTOR, {"command": PRUNE_COMMAND, "args": args,
                                                          "actor": PRUNE_ACTOR, "source": "cli",
                                                          "text": "audit prune"}, now)
-        store._append(s, rid, "succeeded", PRUNE_ACTOR, {
+        store._append(s, rid, Status.succeeded, PRUNE_ACTOR, {
             "checkpoint_seq": k, "checkpoint_hash": last.hash, "archive": archive.name,
             "archive_sha256": digest, "requests": len(ids), "events": events, "result": summary}, now)
         s.add(AuditCheckpoint(seq=k, hash=last.hash, created_at=now, request_id=rid, archive=archive.name,

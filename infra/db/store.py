@@ -28,13 +28,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
 from infra.db.models import AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
 from infra.redact import Redactor
+from infra.status import ACTIVE, FINAL, PENDING, Status
 
 GENESIS = "0" * 64
-ACTIVE = ("started",)
-PENDING = ("awaiting_confirmation", "pending_approval")
 # Free-text columns of a request row that may quote a backend's answer.
 REDACTED_COLUMNS = ("text", "reason", "error", "result")
-FINAL = ("succeeded", "failed", "denied", "expired", "cancelled", "refused", "interrupted")
 
 
 def _stamp(dt: datetime) -> str:
@@ -209,7 +207,7 @@ class AuditStore:
                 row.id = new_request_id()  # id collision: draw again
         raise DatabaseUnavailable("could not allocate a request id")
 
-    def transition(self, request_id: str, from_status: Iterable[str], to_status: str, actor: str,
+    def transition(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
                    detail: dict[str, Any] | None = None, **fields: Any) -> RequestRow | None:
         """Move a request from one of `from_status` to `to_status`; None if someone else won."""
         now = utcnow()
@@ -342,7 +340,7 @@ class AuditStore:
         out = []
         for r in rows:
             if r.owner in dead:
-                moved = self.transition(r.id, ACTIVE, "interrupted", "system",
+                moved = self.transition(r.id, ACTIVE, Status.interrupted, "system",
                                         {"reason": "the bot stopped while this was running"},
                                         error="interrupted: the bot stopped while this was running")
                 if moved:
@@ -361,7 +359,7 @@ class AuditStore:
                                                              RequestRow.expires_at <= now)))
         out = []
         for rid in due:
-            moved = self.transition(rid, PENDING, "expired", "system", {"reason": "not decided in time"})
+            moved = self.transition(rid, PENDING, Status.expired, "system", {"reason": "not decided in time"})
             if moved:
                 out.append(moved)
         return out
@@ -399,7 +397,7 @@ class AuditStore:
                     prev, expected_seq, last = ev.hash, ev.seq + 1, ev.seq
                     if ev.kind not in ("progress",):
                         last_status[ev.request_id] = ev.kind
-                    if ev.kind == "requested":
+                    if ev.kind == Status.requested:
                         requested[ev.request_id] = ev.detail
             if head is None:
                 problems.append("the chain head row is missing")
