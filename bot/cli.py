@@ -18,12 +18,12 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _build(config: str | None) -> Any:
+def _build(config: str | None, database_url: str | None = None, overlay: Any = None) -> Any:
     from bot.app import build
     from infra.db.common import DatabaseUnavailable
 
     try:
-        return build(config)
+        return build(config, database_url, overlay=overlay)
     except ConfigError as exc:
         _fail(f"Configuration error:\n{exc}")
     except DatabaseUnavailable as exc:
@@ -45,24 +45,61 @@ def main() -> None:
     """chatops: run the team's infrastructure from chat."""
 
 
+LOCAL_OPTION = click.option("--local/--no-local", "local", default=True, show_default=True,
+                            help="on the embedded defaults, offer this machine's Docker engine as 'local' "
+                                 "and 'local-prod' with the example stack (a configured inventory is never "
+                                 "changed)")
+
+
+def _prepare(config: str | None, user: str, local: bool) -> tuple[Any, Any, list[str]]:
+    """State folder, app (with the local environments on the embedded defaults) and start-up notes."""
+    import os
+
+    from bot.state import LocalState
+
+    state = LocalState.find()
+    notes = [n for n in [state.note()] if n]
+    database_url = None
+    if not os.environ.get("DATABASE_URL"):
+        try:
+            database_url, moved = state.sqlite_url()
+        except OSError as exc:
+            _fail(f"{exc}. Set DATABASE_URL, or CHATOPS_STATE_DIR to a writable folder.")
+        if moved:
+            notes.append(moved)
+    extra = engine = None
+    if local and config is None:
+        from bot.local import find_engine, intro, no_engine, overlay
+
+        engine, tried = find_engine()
+        if engine is None:
+            notes += no_engine(tried)
+        else:
+            extra = overlay(engine, user)
+    app = _build(config, database_url=database_url, overlay=extra)
+    if extra is not None and engine is not None:
+        approver = next((u for u in app.engine.approvers(user) if u.startswith("console:")), None)
+        notes += intro(engine, user, approver)
+    return state, app, notes
+
+
 @main.command()
 @CONFIG_OPTION
 @click.option("--as", "user", default=None, help="act as USER (console:USER unless prefixed)")
-def console(config: str | None, user: str | None) -> None:
+@LOCAL_OPTION
+def console(config: str | None, user: str | None, local: bool) -> None:
     """Interactive chat with the bot in the terminal."""
     from bot.adapters.console import default_user, interactive
     from bot.request import Actor
 
-    app = _build(config)
     actor = Actor.parse(user or default_user())
+    state, app, notes = _prepare(config, actor.id, local)
 
     async def go() -> None:
         for row in await app.engine.start():
             click.echo(f"! request {row.id} ({row.command}) was interrupted by a restart.")
         try:
-            from platformdirs import user_data_dir
-
-            await interactive(app.engine, actor, Path(user_data_dir("chatops")) / "console_history")
+            await interactive(app.engine, actor, state, notes)
         finally:
             await app.close()
 
@@ -73,18 +110,23 @@ def console(config: str | None, user: str | None) -> None:
 @CONFIG_OPTION
 @click.option("--as", "user", required=True, help="act as USER (console:USER unless prefixed)")
 @click.option("--yes", is_flag=True, help="give the confirmation a changing command asks for")
+@LOCAL_OPTION
 @click.argument("text", nargs=-1, required=True)
-def run(config: str | None, user: str, yes: bool, text: tuple[str, ...]) -> None:
+def run(config: str | None, user: str, yes: bool, local: bool, text: tuple[str, ...]) -> None:
     """One request as USER; print the reply; exit non-zero if it failed or was refused."""
     from bot.adapters.console import exit_code, run_once
     from bot.request import Actor
 
-    app = _build(config)
+    actor = Actor.parse(user)
+    state, app, notes = _prepare(config, actor.id, local)
+    for note in notes:
+        if note.startswith("!"):
+            click.echo(note, err=True)
 
     async def go() -> int:
         try:
             await app.engine.start()
-            reply = await run_once(app.engine, Actor.parse(user), " ".join(text), yes=yes)
+            reply = await run_once(app.engine, actor, " ".join(text), yes=yes, state=state)
             return exit_code(reply)
         finally:
             await app.close()
