@@ -38,14 +38,16 @@ def _private(folder: Path) -> str | None:
     return None
 
 
-def _candidates() -> list[Path]:
+def _candidates() -> list[tuple[Path, bool]]:
+    """Folders to try, each with whether it lies in a folder other users share (the temporary one)."""
     from platformdirs import user_state_dir
 
-    out = [Path(os.environ["CHATOPS_STATE_DIR"])] if os.environ.get("CHATOPS_STATE_DIR") else []
+    out = [(Path(os.environ["CHATOPS_STATE_DIR"]), False)] if os.environ.get("CHATOPS_STATE_DIR") else []
     with contextlib.suppress(Exception):  # no home at all (HOME unset and no passwd entry)
-        out.append(Path(user_state_dir("chatops")))
+        out.append((Path(user_state_dir("chatops")), False))
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    out.append(Path(tempfile.gettempdir()) / f"chatops-{uid}")
+    with contextlib.suppress(OSError):  # raises when no temporary folder is usable either
+        out.append((Path(tempfile.gettempdir()) / f"chatops-{uid}", True))
     return out
 
 
@@ -58,9 +60,9 @@ class LocalState:
     @classmethod
     def find(cls) -> LocalState:
         skipped: list[str] = []
-        for folder in _candidates():
+        for folder, shared in _candidates():
             why = writable_folder(folder)
-            if why is None and folder.parent == Path(tempfile.gettempdir()):
+            if why is None and shared:
                 why = _private(folder)
             if why is None:
                 return cls(folder, skipped)

@@ -67,6 +67,10 @@ class Screen:
     def progress(self, reply: Reply) -> None:
         self.write(progress_line(reply, self.width, self.color))
 
+    def say(self, text: str) -> None:
+        """A line of the console's own, wrapped like a reply."""
+        self.write(progress_line(Reply(text), self.width, False))
+
     def save_attachments(self, reply: Reply) -> dict[str, str]:
         """Write each attachment under the state folder; file name → path, or why it could not be."""
         out: dict[str, str] = {}
@@ -245,10 +249,10 @@ async def interactive(engine: Engine, actor: Actor, state: LocalState | None = N
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     screen = Screen(tty=sys.stdout.isatty(), state=state)
     session = ConsoleSession(engine, actor, screen, concurrent=tty)
-    screen.write(f"chatops console as {actor.id}. 'help' lists commands; '/as USER' switches user; "
-                 + ("Ctrl-C stops what runs; Ctrl-D quits." if tty else "end of input quits."))
+    screen.say(f"chatops console as {actor.id}. 'help' lists commands; '/as USER' switches user; "
+               + ("Ctrl-C stops what runs; Ctrl-D quits." if tty else "end of input quits."))
     for line in intro or []:
-        screen.write(line)
+        screen.say(line)
     if tty:
         await _terminal_loop(session, state)
     else:
@@ -278,7 +282,7 @@ async def _terminal_loop(session: ConsoleSession, state: LocalState | None) -> N
 
     history, note = (state.history() if state else (None, None))
     if note:
-        session.screen.write(note)
+        session.screen.say(note)
     prompt: PromptSession[str] = PromptSession(history=history)
 
     def redraw() -> None:

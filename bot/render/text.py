@@ -13,6 +13,7 @@ import io
 from collections.abc import Mapping
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -40,16 +41,53 @@ def _finish(console: Console) -> str:
     return "\n".join(line.rstrip() for line in out.rstrip("\n").split("\n"))
 
 
-def _rich_table(t: Table, color: bool) -> RichTable:
+def _cells(t: Table) -> list[list[str]]:
+    n = len(t.columns)
+    return [[str(c) for c in row[:n]] + [""] * (n - len(row)) for row in t.rows]
+
+
+def _longest_words(t: Table) -> list[int]:
+    """Per column, the longest word: the narrowest it can be without breaking a word."""
+    out = []
+    for i, name in enumerate(t.columns):
+        words = [w for row in [[name], *([r[i]] for r in _cells(t))] for cell in row for w in cell.split()]
+        out.append(max((cell_len(w) for w in words), default=1))
+    return out
+
+
+def _fits(t: Table, width: int | None) -> bool:
+    return width is None or sum(_longest_words(t)) + 2 * (len(t.columns) - 1) <= width
+
+
+def _rich_table(t: Table, color: bool, width: int | None = None) -> RichTable:
     rt = RichTable(box=_TTY_BOX if color else _PLAIN_BOX, show_edge=False, pad_edge=False,
                    padding=(0, 1), header_style="bold" if color else "", collapse_padding=True)
-    for name in t.columns:
-        rt.add_column(name, overflow="fold", no_wrap=False)
-    width = len(t.columns)
-    for row in t.rows:
-        cells = [str(c) for c in row[:width]] + [""] * (width - len(row))
+    floors = _longest_words(t) if width is not None else [0] * len(t.columns)
+    for name, floor in zip(t.columns, floors, strict=True):
+        rt.add_column(name, overflow="fold", no_wrap=False, min_width=floor or None)
+    for cells in _cells(t):
         rt.add_row(*cells)
     return rt
+
+
+def _cards(t: Table, color: bool) -> RenderableType:
+    """A table too wide for the terminal, as one block per row (first column as its heading)."""
+    grid = RichTable.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for n, cells in enumerate(_cells(t)):
+        if n:
+            grid.add_row("", "")
+        grid.add_row(Text(f"{t.columns[0]}:", style="bold" if color else ""),
+                     Text(cells[0], style="bold" if color else ""))
+        for name, value in zip(t.columns[1:], cells[1:], strict=True):
+            if value:
+                grid.add_row(f"  {name}:", value)
+    return grid
+
+
+def _any_table(t: Table, color: bool, width: int | None) -> RenderableType:
+    return _rich_table(t, color, width) if _fits(t, width) else _cards(t, color)
 
 
 def table(t: Table, max_width: int | None = None) -> str:
@@ -94,7 +132,7 @@ def render(reply: Reply, width: int | None = None, color: bool = False, *, butto
     for t in reply.tables:
         if t.title:
             console.print(Text(t.title, style="bold" if color else ""))
-        console.print(_rich_table(t, color))
+        console.print(_any_table(t, color, width))
     for a in reply.attachments:
         where = (saved or {}).get(a.filename)
         note = f": {where}" if where else ""
