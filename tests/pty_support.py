@@ -71,7 +71,8 @@ class Terminal:
         """Wait until `pattern` is on screen (below screen offset `after`, in characters)."""
         end = time.monotonic() + timeout
         while True:
-            found = re.search(pattern, self.screen()[after:])
+            # Lines joined with a space: words a terminal wrapped still match a sentence.
+            found = re.search(pattern, self.screen()[after:].replace("\n", " "))
             if found:
                 return found
             if time.monotonic() > end or not self.child.isalive():

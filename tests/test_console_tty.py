@@ -105,7 +105,7 @@ def test_help_envs_audit_fit_the_terminal(pg_url: str, tmp_path: Path, cols: int
         at = term.mark()
         term.type(command)
         term.wait_for(done, after=at)
-        term.wait_for(r"\(request r-[0-9a-f]{8}\)\s*\n.*console:carol>", after=at)
+        term.wait_for(r"\(request r-[0-9a-f]{8}\)\s+console:carol>", after=at)
         shown = term.screen()[at:]
         if command == "help":
             for row in _help_rows():
