@@ -41,8 +41,85 @@ CONFIG_OPTION = click.option("--config", "config", envvar="CHATOPS_CONFIG", defa
 
 
 @click.group()
-def main() -> None:
+@click.option("--env-file", "env_file", envvar="CHATOPS_ENV_FILE", default=None,
+              type=click.Path(dir_okay=False),
+              help="read variables (secrets) from this file first, as 'chatops init' writes it")
+def main(env_file: str | None) -> None:
     """chatops: run the team's infrastructure from chat."""
+    if env_file:
+        from bot.setup import AnswersError, load_env_file
+
+        try:
+            load_env_file(env_file)
+        except AnswersError as exc:
+            _fail(str(exc))
+
+
+@main.command()
+@click.option("--answers", type=click.Path(dir_okay=False), default=None,
+              help="answers file (YAML, see docs/setup.md) instead of questions at the terminal")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="folder for chatops.yaml and chatops.env")
+@click.option("--force", is_flag=True, help="replace existing files")
+@click.option("--no-check", is_flag=True, help="write without checking the answers live")
+def init(answers: str | None, out_dir: str, force: bool, no_check: bool) -> None:
+    """Ask what the team has, check each answer live, write a commented config and an env file."""
+    from bot.setup import AnswersError, build, interview, read_answers, write
+    from infra.config import load_config
+
+    try:
+        if answers:
+            given = read_answers(answers)
+        elif sys.stdin.isatty():
+            given = interview(lambda q, d: click.prompt(q, default=d, show_default=bool(d)),
+                              lambda q: click.confirm(q, default=False))
+        else:
+            _fail("No terminal to ask at: pass --answers FILE (see docs/setup.md).")
+        result = build(given, live=not no_check)
+    except AnswersError as exc:
+        _fail(f"Answers: {exc}")
+    folder = Path(out_dir)
+    config_path, env_path = folder / "chatops.yaml", folder / "chatops.env"
+    try:
+        write(result, config_path, env_path, force=force)
+    except (FileExistsError, OSError) as exc:
+        _fail(str(exc))
+    for check in result.checks:
+        click.echo(check.render())
+    import os
+
+    saved = dict(os.environ)
+    try:
+        from bot.setup import load_env_file
+
+        load_env_file(str(env_path))
+        load_config(config_path)
+        valid = "valid"
+    except ConfigError as exc:
+        valid = f"NOT valid:\n{exc}"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    click.echo(f"wrote {config_path} ({valid}) and {env_path} (mode 600, {len(result.env)} secret(s)).")
+    click.echo(f"Next: chatops --env-file {env_path} doctor --config {config_path}")
+    failed = [c for c in result.checks if not c.ok]
+    if failed or valid != "valid":
+        sys.exit(1)
+
+
+@main.command()
+@CONFIG_OPTION
+def doctor(config: str | None) -> None:
+    """Every check of 'config check' and 'health', live; per failure the exact fix. Exit 1 if any failed."""
+    from bot.doctor import run as run_doctor
+
+    found = run_doctor(config)
+    for check in found:
+        click.echo(check.render())
+    failed = [c for c in found if not c.ok]
+    click.echo(f"{len(found) - len(failed)} ok, {len(failed)} to fix." if failed else f"all {len(found)} checks ok.")
+    if failed:
+        sys.exit(1)
 
 
 LOCAL_OPTION = click.option("--local/--no-local", "local", default=True, show_default=True,
