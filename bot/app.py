@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot.engine import Engine
 from infra.config import Config, Settings, load_config
@@ -21,10 +23,10 @@ class App:
 
 
 def build(config_path: str | None = None, database_url: str | None = None, *, migrate: bool = True,
-          settings: Settings | None = None) -> App:
+          settings: Settings | None = None, overlay: Mapping[str, Any] | None = None) -> App:
     """Load and validate config, open (and migrate) the audit database, make the engine."""
     settings = settings or Settings()
-    config = load_config(config_path, settings)
+    config = load_config(config_path, settings, overlay)
     db = Database(database_url or settings.database_url)
     if migrate:
         db.migrate()

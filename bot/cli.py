@@ -18,12 +18,12 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _build(config: str | None) -> Any:
+def _build(config: str | None, database_url: str | None = None, overlay: Any = None) -> Any:
     from bot.app import build
     from infra.db.common import DatabaseUnavailable
 
     try:
-        return build(config)
+        return build(config, database_url, overlay=overlay)
     except ConfigError as exc:
         _fail(f"Configuration error:\n{exc}")
     except DatabaseUnavailable as exc:
@@ -41,28 +41,142 @@ CONFIG_OPTION = click.option("--config", "config", envvar="CHATOPS_CONFIG", defa
 
 
 @click.group()
-def main() -> None:
+@click.option("--env-file", "env_file", envvar="CHATOPS_ENV_FILE", default=None,
+              type=click.Path(dir_okay=False),
+              help="read variables (secrets) from this file first, as 'chatops init' writes it")
+def main(env_file: str | None) -> None:
     """chatops: run the team's infrastructure from chat."""
+    if env_file:
+        from bot.setup import AnswersError, load_env_file
+
+        try:
+            load_env_file(env_file)
+        except AnswersError as exc:
+            _fail(str(exc))
+
+
+@main.command()
+@click.option("--answers", type=click.Path(dir_okay=False), default=None,
+              help="answers file (YAML, see docs/setup.md) instead of questions at the terminal")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="folder for chatops.yaml and chatops.env")
+@click.option("--force", is_flag=True, help="replace existing files")
+@click.option("--no-check", is_flag=True, help="write without checking the answers live")
+def init(answers: str | None, out_dir: str, force: bool, no_check: bool) -> None:
+    """Ask what the team has, check each answer live, write a commented config and an env file."""
+    from bot.setup import AnswersError, build, interview, read_answers, write
+    from infra.config import load_config
+
+    try:
+        if answers:
+            given = read_answers(answers)
+        elif sys.stdin.isatty():
+            given = interview(lambda q, d: click.prompt(q, default=d, show_default=bool(d)),
+                              lambda q: click.confirm(q, default=False))
+        else:
+            _fail("No terminal to ask at: pass --answers FILE (see docs/setup.md).")
+        result = build(given, live=not no_check)
+    except AnswersError as exc:
+        _fail(f"Answers: {exc}")
+    folder = Path(out_dir)
+    config_path, env_path = folder / "chatops.yaml", folder / "chatops.env"
+    try:
+        write(result, config_path, env_path, force=force)
+    except (FileExistsError, OSError) as exc:
+        _fail(str(exc))
+    for check in result.checks:
+        click.echo(check.render())
+    import os
+
+    saved = dict(os.environ)
+    try:
+        from bot.setup import load_env_file
+
+        load_env_file(str(env_path))
+        load_config(config_path)
+        valid = "valid"
+    except ConfigError as exc:
+        valid = f"NOT valid:\n{exc}"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    click.echo(f"wrote {config_path} ({valid}) and {env_path} (mode 600, {len(result.env)} secret(s)).")
+    click.echo(f"Next: chatops --env-file {env_path} doctor --config {config_path}")
+    failed = [c for c in result.checks if not c.ok]
+    if failed or valid != "valid":
+        sys.exit(1)
+
+
+@main.command()
+@CONFIG_OPTION
+def doctor(config: str | None) -> None:
+    """Every check of 'config check' and 'health', live; per failure the exact fix. Exit 1 if any failed."""
+    from bot.doctor import run as run_doctor
+
+    found = run_doctor(config)
+    for check in found:
+        click.echo(check.render())
+    failed = [c for c in found if not c.ok]
+    click.echo(f"{len(found) - len(failed)} ok, {len(failed)} to fix." if failed else f"all {len(found)} checks ok.")
+    if failed:
+        sys.exit(1)
+
+
+LOCAL_OPTION = click.option("--local/--no-local", "local", default=True, show_default=True,
+                            help="on the embedded defaults, offer this machine's Docker engine as 'local' "
+                                 "and 'local-prod' with the example stack (a configured inventory is never "
+                                 "changed)")
+
+
+def _prepare(config: str | None, user: str, local: bool) -> tuple[Any, Any, list[str]]:
+    """State folder, app (with the local environments on the embedded defaults) and start-up notes."""
+    import os
+
+    from bot.state import LocalState
+
+    state = LocalState.find()
+    notes = [n for n in [state.note()] if n]
+    database_url = None
+    if not os.environ.get("DATABASE_URL"):
+        try:
+            database_url, moved = state.sqlite_url()
+        except OSError as exc:
+            _fail(f"{exc}. Set DATABASE_URL, or CHATOPS_STATE_DIR to a writable folder.")
+        if moved:
+            notes.append(moved)
+    extra = engine = None
+    if local and config is None:
+        from bot.local import find_engine, intro, no_engine, overlay
+
+        engine, tried = find_engine()
+        if engine is None:
+            notes += no_engine(tried)
+        else:
+            extra = overlay(engine, user)
+    app = _build(config, database_url=database_url, overlay=extra)
+    if extra is not None and engine is not None:
+        approver = next((u for u in app.engine.approvers(user) if u.startswith("console:")), None)
+        notes += intro(engine, user, approver)
+    return state, app, notes
 
 
 @main.command()
 @CONFIG_OPTION
 @click.option("--as", "user", default=None, help="act as USER (console:USER unless prefixed)")
-def console(config: str | None, user: str | None) -> None:
+@LOCAL_OPTION
+def console(config: str | None, user: str | None, local: bool) -> None:
     """Interactive chat with the bot in the terminal."""
     from bot.adapters.console import default_user, interactive
     from bot.request import Actor
 
-    app = _build(config)
     actor = Actor.parse(user or default_user())
+    state, app, notes = _prepare(config, actor.id, local)
 
     async def go() -> None:
         for row in await app.engine.start():
             click.echo(f"! request {row.id} ({row.command}) was interrupted by a restart.")
         try:
-            from platformdirs import user_data_dir
-
-            await interactive(app.engine, actor, Path(user_data_dir("chatops")) / "console_history")
+            await interactive(app.engine, actor, state, notes)
         finally:
             await app.close()
 
@@ -73,18 +187,23 @@ def console(config: str | None, user: str | None) -> None:
 @CONFIG_OPTION
 @click.option("--as", "user", required=True, help="act as USER (console:USER unless prefixed)")
 @click.option("--yes", is_flag=True, help="give the confirmation a changing command asks for")
+@LOCAL_OPTION
 @click.argument("text", nargs=-1, required=True)
-def run(config: str | None, user: str, yes: bool, text: tuple[str, ...]) -> None:
+def run(config: str | None, user: str, yes: bool, local: bool, text: tuple[str, ...]) -> None:
     """One request as USER; print the reply; exit non-zero if it failed or was refused."""
     from bot.adapters.console import exit_code, run_once
     from bot.request import Actor
 
-    app = _build(config)
+    actor = Actor.parse(user)
+    state, app, notes = _prepare(config, actor.id, local)
+    for note in notes:
+        if note.startswith("!"):
+            click.echo(note, err=True)
 
     async def go() -> int:
         try:
             await app.engine.start()
-            reply = await run_once(app.engine, Actor.parse(user), " ".join(text), yes=yes)
+            reply = await run_once(app.engine, actor, " ".join(text), yes=yes, state=state)
             return exit_code(reply)
         finally:
             await app.close()

@@ -237,8 +237,8 @@ class Engine:
 
         try:
             reply = await self.jobs.run(rid, spec.name, spec.handler(ctx, self._full_args(spec, args)),
-                                        on_cancel=interrupted)
-            if cut and not cut[0]:
+                                        on_cancel=interrupted, correlation_id=req.correlation_id)
+            if cut and not cut[0] and self.jobs.cancelled_why(rid) is None:
                 raise asyncio.CancelledError  # recorded; now honour the caller's cancellation
             if cut:
                 return reply
@@ -281,13 +281,25 @@ class Engine:
 
     async def _interrupted(self, spec: CommandSpec, rid: str, req: Request, by_shutdown: bool) -> Reply:
         """A job was cancelled: record it as interrupted (its outcome is unknown) and say so."""
-        why = "the bot shut down" if by_shutdown else "its caller went away"
+        asked = None if by_shutdown else self.jobs.cancelled_why(rid)
+        why = "the bot shut down" if by_shutdown else (asked or "its caller went away")
         msg = (f"interrupted: {why} before {spec.name} finished; what it had done so far is not known, "
                "check the target's state")
         await self._db(self.store.transition, rid, (Status.started,), Status.interrupted, "system",
                        {"reason": msg}, error=msg)
+        if asked:
+            return Reply(f"Stopped {spec.name} ({asked}). What it had done so far stays as it is: check "
+                         "the target's state before asking again.", tone=Tone.warning, request_id=rid)
         return self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
                            f"{req.correlation_id}). Check the target's state before asking again.", rid)
+
+    def cancel(self, ref: str, actor: Actor, how: str = "") -> list[str]:
+        """Stop the running handler of request `ref` (a request or correlation id); return the ids hit.
+
+        Each is recorded as `interrupted` with who cancelled it, and its locks are freed as on any end.
+        Callers check that `actor` may (the console cancels only what it started itself).
+        """
+        return self.jobs.cancel(ref, f"cancelled by {actor.id}" + (f" ({how})" if how else ""))
 
     # -- changes ----------------------------------------------------------
     async def _frozen(self, spec: CommandSpec, targets: list[str]) -> str | None:

@@ -30,6 +30,8 @@ class Job:
     command: str
     task: asyncio.Task[Any]
     started: float
+    # The request's correlation id: lets an adapter cancel what it asked for before it knows the id.
+    correlation_id: str = ""
 
     @property
     def age_s(self) -> float:
@@ -42,6 +44,7 @@ class JobRegistry:
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._cut: set[str] = set()
+        self._cancelled: dict[str, str] = {}  # request id → why someone cancelled it
         self.accepting = True
         UP.set(1)
 
@@ -52,7 +55,7 @@ class JobRegistry:
         return sorted(self._jobs.values(), key=lambda j: j.started)
 
     async def run(self, request_id: str, command: str, coro: Awaitable[T],
-                  on_cancel: Callable[[bool], Awaitable[T]] | None = None) -> T:
+                  on_cancel: Callable[[bool], Awaitable[T]] | None = None, correlation_id: str = "") -> T:
         """Run `coro` as the job of `request_id` and return its result.
 
         If the job is cancelled (by `drain`, or because whoever awaited it was cancelled),
@@ -60,7 +63,7 @@ class JobRegistry:
         job's result: the job only counts as finished once that has been recorded.
         """
         task: asyncio.Task[T] = asyncio.ensure_future(self._guard(request_id, coro, on_cancel))
-        self._jobs[request_id] = Job(request_id, command, task, time.monotonic())
+        self._jobs[request_id] = Job(request_id, command, task, time.monotonic(), correlation_id)
         JOBS_RUNNING.inc()
         task.add_done_callback(lambda _t: self._done(request_id, task))
         return await task
@@ -91,6 +94,23 @@ class JobRegistry:
     def was_cut(self, request_id: str) -> bool:
         """True when the shutdown cancelled this job (rather than it failing by itself)."""
         return request_id in self._cut
+
+    def cancel(self, ref: str, why: str) -> list[str]:
+        """Cancel the running jobs whose request id or correlation id is `ref`; return their ids.
+
+        The job's `on_cancel` records it (the engine writes `interrupted` with `why`).  No
+        permission check here: callers decide who may cancel what.
+        """
+        hit = [j for j in self._jobs.values() if ref in (j.request_id, j.correlation_id) and not j.task.done()]
+        for job in hit:
+            log.info("cancelling %s (%s): %s", job.request_id, job.command, why)
+            self._cancelled[job.request_id] = why
+            job.task.cancel()
+        return [j.request_id for j in hit]
+
+    def cancelled_why(self, request_id: str) -> str | None:
+        """Why `cancel` stopped this job, or None when nobody asked (a shutdown, a caller gone)."""
+        return self._cancelled.get(request_id)
 
     def stop_accepting(self) -> None:
         if self.accepting:

@@ -67,7 +67,7 @@ async def _reachability(ctx: Context, env: str) -> str:
         await asyncio.wait_for(ping(), timeout=5)
         return "reachable"
     except Exception as exc:  # reported in the table, never raised
-        return f"unreachable: {str(exc)[:80]}"
+        return f"unreachable: {' '.join(str(exc).split()) or type(exc).__name__}"
 
 
 @command("envs", summary="environments, reachability, protection, locks", examples=("envs",),
@@ -133,7 +133,7 @@ async def health(ctx: Context, args: dict[str, Any]) -> Reply:
         await asyncio.to_thread(ctx.store.db.ping)
         rows.append(["database", "ok", ctx.store.db.engine.dialect.name])
     except DatabaseUnavailable as exc:
-        rows.append(["database", "DOWN", str(exc)[:120]])
+        rows.append(["database", "DOWN", str(exc)])
     for res in await ctx.backends.health():
         state = "not configured" if res.ok is None else ("ok" if res.ok else "DOWN")
         rows.append([res.name, state, res.detail])

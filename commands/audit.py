@@ -24,6 +24,17 @@ AUDIT_ARGS = (
 )
 
 
+NOTE_CHARS = 160
+
+
+def _note(text: str) -> tuple[str, bool]:
+    """One line of at most NOTE_CHARS for the table, and whether anything was left out."""
+    flat = " ".join(text.split())
+    if len(flat) <= NOTE_CHARS:
+        return flat, False
+    return flat[:NOTE_CHARS - 1].rstrip() + "…", True
+
+
 def resolve_user(ctx: Context, user: str) -> str:
     """`alice` → the configured identity ending in `:alice`, else the asker's platform."""
     if ":" in user:
@@ -50,11 +61,15 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     rows = await asyncio.to_thread(ctx.store.query, AuditFilter(
         user=user, env=args.get("env"), command=args.get("command"), status=args.get("status"),
         since=since, limit=limit))
+    notes = [_note(r.error or r.reason or r.result or "") for r in rows]
     table = [[r.id, f"{aware(r.created_at):%Y-%m-%d %H:%M:%S}", r.actor, r.command or "-",
-              r.env or "-", r.target or "-", r.status, r.approver or "",
-              (r.error or r.reason or r.result or "")[:80]] for r in rows]
+              r.env or "-", r.target or "-", r.status, r.approver or "", note]
+             for r, (note, _) in zip(rows, notes, strict=True)]
     who = "everyone" if user is None else user
     capped = f" (limit={args['limit']} capped at {cap} by limits.max_audit_limit)" if limit < int(args["limit"]) else ""
+    if any(cut for _, cut in notes):
+        capped += (f" Notes ending in '…' are shortened to {NOTE_CHARS} characters; "
+                   "'chatops audit export --format json' has them whole.")
     return Reply(f"{len(rows)} request(s) of {who}, newest first.{capped}",
                  tables=[Table(["id", "when (UTC)", "who", "command", "env", "target", "status",
                                 "approver", "note"], table)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -451,8 +452,23 @@ class Config:
         return chan.default_env if chan else None
 
 
-def load_config(path: str | Path | None = None, settings: Settings | None = None) -> Config:
-    """Load and validate the inventory; raise ConfigError listing every problem."""
+def _overlay(raw: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Add `extra`'s entries to the file's sections (mappings merge one level deep; the file wins)."""
+    for key, value in extra.items():
+        have = raw.get(key)
+        if isinstance(have, dict) and isinstance(value, Mapping):
+            raw[key] = {**value, **have}
+        elif key not in raw or have is None:
+            raw[key] = value
+
+
+def load_config(path: str | Path | None = None, settings: Settings | None = None,
+                overlay: Mapping[str, Any] | None = None) -> Config:
+    """Load and validate the inventory; raise ConfigError listing every problem.
+
+    `overlay` adds entries the file lacks (the console's `local` environments on the embedded
+    defaults); it is validated with the rest.
+    """
     settings = settings or Settings()
     file = Path(path or settings.chatops_config or DEFAULT_CONFIG_PATH).expanduser()
     try:
@@ -474,6 +490,8 @@ def load_config(path: str | Path | None = None, settings: Settings | None = None
                           "Fix: start from the shipped chatops.yaml.")
     unset: dict[str, str] = {}
     raw = _walk_expand(raw, unset)
+    if overlay:
+        _overlay(raw, overlay)
     llm = raw.setdefault("llm", {}) or {}
     raw["llm"] = llm
     # Environment variables fill in LLM settings the file leaves empty.

@@ -177,3 +177,27 @@ async def test_shutdown_during_an_approval_typed_in_chat_interrupts_both_jobs(co
         assert len(eng.jobs) == 0 and _locks(db) == [] and eng.store.verify() == []
     finally:
         await eng.close()
+
+
+async def test_engine_cancel_stops_one_request_records_who_and_frees_its_lock(config: Config, db: Database) -> None:
+    """`Engine.cancel` (the console's Ctrl-C): only the named request stops; its caller gets a reply."""
+    job = HeldJob()
+    eng = _engine(config, db, job)
+    await eng.start()
+    try:
+        req = restart("console:alice", "n8n", "rumpledev")
+        running = asyncio.create_task(eng.handle(req))
+        await wait_for(job.started)
+        rid = job.runs[0][0]
+        assert eng.cancel("r-00000000", Actor("console:alice")) == []  # nothing of that id runs
+        assert eng.cancel(req.correlation_id, Actor("console:alice"), "Ctrl-C in the console") == [rid]
+        reply = await running  # the caller is not cancelled: it hears what happened
+        assert reply.request_id == rid and "Stopped restart (cancelled by console:alice (Ctrl-C" in reply.text
+        row = eng.store.get(rid)
+        assert row is not None and row.status == "interrupted"
+        assert row.error and "cancelled by console:alice (Ctrl-C in the console)" in row.error
+        assert [e.kind for e in eng.store.events(rid)] == ["requested", "started", "interrupted"]
+        assert _locks(db) == [] and eng.jobs.accepting
+        assert eng.store.verify() == []
+    finally:
+        await eng.close()
