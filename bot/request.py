@@ -70,10 +70,26 @@ class Table:
     title: str = ""
 
 
+class Action(StrEnum):
+    """What a person does to a waiting request, by button or by command (`approve ID`)."""
+
+    confirm = "confirm"
+    cancel = "cancel"
+    approve = "approve"
+    deny = "deny"
+    withdraw = "withdraw"
+
+    @property
+    def past(self) -> str:
+        """"approved", "withdrawn": for "Approved by bob" notes on a card."""
+        return {"confirm": "confirmed", "cancel": "cancelled", "approve": "approved", "deny": "denied",
+                "withdraw": "withdrawn"}[self.value]
+
+
 @dataclass(frozen=True)
 class Button:
     label: str
-    action: str  # confirm | cancel | approve | deny
+    action: str  # an Action
     request_id: str
     plan_hash: str = ""
     style: str = "default"  # primary | danger | default
@@ -104,8 +120,10 @@ class Reply:
     request_id: str | None = None
     # Only the requester should see it (ephemeral on Slack/Discord).
     private: bool = False
-    # Who should act on it (approvers for a pending request).
+    # Who should hear of it: pinged where the platform can (approvers of a pending request, the
+    # requester of a decided one); `mention_label` says why ("Approvers", "Requested by").
     mentions: list[str] = field(default_factory=list)
+    mention_label: str = "Approvers"
 
     @property
     def ok(self) -> bool:

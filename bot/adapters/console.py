@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.engine import Engine
-from bot.render.text import render
+from bot.render.text import render, render_progress
 from bot.request import Actor, Reply, Request, Tone
 
 CHANNEL = "console"
@@ -31,7 +31,7 @@ async def run_once(engine: Engine, actor: Actor, text: str, yes: bool = False,
     """One request; with `yes` the confirmation is given, never an approval."""
 
     async def progress(r: Reply) -> None:
-        out(render(r))
+        out(render_progress(r))
 
     req = Request(actor=actor, text=text, platform="console", channel=CHANNEL, confirmed=yes,
                   on_progress=progress)
@@ -72,7 +72,7 @@ async def interactive(engine: Engine, actor: Actor, history: Path | None = None)
             return
 
         async def progress(r: Reply) -> None:
-            print(render(r))
+            print(render_progress(r))
 
         reply = await engine.handle(Request(actor=actor, text=line, platform="console",
                                             channel=CHANNEL, thread=thread, on_progress=progress))

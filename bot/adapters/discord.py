@@ -21,7 +21,7 @@ from discord import app_commands
 from bot.adapters.discord_slash import Suggestions, ops_group
 from bot.engine import Engine
 from bot.render.discord import CUSTOM_ID_TEMPLATE, DecisionButton, Rendered, render, status_line
-from bot.request import Actor, Decision, Reply, Request, Tone
+from bot.request import Action, Actor, Decision, Reply, Request, Tone
 from infra.status import Status
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatops.discord")
 PLATFORM = "discord"
 PROGRESS_LINES = 12
-_PAST = {"approve": "approved", "deny": "denied", "confirm": "confirmed", "cancel": "cancelled"}
+_PAST = {a.value: a.past for a in Action}
 
 
 # -- mapping ----------------------------------------------------------------------------

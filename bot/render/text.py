@@ -38,3 +38,8 @@ def render(reply: Reply) -> str:
     if reply.request_id:
         out.append(f"(request {reply.request_id})")
     return "\n".join(out)
+
+
+def render_progress(reply: Reply) -> str:
+    """One progress step of a running request: the line alone (its request id is on the final reply)."""
+    return _MARK.get(reply.tone, "") + reply.text
