@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from infra.db.models import RequestRow
 
 
+def meaning(ctx: Context, arg: Arg) -> str:
+    """An argument's help; for names from the inventory, the configured ones (not the shipped examples)."""
+    if not arg.kind.is_entity:
+        return arg.help
+    names = ctx.resolver.choices(arg.kind)
+    base = arg.help.split(" (", 1)[0]
+    return f"{base} ({', '.join(names[:6])}{', …' if len(names) > 6 else ''})" if names else base
+
+
 @command("help", summary="list commands, or explain one",
          args=(Arg("topic", Kind.text, required=False, help="a command name"),),
          examples=("help", "help deploy"), words=("commands", "usage"))
@@ -33,7 +42,7 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
         spec = reg[name]
         rows = [[a.name, a.kind.value, "yes" if a.required else "no",
                  "position or key=" if a.positional else "key=value only",
-                 str(a.default) if a.default is not None else "", a.help] for a in spec.args]
+                 str(a.default) if a.default is not None else "", meaning(ctx, a)] for a in spec.args]
         kind = ("changes a system: needs the operator role, is confirmed, and needs an approval "
                 "on protected targets") if spec.changes and spec.approval else (
                 f"needs the {spec.needed_role} role")
@@ -206,7 +215,8 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
                 else "Nothing waits for your approval")
     else:
         head = "You don't have the approver role, so nothing waits for your approval"
-    tail = (f"; {len(mine)} of your own wait." if mine else "; none of your own requests waits.")
+    tail = (f"; {len(mine)} of your own request{'s wait' if len(mine) > 1 else ' waits'}." if mine
+            else "; none of your own requests waits.")
     hint = ""
     if theirs:
         hint += f" Decide with 'approve {theirs[0].id}' or 'deny {theirs[0].id}'."

@@ -349,7 +349,8 @@ async def delete_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
     if desc:
         lines.append(f"Snapshot description: {desc[:120]}")
     if snaps.current_parent == snap.name:
-        lines.append("The current state is based on this snapshot; Proxmox merges it into its parent.")
+        lines.append(f"The current state descends from this snapshot; afterwards it descends from "
+                     f"{snap.parent or 'no snapshot'}.")
     return lines
 
 

@@ -227,7 +227,7 @@ async def test_pending_lists_what_waits_for_me_and_what_i_asked(config: Config, 
     bobs = await eng.handle(req(BOB, "touch prod three", confirmed=True))
 
     for_bob = await eng.handle(req(BOB, "pending"))
-    assert for_bob.text.startswith("1 request(s) wait for your approval; 1 of your own wait.")
+    assert for_bob.text.startswith("1 request(s) wait for your approval; 1 of your own request waits.")
     waiting, own = for_bob.tables
     assert waiting.title == "Waiting for your approval" and [r[:3] for r in waiting.rows] == [
         [mine.request_id, "console:alice", "touch rumpleprod one"]]
@@ -354,6 +354,8 @@ async def test_help_examples_name_the_teams_own_inventory(tmp_path: Path, store:
         reply = await eng.handle(req(ALICE, f"help {topic}"))
         shown[topic] = reply.text.split("Examples:\n", 1)[1]
     assert "restore wombat pre-upgrade" in shown["restore"]
+    restore = await eng.handle(req(ALICE, "help restore"))
+    assert restore.tables[0].rows[0][-1] == "Proxmox guest (wombat)"  # not the shipped rumpledev, …
     assert "deploy api lab" in shown["deploy"] and "deploy api to lab ref=v1.4.2" in shown["deploy"]
     assert "restart gateway on lab" in shown["restart"]
     assert "snapshot wombat name=pre-upgrade" in shown["snapshot"]
