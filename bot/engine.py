@@ -20,7 +20,7 @@ from bot.metrics import ERRORS, HANDLER_SECONDS, PLAN_SECONDS
 from bot.policy import authorise, lock_targets, protected
 from bot.ratelimit import RateLimiter
 from bot.redaction import redact_reply
-from bot.request import Action, Actor, Button, Decision, Reply, Request, Tone
+from bot.request import Action, Actor, Button, Decision, Notice, Reply, Request, Tone
 from commands.context import Context
 from commands.examples import sample_requests
 from commands.registry import CommandSpec, Registry
@@ -550,10 +550,10 @@ class Engine:
                                    {"reason": why}, approver=actor.id, reason=why)
             if moved is None:
                 return await self._already(rid)
-            return Decision(Reply(f"Denied {rid} ({row.command} for {row.actor}) by {actor.id}; nothing was "
-                                  "changed." + (f" Reason: {why}" if why else ""), tone=Tone.warning,
-                                  request_id=rid, mentions=[row.actor], mention_label="Requested by"),
-                            applied=True, status=Status.denied)
+            denied = Reply(f"Denied {rid} ({row.command} for {row.actor}) by {actor.id}; nothing was "
+                           "changed." + (f" Reason: {why}" if why else ""), tone=Tone.warning,
+                           request_id=rid, mentions=[row.actor], mention_label="Requested by")
+            return Decision(self._tell_requester(denied, row, req), applied=True, status=Status.denied)
         assert row.command is not None
         if plan_hash(row.command, row.args) != row.plan_hash:
             return self._unmoved(self._error(f"Request {rid} changed since it was requested; not approved.",
@@ -566,10 +566,9 @@ class Engine:
                          channel=row.channel, thread=row.thread, correlation_id=row.correlation_id,
                          on_progress=req.on_progress)
         result = await self._execute(run_as, moved, self.config.roles_of(row.actor), (Status.approved,), actor)
-        return await self._applied(self._told(result, f"Approved by {actor.id}", row), rid)
+        return await self._applied(self._told(result, f"Approved by {actor.id}", row, req), rid)
 
-    @staticmethod
-    def _told(result: Reply, decision: str, row: RequestRow) -> Reply:
+    def _told(self, result: Reply, decision: str, row: RequestRow, req: Request) -> Reply:
         """The run's own outcome, with the decision on a line of its own and the requester named.
 
         "✘ Approved r-1 … prod is frozen" read as approved and failed at once: the decision
@@ -579,7 +578,17 @@ class Engine:
         result.request_id = result.request_id or row.id
         if not result.mentions:
             result.mentions, result.mention_label = [row.actor], "Requested by"
-        return result
+        return self._tell_requester(result, row, req)
+
+    @staticmethod
+    def _tell_requester(reply: Reply, row: RequestRow, req: Request) -> Reply:
+        """When a request is decided (or stopped) away from where it was asked, say so there too."""
+        if row.channel and req.channel and (row.channel, row.thread) != (req.channel, req.thread):
+            lines = [reply.text, *(f"{k}: {v}" for k, v in reply.fields if k == "Decision")]
+            reply.notices.append(Notice(row.channel, row.thread, Reply(
+                "\n".join(lines), tone=reply.tone, title=reply.title, request_id=row.id,
+                mentions=[row.actor], mention_label="Requested by")))
+        return reply
 
     @staticmethod
     def _unmoved(reply: Reply, row: RequestRow) -> Decision:
@@ -707,11 +716,12 @@ class Engine:
         after = await self._db(self.store.get, rid) or row
         what = f"{row.command} for {row.actor}"
         if after.status == Status.interrupted:
-            return Decision(Reply(f"Cancelled {rid} ({what}) while it ran. What it had done by then stays "
-                                  "done: check the target's state before asking again.", tone=Tone.warning,
-                                  request_id=rid, mentions=[row.actor] if row.actor != actor.id else [],
-                                  mention_label="Requested by"),
-                            applied=True, status=Status.interrupted)
+            stopped = Reply(f"Cancelled {rid} ({what}) by {actor.id} while it ran. What it had done by then "
+                            "stays done: check the target's state before asking again.", tone=Tone.warning,
+                            request_id=rid, mentions=[row.actor] if row.actor != actor.id else [],
+                            mention_label="Requested by")
+            # The requester's own request answers where they asked ("… because console:bob cancelled it").
+            return Decision(stopped, applied=True, status=Status.interrupted)
         if after.status in ACTIVE:
             return Decision(Reply(f"Asked {rid} ({what}) to stop; it has not stopped after "
                                   f"{self.cancel_wait_s:g}s. The audit log records how it ends.",

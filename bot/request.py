@@ -124,10 +124,31 @@ class Reply:
     # requester of a decided one); `mention_label` says why ("Approvers", "Requested by").
     mentions: list[str] = field(default_factory=list)
     mention_label: str = "Approvers"
+    # Short messages for other conversations (the requester's thread, when a decision is made
+    # somewhere else); adapters of that platform post them, the others leave them.
+    notices: list[Notice] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.tone not in (Tone.error,)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A reply for another place: `channel` and `thread` as in `Request` (`slack:C123`, a thread ts)."""
+
+    channel: str
+    thread: str | None
+    reply: Reply
+
+    @property
+    def platform(self) -> str:
+        return self.channel.split(":", 1)[0]
+
+    @property
+    def where(self) -> str:
+        """The platform's own channel id."""
+        return self.channel.split(":", 1)[-1]
 
 
 @dataclass

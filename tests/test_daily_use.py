@@ -268,7 +268,7 @@ async def test_the_requester_hears_the_decision_with_one_outcome_per_line(config
     card = await eng.handle(req(ALICE, "touch prod late", confirmed=True))
     assert dict(card.fields)["Who may approve"] == "console:bob, console:carol"
     await eng.handle(req(CAROL, "lock prod release"))
-    res = await eng.act("approve", card.request_id or "", BOB)
+    res = await eng.act("approve", card.request_id or "", BOB, req=req(BOB, "click"))
     # The run was refused (frozen): the text says only that; the approval is a line of its own.
     assert res.tone is Tone.error and res.text.startswith("rumpleprod is frozen by console:carol"), res.text
     assert not res.text.startswith("Approved")
@@ -277,13 +277,18 @@ async def test_the_requester_hears_the_decision_with_one_outcome_per_line(config
     lines = render(res).splitlines()
     assert lines[0].startswith("✘ rumpleprod is frozen") and lines[1].startswith("  Decision: Approved by")
     assert status(eng, card.request_id) == "refused"
+    assert res.notices == []  # decided where it was asked (the card's place): that place hears it already
 
-    denied_card = await eng.handle(req(ALICE, "touch dev d", confirmed=True))
     await eng.handle(req(CAROL, "unlock prod"))
-    d = await eng.handle(req(ALICE, "touch prod d", confirmed=True))
+    elsewhere = await eng.handle(req(ALICE, "touch prod e1", confirmed=True))
+    ok = await eng.handle(Request(actor=BOB, text=f"approve {elsewhere.request_id}", channel="slack:DBOB"))
+    (notice,) = ok.notices  # decided in a DM: the requester's place is told too
+    assert (notice.channel, notice.thread) == ("console", None)
+    assert notice.reply.mentions == ["console:alice"] and "Decision: Approved by console:bob" in notice.reply.text
+
+    d = await eng.handle(req(ALICE, "touch prod d1", confirmed=True))
     denied = await eng.act("deny", d.request_id or "", BOB, reason="not today")
     assert denied.mentions == ["console:alice"] and "Denied" in denied.text and "not today" in denied.text
-    assert denied_card.tone is Tone.success
 
 
 # -- item 9: less noise ---------------------------------------------------------------------------

@@ -381,6 +381,19 @@ async def test_the_requester_withdraws_with_the_cards_button(harness: Harness) -
     assert row is not None and row.status == "withdrawn"
 
 
+async def test_an_approval_typed_elsewhere_is_told_in_the_requesters_channel(harness: Harness) -> None:
+    _ts, card = await approval_card(harness)
+    rid = buttons_of(card)["approve"]["value"].split(":")[1]
+    status, _ = await harness.slash("UBOB", f"approve {rid}", channel="COTHER")
+    assert status == 200
+    await harness.settle()
+    assert harness.work.runs("rumpleprod") == [rid]
+    told = [m for m in harness.fake.of("chat.postMessage") if m["channel"] == "CDEV" and m is not card]
+    assert len(told) == 1, told  # the requester's channel hears the outcome, with a ping
+    assert "*Requested by:* <@UALICE>" in all_text(told[0]) and "Approved by <@UBOB>" in all_text(told[0])
+    assert "wrote the marker on rumpleprod" in all_text(told[0])
+
+
 async def test_a_pending_approval_survives_a_restart(harness: Harness) -> None:
     ts, card = await approval_card(harness)
     approve = buttons_of(card)["approve"]

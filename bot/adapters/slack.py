@@ -123,6 +123,7 @@ class Live:
         else:
             self.ts = await self.bot.post(self.where, msg)
         await self.bot.upload(self.where, msg, self.ts)
+        await self.bot.notify(reply)
 
 
 class SlackBot:
@@ -190,6 +191,17 @@ class SlackBot:
         if where.thread_ts is None and not where.is_dm:
             self.remember_thread(where.channel, str(resp["ts"]))
         return str(resp["ts"])
+
+    async def notify(self, reply: Reply) -> None:
+        """Post a reply's notices for Slack places (the requester's thread hears a decision made elsewhere)."""
+        for n in reply.notices:
+            if n.platform != PLATFORM:
+                continue
+            try:
+                await self.post(Where(n.where, "", n.thread), render(n.reply))
+            except SlackApiError as exc:
+                log.warning("could not tell %s about %s: %s", n.channel, n.reply.request_id,
+                            exc.response.get("error"))
 
     async def update(self, channel: str, ts: str, msg: SlackMessage) -> None:
         await self.client.chat_update(channel=channel, ts=ts, text=msg.text, blocks=msg.blocks)
