@@ -265,3 +265,21 @@ async def test_the_requester_withdraws_with_the_cards_button(bots: Bots, api: Fa
     row = await bot.engine._db(bot.engine.store.get, rid)
     assert row is not None and (row.status, row.actor) == ("withdrawn", f"discord:{ALICE['id']}")
     assert lines(touched) == [] and api.problems == []
+
+
+async def test_an_approval_typed_in_another_channel_is_told_where_it_was_asked(
+        bots: Bots, api: FakeDiscord, touched: Path) -> None:
+    bot = await bots.start()
+    card_id, btn = await approval_card(bot, api)
+    rid = btn["Approve"].split(":")[2]
+    data = slash("approve", {"request": rid}, user=BOB)
+    other = "666666666666666666"
+    data["channel_id"] = data["channel"]["id"] = other
+    deliver(bot, api, data)
+    await settle()
+    assert len(lines(touched)) == 1
+    told = [c for c in api.of("send") if f"/channels/{api.messages[card_id]['channel_id']}/" in c.path]
+    assert len(told) == 1, [c.path for c in api.of("send")]
+    assert told[0].body["content"] == f"Requested by: <@{ALICE['id']}>"
+    assert f"Decision: Approved by discord:{BOB['id']}" in told[0].body["embeds"][0]["description"]
+    assert api.problems == []
