@@ -215,7 +215,7 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
                 else "Nothing waits for your approval")
     else:
         head = "You don't have the approver role, so nothing waits for your approval"
-    tail = (f"; {len(mine)} of your own request{'s wait' if len(mine) > 1 else ' waits'}." if mine
+    tail = (f"; {len(mine)} of your own requests {'waits' if len(mine) == 1 else 'wait'}." if mine
             else "; none of your own requests waits.")
     hint = ""
     if theirs:
