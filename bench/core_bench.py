@@ -79,7 +79,7 @@ def bench_audit(url: str, rows: int) -> None:
     with db.engine.begin() as c:
         c.execute(text("""
             INSERT INTO requests (id, created_at, updated_at, actor, platform, channel, text, source, command,
-                                  args, env, target, changes, status, correlation_id)
+                                  args, env, target, changes, status, correlation_id, approver)
             SELECT 'b-' || lpad(to_hex(g), 8, '0'),
                    :now - (g * interval '30 seconds'), :now - (g * interval '30 seconds'),
                    (ARRAY['slack:U1','slack:U2','slack:U3','discord:4','console:alice','console:bob'])[1 + g % 6],
@@ -87,7 +87,8 @@ def bench_audit(url: str, rows: int) -> None:
                    (ARRAY['status','logs','restart','deploy','audit','gpu','snapshot','whoami'])[1 + g % 8],
                    '{}', (ARRAY['rumple','rumpleprod','rumpletest','rumpledev','phoenix'])[1 + g % 5], NULL,
                    g % 3 = 0,
-                   (ARRAY['succeeded','succeeded','succeeded','failed','refused','denied'])[1 + g % 6], 'c'
+                   (ARRAY['succeeded','succeeded','succeeded','failed','refused','denied'])[1 + g % 6], 'c',
+                   CASE WHEN g % 97 = 0 THEN 'slack:U9' END
             FROM generate_series(1, :rows) AS g"""), {"now": now, "rows": rows})
         c.execute(text("ANALYZE requests"))
     print(f"inserted {rows} rows in {time.perf_counter() - t:.1f} s")
@@ -102,6 +103,9 @@ def bench_audit(url: str, rows: int) -> None:
         "audit user=bob command=restart (no match)": AuditFilter(user="console:bob", command="restart"),
         "audit env=prod status=failed (no match)": AuditFilter(env="rumpleprod", status="failed"),
         "audit env=dev command=gpu status=denied": AuditFilter(env="rumpledev", command="gpu", status="denied"),
+        "audit status=pending (no match)": AuditFilter(status="pending_approval"),
+        "audit status=approved (1 row in 97)": AuditFilter(status="approved"),
+        "audit user=alice status=approved": AuditFilter(user="console:alice", status="approved"),
     }
     for name, f in cases.items():
         store.query(f)

@@ -21,8 +21,10 @@ from pydantic import SecretStr
 
 from bot.engine import Engine
 from bot.request import Actor, Request
+from commands.vms import checkpoint_before_deploy
 from infra.config import Config, Proxmox, load_config
-from infra.db.store import AuditStore, Database
+from infra.db.models import RequestRow
+from infra.db.store import AuditStore, Database, new_request_id
 from infra.proxmox import Guest, ProxmoxClient
 from infra.wiring import make_backends
 from tests.fakes.proxmox_api import ProxmoxFake
@@ -52,8 +54,10 @@ async def main(n: int, db_url: str) -> None:
         fake.add_guest(vm.node, vm.kind, vm.vmid, name)
     prox = Proxmox(host=fake.host, token_id=TOKEN_ID, token_secret=SecretStr(SECRET), ca_bundle=str(fake.ca_path),
                    poll_s=0.05, snapshot_retention=3)
-    cfg = Config(inventory=base.inventory.model_copy(update={"proxmox": prox}), path=base.path,
-                 settings=base.settings)
+    envs = dict(base.inventory.environments)
+    envs["rumpletest"] = envs["rumpletest"].model_copy(update={"checkpoint_before_deploy": True})
+    cfg = Config(inventory=base.inventory.model_copy(update={"proxmox": prox, "environments": envs}),
+                 path=base.path, settings=base.settings)
     with scratch_schema(db_url) as url:
         await _run(cfg, fake, Database(url), n)
 
@@ -76,8 +80,27 @@ async def _run(cfg: Config, fake: ProxmoxFake, db: Database, n: int) -> None:
         report("engine: vm-status, all 5 guests (5 GETs in parallel)", await timed(lambda: say("vm-status"), n))
         report("engine: snapshots rumpletest", await timed(lambda: say("snapshots rumpletest"), n))
         counter = iter(range(10**6))
-        report("engine: snapshot (task ends at once; poll_s 0.05; retention 3)",
+        report("engine: snapshot (task ends at once; poll_s 0.05; prunes nothing)",
                await timed(lambda: say(f"snapshot rumpletest name=b{next(counter)}"), max(5, n // 5)))
+
+        async def refused() -> None:
+            reply = await engine.handle(Request(actor=Actor("console:alice"), text="restore rumpleprod nope"))
+            assert "has no snapshot" in reply.text, reply.text
+
+        report("engine: restore of a missing snapshot, refused before the card", await timed(refused, n))
+
+        async def checkpoint() -> None:
+            row = RequestRow(id=new_request_id(), actor="console:alice", platform="console", text="deploy",
+                             command="deploy", args={"stack": "chat", "env": "rumpletest"}, env="rumpletest",
+                             changes=True, status="started")
+            await asyncio.to_thread(store.create, row, [("started", {})])
+            # One checkpoint a second per person is all names allow (a real deploy takes longer).
+            who = Actor(f"console:a{next(counter)}")
+            ctx = engine._context(Request(actor=who, text="deploy"), row.id, cfg.roles_of("console:alice"))
+            assert await checkpoint_before_deploy(ctx, "rumpletest")
+
+        report("engine: checkpoint before deploy (snapshot, retention 3: list + one pruning)",
+               await timed(checkpoint, max(5, n // 5)))
         await engine.close()
     finally:
         fake.stop()

@@ -15,13 +15,14 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from bot import observe
-from bot.jobs import JobRegistry
+from bot.jobs import Cause, Interruption, JobRegistry
 from bot.metrics import ERRORS, HANDLER_SECONDS, PLAN_SECONDS
 from bot.policy import authorise, lock_targets, protected
 from bot.ratelimit import RateLimiter
 from bot.redaction import redact_reply
-from bot.request import Actor, Button, Decision, Reply, Request, Tone
+from bot.request import Action, Actor, Button, Decision, Notice, Reply, Request, Tone
 from commands.context import Context
+from commands.examples import sample_requests
 from commands.registry import CommandSpec, Registry
 from commands.registry import registry as load_registry
 from infra.backends import Backends
@@ -29,9 +30,9 @@ from infra.config import Config, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
-from infra.errors import CommandError
+from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
-from infra.status import APPROVABLE, CONFIRMABLE, PENDING, Status
+from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
 from llm.grammar import LEADERS
 from llm.plan import Plan, plan_hash
 from llm.planner import Planner
@@ -44,22 +45,28 @@ T = TypeVar("T")
 INFERRED = ("llm", "thread")
 
 
+def shown(lines: list[str], limit: int = 4000) -> list[str]:
+    """The card's lines as the audit log keeps them (what the approver saw), within a size."""
+    out: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) > limit:
+            out.append(f"… {len(lines) - len(out)} more line(s)")
+            break
+        out.append(line)
+        used += len(line)
+    return out
+
+
 def describe(spec: CommandSpec, args: dict[str, Any]) -> str:
     """The canonical one-line form of a plan ("restart n8n rumpledev tail=…")."""
-    parts = [spec.name]
-    for a in spec.args:
-        v = args.get(a.name)
-        if v is None:
-            continue
-        if a.positional and a.required:
-            parts.append(str(v))
-        else:
-            text = str(v)
-            parts.append(f'{a.name}="{text}"' if " " in text else f"{a.name}={text}")
-    return " ".join(parts)
+    return spec.describe(args)
 
 
 class Engine:
+    # How long `cancel` waits for a cancelled job to record its end before answering.
+    cancel_wait_s = 30.0
+
     def __init__(self, config: Config, store: AuditStore, backends: Backends | None = None,
                  registry: Registry | None = None, planner: Planner | None = None) -> None:
         self.config = config
@@ -192,22 +199,31 @@ class Engine:
         return await self._propose_change(req, plan, spec)
 
     async def _unresolved(self, req: Request, plan: Plan) -> Reply:
-        text = plan.clarify or ("I didn't catch an ops request there. Say 'help' to see what I can "
-                                "do, e.g. 'status rumpletest' or 'restart n8n on dev'.")
+        if plan.clarify is None:
+            hint = " or ".join(f"'{e}'" for e in sample_requests(self.config, self.resolver, self.registry))
+            text = "I didn't catch an ops request there. Say 'help' to see what I can do" + (
+                f", e.g. {hint}." if hint else ".")
+        else:
+            text = plan.clarify
         if plan.attempted:
             return await self._refuse(req, plan, text, Tone.question)
         return Reply(text, tone=Tone.question)
 
-    def _context(self, req: Request, rid: str, roles: frozenset[Role]) -> Context:
-        async def report(text: str) -> None:
+    def _context(self, req: Request, rid: str, roles: frozenset[Role], card: list[str] | None = None) -> Context:
+        last: list[str] = []
+
+        async def report(text: str, **detail: Any) -> None:
             clean = self.redactor.text(text)
-            await self._db(self.store.note, rid, "progress", req.actor.id, {"text": clean})
+            if last == [clean]:
+                return  # nothing changed since the last line: neither the log nor the chat needs it again
+            last[:] = [clean]
+            await self._db(self.store.note, rid, "progress", req.actor.id, {"text": clean, **detail})
             if req.on_progress is not None:
                 await req.on_progress(Reply(clean, tone=Tone.pending, request_id=rid))
 
         return Context(config=self.config, store=self.store, backends=self.backends,
                        resolver=self.resolver, actor=req.actor, roles=roles, request=req,
-                       request_id=rid, engine=self, report=report)
+                       request_id=rid, engine=self, report=report, card=card)
 
     def _full_args(self, spec: CommandSpec, args: dict[str, Any]) -> dict[str, Any]:
         out = dict(args)
@@ -224,24 +240,30 @@ class Engine:
         return await self._invoke(req, spec, plan.args, row.id, roles, req.actor)
 
     async def _invoke(self, req: Request, spec: CommandSpec, args: dict[str, Any], rid: str,
-                      roles: frozenset[Role], actor: Actor) -> Reply:
+                      roles: frozenset[Role], actor: Actor, card: list[str] | None = None) -> Reply:
         """Run a handler whose `started` row is committed; record and return the outcome."""
-        ctx = self._context(req, rid, roles)
+        ctx = self._context(req, rid, roles, card)
         began = time.perf_counter()
 
-        cut: list[bool] = []
+        cut: list[Interruption] = []
 
-        async def interrupted(by_shutdown: bool) -> Reply:
-            cut.append(by_shutdown)
-            return await self._interrupted(spec, rid, req, by_shutdown)
+        async def interrupted(why: Interruption) -> Reply:
+            cut.append(why)
+            return await self._interrupted(spec, rid, req, why)
 
         try:
             reply = await self.jobs.run(rid, spec.name, spec.handler(ctx, self._full_args(spec, args)),
                                         on_cancel=interrupted, correlation_id=req.correlation_id)
-            if cut and not cut[0] and self.jobs.cancelled_why(rid) is None:
+            if cut and cut[0].cause is Cause.caller:
                 raise asyncio.CancelledError  # recorded; now honour the caller's cancellation
             if cut:
                 return reply
+        except CannotSucceed as exc:
+            # Found before it changed anything (the handler's own check): refused, not failed.
+            msg = str(exc)
+            await self._db(self.store.transition, rid, (Status.started,), Status.refused, actor.id,
+                           {"reason": msg}, reason=msg)
+            return self._error(msg, rid)
         except CommandError as exc:
             ERRORS.labels("command").inc()
             msg = str(exc)
@@ -279,27 +301,21 @@ class Engine:
                            f"Request {rid} stays 'started' until the bot's next start marks it.)")
         return reply
 
-    async def _interrupted(self, spec: CommandSpec, rid: str, req: Request, by_shutdown: bool) -> Reply:
+    async def _interrupted(self, spec: CommandSpec, rid: str, req: Request, cut: Interruption) -> Reply:
         """A job was cancelled: record it as interrupted (its outcome is unknown) and say so."""
-        asked = None if by_shutdown else self.jobs.cancelled_why(rid)
-        why = "the bot shut down" if by_shutdown else (asked or "its caller went away")
+        if cut.cause is Cause.person:
+            why = f"{cut.by} cancelled it" + (f" ({cut.reason})" if cut.reason else "")
+        else:
+            why = "the bot shut down" if cut.cause is Cause.shutdown else "its caller went away"
         msg = (f"interrupted: {why} before {spec.name} finished; what it had done so far is not known, "
                "check the target's state")
-        await self._db(self.store.transition, rid, (Status.started,), Status.interrupted, "system",
-                       {"reason": msg}, error=msg)
-        if asked:
-            return Reply(f"Stopped {spec.name} ({asked}). What it had done so far stays as it is: check "
-                         "the target's state before asking again.", tone=Tone.warning, request_id=rid)
+        detail: dict[str, Any] = {"reason": msg, "cause": cut.cause.value}
+        if cut.by:
+            detail["cancelled_by"] = cut.by
+        await self._db(self.store.transition, rid, (Status.started,), Status.interrupted, cut.by or "system",
+                       detail, error=msg)
         return self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
                            f"{req.correlation_id}). Check the target's state before asking again.", rid)
-
-    def cancel(self, ref: str, actor: Actor, how: str = "") -> list[str]:
-        """Stop the running handler of request `ref` (a request or correlation id); return the ids hit.
-
-        Each is recorded as `interrupted` with who cancelled it, and its locks are freed as on any end.
-        Callers check that `actor` may (the console cancels only what it started itself).
-        """
-        return self.jobs.cancel(ref, f"cancelled by {actor.id}" + (f" ({how})" if how else ""))
 
     # -- changes ----------------------------------------------------------
     async def _frozen(self, spec: CommandSpec, targets: list[str]) -> str | None:
@@ -318,11 +334,18 @@ class Engine:
 
     async def _preview(self, req: Request, spec: CommandSpec, args: dict[str, Any],
                        roles: frozenset[Role]) -> list[str]:
+        """What the change will do, for its card; raises CannotSucceed when it cannot work at all.
+
+        Any other error (a backend that does not answer) leaves the card with a note: the
+        change may still work by the time it runs, so people decide with that in view.
+        """
         if spec.preview is None:
             return []
         ctx = self._context(req, "", roles)
         try:
             return await spec.preview(ctx, self._full_args(spec, args))
+        except CannotSucceed:
+            raise
         except CommandError as exc:
             return [f"(preview unavailable: {exc})"]
 
@@ -346,22 +369,31 @@ class Engine:
         needs_approval = spec.approval and protected(self.config, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
-        if (spec.confirm or plan.source in INFERRED) and not req.confirmed:
+        confirming = (spec.confirm or plan.source in INFERRED) and not req.confirmed
+        lines: list[str] = []
+        if confirming or needs_approval:
+            # Nobody is asked to confirm or approve what its own preview shows cannot work.
+            try:
+                lines = await self._preview(req, spec, plan.args, roles)
+            except CannotSucceed as exc:
+                return await self._refuse(req, plan, str(exc))
+        if confirming:
             row = self._row(req, plan, Status.awaiting_confirmation, plan_hash=digest, expires_at=expires)
             await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
-                                                    (Status.awaiting_confirmation, {"plan_hash": digest})])
-            lines = await self._preview(req, spec, plan.args, roles)
+                                                    (Status.awaiting_confirmation,
+                                                     {"plan_hash": digest, "preview": shown(lines)})])
             note = " It needs an approver's OK after that (protected target)." if needs_approval else ""
             return Reply(f"I understood: {describe(spec, plan.args)}. Run it?{note}",
                          tone=Tone.question, title="Confirm", fields=self._card(spec, plan.args, lines),
-                         buttons=[Button("Run it", "confirm", row.id, digest, "primary"),
-                                  Button("Cancel", "cancel", row.id, digest)],
+                         buttons=[Button("Run it", Action.confirm, row.id, digest, "primary"),
+                                  Button("Cancel", Action.cancel, row.id, digest)],
                          request_id=row.id, private=True)
         if needs_approval:
             row = self._row(req, plan, Status.pending_approval, plan_hash=digest, expires_at=expires)
             await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
-                                                    (Status.pending_approval, {"plan_hash": digest})])
-            return await self._approval_card(req, spec, plan.args, row, roles)
+                                                    (Status.pending_approval,
+                                                     {"plan_hash": digest, "preview": shown(lines)})])
+            return self._approval_card(spec, row, lines)
         row = self._row(req, plan, Status.requested, plan_hash=digest)
         await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row))])
         return await self._execute(req, row, roles, (Status.requested,))
@@ -376,21 +408,25 @@ class Engine:
         return fields
 
     def approvers(self, requester: str) -> list[str]:
+        """Who may approve a request of `requester`: every other configured approver."""
         return [u for u in self.config.inventory.users
                 if u != requester and Role.approver in self.config.roles_of(u)]
 
-    async def _approval_card(self, req: Request, spec: CommandSpec, args: dict[str, Any],
-                             row: RequestRow, roles: frozenset[Role]) -> Reply:
-        lines = await self._preview(req, spec, args, roles)
+    def _approval_card(self, spec: CommandSpec, row: RequestRow, lines: list[str]) -> Reply:
         mins = self.config.inventory.approvals.expiry_minutes
+        who = self.approvers(row.actor)
+        may = ", ".join(who) if who else ("nobody: no other user has the approver role in the config; "
+                                          f"{row.actor} can withdraw it ('withdraw {row.id}')")
         return Reply(
-            f"{describe(spec, args)} targets a protected system and needs approval from another "
-            f"approver. Request {row.id} waits {mins} minutes: 'approve {row.id}' or 'deny {row.id}'.",
+            f"{describe(spec, row.args)} targets a protected system and needs approval from another "
+            f"approver. Request {row.id} waits {mins} minutes: 'approve {row.id}' or 'deny {row.id}'; "
+            f"{row.actor} can take it back with 'withdraw {row.id}'.",
             tone=Tone.pending, title=f"Approval needed: {row.id}",
-            fields=[*self._card(spec, args, lines), ("Requested by", req.actor.id)],
-            buttons=[Button("Approve", "approve", row.id, row.plan_hash or "", "primary"),
-                     Button("Deny", "deny", row.id, row.plan_hash or "", "danger")],
-            request_id=row.id, mentions=self.approvers(req.actor.id))
+            fields=[*self._card(spec, row.args, lines), ("Requested by", row.actor), ("Who may approve", may)],
+            buttons=[Button("Approve", Action.approve, row.id, row.plan_hash or "", "primary"),
+                     Button("Deny", Action.deny, row.id, row.plan_hash or "", "danger"),
+                     Button("Withdraw", Action.withdraw, row.id, row.plan_hash or "")],
+            request_id=row.id, mentions=who)
 
     async def _execute(self, req: Request, row: RequestRow, roles: frozenset[Role],
                        from_status: tuple[Status, ...], actor: Actor | None = None) -> Reply:
@@ -434,10 +470,16 @@ class Engine:
             run_req = Request(actor=req.actor, text=row.text, platform=req.platform,
                               channel=req.channel, thread=req.thread,
                               correlation_id=row.correlation_id, on_progress=req.on_progress)
-            return await self._invoke(run_req, spec, row.args, row.id, roles, actor)
+            return await self._invoke(run_req, spec, row.args, row.id, roles, actor, await self._card_shown(row.id))
         finally:
             if targets:
                 await self._release(row.id)
+
+    async def _card_shown(self, rid: str) -> list[str] | None:
+        """The preview lines of the last card a person saw for this request (None: no card)."""
+        events = await self._db(self.store.events, rid)
+        return next((list(e.detail["preview"]) for e in reversed(events)
+                     if e.kind in PENDING and isinstance(e.detail.get("preview"), list)), None)
 
     async def _release(self, rid: str) -> None:
         """Free a run's locks; if the database is gone the run's own reply still stands."""
@@ -446,10 +488,10 @@ class Engine:
         except DatabaseUnavailable as exc:
             log.error("could not free the execution locks of %s (%s); the next start frees them", rid, exc)
 
-    # -- buttons and approve/deny ----------------------------------------
+    # -- buttons and approve/deny/withdraw --------------------------------
     async def act(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",
                   reason: str | None = None, req: Request | None = None) -> Reply:
-        """A confirm/cancel/approve/deny from a button or command; safe to call twice."""
+        """A confirm/cancel/approve/deny/withdraw from a button or command; safe to call twice."""
         return (await self.decide(action, request_id, actor, plan_digest, reason, req)).reply
 
     async def decide(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",
@@ -485,28 +527,33 @@ class Engine:
         if digest and row.plan_hash and digest != row.plan_hash:
             return self._unmoved(self._error(f"Request {rid} is not the plan this button was made for; "
                                              "nothing done.", rid), row)
-        if action in ("confirm", "cancel"):
-            return await self._confirm(action, row, actor, req, roles)
-        if action not in ("approve", "deny"):
+        try:
+            act = Action(action)
+        except ValueError:
             return self._unmoved(self._error(f"Unknown action '{action}'.", rid), row)
+        if act in (Action.confirm, Action.cancel):
+            return await self._confirm(act, row, actor, req, roles)
+        if act is Action.withdraw:
+            return await self._withdraw(row, actor, reason)
         if Role.approver not in roles:
-            return self._unmoved(self._error(f"You need the approver role to {action} requests.", rid), row)
+            return self._unmoved(self._error(f"You need the approver role to {act} requests.", rid), row)
         if actor.id == row.actor:
-            return self._unmoved(self._error(f"You can't {action} your own request {rid}; another "
-                                             "approver must.", rid), row)
+            return self._unmoved(self._error(f"You can't {act} your own request {rid}; another approver "
+                                             f"must. You can take it back with 'withdraw {rid}'.", rid), row)
         if status not in APPROVABLE:
             by = f" by {row.approver}" if row.approver else ""
             return self._unmoved(Reply(f"Request {rid} is already {row.status}{by}; nothing was done twice.",
                                        tone=Tone.info, request_id=rid), row)
-        if action == "deny":
+        if act is Action.deny:
             why = reason or None
             moved = await self._db(self.store.transition, rid, APPROVABLE, Status.denied, actor.id,
                                    {"reason": why}, approver=actor.id, reason=why)
             if moved is None:
                 return await self._already(rid)
-            return Decision(Reply(f"Denied {rid} ({row.command} for {row.actor})."
-                                  + (f" Reason: {why}" if why else ""), tone=Tone.warning, request_id=rid),
-                            applied=True, status=Status.denied)
+            denied = Reply(f"Denied {rid} ({row.command} for {row.actor}) by {actor.id}; nothing was "
+                           "changed." + (f" Reason: {why}" if why else ""), tone=Tone.warning,
+                           request_id=rid, mentions=[row.actor], mention_label="Requested by")
+            return Decision(self._tell_requester(denied, row, req), applied=True, status=Status.denied)
         assert row.command is not None
         if plan_hash(row.command, row.args) != row.plan_hash:
             return self._unmoved(self._error(f"Request {rid} changed since it was requested; not approved.",
@@ -519,8 +566,29 @@ class Engine:
                          channel=row.channel, thread=row.thread, correlation_id=row.correlation_id,
                          on_progress=req.on_progress)
         result = await self._execute(run_as, moved, self.config.roles_of(row.actor), (Status.approved,), actor)
-        result.text = f"Approved {rid} ({row.command} for {row.actor}). {result.text}"
-        return await self._applied(result, rid)
+        return await self._applied(self._told(result, f"Approved by {actor.id}", row, req), rid)
+
+    def _told(self, result: Reply, decision: str, row: RequestRow, req: Request) -> Reply:
+        """The run's own outcome, with the decision on a line of its own and the requester named.
+
+        "✘ Approved r-1 … prod is frozen" read as approved and failed at once: the decision
+        is a field, the text is only what happened when it ran.
+        """
+        result.fields = [("Decision", f"{decision} ({row.command} for {row.actor})"), *result.fields]
+        result.request_id = result.request_id or row.id
+        if not result.mentions:
+            result.mentions, result.mention_label = [row.actor], "Requested by"
+        return self._tell_requester(result, row, req)
+
+    @staticmethod
+    def _tell_requester(reply: Reply, row: RequestRow, req: Request) -> Reply:
+        """When a request is decided (or stopped) away from where it was asked, say so there too."""
+        if row.channel and req.channel and (row.channel, row.thread) != (req.channel, req.thread):
+            lines = [reply.text, *(f"{k}: {v}" for k, v in reply.fields if k == "Decision")]
+            reply.notices.append(Notice(row.channel, row.thread, Reply(
+                "\n".join(lines), tone=reply.tone, title=reply.title, request_id=row.id,
+                mentions=[row.actor], mention_label="Requested by")))
+        return reply
 
     @staticmethod
     def _unmoved(reply: Reply, row: RequestRow) -> Decision:
@@ -539,7 +607,26 @@ class Engine:
                               tone=Tone.info, request_id=rid),
                         status=Status(row.status) if row else None)
 
-    async def _confirm(self, action: str, row: RequestRow, actor: Actor, req: Request,
+    async def _withdraw(self, row: RequestRow, actor: Actor, reason: str | None) -> Decision:
+        """The requester takes back a request that still waits for a person; audited."""
+        if actor.id != row.actor:
+            return self._unmoved(self._error(f"Only {row.actor} can withdraw their request {row.id}"
+                                             + ("; an approver can deny it." if row.status in APPROVABLE
+                                                else "."), row.id), row)
+        if row.status not in PENDING:
+            return self._unmoved(Reply(f"Request {row.id} is already {row.status}; there is nothing to "
+                                       "withdraw." + (f" To stop it while it runs: 'cancel {row.id}'."
+                                                      if row.status in ACTIVE else ""),
+                                       tone=Tone.info, request_id=row.id), row)
+        moved = await self._db(self.store.transition, row.id, PENDING, Status.withdrawn, actor.id,
+                               {"reason": reason}, reason=reason)
+        if moved is None:
+            return await self._already(row.id)
+        return Decision(Reply(f"Withdrew {row.id} ({row.command} for {row.actor}); nothing was changed."
+                              + (f" Reason: {reason}" if reason else ""), tone=Tone.info, request_id=row.id),
+                        applied=True, status=Status.withdrawn)
+
+    async def _confirm(self, action: Action, row: RequestRow, actor: Actor, req: Request,
                        roles: frozenset[Role]) -> Decision:
         if actor.id != row.actor:
             return self._unmoved(self._error(f"Only {row.actor} can {action} their request {row.id}.",
@@ -547,7 +634,7 @@ class Engine:
         if row.status not in CONFIRMABLE:
             return self._unmoved(Reply(f"Request {row.id} is already {row.status}; nothing was done twice.",
                                        tone=Tone.info, request_id=row.id), row)
-        if action == "cancel":
+        if action is Action.cancel:
             moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.cancelled, actor.id, {})
             if moved is None:
                 return await self._already(row.id)
@@ -556,14 +643,89 @@ class Engine:
         assert row.command is not None
         spec = self.registry[row.command]
         if spec.approval and protected(self.config, row.args):
+            try:
+                lines = await self._preview(req, spec, row.args, roles)
+            except CannotSucceed as exc:
+                # It could have worked when it was asked; not any more (a snapshot deleted since).
+                why = str(exc)
+                moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.refused, actor.id,
+                                       {"reason": why}, reason=why)
+                if moved is None:
+                    return await self._already(row.id)
+                return Decision(self._error(why, row.id), applied=True, status=Status.refused)
             moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.pending_approval,
-                                   actor.id, {"plan_hash": row.plan_hash})
+                                   actor.id, {"plan_hash": row.plan_hash, "preview": shown(lines)})
             if moved is None:
                 return await self._already(row.id)
-            card = await self._approval_card(req, spec, row.args, moved, roles)
-            return Decision(card, applied=True, status=Status.pending_approval)
+            return Decision(self._approval_card(spec, moved, lines), applied=True,
+                            status=Status.pending_approval)
         moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.requested, actor.id,
                                {"confirmed": True})
         if moved is None:
             return await self._already(row.id)
         return await self._applied(await self._execute(req, moved, roles, (Status.requested,)), row.id)
+
+    # -- cancelling a running change ---------------------------------------
+    async def cancel(self, request_id: str, actor: Actor, reason: str | None = None,
+                     req: Request | None = None) -> Decision:
+        """Stop a running change (`cancel ID`, Ctrl-C in the console); audited as interrupted by `actor`.
+
+        Its requester, an approver or an admin may. A request still waiting for a person is
+        withdrawn by its requester instead (others deny it). Waits up to `cancel_wait_s` for
+        the job to record its end, then says where it stands.
+        """
+        rid = request_id.strip().lower()
+        req = req or Request(actor=actor, text=f"cancel {rid}", platform=actor.platform)
+        with observe.scope(req.correlation_id, actor.id, actor.platform, req.channel, "cancel"):
+            try:
+                decision = await self._cancel(rid, actor, reason, req)
+            except DatabaseUnavailable as exc:
+                ERRORS.labels("database").inc()
+                decision = Decision(self._unavailable(exc))
+            decision.reply = redact_reply(self.redactor, decision.reply)
+            return decision
+
+    async def _cancel(self, rid: str, actor: Actor, reason: str | None, req: Request) -> Decision:
+        row = await self._db(self.store.get, rid)
+        if row is None:
+            return Decision(self._error(f"There is no request {rid}."))
+        roles = self.config.roles_of(actor.id)
+        if actor.id != row.actor and not roles & {Role.approver, Role.admin}:
+            return self._unmoved(self._error(
+                f"Only {row.actor} (who asked for it), an approver or an admin can cancel {rid}.", rid), row)
+        status = Status(row.status)
+        if status in PENDING:
+            if actor.id == row.actor:
+                return await self._act(Action.withdraw, rid, actor, "", reason, req)
+            return self._unmoved(self._error(f"Request {rid} has not started; it waits for "
+                                             f"{'approval' if status in APPROVABLE else 'confirmation'}. "
+                                             f"An approver can deny it ('deny {rid}').", rid), row)
+        if status not in ACTIVE:
+            return self._unmoved(Reply(f"Request {rid} is not running: it is {row.status}. Nothing to cancel.",
+                                       tone=Tone.info, request_id=rid), row)
+        job = self.jobs.cancel(rid, actor.id, reason)
+        if job is None:
+            row = await self._db(self.store.get, rid) or row
+            if Status(row.status) in ACTIVE:
+                return self._unmoved(self._error(
+                    f"Request {rid} ({row.command}) runs in another bot process ({row.owner}); this one "
+                    "can't stop it. Ask there, or wait for it to end.", rid), row)
+            return self._unmoved(Reply(f"Request {rid} ended before it could be cancelled: it is "
+                                       f"{row.status}.", tone=Tone.info, request_id=rid), row)
+        await asyncio.wait({job.task}, timeout=self.cancel_wait_s)
+        after = await self._db(self.store.get, rid) or row
+        what = f"{row.command} for {row.actor}"
+        if after.status == Status.interrupted:
+            stopped = Reply(f"Cancelled {rid} ({what}) by {actor.id} while it ran. What it had done by then "
+                            "stays done: check the target's state before asking again.", tone=Tone.warning,
+                            request_id=rid, mentions=[row.actor] if row.actor != actor.id else [],
+                            mention_label="Requested by")
+            # The requester's own request answers where they asked ("… because console:bob cancelled it").
+            return Decision(stopped, applied=True, status=Status.interrupted)
+        if after.status in ACTIVE:
+            return Decision(Reply(f"Asked {rid} ({what}) to stop; it has not stopped after "
+                                  f"{self.cancel_wait_s:g}s. The audit log records how it ends.",
+                                  tone=Tone.warning, request_id=rid), applied=True, status=Status(after.status))
+        return Decision(Reply(f"Request {rid} ({what}) finished before it could be stopped: it "
+                              f"{after.status}.", tone=Tone.info, request_id=rid),
+                        status=Status(after.status))

@@ -6,7 +6,8 @@ period for the running jobs, then cancels what is left.  The engine, which await
 job, sees the cancellation and records the request as `interrupted` in the audit log
 (see `Engine._invoke`); anything it cannot record (the database gone too) is marked
 interrupted by the next start of any replica (`AuditStore.recover`), because this
-process's advisory lock dies with it.
+process's advisory lock dies with it.  A person can cut one job on purpose (`cancel ID`,
+Ctrl-C in the console): `cancel` says who and why, and the job records that.
 """
 
 from __future__ import annotations
@@ -16,12 +17,28 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from bot.metrics import JOBS_INTERRUPTED, JOBS_RUNNING, UP
 
 log = logging.getLogger("chatops.jobs")
 T = TypeVar("T")
+
+
+class Cause(StrEnum):
+    """Why a job stopped before its end."""
+
+    shutdown = "shutdown"  # the bot is stopping and the grace period ran out
+    caller = "caller"  # whoever awaited the job went away (its own task was cancelled)
+    person = "person"  # someone cancelled it on purpose
+
+
+@dataclass(frozen=True)
+class Interruption:
+    cause: Cause
+    by: str | None = None  # who cancelled it (Cause.person)
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,7 @@ class JobRegistry:
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._cut: set[str] = set()
-        self._cancelled: dict[str, str] = {}  # request id → why someone cancelled it
+        self._cancelled: dict[str, Interruption] = {}
         self.accepting = True
         UP.set(1)
 
@@ -55,11 +72,12 @@ class JobRegistry:
         return sorted(self._jobs.values(), key=lambda j: j.started)
 
     async def run(self, request_id: str, command: str, coro: Awaitable[T],
-                  on_cancel: Callable[[bool], Awaitable[T]] | None = None, correlation_id: str = "") -> T:
+                  on_cancel: Callable[[Interruption], Awaitable[T]] | None = None,
+                  correlation_id: str = "") -> T:
         """Run `coro` as the job of `request_id` and return its result.
 
-        If the job is cancelled (by `drain`, or because whoever awaited it was cancelled),
-        `on_cancel(cut_by_shutdown)` runs inside the job's own task and its value is the
+        If the job is cancelled (by `drain`, by `cancel`, or because whoever awaited it was
+        cancelled), `on_cancel(why)` runs inside the job's own task and its value is the
         job's result: the job only counts as finished once that has been recorded.
         """
         task: asyncio.Task[T] = asyncio.ensure_future(self._guard(request_id, coro, on_cancel))
@@ -69,48 +87,64 @@ class JobRegistry:
         return await task
 
     async def _guard(self, request_id: str, coro: Awaitable[T],
-                     on_cancel: Callable[[bool], Awaitable[T]] | None) -> T:
+                     on_cancel: Callable[[Interruption], Awaitable[T]] | None) -> T:
+        me = asyncio.current_task()
         try:
             result = await coro
         except asyncio.CancelledError:
             if on_cancel is None:
                 raise
-            return await on_cancel(request_id in self._cut)
-        me = asyncio.current_task()
-        if on_cancel is not None and request_id in self._cut and me is not None and me.cancelling():
+            why = self._why(request_id)
+            if why.cause is Cause.person and me is not None:
+                me.uncancel()  # cancelled on purpose: this task goes on to record it and answer
+            return await on_cancel(why)
+        if on_cancel is not None and me is not None and me.cancelling() and (
+                request_id in self._cut or request_id in self._cancelled):
             # Cut while it awaited a nested job (an `approve` running the approved request): the
             # nested job absorbed the cancellation, so this one finished "normally". It was cut all
             # the same; record it so.
             me.uncancel()
-            return await on_cancel(True)
+            return await on_cancel(self._why(request_id))
         return result
+
+    def _why(self, request_id: str) -> Interruption:
+        person = self._cancelled.pop(request_id, None)
+        if person is not None:
+            return person
+        return Interruption(Cause.shutdown if request_id in self._cut else Cause.caller)
 
     def _done(self, request_id: str, task: asyncio.Task[Any]) -> None:
         job = self._jobs.get(request_id)
         if job is not None and job.task is task:
             del self._jobs[request_id]
+            self._cancelled.pop(request_id, None)
         JOBS_RUNNING.dec()
+
+    def get(self, request_id: str) -> Job | None:
+        return self._jobs.get(request_id)
+
+    def running_for(self, ref: str) -> list[str]:
+        """Request ids of the running jobs whose request id or correlation id is `ref`."""
+        return [j.request_id for j in self._jobs.values()
+                if ref in (j.request_id, j.correlation_id) and not j.task.done()]
+
+    def cancel(self, request_id: str, by: str, reason: str | None = None) -> Job | None:
+        """Cut one running job on purpose; None when this process runs no such job (any more).
+
+        The job records the interruption itself (`on_cancel`); await `job.task` to know it has.
+        """
+        job = self._jobs.get(request_id)
+        if job is None or job.task.done():
+            return None
+        if request_id not in self._cancelled:
+            log.warning("cancelling %s (%s) for %s after %.0fs", request_id, job.command, by, job.age_s)
+            self._cancelled[request_id] = Interruption(Cause.person, by, reason)
+            job.task.cancel()
+        return job
 
     def was_cut(self, request_id: str) -> bool:
         """True when the shutdown cancelled this job (rather than it failing by itself)."""
         return request_id in self._cut
-
-    def cancel(self, ref: str, why: str) -> list[str]:
-        """Cancel the running jobs whose request id or correlation id is `ref`; return their ids.
-
-        The job's `on_cancel` records it (the engine writes `interrupted` with `why`).  No
-        permission check here: callers decide who may cancel what.
-        """
-        hit = [j for j in self._jobs.values() if ref in (j.request_id, j.correlation_id) and not j.task.done()]
-        for job in hit:
-            log.info("cancelling %s (%s): %s", job.request_id, job.command, why)
-            self._cancelled[job.request_id] = why
-            job.task.cancel()
-        return [j.request_id for j in hit]
-
-    def cancelled_why(self, request_id: str) -> str | None:
-        """Why `cancel` stopped this job, or None when nobody asked (a shutdown, a caller gone)."""
-        return self._cancelled.get(request_id)
 
     def stop_accepting(self) -> None:
         if self.accepting:

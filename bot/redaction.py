@@ -24,7 +24,7 @@ def redact_attachment(r: Redactor, a: Attachment) -> Attachment:
 
 
 def redact_reply(r: Redactor, reply: Reply) -> Reply:
-    """The same reply with secrets masked in its text, title, fields, tables, buttons and files."""
+    """The same reply with secrets masked in its text, title, fields, tables, buttons, files and notices."""
     reply.text = r.text(reply.text)
     reply.title = r.text(reply.title)
     reply.fields = [(r.text(k), r.text(v)) for k, v in reply.fields]
@@ -32,6 +32,7 @@ def redact_reply(r: Redactor, reply: Reply) -> Reply:
                           r.text(t.title)) for t in reply.tables]
     reply.buttons = [replace(b, label=r.text(b.label)) for b in reply.buttons]
     reply.attachments = [redact_attachment(r, a) for a in reply.attachments]
+    reply.notices = [replace(n, reply=redact_reply(r, n.reply)) for n in reply.notices]
     return reply
 
 

@@ -70,10 +70,26 @@ class Table:
     title: str = ""
 
 
+class Action(StrEnum):
+    """What a person does to a waiting request, by button or by command (`approve ID`)."""
+
+    confirm = "confirm"
+    cancel = "cancel"
+    approve = "approve"
+    deny = "deny"
+    withdraw = "withdraw"
+
+    @property
+    def past(self) -> str:
+        """"approved", "withdrawn": for "Approved by bob" notes on a card."""
+        return {"confirm": "confirmed", "cancel": "cancelled", "approve": "approved", "deny": "denied",
+                "withdraw": "withdrawn"}[self.value]
+
+
 @dataclass(frozen=True)
 class Button:
     label: str
-    action: str  # confirm | cancel | approve | deny
+    action: str  # an Action
     request_id: str
     plan_hash: str = ""
     style: str = "default"  # primary | danger | default
@@ -104,12 +120,35 @@ class Reply:
     request_id: str | None = None
     # Only the requester should see it (ephemeral on Slack/Discord).
     private: bool = False
-    # Who should act on it (approvers for a pending request).
+    # Who should hear of it: pinged where the platform can (approvers of a pending request, the
+    # requester of a decided one); `mention_label` says why ("Approvers", "Requested by").
     mentions: list[str] = field(default_factory=list)
+    mention_label: str = "Approvers"
+    # Short messages for other conversations (the requester's thread, when a decision is made
+    # somewhere else); adapters of that platform post them, the others leave them.
+    notices: list[Notice] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.tone not in (Tone.error,)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A reply for another place: `channel` and `thread` as in `Request` (`slack:C123`, a thread ts)."""
+
+    channel: str
+    thread: str | None
+    reply: Reply
+
+    @property
+    def platform(self) -> str:
+        return self.channel.split(":", 1)[0]
+
+    @property
+    def where(self) -> str:
+        """The platform's own channel id."""
+        return self.channel.split(":", 1)[-1]
 
 
 @dataclass

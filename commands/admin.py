@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from bot.request import Reply, Table, Tone
+from bot.request import Action, Reply, Table, Tone
 from commands.args import ENV, REASON, REQUEST
 from commands.context import Context
+from commands.examples import examples_for, sample_requests
 from commands.registry import Arg, Kind, command, registry
-from infra.db.common import DatabaseUnavailable, aware
+from infra.config import Role
+from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.errors import CommandError
+from infra.status import APPROVABLE
+
+if TYPE_CHECKING:
+    from infra.db.models import RequestRow
+
+
+def meaning(ctx: Context, arg: Arg) -> str:
+    """An argument's help; for names from the inventory, the configured ones (not the shipped examples)."""
+    if not arg.kind.is_entity:
+        return arg.help
+    names = ctx.resolver.choices(arg.kind)
+    base = arg.help.split(" (", 1)[0]
+    return f"{base} ({', '.join(names[:6])}{', …' if len(names) > 6 else ''})" if names else base
 
 
 @command("help", summary="list commands, or explain one",
@@ -26,26 +42,27 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
         spec = reg[name]
         rows = [[a.name, a.kind.value, "yes" if a.required else "no",
                  "position or key=" if a.positional else "key=value only",
-                 str(a.default) if a.default is not None else "", a.help] for a in spec.args]
+                 str(a.default) if a.default is not None else "", meaning(ctx, a)] for a in spec.args]
         kind = ("changes a system: needs the operator role, is confirmed, and needs an approval "
                 "on protected targets") if spec.changes and spec.approval else (
                 f"needs the {spec.needed_role} role")
         text = f"{spec.usage}\n{spec.summary}. It {kind}."
         if spec.details:
             text += f"\n{spec.details}"
-        examples = "\n".join(f"  {e}" for e in spec.examples)
+        examples = "\n".join(f"  {e}" for e in examples_for(spec, ctx.config, ctx.resolver, reg))
         if examples:
             text += f"\nExamples:\n{examples}"
         tables = [Table(["argument", "kind", "required", "given as", "default", "meaning"], rows)] if rows else []
         return Reply(text, title=f"help: {spec.name}", tables=tables)
     rows = [[s.usage, s.summary, "change" if s.changes else "read"] for s in reg]
-    return Reply("Commands (say 'help COMMAND' for one). Plain sentences work too, "
-                 "e.g. 'restart n8n on dev'.", title="chatops help",
+    hint = " or ".join(f"'{e}'" for e in sample_requests(ctx.config, ctx.resolver, reg, ("restart",)))
+    return Reply("Commands (say 'help COMMAND' for one). Plain sentences work too"
+                 + (f", e.g. {hint}." if hint else "."), title="chatops help",
                  tables=[Table(["usage", "what it does", "kind"], rows)])
 
 
 @command("whoami", summary="the caller's identity and roles", examples=("whoami",),
-         words=("who am i",))
+         words=("who am i",), slash=False)
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
@@ -123,6 +140,89 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
                                 req=ctx.request)
+
+
+@command("withdraw", summary="take back your own request while it waits for approval or confirmation",
+         args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
+         examples=("withdraw r-1a2b3c4d", "withdraw r-1a2b3c4d asked for the wrong snapshot"),
+         words=("retract",), slash=False)  # the approval card's Withdraw button, or /ops ask
+async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
+    """Only the requester can withdraw (the engine checks); the request ends as `withdrawn`, nothing runs."""
+    return await ctx.engine.act(Action.withdraw, args["request"], ctx.actor, reason=args.get("reason"),
+                                req=ctx.request)
+
+
+@command("cancel", summary="stop a change while it runs (its requester, an approver or an admin)",
+         args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
+         examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"))
+async def cancel(ctx: Context, args: dict[str, Any]) -> Reply:
+    """The run is stopped where it is and recorded as interrupted, naming who cancelled it.
+
+    What it had done by then stays done (a half-finished deploy, a Proxmox task that
+    carries on by itself): the reply and the audit log say so.  A request that has not
+    started yet is withdrawn instead.
+    """
+    decision = await ctx.engine.cancel(args["request"], ctx.actor, args.get("reason"), req=ctx.request)
+    return decision.reply
+
+
+def _waited(row: RequestRow, now: datetime) -> str:
+    created = aware(row.created_at) or now
+    mins = int((now - created).total_seconds() // 60)
+    return f"{mins} min" if mins else "just now"
+
+
+def _left(row: RequestRow, now: datetime) -> str:
+    expires = aware(row.expires_at)
+    if expires is None:
+        return ""
+    return f"{max(0, int((expires - now).total_seconds() // 60))} min"
+
+
+def _plan(ctx: Context, row: RequestRow) -> str:
+    spec = ctx.engine.registry.get(row.command or "")
+    return spec.describe(row.args or {}) if spec else (row.command or "?")
+
+
+@command("pending", summary="what waits for your approval, and your own requests that wait",
+         examples=("pending",), words=("approvals", "pending approvals"))
+async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
+    """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
+    await asyncio.to_thread(ctx.store.expire_due)
+    rows = await asyncio.to_thread(ctx.store.pending)
+    now = utcnow()
+    me = ctx.actor.id
+    approver = ctx.has(Role.approver)
+    theirs = [r for r in rows if r.actor != me and r.status in APPROVABLE] if approver else []
+    mine = [r for r in rows if r.actor == me]
+    tables = []
+    if theirs:
+        tables.append(Table(["request", "asked by", "what", "waiting", "expires in"],
+                            [[r.id, r.actor, _plan(ctx, r), _waited(r, now), _left(r, now)] for r in theirs],
+                            title="Waiting for your approval"))
+    if mine:
+        def state(r: RequestRow) -> str:
+            if r.status not in APPROVABLE:
+                return "waits for your confirmation"
+            who = ctx.engine.approvers(r.actor)
+            return f"waits for an approver ({', '.join(who) or 'none configured'})"
+
+        tables.append(Table(["request", "what", "state", "waiting", "expires in"],
+                            [[r.id, _plan(ctx, r), state(r), _waited(r, now), _left(r, now)] for r in mine],
+                            title="Your requests that wait"))
+    if approver:
+        head = (f"{len(theirs)} request(s) wait for your approval" if theirs
+                else "Nothing waits for your approval")
+    else:
+        head = "You don't have the approver role, so nothing waits for your approval"
+    tail = (f"; {len(mine)} of your own requests {'waits' if len(mine) == 1 else 'wait'}." if mine
+            else "; none of your own requests waits.")
+    hint = ""
+    if theirs:
+        hint += f" Decide with 'approve {theirs[0].id}' or 'deny {theirs[0].id}'."
+    if mine:
+        hint += f" Take one of yours back with 'withdraw {mine[0].id}'."
+    return Reply(head + tail + hint, title="Pending requests", tables=tables)
 
 
 @command("health", summary="reachability of every backend: Docker hosts, Proxmox, GPU source, LLM, database",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.request import Actor, Request
 from infra.config import Config, Role
@@ -27,12 +27,18 @@ class Context:
     request: Request
     request_id: str
     engine: Engine
-    report: Callable[[str], Awaitable[None]] | None = None
+    report: Callable[..., Awaitable[None]] | None = None
+    # The lines of the card a person confirmed or approved this run on (None: nobody saw one).
+    # A run does nothing destructive its card did not name (e.g. retention's deletions).
+    card: list[str] | None = None
 
-    async def progress(self, text: str) -> None:
-        """Record a progress step in the audit log and show it where the platform can."""
+    async def progress(self, text: str, **detail: Any) -> None:
+        """Record a progress step in the audit log and show it where the platform can.
+
+        `detail` goes to the audit event only (a task id, say): the line people read stays short.
+        """
         if self.report is not None:
-            await self.report(text)
+            await self.report(text, **detail)
 
     def has(self, role: Role) -> bool:
         return role in self.roles

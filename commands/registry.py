@@ -80,6 +80,9 @@ class CommandSpec:
     backend: str | None = None
     details: str = ""
     preview: Preview | None = None
+    # Its own typed slash subcommand (Discord allows 25 under /ops); every command stays
+    # reachable in plain text and through `/ops ask` either way.
+    slash: bool = True
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)
@@ -96,6 +99,20 @@ class CommandSpec:
                 parts.append(a.name.upper() if a.required else f"[{a.name.upper()}]")
             else:
                 parts.append(f"[{a.name}=…]")
+        return " ".join(parts)
+
+    def describe(self, args: dict[str, Any]) -> str:
+        """The canonical one-line form of a plan ("restart n8n rumpledev tail=…")."""
+        parts = [self.name]
+        for a in self.args:
+            v = args.get(a.name)
+            if v is None:
+                continue
+            if a.positional and a.required:
+                parts.append(str(v))
+            else:
+                text = str(v)
+                parts.append(f'{a.name}="{text}"' if " " in text else f"{a.name}={text}")
         return " ".join(parts)
 
     @property
@@ -158,7 +175,7 @@ _loaded = False
 def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: bool = False,
             examples: tuple[str, ...] = (), words: tuple[str, ...] = (), role: str | None = None,
             confirm: bool | None = None, approval: bool = True, backend: str | None = None,
-            details: str = "", preview: Preview | None = None,
+            details: str = "", preview: Preview | None = None, slash: bool = True,
             registry: Registry | None = None) -> Callable[[Handler], Handler]:
     """Declare a command; the handler is returned unchanged so it stays testable."""
 
@@ -167,7 +184,7 @@ def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: boo
             name=name, summary=summary, handler=fn, args=args, changes=changes,
             examples=examples, words=words, role=role,
             confirm=changes if confirm is None else confirm, approval=approval,
-            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview))
+            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview, slash=slash))
         return fn
 
     return deco

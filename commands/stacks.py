@@ -11,8 +11,8 @@ from commands.args import ENV, ENV_OPT, STACK
 from commands.context import Context
 from commands.llm_guard import with_llm_guard
 from commands.registry import Arg, Kind, command
-from commands.vms import checkpoint_before_deploy
-from infra.errors import CommandError
+from commands.vms import checkpoint_before_deploy, checkpoint_preview
+from infra.errors import CannotSucceed
 
 if TYPE_CHECKING:
     from infra.db.models import Deployment
@@ -54,11 +54,8 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
     src = await asyncio.to_thread(source_for, ctx.config, stack, args.get("ref"), env=env)
     history = await asyncio.to_thread(deployments(ctx).history, env, stack, 10)
     recorded = next((d for d in history if d.status == "succeeded"), None)
-    lines = await preview_deploy(ctx, host, src, env, recorded)
-    cfg = ctx.config.inventory.environments[env]
-    if cfg.checkpoint_before_deploy and cfg.vm:
-        lines.append(f"A checkpoint snapshot of VM {cfg.vm} is taken first; the reply says how to restore it.")
-    return lines
+    # The checkpoint (and any checkpoint retention deletes) comes first, as it runs first.
+    return await checkpoint_preview(ctx, env) + await preview_deploy(ctx, host, src, env, recorded)
 
 
 @command("deploy", summary="deploy or update a stack on an environment, recording the revision deployed",
@@ -85,7 +82,7 @@ async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
 def _revision_number(value: Any) -> int:
     m = re.fullmatch(r"(?:rev(?:ision)?-?|r)?(\d{1,9})", str(value).strip(), re.I)
     if not m:
-        raise CommandError(f"'{value}' is not a revision number; see 'stacks' for the recorded ones.")
+        raise CannotSucceed(f"'{value}' is not a revision number; see 'stacks' for the recorded ones.")
     return int(m.group(1))
 
 
@@ -97,16 +94,16 @@ async def _rollback_target(ctx: Context, args: dict[str, Any]) -> Deployment:
     if args.get("to") is not None:
         rev = await asyncio.to_thread(store.get, _revision_number(args["to"]))
         if rev is None or rev.env != env or rev.stack != stack:
-            raise CommandError(f"There is no revision {args['to']} of {stack} on {env}; "
-                               f"'stacks {env}' lists what is recorded.")
+            raise CannotSucceed(f"There is no revision {args['to']} of {stack} on {env}; "
+                                f"'stacks {env}' lists what is recorded.")
         if rev.status != "succeeded":
-            raise CommandError(f"Revision {rev.id} of {stack} on {env} {rev.status}; only a revision "
-                               "that ran successfully can be rolled back to.")
+            raise CannotSucceed(f"Revision {rev.id} of {stack} on {env} {rev.status}; only a revision "
+                                "that ran successfully can be rolled back to.")
         return rev
     target = await asyncio.to_thread(store.rollback_target, env, stack)
     if target is None:
-        raise CommandError(f"No earlier successful revision of {stack} on {env} is recorded; "
-                           "nothing to roll back to.")
+        raise CannotSucceed(f"No earlier successful revision of {stack} on {env} is recorded; "
+                            "nothing to roll back to.")
     return target
 
 

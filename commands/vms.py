@@ -1,9 +1,13 @@
 """Proxmox guests: snapshots, restore, status, and the checkpoint a deploy can ask for.
 
-Snapshots the bot makes carry a marker in their Proxmox description
-(`[chatops request=r-… by=slack:U…]`): that is how `snapshots` tells them apart, how
-the audit log and Proxmox point at each other, and which snapshots retention may
-prune.  Nothing else is ever pruned.
+Snapshots the bot takes carry a marker in their Proxmox description
+(`[chatops request=r-… by=slack:U…]`): that is how `snapshots` tells them apart and how
+the audit log and Proxmox point at each other.  The checkpoints the bot takes by itself
+before a deploy say so in the marker (`[chatops checkpoint request=… by=…]`), and only
+those are ever pruned by retention: a snapshot a person asked for (`snapshot … name=…`,
+or with a generated name) stays until someone deletes it on purpose.  Every deletion a
+change will make is on its card before anyone confirms or approves it, and the run
+deletes nothing its card did not name.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from commands.args import SNAPSHOT, VM, VM_OPT
 from commands.context import Context
 from commands.llm_guard import with_llm_guard
 from commands.registry import Arg, Kind, command
-from infra.errors import CommandError
+from infra.errors import CannotSucceed, CommandError
 from infra.proxmox import (
     CURRENT,
     SNAPSHOT_NAME,
@@ -32,19 +36,29 @@ from infra.proxmox import (
     guest_of,
 )
 
-MARKER = re.compile(r"\[chatops request=(?P<rid>[\w-]+) by=(?P<actor>[^\s\]]+)\]")
+MARKER = re.compile(r"\[chatops (?:(?P<kind>checkpoint) )?request=(?P<rid>[\w-]+) by=(?P<actor>[^\s\]]+)\]")
+# Checkpoints taken before this bot marked them as such: their generated names say so.
+OLD_CHECKPOINT = re.compile(r"^predeploy-\d{8}-\d{6}-")
+CHECKPOINT = "checkpoint"
 TRUE_WORDS = frozenset({"yes", "y", "true", "on", "1", "ram", "with-ram"})
 FALSE_WORDS = frozenset({"no", "n", "false", "off", "0"})
 MAX_DESCRIPTION = 200
 
 
 # -- helpers ----------------------------------------------------------------
-def marker(request_id: str, actor: str) -> str:
-    return f"[chatops request={request_id} by={actor}]"
+def marker(request_id: str, actor: str, checkpoint: bool = False) -> str:
+    kind = f"{CHECKPOINT} " if checkpoint else ""
+    return f"[chatops {kind}request={request_id} by={actor}]"
 
 
 def made_by_bot(snap: Snapshot) -> re.Match[str] | None:
     return MARKER.search(snap.description)
+
+
+def is_checkpoint(snap: Snapshot) -> bool:
+    """One of the bot's automatic checkpoints: the only snapshots retention may delete."""
+    m = made_by_bot(snap)
+    return bool(m and (m.group("kind") == CHECKPOINT or OLD_CHECKPOINT.match(snap.name)))
 
 
 def user_description(snap: Snapshot) -> str:
@@ -58,11 +72,12 @@ def generated_name(actor_name: str, prefix: str = "chatops", now: datetime | Non
 
 
 def checked_name(name: str) -> str:
+    """The name as Proxmox will take it, or CannotSucceed saying why Proxmox would refuse it."""
     if name.lower() == CURRENT:
-        raise CommandError("'current' is Proxmox's name for the running state; pick another snapshot name.")
+        raise CannotSucceed("'current' is Proxmox's name for the running state; pick another snapshot name.")
     if not SNAPSHOT_NAME.match(name):
-        raise CommandError(f"Snapshot name '{name[:60]}' is not allowed by Proxmox: 2 to 40 letters, digits, "
-                           "'-' or '_', starting with a letter.")
+        raise CannotSucceed(f"Snapshot name '{name[:60]}' is not allowed by Proxmox: 2 to 40 letters, digits, "
+                            "'-' or '_', starting with a letter.")
     return name
 
 
@@ -104,9 +119,9 @@ def _client(ctx: Context) -> ProxmoxClient:
     return client
 
 
-def _missing(guest: Guest, name: str, snaps: SnapshotList) -> CommandError:
+def _missing(guest: Guest, name: str, snaps: SnapshotList) -> CannotSucceed:
     names = ", ".join(s.name for s in snaps.snapshots[-10:]) or "none"
-    return CommandError(f"{guest.name} has no snapshot '{name}'. Its snapshots: {names}.")
+    return CannotSucceed(f"{guest.name} has no snapshot '{name}'. Its snapshots: {names}.")
 
 
 async def _audit(ctx: Context, kind: str, detail: dict[str, Any]) -> None:
@@ -127,20 +142,40 @@ class Taken:
     prune_error: str | None
 
 
-async def take_snapshot(ctx: Context, guest: Guest, name: str, note: str, vmstate: bool = False) -> Taken:
-    """Create a marked snapshot, follow its task, then apply retention as its own step."""
+async def take_snapshot(ctx: Context, guest: Guest, name: str, note: str, vmstate: bool = False,
+                        checkpoint: bool = False) -> Taken:
+    """Create a marked snapshot and follow its task; after a checkpoint, apply retention as its own step."""
     client = _client(ctx)
-    description = " ".join(f"{note} {marker(ctx.request_id or 'none', ctx.actor.id)}".split())
+    description = " ".join(f"{note} {marker(ctx.request_id or 'none', ctx.actor.id, checkpoint)}".split())
     task = await client.create_snapshot(guest, name, description, vmstate=vmstate, progress=ctx.progress)
-    pruned, error = await prune(ctx, client, guest, keep=ctx.config.inventory.proxmox.snapshot_retention,
-                                protect=name)
+    pruned: list[str] = []
+    error = None
+    if checkpoint:
+        pruned, error = await prune(ctx, client, guest, keep=ctx.config.inventory.proxmox.snapshot_retention,
+                                    protect=name)
     return Taken(guest, name, vmstate, task, pruned, error)
+
+
+def doomed(snaps: SnapshotList, keep: int, adding: int = 1) -> list[Snapshot]:
+    """The checkpoints retention deletes once `adding` more are taken: the oldest beyond `keep`."""
+    if keep <= 0:
+        return []
+    ours = [s for s in snaps.snapshots if is_checkpoint(s)]
+    return ours[:max(0, len(ours) + adding - keep)]
+
+
+def named(name: str, lines: list[str]) -> bool:
+    """Whether a card's lines name this snapshot (as a word of its own)."""
+    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+    return any(word.search(line) for line in lines)
 
 
 async def prune(ctx: Context, client: ProxmoxClient, guest: Guest, keep: int,
                 protect: str) -> tuple[list[str], str | None]:
-    """Delete the oldest bot-made snapshots beyond `keep`; each deletion is audited.
+    """Delete the oldest checkpoints beyond `keep`; each deletion is audited.
 
+    Only checkpoints the request's card named are deleted (`ctx.card`; a run nobody saw a
+    card for, e.g. `--yes` on an open environment, has none and prunes as configured).
     Returns the names deleted and, if a deletion failed, why (the rest are left alone).
     """
     if keep <= 0:
@@ -150,57 +185,53 @@ async def prune(ctx: Context, client: ProxmoxClient, guest: Guest, keep: int,
     except CommandError as exc:
         await ctx.progress(f"Retention on {guest.name} skipped: could not list snapshots ({exc}).")
         return [], f"retention skipped: {exc}"
-    ours = [s for s in snaps.snapshots if made_by_bot(s)]
-    excess = [s for s in ours[:max(0, len(ours) - keep)] if s.name != protect]
+    excess = [s for s in doomed(snaps, keep, adding=0) if s.name != protect]
+    if ctx.card is not None:
+        unseen = [s.name for s in excess if not named(s.name, ctx.card)]
+        if unseen:
+            await ctx.progress(f"Retention on {guest.name}: keeping {', '.join(unseen)} (not on the card "
+                               "that was approved); delete by hand if no longer needed.")
+        excess = [s for s in excess if named(s.name, ctx.card)]
     deleted: list[str] = []
     for snap in excess:
-        await ctx.progress(f"Retention: deleting bot snapshot {snap.name} of {guest.name} (taken "
-                           f"{stamp(snap.taken)}); keeping the newest {keep}.")
         try:
             task = await client.delete_snapshot(guest, snap.name)
         except CommandError as exc:
             await _audit(ctx, "retention", {"vm": guest.name, "snapshot": snap.name, "outcome": "failed",
                                             "error": str(exc)})
-            await ctx.progress(f"Retention: could not delete {snap.name} of {guest.name}: {exc}")
-            return deleted, f"could not delete old snapshot {snap.name}: {exc}"
+            await ctx.progress(f"Retention: could not delete checkpoint {snap.name} of {guest.name}: {exc}")
+            return deleted, f"could not delete old checkpoint {snap.name}: {exc}"
         deleted.append(snap.name)
         await _audit(ctx, "retention", {"vm": guest.name, "snapshot": snap.name, "outcome": "deleted",
                                         "upid": task.upid, "exitstatus": task.exitstatus})
-        await ctx.progress(f"Retention: deleted {snap.name} of {guest.name} (task exit status "
-                           f"{task.exitstatus}).")
+        await ctx.progress(f"Retention: deleted checkpoint {snap.name} of {guest.name} (taken "
+                           f"{stamp(snap.taken)}; keeping the newest {keep}).")
     return deleted, None
 
 
-def _taken_reply(t: Taken, keep: int) -> Reply:
+def _taken_reply(t: Taken) -> Reply:
     lines = [f"Snapshot {t.name} of {t.guest.name} taken"
              + (" with RAM state" if t.vmstate else "") + f" (task exit status {t.task.exitstatus}, "
              f"{t.task.seconds:.0f}s). Restore with: restore {t.guest.name} {t.name}"]
-    if t.pruned:
-        lines.append(f"Retention (keep {keep} bot snapshots): deleted {', '.join(t.pruned)}.")
-    if t.prune_error:
-        lines.append(f"Retention did not finish: {t.prune_error}. The new snapshot is fine; "
-                     "old ones may need deleting by hand.")
-    return Reply("\n".join(lines), tone=Tone.warning if t.prune_error else Tone.success,
-                 title=f"Snapshot {t.name}",
+    return Reply("\n".join(lines), tone=Tone.success, title=f"Snapshot {t.name}",
                  fields=[("VM", t.guest.label), ("Snapshot", t.name), ("Task", t.task.upid)])
 
 
 # -- commands -----------------------------------------------------------------
 async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
-    """The snapshot that will be taken, and which old bot snapshots retention will delete."""
+    """The snapshot that will be taken; refused here when Proxmox would refuse it."""
     guest = guest_of(ctx.config, args["vm"])
-    name = checked_name(args["name"]) if args.get("name") else \
-        f"{generated_name(ctx.actor.name)} (the time of the run)"
-    ram = " with its RAM state" if parse_flag(args.get("ram"), "ram") else ""
-    lines = [f"Take snapshot {name} of {guest.label}{ram}."]
-    keep = ctx.config.inventory.proxmox.snapshot_retention
-    if keep:
-        ours = [s for s in (await _client(ctx).snapshots(guest)).snapshots if made_by_bot(s)]
-        doomed = ours[:max(0, len(ours) + 1 - keep)]
-        if doomed:
-            lines.append(f"Retention keeps {keep} bot snapshots of {guest.name}: afterwards "
-                         f"{', '.join(s.name for s in doomed)} will be deleted.")
-    return lines
+    ram = parse_flag(args.get("ram"), "ram")
+    if ram and guest.kind != "qemu":
+        raise CannotSucceed(f"{guest.name} is an LXC container: it has no RAM state to save. Leave out ram=.")
+    given = checked_name(args["name"]) if args.get("name") else None
+    there = (await _client(ctx).snapshots(guest)).get(given) if given else None
+    if there is not None:
+        raise CannotSucceed(f"{guest.name} already has a snapshot named '{there.name}' (taken "
+                            f"{stamp(there.taken)}); pick another name.")
+    name = given or f"{generated_name(ctx.actor.name)} (the time of the run)"
+    return [f"Take snapshot {name} of {guest.label}" + (" with its RAM state" if ram else "") + ".",
+            "Nothing is deleted: snapshots people ask for are kept until someone deletes them."]
 
 
 @command("snapshot", summary="create a Proxmox snapshot (name generated when absent)",
@@ -217,10 +248,9 @@ async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     name = checked_name(args["name"]) if args.get("name") else generated_name(ctx.actor.name)
     vmstate = parse_flag(args.get("ram"), "ram")
     if vmstate and guest.kind != "qemu":
-        raise CommandError(f"{guest.name} is an LXC container: it has no RAM state to save. Leave out ram=.")
+        raise CannotSucceed(f"{guest.name} is an LXC container: it has no RAM state to save. Leave out ram=.")
     note = str(args.get("description") or "")[:MAX_DESCRIPTION]
-    taken = await take_snapshot(ctx, guest, name, note, vmstate)
-    return _taken_reply(taken, ctx.config.inventory.proxmox.snapshot_retention)
+    return _taken_reply(await take_snapshot(ctx, guest, name, note, vmstate))
 
 
 @command("snapshots", summary="list a VM's snapshots", args=(VM,), backend="proxmox",
@@ -235,12 +265,15 @@ async def snapshots(ctx: Context, args: dict[str, Any]) -> Reply:
     for s in reversed(snaps.snapshots):  # newest first
         m = made_by_bot(s)
         here = " (current state is based on this)" if s.name == snaps.current_parent else ""
-        rows.append([s.name + here, stamp(s.taken), f"bot for {m.group('actor')}" if m else "",
+        made = ("checkpoint" if is_checkpoint(s) else "bot") + f" for {m.group('actor')}" if m else ""
+        rows.append([s.name + here, stamp(s.taken), made,
                      s.parent or "", user_description(s)[:80] + (" [RAM]" if s.vmstate else "")])
     ours = sum(1 for s in snaps.snapshots if made_by_bot(s))
+    auto = sum(1 for s in snaps.snapshots if is_checkpoint(s))
     keep = ctx.config.inventory.proxmox.snapshot_retention
-    text = (f"{len(snaps.snapshots)} snapshot(s) of {guest.label}, {ours} made by the bot "
-            f"(retention keeps {keep if keep else 'all'} of those).")
+    text = (f"{len(snaps.snapshots)} snapshot(s) of {guest.label}, {ours} made by the bot, {auto} of them "
+            f"automatic checkpoints (retention keeps {f'the newest {keep}' if keep else 'all'} of those; "
+            "the others stay until someone deletes them).")
     return Reply(text, title=f"Snapshots of {guest.name}",
                  tables=[Table(["Snapshot", "Taken", "Made by", "Parent", "Description"], rows)])
 
@@ -295,9 +328,35 @@ async def restore(ctx: Context, args: dict[str, Any]) -> Reply:
                  fields=[("VM", guest.label), ("Snapshot", snap.name), ("Task", task.upid)])
 
 
+async def delete_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
+    """Which snapshot goes, when it was taken and by whom; refused here when there is no such snapshot."""
+    guest = guest_of(ctx.config, args["vm"])
+    snaps = await _client(ctx).snapshots(guest)
+    snap = snaps.get(args["snapshot"])
+    if snap is None:
+        raise _missing(guest, args["snapshot"], snaps)
+    m = made_by_bot(snap)
+    if m is None:
+        origin = "made outside the bot"
+    elif is_checkpoint(snap):
+        origin = f"an automatic checkpoint the bot took (deploy by {m.group('actor')})"
+    else:
+        origin = f"taken through the bot for {m.group('actor')}"
+    lines = [f"Delete snapshot {snap.name} of {guest.label}, taken {stamp(snap.taken)} ({ago(snap.taken)}), "
+             f"{origin}. The guest itself is not touched; 'restore {guest.name} {snap.name}' is no longer "
+             "possible afterwards."]
+    desc = user_description(snap)
+    if desc:
+        lines.append(f"Snapshot description: {desc[:120]}")
+    if snaps.current_parent == snap.name:
+        lines.append(f"The current state descends from this snapshot; afterwards it descends from "
+                     f"{snap.parent or 'no snapshot'}.")
+    return lines
+
+
 @command("delete-snapshot", summary="delete a snapshot", args=(VM, SNAPSHOT), changes=True,
          backend="proxmox", examples=("delete-snapshot rumpledev pre-upgrade",),
-         words=("delete snapshot", "remove snapshot"))
+         words=("delete snapshot", "remove snapshot"), preview=delete_preview)
 async def delete_snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     """Delete one snapshot of a guest (the guest itself is untouched)."""
     guest, client, snap = await _named_snapshot(ctx, args)
@@ -362,7 +421,7 @@ async def checkpoint_before_deploy(ctx: Context, env: str) -> str | None:
     name = generated_name(ctx.actor.name, prefix="predeploy")
     await ctx.progress(f"Checkpoint: taking snapshot {name} of {guest.name} before deploying to {env}.")
     try:
-        taken = await take_snapshot(ctx, guest, name, f"checkpoint before deploy to {env}")
+        taken = await take_snapshot(ctx, guest, name, f"checkpoint before deploy to {env}", checkpoint=True)
     except CommandError as exc:
         await _audit(ctx, "checkpoint", {"env": env, "vm": guest.name, "snapshot": name, "outcome": "failed",
                                          "error": str(exc)})
@@ -371,6 +430,32 @@ async def checkpoint_before_deploy(ctx: Context, env: str) -> str | None:
     await _audit(ctx, "checkpoint", {"env": env, "vm": guest.name, "snapshot": name, "outcome": "taken",
                                      "upid": taken.task.upid})
     line = f"Checkpoint snapshot {name} of {guest.name} taken; restore with: restore {guest.name} {name}"
+    if taken.pruned:
+        line += f". Retention deleted the older checkpoint(s) {', '.join(taken.pruned)}"
     if taken.prune_error:
         line += f" (retention did not finish: {taken.prune_error})"
     return line
+
+
+async def checkpoint_preview(ctx: Context, env: str) -> list[str]:
+    """The deploy card's lines for its checkpoint: the snapshot taken and every checkpoint retention deletes."""
+    cfg = ctx.config.inventory.environments.get(env)
+    if cfg is None or not cfg.checkpoint_before_deploy or not cfg.vm:
+        return []
+    guest = guest_of(ctx.config, cfg.vm)
+    lines = [f"First a checkpoint snapshot of VM {guest.name} is taken (predeploy-<date>-<time>-"
+             f"{generated_name(ctx.actor.name).rsplit('-', 1)[-1]}); the reply says how to restore it."]
+    keep = ctx.config.inventory.proxmox.snapshot_retention
+    if keep <= 0:
+        return lines
+    try:
+        snaps = await _client(ctx).snapshots(guest)
+    except CommandError as exc:
+        return [*lines, f"Retention (newest {keep} checkpoints of {guest.name}) could not be worked out: {exc}. "
+                        "No checkpoint is deleted unless this card names it."]
+    gone = doomed(snaps, keep)
+    if gone:
+        lines.append(f"Retention keeps the newest {keep} automatic checkpoints of {guest.name}, so it deletes: "
+                     + ", ".join(f"{s.name} (taken {stamp(s.taken)})" for s in gone)
+                     + ". Snapshots people took are kept.")
+    return lines

@@ -109,7 +109,7 @@ class Proxmox(_Strict):
     ca_bundle: str | None = None
     timeout_s: float = 30.0
     task_timeout_s: float = 600.0
-    snapshot_retention: int = Field(5, ge=0)  # bot-made snapshots kept per guest; 0 keeps all
+    snapshot_retention: int = Field(5, ge=0)  # automatic checkpoints kept per guest; 0 keeps all
     poll_s: float = Field(1.0, gt=0)  # how often a running task's status is read
 
     @field_validator("token_id")

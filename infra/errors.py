@@ -13,3 +13,12 @@ class NotConfigured(CommandError):
 
 class BackendUnavailable(CommandError):
     """A configured backend that is down, slow or refusing us."""
+
+
+class CannotSucceed(CommandError):
+    """A request that cannot work as asked (no such snapshot, nothing to roll back to, a name the
+    backend refuses), found before anything changed.
+
+    A preview raises it to have the engine refuse the request with this reason before anyone
+    confirms or approves it; a handler raising it has changed nothing.
+    """

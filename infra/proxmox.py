@@ -9,13 +9,14 @@ connection dropped while it ran.  Nothing here knows about chat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import requests
 from proxmoxer import ProxmoxAPI, ResourceException
@@ -23,13 +24,21 @@ from proxmoxer import ProxmoxAPI, ResourceException
 from infra.config import Config, Proxmox
 from infra.errors import BackendUnavailable, CommandError, NotConfigured
 
-Progress = Callable[[str], Awaitable[None]]
+
+class Progress(Protocol):
+    """Where a task's steps go: `text` for people, `detail` (the task id) for the audit log only."""
+
+    def __call__(self, text: str, **detail: Any) -> Awaitable[None]: ...
+
+
 GuestKind = Literal["qemu", "lxc"]
 TOKEN_ID = re.compile(r"^(?P<user>[^@!\s]+@[^@!\s]+)!(?P<name>[A-Za-z][A-Za-z0-9._-]*)$")
 # Proxmox's own rule for snapshot names (pve-configid, at most 40 characters).
 SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
 CURRENT = "current"  # the pseudo-snapshot Proxmox lists for "you are here"
 LOG_LINES_REPORTED = 20
+# What pveproxy answers for a task log with no lines yet (one line, n=1); not a step of the task.
+NO_CONTENT = "no content"
 # Consecutive failed status polls tolerated before the task is reported as lost.
 MAX_POLL_FAILURES = 3
 
@@ -240,14 +249,28 @@ class ProxmoxClient:
         return await self.wait(guest, str(upid), what, progress)
 
     async def wait(self, guest: Guest, upid: str, what: str, progress: Progress | None = None) -> TaskResult:
-        """Follow a task to its end; report its log as progress; raise on failure or timeout."""
+        """Follow a task to its end; report its log as progress; raise on failure or timeout.
+
+        Cancelled (`cancel ID`, a shutdown), it stops following and says that the task itself
+        goes on in Proxmox: stopping a rollback half-way would leave the guest broken.
+        """
         if not upid.startswith("UPID:"):
             raise ProxmoxError(f"Proxmox answered the request to {what} without a task id ({upid[:80]!r}).")
+        try:
+            return await self._follow(guest, upid, what, progress)
+        except asyncio.CancelledError:
+            if progress:
+                with contextlib.suppress(Exception):
+                    await progress(f"Stopped following the Proxmox task to {what}; Proxmox was not asked to stop "
+                                   f"it and it may still finish (task {_task_kind(upid)}).", upid=upid)
+            raise
+
+    async def _follow(self, guest: Guest, upid: str, what: str, progress: Progress | None) -> TaskResult:
         node = upid.split(":")[1] or guest.node
         task = self._api.nodes(node).tasks(upid)
         started = time.monotonic()
         if progress:
-            await progress(f"Proxmox task started to {what}: {upid}")
+            await progress(f"Proxmox is working to {what} (task {_task_kind(upid)}).", upid=upid)
         seen, reported, failures = 0, 0, 0
         while True:
             try:
@@ -269,6 +292,8 @@ class ProxmoxClient:
                     lines = []
                 for line in lines or []:
                     n, text = int(line.get("n", seen + 1)), str(line.get("t", "")).strip()
+                    if text == NO_CONTENT and n == 1:
+                        continue  # Proxmox's stand-in line for a log that is still empty
                     seen = max(seen, n)
                     if text and not text.startswith("TASK ") and reported < LOG_LINES_REPORTED:
                         reported += 1
@@ -286,6 +311,12 @@ class ProxmoxClient:
                     f"stopped waiting, the task was not cancelled and may still finish. Task {upid}: check "
                     f"'snapshots {guest.name}' or the Proxmox task log.")
             await asyncio.sleep(self.poll_s)
+
+
+def _task_kind(upid: str) -> str:
+    """`UPID:node:pid:pstart:start:qmsnapshot:102:user:` → `qmsnapshot 102`: enough to find it in the task list."""
+    parts = upid.split(":")
+    return " ".join(parts[5:7]) if len(parts) > 7 else upid
 
 
 def _short(exc: BaseException) -> str:

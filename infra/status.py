@@ -22,6 +22,7 @@ class Status(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     interrupted = "interrupted"
+    withdrawn = "withdrawn"  # the requester took a pending request back
 
     @property
     def final(self) -> bool:
@@ -38,4 +39,32 @@ APPROVABLE: tuple[Status, ...] = (Status.pending_approval,)
 PENDING: tuple[Status, ...] = CONFIRMABLE + APPROVABLE
 # Nothing more happens to these.
 FINAL: tuple[Status, ...] = (Status.succeeded, Status.failed, Status.denied, Status.expired,
-                             Status.cancelled, Status.refused, Status.interrupted)
+                             Status.cancelled, Status.refused, Status.interrupted, Status.withdrawn)
+# Where a request can end up once an approver said yes: `audit status=approved` means any of these
+# with an approver recorded (`approved` itself only lasts until the run starts).
+AFTER_APPROVAL: tuple[Status, ...] = (Status.approved, Status.started, Status.succeeded, Status.failed,
+                                      Status.interrupted, Status.refused)
+
+# The words people use for a status (`audit status=waiting`) → the status recorded.
+STATUS_WORDS: dict[str, Status] = {
+    "pending": Status.pending_approval, "waiting": Status.pending_approval,
+    "awaiting": Status.pending_approval, "awaiting_approval": Status.pending_approval,
+    "needs_approval": Status.pending_approval, "waiting_for_approval": Status.pending_approval,
+    "unconfirmed": Status.awaiting_confirmation, "awaiting_confirmation": Status.awaiting_confirmation,
+    "ok": Status.succeeded, "done": Status.succeeded, "success": Status.succeeded,
+    "successful": Status.succeeded, "passed": Status.succeeded,
+    "failure": Status.failed, "failures": Status.failed, "error": Status.failed, "errors": Status.failed,
+    "errored": Status.failed, "broken": Status.failed,
+    "rejected": Status.denied, "declined": Status.denied,
+    "running": Status.started, "in_progress": Status.started,
+    "canceled": Status.cancelled, "aborted": Status.interrupted,
+    "withdrew": Status.withdrawn, "retracted": Status.withdrawn, "timed_out": Status.expired,
+}
+
+
+def status_of(word: str) -> Status | None:
+    """The status a word names (`pending`, `Pending approval`, `failures`), or None."""
+    key = "_".join(word.strip().lower().replace("-", " ").split())
+    if key in Status.__members__:
+        return Status(key)
+    return STATUS_WORDS.get(key)

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
+from infra.status import status_of
 from llm.plan import Plan
 from llm.resolve import Resolver, join_choices
 from llm.values import REQUEST_ID, STATUSES, WORD, normalize_duration
@@ -85,10 +86,11 @@ def coerce(resolver: Resolver, registry: Registry, arg: Arg, value: Any) -> Any:
             raise Invalid(f"'{value}' is not a request id (they look like r-1a2b3c4d).")
         return v
     if arg.kind is Kind.status:
-        v = str(value).strip().lower()
-        if v not in STATUSES:
-            raise Invalid(f"status must be one of {join_choices(list(STATUSES))}.")
-        return v
+        status = status_of(str(value))
+        if status is None:
+            raise Invalid(f"status must be one of {join_choices(list(STATUSES))}, or a word like pending, "
+                          f"waiting, running or done; not '{str(value)[:40]}'.")
+        return status.value
     if arg.kind is Kind.command:
         found = registry.command_for_word(str(value).strip())
         if found is None:

@@ -193,7 +193,7 @@ def test_first_session_on_the_local_engine(pg_url: str, tmp_path: Path, local_pr
     term.wait_for(r"console:bob>")
     at = term.mark()
     term.type(f"approve {rid}")
-    term.wait_for(r"Approved r-[0-9a-f]{8} \(deploy for console:alice\).*hello deployed on local-prod",
+    term.wait_for(r"hello deployed on local-prod.*Decision: Approved by console:bob \(deploy for console:alice\)",
                   timeout=120, after=at)
     term.close()
     assert_clean(term)
@@ -253,7 +253,7 @@ def test_typing_while_a_change_runs_ctrl_c_cancels_attachments_saved(pg_url: str
     term.type("whoami")
     term.wait_for(r"You are console:alice", after=typed)
     term.ctrl_c()
-    term.wait_for(r"Stopped deploy \(cancelled by console:alice \(Ctrl-C in the console\)\)", after=at)
+    term.wait_for(r"deploy was interrupted because console:alice cancelled it \(Ctrl-C in the console\)", after=at)
     # Its lock is free again: the same deploy is offered, not refused as running.
     at = term.mark()
     term.type("deploy sick dtest")
@@ -269,5 +269,5 @@ def test_typing_while_a_change_runs_ctrl_c_cancels_attachments_saved(pg_url: str
         kinds = [k for (k,) in c.execute(text("SELECT kind FROM audit_events WHERE request_id = :i ORDER BY seq"),
                                          {"i": rid})]
     engine.dispose()
-    assert status == "interrupted" and "cancelled by console:alice" in error
+    assert status == "interrupted" and "console:alice cancelled it (Ctrl-C in the console)" in error
     assert kinds[-1] == "interrupted"

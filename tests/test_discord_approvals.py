@@ -148,7 +148,7 @@ async def test_approval_survives_a_restart_and_refuses_the_wrong_people(
         bots: Bots, api: FakeDiscord, touched: Path) -> None:
     bot = await bots.start()
     card_id, btn = await approval_card(bot, api)
-    assert set(btn) == {"Approve", "Deny"}
+    assert set(btn) == {"Approve", "Deny", "Withdraw"}
     rid = btn["Approve"].split(":")[2]
     assert (await bot.engine._db(bot.engine.store.get, rid)).status == "pending_approval"  # type: ignore[union-attr]
 
@@ -171,7 +171,11 @@ async def test_approval_survives_a_restart_and_refuses_the_wrong_people(
     (line,) = lines(touched)
     assert line.startswith("rumpleprod -") and line.endswith(rid)
     card = api.messages[card_id]
-    assert card["components"] == [] and "Approved" in card["embeds"][0]["description"]
+    # The run's outcome is the card's text; the approval a field of its own (issue #19: one outcome a line).
+    decision = {f["name"]: f["value"] for f in card["embeds"][0]["fields"]}["Decision"]
+    assert card["components"] == [] and decision.startswith(f"Approved by discord:{BOB['id']}")
+    assert "Approved" not in card["embeds"][0]["description"]
+    assert card["content"] == f"Requested by: <@{ALICE['id']}>"  # the requester hears the decision
     progress = [c.body["embeds"][-1]["description"] for c in api.of("edit") if data["token"] in c.path][:-1]
     assert progress and all("Approved by Bob" in p for p in progress)
     row = await bot2.engine._db(bot2.engine.store.get, rid)
@@ -242,3 +246,40 @@ async def test_an_expired_request_is_refused_and_its_card_says_so(bots: Bots, ap
     assert "expired before it was decided" in api.messages[card_id]["embeds"][-1]["description"]
     row = await bot.engine._db(bot.engine.store.get, rid)
     assert row is not None and row.status == "expired"
+
+
+async def test_the_requester_withdraws_with_the_cards_button(bots: Bots, api: FakeDiscord, touched: Path) -> None:
+    bot = await bots.start()
+    card_id, btn = await approval_card(bot, api)
+    assert btn["Withdraw"].startswith("chatops:withdraw:r-")
+    data = click(api, card_id, btn["Withdraw"], BOB)  # not bob's request: refused privately
+    deliver(bot, api, data)
+    await settle()
+    (answer,) = followups(api, data["token"])
+    assert int(answer.body["flags"]) & 64 and "can withdraw" in answer.body["embeds"][0]["description"]
+    deliver(bot, api, click(api, card_id, btn["Withdraw"], ALICE))
+    await settle()
+    card = api.messages[card_id]
+    assert card["components"] == [] and "Withdrew" in card["embeds"][0]["description"]
+    rid = btn["Approve"].split(":")[2]
+    row = await bot.engine._db(bot.engine.store.get, rid)
+    assert row is not None and (row.status, row.actor) == ("withdrawn", f"discord:{ALICE['id']}")
+    assert lines(touched) == [] and api.problems == []
+
+
+async def test_an_approval_typed_in_another_channel_is_told_where_it_was_asked(
+        bots: Bots, api: FakeDiscord, touched: Path) -> None:
+    bot = await bots.start()
+    card_id, btn = await approval_card(bot, api)
+    rid = btn["Approve"].split(":")[2]
+    data = slash("approve", {"request": rid}, user=BOB)
+    other = "666666666666666666"
+    data["channel_id"] = data["channel"]["id"] = other
+    deliver(bot, api, data)
+    await settle()
+    assert len(lines(touched)) == 1
+    told = [c for c in api.of("send") if f"/channels/{api.messages[card_id]['channel_id']}/" in c.path]
+    assert len(told) == 1, [c.path for c in api.of("send")]
+    assert told[0].body["content"] == f"Requested by: <@{ALICE['id']}>"
+    assert f"Decision: Approved by discord:{BOB['id']}" in told[0].body["embeds"][0]["description"]
+    assert api.problems == []

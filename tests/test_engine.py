@@ -31,6 +31,11 @@ async def new_engine(config: Config, db: Database, tmp_path: Path, gate: Gate | 
     return eng
 
 
+def decision(reply: Reply) -> str:
+    """The decision line of an approve's reply (the run's outcome is its text)."""
+    return dict(reply.fields).get("Decision", "")
+
+
 def kinds(store: AuditStore, rid: str) -> list[str]:
     return [e.kind for e in store.events(rid)]
 
@@ -85,8 +90,9 @@ async def test_protected_change_needs_another_approver(config: Config, db: Datab
     card = await eng.handle(req(ALICE, "touch prod p1", confirmed=True))
     assert card.tone is Tone.pending and card.request_id
     rid = card.request_id
-    assert [b.action for b in card.buttons] == ["approve", "deny"]
+    assert [b.action for b in card.buttons] == ["approve", "deny", "withdraw"]
     assert card.mentions == ["console:bob", "console:carol"]
+    assert dict(card.fields)["Who may approve"] == "console:bob, console:carol"
     assert not (tmp_path / "p1").exists()
 
     own = await eng.handle(req(BOB, "touch prod p2", confirmed=True))
@@ -98,7 +104,8 @@ async def test_protected_change_needs_another_approver(config: Config, db: Datab
     assert eng.store.get(rid).status == "pending_approval"  # type: ignore[union-attr]
 
     ok = await eng.handle(req(BOB, f"approve {rid}"))
-    assert ok.tone is Tone.success and ok.text.startswith(f"Approved {rid}"), ok.text
+    assert ok.tone is Tone.success and decision(ok) == "Approved by console:bob (touch for console:alice)", ok.text
+    assert ok.mentions == ["console:alice"] and ok.mention_label == "Requested by"  # the requester hears it
     assert (tmp_path / "p1").read_text().startswith("rumpleprod console:alice status-while-running=started")
     row = eng.store.get(rid)
     assert row is not None and row.status == "succeeded" and row.approver == "console:bob"
@@ -117,7 +124,7 @@ async def test_two_approvers_at_once_run_it_once(config: Config, db: Database, t
     results = await asyncio.gather(eng1.act("approve", card.request_id, BOB, digest),
                                    eng2.act("approve", card.request_id, CAROL, digest),
                                    eng1.act("approve", card.request_id, BOB, digest))
-    assert sum(r.text.startswith("Approved") for r in results) == 1, [r.text for r in results]
+    assert sum(decision(r).startswith("Approved") for r in results) == 1, [r.text for r in results]
     assert (tmp_path / "race").read_text().count("\n") == 1
 
 
@@ -320,7 +327,7 @@ async def test_decide_says_who_moved_the_request_and_where_it_ended(config: Conf
     wrong = await eng.decide("approve", rid, BOB, "0" * 64)
     assert not wrong.applied and wrong.status is Status.pending_approval
     ok = await eng.decide("approve", rid, BOB, digest)
-    assert ok.applied and ok.status is Status.succeeded and ok.reply.text.startswith(f"Approved {rid}")
+    assert ok.applied and ok.status is Status.succeeded and decision(ok.reply).startswith("Approved by console:bob")
     again = await eng.decide("approve", rid, CAROL, digest)
     assert not again.applied and again.status is Status.succeeded and "already" in again.reply.text
 

@@ -192,11 +192,15 @@ async def test_snapshot_generated_name_marks_request_and_reports_progress(bot: B
     assert snap["vmstate"] == 0
     assert f"restore rumpletest {name}" in reply.text and "exit status OK" in reply.text
     assert bot.row(reply).status == "succeeded"
-    progress = [d["text"] for k, d in bot.events(reply) if k == "progress"]
-    assert any("Proxmox task started" in t and "UPID:phoenix:" in t and ":qmsnapshot:102:" in t
-               for t in progress)
+    steps = [d for k, d in bot.events(reply) if k == "progress"]
+    progress = [d["text"] for d in steps]
+    # The task's full UPID is in the audit event, the line people read names the task briefly.
+    started = next(d for d in steps if d["text"].startswith("Proxmox is working to snapshot rumpletest"))
+    assert started["text"].endswith("(task qmsnapshot 102).")
+    assert started["upid"].startswith("UPID:phoenix:") and ":qmsnapshot:102:" in started["upid"]
+    assert not any("UPID:" in t for t in progress + bot.progress)
     assert any("snapshotting 'drive-scsi0'" in t for t in progress)  # the task log, line by line
-    assert any("Proxmox task started" in t for t in bot.progress)  # shown to the user as it ran
+    assert any("Proxmox is working" in t for t in bot.progress)  # shown to the user as it ran
 
 
 async def test_snapshot_with_name_description_and_ram(bot: Bot, pve: ProxmoxFake) -> None:
@@ -211,18 +215,20 @@ async def test_snapshot_with_name_description_and_ram(bot: Bot, pve: ProxmoxFake
 async def test_snapshot_of_protected_vm_waits_for_approval_with_a_card(config: Config, pve: ProxmoxFake,
                                                                       store: AuditStore) -> None:
     g = pve.guest(103)
-    pve.add_snapshot(g, "bot-old", "[chatops request=r-00000000 by=console:bob]", snaptime=BASE_TIME)
+    # A snapshot a person asked the bot for by name: never pruned by another snapshot (issue #19).
+    pve.add_snapshot(g, "before-kernel", "[chatops request=r-00000000 by=console:bob]", snaptime=BASE_TIME)
     b = await make_bot(pve_config(config, pve, snapshot_retention=1), store)
     try:
         pending = await b.say("alice", "snapshot prod vm name=pre-upgrade ram=yes")
         assert pending.tone is Tone.pending
         what = dict(pending.fields)["What will happen"]
         assert "Take snapshot pre-upgrade of rumpleprod (qemu 103 on phoenix) with its RAM state" in what
-        assert "bot-old will be deleted" in what
+        assert "Nothing is deleted" in what and "before-kernel" not in what
         assert pve.posts() == []
         approved = await b.act("approve", "bob", pending)
         assert approved.tone is Tone.success, approved.text
-        assert set(g.snapshots) == {"pre-upgrade"}
+        assert set(g.snapshots) == {"before-kernel", "pre-upgrade"}
+        assert pve.posts("/snapshot/before-kernel") == []  # no deletion was even tried
     finally:
         await b.engine.close()
 
@@ -394,32 +400,66 @@ async def test_delete_snapshot(bot: Bot, pve: ProxmoxFake) -> None:
     assert ":vzdelsnapshot:200:" in reply.text + " ".join(v for _, v in reply.fields)
     missing = await bot.say("alice", "delete-snapshot portainer old")
     assert missing.tone is Tone.error and "has no snapshot 'old'" in missing.text
-    assert bot.row(missing).status == "failed"
+    # Found before anything changed (--yes skips the card, the handler's own check): refused, not failed.
+    assert bot.row(missing).status == "refused"
 
 
 # -- retention -------------------------------------------------------------------
-async def test_retention_prunes_only_old_bot_snapshots_as_audited_steps(config: Config, pve: ProxmoxFake,
-                                                                        store: AuditStore) -> None:
+def checkpoint_marker(rid: str, actor: str = "console:alice") -> str:
+    return f"checkpoint before deploy to rumpledev [chatops checkpoint request={rid} by={actor}]"
+
+
+async def test_retention_prunes_only_old_checkpoints_as_audited_steps(config: Config, pve: ProxmoxFake,
+                                                                       store: AuditStore) -> None:
     g = pve.guest(101)
     pve.add_snapshot(g, "by-hand", "kept forever", snaptime=BASE_TIME)
-    b = await make_bot(pve_config(config, pve, snapshot_retention=2), store)
+    # Taken through the bot at a person's request, by name: not a checkpoint, never pruned.
+    pve.add_snapshot(g, "before-kernel", "[chatops request=r-0000000a by=console:bob]", snaptime=BASE_TIME + 30)
+    # A checkpoint of an older bot version (no kind in the marker; its generated name says what it is).
+    pve.add_snapshot(g, "predeploy-20250102-030500-alice", "[chatops request=r-0000000b by=console:alice]",
+                     snaptime=BASE_TIME + 60)
+    for i in range(2):
+        pve.add_snapshot(g, f"cp{i}", checkpoint_marker(f"r-0000000{i}"), snaptime=BASE_TIME + 120 * (i + 1))
+    cfg = pve_config(config, pve, snapshot_retention=2, envs={"rumpledev": {"checkpoint_before_deploy": True}})
+    b = await make_bot(cfg, store)
     try:
-        for i in range(3):
-            pve.add_snapshot(g, f"bot{i}", f"[chatops request=r-0000000{i} by=console:alice]",
-                             snaptime=BASE_TIME + 60 * (i + 1))
-        reply = await b.say("alice", "snapshot rumpledev name=newest")
-        assert reply.tone is Tone.success, reply.text
-        assert set(g.snapshots) == {"by-hand", "bot2", "newest"}
-        assert "deleted bot0, bot1" in reply.text
-        kinds = b.events(reply)
-        retention = [d for k, d in kinds if k == "retention"]
-        assert [(d["snapshot"], d["outcome"]) for d in retention] == [("bot0", "deleted"), ("bot1", "deleted")]
+        ctx, rid = await _deploy_context(b, "rumpledev")
+        line = await checkpoint_before_deploy(ctx, "rumpledev")
+        (new,) = [n for n in g.snapshots if n.startswith("predeploy-2") and n != "predeploy-20250102-030500-alice"]
+        assert set(g.snapshots) == {"by-hand", "before-kernel", "cp1", new}
+        assert line is not None and "deleted the older checkpoint(s) predeploy-20250102-030500-alice, cp0" in line
+        assert f"[chatops checkpoint request={rid} by=console:alice]" in g.snapshots[new]["description"]
+        events = [(e.kind, e.detail) for e in store.events(rid)]
+        retention = [d for k, d in events if k == "retention"]
+        assert [(d["snapshot"], d["outcome"]) for d in retention] == [
+            ("predeploy-20250102-030500-alice", "deleted"), ("cp0", "deleted")]
         assert all(d["exitstatus"] == "OK" for d in retention)
-        texts = [d.get("text", "") for k, d in kinds if k == "progress"]
-        assert any(t.startswith("Retention: deleting bot snapshot bot0") for t in texts)
-        # The snapshot itself was recorded before any pruning started.
-        order = [k for k, _ in kinds]
-        assert order.index("retention") > order.index("started")
+        texts = [d.get("text", "") for k, d in events if k == "progress"]
+        assert any(t.startswith("Retention: deleted checkpoint cp0 of rumpledev") for t in texts)
+        # The checkpoint itself was recorded before any pruning started.
+        order = [k for k, _ in events]
+        assert order.index("retention") > order.index("progress")
+    finally:
+        await b.engine.close()
+
+
+async def test_person_snapshots_never_trigger_or_suffer_retention(config: Config, pve: ProxmoxFake,
+                                                                  store: AuditStore) -> None:
+    g = pve.guest(101)
+    for i in range(3):
+        pve.add_snapshot(g, f"cp{i}", checkpoint_marker(f"r-0000000{i}"), snaptime=BASE_TIME + 60 * i)
+    b = await make_bot(pve_config(config, pve, snapshot_retention=1), store)
+    try:
+        card = await b.say("alice", "snapshot rumpledev name=mine", confirmed=False)
+        assert "Nothing is deleted" in dict(card.fields)["What will happen"]
+        done = await b.act("confirm", "alice", card)
+        assert done.tone is Tone.success, done.text
+        assert set(g.snapshots) == {"cp0", "cp1", "cp2", "mine"}  # a person's snapshot prunes nothing
+        assert pve.posts("/snapshot/cp0") == []
+        listing = await b.say("carol", "snapshots rumpledev")
+        rows = {r[0].split(" ")[0]: r for r in listing.tables[0].rows}
+        assert rows["cp0"][2] == "checkpoint for console:alice" and rows["mine"][2] == "bot for console:alice"
+        assert "3 of them automatic checkpoints" in listing.text
     finally:
         await b.engine.close()
 
@@ -427,16 +467,17 @@ async def test_retention_prunes_only_old_bot_snapshots_as_audited_steps(config: 
 async def test_retention_failure_is_reported_not_hidden(config: Config, pve: ProxmoxFake,
                                                         store: AuditStore) -> None:
     g = pve.guest(101)
-    pve.add_snapshot(g, "bot0", "[chatops request=r-00000000 by=console:alice]", snaptime=BASE_TIME)
-    b = await make_bot(pve_config(config, pve, snapshot_retention=1), store)
+    pve.add_snapshot(g, "cp0", checkpoint_marker("r-00000000"), snaptime=BASE_TIME)
+    cfg = pve_config(config, pve, snapshot_retention=1, envs={"rumpledev": {"checkpoint_before_deploy": True}})
+    b = await make_bot(cfg, store)
     try:
+        ctx, rid = await _deploy_context(b, "rumpledev")
         pve.fail_next["delsnapshot"] = "zfs error: could not destroy snapshot"
-        reply = await b.say("alice", "snapshot rumpledev name=fresh")
-        assert reply.tone is Tone.warning
-        assert "Snapshot fresh of rumpledev taken" in reply.text
-        assert "Retention did not finish" in reply.text and "could not destroy" in reply.text
-        assert set(g.snapshots) == {"bot0", "fresh"}
-        assert [d["outcome"] for k, d in b.events(reply) if k == "retention"] == ["failed"]
+        line = await checkpoint_before_deploy(ctx, "rumpledev")
+        assert line is not None and "retention did not finish" in line and "could not destroy" in line
+        assert len(g.snapshots) == 2 and "cp0" in g.snapshots  # the new checkpoint stands, cp0 too
+        assert [d["outcome"] for e in store.events(rid) if e.kind == "retention"
+                for d in [e.detail]] == ["failed"]
     finally:
         await b.engine.close()
 

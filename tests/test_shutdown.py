@@ -189,13 +189,16 @@ async def test_engine_cancel_stops_one_request_records_who_and_frees_its_lock(co
         running = asyncio.create_task(eng.handle(req))
         await wait_for(job.started)
         rid = job.runs[0][0]
-        assert eng.cancel("r-00000000", Actor("console:alice")) == []  # nothing of that id runs
-        assert eng.cancel(req.correlation_id, Actor("console:alice"), "Ctrl-C in the console") == [rid]
+        assert eng.jobs.running_for("r-00000000") == []  # nothing of that id runs
+        assert eng.jobs.running_for(req.correlation_id) == [rid]  # the console knows only its own id
+        decision = await eng.cancel(rid, Actor("console:alice"), "Ctrl-C in the console")
+        assert decision.applied
         reply = await running  # the caller is not cancelled: it hears what happened
-        assert reply.request_id == rid and "Stopped restart (cancelled by console:alice (Ctrl-C" in reply.text
+        assert reply.request_id == rid
+        assert "interrupted because console:alice cancelled it (Ctrl-C in the console)" in reply.text
         row = eng.store.get(rid)
         assert row is not None and row.status == "interrupted"
-        assert row.error and "cancelled by console:alice (Ctrl-C in the console)" in row.error
+        assert row.error and "console:alice cancelled it (Ctrl-C in the console)" in row.error
         assert [e.kind for e in eng.store.events(rid)] == ["requested", "started", "interrupted"]
         assert _locks(db) == [] and eng.jobs.accepting
         assert eng.store.verify() == []

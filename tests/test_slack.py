@@ -315,6 +315,7 @@ async def test_approval_refusals_are_ephemeral_and_a_double_click_acts_once(harn
     final = harness.fake.messages[("CDEV", ts)]
     assert "Approved by <@UBOB>" in all_text(final)
     assert "wrote the marker on rumpleprod" in all_text(final)
+    assert "*Requested by:* <@UALICE>" in all_text(final)  # the requester is pinged with the outcome
     assert buttons_of(final) == {}
     assert any("writing the marker" in all_text(u) for u in updates[:-1])
     # A late click after the run is refused privately too, and runs nothing.
@@ -361,6 +362,36 @@ async def test_deny_updates_the_card_and_runs_nothing(harness: Harness) -> None:
     final = harness.fake.messages[("CDEV", ts)]
     assert "Denied by <@UCAROL>" in all_text(final) and buttons_of(final) == {}
     assert harness.work.runs("rumpleprod") == []
+
+
+async def test_the_requester_withdraws_with_the_cards_button(harness: Harness) -> None:
+    ts, card = await approval_card(harness)
+    withdraw = buttons_of(card)["withdraw"]
+    assert "*Who may approve*" in all_text(card)
+    await harness.click("UBOB", withdraw, channel="CDEV", message=card, message_ts=ts)
+    told = await harness.fake.wait_for(lambda f: f.of("chat.postEphemeral"))
+    assert "can withdraw" in all_text(told[-1])  # only the requester may; the card is untouched
+    await harness.click("UALICE", withdraw, channel="CDEV", message=card, message_ts=ts)
+    await harness.settle()
+    final = harness.fake.messages[("CDEV", ts)]
+    assert "Withdrawn by <@UALICE>" in all_text(final) and "Withdrew" in all_text(final)
+    assert buttons_of(final) == {} and harness.work.runs("rumpleprod") == []
+    rid = withdraw["value"].split(":")[1]
+    row = harness.engine.store.get(rid) if harness.engine else None
+    assert row is not None and row.status == "withdrawn"
+
+
+async def test_an_approval_typed_elsewhere_is_told_in_the_requesters_channel(harness: Harness) -> None:
+    _ts, card = await approval_card(harness)
+    rid = buttons_of(card)["approve"]["value"].split(":")[1]
+    status, _ = await harness.slash("UBOB", f"approve {rid}", channel="COTHER")
+    assert status == 200
+    await harness.settle()
+    assert harness.work.runs("rumpleprod") == [rid]
+    told = [m for m in harness.fake.of("chat.postMessage") if m["channel"] == "CDEV" and m is not card]
+    assert len(told) == 1, told  # the requester's channel hears the outcome, with a ping
+    assert "*Requested by:* <@UALICE>" in all_text(told[0]) and "Approved by <@UBOB>" in all_text(told[0])
+    assert "wrote the marker on rumpleprod" in all_text(told[0])
 
 
 async def test_a_pending_approval_survives_a_restart(harness: Harness) -> None:

@@ -184,11 +184,22 @@ class ConsoleSession:
             return True
         running = [(t, ref) for t, ref in self.tasks.items() if not t.done()]
         for task, ref in running:
-            if not self.engine.cancel(ref, self.actor, "Ctrl-C in the console"):
+            rids = self.engine.jobs.running_for(ref)
+            if not rids:
                 task.cancel()  # not a job yet (still planning): nothing ran, nothing to record
+            for rid in rids:
+                self._spawn(self._cancel(rid), f"cancel-{rid}")
         if running:
             self.screen.write(f"stopping {len(running)} running request(s)…")
         return bool(running)
+
+    def _cancel(self, rid: str) -> Callable[[str], Awaitable[None]]:
+        async def work(_ref: str) -> None:
+            # The running request's own reply says it was interrupted; this one only speaks on refusal.
+            decision = await self.engine.cancel(rid, self.actor, "Ctrl-C in the console")
+            if not decision.applied:
+                self.screen.reply(decision.reply)
+        return work
 
     async def drain(self) -> None:
         if self.tasks:

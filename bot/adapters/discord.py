@@ -21,7 +21,7 @@ from discord import app_commands
 from bot.adapters.discord_slash import Suggestions, ops_group
 from bot.engine import Engine
 from bot.render.discord import CUSTOM_ID_TEMPLATE, DecisionButton, Rendered, render, status_line
-from bot.request import Actor, Decision, Reply, Request, Tone
+from bot.request import Action, Actor, Decision, Reply, Request, Tone
 from infra.status import Status
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatops.discord")
 PLATFORM = "discord"
 PROGRESS_LINES = 12
-_PAST = {"approve": "approved", "deny": "denied", "confirm": "confirmed", "cancel": "cancelled"}
+_PAST = {a.value: a.past for a in Action}
 
 
 # -- mapping ----------------------------------------------------------------------------
@@ -219,6 +219,7 @@ class DiscordBot(discord.Client):
                 await original(interaction)(r)
         except discord.HTTPException as exc:
             log.error("could not deliver the reply to %s [%s]: %s", reply.request_id, interaction.id, exc)
+        await self.notify(reply)
 
     async def _on_tree_error(self, interaction: discord.Interaction[Any],
                              error: app_commands.AppCommandError) -> None:
@@ -280,6 +281,7 @@ class DiscordBot(discord.Client):
                 await original(interaction)(r)
         except discord.HTTPException as exc:
             log.error("could not show the decision on %s: %s", request_id, exc)
+        await self.notify(reply)
 
     async def _refused(self, interaction: discord.Interaction[Any], rid: str, decision: Decision) -> None:
         """Nothing moved for this clicker (not allowed, or already decided): tell only them."""
@@ -321,6 +323,17 @@ class DiscordBot(discord.Client):
             await show(render(reply))
         except discord.HTTPException as exc:
             log.error("could not reply to message %s: %s", message.id, exc)
+        await self.notify(reply)
+
+    async def notify(self, reply: Reply) -> None:
+        """Post a reply's notices for Discord places (the requester's thread hears a decision made elsewhere)."""
+        for n in reply.notices:
+            if n.platform != PLATFORM or not (n.thread or n.where).isdigit():
+                continue
+            try:
+                await self.get_partial_messageable(int(n.thread or n.where)).send(**_send_kwargs(render(n.reply)))
+            except discord.HTTPException as exc:
+                log.warning("could not tell %s about %s: %s", n.channel, n.reply.request_id, exc)
 
 
 # -- entry point ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.engine import Engine
 from bot.render.slack import ACTION_PREFIX, SlackMessage, mention, render, render_progress
-from bot.request import Actor, Reply, Request, Tone
+from bot.request import Action, Actor, Reply, Request, Tone
 from infra.config import ConfigError, Settings
 from infra.status import Status
 
@@ -40,12 +40,12 @@ log = logging.getLogger("chatops.slack")
 
 PLATFORM = "slack"
 EVENTS_PATH = "/slack/events"
-ACTIONS = ("confirm", "cancel", "approve", "deny")
+ACTIONS = tuple(Action)
 _ACTION_ID = re.compile(rf"^{ACTION_PREFIX}({'|'.join(ACTIONS)})$")
 # Posting into a channel the bot is not a member of fails with these; a slash command
 # can still answer through its response_url.
 _NOT_THERE = ("not_in_channel", "channel_not_found", "is_archived")
-_OUTCOME = {"approve": "Approved", "deny": "Denied", "confirm": "Confirmed", "cancel": "Cancelled"}
+_OUTCOME = {a.value: a.past.capitalize() for a in Action}
 
 
 def plain_text(text: str, bot_user: str | None = None) -> str:
@@ -123,6 +123,7 @@ class Live:
         else:
             self.ts = await self.bot.post(self.where, msg)
         await self.bot.upload(self.where, msg, self.ts)
+        await self.bot.notify(reply)
 
 
 class SlackBot:
@@ -190,6 +191,17 @@ class SlackBot:
         if where.thread_ts is None and not where.is_dm:
             self.remember_thread(where.channel, str(resp["ts"]))
         return str(resp["ts"])
+
+    async def notify(self, reply: Reply) -> None:
+        """Post a reply's notices for Slack places (the requester's thread hears a decision made elsewhere)."""
+        for n in reply.notices:
+            if n.platform != PLATFORM:
+                continue
+            try:
+                await self.post(Where(n.where, "", n.thread), render(n.reply))
+            except SlackApiError as exc:
+                log.warning("could not tell %s about %s: %s", n.channel, n.reply.request_id,
+                            exc.response.get("error"))
 
     async def update(self, channel: str, ts: str, msg: SlackMessage) -> None:
         await self.client.chat_update(channel=channel, ts=ts, text=msg.text, blocks=msg.blocks)

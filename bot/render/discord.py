@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 
 from bot.render.text import table as text_table
-from bot.request import Button, Reply, Table, Tone
+from bot.request import Action, Button, Reply, Table, Tone
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 EMBED_TOTAL = 6000
@@ -41,7 +41,7 @@ _STYLE = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.
 
 # What a decision button carries: "chatops:" + Button.value ("action:request_id:plan_hash").
 CUSTOM_ID_PREFIX = "chatops:"
-CUSTOM_ID_TEMPLATE = (r"chatops:(?P<action>confirm|cancel|approve|deny):(?P<rid>[a-z0-9-]{1,20}):"
+CUSTOM_ID_TEMPLATE = (rf"chatops:(?P<action>{'|'.join(Action)}):(?P<rid>[a-z0-9-]{{1,20}}):"
                       r"(?P<digest>[0-9a-f]{0,64})")
 
 
@@ -216,7 +216,7 @@ def render(reply: Reply) -> Rendered:
     ids = discord_user_ids(reply.mentions)
     content = None
     if ids:
-        content = clip("Approvers: " + " ".join(f"<@{i}>" for i in ids), CONTENT)
+        content = clip(f"{reply.mention_label}: " + " ".join(f"<@{i}>" for i in ids), CONTENT)
     return Rendered(content=content, embeds=b.embeds, attachments=b.files, buttons=list(reply.buttons),
                     ephemeral=reply.private, mention_ids=ids)
 
@@ -244,7 +244,7 @@ def custom_id(button: Button) -> str:
 
 
 class DecisionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTOM_ID_TEMPLATE):
-    """A confirm/cancel/approve/deny button whose custom id is the whole state it needs.
+    """A decision button (an `Action`) whose custom id is the whole state it needs.
 
     discord.py matches every component click against the template, so a button posted
     before a restart (or by another bot process) still reaches `decide` without the view

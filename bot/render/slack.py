@@ -187,8 +187,8 @@ def render(reply: Reply, *, asked: str | None = None, keep: list[dict[str, Any]]
     tail: list[dict[str, Any]] = []
     slack_mentions = [mention(m) for m in reply.mentions if m.startswith("slack:")]
     if reply.mentions:
-        who = " ".join(slack_mentions) if slack_mentions else "(no approver has a Slack id in the config)"
-        tail.append(section(f"*Approvers:* {who}"[:MAX_SECTION]))
+        who = " ".join(slack_mentions) if slack_mentions else "(none of them has a Slack id in the config)"
+        tail.append(section(f"*{escape(reply.mention_label)}:* {who}"[:MAX_SECTION]))
     if buttons and reply.buttons:
         tail.append(_buttons(reply))
     foot = [f"request `{reply.request_id}`"] if reply.request_id else []

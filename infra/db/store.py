@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
 from infra.db.models import AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
 from infra.redact import Redactor
-from infra.status import ACTIVE, FINAL, PENDING, Status
+from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
 
 GENESIS = "0" * 64
 # Free-text columns of a request row that may quote a backend's answer.
@@ -250,7 +250,10 @@ class AuditStore:
             q = q.where(RequestRow.env == f.env)
         if f.command:
             q = q.where(RequestRow.command == f.command)
-        if f.status:
+        if f.status == Status.approved:
+            # `approved` lasts only until the run starts: the requests an approver said yes to.
+            q = q.where(RequestRow.approver.is_not(None), RequestRow.status.in_(AFTER_APPROVAL))
+        elif f.status:
             q = q.where(RequestRow.status == f.status)
         if f.since:
             q = q.where(RequestRow.created_at >= f.since)

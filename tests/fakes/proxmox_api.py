@@ -130,6 +130,9 @@ class ProxmoxFake:
         self.fail_next: dict[str, str] = {}  # action → exit status of the next such task
         self.hold = False  # while true, running tasks do not finish
         self.drop_task_status = 0  # answer that many task-status reads by dropping the connection
+        # A task's log stays empty until it ends (a slow storage step writes nothing for a while);
+        # an empty log is answered as pveproxy does, with the single line {"n": 1, "t": "no content"}.
+        self.quiet_tasks = False
         self.requests: list[tuple[str, str]] = []
         self.auth_headers: list[str] = []
         self.max_running: dict[int, int] = {}  # vmid → most tasks seen running at once
@@ -378,7 +381,10 @@ class ProxmoxFake:
             return st
         if method == "GET" and p[4:] == ["log"]:
             start, limit = int(q.get("start", 0)), int(q.get("limit", 50))
-            return [{"n": i + 1, "t": line} for i, line in enumerate(t.log)][start:start + limit]
+            lines = t.log if t.exitstatus is not None or not self.quiet_tasks else []
+            if not lines:
+                return [{"n": 1, "t": "no content"}]  # PVE::Tools::dump_logfile on an empty file
+            return [{"n": i + 1, "t": line} for i, line in enumerate(lines)][start:start + limit]
         raise HTTPError(501, f"Method '{method} /{'/'.join(p)}' not implemented")
 
 
