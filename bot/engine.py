@@ -82,7 +82,9 @@ class Engine:
         return result
 
     async def start(self) -> list[RequestRow]:
-        """Register this process and mark what a crashed one left running as interrupted."""
+        """Check the schema is this code's, register this process, and mark what a crashed one
+        left running as interrupted."""
+        await self._db(self.store.db.require_current)
         await self._db(self.store.register_worker)
         interrupted = await self._db(self.store.recover)
         await self._db(self.store.expire_due)
@@ -123,8 +125,7 @@ class Engine:
         return Reply(text, tone=Tone.error, request_id=rid)  # masked with the reply at handle()/act()
 
     def _unavailable(self, exc: DatabaseUnavailable) -> Reply:
-        return self._error(f"The audit database is unreachable ({exc}); nothing was run. "
-                           "Try again when it is back.")
+        return self._error(f"{exc.headline()}; nothing was run. {exc.advice}")
 
     # -- the request path -------------------------------------------------
     async def handle(self, req: Request) -> Reply:
