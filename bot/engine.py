@@ -254,8 +254,8 @@ class Engine:
             # have changed things, so "nothing was run" would be untrue.
             ERRORS.labels("database").inc()
             log.error("audit database lost while %s ran [%s]: %s", spec.name, req.correlation_id, exc)
-            return self._error(f"The audit database became unreachable while {spec.name} was running "
-                               f"({exc}), so I stopped it there; what it had done by then is not known: "
+            return self._error(f"{exc.while_running(spec.name)}, so I stopped it there; what it had done "
+                               "by then is not known: "
                                f"check the target. Request {rid} stays 'started' until the bot's next "
                                "start marks it interrupted.", rid)
         except Exception as exc:

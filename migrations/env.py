@@ -31,11 +31,24 @@ def database_url() -> str:
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine") or create_engine(database_url())
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        # One transaction for every step, on SQLite too, so a downgrade that refuses
+        # (infra/db/guards.py) undoes the steps before it. SQLite's DDL is transactional, but the
+        # Python driver commits around it unless it is told to leave transactions to us.
+        lite = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
+        if lite is not None:
+            lite.isolation_level = None
+            connection.exec_driver_sql("BEGIN")
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata,
+                              render_as_batch=lite is not None, transactional_ddl=True)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            if lite is not None:
+                if lite.in_transaction:
+                    lite.rollback()
+                lite.isolation_level = ""  # the pool hands this connection to the bot again
 
 
 if context.is_offline_mode():

@@ -15,6 +15,9 @@ class DatabaseUnavailable(Exception):
 
     advice = "Try again when it is back."
 
+    def while_running(self, command: str) -> str:
+        return f"The audit database became unreachable while {command} was running ({self})"
+
 
 class SchemaMismatch(DatabaseUnavailable):
     """The database answers, but its schema is not the one this code was written for.
@@ -30,6 +33,9 @@ class SchemaMismatch(DatabaseUnavailable):
 
     def headline(self) -> str:
         return str(self)
+
+    def while_running(self, command: str) -> str:
+        return f"{self} (found while {command} was running)"
 
 
 def utcnow() -> datetime:
