@@ -54,6 +54,15 @@ def admin_sql(sql: str, database_url: str = PG_BASE) -> None:
         admin.dispose()
 
 
+def drop_role(role: str, *database_urls: str) -> None:
+    """Revoke what `role` was granted in each database, then drop it (roles are server-wide)."""
+    exists = f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'"
+    for url in database_urls:
+        if scalar(url, exists):
+            admin_sql(f"DROP OWNED BY {role}", url)
+    admin_sql(f"DROP ROLE IF EXISTS {role}")
+
+
 def scalar(url: str, sql: str) -> object:
     engine = create_engine(url)
     try:

@@ -18,6 +18,7 @@ from tests.db_support import (
     admin_sql,
     backup_sh,
     chatops,
+    drop_role,
     has_table,
     ids_in,
     libpq,
@@ -124,4 +125,4 @@ def test_restore_refuses_while_the_bot_runs_and_a_failed_restore_changes_nothing
             assert ids_in(url) == {first}
         finally:
             db.dispose()
-            admin_sql(f"DROP ROLE IF EXISTS {role}")
+            drop_role(role, url)
