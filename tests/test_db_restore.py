@@ -126,3 +126,22 @@ def test_restore_refuses_while_the_bot_runs_and_a_failed_restore_changes_nothing
         finally:
             db.dispose()
             drop_role(role, url)
+
+
+def test_the_container_stacks_database_port_opens_on_loopback_only(tmp_path: Path) -> None:
+    """compose.dbadmin.yaml, for backups and restores run from the host (docs/operations.md)."""
+    import os
+
+    from infra.compose import compose_binary
+
+    folder = Path(__file__).resolve().parent.parent / "compose" / "chatops"
+    env_file = tmp_path / "test.env"
+    env_file.write_text("POSTGRES_PASSWORD=placeholder\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env["CHATOPS_ENV_FILE"] = str(env_file)
+    files = ["-f", str(folder / "compose.yaml"), "-f", str(folder / "compose.dbadmin.yaml")]
+    out = subprocess.run([compose_binary(), *files, "--env-file", str(env_file), "config", "--format", "json"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ports = json.loads(out.stdout)["services"]["chatops-db"]["ports"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in ports] == [("127.0.0.1", "5433", 5432)]
