@@ -143,7 +143,11 @@ def _check_schema(url: str) -> None:
     from infra.db.migrate import SchemaState, schema_status
     from infra.db.store import Database
 
-    db = Database(url)
+    try:
+        db = Database(url)
+    except Exception as exc:  # an unknown driver in the URL: the bot's start says so in full
+        click.echo(f"warning: DATABASE_URL is not usable, the schema is unchecked: {exc}", err=True)
+        return
     try:
         status = schema_status(db.engine)
     except DatabaseUnavailable as exc:
