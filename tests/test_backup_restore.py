@@ -222,3 +222,21 @@ def test_verify_fails_on_a_dump_whose_chain_was_edited(db: Database, pg_url: str
     assert made.returncode == 1
     assert f"PROBLEM: the dumped chain: request {rid} was edited" in made.stderr
     assert f"PROBLEM: verify: request {rid} was edited" in made.stderr  # found again in the restored copy
+
+
+def test_rotation_removes_old_backups_but_keeps_archives_and_restore_copies(db: Database, pg_url: str,
+                                                                          tmp_path: Path) -> None:
+    from tests.db_support import backup_sh, record
+
+    record(AuditStore(db))
+    (tmp_path / "archives").mkdir()
+    old = ["chatops-20200101T000000Z.dump", "audit-20200101T000000Z.csv", "chatops-20200101T000000Z.json"]
+    kept = ["chatops-before-restore-20200101T000000000000Z.dump", "archives/chatops-audit-2019.jsonl.gz"]
+    for name in old + kept:
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (0, 1577836800))  # 2020-01-01
+    made = backup_sh(url=pg_url, dest=tmp_path, CHATOPS_BACKUP_KEEP_DAYS="30")
+    assert made.returncode == 0, made.stderr
+    assert all(not (tmp_path / name).exists() for name in old)
+    assert all((tmp_path / name).exists() for name in kept)
+    assert "removed (older than 30 days): chatops-20200101T000000Z.dump" in made.stdout

@@ -448,22 +448,18 @@ def _write_manifest(result: BackupResult, now: datetime, revision: str | None) -
 
 
 def _remove_old(dest: Path, before: datetime, keep: set[Path]) -> list[Path]:
-    """Dumps, exports and manifests older than the keep period; archive copies stay (history)."""
+    """Dumps, exports and manifests older than the keep period. Archive copies and the copies
+    `chatops db restore` made of what it replaced stay: they are history, not rotation."""
     removed = []
     cutoff = before.timestamp()
     for pattern in ("chatops-*.dump", "audit-*.csv", "chatops-*.json"):
         for p in dest.glob(pattern):
+            if p.name.startswith("chatops-before-restore-"):
+                continue
             if p not in keep and p.stat().st_mtime < cutoff:
                 p.unlink()
                 removed.append(p)
     return removed
-
-
-def newest_dump(dest: Path) -> Path:
-    dumps = sorted(p for p in dest.glob("chatops-*.dump") if not p.name.startswith("chatops-before-restore-"))
-    if not dumps:
-        raise BackupError(f"no chatops-*.dump in {dest}")
-    return dumps[-1]
 
 
 # -- verify a dump in a scratch database --------------------------------------------------------
