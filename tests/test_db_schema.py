@@ -165,6 +165,8 @@ async def test_downgrade_refuses_to_drop_pruned_history(config: Config, db: Data
 def test_alembic_command_line_downgrade_can_be_forced(db: Database, pg_url: str, tmp_path: Path) -> None:
     record(AuditStore(db))
     env = cli_env(pg_url)
+    history = _alembic("history", env=env, cwd=tmp_path)
+    assert history.returncode == 0 and f"-> {HEAD} (head)" in history.stdout, history.stderr
     refused = _alembic("downgrade", "base", env=env, cwd=tmp_path)
     assert refused.returncode != 0 and "requests: 1 row" in refused.stdout
     assert revision(pg_url) == HEAD
