@@ -217,3 +217,11 @@ def test_guards_count_tables_columns_and_conditions(db: Database) -> None:
 def _alembic(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ALEMBIC), "-c", str(ROOT / "alembic.ini"), *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=120)
+
+
+def test_downgrade_names_a_target_it_cannot_go_to(db: Database, pg_url: str) -> None:
+    unknown = chatops("db", "downgrade", "zzz", url=pg_url)
+    assert unknown.returncode == 2 and "Unknown revision 'zzz': name one of 0001" in unknown.stderr
+    ahead = chatops("db", "downgrade", HEAD, url=pg_url)
+    assert ahead.returncode == 2 and f"The database is at {HEAD}; {HEAD} is not older" in ahead.stderr
+    assert "Traceback" not in unknown.stderr + ahead.stderr and revision(pg_url) == HEAD

@@ -161,13 +161,15 @@ def planned_losses(engine: Engine, revision: str) -> list[AtRisk]:
             "Only the version that knows a migration can undo it: downgrade with the newer chatops "
             f"(chatops db downgrade {status.code}), or restore the pre-upgrade backup ({RESTORE_DOC}). "
             "Nothing was changed.", database=status.database, code=status.code)
+    known = known_revisions()
+    if revision != "base" and revision not in known:
+        raise ValueError(f"Unknown revision {revision!r}: name one of {', '.join(known)}, or base.")
     if status.database is None:
         return []
-    scripts = _scripts()
-    target = None if revision == "base" else scripts.get_revision(revision)
-    if revision != "base" and target is None:
-        raise ValueError(f"unknown revision {revision!r}; this version knows {', '.join(known_revisions())}")
-    steps = list(scripts.iterate_revisions(status.database, revision if revision != "base" else "base"))
+    if revision != "base" and known.index(revision) >= known.index(status.database):
+        raise ValueError(f"The database is at {status.database}; {revision} is not older. "
+                         "`chatops db upgrade` goes forward.")
+    steps = list(_scripts().iterate_revisions(status.database, revision))
     with engine.connect() as conn:
         return [r for step in steps for r in count_at_risk(conn, step.revision, getattr(step.module, "LOSSES", ()))]
 
