@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 
 def _database() -> Database:
-    """The Database of DATABASE_URL, without building the engine (no migration, no schema check)."""
+    """The Database of DATABASE_URL, without building the engine (no migration, no schema check).
+    The database comes from the environment only, as for every command; --config is accepted
+    everywhere for uniformity (backup reads audit.archive_dir from it)."""
     from infra.config import Settings
     from infra.db.store import Database
 
@@ -44,7 +46,8 @@ def db_upgrade(config: str | None) -> None:
 
 
 @db_group.command("status")
-def db_status() -> None:
+@CONFIG_OPTION
+def db_status(config: str | None) -> None:
     """The database's schema revision against this version's; exit 1 unless they match."""
     from infra.db.common import DatabaseUnavailable
     from infra.db.migrate import known_revisions, schema_status
@@ -64,9 +67,10 @@ def db_status() -> None:
 
 
 @db_group.command("downgrade")
+@CONFIG_OPTION
 @click.argument("revision")
 @click.option("--force", is_flag=True, help="drop the audit data the downgrade destroys (after a backup)")
-def db_downgrade(revision: str, force: bool) -> None:
+def db_downgrade(config: str | None, revision: str, force: bool) -> None:
     """Migrate back to REVISION ('base' for nothing). Refuses while that would drop audit data."""
     from infra.db.common import DatabaseUnavailable, SchemaMismatch
     from infra.db.guards import DowngradeRefused
@@ -165,12 +169,13 @@ def _archive_dirs(config: str | None) -> list[Path]:
 
 
 @db_group.command("restore")
+@CONFIG_OPTION
 @click.argument("dump", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--copy-to", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where the copy of the current contents goes (default: the dump's folder)")
 @click.option("--no-privileges", is_flag=True, help="skip the dump's grants (a role it names does not exist here)")
 @click.option("--yes", is_flag=True, help="do not ask")
-def db_restore(dump: Path, copy_to: Path | None, no_privileges: bool, yes: bool) -> None:
+def db_restore(config: str | None, dump: Path, copy_to: Path | None, no_privileges: bool, yes: bool) -> None:
     """Replace the database's contents with DUMP (a chatops backup), in one transaction.
 
     Everything in the bot's schema is dropped first, so tables of a newer migration do not stay
