@@ -135,11 +135,8 @@ async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     dialect = ctx.store.db.engine.dialect.name
     try:
         schema = await asyncio.to_thread(schema_status, ctx.store.db.engine)
-        if schema.current:
-            rows.append(["database", "ok", f"{dialect}, schema {schema.database}"])
-        else:
-            rows.append(["database", "DOWN", f"{dialect}, schema {schema.database or 'none'}, "
-                                             f"{schema.state.value} than this version's {schema.code}"])
+        rows.append(["database", "ok" if schema.current else "DOWN", f"{dialect}, {schema.short()}"])
+        if not schema.current:
             notes.append(f"{schema.describe()}. {schema.advice()}")
     except DatabaseUnavailable as exc:
         rows.append(["database", "DOWN", str(exc)[:120]])

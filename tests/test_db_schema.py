@@ -102,6 +102,8 @@ async def test_health_and_replies_name_the_schema_the_bot_runs_on(kind: str, pg_
             c.execute(text("UPDATE alembic_version SET version_num = '0099'"))
         health = await eng.handle(Request(actor=alice, text="health"))
         assert health.text.startswith("Down: database.")
+        assert ["database", "DOWN", f"{db.engine.dialect.name}, schema 0099, newer than this version's {HEAD}"] \
+            in health.tables[0].rows
         assert f"schema is at 0099, newer than this version of chatops (its newest migration is {HEAD})" \
             in health.text
         assert "unreachable" not in health.text

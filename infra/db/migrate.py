@@ -75,6 +75,14 @@ class SchemaStatus:
     def current(self) -> bool:
         return self.state is SchemaState.CURRENT
 
+    def short(self) -> str:
+        """For a table cell: "schema 0010", "schema 0005, older than this version's 0010"."""
+        if self.state is SchemaState.CURRENT:
+            return f"schema {self.database}"
+        if self.state is SchemaState.EMPTY:
+            return f"no chatops schema (this version's is {self.code})"
+        return f"schema {self.database}, {self.state.value} than this version's {self.code}"
+
     def describe(self) -> str:
         """One sentence naming both versions."""
         if self.state is SchemaState.CURRENT:
