@@ -33,6 +33,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 COPY migrations /app/migrations
+COPY alembic.ini /app/alembic.ini
 COPY compose /app/compose
 COPY chatops.yaml /app/chatops.yaml
 WORKDIR /app

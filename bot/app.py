@@ -24,12 +24,17 @@ class App:
 
 def build(config_path: str | None = None, database_url: str | None = None, *, migrate: bool = True,
           settings: Settings | None = None, overlay: Mapping[str, Any] | None = None) -> App:
-    """Load and validate config, open (and migrate) the audit database, make the engine."""
+    """Load and validate config, open the audit database, make the engine.
+
+    `migrate` is for the bot's start and `chatops db upgrade` only; without it the schema must
+    already be this code's (SchemaMismatch names both versions), so checks never change it."""
     settings = settings or Settings()
     config = load_config(config_path, settings, overlay)
     db = Database(database_url or settings.database_url)
     if migrate:
         db.migrate()
+    else:
+        db.require_current()
     from infra.wiring import make_backends
 
     engine = Engine(config, AuditStore(db), backends=make_backends(config))

@@ -10,34 +10,10 @@ from typing import Any
 
 import click
 
+from bot.cli_support import CONFIG_OPTION
+from bot.cli_support import build_app as _build
+from bot.cli_support import fail as _fail
 from infra.config import ConfigError
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(message, err=True)
-    sys.exit(code)
-
-
-def _build(config: str | None, database_url: str | None = None, overlay: Any = None) -> Any:
-    from bot.app import build
-    from infra.db.common import DatabaseUnavailable
-
-    try:
-        return build(config, database_url, overlay=overlay)
-    except ConfigError as exc:
-        _fail(f"Configuration error:\n{exc}")
-    except DatabaseUnavailable as exc:
-        _fail(f"The audit database is unreachable: {exc}")
-    except Exception as exc:  # connection errors from the driver during migration
-        from sqlalchemy.exc import SQLAlchemyError
-
-        if isinstance(exc, SQLAlchemyError):
-            _fail(f"The audit database is unreachable: {str(getattr(exc, 'orig', exc)).strip()}")
-        raise
-
-
-CONFIG_OPTION = click.option("--config", "config", envvar="CHATOPS_CONFIG", default=None,
-                             help="inventory/config file (default: the shipped chatops.yaml)")
 
 
 @click.group()
@@ -153,7 +129,7 @@ def _prepare(config: str | None, user: str, local: bool) -> tuple[Any, Any, list
             notes += no_engine(tried)
         else:
             extra = overlay(engine, user)
-    app = _build(config, database_url=database_url, overlay=extra)
+    app = _build(config, migrate=True, database_url=database_url, overlay=extra)  # the bot's start migrates
     if extra is not None and engine is not None:
         approver = next((u for u in app.engine.approvers(user) if u.startswith("console:")), None)
         notes += intro(engine, user, approver)
@@ -276,6 +252,35 @@ def config_check(config: str | None) -> None:
                f"{len(inv.vms)} VMs, {len(inv.users)} users)")
     for key, var in sorted(cfg.unset_env.items()):  # valid, but that part stays unconfigured
         click.echo(f"warning: {key} is ${{{var}}}, and {var} is not set; it is left empty.", err=True)
+    if cfg.settings.database_url:
+        _check_schema(cfg.settings.database_url)
+
+
+def _check_schema(url: str) -> None:
+    """The database's schema against this code's, read only: a newer one stops the bot (exit 1);
+    an older one is what the bot's start migrates (a warning); an unreachable one is only a warning."""
+    from infra.db.common import DatabaseUnavailable
+    from infra.db.migrate import SchemaState, schema_status
+    from infra.db.store import Database
+
+    try:
+        db = Database(url)
+    except Exception as exc:  # an unknown driver in the URL: the bot's start says so in full
+        click.echo(f"warning: DATABASE_URL is not usable, the schema is unchecked: {exc}", err=True)
+        return
+    try:
+        status = schema_status(db.engine)
+    except DatabaseUnavailable as exc:
+        click.echo(f"warning: the audit database did not answer, its schema is unchecked: {exc}", err=True)
+        return
+    finally:
+        db.dispose()
+    if status.current:
+        click.echo(f"database: schema {status.database} (this version's newest)")
+    elif status.state is SchemaState.NEWER:
+        _fail(f"{status.describe()}. {status.advice()}", 1)
+    else:
+        click.echo(f"warning: {status.describe()}. {status.advice()}", err=True)
 
 
 @main.group("audit")
@@ -411,7 +416,7 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int, 
     except ValueError as exc:
         _fail(f"--metrics-port: {exc}")
     setup_logging(log_format, log_level)
-    app = _build(config)
+    app = _build(config, migrate=True)
     mods = [(name, importlib.import_module(f"bot.adapters.{name}").serve) for name in adapters]
     try:
         asyncio.run(serve_app(app, mods, http=http, port=port, metrics=address, grace_s=grace))
@@ -451,18 +456,9 @@ def eval_nl(config: str | None, use_llm: bool, as_json: bool, fail_under: float 
         sys.exit(1)
 
 
-@main.group("db")
-def db_group() -> None:
-    """Database commands."""
+from bot.cli_db import db_group  # noqa: E402  (its own module: upgrade, status, downgrade, backup, restore)
 
-
-@db_group.command("upgrade")
-@CONFIG_OPTION
-def db_upgrade(config: str | None) -> None:
-    """Apply migrations up to the newest."""
-    app = _build(config)
-    app.db.dispose()
-    click.echo("database at the newest migration")
+main.add_command(db_group)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ class Engine:
         return result
 
     async def start(self) -> list[RequestRow]:
-        """Register this process and mark what a crashed one left running as interrupted."""
+        """Check the schema is this code's, register this process, and mark what a crashed one
+        left running as interrupted."""
+        await self._db(self.store.db.require_current)
         await self._db(self.store.register_worker)
         interrupted = await self._db(self.store.recover)
         await self._db(self.store.expire_due)
@@ -136,8 +138,7 @@ class Engine:
         return Reply(text, tone=Tone.error, request_id=rid)  # masked with the reply at handle()/act()
 
     def _unavailable(self, exc: DatabaseUnavailable) -> Reply:
-        return self._error(f"The audit database is unreachable ({exc}); nothing was run. "
-                           "Try again when it is back.")
+        return self._error(f"{exc.headline()}; nothing was run. {exc.advice}")
 
     # -- the request path -------------------------------------------------
     async def handle(self, req: Request) -> Reply:
@@ -275,8 +276,8 @@ class Engine:
             # have changed things, so "nothing was run" would be untrue.
             ERRORS.labels("database").inc()
             log.error("audit database lost while %s ran [%s]: %s", spec.name, req.correlation_id, exc)
-            return self._error(f"The audit database became unreachable while {spec.name} was running "
-                               f"({exc}), so I stopped it there; what it had done by then is not known: "
+            return self._error(f"{exc.while_running(spec.name)}, so I stopped it there; what it had done "
+                               "by then is not known: "
                                f"check the target. Request {rid} stays 'started' until the bot's next "
                                "start marks it interrupted.", rid)
         except Exception as exc:

@@ -228,10 +228,16 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("health", summary="reachability of every backend: Docker hosts, Proxmox, GPU source, LLM, database",
          examples=("health",), words=("ping",))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
+    from infra.db.migrate import schema_status  # reads the schema's revision; never migrates
+
     rows = []
+    notes = []
+    dialect = ctx.store.db.engine.dialect.name
     try:
-        await asyncio.to_thread(ctx.store.db.ping)
-        rows.append(["database", "ok", ctx.store.db.engine.dialect.name])
+        schema = await asyncio.to_thread(schema_status, ctx.store.db.engine)
+        rows.append(["database", "ok" if schema.current else "DOWN", f"{dialect}, {schema.short()}"])
+        if not schema.current:
+            notes.append(f"{schema.describe()}. {schema.advice()}")
     except DatabaseUnavailable as exc:
         rows.append(["database", "DOWN", str(exc)])
     for res in await ctx.backends.health():
@@ -239,5 +245,5 @@ async def health(ctx: Context, args: dict[str, Any]) -> Reply:
         rows.append([res.name, state, res.detail])
     down = [r[0] for r in rows if r[1] == "DOWN"]
     tone = Tone.warning if down else Tone.success
-    text = f"Down: {', '.join(down)}." if down else "Everything configured answers."
+    text = " ".join([f"Down: {', '.join(down)}.", *notes]) if down else "Everything configured answers."
     return Reply(text, tone=tone, tables=[Table(["backend", "state", "detail"], rows)])

@@ -1,31 +1,24 @@
 #!/usr/bin/env bash
-# Back up the chatops audit database: a pg_dump (what a restore needs) and an audit export
-# (what a human reads), then check the chain. Old backups beyond the keep period are removed.
+# Back up the chatops audit database (docs/operations.md, "Backups"): `chatops db backup` writes,
+# from ONE database snapshot, a pg_dump (custom format, grants included) and a CSV audit export,
+# copies the archives `audit prune` wrote (checked against the SHA-256 their checkpoints record),
+# writes a manifest with every file's checksum, checks the dumped chain, and removes dumps older
+# than the keep period. Exit status 1 on any problem (a missing archive, a broken chain).
 #
-#   DATABASE_URL            the bot's database (postgresql+psycopg://... is fine)
-#   CHATOPS_BACKUP_DIR      where to write (default /var/backups/chatops)
-#   CHATOPS_BACKUP_KEEP_DAYS  delete backups older than this (default 30; 0 keeps all)
-#   CHATOPS_BIN             the chatops command (default: chatops on PATH)
-#   CHATOPS_PGDUMP_ARGS     extra pg_dump arguments (e.g. --schema=NAME)
-# Restore: docs/operations.md, "Backups and restore".
+#   deploy/backup.sh             back up
+#   deploy/backup.sh --verify    also restore the new dump into a scratch database and run the
+#                                audit verification there (needs CREATEDB, or CHATOPS_VERIFY_DATABASE_URL)
+#
+#   DATABASE_URL               the bot's database (postgresql+psycopg://... is fine)
+#   CHATOPS_BACKUP_DIR         where to write (default /var/backups/chatops)
+#   CHATOPS_BACKUP_KEEP_DAYS   delete dumps older than this (default 30; 0 keeps all)
+#   CHATOPS_BIN                the chatops command (default: chatops on PATH)
+#   CHATOPS_CONFIG             the config file (audit.archive_dir: where pruned archives are)
+#   CHATOPS_VERIFY_DATABASE_URL  --verify restores into this (emptied) database instead of a new one
+# Restore: chatops db restore FILE (docs/operations.md, "Restore").
 set -euo pipefail
 : "${DATABASE_URL:?set DATABASE_URL}"
-DEST=${CHATOPS_BACKUP_DIR:-/var/backups/chatops}
-KEEP=${CHATOPS_BACKUP_KEEP_DAYS:-30}
-CHATOPS=${CHATOPS_BIN:-chatops}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
+export CHATOPS_BACKUP_DIR=${CHATOPS_BACKUP_DIR:-/var/backups/chatops}
+export CHATOPS_BACKUP_KEEP_DAYS=${CHATOPS_BACKUP_KEEP_DAYS:-30}
 umask 077
-mkdir -p "$DEST"
-# libpq does not know SQLAlchemy's driver suffix.
-pg_url=${DATABASE_URL/postgresql+psycopg:/postgresql:}
-pg_url=${pg_url/postgresql+psycopg2:/postgresql:}
-# shellcheck disable=SC2086
-pg_dump --format=custom --no-owner --no-privileges ${CHATOPS_PGDUMP_ARGS:-} \
-  --file "$DEST/chatops-$stamp.dump.partial" "$pg_url"
-mv "$DEST/chatops-$stamp.dump.partial" "$DEST/chatops-$stamp.dump"
-"$CHATOPS" audit export --format csv --output "$DEST/audit-$stamp.csv" >/dev/null
-"$CHATOPS" audit verify
-if [ "$KEEP" -gt 0 ]; then
-  find "$DEST" -maxdepth 1 -type f \( -name 'chatops-*.dump' -o -name 'audit-*.csv' \) -mtime +"$KEEP" -delete
-fi
-echo "backup written: $DEST/chatops-$stamp.dump $DEST/audit-$stamp.csv"
+exec "${CHATOPS_BIN:-chatops}" db backup "$@"

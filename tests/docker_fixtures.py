@@ -6,6 +6,7 @@ so tests never see each other's containers; everything a test started is removed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -86,9 +87,19 @@ def world(docker_client: docker.DockerClient, tmp_path: Path,
     monkeypatch.setenv("CHATOPS_DATA_DIR", str(tmp_path / "data"))
     w = DockerWorld(DATA / "docker-test.yaml", compose_dir, prefix, docker_client)
     yield w
-    for c in docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}):
-        if c.labels.get("com.docker.compose.project", "").startswith(prefix):
-            c.remove(force=True)
+    remove_projects(docker_client, prefix)
+
+
+def remove_projects(client: docker.DockerClient, prefix: str) -> None:
+    """Remove the containers of every Compose project named `prefix…`.
+
+    The engine is shared by concurrent test runs: list sparsely (no inspect per container) and
+    ignore a container that another run removed in the meantime.
+    """
+    for c in client.containers.list(all=True, sparse=True, filters={"label": "com.docker.compose.project"}):
+        if (c.attrs.get("Labels") or {}).get("com.docker.compose.project", "").startswith(prefix):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sqlalchemy import delete, inspect, select, text, update
 from bot.engine import Engine
 from bot.request import Actor, Request, Tone
 from infra.config import Config, Limits
+from infra.db.guards import DowngradeRefused
 from infra.db.migrate import downgrade
 from infra.db.models import AuditEvent, ChainHead, RequestRow
 from infra.db.store import AuditStore, Database
@@ -112,7 +113,10 @@ async def test_migrations_up_and_down_on_empty_and_populated(kind: str, pg_url: 
     await eng.start()
     await fill(eng)
     await eng.close()
-    downgrade(db.engine, "base")
+    with pytest.raises(DowngradeRefused, match=r"requests: \d+ rows"):  # audit data: only when forced
+        downgrade(db.engine, "base")
+    assert {"requests", "audit_events"} <= _tables(db)
+    downgrade(db.engine, "base", force=True)
     assert not {"requests", "audit_events"} & _tables(db)
     db.migrate()
     with db.engine.connect() as c:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.engine import Engine
 from bot.request import Actor, Request, Tone
 from commands.registry import registry
+from infra.db.migrate import code_head
 
 ALICE = Actor("console:alice")
 
@@ -35,6 +36,6 @@ async def test_stacks_come_from_compose_folders(engine: Engine) -> None:
 async def test_health_reports_database_and_unconfigured_backends(engine: Engine) -> None:
     reply = await engine.handle(Request(actor=ALICE, text="health"))
     rows = {r[0]: r[1:] for r in reply.tables[0].rows}
-    assert rows["database"] == ["ok", "postgresql"]
+    assert rows["database"] == ["ok", f"postgresql, schema {code_head()}"]  # the schema it runs on
     assert rows["docker:rumpleprod"][0] == "not configured"
     assert rows["proxmox"][0] == "not configured" and rows["llm"][0] == "not configured"

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from commands.registry import registry
 
 from .conftest import ROOT
-from .docker_fixtures import SOCK, DockerWorld, docker_client, world
+from .docker_fixtures import SOCK, DockerWorld, docker_client, remove_projects, world
 from .pty_support import Terminal, clean_env, console_argv, missing_words, readonly
 
 __all__ = ["docker_client", "world"]
@@ -156,9 +156,7 @@ def local_prefix(docker_client: docker.DockerClient) -> Iterator[str]:
     """A Compose project prefix of this test's own on the shared test engine; its containers go after."""
     prefix = "cf" + uuid.uuid4().hex[:8] + "-"
     yield prefix
-    for c in docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}):
-        if c.labels.get("com.docker.compose.project", "").startswith(prefix):
-            c.remove(force=True)
+    remove_projects(docker_client, prefix)
 
 
 def test_first_session_on_the_local_engine(pg_url: str, tmp_path: Path, local_prefix: str) -> None:

@@ -9,6 +9,34 @@ from datetime import UTC, datetime
 class DatabaseUnavailable(Exception):
     """The audit database cannot be reached: no action may run."""
 
+    def headline(self) -> str:
+        """What went wrong, in one sentence without a final full stop (replies append what was not done)."""
+        return f"The audit database is unreachable ({self})"
+
+    advice = "Try again when it is back."
+
+    def while_running(self, command: str) -> str:
+        return f"The audit database became unreachable while {command} was running ({self})"
+
+
+class SchemaMismatch(DatabaseUnavailable):
+    """The database answers, but its schema is not the one this code was written for.
+
+    No action may run either (a row this code writes could lack what the newer schema
+    requires), but the cause is not the network: the message names both versions.
+    """
+
+    def __init__(self, message: str, advice: str, *, database: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.database, self.code = database, code
+        self.advice = advice
+
+    def headline(self) -> str:
+        return str(self)
+
+    def while_running(self, command: str) -> str:
+        return f"{self} (found while {command} was running)"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
@@ -91,9 +91,16 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     def migrate(self, revision: str = "head") -> None:
+        """Only `chatops db upgrade` and the bot's start call this; everything else checks (require_current)."""
         from infra.db.migrate import upgrade
 
         upgrade(self.engine, revision)
+
+    def require_current(self) -> None:
+        """SchemaMismatch (both versions named) unless the schema is this code's newest; reads only."""
+        from infra.db.migrate import require_current
+
+        require_current(self.engine)
 
     def ping(self) -> None:
         try:
@@ -111,8 +118,31 @@ class Database:
         try:
             with self.sessions.begin() as s:
                 yield s
-        except OperationalError as exc:
-            raise DatabaseUnavailable(_describe(exc)) from exc
+        except (OperationalError, ProgrammingError) as exc:
+            if _missing_table_or_column(exc):
+                self._raise_if_schema_differs(exc)
+            if isinstance(exc, OperationalError):
+                raise DatabaseUnavailable(_describe(exc)) from exc
+            raise
+
+    def _raise_if_schema_differs(self, exc: SQLAlchemyError) -> None:
+        """A missing table or column under a schema this code does not match (restored or upgraded
+        under it) is reported as that, with both versions, not as an outage or an internal error."""
+        from infra.db.migrate import schema_status
+
+        try:
+            status = schema_status(self.engine)
+        except DatabaseUnavailable:
+            return
+        if not status.current:
+            raise status.mismatch() from exc
+
+
+def _missing_table_or_column(exc: SQLAlchemyError) -> bool:
+    """PostgreSQL's undefined_table/undefined_column, SQLite's "no such table/column"."""
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("42P01", "42703"):
+        return True
+    return any(m in str(getattr(exc, "orig", exc)) for m in ("no such table", "no such column", "has no column"))
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,8 @@ Create Date: 2026-11-26 03:48:59.148817
 from alembic import op
 import sqlalchemy as sa
 
+from infra.db.guards import Loss, refuse_to_lose
+
 
 revision = '0001'
 down_revision = None
@@ -107,7 +109,16 @@ def upgrade() -> None:
 
 
 
+# What the downgrade destroys: it refuses while any of it exists, unless forced (infra/db/guards.py).
+LOSSES = (
+    Loss('requests', "every request asked of the bot: who asked what, where, and how it ended"),
+    Loss('audit_events', "the hash-chained audit events that prove the requests' history"),
+    Loss('env_locks', "environments frozen now: dropping them lifts the freezes"),
+)
+
+
 def downgrade() -> None:
+    refuse_to_lose(revision, LOSSES)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP STATISTICS IF EXISTS requests_filter_stats")
     with op.batch_alter_table('audit_events', schema=None) as batch_op:

@@ -6,6 +6,8 @@ Revises: 0001
 from alembic import op
 import sqlalchemy as sa
 
+from infra.db.guards import Loss, refuse_to_lose
+
 
 revision = '0002'
 down_revision = '0001'
@@ -37,7 +39,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_deployments_env_stack', ['env', 'stack', 'id'], unique=False)
 
 
+# What the downgrade destroys: it refuses while any of it exists, unless forced (infra/db/guards.py).
+LOSSES = (Loss('deployments', "the recorded stack revisions: what was deployed where, and what rollback "
+               "redeploys"),)
+
+
 def downgrade() -> None:
+    refuse_to_lose(revision, LOSSES)
     with op.batch_alter_table('deployments', schema=None) as batch_op:
         batch_op.drop_index('ix_deployments_env_stack')
     op.drop_table('deployments')

@@ -7,6 +7,8 @@ Create Date: 2026-11-27 10:00:00
 from alembic import op
 import sqlalchemy as sa
 
+from infra.db.guards import Loss, refuse_to_lose
+
 
 revision = '0010'
 down_revision = "0005"
@@ -30,5 +32,11 @@ def upgrade() -> None:
     )
 
 
+# What the downgrade destroys: it refuses while any of it exists, unless forced (infra/db/guards.py).
+LOSSES = (Loss('audit_checkpoints', "where the audit chain starts after `audit prune`; without them "
+               "`audit verify` reports the pruned events as missing, for good, even after re-upgrading"),)
+
+
 def downgrade() -> None:
+    refuse_to_lose(revision, LOSSES)
     op.drop_table('audit_checkpoints')
