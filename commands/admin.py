@@ -8,14 +8,17 @@ from typing import Any
 from bot.request import Reply, Table, Tone
 from commands.args import ENV, REASON, REQUEST
 from commands.context import Context
-from commands.registry import Arg, Kind, command, registry
+from commands.registry import Arg, Kind, Phrasing, command, registry
 from infra.db.common import DatabaseUnavailable, aware
 from infra.errors import CommandError
 
 
 @command("help", summary="list commands, or explain one",
          args=(Arg("topic", Kind.text, required=False, help="a command name"),),
-         examples=("help", "help deploy"), words=("commands", "usage"))
+         examples=("help", "help deploy"), words=("commands", "usage"),
+         phrasing=Phrasing(nouns=("help", "commands", "usage", "what can you do", "what do you do",
+                                  "what do you support", "how do you work", "man", "manual"),
+                           answers_howto=True))
 async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
     reg = registry()
     topic = args.get("topic")
@@ -45,7 +48,10 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("whoami", summary="the caller's identity and roles", examples=("whoami",),
-         words=("who am i",))
+         words=("who am i",),
+         phrasing=Phrasing(nouns=("whoami", "who am i", "my roles", "my role", "my permissions", "my access",
+                                  "what am i allowed", "am i an admin", "am i admin", "am i an operator",
+                                  "permissions", "what roles do i have", "my identity")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
@@ -71,7 +77,9 @@ async def _reachability(ctx: Context, env: str) -> str:
 
 
 @command("envs", summary="environments, reachability, protection, locks", examples=("envs",),
-         words=("environments",))
+         words=("environments",),
+         phrasing=Phrasing(nouns=("envs", "environments", "environment list", "list envs", "which envs"),
+                           hints=("locked", "frozen", "locks", "freezes")))
 async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
     locks = await asyncio.to_thread(ctx.store.env_locks)
     names = list(ctx.config.inventory.environments)
@@ -89,7 +97,10 @@ async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("lock", summary="freeze changes to an environment", args=(ENV, REASON), changes=True,
          role="admin", confirm=False, approval=False, examples=("lock prod release freeze",),
-         words=("freeze",))
+         words=("freeze",),
+         phrasing=Phrasing(verbs=("lock", "freeze", "lock down", "block changes", "code freeze", "change freeze"),
+                           nouns=("freeze", "code freeze", "change freeze", "lock"),
+                           past=("locked", "froze", "frozen")))
 async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only bot state changes: admins freeze without a second approval, so a freeze is never slowed."""
     env = args["env"]
@@ -101,7 +112,12 @@ async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("unlock", summary="lift a freeze", args=(ENV,), changes=True, role="admin", confirm=False,
-         approval=False, examples=("unlock prod",), words=("unfreeze",))
+         approval=False, examples=("unlock prod",), words=("unfreeze",),
+         phrasing=Phrasing(verbs=("unlock", "unfreeze", "thaw", "unblock"),
+                           object_verbs=("end", "lift", "remove", "clear", "stop", "cancel", "undo", "release",
+                                         "drop", "call off", "unlock"),
+                           objects=("lock",),
+                           past=("unlocked", "unfroze", "thawed")))
 async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
     env = args["env"]
     existing = await asyncio.to_thread(ctx.store.unlock_env, env)
@@ -112,21 +128,29 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("approve", summary="approve a pending request (by its id)", args=(REQUEST,), changes=True,
-         role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",))
+         role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",),
+         phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
+                           object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
+                           past=("approved", "signed off")))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
 
 @command("deny", summary="deny a pending request", args=(REQUEST, REASON), changes=True,
          role="approver", confirm=False, approval=False,
-         examples=("deny r-1a2b3c4d not during the demo",), words=("reject",))
+         examples=("deny r-1a2b3c4d not during the demo",), words=("reject",),
+         phrasing=Phrasing(verbs=("deny", "reject", "decline", "veto", "refuse", "nack"),
+                           object_verbs=("deny", "reject", "decline", "veto", "refuse", "nack"), objects=("*",),
+                           past=("denied", "rejected", "declined", "vetoed")))
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
                                 req=ctx.request)
 
 
 @command("health", summary="reachability of every backend: Docker hosts, Proxmox, GPU source, LLM, database",
-         examples=("health",), words=("ping",))
+         examples=("health",), words=("ping",),
+         phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
+                                  "reachable", "connectivity", "everything ok", "is everything up", "all systems")))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     rows = []
     try:

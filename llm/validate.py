@@ -104,7 +104,7 @@ def coerce(resolver: Resolver, registry: Registry, arg: Arg, value: Any) -> Any:
         if not re.match(r"^[\w.@:-]{1,128}$", v):
             raise Invalid(f"'{v[:40]}' is not a user id.")
         return v
-    v = " ".join(str(value).split())
+    v = str(value).strip()  # free text is kept as the person wrote it
     if len(v) > MAX_TEXT_ARG:
         raise Invalid(f"{arg.name} is too long ({len(v)} characters, at most {MAX_TEXT_ARG}).")
     return v
@@ -124,7 +124,19 @@ def said(value: Any, text: str) -> bool:
 
 def validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | None = None,
              default_env: str | None = None, require_mentioned: bool = False) -> Plan:
-    """Check a plan against registry and inventory; return the canonical plan or a clarify."""
+    """Check a plan against registry and inventory; return the canonical plan or a clarify.
+
+    The result keeps the route's statistics (`usage`): what the model cost is counted whatever
+    validation makes of its answer."""
+    out = _validate(plan, resolver, registry, text=text, default_env=default_env,
+                    require_mentioned=require_mentioned)
+    if out.usage is None:
+        out.usage = plan.usage
+    return out
+
+
+def _validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | None,
+              default_env: str | None, require_mentioned: bool) -> Plan:
     if plan.command is None:
         return plan
     spec = registry.get(plan.command)
