@@ -102,11 +102,9 @@ def run(config: str | None, user: str, yes: bool, text: tuple[str, ...]) -> None
 @click.argument("text", nargs=-1, required=True)
 def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[str, ...]) -> None:
     """Print the plan for TEXT (or for each line of stdin with '-'); no side effects."""
-    from commands.registry import registry
+    from commands.registry import PluginError, registry
     from infra.config import load_config
     from llm.planner import Planner
-
-    from commands.registry import PluginError
 
     try:
         cfg = load_config(config)
@@ -326,12 +324,10 @@ def eval_nl(config: str | None, use_llm: bool, as_json: bool, fail_under: float 
             files: tuple[str, ...]) -> None:
     """Accuracy, misses per command, wrong actions and latency of the plain-language routes, per FILE
     (e.g. the regression set and a held-out set, scored separately)."""
-    from commands.registry import registry
+    from commands.registry import PluginError, registry
     from infra.config import load_config
     from llm.eval import CasesError, evaluate, format_report, format_summary, load_cases
     from llm.planner import Planner
-
-    from commands.registry import PluginError
 
     try:
         cfg = load_config(config)

@@ -51,7 +51,8 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
          words=("who am i",),
          phrasing=Phrasing(nouns=("whoami", "who am i", "my roles", "my role", "my permissions", "my access",
                                   "what am i allowed", "am i an admin", "am i admin", "am i an operator",
-                                  "permissions", "what roles do i have", "my identity")))
+                                  "permissions", "what roles do i have", "my identity", "am i an approver",
+                                  "am i an", "am i a")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
@@ -78,7 +79,9 @@ async def _reachability(ctx: Context, env: str) -> str:
 
 @command("envs", summary="environments, reachability, protection, locks", examples=("envs",),
          words=("environments",),
-         phrasing=Phrasing(nouns=("envs", "environments", "environment list", "list envs", "which envs"),
+         phrasing=Phrasing(nouns=("envs", "environments", "environment list", "list envs", "which envs",
+                                  "anything frozen", "anything locked", "what is frozen", "what is locked",
+                                  "any freezes", "any locks"),
                            hints=("locked", "frozen", "locks", "freezes")))
 async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
     locks = await asyncio.to_thread(ctx.store.env_locks)
@@ -150,7 +153,9 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("health", summary="reachability of every backend: Docker hosts, Proxmox, GPU source, LLM, database",
          examples=("health",), words=("ping",),
          phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
-                                  "reachable", "connectivity", "everything ok", "is everything up", "all systems")))
+                                  "reachable", "connectivity", "everything ok", "is everything up", "all systems",
+                                  "connections", "docker hosts"),
+                           hints=("proxmox",)))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     rows = []
     try:

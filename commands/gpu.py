@@ -166,7 +166,7 @@ async def chart_attachment(host: str, history: History) -> Attachment:
          backend="gpu", examples=("gpu", "gpu phoenix"), words=("gpus",),
          phrasing=Phrasing(
              nouns=("gpu", "gpus", "graphics cards", "graphics card", "vram", "cuda", "nvidia-smi", "nvidia",
-                    "gpu usage", "gpu load", "gpu memory"),
+                    "gpu usage", "gpu load", "gpu memory", "cards", "card", "power draw"),
              hints=("busy", "utilisation", "utilization", "temperature", "temps", "queue", "load", "hot")))
 async def gpu(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per-GPU load from the host's configured source, the vLLM queue, and (with Prometheus) a chart."""

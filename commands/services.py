@@ -28,7 +28,8 @@ MAX_LOG_BYTES = 2_000_000
          phrasing=Phrasing(
              nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up"),
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
-                    "fine", "working", "happy", "unhealthy", "health", "how is", "how are")))
+                    "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
+                    "stopping", "starting", "overall")))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""
     from commands.docker_ops import describe_state, host_for, human_bytes, uptime
@@ -133,7 +134,7 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
          phrasing=Phrasing(
              verbs=("restart", "restarts", "restarting", "re-start", "bounce", "kick", "cycle", "recycle",
                     "power cycle", "reboot", "relaunch", "give it a kick", "kick over", "knock over"),
-             nouns=("restart", "bounce", "kick", "reboot"),
+             nouns=("restart", "restarts", "bounce", "kick", "reboot"),
              past=("restarted", "rebooted", "bounced", "kicked", "cycled", "recycled", "relaunched"),
              machine_verbs=("reboot", "power cycle"),
              formats=("give {service} a kick on {env}", "give {service} a kick", "give {service} a bounce")))
@@ -145,7 +146,7 @@ async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
          backend="docker", preview=with_llm_guard("stop"), examples=("stop rtmp on test",),
          phrasing=Phrasing(
              verbs=("stop", "shut down", "shutdown", "take down", "bring down", "spin down", "kill", "halt",
-                    "turn off", "switch off", "stopping", "power off"),
+                    "turn off", "switch off", "stopping", "power off", "shut off"),
              past=("stopped", "killed", "halted", "shut down"),
              machine_verbs=("shut down", "shutdown", "power off")))
 async def stop(ctx: Context, args: dict[str, Any]) -> Reply:

@@ -16,7 +16,7 @@ from infra.errors import CommandError
 
 # Shapes of values people write without a key: a version or commit (deploy's ref), a revision number.
 VERSION = r"v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
-REVISION = r"\d{1,9}|v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*"
+REVISION = r"\d{1,9}|v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
 
 if TYPE_CHECKING:
     from infra.db.models import Deployment
@@ -71,14 +71,16 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 @command("deploy", summary="deploy or update a stack on an environment, recording the revision deployed",
          args=(STACK, ENV, Arg("ref", Kind.word, required=False, positional=False,
                                help="git ref of compose/ to deploy",
-                               cues=("ref", "version", "tag", "commit", "branch", "revision", "rev", "at", "@"),
+                               cues=("ref", "version", "tag", "commit", "branch", "revision", "rev", "at", "@",
+                                     "to"),
                                shape=VERSION)),
          changes=True, backend="docker", preview=with_llm_guard("deploy", _deploy_preview),
          examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"),
          phrasing=Phrasing(
              verbs=("deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it",
                     "push out", "push", "roll out", "put out", "update", "refresh", "release"),
-             nouns=("deploy", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out"),
+             nouns=("deploy", "deploys", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out",
+                    "update"),
              past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released")))
 async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
     """Validate with `docker compose config`, bring the stack up, wait for it, record the revision."""
@@ -146,9 +148,9 @@ async def _rollback_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
          examples=("rollback chat test", "rollback web prod to=7"),
          phrasing=Phrasing(
              verbs=("rollback", "roll back", "roll-back", "rolling back", "revert", "back out", "downgrade",
-                    "go back to the previous"),
-             nouns=("rollback", "roll-back"),
-             object_verbs=("undo", "revert", "reverse", "roll back", "back out", "rollback"),
+                    "go back to the previous", "put back", "take back", "move back", "set back", "bring back"),
+             nouns=("rollback", "rollbacks", "roll-back"),
+             object_verbs=("undo", "revert", "reverse", "roll back", "back out", "rollback", "back"),
              objects=("deploy",),
              past=("rolled back", "reverted", "backed out"),
              formats=("put {stack} back on {env}",)))

@@ -205,8 +205,9 @@ async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 
 @command("snapshot", summary="create a Proxmox snapshot (name generated when absent)",
          args=(VM, Arg("name", Kind.word, required=False, positional=False, help="snapshot name",
-                       cues=("called", "named", "name", "as", "label", "labelled", "labeled", "tagged")),
-               Arg("description", Kind.text, required=False, positional=False, help="description"),
+                       cues=("called", "named", "name", "as", "label", "labelled", "labeled", "tagged", "call")),
+               Arg("description", Kind.text, required=False, positional=False, help="description",
+                   cues=("description", "described as", "desc", "note", "comment")),
                Arg("ram", Kind.word, required=False, positional=False,
                    help="yes: include the RAM state (QEMU VMs only)")),
          changes=True, backend="proxmox",
@@ -292,7 +293,8 @@ async def _named_snapshot(ctx: Context, args: dict[str, Any]) -> tuple[Guest, Pr
          backend="proxmox", examples=("restore rumpledev pre-upgrade",), words=("revert",),
          preview=with_llm_guard("restore", restore_preview),
          phrasing=Phrasing(
-             verbs=("restore", "restoring", "reset to", "revert", "roll back", "go back"),
+             verbs=("restore", "restoring", "reset to", "revert", "roll back", "go back", "bring back", "put back",
+                    "take back", "set back"),
              object_verbs=("restore", "revert", "roll back", "rollback", "go back", "reset", "back to", "return",
                            "return to", "go back to"),
              objects=("snapshot",),
@@ -343,9 +345,9 @@ def _status_row(st: GuestStatus) -> list[str]:
 @command("vm-status", summary="state, uptime, CPU and memory of VMs", args=(VM_OPT,),
          backend="proxmox", examples=("vm-status", "vm-status rumpleprod"),
          words=("vm status", "vms"),
-         phrasing=Phrasing(nouns=("vm status", "vm-status", "vms", "virtual machines", "vm", "guests", "proxmox",
+         phrasing=Phrasing(nouns=("vm status", "vm-status", "vms", "virtual machines", "vm", "guests", "proxmox status",
                                   "lxc", "lxcs", "virtual machine"),
-                           hints=("status", "state", "up", "down", "running", "doing", "alive", "ok", "fine",
+                           hints=("proxmox", "status", "state", "up", "down", "running", "doing", "alive", "ok", "fine",
                                   "healthy", "uptime", "memory", "cpu", "how is", "how are", "looking")))
 async def vm_status(ctx: Context, args: dict[str, Any]) -> Reply:
     """One guest or every guest in the inventory; a guest that cannot be read is shown as such."""

@@ -36,6 +36,8 @@ class Vocabulary:
 
     meanings: dict[str, tuple[str, str]] = field(default_factory=dict)
     _by_len: dict[int, list[str]] = field(default_factory=dict)
+    short_names: list[str] = field(default_factory=list)  # inventory names of 3–5 letters
+    short: frozenset[str] = frozenset()  # every known word (never a suspect)
 
     @classmethod
     def build(cls, resolver: Resolver, lexicon: Lexicon) -> Vocabulary:
@@ -53,7 +55,20 @@ class Vocabulary:
                 vocab.meanings.setdefault(phrase, ("past", cmds[0]))
         for w in vocab.meanings:
             vocab._by_len.setdefault(len(w), []).append(w)
+        names = {w for kind in ENTITY_KINDS for name in resolver.choices(kind) for w in resolver.words(kind, name)}
+        vocab.short_names = sorted(w for w in names if 3 <= len(w) <= MIN_LEN and " " not in w)
+        vocab.short = frozenset(w for w in (*names, *lexicon.phrases, *lexicon.object_verbs, *lexicon.past)
+                                if " " not in w)
         return vocab
+
+    def suspect(self, word: str) -> str | None:
+        """A word of 4–6 letters one edit from exactly one short inventory name ("chatt", "reds"): too
+        short to correct, but a change that names it is asked about rather than run."""
+        if not 4 <= len(word) <= 6 or word in P.FILLER or not word.isalpha() or word in self.short \
+                or word in P.NEVER_CORRECT:
+            return None
+        found = {w for w in self.short_names if OSA.distance(word, w) <= 1}
+        return next(iter(found)) if len(found) == 1 else None
 
     def correct(self, word: str) -> str | None:
         """The one vocabulary word within reach of `word`, or None (never for short or common words)."""

@@ -110,6 +110,17 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
             if clash:
                 return Plan.unknown(clash, attempted=spec.name)
             args[key] = kv.group(2)
+            arg_kv = spec.arg(key)
+            if arg_kv is not None and arg_kv.kind is Kind.text and text is not None:
+                # reason=load testing: free text runs to the next key=value or the end, as written
+                stop = next((t.outer_start for t in tokens[i + 1:] if t.kv), len(text))
+                value = text[tok.outer_start + len(kv.group(1)) + 1:stop].strip()
+                if value[:1] in "\"'“" and value[-1:] in "\"'”" and len(value) >= 2:
+                    value = value[1:-1]
+                args[key] = value
+                pending = [a for a in pending if a.name != key]
+                i = next((k for k in range(i + 1, len(tokens)) if tokens[k].kv), len(tokens))
+                continue
             pending = [a for a in pending if a.name != key]
             i += 1
             continue

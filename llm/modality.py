@@ -39,6 +39,7 @@ class Modality:
     quoted: list[bool]
     boundary: list[bool]
     hit_starts: list[int]  # where command words (verbs and nouns) stand
+    weak_starts: list[int]  # where weak words stand (a demoted "restarting" in a question)
     action_starts: list[int]  # where action verbs stand
     first_hit: int
     changing: bool  # an action verb of a changing command is present
@@ -79,11 +80,11 @@ def read_modality(m: Modality) -> Mood:
     if what is not None and (m.hit_starts or m.mentions):
         return Mood(f"That looks like pasted text ({what}); I don't act on commands or names inside pasted "
                     "material. Tell me in your own words what you want, e.g. 'logs SERVICE ENV'.")
-    if not m.hit_starts:
+    if not m.hit_starts and not m.weak_starts:
         return Mood()
-    first = m.first_hit
+    first = m.first_hit if m.hit_starts else min(m.weak_starts)
     # someone else's words: inside quotes, or after a reporting verb
-    if any(m.quoted[i] for i in m.hit_starts):
+    if any(m.quoted[i] for i in m.hit_starts + m.weak_starts):
         return Mood("Those are quoted words, not a request of yours, so I'm not doing anything. "
                     "If you want it done, ask me directly.")
     reported = _phrase_before(w, P.REPORT_PHRASES, first + 1)
@@ -93,10 +94,15 @@ def read_modality(m: Modality) -> Mood:
                     "If you want it done, ask me directly.")
     # questions of whether to act, at all or now
     actions = m.action_starts
+    if w[0] in P.QUESTION_AUX and len(w) > 1 and w[1].endswith("ing") and 1 in m.weak_starts:
+        return Mood("That asks what doing it would do, so I'm not doing anything; I act only on a direct "
+                    "request. If you want it done, say so.")
     if actions:
         last = max(actions)
         whether = _phrase_before(w, P.WHETHER_PHRASES, last + 1)
-        aux = w[0] in P.QUESTION_AUX and len(w) > 1 and w[1] in P.QUESTION_SUBJECTS and min(actions) > 1
+        aux = w[0] in P.QUESTION_AUX and len(w) > 1 and (
+            (w[1] in P.QUESTION_SUBJECTS and min(actions) > 1)
+            or (min(actions) == 1 and w[1].endswith("ing")))  # "could restarting cloudflared drop sessions?"
         if whether or aux:
             return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                         "If you want it done, say so (e.g. 'restart SERVICE ENV').")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
@@ -47,7 +48,8 @@ CORRECTIONS = frozenset({"no", "nope"})
 ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
-                            "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every"})
+                            "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
+                            "one"})
 _TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
 _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
            "could anyone", "someone please", "somebody please", "can you", "could you", "would you", "will you",
@@ -153,6 +155,8 @@ class _Reading:
         self.tokens = tokenize(text)
         self.words = words_of(self.tokens)
         self.causative = False
+        self.lead_light = False  # the politeness stripped ended in a light verb ("can I get …")
+        self.suspects: list[str] = []
         self._strip_leaders()
         self.low = [w.low for w in self.words]
         self.used = [False] * len(self.words)
@@ -163,6 +167,7 @@ class _Reading:
         self.excluded: list[Mention] = []
         self.typos: list[str] = []
         self.fuzzy_targets: list[str] = []
+        self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
@@ -176,6 +181,7 @@ class _Reading:
                 if joined == lead or joined.startswith(lead + " "):
                     self.words = self.words[len(lead.split()):]
                     self.causative = self.causative or lead.endswith(" get")
+                    self.lead_light = lead.split()[-1] in P.LIGHT_VERBS or lead.endswith(" have")
                     changed = True
                     break
         # politeness that looks like a condition ("if you can", "when you get a chance") is no condition
@@ -251,6 +257,7 @@ class _Reading:
         return Modality(text=self.text, words=[w.low for w in self.words], raw=[w.raw for w in self.words],
                         quoted=[w.quoted for w in self.words], boundary=[w.boundary for w in self.words],
                         hit_starts=[h.start for h in self.hits if h.strength >= Strength.noun],
+                        weak_starts=[h.start for h in self.hits if h.strength is Strength.hint],
                         action_starts=[h.start for h in actions], first_hit=first, changing=changing,
                         mentions=[(m.start, m.end) for m in self.mentions], users=self.p.users,
                         past=self._past_positions())
@@ -310,6 +317,13 @@ class _Reading:
                 self.take(i, end)
                 i = end
                 continue
+            if w in ("since", "from", "last") and i + 1 < n and low[i + 1] in P.WEEKDAYS:
+                # "since monday": back to the last such day (a whole day's margin)
+                back = (date.today().weekday() - P.WEEKDAYS.index(low[i + 1])) % 7 or 7
+                self.values.setdefault("since", f"{back}d")
+                self.take(i, i + 2)
+                i += 2
+                continue
             if w == "since" and i + 1 < n and _ISO_DATE.match(low[i + 1]):
                 self.values.setdefault("since", low[i + 1])
                 self.take(i, i + 2)
@@ -350,12 +364,15 @@ class _Reading:
         j = self.joined()
         prefix = next((p for p in sorted(P.HOWTO_PREFIXES, key=len, reverse=True)
                        if j == p or j.startswith(p + " ")), None)
-        what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command| do| mean)?$", j)
+        what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command)?( for| do| mean)?$", j)
         if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))):
             prefix = "what is"
         if prefix is None:
             return None
         rest = j[len(prefix):].split()
+        if rest and prefix.endswith("how") and (rest[0] in P.HOW_NOT_HOWTO or self._entity_at(len(prefix.split()))
+                                                or (len(rest) > 1 and rest[1] in ("is", "are"))):
+            return None  # "show me how prod is doing": a state question, not a how-to
         if prefix == "how" and (not rest or rest[0] in P.HOW_NOT_HOWTO):
             return None
         if prefix == "how" and rest[0] not in ("to", "do", "can", "would", "should"):
@@ -479,8 +496,9 @@ class _Reading:
                 continue
             for j in range(i + 2, min(i + 7, n)):
                 cmds = self.lex.particles.get((self.low[i], self.low[j]))
+                longer = j + 1 < n and self.lex.particles.get((self.low[i], self.low[j + 1]))
                 if cmds and self.free(i) and self.free(j) and not self._clause_break(i, j) \
-                        and not self._preposition_at(j):
+                        and not self._preposition_at(j) and not (self.low[j] == "back" and longer):
                     self.hits.append(Hit([Sense(c, Strength.verb) for c in cmds], i, i + 1))
                     self.take(i, i + 1)
                     self.take(j, j + 1)
@@ -545,6 +563,13 @@ class _Reading:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
         elif any(w in _TIME_BEFORE for w in near):
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+        elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0:
+            # "any containers restarting?": a question about what is going on, not a request
+            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+
+    def _is_question(self) -> bool:
+        return self.text.rstrip().endswith("?") or (bool(self.low) and self.low[0] in P.QUESTION_AUX | {
+            "any", "anything", "what", "which", "who", "how", "why", "where", "when"})
 
     def _fix_typos(self) -> None:
         """Re-read unknown words that are one unambiguous typo away from a known word."""
@@ -553,7 +578,13 @@ class _Reading:
                 continue
             fixed = self.p.vocab.correct(w)
             if not fixed:
+                near = self.p.vocab.suspect(w)
+                if near:
+                    self.suspects.append(f"'{self.words[i].raw}' → {near}")
                 continue
+            strong = any(h.strength >= Strength.noun for h in self.hits)
+            if strong and self.lex.senses(fixed):
+                continue  # a word near a command word, beside a command already found: leave it alone
             self.typos.append(w)
             self.low[i] = fixed
             if fixed in self.lex.past:
@@ -584,6 +615,8 @@ class _Reading:
                 continue
             if i > 0 and (self.low[i - 1] in P.DETERMINERS or any(m.end == i for m in self.mentions)):
                 continue
+            if self._subordinate(i):
+                continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
         # cancellations and negations
         for phrase in P.CANCEL_PHRASES:
@@ -608,9 +641,53 @@ class _Reading:
                     self.used[i] = True
                     if i > 0 and self.low[i - 1] == "but":
                         self.used[i - 1] = True
-                elif i >= first_cmd and not self._negates_value(i) and w != "except":
+                elif i >= first_cmd and not self._negates_value(i) and w != "except" \
+                        and not self._aside(i):
                     return self.refuse(f"That says not to, so I won't do {what}.")
+        self._corrections()
+        self._subordinate_asides()
         return self._past_gates(first_cmd)
+
+    def _subordinate_asides(self) -> None:
+        """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
+        about someone's own action; its words are neither targets nor requests."""
+        for i in range(1, len(self.low) - 1):
+            if self.low[i] in _TIME_BEFORE | {"because", "so", "as"} and self.low[i + 1] in (
+                    "i", "we", "you", "they", "he", "she", "someone", "it") and self.hits and self.hits[0].start < i:
+                end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
+                self.take(i, end)
+                self._drop_hits_in(i, end)
+                self.mentions = [m for m in self.mentions if not i <= m.start < end]
+
+    def _subordinate(self, i: int) -> bool:
+        """Whether word i is the verb of a subordinate clause with its own subject ("before I upgrade it")."""
+        before = self.low[max(0, i - 3):i]
+        return (i > 0 and self.low[i - 1] in ("i", "we", "you", "they", "he", "she", "someone")) and any(
+            w in _TIME_BEFORE | {"when", "so", "because", "as", "then", "if"} for w in before)
+
+    def _aside(self, i: int) -> bool:
+        """A negation in a later clause that asks for nothing ("…, don't need it anymore") is an aside."""
+        start = max((k + 1 for k in range(i) if self.words[k].boundary), default=0)
+        if start == 0 or any(h.start >= start for h in self.hits if h.strength >= Strength.noun):
+            return False
+        end = next((k + 1 for k in range(i, len(self.words)) if self.words[k].boundary), len(self.words))
+        said = [w for w in self.low[i + 1:end] if w not in ("not", "do", "please")]
+        # "…, don't need it anymore" says something else; "…, no wait, don't" takes the request back
+        return len(said) >= 2 and not any(h.start < end and h.start >= start for h in self.hits)
+
+    def _corrections(self) -> None:
+        """'restart redis on test… actually make that dev': a later name replaces the earlier one of its kind."""
+        for i in range(len(self.low)):
+            phrase = next((p for p in P.CORRECTION_MARKERS if self.joined(i, i + len(p.split())) == p), None)
+            if phrase is None:
+                continue
+            after = [m for m in self.mentions if m.start >= i + len(phrase.split())]
+            for m in after:
+                earlier = [e for e in self.mentions if e.end <= i and set(e.names) & set(m.names)]
+                for e in earlier:
+                    self.mentions.remove(e)
+                    self.excluded.append(e)
+            self.take(i, i + len(phrase.split()))
 
     def _past_gates(self, first_cmd: int) -> Plan | None:
         low = self.low
@@ -626,6 +703,8 @@ class _Reading:
         past = [(i, self._past_at(i)[0]) for i in range(len(low)) if self._past_at(i)
                 and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
                 and not self._value_word_before_noun(i)]
+        if reviewer and past and self._value_question(past[0][0]):
+            return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
         audit_q = any(w in ("who", "when", "did", "history", "whom", "anyone", "anybody")
                       for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or any(
             reviewer in h.commands for h in self.hits)
@@ -653,7 +732,9 @@ class _Reading:
                     or any(w in self.p.users for w in low[:i])):
                 return self.refuse(f"That sounds like something that already happened, so I'm not doing "
                                    f"anything. To review it: 'audit command={cmd}'.")
+        imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
         if any(f" {w} " in f" {self.joined()} " for w in P.OUTCOME_WORDS) and self.hits and not audit_q \
+                and not imperative \
                 and low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which", "show",
                                    "list", "get", "give", "any"):
             noun_first = self.hits[0].strength is Strength.hint or self.hits[0].is_noun or (
@@ -675,12 +756,28 @@ class _Reading:
                 and self.hits[0].strength is Strength.verb:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i)]
+        sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i) and (
+            w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
+                                                              "after", "coming", "till")))]
         if sched:
             return self.refuse(f"I can't schedule things ('{sched[0]}'); ask me when you want it done.")
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
+
+    def _value_question(self, i: int) -> bool:
+        """A past form that is a value word of the reviewing command, in a question without a subject
+        ("anything denied today?", "which requests expired"): the reviewer with that value."""
+        reviewer = self.lex.answers_past
+        if reviewer is None or not self._is_question():
+            return False
+        spec = self.lex.specs[reviewer]
+        if not any(self.low[i] == w for a in spec.args for w, _ in a.values):
+            return False
+        if any(w in P.REPORT_SUBJECTS or w in self.p.users for w in self.low[max(0, i - 2):i]):
+            return False
+        self.values["reviewer"] = True
+        return True
 
     def _value_word_before_noun(self, i: int) -> bool:
         """'denied requests': a past form that is an argument's value word, before a noun, is an adjective."""
@@ -711,15 +808,34 @@ class _Reading:
             owner = hit.commands
             changing = any(self.lex.specs[c].changes for c in owner)
             j = hit.start - 1
-            while j >= 0 and self._verb_ending_at(j) is None and self._skippable(j, hit):
+            while j >= 0 and not self.words[j].boundary and self._verb_ending_at(j) is None \
+                    and self._skippable(j, hit):
                 j -= 1
-            if j < 0 or (self.words[j].boundary and self._verb_ending_at(j) is None) \
-                    or self.low[j] in P.CLAUSE_JOINERS:
+            verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
+            governed = [c for o in owner for c in self.lex.governs(verb[0], o)] if verb else []
+            whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None)
+            if whose and self.lex.answers_past and not governed:
+                # "bob's restarts": what a person did, from the audit log
+                self.hits.remove(hit)
+                self.values["past_command"], self.values["past_user"] = owner[0], whose
+                continue
+            if j < 0 or (self.words[j].boundary and verb is None) or self.low[j] in P.CLAUSE_JOINERS:
+                if changing and j < 0 and self.lead_light:
+                    hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
+                    hit.is_noun = False
                 continue  # nothing governs it: the noun names its own command
-            verb = self._verb_ending_at(j)
             if verb is not None:
-                phrase, start = verb
-                governed = [c for o in owner for c in self.lex.governs(phrase, o)]
+                start = verb[1]
+                if governed and not all(self.free(k) or any(h.start <= k < h.end for h in self.hits)
+                                        for k in range(start, j + 1)):
+                    # the verb's particle is part of a split verb already found ("put staging back to its
+                    # … snapshot"): that verb takes the reading the noun allows
+                    split = next((h for h in self.hits if h.strength is Strength.verb
+                                  and set(h.commands) & set(governed)), None)
+                    if split is not None:
+                        split.senses = [s for s in split.senses if s.command in governed]
+                        self.hits.remove(hit)
+                        continue
                 if governed:
                     self.hits.remove(hit)
                     self._drop_hits_in(start, j + 1)
@@ -730,8 +846,11 @@ class _Reading:
             word = self.low[j]
             other = next((h for h in self.hits if h is not hit and h.start <= j < h.end), None)
             if word in P.REFERENCE_PREPOSITIONS:
-                self.hits.remove(hit)  # "restart nginx after the deploy": a reference, not a request
-                continue
+                if changing or len(self.hits) > 1:
+                    self.hits.remove(hit)  # "restart nginx after the deploy": a reference, not a request
+                    if any(self.lex.answers_past in h.commands for h in self.hits):
+                        self.values.setdefault("past_command", owner[0])  # "audit trail for rollbacks"
+                continue  # "what's in the rtmp logs": the only thing asked about
             if other is not None and other.is_noun:
                 self.hits.remove(hit)  # "status of the deployment": a complement of the other noun
                 continue
@@ -748,11 +867,12 @@ class _Reading:
                     self.hits.remove(hit)
                     continue
                 if changing:
-                    return self.ask(self._governed_question(self.joined(other.start, other.end), owner[0]))
+                    return self.refuse(self._governed_question(self.joined(other.start, other.end), owner[0]))
                 self.hits.remove(hit)
                 continue
             if other is None and self._is_unknown_verb(j) and changing:
-                return self.ask(self._governed_question(word, owner[0]))
+                # "scrap the chat deployment": not a deploy, and not ours to guess (nor the model's)
+                return self.refuse(self._governed_question(word, owner[0]))
         return None
 
     def _skippable(self, j: int, hit: Hit) -> bool:
@@ -763,6 +883,8 @@ class _Reading:
             return True
         if any(m.start <= j < m.end for m in self.mentions) or w in self.p.users:
             return True
+        if w in P.TARGET_PREPOSITIONS and any(m.start == j + 1 for m in self.mentions):
+            return True  # a target phrase between verb and noun ("give grafana on test a restart")
         if self.used[j] and not any(h.start <= j < h.end for h in self.hits):
             return True  # a value (a duration, a request id)
         # an unknown word right before the noun, after a determiner: a name ("the pre-upgrade snapshot")
@@ -805,7 +927,7 @@ class _Reading:
     # which command ---------------------------------------------------------------
     def _command(self) -> str | Plan | None:
         reviewer = self.lex.answers_past
-        if reviewer and "past_command" in self.values:
+        if reviewer and ("past_command" in self.values or "reviewer" in self.values):
             return reviewer
         hits = list(self.hits)
         if not hits:
@@ -829,11 +951,7 @@ class _Reading:
         if top is Strength.hint:
             self.conf -= 0.1
             if not self.mentions:
-                # a weak word alone ("is anything frozen?") asks only for what needs no target
-                ranked = {c: s for c, s in ranked.items()
-                          if not any(a.kind.is_entity for a in self.lex.specs[c].required)}
-                if not ranked:
-                    return None
+                return None  # a weak word alone ("anyone up for lunch?") asks for nothing
         if len(ranked) == 1:
             return next(iter(ranked))
         return self._best_fit(ranked)
@@ -873,7 +991,12 @@ class _Reading:
             out.add(Kind.env)
         if Kind.env in m.names and Kind.vm in kinds and self.r.config.inventory.environments[m.names[Kind.env]].vm:
             out.add(Kind.vm)
+        if Kind.host in kinds and self._host_of(m):
+            out.add(Kind.host)
         return out
+
+    def _host_of(self, m: Mention) -> str | None:
+        return next((h for name in m.names.values() if (h := self.r.resolve(Kind.host, name))), None)
 
     def _inferable(self, m: Mention, kinds: set[Kind]) -> bool:
         return bool(self._inferred_kinds(m, kinds))
@@ -921,12 +1044,20 @@ class _Reading:
         plan = validate(Plan(cmd, args, confidence=max(self.conf, 0.3)), self.r, self.p.registry)
         if plan.command is None and plan.clarify:
             plan.attempted = cmd
-        if plan.complete and spec.changes and self.fuzzy_targets:
+        if spec.changes and (self.fuzzy_targets or self.suspects) and plan.command is not None:
             # A corrected name on a change is asked about, never acted on.
-            return self.ask(f"Did you mean {', '.join(self.fuzzy_targets)}? I don't act on a guessed name; "
-                            f"say it again with the name as written in the inventory, e.g. "
-                            f"'{canonical(cmd, plan.args, self.p.registry)}'.", attempted=cmd)
-        if plan.complete and spec.changes and not any(
+            example = f", e.g. '{canonical(cmd, plan.args, self.p.registry)}'" if plan.complete and \
+                not self.suspects else ""
+            return self.ask(f"Did you mean {', '.join(self.fuzzy_targets + self.suspects)}? I don't act on a "
+                            f"guessed name; say it again with the name as written in the inventory{example}.",
+                            attempted=cmd)
+        stray = [self.words[i].raw for i in unknown if _identifier(self.words[i].raw)]
+        if plan.complete and spec.changes and stray:
+            # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
+            return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
+                            f"Usage: {spec.usage}", attempted=cmd)
+        polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
+        if plan.complete and spec.changes and not polite and not any(
                 h.strength is Strength.verb and cmd in h.commands for h in self.hits):
             # Only a noun ("the chat deployment on test") or a hint asked for it: a change needs a verb.
             return self.ask(f"Do you want me to {cmd} that? Say it as "
@@ -942,6 +1073,7 @@ class _Reading:
                 for key, value in h.format_args.items():
                     args.setdefault(key, value)
         counted = False
+        self.targets_given = bool(self.mentions) and self._fit(cmd)[1] == 0
         for arg in spec.args:
             if arg.name in args:
                 continue
@@ -1017,8 +1149,8 @@ class _Reading:
             if w not in keys:
                 continue
             j = i + 1
-            while j < len(self.low) - 1 and self.low[j] in ("the", "a", "to", "is", "it", "of", "snapshot",
-                                                               "checkpoint"):
+            while j < len(self.low) - 1 and (self.low[j] in ("the", "a", "to", "is", "it", "of")
+                                             or self.low[j] in keys):
                 j += 1
             raw = self.words[j].raw
             low = raw.lower()
@@ -1026,8 +1158,9 @@ class _Reading:
             if not self.free(j) or not WORD.match(raw) or (
                     self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
                 continue
-            if shape is not None and (w in weak or w in self.lex.nouns) and not shape.match(low):
-                continue
+            if shape is not None and (w in weak or w in self.lex.nouns) and not shape.match(low) and not (
+                    w in weak and self.targets_given):
+                continue  # "deploy chat to staging2" is no ref; "… on prod to main" is, the targets being named
             self.take(i, i + 1)
             self.take(j, j + 1)
             return raw
@@ -1052,21 +1185,22 @@ class _Reading:
 
     def _text_after(self, cues: tuple[str, ...]) -> str | None:
         """Free text (a reason) after its cue word, verbatim from the message."""
-        for i, w in enumerate(self.low):
-            if w not in cues or not self.free(i) or i == 0:
+        for i in range(1, len(self.low)):
+            cue = next((c for c in sorted(cues, key=len, reverse=True)
+                        if self.joined(i, i + len(c.split())) == c), None)
+            if cue is None or not self.free(i):
                 continue
             if any(not self.free(k) and any(m.start == k for m in self.mentions) for k in range(i, len(self.low))):
                 continue
-            start = i
-            if w in ("because", "reason", "for", "due", "cause", "cuz", "as"):
-                start = i + 1
-                if w == "due" and start < len(self.low) and self.low[start] == "to":
-                    start += 1
-                if start < len(self.low) and self.low[start] in ("to", "is", ":"):
-                    start += 1
+            # a conjunction stays part of the reason ("until the release is out"); a label word does not
+            start = i if cue in ("since", "until", "during", "while") else i + len(cue.split())
+            if start < len(self.low) and self.low[start] in ("to", "is", ":", "of", "with"):
+                start += 1
             self.take(i, len(self.low))
             text = self.verbatim(start).strip(" :-")
             text = re.sub(r"\s*\b(please|pls|thanks|thx)[.!]*$", "", text, flags=re.I).strip()
+            if len(text) >= 2 and text[0] in "\"'“«‘" and text[-1] in "\"'”»’":
+                text = text[1:-1].strip()
             return text or None
         return None
 
@@ -1104,13 +1238,19 @@ class _Reading:
         if Kind.service in kinds and kinds[Kind.service].name not in args and args.get("stack"):
             services = list(self.r.config.stack_services.get(args["stack"], ()))
             if len(services) != 1:
-                return self.ask(f"The {args['stack']} stack has {join_choices(services, 'and')}: which service?",
-                                attempted=cmd)
+                # the command is clear, the service is not: ask for it, keeping what was named
+                return Plan(cmd, dict(args), "grammar",
+                            f"The {args['stack']} stack has {join_choices(services, 'and')}: which service?",
+                            0.5, cmd)
             self.conf -= 0.1
             args[kinds[Kind.service].name] = services[0]
             del args["stack"]
         rest: list[Mention] = []
         for m in leftovers:
+            host = self._host_of(m)
+            if Kind.host in kinds and host and kinds[Kind.host].name not in args:
+                args[kinds[Kind.host].name] = host  # "the gpu box": the environment on the GPU host
+                continue
             if Kind.stack in kinds and Kind.service in m.names:
                 stack = self.r.stack_for(m.names[Kind.service])
                 if stack and kinds[Kind.stack].name not in args:
@@ -1184,6 +1324,13 @@ class _Reading:
             w = self.words[i].raw
             nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
             prev = self.low[i - 1] if i > 0 else ""
+            if prev in ("is", "are", "was", "were", "be", "seems", "looks", "it", "got", "getting"):
+                continue  # "it's ready", "prod is slow": a comment, not a name
+            if self._later_sentence(i):
+                continue  # "can you put a freeze on? incident ongoing": a remark after the request
+            if any(m.end == i for m in self.mentions) and P.KIND_NOUNS.get(nxt) and any(
+                    Kind(P.KIND_NOUNS[nxt]) in m.names for m in self.mentions if m.end == i):
+                continue  # "the gpu-metrics exporter stack": a word between a name and its kind noun
             kind = P.KIND_NOUNS.get(nxt)
             target_kind: Kind | None = None
             if kind is not None and (Kind(kind) in kinds or missing):
@@ -1194,11 +1341,26 @@ class _Reading:
                 return self.ask(unknown_name(self.r, target_kind, w), attempted=cmd)
         return None
 
+    def _later_sentence(self, i: int) -> bool:
+        """Whether word i stands in a sentence after the one with the command, a sentence naming nothing."""
+        ends = [k for k in range(i) if any(c in self.words[k].raw + self.tokens[self.words[k].tok].trail
+                                           for c in "?!.") and self.words[k].boundary]
+        if not ends or not self.hits or self.hits[0].start > ends[-1]:
+            return False
+        start = ends[-1] + 1
+        return not any(m.start >= start for m in self.mentions)
+
     def _not_understood(self) -> Plan:
         if self.mentions:
             names = ", ".join(m.phrase for m in self.mentions)
-            return Plan.unknown(f"I see {names} but not what to do with it. 'help' lists what I can do.")
+            return Plan.unknown(f"I see {names} but not what to do with it. 'help' lists what I can do.",
+                                outcome=Outcome.unknown)
         return Plan.unknown(None)
+
+
+def _identifier(word: str) -> bool:
+    """A word that looks like a value (a name, a version, an id): digits, '-', '_', '.' or '/' inside."""
+    return bool(re.search(r"\d|[a-z][-_./][a-z0-9]", word.lower()))
 
 
 def canonical(cmd: str, args: dict[str, Any], registry: Registry) -> str:

@@ -34,7 +34,7 @@ TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last"
 # Negations and cancellations: a request that says not to act.
 NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip"})
 CANCEL_PHRASES = ("never mind", "nevermind", "nvm", "scratch that", "forget it", "forget that", "hold off",
-                  "cancel that", "ignore that", "wait no", "actually no", "no need", "do not", "not now",
+                  "cancel that", "ignore that", "wait no", "no wait", "actually no", "no need", "not now",
                   "leave it", "leave alone", "keep it running", "keep running")
 EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
 
@@ -43,6 +43,7 @@ INTENT_PHRASES = ("i will", "we will", "i am going to", "we are going to", "gonn
                   "should we", "i should", "i might", "we might", "maybe we", "planning to", "plan to",
                   "thinking about", "thinking of", "about to", "i am", "we are", "heads up", "fyi", "i was",
                   "we were", "i have to", "will need to", "should i")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SCHEDULE_WORDS = frozenset({"tomorrow", "tonight", "later", "monday", "tuesday", "wednesday", "thursday",
                             "friday", "saturday", "sunday", "weekend", "midnight", "noon", "schedule",
                             "scheduled", "every", "cron", "nightly", "daily", "weekly"})
@@ -210,6 +211,9 @@ POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a
 # A subject followed by "would" (not "would like"): a hypothetical ("we'd roll chat back").
 HYPOTHETICAL_SUBJECTS = frozenset({"we", "i", "they", "he", "she", "you", "it", "that", "someone", "people"})
 WOULD_POLITE = frozenset({"like", "love", "appreciate", "prefer", "be", "you"})
+# Words that replace the target said before them ("restart redis on test… actually make that dev").
+CORRECTION_MARKERS = ("actually make that", "actually make it", "actually", "i mean", "make that", "make it",
+                      "sorry", "correction", "rather", "instead of that")
 # Verbs that call a running action off: governing a command's noun they ask for nothing we do.
 CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt", "stop", "nix", "ditch", "pause",
                           "interrupt", "terminate", "postpone", "delay", "skip", "hold", "block", "prevent",
@@ -218,12 +222,12 @@ CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt"
 LIGHT_VERBS = frozenset({"do", "run", "trigger", "perform", "kick off", "start", "begin", "launch", "initiate",
                          "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
                          "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
-                         "deserves"})
+                         "deserves", "put", "place", "slap", "issue"})
 # Words between a verb and the noun it governs: "undo the last chat deploy".
 DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my", "our", "your", "his", "her",
                          "their", "its", "last", "latest", "previous", "recent", "new", "old", "current",
                          "whole", "entire", "any", "some", "all", "quick", "fresh", "full", "another", "second",
-                         "first", "today", "yesterday", "broken", "failed", "bad", "botched", "pending",
+                         "first", "one", "two", "today", "yesterday", "broken", "failed", "bad", "botched", "pending",
                          "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please"})
 # Prepositions that make a command noun a time or topic reference, not a request ("restart after the deploy").
 REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",

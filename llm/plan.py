@@ -44,8 +44,8 @@ class Plan:
 
     def __init__(self, command: str | None, args: dict[str, Any] | None = None, source: str = "grammar",
                  clarify: str | None = None, confidence: float = 1.0, attempted: str | None = None,
-                 usage: dict[str, float] | None = None, context: str | None = None, *,
-                 outcome: Outcome | None = None) -> None:
+                 usage: dict[str, float] | None = None, context: str | None = None,
+                 decided: Outcome | None = None, *, outcome: Outcome | None = None) -> None:
         self.command = command
         self.args = dict(args or {})
         self.source = source
@@ -54,7 +54,7 @@ class Plan:
         self.attempted = attempted
         self.usage = usage
         self.context = context
-        self.decided = outcome
+        self.decided = outcome or decided
 
     @property
     def outcome(self) -> Outcome:

@@ -50,6 +50,8 @@ def question(resolver: Resolver, arg: Arg, args: dict[str, Any]) -> str:
     if arg.kind is Kind.env:
         stack = args.get("stack") or (resolver.stack_for(args["service"]) if args.get("service") else None)
         choices = resolver.envs_for_stack(stack) if stack else resolver.choices(Kind.env)
+    elif arg.kind is Kind.service and args.get("stack"):
+        choices = list(resolver.config.stack_services.get(args["stack"], ())) or resolver.choices(arg.kind)
     elif arg.kind.is_entity:
         choices = resolver.choices(arg.kind)
     if choices:
