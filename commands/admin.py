@@ -8,9 +8,19 @@ from typing import Any
 from bot.request import Reply, Table, Tone
 from commands.args import ENV, REASON, REQUEST
 from commands.context import Context
-from commands.registry import Arg, Kind, Phrasing, command, registry
+from commands.registry import Arg, Kind, Phrasing, Registry, command
 from infra.db.common import DatabaseUnavailable, aware
 from infra.errors import CommandError
+
+
+def closest_commands(reg: Registry, word: str, limit: int = 3) -> list[str]:
+    """Commands whose name or words are spelt closest to `word` (help never acts on a guess)."""
+    from rapidfuzz import fuzz, process
+
+    words = reg.words
+    found = process.extract(word.strip().lower(), list(words), scorer=fuzz.WRatio, limit=limit * 3,
+                            score_cutoff=60)
+    return list(dict.fromkeys(words[w] for w, _, _ in found))[:limit]
 
 
 @command("help", summary="list commands, or explain one",
@@ -20,12 +30,14 @@ from infra.errors import CommandError
                                   "what do you support", "how do you work", "man", "manual"),
                            answers_howto=True))
 async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
-    reg = registry()
+    reg = ctx.engine.registry  # the engine's own registry: team plugins included
     topic = args.get("topic")
     if topic:
         name = reg.command_for_word(topic.strip().split()[0])
         if name is None:
-            raise CommandError(f"There is no command '{topic}'. Say 'help' for the list.")
+            near = closest_commands(reg, topic)
+            hint = f" Closest: {', '.join(near)}; say 'help {near[0]}'." if near else ""
+            raise CommandError(f"There is no command '{topic}'.{hint} Say 'help' for the list.")
         spec = reg[name]
         rows = [[a.name, a.kind.value, "yes" if a.required else "no",
                  "position or key=" if a.positional else "key=value only",

@@ -489,6 +489,10 @@ class _Reading:
     def _scan(self) -> None:
         self._formats()
         n = len(self.words)
+        for i in range(n - 1):  # a past phrase is one unit ("backed up" is not "up")
+            if self.joined(i, i + 2) in self.lex.past and self.free(i) and self.free(i + 1) \
+                    and not self.lex.senses(self.joined(i, i + 2)):
+                self.take(i, i + 2)
         # split particle verbs: "push chat out", "bring n8n back up"
         for i in range(n):
             contiguous = self._phrase_at(i)
@@ -705,7 +709,7 @@ class _Reading:
                 and not self._value_word_before_noun(i)]
         if reviewer and past and self._value_question(past[0][0]):
             return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
-        audit_q = any(w in ("who", "when", "did", "history", "whom", "anyone", "anybody")
+        audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
                       for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or any(
             reviewer in h.commands for h in self.hits)
         if past and (self.causative or any(w in ("get", "got") for w in low[max(0, past[0][0] - 4):past[0][0]])):
@@ -732,6 +736,8 @@ class _Reading:
                     or any(w in self.p.users for w in low[:i])):
                 return self.refuse(f"That sounds like something that already happened, so I'm not doing "
                                    f"anything. To review it: 'audit command={cmd}'.")
+            n = 2 if self._past_at(i) and " ".join(low[i:i + 2]) in self.lex.past else 1
+            self.take(i, min(i + n, len(low)))  # a participle describing a state ("is the queue backed up?"): no name
         imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
         if any(f" {w} " in f" {self.joined()} " for w in P.OUTCOME_WORDS) and self.hits and not audit_q \
                 and not imperative \
@@ -836,6 +842,9 @@ class _Reading:
                         split.senses = [s for s in split.senses if s.command in governed]
                         self.hits.remove(hit)
                         continue
+                if not governed and changing:
+                    # "call off the web deploy": a verb we know, but not one that takes a deploy
+                    return self.refuse(self._governed_question(self.joined(start, j + 1), owner[0]))
                 if governed:
                     self.hits.remove(hit)
                     self._drop_hits_in(start, j + 1)
@@ -845,6 +854,14 @@ class _Reading:
                     continue
             word = self.low[j]
             other = next((h for h in self.hits if h is not hit and h.start <= j < h.end), None)
+            light = self._light_verb_ending_at(j) if changing else None
+            if light is not None:
+                if other is not None:
+                    self.hits.remove(other)
+                hit.senses = [Sense(c, Strength.verb) for c in owner]
+                hit.is_noun = False
+                self.take(light, j + 1)
+                continue
             if word in P.REFERENCE_PREPOSITIONS:
                 if changing or len(self.hits) > 1:
                     self.hits.remove(hit)  # "restart nginx after the deploy": a reference, not a request
@@ -853,14 +870,6 @@ class _Reading:
                 continue  # "what's in the rtmp logs": the only thing asked about
             if other is not None and other.is_noun:
                 self.hits.remove(hit)  # "status of the deployment": a complement of the other noun
-                continue
-            light = self._light_verb_ending_at(j) if changing else None
-            if light is not None:
-                if other is not None:
-                    self.hits.remove(other)
-                hit.senses = [Sense(c, Strength.verb) for c in owner]
-                hit.is_noun = False
-                self.take(light, j + 1)
                 continue
             if other is not None and other.strength is Strength.verb:
                 if any(c in owner for c in other.commands):
@@ -1111,6 +1120,10 @@ class _Reading:
             return self._user(arg)
         if arg.kind is Kind.text:
             return self._text_after(arg.cues)
+        if arg.kind is Kind.integer and (arg.cues or arg.cues_after):
+            digits = re.compile(r"^\d{1,6}$")
+            number = self._after(arg.cues, digits, any_value=False) or self._before(arg.cues_after, digits)
+            return int(number) if number is not None else None
         if arg.kind is not Kind.word:
             return None
         shape = re.compile(rf"^({arg.shape})$", re.I) if arg.shape else None
@@ -1142,7 +1155,7 @@ class _Reading:
         return w in P.FILLER or bool(self.lex.senses(w)) or w in self.lex.object_verbs or w in (
             "latest", "last", "previous", "old", "one") or any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
-    def _after(self, keys: tuple[str, ...], shape: re.Pattern[str] | None) -> str | None:
+    def _after(self, keys: tuple[str, ...], shape: re.Pattern[str] | None, any_value: bool = True) -> str | None:
         """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
         weak = ("at", "to", "as", "back", "for", "from", "by")
         for i, w in enumerate(self.low[:-1]):
@@ -1158,19 +1171,21 @@ class _Reading:
             if not self.free(j) or not WORD.match(raw) or (
                     self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
                 continue
-            if shape is not None and (w in weak or w in self.lex.nouns) and not shape.match(low) and not (
-                    w in weak and self.targets_given):
+            if shape is not None and not shape.match(low) and (not any_value or ((
+                    w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
                 continue  # "deploy chat to staging2" is no ref; "… on prod to main" is, the targets being named
             self.take(i, i + 1)
             self.take(j, j + 1)
             return raw
         return None
 
-    def _before(self, keys: tuple[str, ...]) -> str | None:
+    def _before(self, keys: tuple[str, ...], shape: re.Pattern[str] | None = None) -> str | None:
         for i, w in enumerate(self.low):
             if w in keys and i > 0:
                 j = i - 1
-                if self.free(j) and WORD.match(self.low[j]) and not self._is_name(self.low[j]) \
+                if shape is not None and not shape.match(self.low[j]):
+                    continue
+                if self.free(j) and WORD.match(self.low[j]) and (shape is not None or not self._is_name(self.low[j])) \
                         and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
                     return self.words[j].raw

@@ -222,7 +222,7 @@ CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt"
 LIGHT_VERBS = frozenset({"do", "run", "trigger", "perform", "kick off", "start", "begin", "launch", "initiate",
                          "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
                          "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
-                         "deserves", "put", "place", "slap", "issue"})
+                         "deserves", "put", "place", "slap", "issue", "do with", "could do with"})
 # Words between a verb and the noun it governs: "undo the last chat deploy".
 DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my", "our", "your", "his", "her",
                          "their", "its", "last", "latest", "previous", "recent", "new", "old", "current",
