@@ -15,13 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-import requests
-from proxmoxer import ProxmoxAPI, ResourceException
+from typing import TYPE_CHECKING, Any, Literal
 
 from infra.config import Config, Proxmox
 from infra.errors import BackendUnavailable, CommandError, NotConfigured
+
+if TYPE_CHECKING:  # proxmoxer and requests load with the first client, not with `chatops parse`
+    from proxmoxer import ResourceException
 
 Progress = Callable[[str], Awaitable[None]]
 GuestKind = Literal["qemu", "lxc"]
@@ -154,6 +154,8 @@ class ProxmoxClient:
         self.token_id = token_id
         self.task_timeout_s = task_timeout_s
         self.poll_s = poll_s
+        from proxmoxer import ProxmoxAPI
+
         verify: bool | str = (ca_bundle or True) if verify_ssl else False
         self._api = ProxmoxAPI(host, backend="https", user=user, token_name=token_name,
                                token_value=token_secret, verify_ssl=verify, timeout=timeout_s)
@@ -171,6 +173,9 @@ class ProxmoxClient:
 
     # -- plumbing ---------------------------------------------------------
     async def _call(self, what: str, fn: Callable[[], Any], guest: Guest | None = None) -> Any:
+        import requests
+        from proxmoxer import ResourceException
+
         try:
             return await asyncio.to_thread(fn)
         except ResourceException as exc:
