@@ -966,9 +966,16 @@ class _Reading:
         return self._best_fit(ranked)
 
     def _command_from_values(self) -> str | None:
+        """No command word: a person's name or a value word in a question names the one command that
+        takes it ("what did alice do", "anything failed since this morning?")."""
         user_cmds = [s.name for s in self.lex.specs.values() if any(a.kind is Kind.user for a in s.args)]
         if len(user_cmds) == 1 and (self.values.get("past_user") or any(w in self.p.users for w in self.low)):
             return user_cmds[0]
+        if self._is_question():
+            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in a.values
+                      if any(self.free(i) and low == w for i, low in enumerate(self.low))}
+            if len(takers) == 1:
+                return takers.pop()
         return None
 
     def _fit(self, cmd: str) -> tuple[int, int, int, int]:
