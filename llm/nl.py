@@ -558,7 +558,8 @@ class _Reading:
         after_words = i > 0 and not self.words[i - 1].boundary and prev not in P.CLAUSE_JOINERS and (
             (prev in P.REFERENCE_PREPOSITIONS and (prev != "to" or verb_before)) or (prev not in P.FILLER
             and not any(h.start <= i - 1 < h.end for h in self.hits)))
-        if prev in _DEMOTE_BEFORE or prev in self.p.users or any(m.end == i for m in self.mentions) or (
+        after_name = any(m.end == i for m in self.mentions) and not self.words[i - 1].boundary
+        if prev in _DEMOTE_BEFORE or prev in self.p.users or after_name or (
                 nouns and after_words):
             if nouns:
                 hit.senses = [Sense(s.command, Strength.noun) for s in nouns]
@@ -739,8 +740,11 @@ class _Reading:
             n = 2 if self._past_at(i) and " ".join(low[i:i + 2]) in self.lex.past else 1
             self.take(i, min(i + n, len(low)))  # a participle describing a state ("is the queue backed up?"): no name
         imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
-        if any(f" {w} " in f" {self.joined()} " for w in P.OUTCOME_WORDS) and self.hits and not audit_q \
-                and not imperative \
+        outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS]
+        # "the proxy looks dead, give it a bounce": the report is a reason; the request follows it
+        request_after = bool(outcome_at) and any(
+            h.start > k and self.words[k].boundary for h in self.hits for k in range(max(outcome_at), h.start))
+        if outcome_at and self.hits and not audit_q and not imperative and not request_after \
                 and low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which", "show",
                                    "list", "get", "give", "any"):
             noun_first = self.hits[0].strength is Strength.hint or self.hits[0].is_noun or (
@@ -814,8 +818,9 @@ class _Reading:
             owner = hit.commands
             changing = any(self.lex.specs[c].changes for c in owner)
             j = hit.start - 1
-            while j >= 0 and not self.words[j].boundary and self._verb_ending_at(j) is None \
-                    and self._skippable(j, hit):
+            while j >= 0 and not self.words[j].boundary and self._skippable(j, hit) and (
+                    (found := self._verb_ending_at(j)) is None or (found[0] in P.DETERMINERS and not any(
+                        self.lex.governs(found[0], o) for o in owner))):
                 j -= 1
             verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
             governed = [c for o in owner for c in self.lex.governs(verb[0], o)] if verb else []
@@ -829,6 +834,11 @@ class _Reading:
                 if changing and j < 0 and self.lead_light:
                     hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
                     hit.is_noun = False
+                elif changing and self._is_question() and self.lex.answers_past and not any(
+                        h.strength is Strength.verb and not h.is_noun for h in self.hits):
+                    # "any deploys to prod since friday?": a question about changes made, for the audit log
+                    self.hits.remove(hit)
+                    self.values["past_command"] = owner[0]
                 continue  # nothing governs it: the noun names its own command
             if verb is not None:
                 start = verb[1]
@@ -888,8 +898,8 @@ class _Reading:
         w = self.low[j]
         if self.words[j].boundary and j < hit.start - 1:
             return False
-        if w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS:
-            return True
+        if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them"):
+            return True  # "undo the last chat deploy", "give it a bounce"
         if any(m.start <= j < m.end for m in self.mentions) or w in self.p.users:
             return True
         if w in P.TARGET_PREPOSITIONS and any(m.start == j + 1 for m in self.mentions):
