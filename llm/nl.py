@@ -225,7 +225,7 @@ class _Reading:
     # -- the reading -------------------------------------------------------
     def plan(self) -> Plan:
         if not self.words:
-            return Plan.unknown("Say 'help' to see what I can do.")
+            return Plan.unknown("Say 'help' to see what I can do.", outcome=Outcome.unknown)
         if self.joined() in P.CHATTER:
             return Plan.unknown(None)
         self._values()

@@ -330,6 +330,27 @@ def test_plugins_load_from_the_config_and_bad_ones_are_named(tmp_path: Path) -> 
         cfg.unlink(missing_ok=True)
 
 
+def test_a_plugin_installed_as_a_package_is_found_by_its_entry_point(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config: Config) -> None:
+    """An installed distribution declaring `chatops.commands` (a dist-info folder on sys.path, as pip
+    leaves it) is loaded without any config key."""
+    from commands.registry import load_entry_points
+
+    dist = tmp_path / "team_scale_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: team-scale-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[chatops.commands]\nscale = team_scale\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    reg = Registry()
+    for spec in registry():
+        reg.add(spec)
+    load_entry_points(reg)
+    assert "scale" in reg
+    assert Planner(config, reg).grammar("scale grafana on test to 2").args == {
+        "replicas": 2, "service": "grafana", "env": T}
+
+
 def test_a_plugin_that_redeclares_a_core_command_is_refused(team_registry: Registry, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "team_clash.py").write_text(
