@@ -194,15 +194,18 @@ def run(config: str | None, user: str, yes: bool, local: bool, text: tuple[str, 
 @click.argument("text", nargs=-1, required=True)
 def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[str, ...]) -> None:
     """Print the plan for TEXT (or for each line of stdin with '-'); no side effects."""
-    from commands.registry import registry
+    from commands.registry import PluginError, registry
     from infra.config import load_config
     from llm.planner import Planner
 
     try:
         cfg = load_config(config)
+        reg = registry(cfg.inventory.plugins)
     except ConfigError as exc:
         _fail(f"Configuration error:\n{exc}")
-    planner = Planner(cfg, registry())
+    except PluginError as exc:
+        _fail(str(exc))
+    planner = Planner(cfg, reg)
     from llm.validate import validate
 
     async def one(line: str) -> None:
@@ -437,22 +440,35 @@ def eval_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object (the full report)")
 @click.option("--fail-under", type=float, default=None,
               help="exit 1 if accuracy is below this fraction or any wrong action happened")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def eval_nl(config: str | None, use_llm: bool, as_json: bool, fail_under: float | None, file: str) -> None:
-    """Accuracy, misses per command, wrong actions and latency of the plain-language routes."""
-    from commands.registry import registry
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def eval_nl(config: str | None, use_llm: bool, as_json: bool, fail_under: float | None,
+            files: tuple[str, ...]) -> None:
+    """Accuracy, misses per command, wrong actions and latency of the plain-language routes, per FILE
+    (e.g. the regression set and a held-out set, scored separately)."""
+    from commands.registry import PluginError, registry
     from infra.config import load_config
-    from llm.eval import CasesError, evaluate, format_report, load_cases
+    from llm.eval import CasesError, evaluate, format_report, format_summary, load_cases
     from llm.planner import Planner
 
     try:
         cfg = load_config(config)
-        cases = load_cases(file)
-    except (ConfigError, CasesError) as exc:
+        sets = [(file, load_cases(file)) for file in files]
+        planner = Planner(cfg, registry(cfg.inventory.plugins))
+    except (ConfigError, CasesError, PluginError) as exc:
         _fail(str(exc))
-    report = asyncio.run(evaluate(cases, Planner(cfg, registry()), use_llm=use_llm))
-    click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else format_report(report))
-    if fail_under is not None and (report.accuracy < fail_under or report.wrong_actions):
+
+    async def all_sets() -> list[Any]:
+        return [await evaluate(cases, planner, use_llm=use_llm, name=file) for file, cases in sets]
+
+    reports = asyncio.run(all_sets())
+    if as_json:
+        body = reports[0].to_dict() if len(reports) == 1 else {"sets": [r.to_dict() for r in reports]}
+        click.echo(json.dumps(body, ensure_ascii=False))
+    else:
+        click.echo("\n\n".join(format_report(r) for r in reports))
+        if len(reports) > 1:
+            click.echo("\n" + format_summary(reports))
+    if fail_under is not None and any(r.accuracy < fail_under or r.wrong_actions for r in reports):
         sys.exit(1)
 
 

@@ -25,12 +25,15 @@ def build_app(config: str | None, *, migrate: bool = False, database_url: str | 
     from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
     from bot.app import build
+    from commands.registry import PluginError
     from infra.db.common import DatabaseUnavailable, SchemaMismatch
 
     try:
         return build(config, database_url, migrate=migrate, overlay=overlay)
     except ConfigError as exc:
         fail(f"Configuration error:\n{exc}")
+    except PluginError as exc:
+        fail(str(exc))
     except SchemaMismatch as exc:
         fail(f"{exc.headline()}. {exc.advice}")
     except DatabaseUnavailable as exc:

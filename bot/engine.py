@@ -71,7 +71,7 @@ class Engine:
                  registry: Registry | None = None, planner: Planner | None = None) -> None:
         self.config = config
         self.store = store
-        self.registry = registry or load_registry()
+        self.registry = registry or load_registry(config.inventory.plugins)
         self.resolver = Resolver(config)
         self.backends = backends or Backends(config)
         self.planner = planner or Planner(config, self.registry, self.resolver, backends=self.backends,

@@ -10,7 +10,7 @@ from bot.request import Action, Reply, Table, Tone
 from commands.args import ENV, REASON, REQUEST
 from commands.context import Context
 from commands.examples import examples_for, sample_requests
-from commands.registry import Arg, Kind, command, registry
+from commands.registry import Arg, Kind, Phrasing, Registry, command
 from infra.config import Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.errors import CommandError
@@ -29,16 +29,31 @@ def meaning(ctx: Context, arg: Arg) -> str:
     return f"{base} ({', '.join(names[:6])}{', …' if len(names) > 6 else ''})" if names else base
 
 
+def closest_commands(reg: Registry, word: str, limit: int = 3) -> list[str]:
+    """Commands whose name or words are spelt closest to `word` (help never acts on a guess)."""
+    from rapidfuzz import fuzz, process
+
+    words = reg.words
+    found = process.extract(word.strip().lower(), list(words), scorer=fuzz.WRatio, limit=limit * 3,
+                            score_cutoff=60)
+    return list(dict.fromkeys(words[w] for w, _, _ in found))[:limit]
+
+
 @command("help", summary="list commands, or explain one",
          args=(Arg("topic", Kind.text, required=False, help="a command name"),),
-         examples=("help", "help deploy"), words=("commands", "usage"))
+         examples=("help", "help deploy"), words=("commands", "usage"),
+         phrasing=Phrasing(nouns=("help", "commands", "usage", "what can you do", "what do you do",
+                                  "what do you support", "how do you work", "man", "manual"),
+                           answers_howto=True))
 async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
-    reg = registry()
+    reg = ctx.engine.registry  # the engine's own registry: team plugins included
     topic = args.get("topic")
     if topic:
         name = reg.command_for_word(topic.strip().split()[0])
         if name is None:
-            raise CommandError(f"There is no command '{topic}'. Say 'help' for the list.")
+            near = closest_commands(reg, topic)
+            hint = f" Closest: {', '.join(near)}; say 'help {near[0]}'." if near else ""
+            raise CommandError(f"There is no command '{topic}'.{hint} Say 'help' for the list.")
         spec = reg[name]
         rows = [[a.name, a.kind.value, "yes" if a.required else "no",
                  "position or key=" if a.positional else "key=value only",
@@ -62,7 +77,11 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("whoami", summary="the caller's identity and roles", examples=("whoami",),
-         words=("who am i",), slash=False)
+         words=("who am i",), slash=False,
+         phrasing=Phrasing(nouns=("whoami", "who am i", "my roles", "my role", "my permissions", "my access",
+                                  "what am i allowed", "am i an admin", "am i admin", "am i an operator",
+                                  "permissions", "what roles do i have", "my identity", "am i an approver",
+                                  "am i an", "am i a")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
@@ -88,7 +107,11 @@ async def _reachability(ctx: Context, env: str) -> str:
 
 
 @command("envs", summary="environments, reachability, protection, locks", examples=("envs",),
-         words=("environments",))
+         words=("environments",),
+         phrasing=Phrasing(nouns=("envs", "environments", "environment list", "list envs", "which envs",
+                                  "anything frozen", "anything locked", "what is frozen", "what is locked",
+                                  "any freezes", "any locks"),
+                           hints=("locked", "frozen", "locks", "freezes")))
 async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
     locks = await asyncio.to_thread(ctx.store.env_locks)
     names = list(ctx.config.inventory.environments)
@@ -106,7 +129,10 @@ async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("lock", summary="freeze changes to an environment", args=(ENV, REASON), changes=True,
          role="admin", confirm=False, approval=False, examples=("lock prod release freeze",),
-         words=("freeze",))
+         words=("freeze",),
+         phrasing=Phrasing(verbs=("lock", "freeze", "lock down", "block changes", "code freeze", "change freeze"),
+                           nouns=("freeze", "code freeze", "change freeze", "lock"),
+                           past=("locked", "froze", "frozen")))
 async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only bot state changes: admins freeze without a second approval, so a freeze is never slowed."""
     env = args["env"]
@@ -118,7 +144,12 @@ async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("unlock", summary="lift a freeze", args=(ENV,), changes=True, role="admin", confirm=False,
-         approval=False, examples=("unlock prod",), words=("unfreeze",))
+         approval=False, examples=("unlock prod",), words=("unfreeze",),
+         phrasing=Phrasing(verbs=("unlock", "unfreeze", "thaw", "unblock"),
+                           object_verbs=("end", "lift", "remove", "clear", "stop", "cancel", "undo", "release",
+                                         "drop", "call off", "unlock"),
+                           objects=("lock",),
+                           past=("unlocked", "unfroze", "thawed")))
 async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
     env = args["env"]
     existing = await asyncio.to_thread(ctx.store.unlock_env, env)
@@ -129,14 +160,20 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("approve", summary="approve a pending request (by its id)", args=(REQUEST,), changes=True,
-         role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",))
+         role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",),
+         phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
+                           object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
+                           past=("approved", "signed off")))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
 
 @command("deny", summary="deny a pending request", args=(REQUEST, REASON), changes=True,
          role="approver", confirm=False, approval=False,
-         examples=("deny r-1a2b3c4d not during the demo",), words=("reject",))
+         examples=("deny r-1a2b3c4d not during the demo",), words=("reject",),
+         phrasing=Phrasing(verbs=("deny", "reject", "decline", "veto", "refuse", "nack"),
+                           object_verbs=("deny", "reject", "decline", "veto", "refuse", "nack"), objects=("*",),
+                           past=("denied", "rejected", "declined", "vetoed")))
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
                                 req=ctx.request)
@@ -226,7 +263,11 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("health", summary="reachability of every backend: Docker hosts, Proxmox, GPU source, LLM, database",
-         examples=("health",), words=("ping",))
+         examples=("health",), words=("ping",),
+         phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
+                                  "reachable", "connectivity", "everything ok", "is everything up", "all systems",
+                                  "connections", "docker hosts"),
+                           hints=("proxmox",)))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     from infra.db.migrate import schema_status  # reads the schema's revision; never migrates
 

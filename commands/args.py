@@ -13,6 +13,9 @@ STACK_KV = Arg("stack", Kind.stack, required=False, positional=False,
 SERVICE = Arg("service", Kind.service, help="service name (e.g. n8n, nginx, open-webui)")
 VM = Arg("vm", Kind.vm, help="Proxmox guest (rumpledev, rumpletest, rumpleprod, portainer, llm)")
 VM_OPT = Arg("vm", Kind.vm, required=False, help="Proxmox guest")
-SNAPSHOT = Arg("snapshot", Kind.word, help="snapshot name")
+SNAPSHOT = Arg("snapshot", Kind.word, help="snapshot name",
+               cues=("snapshot", "checkpoint", "snap", "called", "named", "to", "back"),
+               cues_after=("snapshot", "checkpoint", "snap"))
 REQUEST = Arg("request", Kind.request, help="request id, like r-1a2b3c4d")
-REASON = Arg("reason", Kind.text, required=False, help="why, in a few words")
+REASON = Arg("reason", Kind.text, required=False, help="why, in a few words",
+             cues=("because", "reason", "for", "due to", "since", "as", "cause", "cuz", "until", "during", "while"))

@@ -7,17 +7,24 @@ from typing import Any
 
 from bot.request import Reply, Table
 from commands.context import Context
-from commands.registry import Arg, Kind, command
+from commands.registry import Arg, Kind, Phrasing, command
 from infra.config import Role
 from infra.db.common import AuditFilter, aware
 from infra.errors import CommandError
 from llm.values import parse_since
 
 AUDIT_ARGS = (
-    Arg("user", Kind.user, required=False, positional=False, help="who asked (alice or slack:U123)"),
+    Arg("user", Kind.user, required=False, positional=False, help="who asked (alice or slack:U123)",
+        cues=("by", "user", "from")),
     Arg("env", Kind.env, required=False, positional=False, help="environment"),
     Arg("command", Kind.command, required=False, positional=False, help="command name"),
-    Arg("status", Kind.status, required=False, positional=False, help="request status"),
+    Arg("status", Kind.status, required=False, positional=False, help="request status",
+        values=(("failed", "failed"), ("failures", "failed"), ("failing", "failed"), ("errored", "failed"),
+                ("broken", "failed"), ("denied", "denied"), ("rejected", "denied"), ("pending", "pending_approval"),
+                ("waiting", "pending_approval"), ("awaiting", "pending_approval"), ("succeeded", "succeeded"),
+                ("successful", "succeeded"), ("expired", "expired"), ("refused", "refused"),
+                ("cancelled", "cancelled"), ("canceled", "cancelled"), ("interrupted", "interrupted"),
+                ("approved", "approved"), ("started", "started"))),
     Arg("since", Kind.duration, required=False, positional=False, help="15m, 2h, 1d or an ISO date"),
     Arg("limit", Kind.integer, required=False, positional=False, default=20, minimum=1, maximum=500,
         help="rows to show"),
@@ -45,7 +52,14 @@ def resolve_user(ctx: Context, user: str) -> str:
 
 @command("audit", summary="review the audit log", args=AUDIT_ARGS,
          examples=("audit", "audit env=prod since=1d", "audit user=alice status=failed limit=50"),
-         words=("history",))
+         words=("history",),
+         phrasing=Phrasing(
+             nouns=("audit", "audit log", "history", "what happened", "activity", "changelog", "who did",
+                    "recent changes", "requests", "approvals", "actions", "audit entries", "audit trail",
+                    "entries", "what changed", "what was done", "what ran"),
+             formats=("what did {user} do", "what has {user} done", "what did {user} change",
+                      "what has {user} changed", "what has {user} been doing", "what did {user} run"),
+             answers_past=True))
 async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     """Newest first. Everyone sees their own requests; admins see everyone's."""
     user = resolve_user(ctx, args["user"]) if args.get("user") else None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.request import Attachment, Reply, Table, Tone
 from commands.context import Context
-from commands.registry import Arg, Kind, command
+from commands.registry import Arg, Kind, Phrasing, command
 from infra.errors import CommandError, NotConfigured
 
 if TYPE_CHECKING:
@@ -163,7 +163,11 @@ async def chart_attachment(host: str, history: History) -> Attachment:
 
 @command("gpu", summary="per-GPU utilisation, memory, temperature, power, processes; the LLM server's queue",
          args=(Arg("host", Kind.host, required=False, help="GPU host (phoenix)"),),
-         backend="gpu", examples=("gpu", "gpu phoenix"), words=("gpus",))
+         backend="gpu", examples=("gpu", "gpu phoenix"), words=("gpus",),
+         phrasing=Phrasing(
+             nouns=("gpu", "gpus", "graphics cards", "graphics card", "vram", "cuda", "nvidia-smi", "nvidia",
+                    "gpu usage", "gpu load", "gpu memory", "cards", "card", "power draw"),
+             hints=("busy", "utilisation", "utilization", "temperature", "temps", "queue", "load", "hot")))
 async def gpu(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per-GPU load from the host's configured source, the vLLM queue, and (with Prometheus) a chart."""
     hosts = [args["host"]] if args.get("host") else list(ctx.config.inventory.gpu_hosts)

@@ -9,7 +9,7 @@ adding one decorated function.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,49 @@ class Arg:
     maximum: int | None = None
     # Positional arguments can be given without `key=`; others only as key=value.
     positional: bool = True
+    # Plain language (compiled by llm/lexicon.py): words that introduce the value ("called X", "ref X"),
+    # nouns that follow it ("the X snapshot"), the shape a bare value has anywhere in the text (a regex,
+    # e.g. a version), and words that stand for a value (("failed", "failed"), ("waiting", "pending_approval")).
+    cues: tuple[str, ...] = ()
+    cues_after: tuple[str, ...] = ()
+    shape: str | None = None
+    values: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Phrasing:
+    """How people ask for a command in plain language, declared beside its handler.
+
+    llm/lexicon.py compiles every command's phrasing into one lexicon; the plain-language
+    reader (llm/nl.py) knows no command by name.  Phrases are lower case, written after
+    contraction expansion ("do not"); a multi-word verb whose last word is a particle
+    ("push out", "bring up") may also be split around its target ("push chat out").
+    """
+
+    # Verbs and verb phrases that ask for the command ("bounce", "push out", "roll back").
+    verbs: tuple[str, ...] = ()
+    # Nouns naming the command's action or its output ("deployment", "logs", "snapshot"). A noun asks
+    # for the command only when no other verb governs it ("the chat deploy" vs "undo the chat deploy").
+    nouns: tuple[str, ...] = ()
+    # Weak words, used only when nothing stronger is present ("busy", "running").
+    hints: tuple[str, ...] = ()
+    # Past forms: a report of something done, or (in a question) something to look up in the audit log.
+    past: tuple[str, ...] = ()
+    # Verbs that ask for this command when their object is a noun of one of `objects` (command names,
+    # or "*" for any command's noun; the command's own nouns always count): rollback's "undo" takes
+    # deploy's "deployment", approve's "approve" takes any request ("approve alice's deploy").
+    object_verbs: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
+    # Patterns with argument slots, StackStorm-style: "give {service} a kick on {env}".
+    formats: tuple[str, ...] = ()
+    # Verbs that, aimed at a whole machine rather than the command's target, ask for something the
+    # command does not do ("reboot the dev vm" is not a service restart).
+    machine_verbs: tuple[str, ...] = ()
+    # This command answers questions about what happened (who/when/did + a past form); its
+    # Kind.command argument takes the command asked about.
+    answers_past: bool = False
+    # This command answers how-to questions ("how do I roll back"); its first argument takes the topic.
+    answers_howto: bool = False
 
 
 Handler = Callable[["Context", dict[str, Any]], Awaitable["Reply"]]
@@ -83,6 +126,7 @@ class CommandSpec:
     # Its own typed slash subcommand (Discord allows 25 under /ops); every command stays
     # reachable in plain text and through `/ops ask` either way.
     slash: bool = True
+    phrasing: Phrasing = field(default_factory=Phrasing)
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)
@@ -169,13 +213,20 @@ REGISTRY = Registry()
 
 _MODULES = ("commands.admin", "commands.audit", "commands.stacks", "commands.services",
             "commands.vms", "commands.gpu")
+ENTRY_POINTS = "chatops.commands"
 _loaded = False
+_plugins: set[str] = set()
+
+
+class PluginError(Exception):
+    """A team command module that cannot be loaded, with the module and the reason."""
 
 
 def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: bool = False,
             examples: tuple[str, ...] = (), words: tuple[str, ...] = (), role: str | None = None,
             confirm: bool | None = None, approval: bool = True, backend: str | None = None,
             details: str = "", preview: Preview | None = None, slash: bool = True,
+            phrasing: Phrasing | None = None,
             registry: Registry | None = None) -> Callable[[Handler], Handler]:
     """Declare a command; the handler is returned unchanged so it stays testable."""
 
@@ -184,17 +235,49 @@ def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: boo
             name=name, summary=summary, handler=fn, args=args, changes=changes,
             examples=examples, words=words, role=role,
             confirm=changes if confirm is None else confirm, approval=approval,
-            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview, slash=slash))
+            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview, slash=slash,
+            phrasing=phrasing or Phrasing()))
         return fn
 
     return deco
 
 
-def registry() -> Registry:
-    """The registry with every command module imported (once)."""
+def registry(plugins: Iterable[str] = ()) -> Registry:
+    """The registry with every command module imported (once), then the team's plugin modules
+    (config `plugins:`) and the installed entry points of the group `chatops.commands`."""
     global _loaded
     if not _loaded:
         for mod in _MODULES:
             importlib.import_module(mod)
         _loaded = True
+        load_entry_points(REGISTRY)
+    for name in plugins:
+        load_plugin(name, REGISTRY)
     return REGISTRY
+
+
+def load_plugin(name: str, into: Registry) -> None:
+    """Import a team command module once; its `@command` declarations register themselves. A module
+    that defines `register(registry)` is called with the registry instead (for a registry of its own)."""
+    key = f"{id(into)}:{name}"
+    if key in _plugins:
+        return
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:  # an import error in a team's module must name the module
+        raise PluginError(f"plugin '{name}' cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    hook = getattr(module, "register", None)
+    if callable(hook):
+        try:
+            hook(into)
+        except ValueError as exc:
+            raise PluginError(f"plugin '{name}': {exc}") from exc
+    _plugins.add(key)
+
+
+def load_entry_points(into: Registry) -> None:
+    """Plugins installed as packages: entry points of the group `chatops.commands` (a module name)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINTS):
+        load_plugin(ep.value.split(":")[0], into)

@@ -10,7 +10,7 @@ from bot.request import Attachment, Reply, Table, Tone
 from commands.args import ENV, SERVICE, STACK_KV, STACK_OPT
 from commands.context import Context
 from commands.llm_guard import with_llm_guard
-from commands.registry import Arg, Kind, command
+from commands.registry import Arg, Kind, Phrasing, command
 from infra.errors import CommandError
 from infra.redact import Redactor
 from llm.values import parse_since
@@ -24,7 +24,12 @@ MAX_LOG_BYTES = 2_000_000
 
 
 @command("status", summary="services of a stack (or all stacks) on an environment: state, health, uptime, image",
-         args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"))
+         args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"),
+         phrasing=Phrasing(
+             nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up"),
+             hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
+                    "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
+                    "stopping", "starting", "overall")))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""
     from commands.docker_ops import describe_state, host_for, human_bytes, uptime
@@ -125,19 +130,36 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
 
 @command("restart", summary="restart a service's containers", args=(SERVICE, ENV, STACK_KV),
          changes=True, backend="docker", preview=with_llm_guard("restart"),
-         examples=("restart n8n on dev", "restart nginx prod"))
+         examples=("restart n8n on dev", "restart nginx prod"),
+         phrasing=Phrasing(
+             verbs=("restart", "restarts", "restarting", "re-start", "bounce", "kick", "cycle", "recycle",
+                    "power cycle", "reboot", "relaunch", "give it a kick", "kick over", "knock over"),
+             nouns=("restart", "restarts", "bounce", "kick", "reboot"),
+             past=("restarted", "rebooted", "bounced", "kicked", "cycled", "recycled", "relaunched"),
+             machine_verbs=("reboot", "power cycle"),
+             formats=("give {service} a kick on {env}", "give {service} a kick", "give {service} a bounce")))
 async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
     return await _act(ctx, args, "Restarting", "restarted", lambda h, c: h.restart(c.id))
 
 
 @command("stop", summary="stop a service", args=(SERVICE, ENV, STACK_KV), changes=True,
-         backend="docker", preview=with_llm_guard("stop"), examples=("stop rtmp on test",))
+         backend="docker", preview=with_llm_guard("stop"), examples=("stop rtmp on test",),
+         phrasing=Phrasing(
+             verbs=("stop", "shut down", "shutdown", "take down", "bring down", "spin down", "kill", "halt",
+                    "turn off", "switch off", "stopping", "power off", "shut off"),
+             past=("stopped", "killed", "halted", "shut down"),
+             machine_verbs=("shut down", "shutdown", "power off")))
 async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
     return await _act(ctx, args, "Stopping", "stopped", lambda h, c: h.stop(c.id))
 
 
 @command("start", summary="start a stopped service", args=(SERVICE, ENV, STACK_KV), changes=True,
-         backend="docker", examples=("start rtmp on test",))
+         backend="docker", examples=("start rtmp on test",),
+         phrasing=Phrasing(
+             verbs=("start", "start up", "bring up", "spin up", "fire up", "turn on", "switch on", "boot",
+                    "launch", "bring back up", "start back up", "starting", "power on"),
+             past=("started", "booted", "launched"),
+             machine_verbs=("boot", "power on")))
 async def start(ctx: Context, args: dict[str, Any]) -> Reply:
     return await _act(ctx, args, "Starting", "started", lambda h, c: h.start(c.id))
 
@@ -159,7 +181,13 @@ async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[
                    maximum=5000, help="number of lines"),
                Arg("since", Kind.duration, required=False, positional=False,
                    help="15m, 2h, 1d or an ISO date")),
-         backend="docker", examples=("logs nginx live tail=200 since=30m", "logs n8n dev"))
+         backend="docker", examples=("logs nginx live tail=200 since=30m", "logs n8n dev"),
+         phrasing=Phrasing(
+             nouns=("logs", "log", "logfile", "log output", "tail", "log lines", "journal", "logging", "lines"),
+             hints=("errors", "output", "saying", "complaining", "write", "wrote", "writing", "printed",
+                    "print", "logged", "say", "said", "spitting out", "warnings"),
+             formats=("what is {service} saying", "what did {service} write", "what did {service} say",
+                      "what has {service} logged", "what did {service} log")))
 async def logs(ctx: Context, args: dict[str, Any]) -> Reply:
     """Bounded log lines with secrets masked; long output comes as an attachment."""
     from commands.docker_ops import host_for

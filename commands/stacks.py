@@ -10,16 +10,23 @@ from bot.request import Reply, Table
 from commands.args import ENV, ENV_OPT, STACK
 from commands.context import Context
 from commands.llm_guard import with_llm_guard
-from commands.registry import Arg, Kind, command
+from commands.registry import Arg, Kind, Phrasing, command
 from commands.vms import checkpoint_before_deploy, checkpoint_preview
 from infra.errors import CannotSucceed
+
+# Shapes of values people write without a key: a version or commit (deploy's ref), a revision number.
+VERSION = r"v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
+REVISION = r"\d{1,9}|v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
 
 if TYPE_CHECKING:
     from infra.db.models import Deployment
 
 
 @command("stacks", summary="stacks known under compose/, and where deployed at which revision",
-         args=(ENV_OPT,), examples=("stacks", "stacks test"))
+         args=(ENV_OPT,), examples=("stacks", "stacks test"),
+         phrasing=Phrasing(nouns=("stacks", "what is deployed", "which stacks", "list stacks", "revision", "revisions",
+                                  "versions", "deployed where", "what is running where"),
+                           hints=("deployed", "version")))
 async def stacks(ctx: Context, args: dict[str, Any]) -> Reply:
     from commands.docker_ops import deployments
 
@@ -60,9 +67,18 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 
 @command("deploy", summary="deploy or update a stack on an environment, recording the revision deployed",
          args=(STACK, ENV, Arg("ref", Kind.word, required=False, positional=False,
-                               help="git ref of compose/ to deploy")),
+                               help="git ref of compose/ to deploy",
+                               cues=("ref", "version", "tag", "commit", "branch", "revision", "rev", "at", "@",
+                                     "to"),
+                               shape=VERSION)),
          changes=True, backend="docker", preview=with_llm_guard("deploy", _deploy_preview),
-         examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"))
+         examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"),
+         phrasing=Phrasing(
+             verbs=("deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it",
+                    "push out", "push", "roll out", "put out", "update", "refresh"),
+             nouns=("deploy", "deploys", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out",
+                    "update"),
+             past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released")))
 async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
     """Validate with `docker compose config`, bring the stack up, wait for it, record the revision."""
     from commands.docker_ops import host_for, run_deploy
@@ -123,9 +139,18 @@ async def _rollback_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 
 @command("rollback", summary="redeploy the previous (or a given) recorded revision",
          args=(STACK, ENV, Arg("to", Kind.word, required=False, positional=False,
-                               help="revision id to roll back to")),
+                               help="revision id to roll back to", cues=("revision", "rev", "version", "to"),
+                               shape=REVISION)),
          changes=True, backend="docker", preview=with_llm_guard("rollback", _rollback_preview),
-         examples=("rollback chat test", "rollback web prod to=7"))
+         examples=("rollback chat test", "rollback web prod to=7"),
+         phrasing=Phrasing(
+             verbs=("rollback", "roll back", "roll-back", "rolling back", "revert", "back out", "downgrade",
+                    "go back to the previous", "put back", "take back", "move back", "set back", "bring back"),
+             nouns=("rollback", "rollbacks", "roll-back"),
+             object_verbs=("undo", "revert", "reverse", "roll back", "back out", "rollback", "back"),
+             objects=("deploy",),
+             past=("rolled back", "reverted", "backed out"),
+             formats=("put {stack} back on {env}",)))
 async def rollback(ctx: Context, args: dict[str, Any]) -> Reply:
     """Redeploy a recorded revision exactly: the same compose file, the same image digests."""
     from commands.docker_ops import host_for, run_deploy

@@ -22,7 +22,7 @@ from bot.request import Reply, Table, Tone
 from commands.args import SNAPSHOT, VM, VM_OPT
 from commands.context import Context
 from commands.llm_guard import with_llm_guard
-from commands.registry import Arg, Kind, command
+from commands.registry import Arg, Kind, Phrasing, command
 from infra.errors import CannotSucceed, CommandError
 from infra.proxmox import (
     CURRENT,
@@ -235,13 +235,20 @@ async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 
 
 @command("snapshot", summary="create a Proxmox snapshot (name generated when absent)",
-         args=(VM, Arg("name", Kind.word, required=False, positional=False, help="snapshot name"),
-               Arg("description", Kind.text, required=False, positional=False, help="description"),
+         args=(VM, Arg("name", Kind.word, required=False, positional=False, help="snapshot name",
+                       cues=("called", "named", "name", "as", "label", "labelled", "labeled", "tagged", "call")),
+               Arg("description", Kind.text, required=False, positional=False, help="description",
+                   cues=("description", "described as", "desc", "note", "comment")),
                Arg("ram", Kind.word, required=False, positional=False,
                    help="yes: include the RAM state (QEMU VMs only)")),
          changes=True, backend="proxmox",
          examples=("snapshot rumpleprod name=pre-upgrade", "snapshot dev vm", "snapshot rumpletest ram=yes"),
-         preview=snapshot_preview)
+         preview=snapshot_preview,
+         phrasing=Phrasing(
+             verbs=("snapshot", "checkpoint", "snap", "back up", "backup"),
+             nouns=("snapshot", "checkpoint", "snap", "backup"),
+             object_verbs=("take", "make", "create", "grab", "cut", "capture", "add", "save", "do", "new"),
+             past=("snapshotted", "checkpointed", "backed up")))
 async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     """Snapshot a guest; the name defaults to time and requester, the description carries the request id."""
     guest = guest_of(ctx.config, args["vm"])
@@ -254,7 +261,12 @@ async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("snapshots", summary="list a VM's snapshots", args=(VM,), backend="proxmox",
-         examples=("snapshots rumpledev",))
+         examples=("snapshots rumpledev",),
+         phrasing=Phrasing(
+             nouns=("snapshots", "checkpoints", "snaps", "backups"),
+             object_verbs=("list", "show", "see", "view", "display", "which", "what", "any", "are there", "have",
+                           "existing", "available", "all", "check", "find"),
+             objects=("snapshot",)))
 async def snapshots(ctx: Context, args: dict[str, Any]) -> Reply:
     """Name, time, description and parent of each snapshot; bot-made ones are marked."""
     guest = guest_of(ctx.config, args["vm"])
@@ -312,7 +324,14 @@ async def _named_snapshot(ctx: Context, args: dict[str, Any]) -> tuple[Guest, Pr
 
 @command("restore", summary="roll a VM back to a snapshot", args=(VM, SNAPSHOT), changes=True,
          backend="proxmox", examples=("restore rumpledev pre-upgrade",), words=("revert",),
-         preview=with_llm_guard("restore", restore_preview))
+         preview=with_llm_guard("restore", restore_preview),
+         phrasing=Phrasing(
+             verbs=("restore", "restoring", "reset to", "revert", "roll back", "go back", "bring back", "put back",
+                    "take back", "set back"),
+             object_verbs=("restore", "revert", "roll back", "rollback", "go back", "reset", "back to", "return",
+                           "return to", "go back to"),
+             objects=("snapshot",),
+             past=("restored", "reverted")))
 async def restore(ctx: Context, args: dict[str, Any]) -> Reply:
     """Roll a guest back to a snapshot; everything since that snapshot is lost."""
     guest, client, snap = await _named_snapshot(ctx, args)
@@ -356,7 +375,13 @@ async def delete_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 
 @command("delete-snapshot", summary="delete a snapshot", args=(VM, SNAPSHOT), changes=True,
          backend="proxmox", examples=("delete-snapshot rumpledev pre-upgrade",),
-         words=("delete snapshot", "remove snapshot"), preview=delete_preview)
+         words=("delete snapshot", "remove snapshot"), preview=delete_preview,
+         phrasing=Phrasing(
+             verbs=("delete snapshot", "remove snapshot", "delete-snapshot"),
+             object_verbs=("delete", "remove", "drop", "purge", "erase", "destroy", "rm", "prune", "clean",
+                           "clean up", "get rid of", "nuke", "trash", "discard", "clear", "delete the"),
+             objects=("snapshot", "snapshots"),
+             past=("deleted", "removed")))
 async def delete_snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     """Delete one snapshot of a guest (the guest itself is untouched)."""
     guest, client, snap = await _named_snapshot(ctx, args)
@@ -378,7 +403,11 @@ def _status_row(st: GuestStatus) -> list[str]:
 
 @command("vm-status", summary="state, uptime, CPU and memory of VMs", args=(VM_OPT,),
          backend="proxmox", examples=("vm-status", "vm-status rumpleprod"),
-         words=("vm status", "vms"))
+         words=("vm status", "vms"),
+         phrasing=Phrasing(nouns=("vm status", "vm-status", "vms", "virtual machines", "vm", "guests", "proxmox status",
+                                  "lxc", "lxcs", "virtual machine"),
+                           hints=("proxmox", "status", "state", "up", "down", "running", "doing", "alive", "ok", "fine",
+                                  "healthy", "uptime", "memory", "cpu", "how is", "how are", "looking")))
 async def vm_status(ctx: Context, args: dict[str, Any]) -> Reply:
     """One guest or every guest in the inventory; a guest that cannot be read is shown as such."""
     names = [args["vm"]] if args.get("vm") else list(ctx.config.inventory.vms)

@@ -200,6 +200,8 @@ class Inventory(_Strict):
     limits: Limits = Field(default_factory=Limits)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     audit: AuditRetention = Field(default_factory=AuditRetention)
+    # Team command modules (docs/plugins.md); also every entry point of the group `chatops.commands`.
+    plugins: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -16,13 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
-
-import requests
-from proxmoxer import ProxmoxAPI, ResourceException
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from infra.config import Config, Proxmox
 from infra.errors import BackendUnavailable, CommandError, NotConfigured
+
+if TYPE_CHECKING:  # proxmoxer and requests load with the first client, not with `chatops parse`
+    from proxmoxer import ResourceException
 
 
 class Progress(Protocol):
@@ -163,6 +163,8 @@ class ProxmoxClient:
         self.token_id = token_id
         self.task_timeout_s = task_timeout_s
         self.poll_s = poll_s
+        from proxmoxer import ProxmoxAPI
+
         verify: bool | str = (ca_bundle or True) if verify_ssl else False
         self._api = ProxmoxAPI(host, backend="https", user=user, token_name=token_name,
                                token_value=token_secret, verify_ssl=verify, timeout=timeout_s)
@@ -180,6 +182,9 @@ class ProxmoxClient:
 
     # -- plumbing ---------------------------------------------------------
     async def _call(self, what: str, fn: Callable[[], Any], guest: Guest | None = None) -> Any:
+        import requests
+        from proxmoxer import ResourceException
+
         try:
             return await asyncio.to_thread(fn)
         except ResourceException as exc:

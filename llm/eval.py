@@ -7,7 +7,9 @@ means the command is right but an argument is missing, so the plan must ask.
 A case is correct when the command matches, every expected argument matches, no
 other non-text argument is present, and the plan asks a question exactly when the
 case says it should.  Free-text arguments (reason, description, topic) are compared
-only when the case names them.  A **wrong action** is a complete plan for a changing
+only when the case names them.  An expected value of `"*"` means "any value, but
+present" (held-out cases use it for `since`, whose exact spelling a writer cannot know:
+"this morning" may be 12h or 6h).  A **wrong action** is a complete plan for a changing
 command that is not correct: a change aimed at a target, revision or request that
 was not asked for, or any change where none was asked for.
 """
@@ -58,6 +60,7 @@ class CommandScore:
 class Report:
     outcomes: list[Outcome]
     route: str
+    name: str = ""  # the cases file (regression set, held-out set)
 
     @property
     def total(self) -> int:
@@ -108,7 +111,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "route": self.route, "cases": self.total, "correct": self.correct,
+            "set": self.name, "route": self.route, "cases": self.total, "correct": self.correct,
             "accuracy": round(self.accuracy, 4), "wrong_actions": len(self.wrong_actions),
             "latency_ms": {"p50": round(self.latency(0.5), 3), "p95": round(self.latency(0.95), 3)},
             "usage": self.usage(),
@@ -162,7 +165,12 @@ def load_cases(path: str | Path) -> list[Case]:
     return cases
 
 
+ANY = "*"
+
+
 def _same(kind: Kind | None, got: Any, want: Any) -> bool:
+    if want == ANY:
+        return got not in (None, "")
     if kind is Kind.text:
         return " ".join(str(got).lower().split()) == " ".join(str(want).lower().split())
     return str(got) == str(want)
@@ -189,23 +197,33 @@ def judge(case: Case, plan: Plan, registry: Registry) -> tuple[bool, bool]:
     return correct, changes_now and not correct
 
 
-async def evaluate(cases: list[Case], planner: Planner, *, use_llm: bool = False) -> Report:
+async def evaluate(cases: list[Case], planner: Planner, *, use_llm: bool = False, name: str = "") -> Report:
     """Run every case through the planner as the bot would (plan, then validate)."""
     outcomes: list[Outcome] = []
     for case in cases:
         t0 = time.perf_counter()
         plan = await planner.plan(case.text, use_llm=use_llm)
+        usage = plan.usage
         plan = validate(plan, planner.resolver, planner.registry, text=case.text,
                         require_mentioned=plan.source == "llm")
+        plan.usage = plan.usage or usage  # validation builds a new plan; the model's cost stays counted
         ms = (time.perf_counter() - t0) * 1000
         correct, wrong = judge(case, plan, planner.registry)
         outcomes.append(Outcome(case, plan, correct, wrong, ms))
-    return Report(outcomes, "llm" if use_llm else "grammar")
+    return Report(outcomes, "llm" if use_llm else "grammar", name)
+
+
+def format_summary(reports: list[Report]) -> str:
+    """One line per set: accuracy and wrong actions side by side (regression vs held-out)."""
+    width = max(len(r.name) for r in reports)
+    return "\n".join(f"{r.name:<{width}}  {r.correct:>4}/{r.total:<4} accuracy {r.accuracy:6.1%}   "
+                     f"wrong actions {len(r.wrong_actions)}" for r in reports)
 
 
 def format_report(report: Report, *, misses: int = 40) -> str:
     """The human summary: accuracy, wrong actions, a per-command confusion table, latency."""
-    lines = [f"route: {report.route}   cases: {report.total}   correct: {report.correct}   "
+    lines = [f"set: {report.name}" if report.name else "",
+             f"route: {report.route}   cases: {report.total}   correct: {report.correct}   "
              f"accuracy: {report.accuracy:.1%}",
              f"WRONG ACTIONS: {len(report.wrong_actions)}",
              f"latency per request: p50 {report.latency(0.5):.3f} ms   p95 {report.latency(0.95):.3f} ms"]
@@ -235,4 +253,4 @@ def format_report(report: Report, *, misses: int = 40) -> str:
                          f"{plan_label(o.plan)} {json.dumps(o.plan.args)}  {o.plan.clarify or ''}"[:400])
         if len(missed) > misses:
             lines.append(f"  … {len(missed) - misses} more (--json lists them all)")
-    return "\n".join(lines)
+    return "\n".join(line for i, line in enumerate(lines) if line or i)

@@ -8,40 +8,19 @@ question naming the choices: the parser never guesses a target.
 
 from __future__ import annotations
 
-import re
-import shlex
-from dataclasses import dataclass
 from typing import Any
 
 from commands.registry import Arg, CommandSpec, Kind, Registry
 from llm.plan import Plan
 from llm.resolve import Resolver, join_choices
+from llm.tokens import KV, Token, tokenize
 from llm.validate import article, noun, unknown_name, validate
 
 FILLER = frozenset({"on", "in", "to", "from", "for", "the", "at", "of", "please", "stack", "service",
                     "env", "environment", "vm", "host", "a", "an", "my", "our"})
-KV = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.I)
 LEADERS = frozenset({"/ops", "ops", "!ops", "/chatops", "chatops"})
 MAX_TEXT = 2000
-
-
-@dataclass(frozen=True)
-class Token:
-    raw: str
-    low: str
-
-
-def tokenize(text: str) -> list[Token]:
-    try:
-        parts = shlex.split(text, posix=True)
-    except ValueError:  # an apostrophe ("don't") or an unbalanced quote
-        parts = text.split()
-    out = []
-    for p in parts:
-        raw = p if KV.match(p) else p.strip(",;!?").rstrip(".")
-        if raw:
-            out.append(Token(raw, raw.lower()))
-    return out
+__all__ = ["KV", "LEADERS", "MAX_TEXT", "Token", "parse_arguments", "parse_explicit", "tokenize"]
 
 
 def _command_at(tokens: list[Token], registry: Registry) -> tuple[str | None, int]:
@@ -106,18 +85,21 @@ def parse_explicit(text: str, resolver: Resolver, registry: Registry) -> Plan:
     cmd, used = _command_at(tokens, registry)
     if cmd is None:
         return Plan.unknown(None)
-    return parse_arguments(registry[cmd], tokens[used:], resolver, registry)
+    return parse_arguments(registry[cmd], tokens[used:], resolver, registry, text=text,
+                           after=tokens[used - 1].outer_end)
 
 
 def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
-                    registry: Registry) -> Plan:
+                    registry: Registry, *, text: str | None = None, after: int = 0) -> Plan:
+    """Arguments of one command; free text is taken verbatim from `text` (the tokens' own message),
+    from the end of the word before it (`after` for the first) to the end of the message."""
     args: dict[str, Any] = {}
     pending = [a for a in spec.args if a.positional]
     unknown: list[str] = []
     i = 0
     while i < len(tokens):
         tok = tokens[i]
-        kv = KV.match(tok.raw)
+        kv = KV.match(tok.raw) if tok.kv else None
         if kv:
             key = kv.group(1).lower().replace("-", "_")
             if spec.arg(key) is None:
@@ -128,6 +110,17 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
             if clash:
                 return Plan.unknown(clash, attempted=spec.name)
             args[key] = kv.group(2)
+            arg_kv = spec.arg(key)
+            if arg_kv is not None and arg_kv.kind is Kind.text and text is not None:
+                # reason=load testing: free text runs to the next key=value or the end, as written
+                stop = next((t.outer_start for t in tokens[i + 1:] if t.kv), len(text))
+                value = text[tok.outer_start + len(kv.group(1)) + 1:stop].strip()
+                if value[:1] in "\"'“" and value[-1:] in "\"'”" and len(value) >= 2:
+                    value = value[1:-1]
+                args[key] = value
+                pending = [a for a in pending if a.name != key]
+                i = next((k for k in range(i + 1, len(tokens)) if tokens[k].kv), len(tokens))
+                continue
             pending = [a for a in pending if a.name != key]
             i += 1
             continue
@@ -155,7 +148,9 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
         if plain:
             arg = plain[0]
             if arg.kind is Kind.text:
-                args[arg.name] = " ".join(t.raw for t in tokens[i:])
+                begin = tokens[i - 1].outer_end if i else after
+                args[arg.name] = (text[begin:].strip() if text is not None
+                                  else " ".join(t.raw for t in tokens[i:]))
                 i = len(tokens)
             else:
                 args[arg.name] = tok.raw

@@ -1,69 +1,98 @@
 """The plain-language route: ordinary team-channel phrasings → a plan, or an honest "no".
 
-`parse_plain` runs the canonical grammar first (confidence 1.0) and, when that does
-not give a command, reads the text as people write it: synonyms, fillers, targets in
-any order, counts and durations.  It refuses rather than guesses: negations, reports
-of the past, people's own plans, how-to questions (→ help), unsupported requests and
-unknown or missing names give `command: null` or a `clarify` question naming the
-choices.  Every target in a plan was named in the text (by name, alias, an
-unambiguous typo of one, or a service standing for its stack).
+`parse_plain` runs the canonical grammar first and, when that does not give a command,
+reads the text as people write it.  The reader knows no command by name: what each
+command's words are comes from its declared `Phrasing`, compiled into one lexicon
+(llm/lexicon.py).  The stages, each generic:
 
-Confidence (documented in docs/language.md): 1.0 canonical form; 0.9 plain language
-with every word understood; lowered for each inference (service → stack, typo,
-ignored words); ≤ 0.5 with a clarify question; 0.9 for a deliberate refusal
-(negation, past, unsupported: the LLM route should not override it); 0.0 for
-"did not understand" (the LLM route may try).
+1. words: one tokenizer (llm/tokens.py), contractions expanded, politeness stripped;
+2. modality (llm/modality.py): pasted text, someone else's words, questions of
+   whether, conditionals, negations, the past, plans and schedules → no action;
+3. scan: formats ("give {service} a kick"), split particle verbs, phrases and
+   inventory mentions (a typo is corrected through an index, llm/fuzzy.py);
+4. government: a command noun is the command only when no other verb governs it
+   ("undo the chat deploy" → what "undo" asks for; "scrap the deploy" → a question);
+5. choice: the strongest reading; between readings of equal strength, the one whose
+   arguments the named targets fill (a VM for restore, a stack for rollback);
+6. slots: arguments from the command's declarations (cues, shapes, value words),
+   targets through the inventory resolver.
+
+It refuses rather than guesses.  Every plan carries an explicit `outcome` (run, ask,
+refuse, unknown); `confidence` only says whether a model should take a second look.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
 from llm import phrases as P
-from llm.grammar import KV, LEADERS, MAX_TEXT, parse_explicit
-from llm.plan import Plan
+from llm.fuzzy import Vocabulary
+from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
+from llm.lexicon import Lexicon, Sense, Strength
+from llm.modality import Modality, read_modality
+from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
+from llm.tokens import KV, Token, tokenize
 from llm.validate import article, noun, unknown_name, validate
 from llm.values import DURATION, REQUEST_ID, WORD, normalize_duration
 
 # Below this a plan should go to the LLM route when one is configured.
 CONFIDENT = 0.75
+NL_BASE = 0.9
 # Negation words that, before a name, usually correct the target ("no, dev") rather than exclude it.
 CORRECTIONS = frozenset({"no", "nope"})
-REFUSAL = 0.9  # a deliberate "no": the LLM route should not override it
-NL_BASE = 0.9
 ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
-_STRIP = ",;!?()[]{}\"'“”‘’`*_<>"
-_VERSION = re.compile(r"^(v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40})$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
-_SNAPSHOT_VERBS = frozenset(w for group in (P.SNAPSHOT_DELETE, P.SNAPSHOT_TAKE, P.SNAPSHOT_LIST, P.SNAPSHOT_RESTORE)
-                            for phrase in group for w in phrase.split()) | {"rid", "exist", "exists", "up", "old",
-                                                                             "go", "back"}
-_NOUN_BEFORE = frozenset({"the", "a", "an", "new", "old", "this", "that", "my", "our", "your", "latest", "last",
-                          "next", "its", "their", "his", "her"})
-_MENTION = re.compile(r"<@[^>]+>|^@\S+")
-_DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "before", "after", "during", "since",
-                            "my", "your", "our", "his", "her", "their", "its", "of", "latest", "previous",
-                            "first", "next", "for"})
+_DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
+                            "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
+                            "one"})
+_TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
+_POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
+           "could anyone", "someone please", "somebody please", "can you", "could you", "would you", "will you",
+           "can u", "would you mind", "i need you to",
+           "i want you to", "go ahead and", "i would like to", "i would like you to", "i want to",
+           "i need to", "we need to", "let us", "please", "kindly", "quickly", "could we", "can we",
+           "ask you to", "time to", "need to", "you can", "i would love", "just", "pls", "can i see",
+           "can i get", "can i have", "could i get", "could i see", "may i see", "can i check",
+           "can i look at", "can we see", "can we get", "i would like", "is it possible to",
+           "would it be possible to", "would you be able to", "could you please", "can you please",
+           "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
 
 
 @dataclass
-class Tok:
+class Word:
+    """A word of the message after contraction expansion; `tok` indexes the source token."""
+
     raw: str
     low: str
+    tok: int
+    quoted: bool = False
+    boundary: bool = False  # a clause ends after it
+    line: int = 0
 
 
 @dataclass
 class Hit:
-    """A command phrase found in the text."""
+    """A command phrase found in the text, with every command it may mean."""
 
-    command: str
-    priority: int
+    senses: list[Sense]
     start: int
     end: int
+    is_noun: bool = False  # used as a noun ("the chat deploy"): a request only if nothing else governs it
+    format_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def strength(self) -> Strength:
+        return max(s.strength for s in self.senses)
+
+    @property
+    def commands(self) -> list[str]:
+        top = self.strength
+        return [s.command for s in self.senses if s.strength == top]
 
 
 @dataclass
@@ -77,78 +106,26 @@ class Mention:
     fuzzy: bool = False
 
 
-def tokens_of(text: str) -> list[Tok]:
-    """Words with punctuation stripped and contractions expanded; keeps raw case for names."""
-    text = _MENTION.sub(" ", text.replace("’", "'").replace("‘", "'"))
-    out: list[Tok] = []
-    for part in text.split():
-        if KV.match(part):
-            out.append(Tok(part, part.lower()))
+def words_of(tokens: list[Token]) -> list[Word]:
+    """Words with contractions expanded and possessives dropped; each keeps its source token."""
+    out: list[Word] = []
+    for i, t in enumerate(tokens):
+        if t.kv:
+            out.append(Word(t.raw, t.low, i, t.quoted, t.boundary, t.line))
             continue
-        raw = part.strip(_STRIP).rstrip(".:")
-        raw = raw.strip(_STRIP)
-        if not raw:
-            continue
+        raw = t.raw.replace("’", "'").replace("‘", "'")
         low = raw.lower()
         if low in P.CONTRACTIONS:
-            out.extend(Tok(w, w) for w in P.CONTRACTIONS[low].split())
+            parts = P.CONTRACTIONS[low].split()
+            for k, w in enumerate(parts):
+                out.append(Word(w, w, i, t.quoted, t.boundary and k == len(parts) - 1, t.line))
             continue
         if low.endswith("'s") and len(low) > 2:
             raw, low = raw[:-2], low[:-2]
-        out.append(Tok(raw, low))
+        raw = raw.strip("'")
+        if raw:
+            out.append(Word(raw, raw.lower(), i, t.quoted, t.boundary, t.line))
     return out
-
-
-def _osa(a: str, b: str, limit: int) -> int:
-    """Optimal-string-alignment distance (a transposition counts once), capped at limit+1."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cost = 0 if ca == cb else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return prev[-1]
-
-
-class Vocabulary:
-    """Single words the typo corrector may aim at: command words and inventory names."""
-
-    def __init__(self, resolver: Resolver, registry: Registry) -> None:
-        self.words: dict[str, tuple[str, str]] = {}
-        for word, cmd in registry.words.items():
-            if " " not in word and len(word) >= 5:
-                self.words[word] = ("command", cmd)
-        for kind in ENTITY_KINDS:
-            for name in resolver.choices(kind):
-                for w in resolver.words(kind, name):
-                    if " " not in w and len(w) >= 5:
-                        self.words.setdefault(w, ("entity", w))
-        for phrase in P.PAST_FORMS:
-            self.words.setdefault(phrase, ("past", phrase))
-
-    def correct(self, word: str) -> str | None:
-        """The one vocabulary word within reach of `word`, or None (never for short or common words)."""
-        if len(word) < 5 or word in P.NEVER_CORRECT or word in P.FILLER or not word.isascii() \
-                or any(c.isdigit() for c in word):
-            return None
-        limit = 1 if len(word) < 8 else 2
-        dist = {w: d for w in self.words if (d := _osa(word, w, limit)) <= limit}
-        if not dist:
-            return None
-        best = min(dist.values())
-        meanings = {self.words[w] for w, d in dist.items() if d == best}
-        others = {self.words[w] for w, d in dist.items() if d > best} - meanings
-        if len(meanings) != 1 or (others and best > 1):
-            return None
-        return min((w for w, d in dist.items() if d == best))
 
 
 @dataclass
@@ -156,55 +133,63 @@ class NLParser:
     resolver: Resolver
     registry: Registry
     users: frozenset[str] = frozenset()
+    lexicon: Lexicon = field(init=False)
     vocab: Vocabulary = field(init=False)
-    max_phrase: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.vocab = Vocabulary(self.resolver, self.registry)
-        self.max_phrase = max(len(p.split()) for p in P.COMMAND_PHRASES)
+        self.lexicon = Lexicon.compile(self.registry)
+        self.vocab = Vocabulary.build(self.resolver, self.lexicon)
 
     def parse(self, text: str) -> Plan:
         return _Reading(self, text).plan()
 
 
 class _Reading:
-    """One text being read; holds the tokens and what has been taken from them."""
+    """One text being read; holds the words and what has been taken from them."""
 
     def __init__(self, parser: NLParser, text: str) -> None:
         self.p = parser
         self.r = parser.resolver
+        self.lex = parser.lexicon
         self.text = text
-        self.toks = tokens_of(text)
+        self.tokens = tokenize(text)
+        self.words = words_of(self.tokens)
+        self.causative = False
+        self.lead_light = False  # the politeness stripped ended in a light verb ("can I get …")
+        self.suspects: list[str] = []
         self._strip_leaders()
-        self.low = [t.low for t in self.toks]
-        self.used = [False] * len(self.toks)
+        self.low = [w.low for w in self.words]
+        self.used = [False] * len(self.words)
         self.conf = NL_BASE
         self.values: dict[str, Any] = {}
         self.hits: list[Hit] = []
         self.mentions: list[Mention] = []
         self.excluded: list[Mention] = []
         self.typos: list[str] = []
+        self.fuzzy_targets: list[str] = []
+        self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
-        self.causative = False
-        while self.toks and (self.toks[0].low in LEADERS or self.toks[0].low in P.GREETINGS):
-            self.toks = self.toks[1:]
-        polite = ("can you", "could you", "would you", "will you", "can u", "would you mind", "i need you to",
-                  "i want you to", "go ahead and", "i would like to", "i would like you to", "i want to",
-                  "i need to", "we need to", "let us", "please", "kindly", "quickly", "could we", "can we",
-                  "ask you to", "time to", "need to", "you can", "i would love", "just", "pls", "can i see",
-                  "can i get", "can i have", "could i get", "could i see", "may i see", "can i check",
-                  "can i look at", "can we see", "can we get", "i would like")
+        while self.words and (self.words[0].low in LEADERS or self.words[0].low in P.GREETINGS):
+            self.words = self.words[1:]
         changed = True
-        while changed and self.toks:
+        while changed and self.words:
             changed = False
-            joined = " ".join(t.low for t in self.toks)
-            for lead in sorted(polite, key=len, reverse=True):
+            joined = " ".join(w.low for w in self.words)
+            for lead in sorted(_POLITE, key=len, reverse=True):
                 if joined == lead or joined.startswith(lead + " "):
-                    self.toks = self.toks[len(lead.split()):]
+                    self.words = self.words[len(lead.split()):]
                     self.causative = self.causative or lead.endswith(" get")
+                    self.lead_light = lead.split()[-1] in P.LIGHT_VERBS or lead.endswith(" have")
                     changed = True
+                    break
+        # politeness that looks like a condition ("if you can", "when you get a chance") is no condition
+        for phrase in P.POLITE_CONDITIONS:
+            n = len(phrase.split())
+            for i in range(len(self.words) - n + 1):
+                if " ".join(w.low for w in self.words[i:i + n]) == phrase:
+                    del self.words[i:i + n]
                     break
 
     def joined(self, start: int = 0, end: int | None = None) -> str:
@@ -218,15 +203,29 @@ class _Reading:
             self.used[i] = True
 
     def free(self, i: int) -> bool:
-        return 0 <= i < len(self.toks) and not self.used[i]
+        return 0 <= i < len(self.words) and not self.used[i]
 
-    def refuse(self, message: str, confidence: float = REFUSAL) -> Plan:
-        return Plan(None, {}, "grammar", message, confidence, None)
+    def refuse(self, message: str) -> Plan:
+        """A deliberate no: nothing to run, and no model should override it."""
+        return Plan(None, {}, "grammar", message, 0.0, None, outcome=Outcome.refuse)
+
+    def ask(self, message: str, attempted: str | None = None) -> Plan:
+        """A question back: the text asks for something, but not clearly enough to act on."""
+        return Plan(None, {}, "grammar", message, 0.5, attempted, outcome=Outcome.ask)
+
+    def verbatim(self, i: int, end: int | None = None) -> str:
+        """The person's own words from word i (to word `end`), exactly as written."""
+        if i >= len(self.words):
+            return ""
+        start = self.tokens[self.words[i].tok].outer_start
+        stop = len(self.text) if end is None or end >= len(self.words) else \
+            self.tokens[self.words[end - 1].tok].outer_end
+        return self.text[start:stop].strip()
 
     # -- the reading -------------------------------------------------------
     def plan(self) -> Plan:
-        if not self.toks:
-            return Plan.unknown("Say 'help' to see what I can do.")
+        if not self.words:
+            return Plan.unknown("Say 'help' to see what I can do.", outcome=Outcome.unknown)
         if self.joined() in P.CHATTER:
             return Plan.unknown(None)
         self._values()
@@ -234,9 +233,16 @@ class _Reading:
         if howto is not None:
             return howto
         self._scan()
-        refusal = self._gates()
+        self._fix_typos()
+        mood = read_modality(self._modality())
+        if mood.refusal is not None:
+            return self.refuse(mood.refusal)
+        refusal = self._gates(mood)
         if refusal is not None:
             return refusal
+        governed = self._govern()
+        if governed is not None:
+            return governed
         cmd = self._command()
         if isinstance(cmd, Plan):
             return cmd
@@ -244,21 +250,39 @@ class _Reading:
             return self._not_understood()
         return self._arguments(cmd)
 
+    def _modality(self) -> Modality:
+        first = min((h.start for h in self.hits if h.strength >= Strength.noun), default=len(self.words))
+        actions = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        changing = any(self.lex.specs[c].changes for h in actions for c in h.commands)
+        return Modality(text=self.text, words=[w.low for w in self.words], raw=[w.raw for w in self.words],
+                        quoted=[w.quoted for w in self.words], boundary=[w.boundary for w in self.words],
+                        hit_starts=[h.start for h in self.hits if h.strength >= Strength.noun],
+                        weak_starts=[h.start for h in self.hits if h.strength is Strength.hint],
+                        action_starts=[h.start for h in actions], first_hit=first, changing=changing,
+                        mentions=[(m.start, m.end) for m in self.mentions], users=self.p.users,
+                        past=self._past_positions())
+
+    def _past_positions(self) -> list[int]:
+        return [i for i in range(len(self.low)) if self._past_at(i)]
+
+    def _past_at(self, i: int) -> list[str]:
+        for n in (2, 1):
+            phrase = self.joined(i, i + n)
+            if len(phrase.split()) == n and phrase in self.lex.past:
+                return self.lex.past[phrase]
+        return []
+
     # values that need no command context -----------------------------------
     def _values(self) -> None:
-        low, n = self.low, len(self.low)
-        i = 0
-        while i < n:
-            w = low[i]
+        for i, w in enumerate(self.low):
             if REQUEST_ID.match(w):
                 self.values.setdefault("request", w)
                 self.take(i, i + 1)
-            elif KV.match(self.toks[i].raw):
-                m = KV.match(self.toks[i].raw)
-                assert m is not None
-                self.values.setdefault("kv", {})[m.group(1).lower().replace("-", "_")] = m.group(2)
-                self.take(i, i + 1)
-            i += 1
+            else:
+                m = KV.match(self.words[i].raw)
+                if m:
+                    self.values.setdefault("kv", {})[m.group(1).lower().replace("-", "_")] = m.group(2)
+                    self.take(i, i + 1)
         self._durations()
         self._counts()
 
@@ -277,18 +301,14 @@ class _Reading:
                 i += 1
                 continue
             w = low[i]
-            # "30m", "2h" (alone or after since/last/past)
-            m = DURATION.match(w)
-            if m and w not in ("1s",):
+            if DURATION.match(w) and w != "1s":
                 self.values.setdefault("since", normalize_duration(w))
                 self._take_duration_lead(i)
                 self.take(i, i + 1)
                 i += 1
                 continue
-            # "2 hours", "30 minutes ago", "an hour ago"
             num = self._number(w)
-            if num is not None and i + 1 < n and low[i + 1] in P.TIME_UNITS and (
-                    low[i + 1] not in ("m", "s", "d", "h", "w") or True):
+            if num is not None and i + 1 < n and low[i + 1] in P.TIME_UNITS:
                 self.values.setdefault("since", f"{num}{P.TIME_UNITS[low[i + 1]]}")
                 self._take_duration_lead(i)
                 end = i + 2
@@ -296,6 +316,13 @@ class _Reading:
                     end += 1
                 self.take(i, end)
                 i = end
+                continue
+            if w in ("since", "from", "last") and i + 1 < n and low[i + 1] in P.WEEKDAYS:
+                # "since monday": back to the last such day (a whole day's margin)
+                back = (date.today().weekday() - P.WEEKDAYS.index(low[i + 1])) % 7 or 7
+                self.values.setdefault("since", f"{back}d")
+                self.take(i, i + 2)
+                i += 2
                 continue
             if w == "since" and i + 1 < n and _ISO_DATE.match(low[i + 1]):
                 self.values.setdefault("since", low[i + 1])
@@ -326,77 +353,74 @@ class _Reading:
             if after in P.LINE_WORDS or before in ("last", "tail", "limit", "top", "first", "latest", "recent"):
                 self.values.setdefault("count", int(low[i]))
                 self.take(i, i + 1)
-                if after in P.LINE_WORDS:
-                    self.take(i + 1, i + 2)
-                    self.values["lines"] = after in ("lines", "line")
                 if before in ("last", "limit", "top", "latest", "recent"):
                     self.take(i - 1, i)
 
-    # how-to questions → help -------------------------------------------------
+    # how-to questions → the command that answers them ------------------------
     def _howto(self) -> Plan | None:
+        helper = self.lex.answers_howto
+        if helper is None:
+            return None
         j = self.joined()
         prefix = next((p for p in sorted(P.HOWTO_PREFIXES, key=len, reverse=True)
                        if j == p or j.startswith(p + " ")), None)
-        what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command| do| mean)?$", j)
-        if what_is and (self.p.registry.command_for_word(what_is.group(3))
-                        or what_is.group(3) in P.COMMAND_PHRASES):
+        what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command)?( for| do| mean)?$", j)
+        if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))):
             prefix = "what is"
         if prefix is None:
             return None
         rest = j[len(prefix):].split()
+        if rest and prefix.endswith("how") and (rest[0] in P.HOW_NOT_HOWTO or self._entity_at(len(prefix.split()))
+                                                or (len(rest) > 1 and rest[1] in ("is", "are"))):
+            return None  # "show me how prod is doing": a state question, not a how-to
         if prefix == "how" and (not rest or rest[0] in P.HOW_NOT_HOWTO):
             return None
         if prefix == "how" and rest[0] not in ("to", "do", "can", "would", "should"):
             return None
-        if prefix in ("help me", "can i") and rest and rest[0] not in ("with", "to"):
-            # "can i restart nginx?" is a how/may-I question; "help me restart nginx" likewise
-            pass
         topic = self._topic(len(prefix.split()))
-        args = {"topic": topic} if topic else {}
-        return validate(Plan("help", args, confidence=0.85), self.r, self.p.registry)
+        spec = self.lex.specs[helper]
+        args = {spec.args[0].name: topic} if topic and spec.args else {}
+        return validate(Plan(helper, args, confidence=0.85), self.r, self.p.registry)
 
     def _topic(self, start: int) -> str | None:
+        """The command a how-to question is about: the strongest phrase in it, a governed noun, a past form."""
         words = self.low[start:]
-        if any(w in ("snapshot", "snapshots", "checkpoint", "snap", "snaps") for w in words):
-            return self._snapshot_family(words) or "snapshot"
-        for n in range(self.p.max_phrase, 0, -1):
+        best: tuple[int, int, str] | None = None
+        for n in range(self.lex.max_words, 0, -1):
             for i in range(len(words) - n + 1):
                 phrase = " ".join(words[i:i + n])
-                hit = P.COMMAND_PHRASES.get(phrase)
-                if hit and hit[1] >= 2 and hit[0] not in ("help",):
-                    return hit[0]
+                for cmd in self._topic_senses(words, i, phrase):
+                    senses = self.lex.senses(phrase)
+                    rank = int(max(s.strength for s in senses)) if senses else 3
+                    if cmd != self.lex.answers_howto and (best is None or (rank, n) > best[:2]):
+                        best = (rank, n, cmd)
+        if best:
+            return best[2]
         for w in words:
-            if w in P.PAST_FORMS:
-                return P.PAST_FORMS[w]
-            if w in P.COMMAND_PHRASES and P.COMMAND_PHRASES[w][0] != "help":
-                return P.COMMAND_PHRASES[w][0]
-            if w in ("revert", "rollback"):
-                return "rollback"
+            if w in self.lex.past:
+                return self.lex.past[w][0]
         for i in range(len(words) - 1):
             for j in range(i + 1, min(i + 4, len(words))):
-                if (words[i], words[j]) in P.PARTICLE_VERBS:
-                    return P.PARTICLE_VERBS[(words[i], words[j])]
+                if (words[i], words[j]) in self.lex.particles:
+                    return self.lex.particles[(words[i], words[j])][0]
         return None
 
-    @staticmethod
-    def _snapshot_family(words: list[str]) -> str | None:
-        text = " " + " ".join(words) + " "
-        if any(f" {v} " in text for v in P.SNAPSHOT_RESTORE):
-            return "restore"
-        if any(f" {v} " in text for v in P.SNAPSHOT_DELETE):
-            return "delete-snapshot"
-        # a list signal wins over a take signal: the read-only reading is the safe one
-        if any(w in ("snapshots", "checkpoints", "snaps") for w in words) or any(
-                f" {v} " in text for v in P.SNAPSHOT_LIST):
-            return "snapshots"
-        return "snapshot"
+    def _topic_senses(self, words: list[str], i: int, phrase: str) -> list[str]:
+        if phrase in self.lex.object_verbs:
+            # "how do I delete a snapshot": a verb governing a noun later on names the topic
+            for k in range(i + 1, min(i + 5, len(words))):
+                for cmd in self.lex.nouns.get(words[k], []):
+                    governed = self.lex.governs(phrase, cmd)
+                    if governed:
+                        return governed[:1]
+        return [s.command for s in self.lex.senses(phrase) if s.strength >= Strength.noun][:1]
 
-    # scanning: command phrases and entity mentions ---------------------------
+    # scanning: formats, command phrases and entity mentions ---------------------------
     def _entity_at(self, i: int) -> Mention | None:
-        for n in range(min(self.r.max_words, len(self.toks) - i), 0, -1):
+        for n in range(min(self.r.max_words, len(self.words) - i), 0, -1):
             if not all(self.free(k) for k in range(i, i + n)):
                 continue
-            phrase = " ".join(self.low[i:i + n])
+            phrase = self.joined(i, i + n)
             names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase))}
             if not names and n > 1:
                 names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase.replace(" ", "-")))}
@@ -404,47 +428,101 @@ class _Reading:
                 return Mention(names, i, i + n, phrase)
         return None
 
-    def _command_at(self, i: int) -> Hit | None:
-        for n in range(min(self.p.max_phrase, len(self.toks) - i), 0, -1):
+    def _phrase_at(self, i: int) -> Hit | None:
+        for n in range(min(self.lex.max_words, len(self.words) - i), 0, -1):
             if not all(self.free(k) for k in range(i, i + n)):
                 continue
-            phrase = " ".join(self.low[i:i + n])
-            found = P.COMMAND_PHRASES.get(phrase)
-            if found:
-                return Hit(found[0], found[1], i, i + n)
+            phrase = self.joined(i, i + n)
+            senses = self.lex.senses(phrase)
+            if senses:
+                return Hit(list(senses), i, i + n, is_noun=self.lex.is_noun(phrase)
+                           and max(s.strength for s in senses) <= Strength.noun)
         return None
 
+    def _formats(self) -> None:
+        for fmt in self.lex.formats:
+            n = len(fmt.slots)
+            for i in range(len(self.words)):
+                got = self._match_format(fmt.slots, i)
+                if got is None:
+                    continue
+                end, args, literal = got
+                for k in literal:
+                    self.take(k, k + 1)
+                self.hits.append(Hit([Sense(fmt.command, Strength.verb)], literal[0] if literal else i, end,
+                                     format_args=args))
+                break
+            del n
+
+    def _match_format(self, slots: tuple[Any, ...], i: int) -> tuple[int, dict[str, Any], list[int]] | None:
+        args: dict[str, Any] = {}
+        literal: list[int] = []
+        k = i
+        for slot in slots:
+            if k >= len(self.words) or not self.free(k):
+                return None
+            if slot.word is not None:
+                if self.low[k] != slot.word:
+                    return None
+                literal.append(k)
+                k += 1
+                continue
+            arg: Arg = slot.arg
+            if arg.kind.is_entity:
+                m = self._entity_at(k)
+                if m is None:
+                    return None
+                k = m.end  # the mention itself is found again by the scan
+                continue
+            w = self.words[k].raw
+            if arg.kind is Kind.user and (self.low[k] in P.FILLER and self.low[k] not in self.p.users):
+                return None
+            if not WORD.match(w):
+                return None
+            if any(self.r.resolve(kind, w) for kind in ENTITY_KINDS):
+                return None
+            args[arg.name] = w.lower() if arg.kind is Kind.user else w
+            literal.append(k)
+            k += 1
+        return k, args, literal
+
     def _scan(self) -> None:
-        n = len(self.toks)
-        # split verbs first: "push chat out", "bring n8n back up"
+        self._formats()
+        n = len(self.words)
+        for i in range(n - 1):  # a past phrase is one unit ("backed up" is not "up")
+            if self.joined(i, i + 2) in self.lex.past and self.free(i) and self.free(i + 1) \
+                    and not self.lex.senses(self.joined(i, i + 2)):
+                self.take(i, i + 2)
+        # split particle verbs: "push chat out", "bring n8n back up"
         for i in range(n):
-            for j in range(i + 1, min(i + 7, n)):
-                verb = P.PARTICLE_VERBS.get((self.low[i], self.low[j]))
-                if verb and self.free(i) and self.free(j):
-                    self.hits.append(Hit(verb, 3, i, i + 1))
+            contiguous = self._phrase_at(i)
+            if contiguous is not None and contiguous.end - contiguous.start > 1:
+                continue
+            for j in range(i + 2, min(i + 7, n)):
+                cmds = self.lex.particles.get((self.low[i], self.low[j]))
+                longer = j + 1 < n and self.lex.particles.get((self.low[i], self.low[j + 1]))
+                if cmds and self.free(i) and self.free(j) and not self._clause_break(i, j) \
+                        and not self._preposition_at(j) and not (self.low[j] == "back" and longer):
+                    self.hits.append(Hit([Sense(c, Strength.verb) for c in cmds], i, i + 1))
                     self.take(i, i + 1)
                     self.take(j, j + 1)
                     if j - 1 > i and self.low[j - 1] == "back":
                         self.take(j - 1, j)
+                    break
         i = 0
         while i < n:
             if not self.free(i):
                 i += 1
                 continue
             ent = self._entity_at(i)
-            hit = self._command_at(i)
+            hit = self._phrase_at(i)
             if ent and (not hit or ent.end - ent.start > hit.end - hit.start):
                 self.mentions.append(ent)
                 self.take(ent.start, ent.end)
                 i = ent.end
                 continue
             if hit:
-                near = self.low[max(0, i - 2):i]
-                if hit.priority == 3 and ((i > 0 and (self.low[i - 1] in _DEMOTE_BEFORE
-                                                      or self.low[i - 1] in self.p.users
-                                                      or any(m.end == i for m in self.mentions)))
-                                          or any(w in ("before", "after", "until", "while", "once") for w in near)):
-                    hit.priority = 1
+                self._demote(hit)
                 self.hits.append(hit)
                 self.take(hit.start, hit.end)
                 i = hit.end
@@ -453,55 +531,98 @@ class _Reading:
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
 
+    def _preposition_at(self, j: int) -> bool:
+        """'on'/'over' before a name is a preposition ("power cycle the tunnel on prod"), not a particle."""
+        if self.low[j] not in ("on", "over"):
+            return False
+        k = j + 1
+        while k < len(self.low) and self.low[k] in ("the", "a"):
+            k += 1
+        return k < len(self.low) and self._entity_at(k) is not None
+
+    def _clause_break(self, i: int, j: int) -> bool:
+        return any(self.words[k].boundary for k in range(i, j)) or any(
+            self.low[k] in P.CLAUSE_JOINERS for k in range(i + 1, j))
+
+    def _demote(self, hit: Hit) -> None:
+        """A verb after a determiner is a noun ("the deploy"); after 'before/after' a time reference."""
+        i = hit.start
+        if hit.strength is not Strength.verb:
+            return
+        prev = self.low[i - 1] if i > 0 else ""
+        near = self.low[max(0, i - 2):i]
+        nouns = [s for s in hit.senses if s.command in self.lex.nouns.get(self.joined(hit.start, hit.end), [])]
+        # after a name or a preposition a word that is also a noun is the noun ("the nightly-3 snapshot",
+        # "back to snapshot X", "chat deploy"); after "you", "to", "please" it stays the verb
+        verb_before = any(h.strength is Strength.verb and not h.is_noun and h.end <= i for h in self.hits)
+        after_words = i > 0 and not self.words[i - 1].boundary and prev not in P.CLAUSE_JOINERS and (
+            (prev in P.REFERENCE_PREPOSITIONS and (prev != "to" or verb_before)) or (prev not in P.FILLER
+            and not any(h.start <= i - 1 < h.end for h in self.hits)))
+        after_name = any(m.end == i for m in self.mentions) and not self.words[i - 1].boundary
+        if prev in _DEMOTE_BEFORE or prev in self.p.users or after_name or (
+                nouns and after_words):
+            if nouns:
+                hit.senses = [Sense(s.command, Strength.noun) for s in nouns]
+                hit.is_noun = True
+            else:
+                hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+        elif any(w in _TIME_BEFORE for w in near):
+            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+        elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0:
+            # "any containers restarting?": a question about what is going on, not a request
+            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+
+    def _is_question(self) -> bool:
+        return self.text.rstrip().endswith("?") or (bool(self.low) and self.low[0] in P.QUESTION_AUX | {
+            "any", "anything", "what", "which", "who", "how", "why", "where", "when"})
+
     def _fix_typos(self) -> None:
         """Re-read unknown words that are one unambiguous typo away from a known word."""
         for i, w in enumerate(self.low):
-            if not self.free(i) or w in P.FILLER or w in P.UNSUPPORTED:
+            if not self.free(i) or w in P.FILLER or w in P.UNSUPPORTED or w in self.lex.object_verbs:
                 continue
             fixed = self.p.vocab.correct(w)
             if not fixed:
+                near = self.p.vocab.suspect(w)
+                if near:
+                    self.suspects.append(f"'{self.words[i].raw}' → {near}")
                 continue
+            strong = any(h.strength >= Strength.noun for h in self.hits)
+            if strong and self.lex.senses(fixed):
+                continue  # a word near a command word, beside a command already found: leave it alone
             self.typos.append(w)
-            if fixed in P.PAST_FORMS:
+            self.low[i] = fixed
+            if fixed in self.lex.past:
                 continue
-            if fixed in P.COMMAND_PHRASES:
-                cmd, prio = P.COMMAND_PHRASES[fixed]
-                self.hits.append(Hit(cmd, prio, i, i + 1))
+            senses = self.lex.senses(fixed)
+            if senses:
+                self.hits.append(Hit(list(senses), i, i + 1, is_noun=self.lex.is_noun(fixed)
+                                     and max(s.strength for s in senses) <= Strength.noun))
             else:
                 names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, fixed))}
+                if not names:
+                    continue
                 self.mentions.append(Mention(names, i, i + 1, fixed, fuzzy=True))
-            self.low[i] = fixed
+                self.fuzzy_targets.append(f"'{self.words[i].raw}' → {fixed}")
             self.take(i, i + 1)
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
 
     # gates: the ways a text says "do nothing" ----------------------------------
-    def _gates(self) -> Plan | None:
-        self._fix_typos()
+    def _gates(self, mood: Any) -> Plan | None:
         j = f" {self.joined()} "
-        first_cmd = self.hits[0].start if self.hits else len(self.toks)
-        cmds = sorted({h.command for h in self.hits})
+        first_cmd = self.hits[0].start if self.hits else len(self.words)
+        cmds = sorted({c for h in self.hits for c in h.commands})
         what = f"'{cmds[0]}'" if len(cmds) == 1 else "anything"
-        # unsupported requests
-        snapshot_ctx = any(w in ("snapshot", "snapshots", "snap", "snaps", "checkpoint", "checkpoints")
-                           for w in self.low)
+        # things the bot cannot do (a command declaring the verb wins: a team's own "scale")
         for i, w in enumerate(self.low):
-            if not self.free(i) or w not in P.UNSUPPORTED:
+            if not self.free(i) or w not in P.UNSUPPORTED or self._governs_later(i):
                 continue
-            if snapshot_ctx and (w in P.SNAPSHOT_DELETE or w in P.SNAPSHOT_TAKE or w in ("create", "backup")):
+            if i > 0 and (self.low[i - 1] in P.DETERMINERS or any(m.end == i for m in self.mentions)):
                 continue
-            if w in ("remove", "clear", "lift", "end") and any(h.command == "unlock" for h in self.hits):
-                continue
-            if i > 0 and (self.low[i - 1] in _NOUN_BEFORE or any(m.end == i for m in self.mentions)):
-                continue
+            if self._subordinate(i):
+                continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
-        backup = any(w == "backup" or (w == "back" and self.low[i + 1:i + 2] == ["up"] and self.free(i))
-                     for i, w in enumerate(self.low))
-        if backup and (
-                any(Kind.service in m.names for m in self.mentions)
-                or not any(Kind.vm in m.names for m in self.mentions)):
-            return self.refuse("I can't back up databases from chat; I can snapshot VMs ('snapshot dev'). "
-                               + self._can_do())
         # cancellations and negations
         for phrase in P.CANCEL_PHRASES:
             if f" {phrase} " in j:
@@ -525,70 +646,160 @@ class _Reading:
                     self.used[i] = True
                     if i > 0 and self.low[i - 1] == "but":
                         self.used[i - 1] = True
-                elif i >= first_cmd and not self._negates_value(i) and w != "except":
+                elif i >= first_cmd and not self._negates_value(i) and w != "except" \
+                        and not self._aside(i):
                     return self.refuse(f"That says not to, so I won't do {what}.")
+        self._corrections()
+        self._subordinate_asides()
+        return self._past_gates(first_cmd)
+
+    def _subordinate_asides(self) -> None:
+        """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
+        about someone's own action; its words are neither targets nor requests."""
+        for i in range(1, len(self.low) - 1):
+            if self.low[i] in _TIME_BEFORE | {"because", "so", "as"} and self.low[i + 1] in (
+                    "i", "we", "you", "they", "he", "she", "someone", "it") and self.hits and self.hits[0].start < i:
+                end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
+                self.take(i, end)
+                self._drop_hits_in(i, end)
+                self.mentions = [m for m in self.mentions if not i <= m.start < end]
+
+    def _subordinate(self, i: int) -> bool:
+        """Whether word i is the verb of a subordinate clause with its own subject ("before I upgrade it")."""
+        before = self.low[max(0, i - 3):i]
+        return (i > 0 and self.low[i - 1] in ("i", "we", "you", "they", "he", "she", "someone")) and any(
+            w in _TIME_BEFORE | {"when", "so", "because", "as", "then", "if"} for w in before)
+
+    def _aside(self, i: int) -> bool:
+        """A negation in a later clause that asks for nothing ("…, don't need it anymore") is an aside."""
+        start = max((k + 1 for k in range(i) if self.words[k].boundary), default=0)
+        if start == 0 or any(h.start >= start for h in self.hits if h.strength >= Strength.noun):
+            return False
+        end = next((k + 1 for k in range(i, len(self.words)) if self.words[k].boundary), len(self.words))
+        said = [w for w in self.low[i + 1:end] if w not in ("not", "do", "please")]
+        # "…, don't need it anymore" says something else; "…, no wait, don't" takes the request back
+        return len(said) >= 2 and not any(h.start < end and h.start >= start for h in self.hits)
+
+    def _corrections(self) -> None:
+        """'restart redis on test… actually make that dev': a later name replaces the earlier one of its kind."""
+        for i in range(len(self.low)):
+            phrase = next((p for p in P.CORRECTION_MARKERS if self.joined(i, i + len(p.split())) == p), None)
+            if phrase is None:
+                continue
+            after = [m for m in self.mentions if m.start >= i + len(phrase.split())]
+            for m in after:
+                earlier = [e for e in self.mentions if e.end <= i and set(e.names) & set(m.names)]
+                for e in earlier:
+                    self.mentions.remove(e)
+                    self.excluded.append(e)
+            self.take(i, i + len(phrase.split()))
+
+    def _past_gates(self, first_cmd: int) -> Plan | None:
+        low = self.low
+        reviewer = self.lex.answers_past
         # "did anyone restart n8n?", "has someone deployed chat?" → the audit log
-        if self.low[0] in ("did", "has", "have") and len(self.low) > 1 and (
-                self.low[1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
-                or self.low[1] in self.p.users) and self.hits:
-            self.values["audit_command"] = self.hits[0].command
-            if self.low[1] in self.p.users:
-                self.values["audit_user"] = self.low[1]
+        if reviewer and low[0] in ("did", "has", "have") and len(low) > 1 and (
+                low[1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
+                or low[1] in self.p.users) and self.hits:
+            self.values["past_command"] = self.hits[0].commands[0]
+            if low[1] in self.p.users:
+                self.values["past_user"] = low[1]
             return None
-        # reports of the past, people's own plans, announcements
-        past = [(i, P.PAST_FORMS[w]) for i, w in enumerate(self.low) if w in P.PAST_FORMS]
-        audit_q = any(w in ("who", "when", "did", "history", "audit", "whom", "anyone", "anybody")
-                      for w in self.low[:max(3, first_cmd + 1)]) or self.low[0] in ("who", "when", "did")
-        if past and (self.causative or any(w in ("get", "got") for w in self.low[max(0, past[0][0] - 4):past[0][0]])):
+        past = [(i, self._past_at(i)[0]) for i in range(len(low)) if self._past_at(i)
+                and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
+                and not self._value_word_before_noun(i)]
+        if reviewer and past and self._value_question(past[0][0]):
+            return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
+        audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
+                      for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or any(
+            reviewer in h.commands for h in self.hits)
+        if past and (self.causative or any(w in ("get", "got") for w in low[max(0, past[0][0] - 4):past[0][0]])):
             i, cmd = past[0]  # "can we get chat deployed": a causative request
-            self.hits.append(Hit(cmd, 3, i, i + 1))
+            self._drop_hits_in(i, i + 1)
+            self.hits.append(Hit([Sense(cmd, Strength.verb)], i, i + 1))
             self.take(i, i + 1)
             self.hits.sort(key=lambda h: h.start)
             past = []
         if past:
             i, cmd = past[0]
-            if (audit_q and cmd != "lock") or self.low[0] in ("who", "when", "did"):
-                self.values["audit_command"] = cmd
+            changes = self.lex.specs[cmd].changes
+            if reviewer and ((audit_q and changes) or low[0] in ("who", "when", "did")):
+                self.values["past_command"] = cmd
+                self._drop_hits_in(i, i + 1)
                 self.take(i, i + 1)
-                if i + 1 < len(self.low) and self.low[i + 1] in ("back", "out"):
+                if i + 1 < len(low) and low[i + 1] in ("back", "out"):
                     self.take(i + 1, i + 2)
                 return None
-            passive = i > 0 and self.low[i - 1] in P.PASSIVE_BEFORE
+            passive = i > 0 and low[i - 1] in P.PASSIVE_BEFORE
             if not passive and (
-                    any(w in P.SUBJECTS for w in self.low[max(0, i - 3):i]) or i == 0
-                    or any(w in P.TIME_AGO for w in self.low[i + 1:]) or self.values.get("since")
-                    or any(w in self.p.users for w in self.low[:i])):
+                    any(w in P.SUBJECTS for w in low[max(0, i - 3):i]) or i == 0
+                    or any(w in P.TIME_AGO for w in low[i + 1:]) or self.values.get("since")
+                    or any(w in self.p.users for w in low[:i])):
                 return self.refuse(f"That sounds like something that already happened, so I'm not doing "
                                    f"anything. To review it: 'audit command={cmd}'.")
-        if any(f" {w} " in j for w in P.OUTCOME_WORDS) and self.hits and not audit_q \
-                and not any(h.command == "audit" for h in self.hits) \
-                and self.low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which", "show",
-                                        "list", "get", "give", "any"):
-            noun_first = self.hits[0].priority == 1 or (self.hits[0].start > 0
-                                                         and self.low[self.hits[0].start - 1] in ("the", "that"))
-            soon_after = any(w in P.OUTCOME_WORDS for h in self.hits for w in self.low[h.end:h.end + 4])
-            plain = any(w in ("went", "worked", "fine", "succeeded", "failed") for w in self.low)
+            n = 2 if self._past_at(i) and " ".join(low[i:i + 2]) in self.lex.past else 1
+            self.take(i, min(i + n, len(low)))  # a participle describing a state ("is the queue backed up?"): no name
+        imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
+        outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS]
+        # "the proxy looks dead, give it a bounce": the report is a reason; the request follows it
+        request_after = bool(outcome_at) and any(
+            h.start > k and self.words[k].boundary for h in self.hits for k in range(max(outcome_at), h.start))
+        if outcome_at and self.hits and not audit_q and not imperative and not request_after \
+                and low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which", "show",
+                                   "list", "get", "give", "any"):
+            noun_first = self.hits[0].strength is Strength.hint or self.hits[0].is_noun or (
+                self.hits[0].start > 0 and low[self.hits[0].start - 1] in ("the", "that"))
+            soon_after = any(w in P.OUTCOME_WORDS for h in self.hits for w in low[h.end:h.end + 4])
+            plain = any(w in ("went", "worked", "fine", "succeeded", "failed") for w in low)
             if noun_first or soon_after or plain:
                 return self.refuse("That sounds like a report of how something went, not a request; "
                                    "I'm not doing anything.")
-        if self.low[0] in P.REPORT_SUBJECTS or self.low[0] in self.p.users:
-            verb = next((w for w in self.low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
+        if low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users:
+            verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
         for phrase in P.INTENT_PHRASES:
             if f" {phrase} " in f" {self.joined(0, max(first_cmd, 1))} " or self.joined().startswith(phrase + " "):
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
-        if self.hits and self.hits[0].start == 0 and self.low[0].endswith("ing") and len(self.low[0]) > 5 \
-                and self.hits[0].command not in ("logs", "status"):
+        if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
+                and self.hits[0].strength is Strength.verb:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
-                               f"Say '{self.hits[0].command} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(self.low) if w in P.SCHEDULE_WORDS and self.free(i)]
+                               f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
+        sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i) and (
+            w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
+                                                              "after", "coming", "till")))]
         if sched:
             return self.refuse(f"I can't schedule things ('{sched[0]}'); ask me when you want it done.")
-        if self.low[0] in ("why", "should", "shall"):
+        if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
+
+    def _value_question(self, i: int) -> bool:
+        """A past form that is a value word of the reviewing command, in a question without a subject
+        ("anything denied today?", "which requests expired"): the reviewer with that value."""
+        reviewer = self.lex.answers_past
+        if reviewer is None or not self._is_question():
+            return False
+        spec = self.lex.specs[reviewer]
+        if not any(self.low[i] == w for a in spec.args for w, _ in a.values):
+            return False
+        if any(w in P.REPORT_SUBJECTS or w in self.p.users for w in self.low[max(0, i - 2):i]):
+            return False
+        self.values["reviewer"] = True
+        return True
+
+    def _value_word_before_noun(self, i: int) -> bool:
+        """'denied requests': a past form that is an argument's value word, before a noun, is an adjective."""
+        nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
+        values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in a.values}
+        return self.low[i] in values and (nxt in self.lex.nouns or nxt in P.LINE_WORDS)
+
+    def _governs_later(self, i: int) -> bool:
+        """Whether the object verb at i governs a command noun after it ("remove the old snapshot")."""
+        verb = self.low[i]
+        return any(h.start > i and h.start - i <= 5 and any(self.lex.governs(verb, c) for c in h.commands)
+                   for h in self.hits)
 
     def _negates_value(self, i: int) -> bool:
         """'no rush', 'not sure' and friends are not negations of the request."""
@@ -596,80 +807,250 @@ class _Reading:
         return nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure")
 
     def _can_do(self) -> str:
-        return ("I can deploy, roll back, restart, stop or start services, show logs and status, "
-                "take and restore VM snapshots, lock environments and review the audit log ('help').")
+        return "'help' lists what I can do."
+
+    # government: who governs a command noun ------------------------------------------
+    def _govern(self) -> Plan | None:
+        """Decide, for each noun use of a command word, which verb governs it (or none)."""
+        for hit in list(self.hits):
+            if not hit.is_noun or hit not in self.hits or self.lex.answers_past in hit.commands:
+                continue  # the audit log's own nouns take other commands as their topic ("deploy history")
+            owner = hit.commands
+            changing = any(self.lex.specs[c].changes for c in owner)
+            j = hit.start - 1
+            while j >= 0 and not self.words[j].boundary and self._skippable(j, hit) and (
+                    (found := self._verb_ending_at(j)) is None or (found[0] in P.DETERMINERS and not any(
+                        self.lex.governs(found[0], o) for o in owner))):
+                j -= 1
+            verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
+            governed = [c for o in owner for c in self.lex.governs(verb[0], o)] if verb else []
+            whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None)
+            if whose and self.lex.answers_past and not governed:
+                # "bob's restarts": what a person did, from the audit log
+                self.hits.remove(hit)
+                self.values["past_command"], self.values["past_user"] = owner[0], whose
+                continue
+            if j < 0 or (self.words[j].boundary and verb is None) or self.low[j] in P.CLAUSE_JOINERS:
+                if changing and j < 0 and self.lead_light:
+                    hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
+                    hit.is_noun = False
+                elif changing and self._is_question() and self.lex.answers_past and not any(
+                        h.strength is Strength.verb and not h.is_noun for h in self.hits):
+                    # "any deploys to prod since friday?": a question about changes made, for the audit log
+                    self.hits.remove(hit)
+                    self.values["past_command"] = owner[0]
+                continue  # nothing governs it: the noun names its own command
+            if verb is not None:
+                start = verb[1]
+                if governed and not all(self.free(k) or any(h.start <= k < h.end for h in self.hits)
+                                        for k in range(start, j + 1)):
+                    # the verb's particle is part of a split verb already found ("put staging back to its
+                    # … snapshot"): that verb takes the reading the noun allows
+                    split = next((h for h in self.hits if h.strength is Strength.verb
+                                  and set(h.commands) & set(governed)), None)
+                    if split is not None:
+                        split.senses = [s for s in split.senses if s.command in governed]
+                        self.hits.remove(hit)
+                        continue
+                if not governed and changing:
+                    # "call off the web deploy": a verb we know, but not one that takes a deploy
+                    return self.refuse(self._governed_question(self.joined(start, j + 1), owner[0]))
+                if governed:
+                    self.hits.remove(hit)
+                    self._drop_hits_in(start, j + 1)
+                    self.hits.append(Hit([Sense(c, Strength.verb) for c in dict.fromkeys(governed)], start, j + 1))
+                    self.take(start, j + 1)
+                    self.hits.sort(key=lambda h: h.start)
+                    continue
+            word = self.low[j]
+            other = next((h for h in self.hits if h is not hit and h.start <= j < h.end), None)
+            light = self._light_verb_ending_at(j) if changing else None
+            if light is not None:
+                if other is not None:
+                    self.hits.remove(other)
+                hit.senses = [Sense(c, Strength.verb) for c in owner]
+                hit.is_noun = False
+                self.take(light, j + 1)
+                continue
+            if word in P.REFERENCE_PREPOSITIONS:
+                if changing or len(self.hits) > 1:
+                    self.hits.remove(hit)  # "restart nginx after the deploy": a reference, not a request
+                    if any(self.lex.answers_past in h.commands for h in self.hits):
+                        self.values.setdefault("past_command", owner[0])  # "audit trail for rollbacks"
+                continue  # "what's in the rtmp logs": the only thing asked about
+            if other is not None and other.is_noun:
+                self.hits.remove(hit)  # "status of the deployment": a complement of the other noun
+                continue
+            if other is not None and other.strength is Strength.verb:
+                if any(c in owner for c in other.commands):
+                    self.hits.remove(hit)
+                    continue
+                if changing:
+                    return self.refuse(self._governed_question(self.joined(other.start, other.end), owner[0]))
+                self.hits.remove(hit)
+                continue
+            if other is None and self._is_unknown_verb(j) and changing:
+                # "scrap the chat deployment": not a deploy, and not ours to guess (nor the model's)
+                return self.refuse(self._governed_question(word, owner[0]))
+        return None
+
+    def _skippable(self, j: int, hit: Hit) -> bool:
+        w = self.low[j]
+        if self.words[j].boundary and j < hit.start - 1:
+            return False
+        if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them"):
+            return True  # "undo the last chat deploy", "give it a bounce"
+        if any(m.start <= j < m.end for m in self.mentions) or w in self.p.users:
+            return True
+        if w in P.TARGET_PREPOSITIONS and any(m.start == j + 1 for m in self.mentions):
+            return True  # a target phrase between verb and noun ("give grafana on test a restart")
+        if self.used[j] and not any(h.start <= j < h.end for h in self.hits):
+            return True  # a value (a duration, a request id)
+        # an unknown word right before the noun, after a determiner: a name ("the pre-upgrade snapshot")
+        return j == hit.start - 1 and j > 0 and self.low[j - 1] in P.DETERMINERS and self.free(j) \
+            and not self.lex.senses(w) and w not in self.lex.object_verbs
+
+    def _verb_ending_at(self, j: int) -> tuple[str, int] | None:
+        for n in (3, 2, 1):
+            start = j - n + 1
+            if start < 0:
+                continue
+            phrase = self.joined(start, j + 1)
+            if phrase in self.lex.object_verbs:
+                return phrase, start
+        return None
+
+    def _light_verb_ending_at(self, j: int) -> int | None:
+        for n in (2, 1):
+            start = j - n + 1
+            if start >= 0 and self.joined(start, j + 1) in P.LIGHT_VERBS:
+                return start
+        return None
+
+    def _drop_hits_in(self, start: int, end: int) -> None:
+        self.hits = [h for h in self.hits if not (start <= h.start < end)]
+
+    def _is_unknown_verb(self, j: int) -> bool:
+        w = self.low[j]
+        return w in P.CANCEL_VERBS or (w not in P.FILLER and w not in P.DETERMINERS and not self.lex.senses(w)
+                                       and not any(self.r.resolve(k, w) for k in ENTITY_KINDS)
+                                       and w not in self.p.users and w.isalpha())
+
+    def _governed_question(self, verb: str, owner: str) -> str:
+        helps = sorted({c for c, objects in (x for v in self.lex.object_verbs.values() for x in v)
+                        if owner in objects and c != owner})
+        also = f" I can {join_choices(helps)} one ('help {helps[0]}')." if helps else ""
+        return (f"I'm not sure what '{verb}' means for a {owner}, so I did nothing.{also} "
+                f"To {owner} something, say '{self.lex.specs[owner].usage}'.")
 
     # which command ---------------------------------------------------------------
     def _command(self) -> str | Plan | None:
+        reviewer = self.lex.answers_past
+        if reviewer and ("past_command" in self.values or "reviewer" in self.values):
+            return reviewer
         hits = list(self.hits)
-        words = self.low
-        if "audit_command" in self.values:
-            return "audit"
-        if any(w in ("snapshot", "snapshots", "snap", "snaps", "checkpoint", "checkpoints") for w in words) \
-                and not any(h.command in ("deploy", "restart", "stop", "start", "lock", "unlock") and h.priority == 3
-                            for h in hits):
-            fam = self._snapshot_family(words)
-            if fam == "restore" and any(Kind.stack in m.names and Kind.vm not in m.names for m in self.mentions):
-                fam = "rollback"
-            return fam
-        if any(h.command in ("rollback", "restore") for h in hits) and not any(
-                h.command not in ("rollback", "restore") and h.priority == 3 for h in hits):
-            has_stack = any((Kind.stack in m.names or Kind.service in m.names) and Kind.vm not in m.names
-                            for m in self.mentions)
-            return "rollback" if has_stack else "restore"
         if not hits:
-            if self.values.get("lines") and self.mentions:
-                return "logs"
-            if self.values.get("audit_user") or any(w in self.p.users for w in words):
-                return "audit"
-            return None
-        for h in hits:
-            if h.command == "lock" and any(w in ("end", "lift", "remove", "clear", "stop", "cancel", "undo", "release",
-                                                   "drop", "over") for w in words[max(0, h.start - 3):h.start]):
-                h.command = "unlock"
-        audit_words = [h for h in hits if h.command == "audit"]
-        if audit_words:
-            others = [h for h in hits if h.command != "audit" and h.priority >= 2]
+            return self._command_from_values()
+        top = max(h.strength for h in hits)
+        strong = [h for h in hits if h.strength == top]
+        if reviewer and any(reviewer in h.commands for h in hits if h.strength >= Strength.noun):
+            others = [c for h in hits if h.strength >= Strength.noun for c in h.commands if c != reviewer]
             if others:
-                self.values["audit_command"] = others[0].command
-            return "audit"
-        top = max(h.priority for h in hits)
-        best = sorted({h.command for h in hits if h.priority == top})
-        if len(best) > 1:
-            pairs = set(best)
-            if pairs == {"logs", "status"}:
-                return "logs"
-            if pairs <= {"gpu", "status", "health"} and "gpu" in pairs:
-                return "gpu"
-            if pairs == {"vm-status", "status"} or pairs == {"vm-status", "health"}:
-                return "vm-status"
-            if pairs == {"health", "status"}:
-                best = ["status" if any(Kind.env in m.names for m in self.mentions) else "health"]
-            if len(best) > 1:
-                return self.refuse(f"That asks for more than one thing ({join_choices(best, 'and')}); "
-                                   "send them one at a time.", confidence=0.5)
-        cmd = best[0]
-        if cmd == "health" and any(Kind.env in m.names for m in self.mentions):
-            cmd = "status"
-        if top == 1:
+                self.values["past_command"] = others[0]
+            return reviewer
+        groups = [set(h.commands) for h in strong]
+        if top is Strength.verb and len(groups) > 1 and not set.intersection(*groups):
+            names = sorted({c for g in groups for c in g})
+            return self.refuse(f"That asks for more than one thing ({join_choices(names, 'and')}); "
+                               "send them one at a time.")
+        ranked: dict[str, Strength] = {}
+        for h in strong:
+            for s in h.senses:
+                ranked[s.command] = max(ranked.get(s.command, s.strength), s.strength)
+        if top is Strength.hint:
             self.conf -= 0.1
-        if cmd == "status" and top == 1 and not self.mentions:
-            return None
-        if cmd == "status":
-            vm_only = [m for m in self.mentions if Kind.vm in m.names and Kind.env not in m.names]
-            if vm_only or any(w in ("vm", "vms") for w in words):
-                return "vm-status"
-        if cmd == "vm-status" and any(h.command == "gpu" for h in hits):
-            return "gpu"
-        return cmd
+            if not self.mentions:
+                return None  # a weak word alone ("anyone up for lunch?") asks for nothing
+        if len(ranked) == 1:
+            return next(iter(ranked))
+        return self._best_fit(ranked)
+
+    def _command_from_values(self) -> str | None:
+        """No command word: a person's name or a value word in a question names the one command that
+        takes it ("what did alice do", "anything failed since this morning?")."""
+        user_cmds = [s.name for s in self.lex.specs.values() if any(a.kind is Kind.user for a in s.args)]
+        if len(user_cmds) == 1 and (self.values.get("past_user") or any(w in self.p.users for w in self.low)):
+            return user_cmds[0]
+        if self._is_question():
+            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in a.values
+                      if any(self.free(i) and low == w for i, low in enumerate(self.low))}
+            if len(takers) == 1:
+                return takers.pop()
+        return None
+
+    def _fit(self, cmd: str) -> tuple[int, int, int, int]:
+        """How well the named targets fill a command's arguments (higher is better): targets it cannot
+        use, required targets missing, targets taken as named (in the name's first sense: "staging" is
+        an environment before it is a VM), targets taken by inference."""
+        kinds = self.lex.arg_kinds(cmd)
+        direct = inferred = unusable = 0
+        for m in self.mentions:
+            if kinds & set(m.names):
+                direct += 2 if next(iter(m.names)) in kinds else 1
+            elif self._inferable(m, kinds):
+                inferred += 1
+            else:
+                unusable += 1
+        filled = {k for m in self.mentions for k in m.names if k in kinds} | {
+            k for m in self.mentions for k in self._inferred_kinds(m, kinds)}
+        missing = sum(1 for a in self.lex.specs[cmd].required if a.kind.is_entity and a.kind not in filled)
+        return (-unusable, -missing, direct, -inferred)
+
+    def _inferred_kinds(self, m: Mention, kinds: set[Kind]) -> set[Kind]:
+        out: set[Kind] = set()
+        if Kind.service in m.names and Kind.stack in kinds and self.r.stack_for(m.names[Kind.service]):
+            out.add(Kind.stack)
+        if Kind.stack in m.names and Kind.service in kinds and \
+                len(self.r.config.stack_services.get(m.names[Kind.stack], ())) == 1:
+            out.add(Kind.service)
+        if Kind.vm in m.names and Kind.env in kinds and self._env_of_vm(m.names[Kind.vm]):
+            out.add(Kind.env)
+        if Kind.env in m.names and Kind.vm in kinds and self.r.config.inventory.environments[m.names[Kind.env]].vm:
+            out.add(Kind.vm)
+        if Kind.host in kinds and self._host_of(m):
+            out.add(Kind.host)
+        return out
+
+    def _host_of(self, m: Mention) -> str | None:
+        return next((h for name in m.names.values() if (h := self.r.resolve(Kind.host, name))), None)
+
+    def _inferable(self, m: Mention, kinds: set[Kind]) -> bool:
+        return bool(self._inferred_kinds(m, kinds))
+
+    def _env_of_vm(self, vm: str) -> str | None:
+        return next((n for n, e in self.r.config.inventory.environments.items() if e.vm == vm), None)
+
+    def _best_fit(self, ranked: dict[str, Strength]) -> str | Plan:
+        """Among readings of the strongest phrases: the one the named targets fill best, then the
+        stronger sense, then the read-only one; a true tie is a question."""
+        def key(c: str) -> tuple[Any, ...]:
+            unusable, missing, direct, inferred = self._fit(c)
+            named = missing if self.mentions else 0
+            return (unusable, named, direct, ranked[c], missing, inferred, not self.lex.specs[c].changes)
+
+        scored = sorted(((key(c), c) for c in ranked), reverse=True)
+        best, second = scored[0], scored[1]
+        if best[0] == second[0]:
+            names = sorted(c for k, c in scored if k == best[0])
+            return self.ask(f"That could mean {join_choices(names)}; which one? "
+                            f"Say it as '{self.lex.specs[names[0]].usage}'.")
+        return best[1]
 
     # arguments ---------------------------------------------------------------------
     def _arguments(self, cmd: str) -> Plan:
-        spec = self.p.registry[cmd]
+        spec = self.lex.specs[cmd]
         args: dict[str, Any] = {}
         self._scalar_args(cmd, args)
-        if isinstance(args.get("__refuse__"), str):
-            return self.refuse(args.pop("__refuse__"), confidence=0.5)
         machine = self._machine_refusal(cmd)
         if machine:
             return machine
@@ -677,7 +1058,7 @@ class _Reading:
         problem = self._assign(cmd, wanted, args)
         if problem is not None:
             return problem
-        unknown = self._unknown_words()
+        unknown = self._unknown_words(cmd)
         missing = [a for a in spec.required if a.name not in args]
         if unknown:
             about = self._unknown_target(unknown, [a for a in missing if a.kind.is_entity], wanted, cmd)
@@ -689,180 +1070,199 @@ class _Reading:
         plan = validate(Plan(cmd, args, confidence=max(self.conf, 0.3)), self.r, self.p.registry)
         if plan.command is None and plan.clarify:
             plan.attempted = cmd
+        if spec.changes and (self.fuzzy_targets or self.suspects) and plan.command is not None:
+            # A corrected name on a change is asked about, never acted on.
+            example = f", e.g. '{canonical(cmd, plan.args, self.p.registry)}'" if plan.complete and \
+                not self.suspects else ""
+            return self.ask(f"Did you mean {', '.join(self.fuzzy_targets + self.suspects)}? I don't act on a "
+                            f"guessed name; say it again with the name as written in the inventory{example}.",
+                            attempted=cmd)
+        stray = [self.words[i].raw for i in unknown if _identifier(self.words[i].raw)]
+        if plan.complete and spec.changes and stray:
+            # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
+            return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
+                            f"Usage: {spec.usage}", attempted=cmd)
+        polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
+        if plan.complete and spec.changes and not polite and not any(
+                h.strength is Strength.verb and cmd in h.commands for h in self.hits):
+            # Only a noun ("the chat deployment on test") or a hint asked for it: a change needs a verb.
+            return self.ask(f"Do you want me to {cmd} that? Say it as "
+                            f"'{canonical(cmd, plan.args, self.p.registry)}'.", attempted=cmd)
         return plan
 
-    def _machine_refusal(self, cmd: str) -> Plan | None:
-        if cmd not in ("restart", "stop", "start"):
+    def _scalar_args(self, cmd: str, args: dict[str, Any]) -> None:
+        spec = self.lex.specs[cmd]
+        for key, value in self.values.get("kv", {}).items():
+            args[key] = value
+        for h in self.hits:
+            if cmd in h.commands:
+                for key, value in h.format_args.items():
+                    args.setdefault(key, value)
+        counted = False
+        self.targets_given = bool(self.mentions) and self._fit(cmd)[1] == 0
+        for arg in spec.args:
+            if arg.name in args:
+                continue
+            if arg.kind is Kind.request and "request" in self.values:
+                args[arg.name] = self.values["request"]
+            elif arg.kind is Kind.duration and "since" in self.values:
+                args[arg.name] = self.values["since"]
+            elif arg.kind is Kind.integer and "count" in self.values and not arg.required and not counted:
+                args[arg.name] = self.values["count"]
+                counted = True
+            elif arg.kind is Kind.command and self.values.get("past_command") not in (None, cmd):
+                args[arg.name] = self.values["past_command"]
+            elif arg.kind is Kind.user and self.values.get("past_user"):
+                args[arg.name] = self.values["past_user"]
+        for arg in spec.args:
+            if arg.name in args or arg.kind.is_entity:
+                continue
+            value = self._declared_value(arg, spec.changes)
+            if value is not None:
+                args[arg.name] = value
+        if spec.phrasing.answers_howto and spec.args:
+            topic = self._topic(0)
+            if topic and topic != cmd:
+                args[spec.args[0].name] = topic
+
+    def _declared_value(self, arg: Arg, changes: bool) -> Any:
+        """A value found through the argument's own declarations: value words, cues, shapes, users."""
+        for i, w in enumerate(self.low):
+            if self.free(i):
+                for word, value in arg.values:
+                    if w == word:
+                        self.take(i, i + 1)
+                        return value
+        if arg.kind is Kind.user:
+            return self._user(arg)
+        if arg.kind is Kind.text:
+            return self._text_after(arg.cues)
+        if arg.kind is Kind.integer and (arg.cues or arg.cues_after):
+            digits = re.compile(r"^\d{1,6}$")
+            number = self._after(arg.cues, digits, any_value=False) or self._before(arg.cues_after, digits)
+            return int(number) if number is not None else None
+        if arg.kind is not Kind.word:
             return None
-        if any(Kind.service in m.names for m in self.mentions):
-            return None
-        machine_word = any(w in P.MACHINE_WORDS and (self.free(i) or any(
-            m.end == i + 1 and Kind.vm in m.names for m in self.mentions)) for i, w in enumerate(self.low))
-        power_verb = any(w in ("reboot", "shutdown", "boot", "poweroff") for w in self.low) or self.has("shut down") \
-            or self.has("power off") or self.has("power on")
-        after_name = any(w in P.MACHINE_WORDS and i > 0 and any(m.end == i for m in self.mentions)
-                         for i, w in enumerate(self.low))
-        if machine_word or after_name or any(Kind.vm in m.names and " " in m.phrase for m in self.mentions) or (
-                power_verb and any(Kind.env in m.names or Kind.vm in m.names for m in self.mentions)):
-            verb = {"restart": "reboot", "stop": "shut down", "start": "boot"}[cmd]
-            return self.refuse(f"I can't {verb} whole VMs or servers from chat; I {cmd} services "
-                               f"('{cmd} SERVICE on ENV'). I can snapshot VMs and show 'vm-status'.")
+        shape = re.compile(rf"^({arg.shape})$", re.I) if arg.shape else None
+        found: str | None = self._after(arg.cues, shape)
+        if found is None and arg.cues_after:
+            found = self._before(arg.cues_after)
+        if found is None and shape is not None:
+            found = self._bare(lambda w: bool(shape.match(w)) and not w.isdigit())
+        return found
+
+    def _user(self, arg: Arg) -> str | None:
+        for i, w in enumerate(self.low):
+            if w in self.p.users and (self.free(i) or not any(m.start <= i < m.end for m in self.mentions)):
+                self.take(i, i + 1)
+                return w
+        for i, w in enumerate(self.low[:-1]):
+            if w in arg.cues and self.free(i) and self.free(i + 1):
+                nxt = self.words[i + 1].raw
+                if re.match(r"^[\w.@:-]{2,64}$", nxt) and nxt.lower() not in P.FILLER \
+                        and not any(self.r.resolve(k, nxt) for k in ENTITY_KINDS):
+                    self.take(i, i + 2)
+                    return nxt.lower()
         return None
 
-    def _scalar_args(self, cmd: str, args: dict[str, Any]) -> None:
-        spec = self.p.registry[cmd]
-        kv = self.values.get("kv", {})
-        for key, value in kv.items():
-            args[key] = value
-        if spec.arg("request") and "request" in self.values:
-            args["request"] = self.values["request"]
-        if spec.arg("since") and "since" in self.values:
-            args.setdefault("since", self.values["since"])
-        if "count" in self.values:
-            for key in ("tail", "limit"):
-                if spec.arg(key):
-                    args.setdefault(key, self.values["count"])
-        if cmd == "audit":
-            self._audit_args(args)
-        if cmd == "deploy":
-            ref = self._after(("ref", "version", "tag", "commit", "branch", "revision", "rev", "at", "@"),
-                              lambda w: bool(WORD.match(w)), need=lambda w, kw: kw != "at" or bool(_VERSION.match(w)))
-            ref = ref or self._bare(lambda w: bool(_VERSION.match(w)) and not w.isdigit())
-            if ref:
-                args.setdefault("ref", ref)
-        if cmd == "rollback":
-            to = self._after(("revision", "rev", "version", "to"), lambda w: w.isdigit() or bool(_VERSION.match(w)))
-            if to:
-                args.setdefault("to", to)
-        if cmd == "snapshot":
-            name = self._after(("called", "named", "name", "as", "label", "labelled", "labeled"),
-                               lambda w: bool(WORD.match(w)))
-            if name:
-                args.setdefault("name", name)
-        if cmd in ("restore", "delete-snapshot"):
-            snap = self._after(("snapshot", "checkpoint", "called", "named", "to", "back"),
-                               lambda w: bool(WORD.match(w)) and not self._is_name(w))
-            snap = snap or self._before(("snapshot", "checkpoint"),
-                                        lambda w: bool(WORD.match(w)) and not self._is_name(w))
-            if snap:
-                args.setdefault("snapshot", snap)
-        if cmd in ("lock", "deny"):
-            reason = self._reason()
-            if reason:
-                args.setdefault("reason", reason)
-        if cmd == "help":
-            topic = self._topic(0)
-            if topic and topic != "help":
-                args["topic"] = topic
+    def _names_entity(self, w: str) -> bool:
+        return any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
     def _is_name(self, w: str) -> bool:
-        return w in P.FILLER or w in P.COMMAND_PHRASES or w in ("snapshot", "snapshots", "checkpoint", "latest",
-                                                                 "last", "previous", "old", "one") \
-            or any(self.r.resolve(k, w) for k in ENTITY_KINDS)
+        return w in P.FILLER or bool(self.lex.senses(w)) or w in self.lex.object_verbs or w in (
+            "latest", "last", "previous", "old", "one") or any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
-    def _after(self, keys: tuple[str, ...], ok: Any, need: Any = None) -> str | None:
+    def _after(self, keys: tuple[str, ...], shape: re.Pattern[str] | None, any_value: bool = True) -> str | None:
+        """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
+        weak = ("at", "to", "as", "back", "for", "from", "by")
         for i, w in enumerate(self.low[:-1]):
-            if w in keys:
-                j = i + 1
-                while j < len(self.low) - 1 and self.low[j] in ("the", "a", "to", "is", "it", "of", "snapshot"):
-                    j += 1
-                raw = self.toks[j].raw
-                if self.free(j) and ok(raw.lower()) and (need is None or need(raw.lower(), w)):
-                    self.used[i] = True if w not in ("to",) else self.used[i] or True
-                    self.take(j, j + 1)
-                    return raw
+            if w not in keys:
+                continue
+            j = i + 1
+            while j < len(self.low) - 1 and (self.low[j] in ("the", "a", "to", "is", "it", "of")
+                                             or self.low[j] in keys):
+                j += 1
+            raw = self.words[j].raw
+            low = raw.lower()
+            strong = w not in weak
+            if not self.free(j) or not WORD.match(raw) or (
+                    self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
+                continue
+            if shape is not None and not shape.match(low) and (not any_value or ((
+                    w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
+                continue  # "deploy chat to staging2" is no ref; "… on prod to main" is, the targets being named
+            self.take(i, i + 1)
+            self.take(j, j + 1)
+            return raw
         return None
 
-    def _before(self, keys: tuple[str, ...], ok: Any) -> str | None:
+    def _before(self, keys: tuple[str, ...], shape: re.Pattern[str] | None = None) -> str | None:
         for i, w in enumerate(self.low):
             if w in keys and i > 0:
                 j = i - 1
-                if self.free(j) and ok(self.low[j]) and self.low[j] not in ("the", "a", "that", "this"):
+                if shape is not None and not shape.match(self.low[j]):
+                    continue
+                if self.free(j) and WORD.match(self.low[j]) and (shape is not None or not self._is_name(self.low[j])) \
+                        and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
-                    return self.toks[j].raw
+                    return self.words[j].raw
         return None
 
     def _bare(self, ok: Any) -> str | None:
-        for i, t in enumerate(self.toks):
-            if self.free(i) and ok(t.low):
+        for i, w in enumerate(self.words):
+            if self.free(i) and ok(w.low):
                 self.take(i, i + 1)
-                return t.raw
+                return w.raw
         return None
 
-    def _reason(self) -> str | None:
-        markers = ("because", "reason", "since", "for", "due", "as", "cause", "cuz", "until", "during", "while")
-        for i, w in enumerate(self.low):
-            if w in markers and self.free(i) and i > 0:
-                rest = [k for k in range(i, len(self.toks))]
-                if any(not self.free(k) and any(m.start == k for m in self.mentions) for k in rest):
-                    continue
-                words = [self.toks[k].raw for k in rest if self.low[k] not in ("please",)]
-                if w in ("because", "reason", "for", "due", "cause", "cuz", "as"):
-                    words = words[1:]
-                    if words and words[0].lower() in ("to", "is", ":"):
-                        words = words[1:]
-                self.take(i, len(self.toks))
-                text = " ".join(words).strip(" :-")
-                return text or None
-        return None
-
-    def _audit_args(self, args: dict[str, Any]) -> None:
-        cmd = self.values.get("audit_command")
-        if cmd and cmd != "audit":
-            args.setdefault("command", cmd)
-        if self.values.get("audit_user"):
-            args.setdefault("user", self.values["audit_user"])
-        for i, w in enumerate(self.low):
-            if w in P.STATUS_WORDS and self.free(i) and "status" not in args:
-                args["status"] = P.STATUS_WORDS[w]
-                self.take(i, i + 1)
-        if "pending" in self.low and "status" not in args:
-            args["status"] = "pending_approval"
-        for i, w in enumerate(self.low):
-            if not self.free(i) and w not in self.p.users:
+    def _text_after(self, cues: tuple[str, ...]) -> str | None:
+        """Free text (a reason) after its cue word, verbatim from the message."""
+        for i in range(1, len(self.low)):
+            cue = next((c for c in sorted(cues, key=len, reverse=True)
+                        if self.joined(i, i + len(c.split())) == c), None)
+            if cue is None or not self.free(i):
                 continue
-            if w in self.p.users:
-                args.setdefault("user", w)
-                self.take(i, i + 1)
-            elif w in ("by", "user", "from") and i + 1 < len(self.low):
-                nxt = self.toks[i + 1].raw
-                if self.free(i + 1) and re.match(r"^[\w.@:-]{2,64}$", nxt) and nxt.lower() not in P.FILLER \
-                        and not any(self.r.resolve(k, nxt) for k in ENTITY_KINDS):
-                    args.setdefault("user", nxt.lower())
-                    self.take(i, i + 2)
-            elif w == "did" and i + 2 < len(self.low) and self.low[i + 2] == "do" and self.free(i + 1) \
-                    and self.low[i + 1] not in P.FILLER:
-                args.setdefault("user", self.low[i + 1])
-                self.take(i, i + 3)
+            if any(not self.free(k) and any(m.start == k for m in self.mentions) for k in range(i, len(self.low))):
+                continue
+            # a conjunction stays part of the reason ("until the release is out"); a label word does not
+            start = i if cue in ("since", "until", "during", "while") else i + len(cue.split())
+            if start < len(self.low) and self.low[start] in ("to", "is", ":", "of", "with"):
+                start += 1
+            self.take(i, len(self.low))
+            text = self.verbatim(start).strip(" :-")
+            text = re.sub(r"\s*\b(please|pls|thanks|thx)[.!]*$", "", text, flags=re.I).strip()
+            if len(text) >= 2 and text[0] in "\"'“«‘" and text[-1] in "\"'”»’":
+                text = text[1:-1].strip()
+            return text or None
+        return None
 
     # entities -----------------------------------------------------------------------
     def _assign(self, cmd: str, wanted: list[Arg], args: dict[str, Any]) -> Plan | None:
-        spec = self.p.registry[cmd]
+        spec = self.lex.specs[cmd]
         pending = list(self.mentions)
         kinds = {a.kind: a for a in wanted}
         if any(m.fuzzy for m in pending):
             self.conf -= 0.1
+        has_service = Kind.service in kinds
 
-        def put(arg: Arg, value: str, m: Mention) -> Plan | None:
+        def put(arg: Arg, value: str) -> Plan | None:
             if arg.name in args and args[arg.name] != value:
-                if arg.kind is Kind.stack and cmd in ("restart", "stop", "start", "logs"):
-                    return None
+                if arg.kind is Kind.stack and has_service:
+                    return None  # a service's stack, named twice over: the service decides
                 choices = join_choices([args[arg.name], value])
-                return self.refuse(f"That names two {noun(arg.kind)}s ({choices}); "
-                                   f"which {noun(arg.kind)} do you mean? One at a time, please.", 0.5)
+                return self.ask(f"That names two {noun(arg.kind)}s ({choices}); "
+                                f"which {noun(arg.kind)} do you mean? One at a time, please.", attempted=cmd)
             args[arg.name] = value
             return None
 
         leftovers: list[Mention] = []
-        # direct matches first
         for m in pending:
             direct = [k for k in m.names if k in kinds]
-            if len(direct) >= 1:
-                # prefer the kind still missing
+            if direct:
                 k = next((k for k in direct if kinds[k].name not in args), direct[0])
                 if len(direct) > 1 and k is Kind.stack and Kind.service in direct:
                     k = Kind.service
-                bad = put(kinds[k], m.names[k], m)
+                bad = put(kinds[k], m.names[k])
                 if bad:
                     return bad
             else:
@@ -870,18 +1270,24 @@ class _Reading:
         if Kind.service in kinds and kinds[Kind.service].name not in args and args.get("stack"):
             services = list(self.r.config.stack_services.get(args["stack"], ()))
             if len(services) != 1:
-                return Plan(None, {}, "grammar", f"The {args['stack']} stack has {join_choices(services, 'and')}: "
-                            "which service?", 0.5, cmd)
+                # the command is clear, the service is not: ask for it, keeping what was named
+                return Plan(cmd, dict(args), "grammar",
+                            f"The {args['stack']} stack has {join_choices(services, 'and')}: which service?",
+                            0.5, cmd)
             self.conf -= 0.1
             args[kinds[Kind.service].name] = services[0]
             del args["stack"]
         rest: list[Mention] = []
         for m in leftovers:
+            host = self._host_of(m)
+            if Kind.host in kinds and host and kinds[Kind.host].name not in args:
+                args[kinds[Kind.host].name] = host  # "the gpu box": the environment on the GPU host
+                continue
             if Kind.stack in kinds and Kind.service in m.names:
                 stack = self.r.stack_for(m.names[Kind.service])
                 if stack and kinds[Kind.stack].name not in args:
                     self.conf -= 0.05
-                    bad = put(kinds[Kind.stack], stack, m)
+                    bad = put(kinds[Kind.stack], stack)
                     if bad:
                         return bad
                     continue
@@ -891,12 +1297,10 @@ class _Reading:
                     self.conf -= 0.1
                     args[kinds[Kind.service].name] = services[0]
                     continue
-                return Plan(None, {}, "grammar",
-                            f"The {m.names[Kind.stack]} stack has {join_choices(services, 'and')}: which service?",
-                            0.5, cmd)
+                return self.ask(f"The {m.names[Kind.stack]} stack has {join_choices(services, 'and')}: "
+                                "which service?", attempted=cmd)
             if Kind.env in kinds and Kind.vm in m.names and kinds[Kind.env].name not in args:
-                env = next((n for n, e in self.r.config.inventory.environments.items()
-                            if e.vm == m.names[Kind.vm]), None)
+                env = self._env_of_vm(m.names[Kind.vm])
                 if env:
                     args[kinds[Kind.env].name] = env
                     continue
@@ -905,28 +1309,43 @@ class _Reading:
                 if guest:
                     args[kinds[Kind.vm].name] = guest
                     continue
-                return Plan(None, {}, "grammar", unknown_name(self.r, Kind.vm, m.phrase), REFUSAL, cmd)
+                return self.refuse(unknown_name(self.r, Kind.vm, m.phrase))
             rest.append(m)
         if rest:
-            spec_changes = spec.changes
-            if spec_changes or not wanted:
-                if not spec_changes:
+            if spec.changes or not wanted:
+                if not spec.changes:
                     self.conf -= 0.1
                     return None
                 m = rest[0]
                 kind = next(iter(m.names))
-                return Plan(None, {}, "grammar",
-                            f"'{m.phrase}' is {article(noun(kind))}, which '{cmd}' does not take. "
-                            f"Usage: {spec.usage}", 0.5, cmd)
+                return self.ask(f"'{m.phrase}' is {article(noun(kind))}, which '{cmd}' does not take. "
+                                f"Usage: {spec.usage}", attempted=cmd)
             self.conf -= 0.1
         return None
 
-    def _unknown_words(self) -> list[int]:
-        known = _SNAPSHOT_VERBS if any(h.command in ("snapshot", "snapshots", "restore", "delete-snapshot")
-                                       for h in self.hits) or self.has("snapshot") else frozenset()
+    def _machine_refusal(self, cmd: str) -> Plan | None:
+        """A command on services aimed at a whole machine ("reboot the dev vm") is not that command."""
+        spec = self.lex.specs[cmd]
+        if not any(a.kind is Kind.service and a.required for a in spec.args):
+            return None
+        if any(Kind.service in m.names for m in self.mentions):
+            return None
+        machine_word = any(w in P.MACHINE_WORDS and (self.free(i) or any(
+            m.end == i + 1 and Kind.vm in m.names for m in self.mentions)) for i, w in enumerate(self.low))
+        power_verb = any(self.has(v) for v, cmds in self.lex.machine_verbs.items() if cmd in cmds)
+        after_name = any(w in P.MACHINE_WORDS and i > 0 and any(m.end == i for m in self.mentions)
+                         for i, w in enumerate(self.low))
+        if machine_word or after_name or any(Kind.vm in m.names and " " in m.phrase for m in self.mentions) or (
+                power_verb and any(Kind.env in m.names or Kind.vm in m.names for m in self.mentions)):
+            return self.refuse(f"'{cmd}' works on services ('{spec.usage}'), not on whole VMs or servers; "
+                               "I can't power machines from chat. I can snapshot VMs and show 'vm-status'.")
+        return None
+
+    def _unknown_words(self, cmd: str) -> list[int]:
+        known = self.lex.command_words()
         return [i for i, w in enumerate(self.low)
                 if self.free(i) and w not in P.FILLER and w not in known and not w.isdigit() and w not in P.KIND_NOUNS
-                and w not in P.GREETINGS and w not in ("-", "&", "+", "/", "...", "—")]
+                and w not in P.GREETINGS and w not in P.DETERMINERS and w not in ("-", "&", "+", "/", "...", "—")]
 
     def _unknown_target(self, unknown: list[int], missing: list[Arg], wanted: list[Arg], cmd: str) -> Plan | None:
         """An unknown word in a target position is an unknown name, never ignored."""
@@ -934,9 +1353,16 @@ class _Reading:
             return None
         kinds = {a.kind for a in wanted}
         for i in unknown:
-            w = self.toks[i].raw
+            w = self.words[i].raw
             nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
             prev = self.low[i - 1] if i > 0 else ""
+            if prev in ("is", "are", "was", "were", "be", "seems", "looks", "it", "got", "getting"):
+                continue  # "it's ready", "prod is slow": a comment, not a name
+            if self._later_sentence(i):
+                continue  # "can you put a freeze on? incident ongoing": a remark after the request
+            if any(m.end == i for m in self.mentions) and P.KIND_NOUNS.get(nxt) and any(
+                    Kind(P.KIND_NOUNS[nxt]) in m.names for m in self.mentions if m.end == i):
+                continue  # "the gpu-metrics exporter stack": a word between a name and its kind noun
             kind = P.KIND_NOUNS.get(nxt)
             target_kind: Kind | None = None
             if kind is not None and (Kind(kind) in kinds or missing):
@@ -944,54 +1370,125 @@ class _Reading:
             elif missing and (prev in P.TARGET_PREPOSITIONS or prev in ("the",) or i == min(unknown)):
                 target_kind = missing[0].kind
             if target_kind is not None:
-                return Plan(None, {}, "grammar", unknown_name(self.r, target_kind, w), 0.0, cmd)
+                return self.ask(unknown_name(self.r, target_kind, w), attempted=cmd)
         return None
+
+    def _later_sentence(self, i: int) -> bool:
+        """Whether word i stands in a sentence after the one with the command, a sentence naming nothing."""
+        ends = [k for k in range(i) if any(c in self.words[k].raw + self.tokens[self.words[k].tok].trail
+                                           for c in "?!.") and self.words[k].boundary]
+        if not ends or not self.hits or self.hits[0].start > ends[-1]:
+            return False
+        start = ends[-1] + 1
+        return not any(m.start >= start for m in self.mentions)
 
     def _not_understood(self) -> Plan:
         if self.mentions:
             names = ", ".join(m.phrase for m in self.mentions)
-            return Plan.unknown(f"I see {names} but not what to do with it. " + self._can_do())
+            return Plan.unknown(f"I see {names} but not what to do with it. 'help' lists what I can do.",
+                                outcome=Outcome.unknown)
         return Plan.unknown(None)
+
+
+def _identifier(word: str) -> bool:
+    """A word that looks like a value (a name, a version, an id): digits, '-', '_', '.' or '/' inside."""
+    return bool(re.search(r"\d|[a-z][-_./][a-z0-9]", word.lower()))
+
+
+def canonical(cmd: str, args: dict[str, Any], registry: Registry) -> str:
+    spec = registry[cmd]
+    parts = [cmd]
+    for a in spec.args:
+        v = args.get(a.name)
+        if v is None:
+            continue
+        parts.append(str(v) if a.positional and a.required else f"{a.name}={v}")
+    return " ".join(parts)
 
 
 def parse_plain(text: str, parser: NLParser) -> Plan:
     """The grammar route: canonical form first, then plain language."""
     if len(text) > MAX_TEXT:
-        return Plan.unknown(f"That message is too long ({len(text)} characters, at most {MAX_TEXT}).")
-    explicit = _trusted(parse_explicit(text, parser.resolver, parser.registry), parser)
+        return Plan.unknown(f"That message is too long ({len(text)} characters, at most {MAX_TEXT}).",
+                            outcome=Outcome.refuse)
+    several = several_requests(text, parser)
+    if several is not None:
+        return several
+    explicit = _trusted(text, parse_explicit(text, parser.resolver, parser.registry), parser)
+    if explicit is not None and explicit.command == parser.lexicon.answers_howto:
+        return _help(explicit, parser)  # help never acts: whatever follows it is a topic
     if explicit is not None and explicit.complete:
         return explicit
     plan = parser.parse(text)
+    if plan.outcome is Outcome.refuse:
+        return plan
     if explicit is not None and explicit.command is not None and not plan.complete and (
             plan.command is not None or not plan.clarify):
         return explicit  # the canonical form's own question ("Which environment: …?")
     if (explicit is not None and explicit.attempted and plan.command is None and not plan.attempted
-            and plan.confidence == 0.0):
+            and plan.outcome is Outcome.unknown):
         # Plain language understood nothing, but the first word is a registered command it has no
-        # phrasing for (a newly registered one): the canonical reading's question names what is wrong.
+        # phrasing for: the canonical reading's question names what is wrong.
         return explicit
     if plan.command is None and not plan.clarify and explicit is not None and explicit.clarify:
         return explicit
     return plan
 
 
-def _trusted(plan: Plan, parser: NLParser) -> Plan | None:
-    """The canonical parse, unless it read an inventory name as a free word ("revert chat on test")."""
+def several_requests(text: str, parser: NLParser) -> Plan | None:
+    """A message of several lines, more than one of which asks for something: one at a time."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) < 2:
+        return None
+    asking = [ln for ln in lines if _asks(ln, parser)]
+    if len(asking) < 2:
+        return None
+    shown = "; ".join(f"'{ln.strip()[:40]}'" for ln in asking[:3])
+    return Plan.unknown(f"That message has several requests ({shown}); I run nothing from it. "
+                        "Send them one at a time.", outcome=Outcome.refuse)
+
+
+def _asks(line: str, parser: NLParser) -> bool:
+    words = [w.low for w in words_of(tokenize(line))]
+    if parser.registry.command_for_word(words[0] if words else ""):
+        return True
+    lex = parser.lexicon
+    return any(" ".join(words[i:i + n]) in lex.phrases or " ".join(words[i:i + n]) in lex.object_verbs
+               for n in range(1, lex.max_words + 1) for i in range(len(words) - n + 1))
+
+
+def _help(plan: Plan, parser: NLParser) -> Plan:
+    """`help TOPIC`: the topic's command when the words name one; else the topic as written (the
+    help command suggests the closest commands).  Never another command."""
+    spec = parser.registry[plan.command or ""]
+    if not spec.args:
+        return plan
+    key = spec.args[0].name
+    topic = plan.args.get(key)
+    if not isinstance(topic, str) or not topic.strip():
+        return plan
+    found = parser.registry.command_for_word(topic.split()[0]) or _Reading(parser, topic)._topic(0)
+    args = {**plan.args, key: found or topic.strip()}
+    return Plan(plan.command, args, plan.source, None, plan.confidence, plan.command)
+
+
+def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
+    """The canonical parse, unless it read an inventory name as a free word ("revert chat on test")
+    or the command word itself stands in quotes (someone else's words)."""
     if plan.command is None:
         return plan
+    tokens = tokenize(text)
+    while tokens and tokens[0].low in LEADERS:
+        tokens = tokens[1:]
+    if tokens and tokens[0].quoted:
+        return None
     spec = parser.registry[plan.command]
     for arg in spec.args:
         value = plan.args.get(arg.name)
         if arg.kind is Kind.word and isinstance(value, str) and any(
                 parser.resolver.resolve(k, value) for k in ENTITY_KINDS):
             return None
-    topic = plan.args.get("topic")
-    if plan.command == "help" and topic:
-        name = parser.registry.command_for_word(str(topic).split()[0])
-        if name is None:
-            return None
-        plan.args["topic"] = name
-    reason = plan.args.get("reason")
-    if isinstance(reason, str):
-        plan.args["reason"] = re.sub(r"^(because|reason:?|for|due to|since)\s+", "", reason, flags=re.I) or None
+        if arg.kind is Kind.text and isinstance(value, str) and arg.cues:
+            cue = "|".join(re.escape(c) for c in sorted(arg.cues, key=len, reverse=True))
+            plan.args[arg.name] = re.sub(rf"^({cue})\b:?\s+", "", value, flags=re.I) or None
     return plan

@@ -1,10 +1,10 @@
-"""Word tables for the plain-language route (llm/nl.py): synonyms, fillers, refusals.
+"""Generic English for the plain-language route (llm/nl.py): fillers, negations, time words.
 
-Kept as data so that adding a phrasing means adding a line here, not code.  Phrases
-are lower-case and written after contraction expansion ("don't" → "do not").
-Priorities: 3 an action verb ("bounce", "push out"), 2 a noun or list word that names
-a command ("logs", "snapshots"), 1 a weak hint ("running", "busy") used only when
-nothing stronger is present.
+Nothing here names a command: how people ask for a command is declared on the command
+(`Phrasing` in commands/registry.py) and compiled by llm/lexicon.py.  These tables say
+how people speak in general: politeness, negation, the past, someone else's words,
+conditionals, durations.  Phrases are lower case, written after contraction expansion
+("don't" → "do not").
 """
 
 from __future__ import annotations
@@ -14,77 +14,10 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-# phrase → (command, priority)
-COMMAND_PHRASES: dict[str, tuple[str, int]] = {}
+# The last word of a particle verb ("push … out", "bring … back up"): such verbs may be split around their target.
+PARTICLES = frozenset({"out", "back", "up", "down", "off", "on", "over"})
+SPLIT_PARTICLES = frozenset({"out", "back", "up", "down", "off", "on", "over"})
 
-
-def _add(command: str, priority: int, *phrases: str) -> None:
-    for p in phrases:
-        COMMAND_PHRASES[p] = (command, priority)
-
-
-_add("deploy", 3, "deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it",
-     "push out", "push", "roll out", "rollout", "roll-out", "put out")
-_add("deploy", 2, "update", "refresh", "deployment")
-_add("rollback", 3, "rollback", "roll back", "roll-back", "rolling back", "undo the deploy", "undo deploy",
-     "undo the last deploy", "undo last deploy", "undo the latest deploy", "undo the last deployment",
-     "downgrade", "go back to the previous", "back out", "revert the deploy")
-_add("restart", 3, "restart", "restarts", "restarting", "re-start", "bounce", "kick", "cycle", "recycle",
-     "power cycle", "reboot", "relaunch", "give it a kick", "restrart")
-_add("stop", 3, "stop", "shut down", "shutdown", "take down", "bring down", "spin down", "kill", "halt",
-     "turn off", "switch off", "stopping")
-_add("start", 3, "start", "start up", "bring up", "spin up", "fire up", "turn on", "switch on", "boot",
-     "launch", "bring back up", "start back up", "starting")
-_add("logs", 2, "logs", "log", "logfile", "log output", "tail", "log lines", "journal")
-_add("logs", 1, "errors", "output", "saying", "complaining")
-_add("status", 2, "status", "state", "ps", "what is running", "what runs")
-_add("status", 1, "looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok", "fine",
-     "working")
-_add("stacks", 2, "stacks", "what is deployed", "which stacks", "list stacks", "revision", "revisions",
-     "versions", "deployed where")
-_add("stacks", 1, "deployed", "version")
-_add("envs", 2, "envs", "environments", "environment list", "list envs", "which envs")
-_add("envs", 1, "locked", "frozen", "locks", "freezes")
-_add("snapshot", 2, "snapshot", "checkpoint", "snap", "take a snapshot", "snapshot of", "back up", "backup")
-_add("snapshots", 2, "snapshots", "checkpoints", "snaps")
-_add("restore", 3, "restore", "restoring", "revert", "reset to")
-_add("delete-snapshot", 3, "delete snapshot", "remove snapshot", "delete-snapshot")
-_add("vm-status", 2, "vm status", "vm-status", "vms", "virtual machines", "vm", "guests", "proxmox", "lxc",
-     "lxcs")
-_add("gpu", 2, "gpu", "gpus", "graphics cards", "graphics card", "vram", "cuda", "nvidia-smi", "nvidia", "gpu usage",
-     "gpu load", "gpu memory")
-_add("gpu", 1, "busy", "utilisation", "utilization", "temperature", "temps", "queue")
-_add("audit", 2, "audit", "audit log", "history", "what happened", "activity", "changelog", "who did",
-     "recent changes", "requests", "approvals", "actions", "audit entries")
-_add("approve", 3, "approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with")
-_add("deny", 3, "deny", "reject", "decline", "veto", "refuse", "nack")
-_add("lock", 3, "lock", "freeze", "lock down", "code freeze", "block changes", "change freeze")
-_add("unlock", 3, "unlock", "unfreeze", "thaw", "lift the freeze", "lift the lock", "end the freeze",
-     "remove the freeze", "remove the lock", "clear the freeze", "unblock")
-_add("health", 2, "health", "health check", "healthcheck", "health-check", "ping", "backends", "reachable",
-     "connectivity", "everything ok", "is everything up", "all systems")
-_add("help", 2, "help", "commands", "usage", "what can you do", "what do you do", "what do you support",
-     "how do you work", "man", "manual")
-_add("whoami", 2, "whoami", "who am i", "my roles", "my role", "my permissions", "my access",
-     "what am i allowed", "am i an admin", "am i admin", "am i an operator", "permissions", "what roles do i have")
-
-# Verbs split around their target: "push chat out", "bring n8n back up", "roll web back".
-PARTICLE_VERBS: dict[tuple[str, str], str] = {
-    ("push", "out"): "deploy", ("roll", "out"): "deploy", ("roll", "back"): "rollback",
-    ("bring", "up"): "start", ("bring", "down"): "stop", ("spin", "up"): "start", ("spin", "down"): "stop",
-    ("take", "down"): "stop", ("shut", "down"): "stop", ("turn", "off"): "stop", ("turn", "on"): "start",
-    ("fire", "up"): "start", ("start", "up"): "start", ("switch", "off"): "stop", ("switch", "on"): "start",
-    ("kick", "over"): "restart", ("put", "out"): "deploy", ("knock", "over"): "restart",
-}
-
-# Past forms of command verbs: a statement about what happened, or (after who/when/did) an audit question.
-PAST_FORMS: dict[str, str] = {
-    "deployed": "deploy", "redeployed": "deploy", "shipped": "deploy", "pushed": "deploy", "rolled": "rollback",
-    "restarted": "restart", "rebooted": "restart", "bounced": "restart", "kicked": "restart", "cycled": "restart",
-    "stopped": "stop", "killed": "stop", "started": "start", "snapshotted": "snapshot", "restored": "restore",
-    "reverted": "restore", "locked": "lock", "froze": "lock", "frozen": "lock", "unlocked": "unlock",
-    "unfroze": "unlock", "approved": "approve", "denied": "deny", "rejected": "deny", "checkpointed": "snapshot",
-}
 # Outcome words after a command noun: "the deploy went fine", "restart worked".
 OUTCOME_WORDS = frozenset({"went", "worked", "failed", "succeeded", "finished", "completed", "done", "broke",
                            "crashed", "seems", "seemed", "looks", "looked", "fixed", "helped", "was", "were"})
@@ -101,7 +34,7 @@ TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last"
 # Negations and cancellations: a request that says not to act.
 NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip"})
 CANCEL_PHRASES = ("never mind", "nevermind", "nvm", "scratch that", "forget it", "forget that", "hold off",
-                  "cancel that", "ignore that", "wait no", "actually no", "no need", "do not", "not now",
+                  "cancel that", "ignore that", "wait no", "no wait", "actually no", "no need", "not now",
                   "leave it", "leave alone", "keep it running", "keep running")
 EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
 
@@ -110,6 +43,7 @@ INTENT_PHRASES = ("i will", "we will", "i am going to", "we are going to", "gonn
                   "should we", "i should", "i might", "we might", "maybe we", "planning to", "plan to",
                   "thinking about", "thinking of", "about to", "i am", "we are", "heads up", "fyi", "i was",
                   "we were", "i have to", "will need to", "should i")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SCHEDULE_WORDS = frozenset({"tomorrow", "tonight", "later", "monday", "tuesday", "wednesday", "thursday",
                             "friday", "saturday", "sunday", "weekend", "midnight", "noon", "schedule",
                             "scheduled", "every", "cron", "nightly", "daily", "weekly"})
@@ -142,15 +76,6 @@ UNSUPPORTED: dict[str, str] = {
     "reload": "reload configuration (restart the service instead)", "block": "block traffic",
     "ban": "ban users", "kick out": "manage users", "expose": "change networking", "reset": "reset things",
 }
-# Verbs that act on a snapshot when "snapshot" is in the text, else are refused above.
-SNAPSHOT_DELETE = frozenset({"delete", "remove", "drop", "purge", "erase", "destroy", "rm", "prune", "clean",
-                             "get rid of", "nuke", "trash", "discard", "clear"})
-SNAPSHOT_TAKE = frozenset({"take", "make", "create", "grab", "cut", "capture", "add", "new", "backup",
-                           "back up", "save"})
-SNAPSHOT_LIST = frozenset({"list", "show", "which", "what", "any", "see", "view", "all", "existing", "available",
-                           "have", "are", "there"})
-SNAPSHOT_RESTORE = frozenset({"restore", "revert", "roll back", "rollback", "go back", "reset", "back to",
-                              "return"})
 # Verbs that power whole machines: refused when no service is named.
 MACHINE_WORDS = frozenset({"vm", "vms", "server", "box", "machine", "host", "node", "lxc", "hypervisor",
                            "guest", "instance"})
@@ -222,15 +147,6 @@ NUMBER_WORDS: dict[str, int] = {
 }
 LINE_WORDS = frozenset({"lines", "line", "entries", "rows", "records", "events", "items", "messages"})
 
-# Audit status words → the statuses the audit store records.
-STATUS_WORDS: dict[str, str] = {
-    "failed": "failed", "failures": "failed", "failing": "failed", "errored": "failed", "broken": "failed",
-    "denied": "denied", "rejected": "denied", "pending": "pending_approval", "waiting": "pending_approval",
-    "awaiting": "pending_approval", "succeeded": "succeeded", "successful": "succeeded", "expired": "expired",
-    "refused": "refused", "cancelled": "cancelled", "canceled": "cancelled", "interrupted": "interrupted",
-    "approved": "approved", "started": "started",
-}
-
 CONTRACTIONS: dict[str, str] = {
     "don't": "do not", "dont": "do not", "doesn't": "does not", "doesnt": "does not", "didn't": "did not",
     "didnt": "did not", "isn't": "is not", "isnt": "is not", "aren't": "are not", "arent": "are not",
@@ -252,3 +168,73 @@ GREETINGS = frozenset({"hey", "hi", "hello", "yo", "ok", "okay", "so", "um", "uh
 CHATTER = frozenset({"thanks", "thank you", "thx", "ty", "cheers", "lol", "nice", "great", "cool",
                      "good morning", "good night", "gm", "brb", "ok", "okay", "yes", "no", "yep", "sure", "hi",
                      "hello", "hey"})
+
+# -- modality: the ways a message mentions an action without asking for it ---------------------------
+
+# Someone else's words: "bob wants me to restart redis", "someone in #general wrote restart postgres".
+REPORT_VERBS = frozenset({"wants", "wanted", "asked", "asks", "said", "says", "wrote", "writes", "told", "tells",
+                          "mentioned", "mentions", "suggested", "suggests", "posted", "posts", "reported",
+                          "claims", "claimed", "thinks", "thought", "requested", "tweeted", "commented",
+                          "replied", "messaged", "typed", "proposed", "proposes", "recommended", "recommends",
+                          "insists", "insisted", "shouted", "yelled", "complained", "demanded", "demands"})
+REPORT_PHRASES = ("according to", "on behalf of", "was told to", "were told to", "been told to",
+                  "was asked to", "were asked to", "been asked to", "the alert says", "the runbook says")
+# Questions about whether to act: "would it hurt to …", "is now a bad time to …", "should we …".
+WHETHER_PHRASES = ("whether", "is it safe", "is it ok", "is it okay", "is it fine", "is it wise", "is it smart",
+                   "is it risky", "is it dangerous", "is it a good idea", "is it a bad idea", "would it hurt",
+                   "would it be bad", "would it be safe", "would it be ok", "would it be okay", "would it break",
+                   "will it hurt", "will it break", "does it hurt", "is now a good time", "is now a bad time",
+                   "is this a good time", "is this a bad time", "good time to", "bad time to", "any reason not to",
+                   "any reason to", "do you think", "do we need to", "do i need to", "should we", "should i",
+                   "shall we", "shall i", "ok to", "okay to", "safe to", "good idea to", "bad idea to",
+                   "better to", "worth it to", "worth it", "is it worth", "what happens if", "what would happen if",
+                   "what happens when", "what if", "what about if", "is there any risk", "any risk in",
+                   "would you recommend", "do you recommend", "can it hurt", "could it hurt", "does it make sense",
+                   "would it make sense", "is it allowed", "am i allowed to", "are we allowed to",
+                   "is it necessary", "necessary to", "need we", "ought we", "ought to", "must we", "do we have to",
+                   "do we really")
+# Auxiliaries that open a yes/no question; with a subject other than "you" and an action after, it asks whether.
+QUESTION_AUX = frozenset({"is", "are", "was", "would", "will", "should", "could", "do", "does", "might", "may",
+                          "shall", "must"})
+QUESTION_SUBJECTS = frozenset({"it", "now", "this", "that", "there", "we", "i", "anyone", "everyone", "they",
+                               "he", "she", "one"})
+# Conditionals and hypotheticals: "if staging breaks we'd roll chat back".
+CONDITIONALS = ("if", "unless", "in case", "suppose", "supposing", "imagine", "assuming", "provided",
+                "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically")
+# Politeness that looks like a condition and is not one.
+POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a sec", "if you have a second",
+                     "if you have a minute", "if you have a moment", "if you get a chance", "if you have time",
+                     "if you do not mind", "if that is ok", "if that is okay", "if that is fine",
+                     "if it is not too much trouble", "if you would", "if you please", "when you get a chance",
+                     "when you can", "when you have a moment", "when you have a sec", "when you have time",
+                     "when you get a sec", "when you get a minute")
+# A subject followed by "would" (not "would like"): a hypothetical ("we'd roll chat back").
+HYPOTHETICAL_SUBJECTS = frozenset({"we", "i", "they", "he", "she", "you", "it", "that", "someone", "people"})
+WOULD_POLITE = frozenset({"like", "love", "appreciate", "prefer", "be", "you"})
+# Words that replace the target said before them ("restart redis on test… actually make that dev").
+CORRECTION_MARKERS = ("actually make that", "actually make it", "actually", "i mean", "make that", "make it",
+                      "sorry", "correction", "rather", "instead of that")
+# Verbs that call a running action off: governing a command's noun they ask for nothing we do.
+CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt", "stop", "nix", "ditch", "pause",
+                          "interrupt", "terminate", "postpone", "delay", "skip", "hold", "block", "prevent",
+                          "suspend", "freeze", "drop"})
+# Verbs that stand for "do the thing the noun names": "n8n needs a restart", "trigger a deploy".
+LIGHT_VERBS = frozenset({"do", "run", "trigger", "perform", "kick off", "start", "begin", "launch", "initiate",
+                         "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
+                         "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
+                         "deserves", "put", "place", "slap", "issue", "do with", "could do with"})
+# Words between a verb and the noun it governs: "undo the last chat deploy".
+DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my", "our", "your", "his", "her",
+                         "their", "its", "last", "latest", "previous", "recent", "new", "old", "current",
+                         "whole", "entire", "any", "some", "all", "quick", "fresh", "full", "another", "second",
+                         "first", "one", "two", "today", "yesterday", "broken", "failed", "bad", "botched", "pending",
+                         "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please"})
+# Prepositions that make a command noun a time or topic reference, not a request ("restart after the deploy").
+REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",
+                                    "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",
+                                    "without", "like", "than", "between", "regarding", "re"})
+# Words that end a clause: a verb on one side does not govern a noun on the other.
+CLAUSE_JOINERS = frozenset({"and", "then", "but", "so", "or", "also", "plus", "because", "although", "though"})
+# Pasted material: alerts, log lines, stack traces, shell prompts, code.
+LOG_LEVELS = frozenset({"ERROR", "WARN", "WARNING", "INFO", "DEBUG", "FATAL", "CRITICAL", "CRIT", "ERR", "PANIC",
+                        "TRACE", "NOTICE", "EMERG", "ALERT"})

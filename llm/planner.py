@@ -1,13 +1,16 @@
 """The route from text to plan: the grammar first, other routes when it is unsure.
 
+0. A message of several lines with several requests runs nothing, whatever the route.
 1. The grammar's plan, when it is complete and at least `llm.grammar_confidence`
-   sure, when it found the command and only asks for a missing argument, or when it
-   refused on purpose (a negation, the past, something the bot cannot do).
+   sure, when it found the command and only asks for a missing argument, or when its
+   outcome is `refuse` (a negation, the past, someone else's words, something the bot
+   cannot do): no model overrides a refusal.
 2. In a thread: an answer to the bot's last question, or a follow-up of the last
    plan ("restart it", "same on test"), from the audit log (`llm.thread`).
 3. The language model, when configured (`llm.agent`), validated with the mention
-   check.  When the model is down or slow the answer says so and the grammar's own
-   reading stands.
+   check.  When the model answers "no command", a complete plan the grammar was not
+   sure of becomes a question, never an action.  When the model is down or slow the
+   answer says so and the grammar's own reading stands.
 
 `use_llm`: None = this route; False = never the model; True = the model answers
 every text (what `chatops parse --llm` and the evaluation harness measure).
@@ -25,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from commands.registry import Registry
 from infra.config import Config
 from infra.errors import BackendUnavailable, NotConfigured
-from llm.nl import REFUSAL, NLParser, parse_plain
-from llm.plan import Plan
+from llm.nl import NLParser, canonical, parse_plain, several_requests
+from llm.plan import Outcome, Plan
 from llm.resolve import Resolver
 
 if TYPE_CHECKING:
@@ -43,6 +46,15 @@ def degraded(reason: str, grammar: Plan) -> Plan:
     plan = Plan.unknown(f"{head.rstrip('.')}. (The language model can't help right now: {reason}.) "
                         "Explicit commands and slash commands still work, e.g. 'restart n8n on dev'; "
                         "'help' lists them.", source="llm", attempted=grammar.attempted)
+    return plan
+
+
+def unsure(grammar: Plan, registry: Registry) -> Plan:
+    """A complete grammar plan the grammar was not sure of, when the model reads no command: a question."""
+    assert grammar.command is not None
+    said = canonical(grammar.command, grammar.args, registry)
+    plan = Plan.unknown(f"I'm not sure you're asking me to {grammar.command} anything. If you are, say it as "
+                        f"'{said}'.", attempted=grammar.command, outcome=Outcome.ask)
     return plan
 
 
@@ -111,10 +123,15 @@ class Planner:
     async def plan(self, text: str, *, channel: str | None = None, thread: str | None = None,
                    actor: str | None = None, use_llm: bool | None = None) -> Plan:
         default_env = self.config.default_env(channel)
+        several = several_requests(text, self.nl)
+        if several is not None:
+            return several
         if use_llm:
             return await self._forced(text, await self.turn(channel, thread, actor), default_env)
         grammar = self.grammar(text)
         sure = self.config.inventory.llm.grammar_confidence
+        if grammar.outcome is Outcome.refuse:
+            return grammar  # a deliberate "no" ("don't restart n8n"): the model must not override it
         if grammar.complete and grammar.confidence >= sure:
             return grammar
         turn = await self.turn(channel, thread, actor)
@@ -130,15 +147,17 @@ class Planner:
             # A question for a missing argument: the model could only guess it, unless the text
             # points back into the thread ("give it a kick on staging"), whose plan the model sees.
             return grammar
-        if grammar.command is None and grammar.confidence >= REFUSAL:
-            return grammar  # a deliberate "no" ("don't restart n8n"): the model must not override it
         try:
             model = await self.model(text, turn, default_env)
         except NotConfigured:
             return grammar
         except BackendUnavailable as exc:
             return grammar if grammar.complete else degraded(str(exc), grammar)
-        if model.complete or (not grammar.complete and (model.clarify or not grammar.clarify)):
+        if model.complete:
+            return model
+        if grammar.complete:
+            return unsure(grammar, self.registry)  # the model saw no such request: ask, never act
+        if model.clarify or not grammar.clarify:
             return model
         return grammar
 

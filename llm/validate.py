@@ -51,6 +51,8 @@ def question(resolver: Resolver, arg: Arg, args: dict[str, Any]) -> str:
     if arg.kind is Kind.env:
         stack = args.get("stack") or (resolver.stack_for(args["service"]) if args.get("service") else None)
         choices = resolver.envs_for_stack(stack) if stack else resolver.choices(Kind.env)
+    elif arg.kind is Kind.service and args.get("stack"):
+        choices = list(resolver.config.stack_services.get(args["stack"], ())) or resolver.choices(arg.kind)
     elif arg.kind.is_entity:
         choices = resolver.choices(arg.kind)
     if choices:
@@ -106,16 +108,43 @@ def coerce(resolver: Resolver, registry: Registry, arg: Arg, value: Any) -> Any:
         if not re.match(r"^[\w.@:-]{1,128}$", v):
             raise Invalid(f"'{v[:40]}' is not a user id.")
         return v
-    v = " ".join(str(value).split())
+    v = str(value).strip()  # free text is kept as the person wrote it
     if len(v) > MAX_TEXT_ARG:
         raise Invalid(f"{arg.name} is too long ({len(v)} characters, at most {MAX_TEXT_ARG}).")
     return v
 
 
+def _named(resolver: Resolver, kind: Kind, name: str, low: str) -> bool:
+    # "gpu host" names the alias "gpu-host" and "open-webui" the alias "open webui": the grammar reads
+    # a hyphen and a space alike, so the check does too
+    return any(f" {w} " in low or f" {w.replace('-', ' ')} " in low for w in resolver.words(kind, name))
+
+
 def mentioned(resolver: Resolver, kind: Kind, name: str, text: str) -> bool:
-    """Whether the user's own words name this entity (by name or alias)."""
-    low = " " + re.sub(r"[^a-z0-9.-]+", " ", text.lower()) + " "
-    return any(f" {w} " in low for w in resolver.words(kind, name))
+    """Whether the user's own words name this entity the way the grammar resolves names: by name or
+    alias, a stack by its only-stack service ("deploy n8n" → workflows), a service by its stack when the
+    stack has only that one, an environment by its VM's name and a VM by its environment's."""
+    low = " " + re.sub(r"[^a-z0-9.-]+", " ", text.lower().replace("-", " - ")).replace(" - ", "-") + " "
+    low = " " + " ".join(low.split()) + " "
+    if _named(resolver, kind, name, low):
+        return True
+    services = resolver.config.stack_services
+    inv = resolver.config.inventory
+    if kind is Kind.stack:
+        return any(resolver.stack_for(s) == name and _named(resolver, Kind.service, s, low)
+                   for s in services.get(name, ()))
+    if kind is Kind.service:
+        return any(list(svcs) == [name] and _named(resolver, Kind.stack, stack, low)
+                   for stack, svcs in services.items())
+    if kind is Kind.env:
+        vm = inv.environments[name].vm if name in inv.environments else None
+        return bool(vm) and _named(resolver, Kind.vm, str(vm), low)
+    if kind is Kind.vm:
+        return any(e.vm == name and _named(resolver, Kind.env, env, low) for env, e in inv.environments.items())
+    if kind is Kind.host:
+        return any(n == name and _named(resolver, k, n, low) for k in (Kind.env, Kind.vm)
+                   for n in resolver.choices(k))
+    return False
 
 
 def said(value: Any, text: str) -> bool:
@@ -126,7 +155,19 @@ def said(value: Any, text: str) -> bool:
 
 def validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | None = None,
              default_env: str | None = None, require_mentioned: bool = False) -> Plan:
-    """Check a plan against registry and inventory; return the canonical plan or a clarify."""
+    """Check a plan against registry and inventory; return the canonical plan or a clarify.
+
+    The result keeps the route's statistics (`usage`): what the model cost is counted whatever
+    validation makes of its answer."""
+    out = _validate(plan, resolver, registry, text=text, default_env=default_env,
+                    require_mentioned=require_mentioned)
+    if out.usage is None:
+        out.usage = plan.usage
+    return out
+
+
+def _validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str | None,
+              default_env: str | None, require_mentioned: bool) -> Plan:
     if plan.command is None:
         return plan
     spec = registry.get(plan.command)

@@ -115,7 +115,8 @@ def test_parse_cli_json_and_stdin() -> None:
     one = subprocess.run([sys.executable, "-m", "bot.cli", "parse", "--json", "deploy", "chat", "to", "staging"],
                          capture_output=True, text=True, cwd=ROOT, check=True)
     assert json.loads(one.stdout) == {"command": "deploy", "args": {"stack": "chat", "env": "rumpletest"},
-                                      "source": "grammar", "clarify": None, "confidence": 1.0}
+                                      "source": "grammar", "clarify": None, "confidence": 1.0,
+                                      "outcome": "run"}
     lines = "restart n8n on dev\nhello\nsnapshot live\n"
     many = subprocess.run([sys.executable, "-m", "bot.cli", "parse", "--json", "-"], input=lines,
                           capture_output=True, text=True, cwd=ROOT, check=True)

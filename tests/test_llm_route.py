@@ -139,7 +139,7 @@ async def test_commands_without_confirmation_are_confirmed_when_the_model_chose_
         bot: Bot, server: FakeOpenAI) -> None:
     # `lock` runs at once from the explicit grammar (admins freeze fast); from the model it is shown back.
     server.add(plan("lock", env="rumpletest", reason="release"))
-    reply = await bot.say("could you put a freeze on staging for the release", actor=CAROL)
+    reply = await bot.say("could you make staging read-only for the release", actor=CAROL)
     assert "I understood: lock rumpletest" in reply.text and reply.buttons
     assert bot.calls == []
     direct = await bot.say("lock dev", actor=CAROL)

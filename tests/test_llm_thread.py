@@ -152,7 +152,8 @@ async def test_cli_parse_llm_prints_the_validated_model_plan(server: FakeOpenAI)
     code, out, err = await _run(["parse", "--json", "--llm", "give the workflow engine on dev a kick"], _env(server))
     assert code == 0, err
     assert json.loads(out) == {"command": "restart", "args": {"service": "n8n", "env": "rumpledev"},
-                               "source": "llm", "clarify": None, "confidence": 0.8}
+                               "source": "llm", "clarify": None, "confidence": 0.8,
+                               "outcome": "run"}
     code, out, _ = await _run(["parse", "--json", "--llm", "give the workflow engine a kick"], _env(server))
     got = json.loads(out)
     assert got["command"] is None and "You didn't name an environment" in got["clarify"]
@@ -172,7 +173,7 @@ async def test_cli_parse_without_llm_does_not_load_langchain() -> None:
 
 async def test_console_thread_clarify_follow_up_and_model(server: FakeOpenAI, pg_url: str) -> None:
     server.add(plan("lock", env="rumpletest"))
-    lines = ["lock", "dev", "y", "same on test", "n", "could you put a freeze on staging", "n"]
+    lines = ["lock", "dev", "y", "same on test", "n", "could you make staging read-only", "n"]
     code, out, err = await _run(["console", "--as", "carol"], _env(server, DATABASE_URL=pg_url),
                                 "\n".join(lines) + "\n")
     assert code == 0, err

@@ -148,7 +148,7 @@ async def test_a_follow_up_from_someone_else_does_not_reuse_the_plan(bot: Bot, s
 # -- the model's values -------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "answer", "word"), [
-    ("put the dev vm back how it was", plan("restore", vm="rumpledev", snapshot="pre-upgrade"), "pre-upgrade"),
+    ("make the dev vm like it was", plan("restore", vm="rumpledev", snapshot="pre-upgrade"), "pre-upgrade"),
     ("the chat stack on dev needs the new build",
      plan("deploy", stack="chat", env="rumpledev", ref="v9.9.9"), "v9.9.9"),
     ("make web on dev like it was before", plan("rollback", stack="web", env="rumpledev", to="3"), "3"),
@@ -164,7 +164,7 @@ async def test_model_values_the_user_never_said_are_not_used(bot: Bot, server: F
 
 async def test_model_values_the_user_said_are_used(bot: Bot, server: FakeOpenAI) -> None:
     server.add(plan("restore", vm="rumpledev", snapshot="pre-upgrade"))
-    reply = await bot.say("put the dev vm back how it was at pre-upgrade", thread=None)
+    reply = await bot.say("make the dev vm like it was at pre-upgrade", thread=None)
     assert reply.text.startswith("I understood: restore rumpledev pre-upgrade")
 
 

@@ -1,0 +1,155 @@
+"""The lexicon: every command's declared phrasing (commands/registry.py `Phrasing`), compiled once.
+
+Nothing here names a command: the tables are built from the registry, so a plugin's
+command is understood in plain language as soon as it is registered.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from commands.registry import Arg, CommandSpec, Kind, Registry
+from llm import phrases as P
+
+
+class Strength(IntEnum):
+    """How strongly a phrase asks for its command."""
+
+    hint = 1  # "busy", "running": only when nothing stronger is present
+    noun = 2  # "logs", "snapshot", "deployment": a request unless another verb governs it
+    verb = 3  # "bounce", "push out": asks for the command
+
+
+@dataclass(frozen=True)
+class Sense:
+    command: str
+    strength: Strength
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One piece of a format: a literal word or an argument slot."""
+
+    word: str | None = None
+    arg: Arg | None = None
+
+
+@dataclass(frozen=True)
+class Format:
+    command: str
+    slots: tuple[Slot, ...]
+    text: str
+
+
+_SLOT = re.compile(r"^\{([a-z_]+)\}$")
+
+
+def _norm(phrase: str) -> str:
+    words: list[str] = []
+    for w in phrase.lower().split():
+        words.extend(P.CONTRACTIONS.get(w, w).split())
+    return " ".join(words)
+
+
+@dataclass
+class Lexicon:
+    # phrase → every sense it has ("revert" is both rollback and restore; the targets decide)
+    phrases: dict[str, list[Sense]] = field(default_factory=dict)
+    # (verb, particle) → commands, for split particle verbs ("push chat out", "bring n8n back up")
+    particles: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # past form → commands ("restarted" → restart)
+    past: dict[str, list[str]] = field(default_factory=dict)
+    # noun → commands whose nouns it is
+    nouns: dict[str, list[str]] = field(default_factory=dict)
+    # object verb → [(command, commands whose nouns it takes)]
+    object_verbs: dict[str, list[tuple[str, frozenset[str]]]] = field(default_factory=dict)
+    machine_verbs: dict[str, list[str]] = field(default_factory=dict)
+    formats: list[Format] = field(default_factory=list)
+    answers_past: str | None = None
+    answers_howto: str | None = None
+    max_words: int = 1
+    specs: dict[str, CommandSpec] = field(default_factory=dict)
+
+    @classmethod
+    def compile(cls, registry: Registry) -> Lexicon:
+        lex = cls()
+        for spec in registry:
+            lex._add_spec(spec)
+        lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])
+        return lex
+
+    def _sense(self, phrase: str, command: str, strength: Strength) -> None:
+        phrase = _norm(phrase)
+        senses = self.phrases.setdefault(phrase, [])
+        for i, s in enumerate(senses):
+            if s.command == command:
+                senses[i] = Sense(command, max(s.strength, strength))
+                return
+        senses.append(Sense(command, strength))
+
+    def _add_spec(self, spec: CommandSpec) -> None:
+        ph = spec.phrasing
+        self.specs[spec.name] = spec
+        own = Strength.verb if spec.changes else Strength.noun
+        for word in (spec.name, *spec.words):
+            self._sense(word, spec.name, own)
+        for verb in ph.verbs:
+            self._sense(verb, spec.name, Strength.verb)
+            words = _norm(verb).split()
+            if len(words) >= 2 and words[-1] in P.SPLIT_PARTICLES:
+                self.particles.setdefault((words[0], words[-1]), []).append(spec.name)
+        for noun in ph.nouns:
+            self._sense(noun, spec.name, Strength.noun)
+            self.nouns.setdefault(_norm(noun), []).append(spec.name)
+        for hint in ph.hints:
+            self._sense(hint, spec.name, Strength.hint)
+        for past in ph.past:
+            self.past.setdefault(_norm(past), []).append(spec.name)
+        objects = frozenset((spec.name, *ph.objects))
+        for verb in ph.object_verbs:
+            self.object_verbs.setdefault(_norm(verb), []).append((spec.name, objects))
+        for verb in ph.machine_verbs:
+            self.machine_verbs.setdefault(_norm(verb), []).append(spec.name)
+        for fmt in ph.formats:
+            self.formats.append(self._format(spec, fmt))
+        if ph.answers_past:
+            self.answers_past = spec.name
+        if ph.answers_howto:
+            self.answers_howto = spec.name
+
+    @staticmethod
+    def _format(spec: CommandSpec, fmt: str) -> Format:
+        slots: list[Slot] = []
+        for word in _norm(fmt).split():
+            m = _SLOT.match(word)
+            if m:
+                arg = spec.arg(m.group(1))
+                if arg is None:
+                    raise ValueError(f"command '{spec.name}': format '{fmt}' names no argument '{m.group(1)}'")
+                slots.append(Slot(arg=arg))
+            else:
+                slots.append(Slot(word=word))
+        return Format(spec.name, tuple(slots), fmt)
+
+    # -- look-ups ------------------------------------------------------------
+    def senses(self, phrase: str) -> list[Sense]:
+        return self.phrases.get(phrase, [])
+
+    def governs(self, verb: str, noun_command: str) -> list[str]:
+        """Commands that `verb` asks for when its object is a noun of `noun_command`."""
+        return [cmd for cmd, objects in self.object_verbs.get(verb, [])
+                if noun_command in objects or "*" in objects]
+
+    def is_noun(self, phrase: str) -> bool:
+        return phrase in self.nouns
+
+    def command_words(self) -> set[str]:
+        """Single-word verbs and past forms of some command (never read as unknown names)."""
+        words = {p for table in (self.past, self.object_verbs, self.machine_verbs) for p in table if " " not in p}
+        words.update(v for v, _ in self.particles)
+        return words
+
+    def arg_kinds(self, command: str) -> set[Kind]:
+        return {a.kind for a in self.specs[command].args}

@@ -1,0 +1,131 @@
+"""Modality: whether a message asks for anything at all, before asking what.
+
+These stages know no command.  They read the shape of the message: pasted material
+(alerts, log lines, stack traces, code, URLs), someone else's words (reported speech,
+quotes), questions of whether to act, conditionals and hypotheticals.  Each gives a
+refusal sentence, or nothing.  Negations, the past and people's own plans are read in
+llm/nl.py, where the command phrases they refer to are known.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from llm import phrases as P
+
+_PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"```|~~~"), "a code block"),
+    (re.compile(r"https?://\S+|\bwww\.\S+\.\w", re.I), "a link"),
+    (re.compile(r"\[(FIRING|RESOLVED)\b|\balertname\b|^\s*(ALERT|Alert)\s*[:\[]|\bseverity[=:]\s*\w", re.M),
+     "an alert"),
+    (re.compile(r"Traceback \(most recent call last\)|^\s+at [\w.$<>]+\(.*\)\s*$|File \"[^\"]+\", line \d+|"
+                r"\b[A-Z]\w*(Error|Exception)\b:|^panic:|^goroutine \d+", re.M), "a stack trace"),
+    (re.compile(r"\blevel=(error|warn|warning|info|debug|fatal)\b|\bmsg=", re.I), "a log line"),
+    (re.compile(r"^\s*\$ \S|^\s*> ", re.M), "quoted or pasted text"),
+)
+_TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{2}:\d{2}:\d{2}\b"
+                        r"|\b[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}")
+_LEVEL = re.compile(r"(^|[\s\[(|])(" + "|".join(sorted(P.LOG_LEVELS)) + r")([\s\]):|]|$)")
+
+
+@dataclass
+class Modality:
+    """What the modality stages need to know about a message (no command names)."""
+
+    text: str
+    words: list[str]
+    raw: list[str]
+    quoted: list[bool]
+    boundary: list[bool]
+    hit_starts: list[int]  # where command words (verbs and nouns) stand
+    weak_starts: list[int]  # where weak words stand (a demoted "restarting" in a question)
+    action_starts: list[int]  # where action verbs stand
+    first_hit: int
+    changing: bool  # an action verb of a changing command is present
+    mentions: list[tuple[int, int]] = field(default_factory=list)
+    users: frozenset[str] = frozenset()
+    past: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Mood:
+    refusal: str | None = None
+
+
+def pasted(text: str) -> str | None:
+    """What kind of pasted material the text carries, if any."""
+    for pattern, what in _PASTED:
+        if pattern.search(text):
+            return what
+    level = _LEVEL.search(text)
+    if level and (_TIMESTAMP.search(text) or level.group(3) in (":", "]", "|") or level.group(1) in ("[", "|")):
+        return "a log line"
+    if _TIMESTAMP.search(text) and "\n" in text.strip():
+        return "a log excerpt"
+    return None
+
+
+def _phrase_before(words: list[str], phrases: tuple[str, ...], limit: int) -> str | None:
+    text = " " + " ".join(words[:limit]) + " "
+    return next((p for p in phrases if f" {p} " in text), None)
+
+
+def read_modality(m: Modality) -> Mood:
+    """A refusal when the message does not itself ask for an action, else an empty mood."""
+    w = m.words
+    if not w:
+        return Mood()
+    what = pasted(m.text)
+    if what is not None and (m.hit_starts or m.mentions):
+        return Mood(f"That looks like pasted text ({what}); I don't act on commands or names inside pasted "
+                    "material. Tell me in your own words what you want, e.g. 'logs SERVICE ENV'.")
+    if not m.hit_starts and not m.weak_starts:
+        return Mood()
+    first = m.first_hit if m.hit_starts else min(m.weak_starts)
+    # someone else's words: inside quotes, or after a reporting verb
+    if any(m.quoted[i] for i in m.hit_starts + m.weak_starts):
+        return Mood("Those are quoted words, not a request of yours, so I'm not doing anything. "
+                    "If you want it done, ask me directly.")
+    reported = _phrase_before(w, P.REPORT_PHRASES, first + 1)
+    verb = next((i for i in range(1, first) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]), None)
+    if reported or verb is not None:
+        return Mood("That reports what someone else said or wants, so I'm not doing anything. "
+                    "If you want it done, ask me directly.")
+    # questions of whether to act, at all or now
+    actions = m.action_starts
+    if w[0] in P.QUESTION_AUX and len(w) > 1 and w[1].endswith("ing") and 1 in m.weak_starts:
+        return Mood("That asks what doing it would do, so I'm not doing anything; I act only on a direct "
+                    "request. If you want it done, say so.")
+    if actions:
+        last = max(actions)
+        whether = _phrase_before(w, P.WHETHER_PHRASES, last + 1)
+        aux = w[0] in P.QUESTION_AUX and len(w) > 1 and (
+            (w[1] in P.QUESTION_SUBJECTS and min(actions) > 1)
+            or (min(actions) == 1 and w[1].endswith("ing")))  # "could restarting cloudflared drop sessions?"
+        if whether or aux:
+            return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
+                        "If you want it done, say so (e.g. 'restart SERVICE ENV').")
+        cond = _conditional(w, m)
+        if cond:
+            return Mood(f"That's {cond}, so I'm not doing anything: I don't act on conditions or "
+                        "what-ifs. Ask me directly when you want it done.")
+    return Mood()
+
+
+def _conditional(w: list[str], m: Modality) -> str | None:
+    text = " " + " ".join(w) + " "
+    for phrase in P.CONDITIONALS:
+        if f" {phrase} " in text:
+            return f"a condition ('{phrase} …')"
+    for i in range(1, len(w)):
+        if w[i] in ("when", "once") and w[i - 1] not in ("since", "from", "until") and i + 1 < len(w) \
+                and w[i + 1] not in ("you", "possible"):
+            return f"a condition ('{w[i]} …')"
+    for i in range(len(w) - 1):
+        if w[i] in P.HYPOTHETICAL_SUBJECTS and w[i + 1] in ("would", "could", "might") and (
+                i + 2 >= len(w) or w[i + 2] not in P.WOULD_POLITE):
+            return "a hypothetical"
+        if w[i] in ("would", "could", "should", "might", "must") and w[i + 1] == "have":
+            return "a hypothetical"
+    return None
