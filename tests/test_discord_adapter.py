@@ -10,16 +10,17 @@ from typing import Any
 
 import discord
 import pytest
+from discord import app_commands
 
 from bot.adapters.discord import DiscordBot, message_request, serve
 from bot.app import App
 from bot.engine import Engine
 from commands.registry import registry as default_registry
-from infra.config import Config, Settings
+from infra.config import Config, Settings, load_config
 from infra.db.common import AuditFilter
 from infra.db.models import RequestRow
 from infra.db.store import Database
-from tests.conftest import make_engine
+from tests.conftest import ROOT, make_engine
 from tests.discord_kit import (
     ALICE,
     CAROL,
@@ -241,3 +242,32 @@ async def test_a_stale_subcommand_gets_a_clear_private_answer(default_bot: Disco
     assert cb.body["type"] == 4 and cb.body["data"]["flags"] & 64
     assert "'reboot-everything'" in cb.body["data"]["content"] and "/ops ask" in cb.body["data"]["content"]
     assert rows(default_bot.engine) == []
+
+
+def test_commands_past_discords_limit_go_one_level_down_not_missing() -> None:
+    """Discord takes 25 options per level: the 26th command is `/ops more NAME`, never dropped."""
+    from typing import cast
+
+    from bot.adapters.discord_slash import MAX_SUBCOMMANDS, Suggestions, all_subcommands, ops_group
+    from commands.registry import Arg, Kind, Registry, command
+    from infra.db.store import AuditStore
+    from llm.resolve import Resolver
+
+    reg = Registry()
+    for n in range(30):
+        async def handler(ctx: Any, args: dict[str, Any]) -> Any:
+            return None
+        command(f"cmd{n:02d}", summary=f"command {n}", args=(Arg("env", Kind.env),), registry=reg)(handler)
+
+    async def noop(*_: Any) -> None:
+        return None
+
+    config = load_config(ROOT / "chatops.yaml")
+    group = ops_group(reg, noop, Suggestions(Resolver(config), reg, cast(AuditStore, None)))
+    tree = app_commands.CommandTree(discord.Client(intents=discord.Intents.none()))
+    payload = group.to_dict(tree)  # what discord.py sends when it syncs the tree
+    assert len(payload["options"]) <= MAX_SUBCOMMANDS
+    more = next(o for o in payload["options"] if o["name"] == "more")
+    assert len(more["options"]) <= MAX_SUBCOMMANDS
+    names = sorted(c.name for c in all_subcommands(group))
+    assert names == sorted(["ask", *(f"cmd{n:02d}" for n in range(30))])

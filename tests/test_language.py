@@ -278,7 +278,7 @@ def test_without_the_plugin_scaling_is_refused_plainly(planner: Planner) -> None
 
 
 def test_a_plugin_command_reaches_the_tool_schema_help_and_discord(config: Config, team_registry: Registry) -> None:
-    from bot.adapters.discord_slash import Suggestions, ops_group
+    from bot.adapters.discord_slash import Suggestions, all_subcommands, ops_group
     from llm.resolve import Resolver
     from llm.tools import system_prompt
 
@@ -292,7 +292,7 @@ def test_a_plugin_command_reaches_the_tool_schema_help_and_discord(config: Confi
         return None
 
     group = ops_group(team_registry, noop, Suggestions(resolver, team_registry, cast(AuditStore, None)))
-    scale = next(c for c in group.commands if c.name == "scale")
+    scale = next(c for c in all_subcommands(group) if c.name == "scale")
     assert [p.name for p in scale.parameters] == ["service", "env", "replicas"]  # type: ignore[attr-defined]
 
 

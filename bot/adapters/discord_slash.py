@@ -28,6 +28,7 @@ log = logging.getLogger("chatops.discord")
 
 GROUP_NAME = "ops"
 ASK_NAME = "ask"
+MORE_NAME = "more"
 MAX_SUBCOMMANDS = 25
 MAX_CHOICES = 25
 DESCRIPTION = 100
@@ -168,7 +169,11 @@ def subcommand(spec: CommandSpec, on_request: OnRequest, suggest: Suggestions) -
 
 
 def ops_group(registry: Registry, on_request: OnRequest, suggest: Suggestions) -> app_commands.Group:
-    """`/ops ask TEXT` plus one subcommand per registry command (Discord allows 25 in all)."""
+    """`/ops ask TEXT` plus one subcommand per registry command.
+
+    Discord allows 25 options per level: past 24 commands (ask takes one place, `more` another)
+    the rest go one level down, `/ops more NAME`, so a new or team command is never dropped.
+    """
     group = app_commands.Group(name=GROUP_NAME, description="Run the team's infrastructure from chat")
 
     @app_commands.describe(text="what you want, e.g. 'restart n8n on dev' or 'status prod'")
@@ -176,15 +181,30 @@ def ops_group(registry: Registry, on_request: OnRequest, suggest: Suggestions) -
         await on_request(interaction, None, {}, text)
 
     group.add_command(app_commands.Command(name=ASK_NAME, description="Ask in plain language", callback=ask))
-    skipped = []
-    for spec in registry:
-        if not spec.slash:
-            continue
-        if spec.name == ASK_NAME or len(group.commands) >= MAX_SUBCOMMANDS:
-            skipped.append(spec.name)
-            continue
+    specs = [spec for spec in registry if spec.slash and spec.name not in (ASK_NAME, MORE_NAME)]
+    room = MAX_SUBCOMMANDS - 1  # beside ask
+    if len(specs) > room:
+        room -= 1  # and beside more
+    for spec in specs[:room]:
         group.add_command(subcommand(spec, on_request, suggest))
-    if skipped:
-        log.warning("no /%s subcommand for %s (Discord allows %d per command); use /%s %s",
-                    GROUP_NAME, ", ".join(skipped), MAX_SUBCOMMANDS, GROUP_NAME, ASK_NAME)
+    rest = specs[room:]
+    if rest:
+        more = app_commands.Group(name=MORE_NAME, description="More commands", parent=group)
+        for spec in rest[:MAX_SUBCOMMANDS]:
+            more.add_command(subcommand(spec, on_request, suggest))
+        dropped = [spec.name for spec in rest[MAX_SUBCOMMANDS:]]
+        if dropped:
+            log.warning("no /%s subcommand for %s (Discord allows %d per level); use /%s %s",
+                        GROUP_NAME, ", ".join(dropped), MAX_SUBCOMMANDS, GROUP_NAME, ASK_NAME)
     return group
+
+
+def all_subcommands(group: app_commands.Group) -> list[app_commands.Command[Any, ..., Any]]:
+    """Every typed subcommand of `/ops`, at either level."""
+    out: list[app_commands.Command[Any, ..., Any]] = []
+    for cmd in group.commands:
+        if isinstance(cmd, app_commands.Group):
+            out.extend(all_subcommands(cmd))
+        else:
+            out.append(cmd)
+    return out
