@@ -61,6 +61,16 @@ class LLMClient:
         self.api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self.breaker = breaker or Breaker(settings.breaker_failures, settings.breaker_reset_s)
         self._bound: dict[str, Any] = {}
+        # Our own HTTP client for LangChain, one per event loop: langchain-openai's default one is
+        # cached process-wide per URL and breaks ("Event loop is closed") when a later loop reuses it.
+        self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+
+    def _http_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http[0] is not loop:
+            self._http = (loop, httpx.AsyncClient(timeout=self.settings.timeout_s))
+            self._bound = {}  # models bound to the old client go with it
+        return self._http[1]
 
     @classmethod
     def from_config(cls, config: Config) -> LLMClient:
@@ -130,6 +140,7 @@ class LLMClient:
 
     # -- completion -------------------------------------------------------
     def _chat(self, tool: dict[str, Any]) -> Any:
+        http = self._http_client()
         key = json.dumps(tool, sort_keys=True)
         bound = self._bound.get(key)
         if bound is None:
@@ -137,7 +148,8 @@ class LLMClient:
 
             model = ChatOpenAI(model=self.model, base_url=self.base_url, api_key=self.api_key or "EMPTY",
                                timeout=self.settings.timeout_s, max_retries=0, temperature=0,
-                               max_completion_tokens=self.settings.max_tokens, use_responses_api=False)
+                               max_completion_tokens=self.settings.max_tokens, use_responses_api=False,
+                               http_async_client=http)
             # A named tool choice: vLLM constrains the output to this function's schema.
             bound = model.bind_tools([tool], tool_choice=tool["function"]["name"])
             self._bound = {key: bound}

@@ -3,6 +3,7 @@ OpenAI-compatible server on loopback, through the planner and the engine."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,7 @@ from tests.fakes.openai_server import Answer, FakeOpenAI, plan
 from tests.llm_support import (
     ALICE,
     CAROL,
+    KEY,
     MODEL,
     Bot,
     with_llm,
@@ -269,3 +271,29 @@ async def test_health_probe_names_a_model_that_is_not_served(config: Config, ser
     cfg = with_llm(config, server.base_url, model="meta-llama/Llama-3.1-8B-Instruct")
     with pytest.raises(Exception, match=r"not meta-llama/Llama-3\.1-8B-Instruct"):
         await LLMClient(cfg.inventory.llm).ping()
+
+
+def test_a_new_event_loop_on_the_same_url_gets_a_working_client(config: Config) -> None:
+    """Each loop gets its own HTTP client (langchain-openai's shared default broke a later loop)."""
+    from infra.config import LLM
+    from llm.tools import TOOL_NAME
+
+    tool = {"type": "function", "function": {"name": TOOL_NAME, "parameters": {"type": "object"}}}
+    port = 0
+
+    async def once() -> str:
+        nonlocal port
+        srv = FakeOpenAI(model=MODEL, api_key=KEY)
+        await srv.start(port)
+        port = srv.port  # the second loop serves on the same address, as a restarted vLLM would
+        srv.add(plan("whoami"))
+        try:
+            client = LLMClient(LLM(base_url=srv.base_url, model=MODEL, api_key=KEY, timeout_s=5.0,
+                                   max_retries=0))
+            answer = await client.complete([("user", "who am i")], tool)
+            return str((answer.arguments or {}).get("command"))
+        finally:
+            await srv.stop()
+
+    assert asyncio.run(once()) == "whoami"
+    assert asyncio.run(once()) == "whoami"
