@@ -9,10 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.status import Status
+
+if TYPE_CHECKING:
+    from llm.when import WhenPhrase
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,18 @@ class Request:
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     # Adapters that can edit a message pass a sink; progress replies go there.
     on_progress: ProgressSink | None = None
+    # The plan's source for structured requests (slash, api, schedule, alert).
+    route: str = "slash"
+    # False: the language model never reads this text (the HTTP API: automation gets the
+    # deterministic grammar or structured commands, never a model's guess).
+    allow_llm: bool = True
+    # When a structured request is to run later (the HTTP API's `when`); text says it in words.
+    when: WhenPhrase | None = None
+    # Set for a run of a schedule: its id and the occurrence it is.
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
+    # Called with the request id as soon as its audit row is committed (the API answers 202 then).
+    on_recorded: Callable[[str], None] | None = None
 
 
 class Tone(StrEnum):
@@ -73,7 +89,7 @@ class Table:
 @dataclass(frozen=True)
 class Button:
     label: str
-    action: str  # confirm | cancel | approve | deny
+    action: str  # confirm | cancel | approve | deny | run (a suggested plan, by its id)
     request_id: str
     plan_hash: str = ""
     style: str = "default"  # primary | danger | default

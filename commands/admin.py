@@ -89,7 +89,7 @@ async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("lock", summary="freeze changes to an environment", args=(ENV, REASON), changes=True,
          role="admin", confirm=False, approval=False, examples=("lock prod release freeze",),
-         words=("freeze",))
+         words=("freeze",), notice="freezes")
 async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only bot state changes: admins freeze without a second approval, so a freeze is never slowed."""
     env = args["env"]
@@ -101,7 +101,8 @@ async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("unlock", summary="lift a freeze", args=(ENV,), changes=True, role="admin", confirm=False,
-         approval=False, examples=("unlock prod",), words=("unfreeze",))
+         approval=False, examples=("unlock prod",), words=("unfreeze",),
+         notice="freezes")
 async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
     env = args["env"]
     existing = await asyncio.to_thread(ctx.store.unlock_env, env)
@@ -112,14 +113,14 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("approve", summary="approve a pending request (by its id)", args=(REQUEST,), changes=True,
-         role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",))
+         role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",), schedulable=False)
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
 
 @command("deny", summary="deny a pending request", args=(REQUEST, REASON), changes=True,
          role="approver", confirm=False, approval=False,
-         examples=("deny r-1a2b3c4d not during the demo",), words=("reject",))
+         examples=("deny r-1a2b3c4d not during the demo",), words=("reject",), schedulable=False)
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
                                 req=ctx.request)

@@ -32,6 +32,7 @@ class Kind(StrEnum):
     word = "word"  # a single token such as a snapshot name or git ref
     text = "text"  # the rest of the line
     request = "request"
+    schedule = "schedule"
     user = "user"
     command = "command"
     status = "status"
@@ -80,6 +81,12 @@ class CommandSpec:
     backend: str | None = None
     details: str = ""
     preview: Preview | None = None
+    # What its outcome is announced as in the ops channel (infra.config.Notice): outcomes, freezes.
+    notice: str = "outcomes"
+    # Whether "... at 22:00" / "... every night" may schedule it.
+    schedulable: bool = True
+    # Offered as a button on an alert whose labels fill its arguments (status, logs, restart).
+    on_alert: bool = False
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)
@@ -151,14 +158,15 @@ class Registry:
 REGISTRY = Registry()
 
 _MODULES = ("commands.admin", "commands.audit", "commands.stacks", "commands.services",
-            "commands.vms", "commands.gpu")
+            "commands.vms", "commands.gpu", "commands.schedules")
 _loaded = False
 
 
 def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: bool = False,
             examples: tuple[str, ...] = (), words: tuple[str, ...] = (), role: str | None = None,
             confirm: bool | None = None, approval: bool = True, backend: str | None = None,
-            details: str = "", preview: Preview | None = None,
+            details: str = "", preview: Preview | None = None, notice: str = "outcomes",
+            schedulable: bool = True, on_alert: bool = False,
             registry: Registry | None = None) -> Callable[[Handler], Handler]:
     """Declare a command; the handler is returned unchanged so it stays testable."""
 
@@ -167,7 +175,8 @@ def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: boo
             name=name, summary=summary, handler=fn, args=args, changes=changes,
             examples=examples, words=words, role=role,
             confirm=changes if confirm is None else confirm, approval=approval,
-            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview))
+            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview,
+            notice=notice, schedulable=schedulable, on_alert=on_alert))
         return fn
 
     return deco

@@ -24,7 +24,7 @@ MAX_LOG_BYTES = 2_000_000
 
 
 @command("status", summary="services of a stack (or all stacks) on an environment: state, health, uptime, image",
-         args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"))
+         args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"), on_alert=True)
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""
     from commands.docker_ops import describe_state, host_for, human_bytes, uptime
@@ -125,7 +125,7 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
 
 @command("restart", summary="restart a service's containers", args=(SERVICE, ENV, STACK_KV),
          changes=True, backend="docker", preview=with_llm_guard("restart"),
-         examples=("restart n8n on dev", "restart nginx prod"))
+         examples=("restart n8n on dev", "restart nginx prod"), on_alert=True)
 async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
     return await _act(ctx, args, "Restarting", "restarted", lambda h, c: h.restart(c.id))
 
@@ -159,7 +159,7 @@ async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[
                    maximum=5000, help="number of lines"),
                Arg("since", Kind.duration, required=False, positional=False,
                    help="15m, 2h, 1d or an ISO date")),
-         backend="docker", examples=("logs nginx live tail=200 since=30m", "logs n8n dev"))
+         backend="docker", examples=("logs nginx live tail=200 since=30m", "logs n8n dev"), on_alert=True)
 async def logs(ctx: Context, args: dict[str, Any]) -> Reply:
     """Bounded log lines with secrets masked; long output comes as an attachment."""
     from commands.docker_ops import host_for

@@ -22,6 +22,10 @@ class Status(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     interrupted = "interrupted"
+    # The request became a schedule (its runs are requests of their own).
+    scheduled = "scheduled"
+    # A scheduled run whose time passed while no bot was running: reported, never run late.
+    missed = "missed"
 
     @property
     def final(self) -> bool:
@@ -38,4 +42,14 @@ APPROVABLE: tuple[Status, ...] = (Status.pending_approval,)
 PENDING: tuple[Status, ...] = CONFIRMABLE + APPROVABLE
 # Nothing more happens to these.
 FINAL: tuple[Status, ...] = (Status.succeeded, Status.failed, Status.denied, Status.expired,
-                             Status.cancelled, Status.refused, Status.interrupted)
+                             Status.cancelled, Status.refused, Status.interrupted, Status.scheduled,
+                             Status.missed)
+
+
+class ScheduleState(StrEnum):
+    """A schedule's own state (the `schedules` table)."""
+
+    proposed = "proposed"    # asked for; waits for its confirmation or approval
+    active = "active"        # runs at `next_run`
+    done = "done"            # a one-off that ran (or was missed)
+    cancelled = "cancelled"  # unscheduled, denied, or its request expired

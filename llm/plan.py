@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm.when import WhenPhrase
 
 
 @dataclass
@@ -22,14 +25,19 @@ class Plan:
     usage: dict[str, float] | None = None
     # Names the user gave earlier in the thread (space-separated); the mention check accepts them.
     context: str | None = None
+    # "at 22:00 today", "every night at 02:00": the request is to be scheduled, not run now.
+    when: WhenPhrase | None = None
 
     @property
     def complete(self) -> bool:
         return self.command is not None and self.clarify is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "args": dict(self.args), "source": self.source,
-                "clarify": self.clarify, "confidence": round(self.confidence, 3)}
+        out = {"command": self.command, "args": dict(self.args), "source": self.source,
+               "clarify": self.clarify, "confidence": round(self.confidence, 3)}
+        if self.when is not None:
+            out["when"] = self.when.said
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
