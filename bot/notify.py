@@ -39,6 +39,16 @@ class Poster(Protocol):
         ...
 
 
+@runtime_checkable
+class ManagedPoster(Poster, Protocol):
+    """A poster that needs setting up (a login) before use and closing after: `chatops serve` runs one
+    per platform that has credentials, even when that platform's adapter does not run in the process."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Target:
     platform: str

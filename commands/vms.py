@@ -214,7 +214,9 @@ async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     """Snapshot a guest; the name defaults to time and requester, the description carries the request id."""
     guest = guest_of(ctx.config, args["vm"])
-    name = checked_name(args["name"]) if args.get("name") else generated_name(ctx.actor.name)
+    # A scheduled run is named after its occurrence ("the 02:00 snapshot"), whenever it started.
+    name = checked_name(args["name"]) if args.get("name") else \
+        generated_name(ctx.actor.name, now=ctx.request.scheduled_for)
     vmstate = parse_flag(args.get("ram"), "ram")
     if vmstate and guest.kind != "qemu":
         raise CommandError(f"{guest.name} is an LXC container: it has no RAM state to save. Leave out ram=.")

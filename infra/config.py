@@ -301,6 +301,15 @@ class AuditRetention(_Strict):
     archive_dir: str | None = None
 
 
+class Api(_Strict):
+    """The HTTP API and webhook receiver (`chatops serve api`, docs/api.md)."""
+
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_alert_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # The longest a caller may ask POST /api/v1/requests to wait for a change's outcome (`wait`).
+    max_wait_s: float = Field(300.0, ge=0, le=3600)
+
+
 class Inventory(_Strict):
     """The validated user-facing configuration (spec section 7)."""
 
@@ -317,6 +326,7 @@ class Inventory(_Strict):
     api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
     schedules: Schedules = Field(default_factory=Schedules)
     alerts: Alerts = Field(default_factory=Alerts)
+    api: Api = Field(default_factory=Api)
     approvals: Approvals = Field(default_factory=Approvals)
     limits: Limits = Field(default_factory=Limits)
     rate_limits: RateLimits = Field(default_factory=RateLimits)

@@ -41,7 +41,7 @@ _STYLE = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.
 
 # What a decision button carries: "chatops:" + Button.value ("action:request_id:plan_hash").
 CUSTOM_ID_PREFIX = "chatops:"
-CUSTOM_ID_TEMPLATE = (r"chatops:(?P<action>confirm|cancel|approve|deny):(?P<rid>[a-z0-9-]{1,20}):"
+CUSTOM_ID_TEMPLATE = (r"chatops:(?P<action>confirm|cancel|approve|deny|run):(?P<rid>[a-z0-9-]{1,20}):"
                       r"(?P<digest>[0-9a-f]{0,64})")
 
 

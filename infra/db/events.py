@@ -47,6 +47,16 @@ class Claimed:
 Advance = Callable[[ScheduleRow, datetime], tuple[datetime | None, ScheduleState]]
 
 
+def oldest_age_s(store: AuditStore, status: str) -> float | None:
+    """Seconds since the oldest request in `status` was created (None when there is none)."""
+    from infra.db.models import RequestRow
+
+    with store._tx() as s:
+        first = s.execute(select(func.min(RequestRow.created_at)).where(RequestRow.status == status)).scalar()
+    when = aware(first)
+    return (utcnow() - when).total_seconds() if when else None
+
+
 class EventStore:
     def __init__(self, store: AuditStore) -> None:
         self.store = store
