@@ -180,12 +180,12 @@ class Stack:
 
     # -- Slack, as the platform would call the bot -------------------------------------------
     async def slack_click(self, user: str, button: dict[str, Any], *, channel: str, message: dict[str, Any] | None,
-                          message_ts: str, ephemeral: bool = False) -> int:
+                          message_ts: str, ephemeral: bool = False, thread_ts: str | None = None) -> int:
         payload = {"type": "block_actions", "team": {"id": "T0TEST", "domain": "fake"},
                    "user": {"id": user, "username": user.lower(), "team_id": "T0TEST"},
                    "api_app_id": "A1", "token": "legacy", "trigger_id": uuid.uuid4().hex,
                    "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                                 "is_ephemeral": ephemeral},
+                                 "is_ephemeral": ephemeral, **({"thread_ts": thread_ts} if thread_ts else {})},
                    "channel": {"id": channel, "name": "ops"},
                    "actions": [{"type": "button", "action_id": button["action_id"], "block_id": "b",
                                 "value": button["value"], "text": button["text"], "action_ts": str(time.time())}]}

@@ -386,6 +386,9 @@ class SlackBot:
         req = Request(actor=actor, text=f"run {sid}", platform=PLATFORM, channel=f"{PLATFORM}:{where.channel}",
                       thread=thread, on_progress=live.progress)
         decision = await self.engine.decide("run", sid, actor, digest, None, req)
+        if not decision.reply.ok and live.ts is None:  # refused (roles, channel): only the clicker hears it
+            await self.ephemeral(here, render(decision.reply))
+            return
         await live.finish(decision.reply)
 
 
