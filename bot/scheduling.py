@@ -279,7 +279,7 @@ class Scheduling:
     async def _missed(self, c: Claimed, now: datetime) -> str:
         e = self.engine
         sched = c.row
-        nxt = self._advance(sched, now)[0] if sched.recurrence else None
+        nxt = c.following
         reason = (f"Schedule {sched.id} ({sched.command}, {sched.said}) was due at {self.local(c.due)}, but no "
                   f"bot was running then; it was not run late." + (f" Next run: {self.local(nxt)}." if nxt else ""))
         req = self._request(sched, c.due)

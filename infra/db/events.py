@@ -41,6 +41,7 @@ class Claimed:
 
     row: ScheduleRow
     due: datetime
+    following: datetime | None  # the run after this one (None: it was the last)
 
 
 # What comes after an occurrence: (the next run or None, the state after it).
@@ -125,10 +126,11 @@ class EventStore:
                                 .where(ScheduleRow.id == row.id, ScheduleRow.state == ScheduleState.active,
                                        ScheduleRow.next_run == row.next_run)
                                 .values(next_run=following, state=state, claimed_by=self.store.owner,
-                                        claimed_at=now, runs=ScheduleRow.runs + 1, updated_at=utcnow()))
+                                        claimed_at=now, runs=ScheduleRow.runs + 1, updated_at=utcnow())
+                                .execution_options(synchronize_session=False))
                 if res.rowcount == 1:  # type: ignore[attr-defined]
-                    s.expunge(row)
-                    out.append(Claimed(row, due))
+                    s.expunge(row)  # the schedule as it was when claimed
+                    out.append(Claimed(row, due, following))
         return out
 
     # -- suggested plans ------------------------------------------------------
