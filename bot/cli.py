@@ -152,6 +152,12 @@ def config_check(config: str | None) -> None:
         cfg = load_config(config)
     except ConfigError as exc:
         _fail(f"Configuration error:\n{exc}")
+    from bot.policy import unknown_channel_commands
+    from commands.registry import registry
+
+    unknown = unknown_channel_commands(cfg, registry())
+    if unknown:
+        _fail("Configuration error:\n" + "\n".join(f"{cfg.path}: {u}" for u in unknown))
     inv = cfg.inventory
     click.echo(f"{cfg.path}: OK ({len(inv.environments)} environments, {len(inv.stacks)} stacks, "
                f"{len(inv.vms)} VMs, {len(inv.users)} users)")
