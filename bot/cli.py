@@ -306,7 +306,9 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int |
               "(or set CHATOPS_ADAPTERS)")
     slack_listens = "slack" in adapters and http
     if api_port is None:
-        api_port = port if port is not None and not slack_listens else 8080
+        from bot.http_api import DEFAULT_PORT as API_PORT
+
+        api_port = port if port is not None and not slack_listens else API_PORT
     port = port if port is not None else 3000
     if "api" in adapters and slack_listens and api_port == port:
         _fail(f"Slack's HTTP mode and the API both want port {port}: give the API --api-port.")

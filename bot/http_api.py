@@ -43,6 +43,8 @@ log = logging.getLogger("chatops.api")
 PLATFORM = "api"
 UNAUTHENTICATED = "api:unauthenticated"
 DEFAULT_PORT = 8080
+REQUESTS_PATH = "/api/v1/requests"
+ALERTMANAGER_PATH = "/api/v1/alertmanager"
 REQUEST_KEYS = ("text", "command", "args", "when", "wait")
 # What a request's final audit status answers on POST.
 CODES = {Status.succeeded: 200, Status.failed: 200, Status.scheduled: 201, Status.pending_approval: 202,
@@ -166,9 +168,9 @@ class ApiServer:
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.limits.max_body_bytes, self.limits.max_alert_body_bytes) + 1)
-        app.router.add_post("/api/v1/requests", self.create)
-        app.router.add_get("/api/v1/requests/{id}", self.show)
-        app.router.add_post("/api/v1/alertmanager", self.alertmanager)
+        app.router.add_post(REQUESTS_PATH, self.create)
+        app.router.add_get(REQUESTS_PATH + "/{id}", self.show)
+        app.router.add_post(ALERTMANAGER_PATH, self.alertmanager)
         app.router.add_get("/api/v1/openapi.json", self.openapi)
         return app
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.metrics import SCHEDULE_RUNS
 from bot.policy import protected, roles_for, targets_of
 from bot.request import Actor, Button, Reply, Request, Tone
 from commands.registry import CommandSpec
@@ -251,10 +252,9 @@ class Scheduling:
         claimed = await e._db(self.rows.claim_due, now, self._advance)
         out = []
         for c in claimed:
-            if now - c.due > grace:
-                out.append((c.row.id, await self._missed(c, now)))
-            else:
-                out.append((c.row.id, await self._run(c)))
+            status = await self._missed(c, now) if now - c.due > grace else await self._run(c)
+            SCHEDULE_RUNS.labels(status).inc()
+            out.append((c.row.id, status))
         return out
 
     def _request(self, sched: ScheduleRow, due: datetime) -> Request:
