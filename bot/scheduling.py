@@ -78,7 +78,7 @@ class Scheduling:
         if e.redactor.data(plan.args) != plan.args:
             return await e._refuse(req, plan, "An argument of that request looks like a secret (a token, key or "
                                               "password); I won't store or run it. Leave the secret out.")
-        if await e._db(self.rows.count_open, req.actor.id) >= cfg.max_per_user:
+        if await e._db(self.rows.count_active, req.actor.id) >= cfg.max_per_user:
             return await e._refuse(req, plan, f"You have {cfg.max_per_user} schedules already (the limit); "
                                               "'schedules' lists them and 'unschedule ID' removes one.")
         digest = plan_hash(spec.name, plan.args)

@@ -49,6 +49,11 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
+    scope = ctx.config.scoped(ctx.actor.id)
+    if scope is not None:
+        elsewhere = ", ".join(sorted(r.value for r in ctx.config.roles_of(ctx.actor.id, frozenset({"*"})))) or "none"
+        fields.append(("Only on", ", ".join(scope) or "no environment"))
+        fields.append(("Elsewhere", elsewhere))
     default = ctx.config.default_env(ctx.request.channel)
     if default:
         fields.append(("Channel default environment", default))

@@ -24,8 +24,6 @@ from infra.db.models import AlertPost, ScheduleRow, Suggestion
 from infra.db.store import AuditStore
 from infra.status import ScheduleState
 
-OPEN = (ScheduleState.proposed, ScheduleState.active)
-
 
 def new_schedule_id() -> str:
     return "s-" + secrets.token_hex(4)
@@ -89,10 +87,10 @@ class EventStore:
         with self.store._tx() as s:
             return list(s.scalars(q.order_by(ScheduleRow.next_run, ScheduleRow.id)))
 
-    def count_open(self, owner: str) -> int:
+    def count_active(self, owner: str) -> int:
         with self.store._tx() as s:
             return int(s.execute(select(func.count()).select_from(ScheduleRow).where(
-                ScheduleRow.owner == owner, ScheduleRow.state.in_(list(OPEN)))).scalar() or 0)
+                ScheduleRow.owner == owner, ScheduleRow.state == ScheduleState.active)).scalar() or 0)
 
     def set_state(self, sid: str, from_states: tuple[ScheduleState, ...], to: ScheduleState,
                   **values: Any) -> ScheduleRow | None:
