@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatops.alerts")
 MAX_SERVICES_WITH_BUTTONS = 5
+# A claim without a message older than this was left by a delivery that died: take it over.
+STALE_CLAIM = timedelta(minutes=2)
 
 
 class PayloadError(ValueError):
@@ -226,10 +228,14 @@ class AlertReceiver:
             return "failed"
         if post is None:
             post = await e._db(self.rows.claim_alert_post, key, target.platform, target.channel, status)
-            if post is None:  # another delivery of this group (another replica) is posting it right now
-                return "skipped"
+        else:
+            # Claimed by a delivery that has not posted yet: still posting (skip), or gone (take it over).
+            post = await e._db(self.rows.take_over_alert_post, post, STALE_CLAIM)
+        if post is None:  # another delivery of this group (another replica) is posting it right now
+            return "skipped"
         message = await e.notify.post(target, card)
         if message is None:
+            await e._db(self.rows.drop_alert_post, post.id)  # the next delivery tries again
             return "failed"
         await e._db(self.rows.update_alert_post, post.id, message=message, status=status)
         return "posted"

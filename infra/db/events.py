@@ -13,10 +13,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from infra.db.common import aware, utcnow
@@ -166,6 +166,22 @@ class EventStore:
             return row
         except IntegrityError:
             return None
+
+    def take_over_alert_post(self, post: AlertPost, stale: timedelta) -> AlertPost | None:
+        """A claim whose delivery never posted, if it is older than `stale` (and no one else took it)."""
+        now = utcnow()
+        when = aware(post.updated_at)
+        if post.message is not None or when is None or now - when < stale:
+            return None
+        with self.store._tx() as s:
+            res = s.execute(update(AlertPost).where(AlertPost.id == post.id, AlertPost.message.is_(None),
+                                                    AlertPost.updated_at == post.updated_at)
+                            .values(updated_at=now).execution_options(synchronize_session=False))
+            return post if res.rowcount == 1 else None  # type: ignore[attr-defined]
+
+    def drop_alert_post(self, post_id: int) -> None:
+        with self.store._tx() as s:
+            s.execute(delete(AlertPost).where(AlertPost.id == post_id, AlertPost.message.is_(None)))
 
     def update_alert_post(self, post_id: int, **values: Any) -> None:
         with self.store._tx() as s:
