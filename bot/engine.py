@@ -491,8 +491,19 @@ class Engine:
 
     async def _announce_outcome(self, spec: CommandSpec, rid: str, reply: Reply,
                                 besides: tuple[str | None, ...] = ()) -> None:
-        """Post a change's outcome to its environments' ops channels (not where it is already shown)."""
-        row = await self._db(self.store.get, rid)
+        """Post a change's outcome to its environments' ops channels (not where it is already shown).
+
+        In the background: the reply never waits for a chat platform, and a database or platform
+        error there is logged, never mistaken for the request's own outcome.
+        """
+        self.notify.spawn(self._post_outcome(spec, rid, reply, besides))
+
+    async def _post_outcome(self, spec: CommandSpec, rid: str, reply: Reply, besides: tuple[str | None, ...]) -> None:
+        try:
+            row = await self._db(self.store.get, rid)
+        except DatabaseUnavailable as exc:
+            log.warning("outcome of %s not announced: %s", rid, exc)
+            return
         if row is None or row.command is None:
             return
         envs = targets_of(self.config, row.args)
@@ -504,7 +515,7 @@ class Engine:
             fields.append(("Approved by", row.approver))
         notice = Reply(reply.text[:1500], tone=reply.tone,
                        title=f"{describe(spec, row.args)}: {row.status}"[:140], fields=fields, request_id=rid)
-        self.notify.spawn(self.notify.post_all(targets, redact_reply(self.redactor, notice)))
+        await self.notify.post_all(targets, redact_reply(self.redactor, notice))
 
     async def _release(self, rid: str) -> None:
         """Free a run's locks; if the database is gone the run's own reply still stands."""

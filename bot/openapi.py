@@ -105,7 +105,7 @@ def spec(registry: Registry) -> dict[str, Any]:
                         "text": {"type": "string", "description": "the request in the canonical grammar "
                                  "(COMMAND ARG… key=value), e.g. 'deploy chat rumpleprod ref=v1.4.2'; the "
                                  "language model is never used for API text", "maxLength": 2000},
-                        "command": {"type": "string", "enum": registry.names()},
+                        "command": {"type": "string", "enum": sorted(registry.names())},
                         "args": {"type": "object", "description": "canonical argument names and values "
                                  "(`help COMMAND` lists them)",
                                  "additionalProperties": {"type": ["string", "integer", "boolean"]}},

@@ -27,7 +27,7 @@ from bot.policy import protected, roles_for, targets_of
 from bot.request import Actor, Button, Reply, Request, Tone
 from commands.registry import CommandSpec
 from infra.config import ApprovalTime, Notice, Role
-from infra.db.common import aware, utcnow
+from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.events import Claimed, EventStore, new_schedule_id
 from infra.db.models import RequestRow, ScheduleRow
 from infra.errors import CommandError
@@ -139,7 +139,10 @@ class Scheduling:
         """For an approval card: when a scheduled request runs (or which schedule a run is of)."""
         if not row.schedule_id:
             return ""
-        sched = await self.engine._db(self.rows.schedule, row.schedule_id)
+        try:
+            sched = await self.engine._db(self.rows.schedule, row.schedule_id)
+        except DatabaseUnavailable:
+            return ""  # the card still says what it needs; the schedule is in the audit row
         if sched is None:
             return ""
         if sched.request_id == row.id:

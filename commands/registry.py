@@ -87,6 +87,8 @@ class CommandSpec:
     schedulable: bool = True
     # Offered as a button on an alert whose labels fill its arguments (status, logs, restart).
     on_alert: bool = False
+    # A typed `/ops NAME` subcommand on Discord (which allows 25); without one, `/ops ask` reaches it.
+    slash: bool = True
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)
@@ -166,7 +168,7 @@ def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: boo
             examples: tuple[str, ...] = (), words: tuple[str, ...] = (), role: str | None = None,
             confirm: bool | None = None, approval: bool = True, backend: str | None = None,
             details: str = "", preview: Preview | None = None, notice: str = "outcomes",
-            schedulable: bool = True, on_alert: bool = False,
+            schedulable: bool = True, on_alert: bool = False, slash: bool = True,
             registry: Registry | None = None) -> Callable[[Handler], Handler]:
     """Declare a command; the handler is returned unchanged so it stays testable."""
 
@@ -176,7 +178,7 @@ def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: boo
             examples=examples, words=words, role=role,
             confirm=changes if confirm is None else confirm, approval=approval,
             backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview,
-            notice=notice, schedulable=schedulable, on_alert=on_alert))
+            notice=notice, schedulable=schedulable, on_alert=on_alert, slash=slash))
         return fn
 
     return deco

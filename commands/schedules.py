@@ -32,7 +32,8 @@ async def schedules(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("unschedule", summary="cancel a scheduled request", changes=True, confirm=False, approval=False,
          args=(Arg("id", Kind.schedule, help="schedule id, like s-1a2b3c4d"),),
-         examples=("unschedule s-1a2b3c4d",), words=("cancel schedule",), schedulable=False)
+         examples=("unschedule s-1a2b3c4d",), words=("cancel schedule",), schedulable=False,
+         slash=False)  # Discord's 25 subcommands are taken; `/ops ask unschedule s-…` reaches it
 async def unschedule(ctx: Context, args: dict[str, Any]) -> Reply:
     """Its owner, or an admin on its environment, ends it; an approval given when it was scheduled ends too."""
     return await ctx.engine.schedules.cancel(args["id"], ctx.actor)

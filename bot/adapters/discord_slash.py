@@ -178,6 +178,8 @@ def ops_group(registry: Registry, on_request: OnRequest, suggest: Suggestions) -
     group.add_command(app_commands.Command(name=ASK_NAME, description="Ask in plain language", callback=ask))
     skipped = []
     for spec in registry:
+        if not spec.slash:
+            continue
         if spec.name == ASK_NAME or len(group.commands) >= MAX_SUBCOMMANDS:
             skipped.append(spec.name)
             continue
