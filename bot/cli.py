@@ -112,9 +112,10 @@ def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[s
 
     async def one(line: str) -> None:
         plan = await planner.plan(line, use_llm=use_llm)
-        usage = plan.usage
+        usage, when = plan.usage, plan.when
         plan = validate(plan, planner.resolver, planner.registry, text=line,
                         require_mentioned=plan.source == "llm")
+        plan.when = when  # "at 22:00 today": shown as `when`, the plan itself is the rest
         if as_json:
             click.echo(plan.to_json())
         else:

@@ -1,8 +1,11 @@
 """The engine: one platform-neutral path from a request to a reply.
 
-request → plan → validate → authorise → freeze check → confirm → approve → lock →
-audit(started) → handler → audit(result) → reply.  Each step that changes anything
-is committed to the audit store before the next one acts on it.
+request → plan → validate → channel rules → authorise (roles scoped to the plan's
+environments) → freeze check → confirm → approve → lock → audit(started) → handler →
+audit(result) → reply.  Each step that changes anything is committed to the audit store
+before the next one acts on it.  A plan with a time phrase becomes a schedule instead
+(bot/scheduling.py); approval cards and outcomes are also announced to the environment's
+ops channels through `self.notify` (bot/notify.py), which knows no chat SDK.
 """
 
 from __future__ import annotations
@@ -486,11 +489,11 @@ class Engine:
         finally:
             if targets:
                 await self._release(row.id)
-        await self._announce_outcome(spec, row.id, reply, besides=(req.channel, shown_in))
+        self._announce_outcome(spec, row.id, reply, besides=(req.channel, shown_in))
         return reply
 
-    async def _announce_outcome(self, spec: CommandSpec, rid: str, reply: Reply,
-                                besides: tuple[str | None, ...] = ()) -> None:
+    def _announce_outcome(self, spec: CommandSpec, rid: str, reply: Reply,
+                          besides: tuple[str | None, ...] = ()) -> None:
         """Post a change's outcome to its environments' ops channels (not where it is already shown).
 
         In the background: the reply never waits for a chat platform, and a database or platform
@@ -593,7 +596,7 @@ class Engine:
                                  tone=Tone.warning, request_id=rid)
             spec_denied = self.registry.get(row.command or "")
             if spec_denied is not None:
-                await self._announce_outcome(spec_denied, rid, denied_reply, besides=(req.channel,))
+                self._announce_outcome(spec_denied, rid, denied_reply, besides=(req.channel,))
             return Decision(denied_reply, applied=True, status=Status.denied)
         assert row.command is not None
         if plan_hash(row.command, row.args) != row.plan_hash:

@@ -394,3 +394,16 @@ async def test_scheduled_snapshots_are_named_for_their_time_and_retention_prunes
         await e.close()
     finally:
         fake.stop()
+
+
+def test_chatops_parse_shows_the_time_phrase() -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    out = CliRunner().invoke(main, ["parse", "--json", "--no-llm", "snapshot rumpleprod every night at 02:00"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output) == {"command": "snapshot", "args": {"vm": "rumpleprod"}, "source": "grammar",
+                                      "clarify": None, "confidence": 1.0, "when": "every night at 02:00"}
+    plain = json.loads(CliRunner().invoke(main, ["parse", "--json", "--no-llm", "status prod"]).output)
+    assert "when" not in plain
