@@ -84,12 +84,18 @@ def make_engine(config: Config, db: Database, registry: Registry | None = None,
 @pytest.fixture
 async def server() -> AsyncIterator[FakeOpenAI]:
     """A scripted OpenAI-compatible (vLLM) server on loopback for the LLM route's tests."""
+    from langchain_openai.chat_models._client_utils import _cached_async_httpx_client
+
     from tests.llm_support import KEY, MODEL
 
     srv = FakeOpenAI(model=MODEL, api_key=KEY)
     await srv.start()
     yield srv
     await srv.stop()
+    # langchain-openai keeps one httpx client per (base_url, timeout) for the whole process; when a
+    # later test's stand-in gets this port again, in a new event loop, that client's pooled
+    # connections belong to a closed loop ("Event loop is closed"). Each test starts clean.
+    _cached_async_httpx_client.cache_clear()
 
 
 @pytest.fixture
