@@ -210,9 +210,10 @@ def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[s
 
     async def one(line: str) -> None:
         plan = await planner.plan(line, use_llm=use_llm)
-        usage = plan.usage
+        usage, when = plan.usage, plan.when
         plan = validate(plan, planner.resolver, planner.registry, text=line,
                         require_mentioned=plan.source == "llm")
+        plan.when = when  # "at 22:00 today": shown as `when`, the plan itself is the rest
         if as_json:
             click.echo(plan.to_json())
         else:
@@ -250,6 +251,12 @@ def config_check(config: str | None) -> None:
         cfg = load_config(config)
     except ConfigError as exc:
         _fail(f"Configuration error:\n{exc}")
+    from bot.policy import unknown_channel_commands
+    from commands.registry import registry
+
+    unknown = unknown_channel_commands(cfg, registry())
+    if unknown:
+        _fail("Configuration error:\n" + "\n".join(f"{cfg.path}: {u}" for u in unknown))
     inv = cfg.inventory
     click.echo(f"{cfg.path}: OK ({len(inv.environments)} environments, {len(inv.stacks)} stacks, "
                f"{len(inv.vms)} VMs, {len(inv.users)} users)")
@@ -387,14 +394,24 @@ def audit_prune(config: str | None, days: int | None, archive: str | None, dry_r
                    f"(sha256 {result.archive_sha256}); the chain now starts after event {result.through_seq}")
 
 
-ADAPTERS = ("slack", "discord")
+ADAPTERS = ("slack", "discord", "api")
+# Platforms with ops channels: each adapter module offers a `poster(settings)` for them.
+POSTING = ("slack", "discord")
 
 
 @main.command()
 @CONFIG_OPTION
 @click.argument("adapters", nargs=-1, type=click.Choice(ADAPTERS), envvar="CHATOPS_ADAPTERS")
 @click.option("--http", is_flag=True, help="Slack: HTTP mode instead of Socket Mode")
-@click.option("--port", type=int, default=3000, show_default=True, help="Slack HTTP port (127.0.0.1)")
+@click.option("--port", type=int, default=None,
+              help="Slack HTTP port (127.0.0.1; default 3000), or the API's port when Slack does not listen "
+                   "over HTTP here (default 8080)")
+@click.option("--api-port", "api_port", envvar="CHATOPS_API_PORT", type=int, default=None,
+              help="the HTTP API's port (default: --port when Slack does not use it, else 8080)")
+@click.option("--api-host", "api_host", envvar="CHATOPS_API_HOST", default="127.0.0.1", show_default=True,
+              help="the HTTP API's address (0.0.0.0 in a container)")
+@click.option("--no-schedules", "no_schedules", is_flag=True, envvar="CHATOPS_NO_SCHEDULES",
+              help="do not run scheduled requests in this process")
 @click.option("--metrics-port", "metrics", envvar="CHATOPS_METRICS_PORT", default="127.0.0.1:9464",
               show_default=True, help="/metrics and /healthz on [HOST:]PORT, or 'off'")
 @click.option("--grace", "grace", envvar="CHATOPS_SHUTDOWN_GRACE", type=float, default=30.0, show_default=True,
@@ -402,9 +419,10 @@ ADAPTERS = ("slack", "discord")
 @click.option("--log-format", envvar="CHATOPS_LOG_FORMAT", type=click.Choice(["json", "text"]), default="json",
               show_default=True, help="one JSON object per line, or plain text")
 @click.option("--log-level", envvar="CHATOPS_LOG_LEVEL", default="INFO", show_default=True)
-def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int, metrics: str,
-          grace: float, log_format: str, log_level: str) -> None:
-    """Run chat adapters (slack, discord, or both) in one process; SIGTERM stops it gracefully."""
+def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int | None, api_port: int | None,
+          api_host: str, no_schedules: bool, metrics: str, grace: float, log_format: str, log_level: str) -> None:
+    """Run chat adapters and the HTTP API (slack, discord, api, in any combination) in one process;
+    scheduled requests run here too. SIGTERM stops it gracefully."""
     import importlib
 
     from bot.logs import setup_logging
@@ -412,21 +430,94 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int, 
     from bot.serve import AdapterFailed, serve_app
 
     if not adapters:
-        _fail("Name at least one adapter: chatops serve slack | discord | slack discord "
+        _fail("Name at least one adapter: chatops serve slack | discord | api | slack discord api "
               "(or set CHATOPS_ADAPTERS)")
+    slack_listens = "slack" in adapters and http
+    if api_port is None:
+        from bot.http_api import DEFAULT_PORT as API_PORT
+
+        api_port = port if port is not None and not slack_listens else API_PORT
+    port = port if port is not None else 3000
+    if "api" in adapters and slack_listens and api_port == port:
+        _fail(f"Slack's HTTP mode and the API both want port {port}: give the API --api-port.")
     try:
         address = parse_address(metrics)
     except ValueError as exc:
         _fail(f"--metrics-port: {exc}")
     setup_logging(log_format, log_level)
-    app = _build(config, migrate=True)
-    mods = [(name, importlib.import_module(f"bot.adapters.{name}").serve) for name in adapters]
+    app = _build(config, migrate=True)  # the bot's start migrates
+    mods = [(name, _adapter(name, api_port, api_host)) for name in dict.fromkeys(adapters)]
+    # Ops channels of platforms whose adapter does not run here are still posted to (approval cards
+    # of API requests, alerts, outcomes), with the platform's token alone.
+    posters = [p for name in POSTING if name not in adapters
+               if (p := importlib.import_module(f"bot.adapters.{name}").poster(app.config.settings)) is not None]
     try:
-        asyncio.run(serve_app(app, mods, http=http, port=port, metrics=address, grace_s=grace))
+        asyncio.run(serve_app(app, mods, http=http, port=port, metrics=address, grace_s=grace, posters=posters,
+                              schedules=not no_schedules))
     except ConfigError as exc:
         _fail(f"Configuration error:\n{exc}")
     except AdapterFailed as exc:
         _fail(f"An adapter stopped with an error: {exc}", 1)
+
+
+def _adapter(name: str, api_port: int, api_host: str) -> Any:
+    import importlib
+
+    if name != "api":
+        return importlib.import_module(f"bot.adapters.{name}").serve
+    from bot import http_api
+
+    async def api(app: Any, *, http: bool, port: int, stop: asyncio.Event) -> None:
+        await http_api.serve(app, http=http, port=api_port, stop=stop, host=api_host)
+
+    return api
+
+
+@main.group("api")
+def api_group() -> None:
+    """The HTTP API: tokens and its OpenAPI description."""
+
+
+@api_group.group("token")
+def api_token_group() -> None:
+    """Automation tokens (identities api:NAME)."""
+
+
+@api_token_group.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, type=click.Choice(["viewer", "operator", "approver", "admin"]),
+              help="a role for the snippet printed (repeatable; default viewer)")
+@click.option("--env", "envs", multiple=True, help="limit the roles to this environment (repeatable)")
+def api_token_create(name: str, roles: tuple[str, ...], envs: tuple[str, ...]) -> None:
+    """Print a new token for api:NAME once, and the config entry that holds only its hash."""
+    import re
+
+    from infra.api_tokens import new_token, token_hash
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
+        _fail("NAME is 1 to 32 lower-case letters, digits, '-' or '_' (the identity is api:NAME).")
+    token = new_token()
+    click.echo(f"Token for api:{name} (shown once; store it in the automation's secret store):\n\n  {token}\n")
+    click.echo("Add this to the config (it holds only the hash):\n")
+    click.echo("api_tokens:")
+    click.echo(f"  {name}:")
+    click.echo(f"    hash: {token_hash(token)}")
+    click.echo(f"    roles: [{', '.join(roles or ('viewer',))}]")
+    if envs:
+        click.echo(f"    envs: [{', '.join(envs)}]")
+
+
+@api_group.command("openapi")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML")
+def api_openapi(as_json: bool) -> None:
+    """Print the OpenAPI description (docs/openapi.yaml is this output)."""
+    import yaml
+
+    from bot.openapi import spec
+    from commands.registry import registry
+
+    doc = spec(registry())
+    click.echo(json.dumps(doc, indent=2) if as_json else yaml.safe_dump(doc, sort_keys=False, width=100), nl=False)
 
 
 @main.group("eval")

@@ -1,8 +1,11 @@
 """The engine: one platform-neutral path from a request to a reply.
 
-request → plan → validate → authorise → freeze check → confirm → approve → lock →
-audit(started) → handler → audit(result) → reply.  Each step that changes anything
-is committed to the audit store before the next one acts on it.
+request → plan → validate → channel rules → authorise (roles scoped to the plan's
+environments) → freeze check → confirm → approve → lock → audit(started) → handler →
+audit(result) → reply.  Each step that changes anything is committed to the audit store
+before the next one acts on it.  A plan with a time phrase becomes a schedule instead
+(bot/scheduling.py); approval cards and outcomes are also announced to the environment's
+ops channels through `self.notify` (bot/notify.py), which knows no chat SDK.
 """
 
 from __future__ import annotations
@@ -17,16 +20,28 @@ from typing import Any, TypeVar
 from bot import observe
 from bot.jobs import Cause, Interruption, JobRegistry
 from bot.metrics import ERRORS, HANDLER_SECONDS, PLAN_SECONDS
-from bot.policy import authorise, lock_targets, protected
+from bot.notify import Notifications
+from bot.policy import (
+    approvers,
+    channel_refusal,
+    check,
+    lock_targets,
+    protected,
+    roles_for,
+    targets_of,
+    unknown_channel_commands,
+)
 from bot.ratelimit import RateLimiter
 from bot.redaction import redact_reply
-from bot.request import Action, Actor, Button, Decision, Notice, Reply, Request, Tone
+from bot.request import Action, Actor, Button, Decision, Relay, Reply, Request, Tone
+from bot.scheduling import Scheduling
 from commands.context import Context
 from commands.examples import sample_requests
 from commands.registry import CommandSpec, Registry
 from commands.registry import registry as load_registry
 from infra.backends import Backends
-from infra.config import Config, Role
+from infra.clock import Clock, SystemClock
+from infra.config import Config, ConfigError, Notice, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
@@ -68,10 +83,19 @@ class Engine:
     cancel_wait_s = 30.0
 
     def __init__(self, config: Config, store: AuditStore, backends: Backends | None = None,
-                 registry: Registry | None = None, planner: Planner | None = None) -> None:
+                 registry: Registry | None = None, planner: Planner | None = None,
+                 clock: Clock | None = None) -> None:
         self.config = config
         self.store = store
         self.registry = registry or load_registry(config.inventory.plugins)
+        unknown = unknown_channel_commands(config, self.registry)
+        if unknown:
+            raise ConfigError(f"{config.path}: " + f"\n{config.path}: ".join(unknown)
+                              + "\nFix: use command names from 'help'.")
+        self.clock: Clock = clock or SystemClock()
+        # The ops channels: adapters register how to post there (bot/notify.py).
+        self.notify = Notifications(lambda: self.config)
+        self.schedules = Scheduling(self)
         self.resolver = Resolver(config)
         self.backends = backends or Backends(config)
         self.planner = planner or Planner(config, self.registry, self.resolver, backends=self.backends,
@@ -127,12 +151,27 @@ class Engine:
         return {"command": row.command, "args": row.args, "actor": row.actor, "source": row.source,
                 "text": row.text}
 
+    async def _create(self, req: Request, row: RequestRow, *events: tuple[str, dict[str, Any]]) -> RequestRow:
+        """Commit a new request row with its `requested` event (and any after it); tell the caller its id."""
+        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)), *events])
+        if req.on_recorded is not None:
+            req.on_recorded(row.id)
+        return row
+
     async def _refuse(self, req: Request, plan: Plan, reason: str, tone: Tone = Tone.error) -> Reply:
         """Record a request that will not run (requested + refused, one transaction) and say why."""
         row = self._row(req, plan, Status.refused, reason=reason)
-        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
-                                                (Status.refused, {"reason": reason})])
+        await self._create(req, row, (Status.refused, {"reason": reason}))
         return Reply(reason, tone=tone, request_id=row.id)
+
+    async def refuse(self, req: Request, reason: str, attempted: str | None = None) -> Reply:
+        """Audit a request refused before it could be read (the HTTP API's bad bodies and tokens)."""
+        with observe.scope(req.correlation_id, req.actor.id, req.platform, req.channel, attempted):
+            plan = Plan.unknown(reason, source=req.route, attempted=attempted)
+            try:
+                return redact_reply(self.redactor, await self._refuse(req, plan, reason))
+            except DatabaseUnavailable as exc:
+                return self._unavailable(exc)
 
     def _error(self, text: str, rid: str | None = None) -> Reply:
         return Reply(text, tone=Tone.error, request_id=rid)  # masked with the reply at handle()/act()
@@ -172,16 +211,20 @@ class Engine:
             return Plan.unknown(f"That message is too long ({len(req.text)} characters; "
                                 f"the limit is {limit}). Send the command alone.", attempted=attempted)
         if req.command:
-            raw = Plan(req.command, dict(req.args or {}), source="slash")
+            raw = Plan(req.command, dict(req.args or {}), source=req.route, when=req.when)
         else:
             began = time.perf_counter()
             raw = await self.planner.plan(req.text, channel=req.channel, thread=req.thread,
-                                          actor=req.actor.id)
+                                          actor=req.actor.id, use_llm=None if req.allow_llm else False)
             PLAN_SECONDS.labels(raw.source or "unknown").observe(time.perf_counter() - began)
         # Model and thread plans: every target must be in the user's words (now or earlier in the thread).
         plan = validate(raw, self.resolver, self.registry, text=" ".join(filter(None, (req.text, raw.context))),
                         default_env=self.config.default_env(req.channel),
                         require_mentioned=raw.source in INFERRED)
+        if raw.when is not None:
+            plan.when = raw.when
+            if raw.when.problem and plan.clarify is None:
+                plan = Plan(None, plan.args, plan.source, raw.when.problem, 0.0, plan.command)
         observe.note(command=plan.command or plan.attempted)
         return plan
 
@@ -191,10 +234,14 @@ class Engine:
             return await self._unresolved(req, plan)
         assert plan.command is not None
         spec = self.registry[plan.command]
-        roles = self.config.roles_of(req.actor.id)
-        denied = authorise(spec, roles)
+        # Where it was asked, and whether this person may do it there: the same on every route.
+        denied = (channel_refusal(self.config, req.channel, spec.name, plan.args)
+                  or check(self.config, spec, req.actor.id, plan.args))
         if denied:
             return await self._refuse(req, plan, denied)
+        roles = roles_for(self.config, req.actor.id, plan.args)
+        if plan.when is not None:
+            return await self.schedules.propose(req, plan, spec, roles)
         if not spec.changes:
             return await self._run_read(req, plan, spec, roles)
         return await self._propose_change(req, plan, spec)
@@ -236,8 +283,7 @@ class Engine:
     async def _run_read(self, req: Request, plan: Plan, spec: CommandSpec,
                         roles: frozenset[Role]) -> Reply:
         row = self._row(req, plan, Status.started)
-        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
-                                                (Status.started, {})])
+        await self._create(req, row, (Status.started, {}))
         return await self._invoke(req, spec, plan.args, row.id, roles, req.actor)
 
     async def _invoke(self, req: Request, spec: CommandSpec, args: dict[str, Any], rid: str,
@@ -361,7 +407,7 @@ class Engine:
             # The audit log keeps arguments redacted, so such a plan could never match its hash later.
             frozen = ("An argument of that request looks like a secret (a token, key or password); "
                       "I won't store or run it. Leave the secret out and ask again.")
-        roles = self.config.roles_of(req.actor.id)
+        roles = roles_for(self.config, req.actor.id, plan.args)
         if not frozen:
             limited = await self._db(self.limiter.check, spec, req.actor.id, req.channel, roles)
             frozen = limited.message(req.channel or "") if limited else None
@@ -380,23 +426,29 @@ class Engine:
                 return await self._refuse(req, plan, str(exc))
         if confirming:
             row = self._row(req, plan, Status.awaiting_confirmation, plan_hash=digest, expires_at=expires)
-            await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
-                                                    (Status.awaiting_confirmation,
-                                                     {"plan_hash": digest, "preview": shown(lines)})])
+            await self._create(req, row, (Status.awaiting_confirmation,
+                                          {"plan_hash": digest, "preview": shown(lines)}))
             note = " It needs an approver's OK after that (protected target)." if needs_approval else ""
             return Reply(f"I understood: {describe(spec, plan.args)}. Run it?{note}",
                          tone=Tone.question, title="Confirm", fields=self._card(spec, plan.args, lines),
                          buttons=[Button("Run it", Action.confirm, row.id, digest, "primary"),
                                   Button("Cancel", Action.cancel, row.id, digest)],
                          request_id=row.id, private=True)
+        approved_by = await self.schedules.preapproved(req, digest) if needs_approval else None
+        if approved_by is not None:
+            # A run of a schedule approved when it was scheduled (bound to this plan hash).
+            row = self._row(req, plan, Status.approved, plan_hash=digest, approver=approved_by,
+                            schedule_id=req.schedule)
+            await self._create(req, row, (Status.approved, {"plan_hash": digest, "schedule": req.schedule,
+                                                             "approved_when_scheduled": True}))
+            return await self._execute(req, row, roles, (Status.approved,))
         if needs_approval:
-            row = self._row(req, plan, Status.pending_approval, plan_hash=digest, expires_at=expires)
-            await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)),
-                                                    (Status.pending_approval,
-                                                     {"plan_hash": digest, "preview": shown(lines)})])
-            return self._approval_card(spec, row, lines)
-        row = self._row(req, plan, Status.requested, plan_hash=digest)
-        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row))])
+            row = self._row(req, plan, Status.pending_approval, plan_hash=digest, expires_at=expires,
+                            schedule_id=req.schedule)
+            await self._create(req, row, (Status.pending_approval, {"plan_hash": digest, "preview": shown(lines)}))
+            return await self._approval_card(req, spec, row, lines)
+        row = self._row(req, plan, Status.requested, plan_hash=digest, schedule_id=req.schedule)
+        await self._create(req, row)
         return await self._execute(req, row, roles, (Status.requested,))
 
     def _card(self, spec: CommandSpec, args: dict[str, Any], lines: list[str]) -> list[tuple[str, str]]:
@@ -408,35 +460,41 @@ class Engine:
             fields.append(("What will happen", "\n".join(lines)))
         return fields
 
-    def approvers(self, requester: str) -> list[str]:
-        """Who may approve a request of `requester`: every other configured approver."""
-        return [u for u in self.config.inventory.users
-                if u != requester and Role.approver in self.config.roles_of(u)]
+    def approvers(self, requester: str, args: dict[str, Any] | None = None) -> list[str]:
+        """Who may approve a request of `requester` on these targets: every other approver in scope."""
+        return approvers(self.config, requester, args or {})
 
-    def _approval_card(self, spec: CommandSpec, row: RequestRow, lines: list[str]) -> Reply:
+    async def _approval_card(self, req: Request, spec: CommandSpec, row: RequestRow, lines: list[str]) -> Reply:
         mins = self.config.inventory.approvals.expiry_minutes
-        who = self.approvers(row.actor)
-        may = ", ".join(who) if who else ("nobody: no other user has the approver role in the config; "
+        who = self.approvers(row.actor, row.args)
+        may = ", ".join(who) if who else ("nobody: no other user has the approver role for this in the config; "
                                           f"{row.actor} can withdraw it ('withdraw {row.id}')")
-        return Reply(
-            f"{describe(spec, row.args)} targets a protected system and needs approval from another "
-            f"approver. Request {row.id} waits {mins} minutes: 'approve {row.id}' or 'deny {row.id}'; "
-            f"{row.actor} can take it back with 'withdraw {row.id}'.",
+        when = await self.schedules.when_of(row)
+        card = Reply(
+            f"{describe(spec, row.args)}{when and f' ({when})'} targets a protected system and needs approval "
+            f"from another approver. Request {row.id} waits {mins} minutes: 'approve {row.id}' or "
+            f"'deny {row.id}'; {row.actor} can take it back with 'withdraw {row.id}'.",
             tone=Tone.pending, title=f"Approval needed: {row.id}",
-            fields=[*self._card(spec, row.args, lines), ("Requested by", row.actor), ("Who may approve", may)],
+            fields=[*self._card(spec, row.args, lines), *([("When", when)] if when else []),
+                    ("Requested by", row.actor), ("Who may approve", may)],
             buttons=[Button("Approve", Action.approve, row.id, row.plan_hash or "", "primary"),
                      Button("Deny", Action.deny, row.id, row.plan_hash or "", "danger"),
                      Button("Withdraw", Action.withdraw, row.id, row.plan_hash or "")],
             request_id=row.id, mentions=who)
+        # The environment's ops channel sees every approval card too (not twice where it was asked).
+        self.notify.announce(Notice.approvals, targets_of(self.config, row.args),
+                             redact_reply(self.redactor, card), besides=req.channel)
+        return card
 
     async def _execute(self, req: Request, row: RequestRow, roles: frozenset[Role],
-                       from_status: tuple[Status, ...], actor: Actor | None = None) -> Reply:
+                       from_status: tuple[Status, ...], actor: Actor | None = None,
+                       shown_in: str | None = None) -> Reply:
         """Take the locks, mark started (committed), run, record the result."""
         actor = actor or req.actor
         assert row.command is not None
         spec = self.registry[row.command]
         # The requester's roles as configured now: a role taken away while a request waited counts.
-        denied = authorise(spec, roles)
+        denied = check(self.config, spec, row.actor, row.args)
         if denied:
             await self._db(self.store.transition, row.id, from_status, Status.refused, actor.id,
                            {"reason": denied}, reason=denied)
@@ -446,6 +504,8 @@ class Engine:
             await self._db(self.store.transition, row.id, from_status, Status.failed, actor.id,
                            {"error": msg}, error=msg)
             return self._error(msg, row.id)
+        if await self.schedules.is_scheduling(row):
+            return await self.schedules.arm(row, from_status, actor)
         targets = lock_targets(self.config, row.args) if spec.backend else []
         frozen = await self._frozen(spec, targets)
         if frozen:
@@ -470,11 +530,43 @@ class Engine:
                              tone=Tone.info, request_id=row.id)
             run_req = Request(actor=req.actor, text=row.text, platform=req.platform,
                               channel=req.channel, thread=req.thread,
-                              correlation_id=row.correlation_id, on_progress=req.on_progress)
-            return await self._invoke(run_req, spec, row.args, row.id, roles, actor, await self._card_shown(row.id))
+                              correlation_id=row.correlation_id, on_progress=req.on_progress,
+                              schedule=req.schedule, scheduled_for=req.scheduled_for)
+            reply = await self._invoke(run_req, spec, row.args, row.id, roles, actor,
+                                       await self._card_shown(row.id))
         finally:
             if targets:
                 await self._release(row.id)
+        self._announce_outcome(spec, row.id, reply, besides=(req.channel, shown_in))
+        return reply
+
+    def _announce_outcome(self, spec: CommandSpec, rid: str, reply: Reply,
+                          besides: tuple[str | None, ...] = ()) -> None:
+        """Post a change's outcome to its environments' ops channels (not where it is already shown).
+
+        In the background: the reply never waits for a chat platform, and a database or platform
+        error there is logged, never mistaken for the request's own outcome.
+        """
+        self.notify.spawn(self._post_outcome(spec, rid, reply, besides))
+
+    async def _post_outcome(self, spec: CommandSpec, rid: str, reply: Reply, besides: tuple[str | None, ...]) -> None:
+        try:
+            row = await self._db(self.store.get, rid)
+        except DatabaseUnavailable as exc:
+            log.warning("outcome of %s not announced: %s", rid, exc)
+            return
+        if row is None or row.command is None:
+            return
+        envs = targets_of(self.config, row.args)
+        targets = [t for t in self.notify.targets(envs, Notice(spec.notice)) if t.qualified not in besides]
+        if not targets:
+            return
+        fields = [("Requested by", row.actor)]
+        if row.approver:
+            fields.append(("Approved by", row.approver))
+        notice = Reply(reply.text[:1500], tone=reply.tone,
+                       title=f"{describe(spec, row.args)}: {row.status}"[:140], fields=fields, request_id=rid)
+        await self.notify.post_all(targets, redact_reply(self.redactor, notice))
 
     async def _card_shown(self, rid: str) -> list[str] | None:
         """The preview lines of the last card a person saw for this request (None: no card)."""
@@ -514,11 +606,18 @@ class Engine:
 
     async def _act(self, action: str, rid: str, actor: Actor, digest: str, reason: str | None,
                    req: Request) -> Decision:
+        if action == "run":
+            return Decision(await self.schedules.suggested(rid, digest, actor, req), applied=True)
         row = await self._db(self.store.get, rid)
         if row is None:
             return Decision(self._error(f"There is no request {rid}."))
         status = Status(row.status)
-        roles = self.config.roles_of(actor.id)
+        roles = roles_for(self.config, actor.id, row.args)
+        if action in ("approve", "deny"):
+            # A decision is taken in a channel that takes its environment (the channel's `envs`).
+            elsewhere = channel_refusal(self.config, req.channel, row.command or "", row.args, envs_only=True)
+            if elsewhere:
+                return self._unmoved(self._error(elsewhere, rid), row)
         expires = aware(row.expires_at)
         if status in PENDING and expires and expires <= utcnow():
             moved = await self._db(self.store.transition, rid, PENDING, Status.expired, "system",
@@ -554,6 +653,9 @@ class Engine:
             denied = Reply(f"Denied {rid} ({row.command} for {row.actor}) by {actor.id}; nothing was "
                            "changed." + (f" Reason: {why}" if why else ""), tone=Tone.warning,
                            request_id=rid, mentions=[row.actor], mention_label="Requested by")
+            spec_denied = self.registry.get(row.command or "")
+            if spec_denied is not None:
+                self._announce_outcome(spec_denied, rid, denied, besides=(req.channel, row.channel))
             return Decision(self._tell_requester(denied, row, req), applied=True, status=Status.denied)
         assert row.command is not None
         if plan_hash(row.command, row.args) != row.plan_hash:
@@ -565,8 +667,9 @@ class Engine:
             return await self._already(rid)
         run_as = Request(actor=Actor(row.actor), text=row.text, platform=row.platform,
                          channel=row.channel, thread=row.thread, correlation_id=row.correlation_id,
-                         on_progress=req.on_progress)
-        result = await self._execute(run_as, moved, self.config.roles_of(row.actor), (Status.approved,), actor)
+                         on_progress=req.on_progress, schedule=row.schedule_id)
+        result = await self._execute(run_as, moved, roles_for(self.config, row.actor, row.args),
+                                     (Status.approved,), actor, shown_in=req.channel)
         return await self._applied(self._told(result, f"Approved by {actor.id}", row, req), rid)
 
     def _told(self, result: Reply, decision: str, row: RequestRow, req: Request) -> Reply:
@@ -586,7 +689,7 @@ class Engine:
         """When a request is decided (or stopped) away from where it was asked, say so there too."""
         if row.channel and req.channel and (row.channel, row.thread) != (req.channel, req.thread):
             lines = [reply.text, *(f"{k}: {v}" for k, v in reply.fields if k == "Decision")]
-            reply.notices.append(Notice(row.channel, row.thread, Reply(
+            reply.relays.append(Relay(row.channel, row.thread, Reply(
                 "\n".join(lines), tone=reply.tone, title=reply.title, request_id=row.id,
                 mentions=[row.actor], mention_label="Requested by")))
         return reply
@@ -643,7 +746,7 @@ class Engine:
                                   request_id=row.id), applied=True, status=Status.cancelled)
         assert row.command is not None
         spec = self.registry[row.command]
-        if spec.approval and protected(self.config, row.args):
+        if spec.approval and protected(self.config, row.args) and await self.schedules.approve_now(row):
             try:
                 lines = await self._preview(req, spec, row.args, roles)
             except CannotSucceed as exc:
@@ -658,7 +761,7 @@ class Engine:
                                    actor.id, {"plan_hash": row.plan_hash, "preview": shown(lines)})
             if moved is None:
                 return await self._already(row.id)
-            return Decision(self._approval_card(spec, moved, lines), applied=True,
+            return Decision(await self._approval_card(req, spec, moved, lines), applied=True,
                             status=Status.pending_approval)
         moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.requested, actor.id,
                                {"confirmed": True})

@@ -48,6 +48,12 @@ JOBS_RUNNING = Gauge("chatops_jobs_running", "Command handlers running in this p
                      registry=REGISTRY)
 JOBS_INTERRUPTED = Counter("chatops_jobs_interrupted_total", "Jobs cut off by a shutdown after the grace "
                            "period", registry=REGISTRY)
+ALERTS_RECEIVED = Counter("chatops_alerts_received_total", "Alertmanager notifications received, by the "
+                          "group's status (firing, resolved)", ["status"], registry=REGISTRY)
+SCHEDULE_RUNS = Counter("chatops_schedule_runs_total", "Scheduled occurrences taken by this process, by "
+                        "outcome (the run's audit status, or missed)", ["outcome"], registry=REGISTRY)
+API_REQUESTS = Counter("chatops_api_requests_total", "HTTP API calls, by endpoint and answer code",
+                       ["endpoint", "code"], registry=REGISTRY)
 UP = Gauge("chatops_accepting_requests", "1 while this process accepts new requests, 0 while it shuts down",
            registry=REGISTRY)
 
@@ -77,6 +83,17 @@ class AuditCollector(Collector):
         pending = GaugeMetricFamily("chatops_pending_approvals", "Requests waiting for an approver")
         pending.add_metric([], counts.get(Status.pending_approval, 0))
         yield pending
+        try:
+            from infra.db.events import oldest_age_s
+
+            oldest = oldest_age_s(self.store, Status.pending_approval)
+        except Exception as exc:
+            log.warning("metrics: could not read the oldest pending approval: %s", exc)
+            oldest = None
+        age = GaugeMetricFamily("chatops_pending_approval_oldest_seconds",
+                                "Age of the oldest request waiting for an approver (0 when none waits)")
+        age.add_metric([], oldest or 0.0)
+        yield age
         open_ = GaugeMetricFamily("chatops_requests_open", "Requests not yet final, by status", labels=["status"])
         for status in (*PENDING, Status.requested, Status.approved, Status.started):
             open_.add_metric([status], counts.get(status, 0))

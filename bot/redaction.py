@@ -32,7 +32,7 @@ def redact_reply(r: Redactor, reply: Reply) -> Reply:
                           r.text(t.title)) for t in reply.tables]
     reply.buttons = [replace(b, label=r.text(b.label)) for b in reply.buttons]
     reply.attachments = [redact_attachment(r, a) for a in reply.attachments]
-    reply.notices = [replace(n, reply=redact_reply(r, n.reply)) for n in reply.notices]
+    reply.relays = [replace(n, reply=redact_reply(r, n.reply)) for n in reply.relays]
     return reply
 
 

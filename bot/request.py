@@ -9,10 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.status import Status
+
+if TYPE_CHECKING:
+    from llm.when import WhenPhrase
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,18 @@ class Request:
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     # Adapters that can edit a message pass a sink; progress replies go there.
     on_progress: ProgressSink | None = None
+    # The plan's source for structured requests (slash, api, schedule, alert).
+    route: str = "slash"
+    # False: the language model never reads this text (the HTTP API: automation gets the
+    # deterministic grammar or structured commands, never a model's guess).
+    allow_llm: bool = True
+    # When a structured request is to run later (the HTTP API's `when`); text says it in words.
+    when: WhenPhrase | None = None
+    # Set for a run of a schedule: its id and the occurrence it is.
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
+    # Called with the request id as soon as its audit row is committed (the API answers 202 then).
+    on_recorded: Callable[[str], None] | None = None
 
 
 class Tone(StrEnum):
@@ -78,18 +94,19 @@ class Action(StrEnum):
     approve = "approve"
     deny = "deny"
     withdraw = "withdraw"
+    run = "run"  # ask for a plan the bot suggested (an alert's button), as the person who clicked
 
     @property
     def past(self) -> str:
         """"approved", "withdrawn": for "Approved by bob" notes on a card."""
         return {"confirm": "confirmed", "cancel": "cancelled", "approve": "approved", "deny": "denied",
-                "withdraw": "withdrawn"}[self.value]
+                "withdraw": "withdrawn", "run": "asked"}[self.value]
 
 
 @dataclass(frozen=True)
 class Button:
     label: str
-    action: str  # an Action
+    action: str  # an Action (confirm | cancel | approve | deny | withdraw | run: a suggested plan, by its id)
     request_id: str
     plan_hash: str = ""
     style: str = "default"  # primary | danger | default
@@ -126,7 +143,7 @@ class Reply:
     mention_label: str = "Approvers"
     # Short messages for other conversations (the requester's thread, when a decision is made
     # somewhere else); adapters of that platform post them, the others leave them.
-    notices: list[Notice] = field(default_factory=list)
+    relays: list[Relay] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -134,7 +151,7 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Notice:
+class Relay:
     """A reply for another place: `channel` and `thread` as in `Request` (`slack:C123`, a thread ts)."""
 
     channel: str

@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from bot.app import App
+from bot.notify import ManagedPoster
 from bot.ops_http import OpsServer, start_ops_server
+from bot.scheduling import Scheduler
 
 log = logging.getLogger("chatops.serve")
 
@@ -44,16 +46,29 @@ class AdapterFailed(Exception):
 async def serve_app(app: App, adapters: Sequence[tuple[str, AdapterServe]], *, http: bool = False,
                     port: int = 3000, metrics: tuple[str, int] | None = None,
                     grace_s: float = DEFAULT_GRACE_S, stop: asyncio.Event | None = None,
-                    signals: bool = True, on_ready: Callable[[OpsServer | None], None] | None = None) -> None:
-    """Run `adapters` until `stop` is set (or a signal arrives), then shut down gracefully."""
+                    signals: bool = True, on_ready: Callable[[OpsServer | None], None] | None = None,
+                    posters: Sequence[ManagedPoster] = (), schedules: bool = True) -> None:
+    """Run `adapters` until `stop` is set (or a signal arrives), then shut down gracefully.
+
+    `posters` reach the ops channels of platforms whose adapter does not run here (the API alone
+    still posts approval cards to Slack and Discord); `schedules` runs the schedule loop.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     server: OpsServer | None = None
     failure: BaseException | None = None
+    started: list[ManagedPoster] = []
+    ticking: asyncio.Task[None] | None = None
     try:
         for row in await app.engine.start():
             log.warning("request %s (%s) was interrupted by an earlier stop", row.id, row.command)
+        for poster in posters:
+            await poster.start()
+            started.append(poster)
+            app.engine.notify.register(poster)
+        if schedules:
+            ticking = asyncio.create_task(Scheduler(app.engine).run(stop), name="schedules")
         if metrics is not None:
             server = await start_ops_server(app, *metrics)
         if signals:
@@ -73,12 +88,20 @@ async def serve_app(app: App, adapters: Sequence[tuple[str, AdapterServe]], *, h
             elif task is not stopper:
                 log.warning("adapter %s ended; stopping", tasks[task])
         stop.set()
+        if ticking is not None:
+            await asyncio.wait([ticking], timeout=ADAPTER_CLOSE_S)
         cut = await app.engine.shutdown(grace_s)
         if cut:
             log.warning("recorded %d job(s) as interrupted: %s", len(cut), ", ".join(cut))
         await _close_adapters(tasks)
         stopper.cancel()
+        await app.engine.notify.drain(timeout=ADAPTER_CLOSE_S)
     finally:
+        if ticking is not None and not ticking.done():
+            ticking.cancel()
+        for poster in started:
+            with contextlib.suppress(Exception):
+                await poster.close()
         for sig in installed:
             loop.remove_signal_handler(sig)
         if server is not None:

@@ -85,6 +85,11 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
+    scope = ctx.config.scoped(ctx.actor.id)
+    if scope is not None:
+        elsewhere = ", ".join(sorted(r.value for r in ctx.config.roles_of(ctx.actor.id, frozenset({"*"})))) or "none"
+        fields.append(("Only on", ", ".join(scope) or "no environment"))
+        fields.append(("Elsewhere", elsewhere))
     default = ctx.config.default_env(ctx.request.channel)
     if default:
         fields.append(("Channel default environment", default))
@@ -130,6 +135,7 @@ async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("lock", summary="freeze changes to an environment", args=(ENV, REASON), changes=True,
          role="admin", confirm=False, approval=False, examples=("lock prod release freeze",),
          words=("freeze",),
+         notice="freezes",
          phrasing=Phrasing(verbs=("lock", "freeze", "lock down", "block changes", "code freeze", "change freeze"),
                            nouns=("freeze", "code freeze", "change freeze", "lock"),
                            past=("locked", "froze", "frozen")))
@@ -145,6 +151,7 @@ async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("unlock", summary="lift a freeze", args=(ENV,), changes=True, role="admin", confirm=False,
          approval=False, examples=("unlock prod",), words=("unfreeze",),
+         notice="freezes",
          phrasing=Phrasing(verbs=("unlock", "unfreeze", "thaw", "unblock"),
                            object_verbs=("end", "lift", "remove", "clear", "stop", "cancel", "undo", "release",
                                          "drop", "call off", "unlock"),
@@ -161,6 +168,7 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("approve", summary="approve a pending request (by its id)", args=(REQUEST,), changes=True,
          role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",),
+         schedulable=False,
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
                            object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
                            past=("approved", "signed off")))
@@ -171,6 +179,7 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("deny", summary="deny a pending request", args=(REQUEST, REASON), changes=True,
          role="approver", confirm=False, approval=False,
          examples=("deny r-1a2b3c4d not during the demo",), words=("reject",),
+         schedulable=False,
          phrasing=Phrasing(verbs=("deny", "reject", "decline", "veto", "refuse", "nack"),
                            object_verbs=("deny", "reject", "decline", "veto", "refuse", "nack"), objects=("*",),
                            past=("denied", "rejected", "declined", "vetoed")))
@@ -182,7 +191,7 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("withdraw", summary="take back your own request while it waits for approval or confirmation",
          args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
          examples=("withdraw r-1a2b3c4d", "withdraw r-1a2b3c4d asked for the wrong snapshot"),
-         words=("retract",), slash=False)  # the approval card's Withdraw button, or /ops ask
+         words=("retract",), slash=False, schedulable=False)  # the approval card's Withdraw button, or /ops ask
 async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only the requester can withdraw (the engine checks); the request ends as `withdrawn`, nothing runs."""
     return await ctx.engine.act(Action.withdraw, args["request"], ctx.actor, reason=args.get("reason"),
@@ -191,7 +200,7 @@ async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("cancel", summary="stop a change while it runs (its requester, an approver or an admin)",
          args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
-         examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"))
+         examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"), schedulable=False)
 async def cancel(ctx: Context, args: dict[str, Any]) -> Reply:
     """The run is stopped where it is and recorded as interrupted, naming who cancelled it.
 
@@ -222,7 +231,7 @@ def _plan(ctx: Context, row: RequestRow) -> str:
 
 
 @command("pending", summary="what waits for your approval, and your own requests that wait",
-         examples=("pending",), words=("approvals", "pending approvals"))
+         examples=("pending",), words=("approvals", "pending approvals"), schedulable=False)
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
     await asyncio.to_thread(ctx.store.expire_due)

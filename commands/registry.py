@@ -32,6 +32,7 @@ class Kind(StrEnum):
     word = "word"  # a single token such as a snapshot name or git ref
     text = "text"  # the rest of the line
     request = "request"
+    schedule = "schedule"
     user = "user"
     command = "command"
     status = "status"
@@ -123,8 +124,14 @@ class CommandSpec:
     backend: str | None = None
     details: str = ""
     preview: Preview | None = None
-    # Its own typed slash subcommand (Discord allows 25 under /ops); every command stays
-    # reachable in plain text and through `/ops ask` either way.
+    # What its outcome is announced as in the ops channel (infra.config.Notice): outcomes, freezes.
+    notice: str = "outcomes"
+    # Whether "... at 22:00" / "... every night" may schedule it.
+    schedulable: bool = True
+    # Offered as a button on an alert whose labels fill its arguments (status, logs, restart).
+    on_alert: bool = False
+    # A typed `/ops NAME` subcommand on Discord (which allows 25 per level, see discord_slash); every
+    # command stays reachable in plain text and through `/ops ask` either way.
     slash: bool = True
     phrasing: Phrasing = field(default_factory=Phrasing)
 
@@ -212,7 +219,7 @@ class Registry:
 REGISTRY = Registry()
 
 _MODULES = ("commands.admin", "commands.audit", "commands.stacks", "commands.services",
-            "commands.vms", "commands.gpu")
+            "commands.vms", "commands.gpu", "commands.schedules")
 ENTRY_POINTS = "chatops.commands"
 _loaded = False
 _plugins: set[str] = set()
@@ -225,7 +232,8 @@ class PluginError(Exception):
 def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: bool = False,
             examples: tuple[str, ...] = (), words: tuple[str, ...] = (), role: str | None = None,
             confirm: bool | None = None, approval: bool = True, backend: str | None = None,
-            details: str = "", preview: Preview | None = None, slash: bool = True,
+            details: str = "", preview: Preview | None = None, notice: str = "outcomes",
+            schedulable: bool = True, on_alert: bool = False, slash: bool = True,
             phrasing: Phrasing | None = None,
             registry: Registry | None = None) -> Callable[[Handler], Handler]:
     """Declare a command; the handler is returned unchanged so it stays testable."""
@@ -235,7 +243,8 @@ def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: boo
             name=name, summary=summary, handler=fn, args=args, changes=changes,
             examples=examples, words=words, role=role,
             confirm=changes if confirm is None else confirm, approval=approval,
-            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview, slash=slash,
+            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview,
+            notice=notice, schedulable=schedulable, on_alert=on_alert, slash=slash,
             phrasing=phrasing or Phrasing()))
         return fn
 

@@ -25,6 +25,7 @@ MAX_LOG_BYTES = 2_000_000
 
 @command("status", summary="services of a stack (or all stacks) on an environment: state, health, uptime, image",
          args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"),
+         on_alert=True,
          phrasing=Phrasing(
              nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up"),
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
@@ -131,6 +132,7 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
 @command("restart", summary="restart a service's containers", args=(SERVICE, ENV, STACK_KV),
          changes=True, backend="docker", preview=with_llm_guard("restart"),
          examples=("restart n8n on dev", "restart nginx prod"),
+         on_alert=True,
          phrasing=Phrasing(
              verbs=("restart", "restarts", "restarting", "re-start", "bounce", "kick", "cycle", "recycle",
                     "power cycle", "reboot", "relaunch", "give it a kick", "kick over", "knock over"),
@@ -182,6 +184,7 @@ async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[
                Arg("since", Kind.duration, required=False, positional=False,
                    help="15m, 2h, 1d or an ISO date")),
          backend="docker", examples=("logs nginx live tail=200 since=30m", "logs n8n dev"),
+         on_alert=True,
          phrasing=Phrasing(
              nouns=("logs", "log", "logfile", "log output", "tail", "log lines", "journal", "logging", "lines"),
              hints=("errors", "output", "saying", "complaining", "write", "wrote", "writing", "printed",

@@ -36,18 +36,24 @@ from infra.proxmox import (
     guest_of,
 )
 
-MARKER = re.compile(r"\[chatops (?:(?P<kind>checkpoint) )?request=(?P<rid>[\w-]+) by=(?P<actor>[^\s\]]+)\]")
+MARKER = re.compile(r"\[chatops (?:(?P<kind>checkpoint|scheduled) )?(?:schedule=(?P<sid>[\w-]+) )?"
+                    r"request=(?P<rid>[\w-]+) by=(?P<actor>[^\s\]]+)\]")
 # Checkpoints taken before this bot marked them as such: their generated names say so.
 OLD_CHECKPOINT = re.compile(r"^predeploy-\d{8}-\d{6}-")
 CHECKPOINT = "checkpoint"
+SCHEDULED = "scheduled"
 TRUE_WORDS = frozenset({"yes", "y", "true", "on", "1", "ram", "with-ram"})
 FALSE_WORDS = frozenset({"no", "n", "false", "off", "0"})
 MAX_DESCRIPTION = 200
 
 
 # -- helpers ----------------------------------------------------------------
-def marker(request_id: str, actor: str, checkpoint: bool = False) -> str:
-    kind = f"{CHECKPOINT} " if checkpoint else ""
+def marker(request_id: str, actor: str, checkpoint: bool = False, series: str | None = None) -> str:
+    """What the bot writes into a snapshot's description: who asked, and whether retention may prune it.
+
+    `checkpoint`: taken before a deploy; `series`: a schedule's unnamed run (`scheduled schedule=ID`).
+    """
+    kind = f"{CHECKPOINT} " if checkpoint else f"{SCHEDULED} schedule={series} " if series else ""
     return f"[chatops {kind}request={request_id} by={actor}]"
 
 
@@ -59,6 +65,18 @@ def is_checkpoint(snap: Snapshot) -> bool:
     """One of the bot's automatic checkpoints: the only snapshots retention may delete."""
     m = made_by_bot(snap)
     return bool(m and (m.group("kind") == CHECKPOINT or OLD_CHECKPOINT.match(snap.name)))
+
+
+def is_automatic(snap: Snapshot) -> bool:
+    """Taken without a person naming it: a deploy checkpoint or a schedule's run; retention's only prey."""
+    m = made_by_bot(snap)
+    return is_checkpoint(snap) or bool(m and m.group("kind") == SCHEDULED)
+
+
+def in_series(snap: Snapshot, series: str) -> bool:
+    """A snapshot one schedule took under a generated name: pruned among that schedule's own only."""
+    m = made_by_bot(snap)
+    return bool(m and m.group("kind") == SCHEDULED and m.group("sid") == series)
 
 
 def user_description(snap: Snapshot) -> str:
@@ -143,24 +161,27 @@ class Taken:
 
 
 async def take_snapshot(ctx: Context, guest: Guest, name: str, note: str, vmstate: bool = False,
-                        checkpoint: bool = False) -> Taken:
-    """Create a marked snapshot and follow its task; after a checkpoint, apply retention as its own step."""
+                        checkpoint: bool = False, series: str | None = None) -> Taken:
+    """Create a marked snapshot and follow its task; after an automatic one (a checkpoint, or a
+    schedule's unnamed run), apply retention among its own kind as a step of its own."""
     client = _client(ctx)
-    description = " ".join(f"{note} {marker(ctx.request_id or 'none', ctx.actor.id, checkpoint)}".split())
+    mark = marker(ctx.request_id or "none", ctx.actor.id, checkpoint, series)
+    description = " ".join(f"{note} {mark}".split())
     task = await client.create_snapshot(guest, name, description, vmstate=vmstate, progress=ctx.progress)
     pruned: list[str] = []
     error = None
-    if checkpoint:
+    if checkpoint or series:
         pruned, error = await prune(ctx, client, guest, keep=ctx.config.inventory.proxmox.snapshot_retention,
-                                    protect=name)
+                                    protect=name, series=series)
     return Taken(guest, name, vmstate, task, pruned, error)
 
 
-def doomed(snaps: SnapshotList, keep: int, adding: int = 1) -> list[Snapshot]:
-    """The checkpoints retention deletes once `adding` more are taken: the oldest beyond `keep`."""
+def doomed(snaps: SnapshotList, keep: int, adding: int = 1, series: str | None = None) -> list[Snapshot]:
+    """The automatic snapshots retention deletes once `adding` more are taken: the oldest beyond `keep`
+    among the deploy checkpoints, or among one schedule's own (`series`)."""
     if keep <= 0:
         return []
-    ours = [s for s in snaps.snapshots if is_checkpoint(s)]
+    ours = [s for s in snaps.snapshots if (in_series(s, series) if series else is_checkpoint(s))]
     return ours[:max(0, len(ours) + adding - keep)]
 
 
@@ -171,7 +192,7 @@ def named(name: str, lines: list[str]) -> bool:
 
 
 async def prune(ctx: Context, client: ProxmoxClient, guest: Guest, keep: int,
-                protect: str) -> tuple[list[str], str | None]:
+                protect: str, series: str | None = None) -> tuple[list[str], str | None]:
     """Delete the oldest checkpoints beyond `keep`; each deletion is audited.
 
     Only checkpoints the request's card named are deleted (`ctx.card`; a run nobody saw a
@@ -185,7 +206,7 @@ async def prune(ctx: Context, client: ProxmoxClient, guest: Guest, keep: int,
     except CommandError as exc:
         await ctx.progress(f"Retention on {guest.name} skipped: could not list snapshots ({exc}).")
         return [], f"retention skipped: {exc}"
-    excess = [s for s in doomed(snaps, keep, adding=0) if s.name != protect]
+    excess = [s for s in doomed(snaps, keep, adding=0, series=series) if s.name != protect]
     if ctx.card is not None:
         unseen = [s.name for s in excess if not named(s.name, ctx.card)]
         if unseen:
@@ -213,6 +234,10 @@ def _taken_reply(t: Taken) -> Reply:
     lines = [f"Snapshot {t.name} of {t.guest.name} taken"
              + (" with RAM state" if t.vmstate else "") + f" (task exit status {t.task.exitstatus}, "
              f"{t.task.seconds:.0f}s). Restore with: restore {t.guest.name} {t.name}"]
+    if t.pruned:
+        lines.append(f"Retention deleted {', '.join(t.pruned)} (older automatic snapshots of this series).")
+    if t.prune_error:
+        lines.append(f"Retention: {t.prune_error}.")
     return Reply("\n".join(lines), tone=Tone.success, title=f"Snapshot {t.name}",
                  fields=[("VM", t.guest.label), ("Snapshot", t.name), ("Task", t.task.upid)])
 
@@ -230,8 +255,12 @@ async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
         raise CannotSucceed(f"{guest.name} already has a snapshot named '{there.name}' (taken "
                             f"{stamp(there.taken)}); pick another name.")
     name = given or f"{generated_name(ctx.actor.name)} (the time of the run)"
-    return [f"Take snapshot {name} of {guest.label}" + (" with its RAM state" if ram else "") + ".",
-            "Nothing is deleted: snapshots people ask for are kept until someone deletes them."]
+    take = f"Take snapshot {name} of {guest.label}" + (" with its RAM state" if ram else "") + "."
+    keep = ctx.config.inventory.proxmox.snapshot_retention
+    if ctx.request.schedule and not given and keep > 0:
+        return [take, f"Each run keeps the newest {keep} snapshots this schedule took and deletes its older "
+                      "ones; snapshots people name, and the deploy checkpoints, are never touched by it."]
+    return [take, "Nothing is deleted: snapshots people ask for are kept until someone deletes them."]
 
 
 @command("snapshot", summary="create a Proxmox snapshot (name generated when absent)",
@@ -252,12 +281,16 @@ async def snapshot_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
     """Snapshot a guest; the name defaults to time and requester, the description carries the request id."""
     guest = guest_of(ctx.config, args["vm"])
-    name = checked_name(args["name"]) if args.get("name") else generated_name(ctx.actor.name)
+    # A scheduled run is named after its occurrence ("the 02:00 snapshot"), whenever it started.
+    name = checked_name(args["name"]) if args.get("name") else \
+        generated_name(ctx.actor.name, now=ctx.request.scheduled_for)
     vmstate = parse_flag(args.get("ram"), "ram")
     if vmstate and guest.kind != "qemu":
         raise CannotSucceed(f"{guest.name} is an LXC container: it has no RAM state to save. Leave out ram=.")
     note = str(args.get("description") or "")[:MAX_DESCRIPTION]
-    return _taken_reply(await take_snapshot(ctx, guest, name, note, vmstate))
+    # A schedule's unnamed runs are a series retention keeps short; a name someone gave is kept.
+    series = ctx.request.schedule if not args.get("name") else None
+    return _taken_reply(await take_snapshot(ctx, guest, name, note, vmstate, series=series))
 
 
 @command("snapshots", summary="list a VM's snapshots", args=(VM,), backend="proxmox",
@@ -277,15 +310,16 @@ async def snapshots(ctx: Context, args: dict[str, Any]) -> Reply:
     for s in reversed(snaps.snapshots):  # newest first
         m = made_by_bot(s)
         here = " (current state is based on this)" if s.name == snaps.current_parent else ""
-        made = ("checkpoint" if is_checkpoint(s) else "bot") + f" for {m.group('actor')}" if m else ""
+        kind = "checkpoint" if is_checkpoint(s) else f"schedule {m.group('sid')}" if m and m.group("sid") else "bot"
+        made = f"{kind} for {m.group('actor')}" if m else ""
         rows.append([s.name + here, stamp(s.taken), made,
                      s.parent or "", user_description(s)[:80] + (" [RAM]" if s.vmstate else "")])
     ours = sum(1 for s in snaps.snapshots if made_by_bot(s))
-    auto = sum(1 for s in snaps.snapshots if is_checkpoint(s))
+    auto = sum(1 for s in snaps.snapshots if is_automatic(s))
     keep = ctx.config.inventory.proxmox.snapshot_retention
     text = (f"{len(snaps.snapshots)} snapshot(s) of {guest.label}, {ours} made by the bot, {auto} of them "
-            f"automatic checkpoints (retention keeps {f'the newest {keep}' if keep else 'all'} of those; "
-            "the others stay until someone deletes them).")
+            f"automatic checkpoints (taken before a deploy or by a schedule; retention keeps "
+            f"{f'the newest {keep}' if keep else 'all'} of each kind; the others stay until someone deletes them).")
     return Reply(text, title=f"Snapshots of {guest.name}",
                  tables=[Table(["Snapshot", "Taken", "Made by", "Parent", "Description"], rows)])
 

@@ -15,10 +15,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +46,33 @@ class Role(StrEnum):
     admin = "admin"
 
 
+class Notice(StrEnum):
+    """What the bot posts to an environment's ops channel besides the thread that asked."""
+
+    outcomes = "outcomes"    # every change's result (succeeded, failed, interrupted, denied, expired)
+    approvals = "approvals"  # every approval card
+    freezes = "freezes"      # lock / unlock of an environment
+    alerts = "alerts"        # Alertmanager notifications
+    schedules = "schedules"  # scheduled runs that were missed or refused
+
+
+class ApprovalTime(StrEnum):
+    """When a scheduled change on a protected target is approved."""
+
+    at_schedule = "at_schedule"  # once, when it is scheduled (bound to the plan hash, ends with it)
+    at_run = "at_run"            # at every run, like a change asked for then
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Tags of the two spellings some keys accept; they are dropped from error locations.
+_SHORT, _LONG = "(short form)", "(long form)"
+
+
+def _spelling(value: Any) -> str:
+    return _LONG if isinstance(value, dict) else _SHORT
 
 
 class DockerTLS(_Strict):
@@ -67,6 +101,34 @@ class PortainerTarget(_Strict):
     ca_bundle: str | None = None
 
 
+class NotifyTarget(_Strict):
+    channel: str = Field(min_length=1)
+    events: list[Notice] | None = None  # None: the environment's `events`
+
+
+Target = Annotated[Annotated[str, Tag(_SHORT)] | Annotated[NotifyTarget, Tag(_LONG)], Discriminator(_spelling)]
+
+
+class Notify(_Strict):
+    """An environment's ops channel per platform: `{slack: C0OPS, discord: "1234"}`."""
+
+    slack: Target | None = None
+    discord: Target | None = None
+    events: list[Notice] = Field(default_factory=lambda: list(Notice))
+
+    def targets(self) -> dict[str, NotifyTarget]:
+        """platform → channel (bare id, any `platform:` prefix removed) and the events it takes."""
+        out: dict[str, NotifyTarget] = {}
+        for platform in ("slack", "discord"):
+            value = getattr(self, platform)
+            if value is None:
+                continue
+            target = value if isinstance(value, NotifyTarget) else NotifyTarget(channel=value)
+            channel = target.channel.removeprefix(f"{platform}:")
+            out[platform] = NotifyTarget(channel=channel, events=target.events or self.events)
+        return out
+
+
 class Environment(_Strict):
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
@@ -79,6 +141,8 @@ class Environment(_Strict):
     project_prefix: str = Field("", pattern=r"^[a-z0-9][a-z0-9_-]*$|^$")
     # How long a deploy waits for its services to be running/healthy.
     deploy_timeout_s: float = Field(300.0, gt=0, le=3600)
+    # The ops channel(s) for outcomes, approvals, freezes and alerts (docs/notifications.md).
+    notify: Notify | None = None
 
 
 class Stack(_Strict):
@@ -156,6 +220,61 @@ class LLM(_Strict):
 
 class Channel(_Strict):
     default_env: str | None = None
+    # What the channel accepts; None accepts everything (docs/configuration.md, channels).
+    commands: list[str] | None = None
+    envs: list[str] | None = None
+
+
+class Grant(_Strict):
+    """Roles, optionally only on some environments (`{roles: [operator], envs: [rumpledev]}`)."""
+
+    roles: list[Role]
+    envs: list[str] | None = None  # None: every environment
+
+
+UserRoles = Annotated[Annotated[list[Role], Tag(_SHORT)] | Annotated[Grant, Tag(_LONG)],
+                      Discriminator(_spelling)]
+
+
+class ApiToken(_Strict):
+    """An automation identity `api:NAME`: the token's hash (never the token) and its roles."""
+
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    roles: list[Role] = Field(default_factory=list)
+    envs: list[str] | None = None
+    description: str = ""
+
+
+class Schedules(_Strict):
+    """Scheduled requests (docs/schedules.md)."""
+
+    timezone: str = "UTC"
+    approval: ApprovalTime = ApprovalTime.at_schedule
+    # A run found more than this late (the bot was down at its time) is reported, not run.
+    grace_minutes: float = Field(5.0, gt=0, le=24 * 60)
+    # How often each replica looks for due schedules.
+    tick_seconds: float = Field(15.0, gt=0, le=3600)
+    max_per_user: int = Field(50, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{v}' (use an IANA name such as UTC or Europe/Berlin)") from None
+        return v
+
+
+class Alerts(_Strict):
+    """The Alertmanager receiver: which labels name the environment and the service."""
+
+    env_labels: list[str] = Field(default_factory=lambda: ["env", "environment"])
+    service_labels: list[str] = Field(default_factory=lambda: ["service", "compose_service"])
+    stack_labels: list[str] = Field(default_factory=lambda: ["stack", "compose_project"])
+    max_alerts_shown: int = Field(10, ge=1, le=50)
 
 
 class Approvals(_Strict):
@@ -183,6 +302,15 @@ class AuditRetention(_Strict):
     archive_dir: str | None = None
 
 
+class Api(_Strict):
+    """The HTTP API and webhook receiver (`chatops serve api`, docs/api.md)."""
+
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_alert_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # The longest a caller may ask POST /api/v1/requests to wait for a change's outcome (`wait`).
+    max_wait_s: float = Field(300.0, ge=0, le=3600)
+
+
 class Inventory(_Strict):
     """The validated user-facing configuration (spec section 7)."""
 
@@ -193,9 +321,13 @@ class Inventory(_Strict):
     proxmox: Proxmox = Field(default_factory=Proxmox)
     gpu_hosts: dict[str, GpuHost] = Field(default_factory=dict)
     llm: LLM = Field(default_factory=LLM)
-    users: dict[str, list[Role]] = Field(default_factory=dict)
+    users: dict[str, UserRoles] = Field(default_factory=dict)
     default_roles: list[Role] = Field(default_factory=lambda: [Role.viewer])
     channels: dict[str, Channel] = Field(default_factory=dict)
+    api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
+    schedules: Schedules = Field(default_factory=Schedules)
+    alerts: Alerts = Field(default_factory=Alerts)
+    api: Api = Field(default_factory=Api)
     approvals: Approvals = Field(default_factory=Approvals)
     limits: Limits = Field(default_factory=Limits)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
@@ -303,6 +435,17 @@ class Problem:
         return f"{where}: {key}: {self.message}. Fix: {self.fix}."
 
 
+def _model_in(ann: Any) -> Any:
+    """The pydantic model inside an annotation (`dict[str, X]`, `X | None`, `Annotated[…]`)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in reversed(get_args(ann)):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _allowed_keys(loc: tuple[str, ...]) -> str:
     model: Any = Inventory
     for part in loc[:-1]:
@@ -310,11 +453,7 @@ def _allowed_keys(loc: tuple[str, ...]) -> str:
         if fields is None:
             return ""
         if part in fields:
-            ann = fields[part].annotation
-            inner = getattr(ann, "__args__", None)
-            model = inner[-1] if inner and not hasattr(ann, "model_fields") else ann
-            if inner and len(inner) == 2 and inner[1] is type(None):
-                model = inner[0]
+            model = _model_in(fields[part].annotation)
         # dict values: the key itself is a free name; stay on the value model
     fields = getattr(model, "model_fields", None)
     return ", ".join(sorted(fields)) if fields else ""
@@ -323,7 +462,7 @@ def _allowed_keys(loc: tuple[str, ...]) -> str:
 def _pydantic_problems(err: ValidationError) -> list[Problem]:
     out = []
     for e in err.errors():
-        loc = tuple(str(p) for p in e["loc"])
+        loc = tuple(str(p) for p in e["loc"] if p not in (_SHORT, _LONG))
         fix = _FIXES.get(e["type"], "correct the value")
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc)
@@ -338,6 +477,12 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
 def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
     """Cross-references the schema cannot express: aliases, compose files, names."""
     problems: list[Problem] = []
+
+    def known_envs(path: tuple[str, ...], names: list[str] | None) -> None:
+        for i, env_name in enumerate(names or []):
+            if env_name not in inv.environments:
+                problems.append(Problem((*path, str(i)), f"unknown environment '{env_name}'",
+                                        "use an environment name from 'environments' (not an alias)"))
 
     def unique(section: str, items: dict[str, Any]) -> None:
         seen: dict[str, str] = {}
@@ -377,11 +522,37 @@ def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
             problems.append(Problem(("channels", chan, "default_env"),
                                     f"unknown environment '{cfg.default_env}'",
                                     "use an environment name from 'environments'"))
-    for user in inv.users:
+    for user, entry in inv.users.items():
         if ":" not in user:
             problems.append(Problem(("users", user), "user ids need a platform prefix",
                                     f"write it as 'slack:{user}', 'discord:{user}' or 'console:{user}'"))
+        elif user.startswith("api:"):
+            problems.append(Problem(("users", user), "automation identities are not users",
+                                    "give the token roles under 'api_tokens' (chatops api token create NAME)"))
+        if isinstance(entry, Grant):
+            known_envs(("users", user, "envs"), entry.envs)
+    for chan, cfg in inv.channels.items():
+        known_envs(("channels", chan, "envs"), cfg.envs)
+        if cfg.default_env and cfg.envs is not None and cfg.default_env not in cfg.envs:
+            problems.append(Problem(("channels", chan, "default_env"),
+                                    f"'{cfg.default_env}' is not one of the channel's envs",
+                                    "add it to 'envs' or pick a default among them"))
+    for name, token in inv.api_tokens.items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
+            problems.append(Problem(("api_tokens", name), "token names are 1 to 32 lower-case letters, digits, "
+                                    "'-' or '_'", "rename it (the identity is api:NAME)"))
+        known_envs(("api_tokens", name, "envs"), token.envs)
     return problems
+
+
+def expand(roles: list[Role]) -> frozenset[Role]:
+    """Roles with the ones they imply: admin → all; operator or approver → viewer."""
+    expanded = set(roles)
+    if Role.admin in expanded:
+        expanded |= {Role.operator, Role.approver, Role.viewer}
+    if expanded & {Role.operator, Role.approver}:
+        expanded.add(Role.viewer)
+    return frozenset(expanded)
 
 
 @dataclass(frozen=True)
@@ -426,14 +597,32 @@ class Config:
             out[name] = tuple((data.get("services") or {}).keys())
         return out
 
-    def roles_of(self, user_id: str) -> frozenset[Role]:
-        roles = self.inventory.users.get(user_id, self.inventory.default_roles)
-        expanded = set(roles)
-        if Role.admin in expanded:
-            expanded |= {Role.operator, Role.approver, Role.viewer}
-        if expanded & {Role.operator, Role.approver}:
-            expanded.add(Role.viewer)
-        return frozenset(expanded)
+    def grant(self, user_id: str) -> Grant:
+        """What `users` (or `api_tokens` for `api:NAME`) gives this identity; unknown → default_roles."""
+        platform, _, name = user_id.partition(":")
+        if platform == "api":
+            token = self.inventory.api_tokens.get(name)
+            return Grant(roles=list(token.roles), envs=token.envs) if token else Grant(roles=[])
+        entry = self.inventory.users.get(user_id)
+        if entry is None:
+            return Grant(roles=list(self.inventory.default_roles))
+        return entry if isinstance(entry, Grant) else Grant(roles=list(entry))
+
+    def roles_of(self, user_id: str, envs: frozenset[str] | None = None) -> frozenset[Role]:
+        """The identity's roles for a request touching `envs` (None or empty: one naming no environment).
+
+        A grant scoped to environments counts only when every environment touched is in its
+        list; elsewhere the person has `default_roles`, like someone not listed at all.
+        """
+        grant = self.grant(user_id)
+        roles: list[Role] = list(grant.roles)
+        if grant.envs is not None and envs and not envs <= set(grant.envs):
+            roles = list(self.inventory.default_roles)
+        return expand(roles)
+
+    def scoped(self, user_id: str) -> list[str] | None:
+        """The environments a scoped grant is limited to (None: not limited)."""
+        return self.grant(user_id).envs
 
     def env_protected(self, env: str) -> bool:
         return self.inventory.environments[env].protected

@@ -23,6 +23,10 @@ class Status(StrEnum):
     failed = "failed"
     interrupted = "interrupted"
     withdrawn = "withdrawn"  # the requester took a pending request back
+    # The request became a schedule (its runs are requests of their own).
+    scheduled = "scheduled"
+    # A scheduled run whose time passed while no bot was running: reported, never run late.
+    missed = "missed"
 
     @property
     def final(self) -> bool:
@@ -39,7 +43,8 @@ APPROVABLE: tuple[Status, ...] = (Status.pending_approval,)
 PENDING: tuple[Status, ...] = CONFIRMABLE + APPROVABLE
 # Nothing more happens to these.
 FINAL: tuple[Status, ...] = (Status.succeeded, Status.failed, Status.denied, Status.expired,
-                             Status.cancelled, Status.refused, Status.interrupted, Status.withdrawn)
+                             Status.cancelled, Status.refused, Status.interrupted, Status.withdrawn,
+                             Status.scheduled, Status.missed)
 # Where a request can end up once an approver said yes: `audit status=approved` means any of these
 # with an approver recorded (`approved` itself only lasts until the run starts).
 AFTER_APPROVAL: tuple[Status, ...] = (Status.approved, Status.started, Status.succeeded, Status.failed,
@@ -68,3 +73,12 @@ def status_of(word: str) -> Status | None:
     if key in Status.__members__:
         return Status(key)
     return STATUS_WORDS.get(key)
+
+
+class ScheduleState(StrEnum):
+    """A schedule's own state (the `schedules` table)."""
+
+    proposed = "proposed"    # asked for; waits for its confirmation or approval
+    active = "active"        # runs at `next_run`
+    done = "done"            # a one-off that ran (or was missed)
+    cancelled = "cancelled"  # unscheduled, denied, or its request expired

@@ -6,7 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm.when import WhenPhrase
 
 
 class Outcome(StrEnum):
@@ -41,11 +44,14 @@ class Plan:
     context: str | None = None
     # Set only where the route decided more than the plan's shape says (a refusal); else derived.
     decided: Outcome | None = None
+    # "at 22:00 today", "every night at 02:00": the request is to be scheduled, not run now.
+    when: WhenPhrase | None = None
 
     def __init__(self, command: str | None, args: dict[str, Any] | None = None, source: str = "grammar",
                  clarify: str | None = None, confidence: float = 1.0, attempted: str | None = None,
                  usage: dict[str, float] | None = None, context: str | None = None,
-                 decided: Outcome | None = None, *, outcome: Outcome | None = None) -> None:
+                 decided: Outcome | None = None, when: WhenPhrase | None = None, *,
+                 outcome: Outcome | None = None) -> None:
         self.command = command
         self.args = dict(args or {})
         self.source = source
@@ -55,6 +61,7 @@ class Plan:
         self.usage = usage
         self.context = context
         self.decided = outcome or decided
+        self.when = when
 
     @property
     def outcome(self) -> Outcome:
@@ -69,8 +76,11 @@ class Plan:
         return self.command is not None and self.clarify is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "args": dict(self.args), "source": self.source,
-                "clarify": self.clarify, "confidence": round(self.confidence, 3), "outcome": self.outcome.value}
+        out = {"command": self.command, "args": dict(self.args), "source": self.source,
+               "clarify": self.clarify, "confidence": round(self.confidence, 3), "outcome": self.outcome.value}
+        if self.when is not None:
+            out["when"] = self.when.said
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)

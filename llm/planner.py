@@ -122,6 +122,21 @@ class Planner:
     # -- the route --------------------------------------------------------
     async def plan(self, text: str, *, channel: str | None = None, thread: str | None = None,
                    actor: str | None = None, use_llm: bool | None = None) -> Plan:
+        """The plan for a text; a time phrase ("at 22:00 today") is split off first (llm/when.py)."""
+        from llm.when import split_when
+
+        rest, when = split_when(text)
+        plan = await self._route(rest if when else text, channel=channel, thread=thread, actor=actor,
+                                 use_llm=use_llm)
+        if when is not None:
+            plan.when = when
+            if when.problem and plan.clarify is None:
+                plan.clarify = when.problem
+                plan.attempted = plan.attempted or plan.command
+        return plan
+
+    async def _route(self, text: str, *, channel: str | None, thread: str | None, actor: str | None,
+                     use_llm: bool | None) -> Plan:
         default_env = self.config.default_env(channel)
         several = several_requests(text, self.nl)
         if several is not None:

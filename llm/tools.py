@@ -46,6 +46,8 @@ def arg_schema(arg: Arg, resolver: Resolver, registry: Registry) -> dict[str, An
         return {"type": "string", "enum": registry.names()}
     if arg.kind is Kind.request:
         return {"type": "string", "pattern": "^r-[0-9a-f]{8}$"}
+    if arg.kind is Kind.schedule:
+        return {"type": "string", "pattern": "^s-[0-9a-f]{8}$"}
     if arg.kind in (Kind.word, Kind.duration):
         return {"type": "string", "maxLength": 64}
     if arg.kind is Kind.user:

@@ -14,14 +14,14 @@ from commands.registry import Arg, Kind, Registry
 from infra.status import status_of
 from llm.plan import Plan
 from llm.resolve import Resolver, join_choices
-from llm.values import REQUEST_ID, STATUSES, WORD, normalize_duration
+from llm.values import REQUEST_ID, SCHEDULE_ID, STATUSES, WORD, normalize_duration
 
 _KIND_NOUN = {Kind.env: "environment", Kind.stack: "stack", Kind.service: "service",
               Kind.vm: "VM", Kind.host: "GPU host"}
 MAX_TEXT_ARG = 500
 # Values that pick what is acted on (a snapshot, a git ref, a revision, a request) without being
 # inventory names: an inferred plan may use them only when the user's words contain them.
-SAID_KINDS = frozenset({Kind.word, Kind.request})
+SAID_KINDS = frozenset({Kind.word, Kind.request, Kind.schedule})
 
 
 class Invalid(Exception):
@@ -86,6 +86,11 @@ def coerce(resolver: Resolver, registry: Registry, arg: Arg, value: Any) -> Any:
         v = str(value).strip().lower()
         if not REQUEST_ID.match(v):
             raise Invalid(f"'{value}' is not a request id (they look like r-1a2b3c4d).")
+        return v
+    if arg.kind is Kind.schedule:
+        v = str(value).strip().lower()
+        if not SCHEDULE_ID.match(v):
+            raise Invalid(f"'{value}' is not a schedule id (they look like s-1a2b3c4d; 'schedules' lists them).")
         return v
     if arg.kind is Kind.status:
         status = status_of(str(value))

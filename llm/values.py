@@ -9,6 +9,7 @@ from infra.status import Status
 
 DURATION = re.compile(r"^(\d{1,6})\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|wks)$", re.I)
 REQUEST_ID = re.compile(r"^r-[0-9a-f]{8}$", re.I)
+SCHEDULE_ID = re.compile(r"^s-[0-9a-f]{8}$", re.I)
 WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,63}$")
 STATUSES = tuple(Status)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

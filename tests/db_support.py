@@ -3,17 +3,20 @@ the way the bot writes them (on any schema revision), and reading back what a du
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, Table, create_engine, insert, select, text, update
 
-from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
 from tests.conftest import PG_BASE, ROOT
 
@@ -91,14 +94,42 @@ def own_database() -> Iterator[str]:
         admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def legacy_event_hash(prev: str, seq: int, request_id: str, at: datetime, kind: str, actor: str,
+                      detail: dict[str, Any]) -> str:
+    """An event link as the unkeyed chain of schema 0001–0014 computes it (frozen here on purpose)."""
+    stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    body = json.dumps({"seq": seq, "request": request_id, "at": stamp, "kind": kind, "actor": actor,
+                       "detail": detail}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((prev + body).encode()).hexdigest()
+
+
 def record(store: AuditStore, command: str = "whoami", actor: str = "console:alice") -> str:
-    """A finished read request, written as the engine writes one (works on every schema revision)."""
-    row = RequestRow(id=new_request_id(), actor=actor, platform="console", text=command, source="grammar",
-                     command=command, args={}, changes=False, status="started", correlation_id=uuid.uuid4().hex[:12])
-    store.create(row, [("requested", {"command": command, "args": {}, "actor": actor, "source": "grammar",
-                                      "text": command}), ("started", {})])
-    store.transition(row.id, ("started",), "succeeded", actor, {"result": "ok"}, result="ok")
-    return row.id
+    """A finished read request, written as a bot of the database's own schema version wrote it:
+    only the columns that schema has, events linked as its chain links them. Today's models may
+    have columns an older schema lacks, so this does not go through the ORM."""
+    engine = store.db.engine
+    meta = MetaData()
+    requests = Table("requests", meta, autoload_with=engine)
+    events = Table("audit_events", meta, autoload_with=engine)
+    chain = Table("audit_chain", meta, autoload_with=engine)
+    rid, now = new_request_id(), datetime.now(UTC)
+    row = {"id": rid, "created_at": now, "updated_at": now, "actor": actor, "platform": "console",
+           "text": command, "source": "grammar", "command": command, "args": {}, "changes": False,
+           "status": "succeeded", "result": "ok", "correlation_id": uuid.uuid4().hex[:12]}
+    steps = [("requested", {"command": command, "args": {}, "actor": actor, "source": "grammar", "text": command}),
+             ("started", {}), ("succeeded", {"result": "ok"})]
+    with engine.begin() as c:
+        c.execute(insert(requests).values({k: v for k, v in row.items() if k in requests.c}))
+        head = c.execute(select(chain.c.seq, chain.c.hash).where(chain.c.id == 1).with_for_update()).one()
+        seq, prev = int(head.seq), str(head.hash)
+        for kind, detail in steps:
+            seq += 1
+            link = legacy_event_hash(prev, seq, rid, now, kind, actor, detail)
+            c.execute(insert(events).values(seq=seq, request_id=rid, at=now, kind=kind, actor=actor, detail=detail,
+                                            prev_hash=prev, hash=link))
+            prev = link
+        c.execute(update(chain).where(chain.c.id == 1).values(seq=seq, hash=prev))
+    return rid
 
 
 def ids_in(url: str) -> set[str]:

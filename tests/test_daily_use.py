@@ -277,12 +277,12 @@ async def test_the_requester_hears_the_decision_with_one_outcome_per_line(config
     lines = render(res).splitlines()
     assert lines[0].startswith("✘ rumpleprod is frozen") and lines[1].startswith("  Decision: Approved by")
     assert status(eng, card.request_id) == "refused"
-    assert res.notices == []  # decided where it was asked (the card's place): that place hears it already
+    assert res.relays == []  # decided where it was asked (the card's place): that place hears it already
 
     await eng.handle(req(CAROL, "unlock prod"))
     elsewhere = await eng.handle(req(ALICE, "touch prod e1", confirmed=True))
     ok = await eng.handle(Request(actor=BOB, text=f"approve {elsewhere.request_id}", channel="slack:DBOB"))
-    (notice,) = ok.notices  # decided in a DM: the requester's place is told too
+    (notice,) = ok.relays  # decided in a DM: the requester's place is told too
     assert (notice.channel, notice.thread) == ("console", None)
     assert notice.reply.mentions == ["console:alice"] and "Decision: Approved by console:bob" in notice.reply.text
 

@@ -69,7 +69,7 @@ def test_provisioning_files_are_consistent() -> None:
         for panel, target in targets(board):
             assert panel["datasource"]["uid"] in ds, f"{path.name}: {panel['title']}"
             assert target["datasource"]["uid"] == panel["datasource"]["uid"]
-    assert uids == {"chatops-bot", "chatops-audit-log"}
+    assert uids == {"chatops-bot", "chatops-audit-log", "chatops-gpu-vllm"}
 
 
 async def test_bot_dashboard_names_only_exported_metrics(config: Config, db: Database) -> None:

@@ -243,6 +243,9 @@ class DiscordBot(discord.Client):
     async def decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
                      digest: str) -> None:
         """A click on a decision button: act once, update the card in place, or refuse privately."""
+        if action == "run":
+            await self.suggested(interaction, request_id, digest)
+            return
         await interaction.response.defer()  # deferred update of the message the button is on
         # Clicks on one request take turns in this process, so each can tell whether it was the
         # one that moved the request (a second click then hears "already …" privately). Across
@@ -254,6 +257,15 @@ class DiscordBot(discord.Client):
         finally:
             if not lock.locked():
                 self._deciding.pop(request_id, None)
+
+    async def suggested(self, interaction: discord.Interaction[Any], sid: str, digest: str) -> None:
+        """A button offering a plan (an alert's Logs/Restart): asked for as the clicker, answered privately
+        (an approval card it leads to is posted for the approvers); the alert message stays as it is."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        req = interaction_request(interaction, f"run {sid}")
+        req.on_progress = ProgressCard(original(interaction), title="Working…").update
+        decision = await self.engine.decide("run", sid, actor_of(interaction.user), digest, req=req)
+        await self.deliver(interaction, decision.reply, deferred_private=True)
 
     async def _decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
                       digest: str) -> None:
@@ -327,13 +339,54 @@ class DiscordBot(discord.Client):
 
     async def notify(self, reply: Reply) -> None:
         """Post a reply's notices for Discord places (the requester's thread hears a decision made elsewhere)."""
-        for n in reply.notices:
+        for n in reply.relays:
             if n.platform != PLATFORM or not (n.thread or n.where).isdigit():
                 continue
             try:
                 await self.get_partial_messageable(int(n.thread or n.where)).send(**_send_kwargs(render(n.reply)))
             except discord.HTTPException as exc:
                 log.warning("could not tell %s about %s: %s", n.channel, n.reply.request_id, exc)
+
+
+# -- the ops channels ---------------------------------------------------------------------
+
+class DiscordPoster:
+    """Posts and edits messages in a channel over Discord's REST API (bot/notify.py's Poster).
+
+    It needs a logged-in client, not a gateway connection: the adapter's bot when it runs, or a
+    client of its own (`poster`) when only the HTTP API runs in this process.
+    """
+
+    platform = PLATFORM
+
+    def __init__(self, client: discord.Client, token: str | None = None) -> None:
+        self.client = client
+        self._token = token
+
+    async def post(self, channel: str, reply: Reply) -> str | None:
+        msg = await self.client.get_partial_messageable(int(channel)).send(**_send_kwargs(render(reply)))
+        return str(msg.id)
+
+    async def edit(self, channel: str, message: str, reply: Reply) -> None:
+        target = self.client.get_partial_messageable(int(channel)).get_partial_message(int(message))
+        await target.edit(**_edit_kwargs(render(reply)))
+
+    async def start(self) -> None:
+        if self._token is not None:
+            await self.client.login(self._token)
+
+    async def close(self) -> None:
+        if self._token is not None:
+            await self.client.close()
+
+
+def poster(settings: Any) -> DiscordPoster | None:
+    """A REST-only poster when DISCORD_TOKEN is set (also without the Discord adapter running)."""
+    token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
+    if not token:
+        return None
+    client = discord.Client(intents=discord.Intents.none(), allowed_mentions=discord.AllowedMentions.none())
+    return DiscordPoster(client, token)
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -356,6 +409,7 @@ async def serve(app: App, *, http: bool, port: int, stop: asyncio.Event) -> None
     if guild is None:
         log.warning("DISCORD_GUILD_ID is not set: /ops is synced globally, which can take an hour to show")
     bot = DiscordBot(app.engine, guild_id=guild)
+    app.engine.notify.register(DiscordPoster(bot))
     async with bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value().strip()))
         stopper = asyncio.create_task(stop.wait())

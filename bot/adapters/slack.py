@@ -41,7 +41,7 @@ log = logging.getLogger("chatops.slack")
 PLATFORM = "slack"
 EVENTS_PATH = "/slack/events"
 ACTIONS = tuple(Action)
-_ACTION_ID = re.compile(rf"^{ACTION_PREFIX}({'|'.join(ACTIONS)})$")
+_ACTION_ID = re.compile(rf"^{ACTION_PREFIX}({'|'.join(ACTIONS)})(?:\.\d+)?$")
 # Posting into a channel the bot is not a member of fails with these; a slash command
 # can still answer through its response_url.
 _NOT_THERE = ("not_in_channel", "channel_not_found", "is_archived")
@@ -194,7 +194,7 @@ class SlackBot:
 
     async def notify(self, reply: Reply) -> None:
         """Post a reply's notices for Slack places (the requester's thread hears a decision made elsewhere)."""
-        for n in reply.notices:
+        for n in reply.relays:
             if n.platform != PLATFORM:
                 continue
             try:
@@ -346,7 +346,10 @@ class SlackBot:
             waiting[0] -= 1
             self._holders[rid] = (user, verb)
             try:
-                await self._decide(verb, rid, digest, user, where, container, message)
+                if verb == "run":
+                    await self._suggested(rid, digest, user, where, container, message)
+                else:
+                    await self._decide(verb, rid, digest, user, where, container, message)
             except Exception:
                 # The engine has recorded whatever it did; the clicker learns something went wrong.
                 log.exception("button %s on %s failed", verb, rid)
@@ -385,6 +388,60 @@ class SlackBot:
         await live.finish(reply)
 
 
+    async def _suggested(self, sid: str, digest: str, user: str, where: Where, container: dict[str, Any],
+                         message: dict[str, Any]) -> None:
+        """A button offering a plan (an alert's Logs/Restart): ask for it as the clicker, in the card's thread."""
+        actor = Actor(f"{PLATFORM}:{user}")
+        thread = where.thread_ts or container.get("message_ts") or message.get("ts")
+        here = Where(where.channel, user, thread, where.response_url)
+        live = Live(self, here)
+        req = Request(actor=actor, text=f"run {sid}", platform=PLATFORM, channel=f"{PLATFORM}:{where.channel}",
+                      thread=thread, on_progress=live.progress)
+        decision = await self.engine.decide("run", sid, actor, digest, None, req)
+        if not decision.reply.ok and live.ts is None:  # refused (roles, channel): only the clicker hears it
+            await self.ephemeral(here, render(decision.reply))
+            return
+        await live.finish(decision.reply)
+
+
+class SlackPoster:
+    """Posts and edits messages in a channel with the bot token (bot/notify.py's Poster)."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def post(self, channel: str, reply: Reply) -> str | None:
+        msg = render(reply)
+        resp = await self.client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks,
+                                                  unfurl_links=False)
+        ts = str(resp["ts"])
+        if msg.files:
+            await self.client.files_upload_v2(channel=channel, thread_ts=ts, file_uploads=[
+                {"content": f.content, "filename": f.filename, "title": f.title or f.filename} for f in msg.files])
+        return ts
+
+    async def edit(self, channel: str, message: str, reply: Reply) -> None:
+        msg = render(reply)
+        await self.client.chat_update(channel=channel, ts=message, text=msg.text, blocks=msg.blocks)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def poster(settings: Settings) -> SlackPoster | None:
+    """A poster for the ops channels when SLACK_BOT_TOKEN is set (also without the Slack adapter running)."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    if not token:
+        return None
+    base_url = settings.slack_api_url or AsyncWebClient.BASE_URL
+    return SlackPoster(AsyncWebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/"))
+
+
 def _remember(seen: OrderedDict[Any, None], key: Any, size: int = 2000) -> None:
     seen[key] = None
     seen.move_to_end(key)
@@ -418,6 +475,7 @@ async def serve(app: App, *, http: bool, port: int, stop: asyncio.Event) -> None
     """`chatops serve slack`: Socket Mode unless `http`, until `stop` is set or the task is cancelled."""
     settings = app.config.settings
     bot = SlackBot(app.engine, settings, http=http)
+    app.engine.notify.register(SlackPoster(bot.client))
     if http:
         runner, bound = await start_http(bot, "127.0.0.1", port)
         log.info("Slack HTTP mode on http://127.0.0.1:%d%s", bound, EVENTS_PATH)

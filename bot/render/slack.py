@@ -138,9 +138,14 @@ def _field_blocks(fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
 
 def _buttons(reply: Reply) -> dict[str, Any]:
     elements = []
+    seen: dict[str, int] = {}
     for b in reply.buttons[:25]:
+        # Action ids are unique within a block: a second button of one kind gets a suffix (`chatops_run.1`).
+        n = seen.get(b.action, 0)
+        seen[b.action] = n + 1
+        action_id = f"{ACTION_PREFIX}{b.action}" + (f".{n}" if n else "")
         el: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": b.label[:MAX_BUTTON_LABEL]},
-                              "action_id": f"{ACTION_PREFIX}{b.action}", "value": b.value}
+                              "action_id": action_id, "value": b.value}
         if b.style in ("primary", "danger"):
             el["style"] = b.style
         elements.append(el)

@@ -10,7 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,6 +56,8 @@ class RequestRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     correlation_id: Mapped[str] = mapped_column(String(32), nullable=False, default="")
     owner: Mapped[str | None] = mapped_column(String(64))
+    # The schedule this request made (scheduling) or belongs to (a run of it); migration 0014.
+    schedule_id: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_requests_created", "created_at"),
@@ -59,6 +72,9 @@ class RequestRow(Base):
         # A thread's last plan, for the LLM route's follow-ups (migration 0005).
         Index("ix_requests_thread_created", "channel", "thread", "created_at",
               postgresql_where=sql_text("thread IS NOT NULL"), sqlite_where=sql_text("thread IS NOT NULL")),
+        Index("ix_requests_schedule", "schedule_id", "created_at",
+              postgresql_where=sql_text("schedule_id IS NOT NULL"),
+              sqlite_where=sql_text("schedule_id IS NOT NULL")),
     )
 
 
@@ -167,3 +183,75 @@ class AuditCheckpoint(Base):
     archive_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     requests: Mapped[int] = mapped_column(Integer, nullable=False)
     events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ScheduleRow(Base):
+    """A request to run later, once or again and again, as the person who scheduled it.
+
+    `next_run` is the occurrence a replica may claim: the claim moves it on in one
+    conditional UPDATE, so with several replicas exactly one runs each occurrence.
+    """
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    owner: Mapped[str] = mapped_column(String(128), nullable=False)
+    platform: Mapped[str] = mapped_column(String(32), nullable=False)
+    channel: Mapped[str | None] = mapped_column(String(128))
+    thread: Mapped[str | None] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    command: Mapped[str] = mapped_column(String(32), nullable=False)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    env: Mapped[str | None] = mapped_column(String(64))
+    plan_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    said: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    recurrence: Mapped[str | None] = mapped_column(String(64))  # None: once
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    next_run: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    approval: Mapped[str] = mapped_column(String(16), nullable=False, default="none")
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    request_id: Mapped[str | None] = mapped_column(String(16))
+    runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_request_id: Mapped[str | None] = mapped_column(String(16))
+    last_status: Mapped[str | None] = mapped_column(String(24))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_schedules_state_next", "state", "next_run"),)
+
+
+class AlertPost(Base):
+    """Where an Alertmanager group was posted, so its repeats and its resolution edit that message."""
+
+    __tablename__ = "alert_posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    platform: Mapped[str] = mapped_column(String(16), nullable=False)
+    channel: Mapped[str] = mapped_column(String(128), nullable=False)
+    message: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (UniqueConstraint("group_key", "platform", "channel", name="uq_alert_posts_target"),)
+
+
+class Suggestion(Base):
+    """A plan a button offers (an alert's "logs n8n rumpleprod"); clicking asks for it as the clicker."""
+
+    __tablename__ = "suggestions"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    command: Mapped[str] = mapped_column(String(32), nullable=False)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    plan_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    origin: Mapped[str] = mapped_column(String(128), nullable=False, default="")
