@@ -29,7 +29,7 @@ from infra.config import Config, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
-from infra.errors import CommandError
+from infra.errors import CannotRun, CommandError
 from infra.redact import Redactor, secret_values
 from llm.grammar import LEADERS
 from llm.plan import Plan, plan_hash
@@ -311,6 +311,8 @@ class Engine:
         ctx = self._context(req, "", roles)
         try:
             return await spec.preview(ctx, self._full_args(spec, args))
+        except CannotRun:
+            raise  # the request cannot succeed: refused before confirmation or approval
         except CommandError as exc:
             return [f"(preview unavailable: {exc})"]
 
@@ -337,11 +339,20 @@ class Engine:
         needs_approval = spec.approval and protected(self.config, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
-        if (spec.confirm or plan.source in INFERRED) and not req.confirmed:
+        asks = (spec.confirm or plan.source in INFERRED) and not req.confirmed
+        lines: list[str] = []
+        if asks or needs_approval:
+            try:
+                lines = await self._preview(req, spec, plan.args, roles)
+            except CannotRun as exc:
+                row = self._row(req, plan, "refused", reason=str(exc))
+                await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
+                                                        ("refused", {"reason": str(exc)})])
+                return self._error(str(exc), row.id)
+        if asks:
             row = self._row(req, plan, "awaiting_confirmation", plan_hash=digest, expires_at=expires)
             await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
                                                     ("awaiting_confirmation", {"plan_hash": digest})])
-            lines = await self._preview(req, spec, plan.args, roles)
             note = " It needs an approver's OK after that (protected target)." if needs_approval else ""
             return Reply(f"I understood: {describe(spec, plan.args)}. Run it?{note}",
                          tone=Tone.question, title="Confirm", fields=self._card(spec, plan.args, lines),
@@ -352,7 +363,7 @@ class Engine:
             row = self._row(req, plan, "pending_approval", plan_hash=digest, expires_at=expires)
             await self._db(self.store.create, row, [("requested", self._requested_detail(row)),
                                                     ("pending_approval", {"plan_hash": digest})])
-            return await self._approval_card(req, spec, plan.args, row, roles)
+            return await self._approval_card(req, spec, plan.args, row, roles, lines)
         row = self._row(req, plan, "requested", plan_hash=digest)
         await self._db(self.store.create, row, [("requested", self._requested_detail(row))])
         return await self._execute(req, row, roles, ("requested",))
@@ -371,8 +382,9 @@ class Engine:
                 if u != requester and Role.approver in self.config.roles_of(u)]
 
     async def _approval_card(self, req: Request, spec: CommandSpec, args: dict[str, Any],
-                             row: RequestRow, roles: frozenset[Role]) -> Reply:
-        lines = await self._preview(req, spec, args, roles)
+                             row: RequestRow, roles: frozenset[Role], lines: list[str] | None = None) -> Reply:
+        if lines is None:
+            lines = await self._preview(req, spec, args, roles)
         mins = self.config.inventory.approvals.expiry_minutes
         return Reply(
             f"{describe(spec, args)} targets a protected system and needs approval from another "
@@ -524,11 +536,17 @@ class Engine:
         assert row.command is not None
         spec = self.registry[row.command]
         if spec.approval and protected(self.config, row.args):
+            try:
+                lines = await self._preview(req, spec, row.args, roles)
+            except CannotRun as exc:  # it stopped being possible since the card: never ask an approver
+                await self._db(self.store.transition, row.id, CONFIRMABLE, "refused", actor.id,
+                               {"reason": str(exc)}, reason=str(exc))
+                return self._error(str(exc), row.id)
             moved = await self._db(self.store.transition, row.id, CONFIRMABLE, "pending_approval",
                                    actor.id, {"plan_hash": row.plan_hash})
             if moved is None:
                 return await self._already(row.id)
-            return await self._approval_card(req, spec, row.args, moved, roles)
+            return await self._approval_card(req, spec, row.args, moved, roles, lines)
         moved = await self._db(self.store.transition, row.id, CONFIRMABLE, "requested", actor.id,
                                {"confirmed": True})
         if moved is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -78,6 +79,9 @@ class Environment(_Strict):
     project_prefix: str = Field("", pattern=r"^[a-z0-9][a-z0-9_-]*$|^$")
     # How long a deploy waits for its services to be running/healthy.
     deploy_timeout_s: float = Field(300.0, gt=0, le=3600)
+    # Carry files a stack mounts from its folder inside the Compose model (docs/docker.md):
+    # auto = for engines the bot shares no files with (remote, Portainer) and copies made per request.
+    inline_files: Literal["auto", "always", "never"] = "auto"
 
 
 class Stack(_Strict):
@@ -381,6 +385,42 @@ def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
     return problems
 
 
+class StackServices(Mapping[str, tuple[str, ...]]):
+    """Stack name -> its services, read lazily: loading a config with many stacks reads none of
+    their files; a command that needs a stack's services reads that file (cached by size and time)."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._cache: dict[str, tuple[tuple[str, int, int], tuple[str, ...]]] = {}
+
+    def __getitem__(self, stack: str) -> tuple[str, ...]:
+        if stack not in self._config.inventory.stacks:
+            raise KeyError(stack)
+        try:
+            file = self._config.compose_file(stack)
+            st = file.stat()
+        except (OSError, ConfigError):
+            return ()
+        stamp = (str(file), st.st_size, st.st_mtime_ns)
+        hit = self._cache.get(stack)
+        if hit and hit[0] == stamp:
+            return hit[1]
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            data = {}
+        services = data.get("services") if isinstance(data, dict) else None
+        names = tuple(services.keys()) if isinstance(services, dict) else ()
+        self._cache[stack] = (stamp, names)
+        return names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._config.inventory.stacks)
+
+    def __len__(self) -> int:
+        return len(self._config.inventory.stacks)
+
+
 @dataclass(frozen=True)
 class Config:
     """The loaded inventory plus where it came from (for messages and relative paths)."""
@@ -412,16 +452,9 @@ class Config:
         raise ConfigError(f"stack '{stack}' has no compose file in {folder}")
 
     @cached_property
-    def stack_services(self) -> dict[str, tuple[str, ...]]:
-        """Services per stack, read from each compose file once."""
-        out: dict[str, tuple[str, ...]] = {}
-        for name in self.inventory.stacks:
-            try:
-                data = yaml.safe_load(self.compose_file(name).read_text()) or {}
-            except (OSError, yaml.YAMLError, ConfigError):
-                data = {}
-            out[name] = tuple((data.get("services") or {}).keys())
-        return out
+    def stack_services(self) -> StackServices:
+        """Services per stack, read from a stack's compose file when first asked (and again after it changes)."""
+        return StackServices(self)
 
     def roles_of(self, user_id: str) -> frozenset[Role]:
         roles = self.inventory.users.get(user_id, self.inventory.default_roles)

@@ -13,3 +13,10 @@ class NotConfigured(CommandError):
 
 class BackendUnavailable(CommandError):
     """A configured backend that is down, slow or refusing us."""
+
+
+class CannotRun(CommandError):
+    """A preview found that the request cannot succeed as asked (with the reason and the fix).
+
+    The engine refuses such a request before anyone confirms or approves it.
+    """
