@@ -155,7 +155,8 @@ def _message(resp: httpx.Response) -> str:
     except ValueError:
         return resp.text[:300]
     if isinstance(data, dict):
-        return str(data.get("message") or data.get("details") or data)[:300]
+        parts = [str(data[k]).strip() for k in ("message", "details") if data.get(k)]
+        return (": ".join(parts) or str(data))[:600]
     return str(data)[:300]
 
 

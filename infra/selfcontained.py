@@ -13,6 +13,8 @@ reason and the fix, found before anyone confirms or approves the deploy.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +24,9 @@ from typing import Any
 
 import yaml
 
+# Compose does not recreate a container when only an inline config's content changed: this label
+# on each service carries a digest of the files it gets, so a changed file changes the service.
+FILES_LABEL = "org.chatops.files-sha256"
 MAX_FILE_BYTES = 1024 * 1024      # one inlined file
 MAX_TOTAL_BYTES = 4 * 1024 * 1024  # all inlined files of a stack together
 MAX_FILES = 200
@@ -274,6 +279,26 @@ def env_file_notes(raw_content: str) -> list[str]:
     return out
 
 
+def _label_files(model: dict[str, Any]) -> None:
+    """Give each service that gets inline files a label with their digest (see FILES_LABEL)."""
+    for svc in (model.get("services") or {}).values():
+        h = hashlib.sha256()
+        used = False
+        for kind in ("configs", "secrets"):
+            top = model.get(kind) or {}
+            for ref in svc.get(kind) or []:
+                key = ref.get("source") if isinstance(ref, dict) else ref
+                entry = top.get(key) or {}
+                if "content" in entry or "environment" in entry:
+                    used = True
+                    h.update(json.dumps([kind, ref, entry], sort_keys=True).encode())
+        if used:
+            labels = svc.get("labels")
+            if isinstance(labels, list):
+                labels = dict(item.split("=", 1) if "=" in item else (item, "") for item in labels)
+            svc["labels"] = {**(labels or {}), FILES_LABEL: h.hexdigest()[:24]}
+
+
 def make_self_contained(model: Mapping[str, Any], workdir: Path, raw_content: str = "", *,
                         for_portainer: bool = False) -> SelfContained:
     """The model with every stack file it uses carried inline, or the problems that prevent it.
@@ -285,6 +310,7 @@ def make_self_contained(model: Mapping[str, Any], workdir: Path, raw_content: st
         b.service(name, svc)
     b.top_level("configs")
     b.top_level("secrets")
+    _label_files(b.out.model)
     b.out.notes += env_file_notes(raw_content)
     if b.host_paths:
         b.out.notes.append("kept as paths on the engine's host: " + ", ".join(sorted(b.host_paths)))

@@ -16,6 +16,7 @@ from typing import Any
 
 from infra.docker_hosts import PINNED_REF_LABEL, ContainerState, short_digest
 from infra.fingerprint import same
+from infra.selfcontained import FILES_LABEL
 
 # Keys whose difference says nothing a person changed (bookkeeping Compose or the bot adds).
 _IGNORED = frozenset({"labels", "image", "environment", "configs", "secrets"})
@@ -39,7 +40,7 @@ def _labels(svc: Mapping[str, Any]) -> dict[str, Any]:
     raw = svc.get("labels") or {}
     if isinstance(raw, list):
         raw = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
-    return {k: v for k, v in raw.items() if k != PINNED_REF_LABEL}
+    return {k: v for k, v in raw.items() if k not in (PINNED_REF_LABEL, FILES_LABEL)}
 
 
 def _config_contents(model: Mapping[str, Any], svc: Mapping[str, Any], kind: str) -> dict[str, Any]:
