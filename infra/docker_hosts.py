@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -193,9 +194,9 @@ class DockerHost:
         self.env = env
         self.base_url = base_url
         self.where = where or base_url
-        # Whether the engine sees the bot's files (a local socket outside a container): if not,
-        # stacks travel self-contained (inline_files: auto).
-        self.shares_files = local_engine(base_url) if shares_files is None else shares_files
+        # Whether the engine sees the bot's files; None: ask it once (see `sees_our_files`).
+        self._shares_files = shares_files if shares_files is not None else \
+            (None if base_url.startswith(("unix://", "npipe://")) else False)
         # Turns an API error (status, explanation) into an answer naming what to fix (Portainer's key…).
         self._explain = explain
         self.project_prefix = project_prefix
@@ -268,6 +269,20 @@ class DockerHost:
             raise BackendUnavailable(
                 f"The Docker engine of {self.env} ({self.where}) is unreachable: "
                 f"{_short(exc)}. {outcome}") from exc
+
+    async def sees_our_files(self) -> bool:
+        """Whether a bind mount of one of the bot's paths would find the bot's file (inline_files: auto).
+
+        Only a local socket can; and only when the engine runs on this very machine, not on the
+        host of the container the bot runs in (the engine's host name is then another).
+        """
+        if self._shares_files is None:
+            try:
+                info = await self.call(lambda c: c.info())
+            except CommandError:
+                return False  # can't tell now: self-contained works on any engine
+            self._shares_files = str(info.get("Name") or "") == socket.gethostname()
+        return self._shares_files
 
     async def ping(self) -> str:
         """The engine's version; through Portainer, first a call that checks the key and endpoint."""
@@ -365,16 +380,6 @@ def _inspect_or_none(cid: str) -> Callable[[docker.DockerClient], Any]:
         except docker.errors.NotFound:
             return None
     return inspect
-
-
-def in_container() -> bool:
-    """True when the bot itself runs in a container (its files are not the engine host's)."""
-    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
-
-
-def local_engine(base_url: str) -> bool:
-    """A local socket reached from outside any container: the engine sees the bot's files."""
-    return base_url.startswith(("unix://", "npipe://")) and not in_container()
 
 
 def _never_connected(exc: BaseException) -> bool:

@@ -23,13 +23,13 @@ if TYPE_CHECKING:
 SELF_CONTAINED_FILE = "compose.selfcontained.yaml"
 
 
-def inlines(setting: str, host: DockerHost, src: StackSource) -> bool:
+async def inlines(setting: str, host: DockerHost, src: StackSource) -> bool:
     """Whether this deploy carries the stack's files inside the model."""
     if setting == "always":
         return True
     if setting == "never":
         return False
-    return not host.shares_files or src.temporary
+    return src.temporary or not await host.sees_our_files()
 
 
 @dataclass
@@ -87,7 +87,7 @@ async def prepare(host: DockerHost, src: StackSource, inline_setting: str = "aut
     project = host.project(src.stack)
     resolved = await resolve(project, src)
     portainer = host.driver.kind == "portainer"
-    inline = inlines(inline_setting, host, src)
+    inline = await inlines(inline_setting, host, src)
     plan = StackPlan(src, project, resolved.model, resolved.dotenv, inline, resolved.model,
                      for_portainer=portainer)
     contained = make_self_contained(resolved.model, src.workdir, src.content, for_portainer=portainer)
