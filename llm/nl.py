@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
@@ -156,12 +157,15 @@ class NLParser:
     resolver: Resolver
     registry: Registry
     users: frozenset[str] = frozenset()
-    vocab: Vocabulary = field(init=False)
     max_phrase: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.vocab = Vocabulary(self.resolver, self.registry)
         self.max_phrase = max(len(p.split()) for p in P.COMMAND_PHRASES)
+
+    @cached_property
+    def vocab(self) -> Vocabulary:
+        """Built on first use: it needs every stack's services, which start-up does not read."""
+        return Vocabulary(self.resolver, self.registry)
 
     def parse(self, text: str) -> Plan:
         return _Reading(self, text).plan()
