@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from infra.docker_hosts import DockerHost
 
 PIN_FILE = "chatops.pin.yaml"
+DATA_DIR_ENV = "CHATOPS_DATA_DIR"
 CONFIG_TIMEOUT_S = 60.0
 UP_TIMEOUT_S = 1800.0
 # Label on services a rollback pins to an image ID or digest: the reference they were deployed as.
@@ -152,7 +153,7 @@ def work_area(label: str = "work") -> Iterator[Path]:
     (`/tmp`, a tmpfs in the bot's container and private under systemd): the bot needs no
     writable home.
     """
-    base = os.environ.get("CHATOPS_DATA_DIR")
+    base = os.environ.get(DATA_DIR_ENV)
     if base:
         root = Path(base) / "work"
         root.mkdir(parents=True, exist_ok=True)
