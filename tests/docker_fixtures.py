@@ -6,6 +6,7 @@ so tests never see each other's containers; everything a test started is removed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -86,9 +87,11 @@ def world(docker_client: docker.DockerClient, tmp_path: Path,
     monkeypatch.setenv("CHATOPS_DATA_DIR", str(tmp_path / "data"))
     w = DockerWorld(DATA / "docker-test.yaml", compose_dir, prefix, docker_client)
     yield w
-    for c in docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}):
-        if c.labels.get("com.docker.compose.project", "").startswith(prefix):
-            c.remove(force=True)
+    # The raw listing (no inspect per container): other tests' containers come and go meanwhile.
+    for c in docker_client.api.containers(all=True, filters={"label": "com.docker.compose.project"}):
+        if (c.get("Labels") or {}).get("com.docker.compose.project", "").startswith(prefix):
+            with contextlib.suppress(docker.errors.NotFound):
+                docker_client.api.remove_container(c["Id"], force=True)
 
 
 @pytest.fixture
