@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.request import Reply, Table, Tone
 from commands.context import Context
-from infra.compose import StackSource
+from infra.compose import Deployable, StackSource
 from infra.db.deployments import DeploymentStore
 from infra.db.models import Deployment
 from infra.docker_hosts import ContainerState, DeployFailed, DockerHost, image_label, short_digest
@@ -19,7 +19,7 @@ from infra.errors import BackendUnavailable, CannotRun, CommandError
 from infra.fingerprint import stored_model
 from infra.redact import Redactor
 from infra.stackdiff import Recorded, diff_lines
-from infra.stackplan import StackPlan, prepare
+from infra.stackplan import StackPlan, inlines, prepare
 
 POLL_S = 1.0
 LOG_LINES = 10  # of a failed service, in the reply
@@ -265,34 +265,79 @@ def _mask(reply: Reply, redactor: Redactor) -> Reply:
     return reply
 
 
-async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: str) -> StackPlan:
+@dataclass
+class Checked:
+    """A deploy whose engine answered: its plan, or the plan still being made (`planning`).
+
+    The plan decides what goes to the engine only when the stack travels self-contained or
+    from a copy.  A local engine deploying the live folder gets the files as written, and
+    Compose validates them itself before it changes anything, so `up` need not wait for the
+    bot's own validation: the two run side by side (the preview, when there is one, has
+    validated already).
+    """
+
+    src: StackSource
+    plan: StackPlan | None = None
+    planning: asyncio.Task[StackPlan] | None = None
+
+
+async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: str, *,
+                       overlap: bool = False) -> Checked:
     """The deploy's plan once the file is valid and the engine answers, checked concurrently
     (if the engine is down the validation is cancelled, not left running)."""
     checking = asyncio.create_task(plan_for(ctx, host, src, env))
     try:
         await host.ping()
+        if overlap and not checking.done() and host.driver.kind == "compose" and not src.temporary \
+                and not await inlines(inline_setting(ctx, env), host, src):
+            return Checked(src, planning=checking)
+        return Checked(src, await checking)
     except BaseException:
         checking.cancel()
         await asyncio.gather(checking, return_exceptions=True)
         raise
-    return await checking
 
 
-async def run_deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, action: str,
+async def _plan_beside_up(checked: Checked, up: asyncio.Task[str]) -> StackPlan:
+    """The plan made while `up` runs; if the files are not valid, `up` refused them too."""
+    assert checked.planning is not None
+    try:
+        return await checked.planning
+    except BaseException as exc:
+        if isinstance(exc, CommandError) and not isinstance(exc, BackendUnavailable):
+            done = await asyncio.gather(up, return_exceptions=True)
+            if not isinstance(done[0], BaseException):  # the files changed between the two reads
+                raise CommandError(f"{exc}\n(`up` had already applied the files as they were a moment "
+                                   "earlier: check 'status'.)") from exc
+            raise
+        up.cancel()
+        await asyncio.gather(up, return_exceptions=True)
+        raise
+
+
+async def run_deploy(ctx: Context, host: DockerHost, checked: Checked, *, env: str, action: str,
                      area: Path, rollback_of: int | None = None) -> Reply:
     """Bring up, wait (failing fast), record: the one path deploy and rollback share."""
+    up: asyncio.Task[str] | None = None
+    if checked.plan is None:
+        src = checked.src
+        up = asyncio.create_task(host.driver.up(Deployable(
+            host.project(src.stack), src.workdir, list(src.files), src.content, {})))
+        plan = await _plan_beside_up(checked, up)
+    else:
+        plan = checked.plan
     redactor = Redactor([*ctx.engine.redactor.secrets, *plan.secrets()])
     return _mask(await _deploy(ctx, host, plan, env=env, action=action, area=area,
-                               rollback_of=rollback_of, redactor=redactor), redactor)
+                               rollback_of=rollback_of, redactor=redactor, up=up), redactor)
 
 
 async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, action: str, area: Path,
-                  rollback_of: int | None, redactor: Redactor) -> Reply:
+                  rollback_of: int | None, redactor: Redactor, up: asyncio.Task[str] | None) -> Reply:
     src, project, services = plan.src, plan.project, plan.services
     store = deployments(ctx)
     timeout = ctx.config.inventory.environments[env].deploy_timeout_s
     verb = "Rollback" if action == "rollback" else "Deploy"
-    deployable = await asyncio.to_thread(plan.write, area)
+    deployable = await asyncio.to_thread(plan.write, area) if up is None else None
 
     async def record(status: str, groups: Mapping[str, list[ContainerState]], error: str | None) -> Deployment:
         images = await image_record(host, groups, plan.deployed) if groups else {}
@@ -309,11 +354,12 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
         status, why = ("failed", f"interrupted while {step}") if cut else ("cancelled", f"cancelled while {step}")
         await asyncio.shield(record(status, await _groups_or_empty(host, project), why))
 
-    how = "self-contained, " if deployable.inlined else ""
+    inlined = plan.inline and deployable is not None
+    how = "self-contained, " if inlined else ""
     await ctx.progress(f"{src.stack}: compose file valid ({len(services)} services: "
                        f"{', '.join(services)}); bringing it up on {env} ({how}via {host.driver.kind})…")
     try:
-        await host.driver.up(deployable)
+        await (up if up is not None else host.driver.up(deployable))  # type: ignore[arg-type]
     except DeployFailed as exc:
         groups = await _groups_or_empty(host, project)
         missing = await _missing_images(host, plan.deployed)
@@ -354,7 +400,7 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
     rev = await record("succeeded", ready.groups, None)
     what = f"rolled back to the file and images of revision {rollback_of}" if rollback_of else "deployed"
     commit = f", git {src.git_commit[:12]}" if src.git_commit else ""
-    inline = ", self-contained" if deployable.inlined else ""
+    inline = ", self-contained" if inlined else ""
     return Reply(f"{src.stack} {what} on {env}: {len(services)} services running. "
                  f"Recorded as revision {rev.id} (compose sha256 {src.digest[:12]}{commit}{inline}).",
                  tone=Tone.success, tables=[services_table(ready.groups, rev.images)])

@@ -84,10 +84,12 @@ async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
         src = await asyncio.to_thread(source_for, ctx.config, stack, args.get("ref"), area=area)
         # What cannot work (an invalid file, an engine that does not answer, files that cannot
         # travel) is refused before the checkpoint and before anything starts.
-        plan = await checked_plan(ctx, host, src, env)
+        cfg = ctx.config.inventory.environments[env]
+        snapshot = bool(cfg.checkpoint_before_deploy and cfg.vm)
+        checked = await checked_plan(ctx, host, src, env, overlap=not snapshot)
         # Config may ask for a VM snapshot first; if it fails, nothing is deployed (CommandError).
         checkpoint = await checkpoint_before_deploy(ctx, env)
-        reply = await run_deploy(ctx, host, plan, env=env, action="deploy", area=area)
+        reply = await run_deploy(ctx, host, checked, env=env, action="deploy", area=area)
     if checkpoint:
         reply.text += "\n" + checkpoint
     return reply
@@ -187,5 +189,5 @@ async def rollback(ctx: Context, args: dict[str, Any]) -> Reply:
     rev = await _rollback_target(ctx, args)
     with work_area("rollback") as area:
         src = await _rollback_source(ctx, host, rev, area)
-        plan = await checked_plan(ctx, host, src, env)
-        return await run_deploy(ctx, host, plan, env=env, action="rollback", rollback_of=rev.id, area=area)
+        checked = await checked_plan(ctx, host, src, env)
+        return await run_deploy(ctx, host, checked, env=env, action="rollback", rollback_of=rev.id, area=area)
