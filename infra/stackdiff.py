@@ -71,7 +71,7 @@ def service_changes(old_model: Mapping[str, Any], new_model: Mapping[str, Any], 
     image = _image_change(old.get("image"), new.get("image"), old_image_id, new_image_id)
     if image:
         parts.append(image)
-    keys = sorted(k for k in set(old) | set(new) - _IGNORED if k not in _IGNORED and old.get(k) != new.get(k))
+    keys = sorted(k for k in set(old) | set(new) if k not in _IGNORED and old.get(k) != new.get(k))
     if _labels(old) != _labels(new):
         keys.append("labels")
     if keys:
@@ -141,8 +141,9 @@ def diff_lines(desired: Mapping[str, Any], desired_hashes: Mapping[str, str],
                 lines.append(f"= {name} unchanged ({shown})")
             continue
         rev = _match(history, name, hashes)
-        if rev is None and not hashes:
-            rev = next((r for r in history if name in _services(r.model)), None)
+        if rev is None:  # revisions recorded before hashes were kept: the newest with this service
+            rev = next((r for r in history if name in _services(r.model)
+                        and not ((r.images or {}).get(name) or {}).get("config_hash")), None)
         if rev is not None:
             old_id = ((rev.images or {}).get(name) or {}).get("id")
             parts = service_changes(rev.model, desired, name, old_id, new_id)

@@ -6,6 +6,9 @@ import re
 
 from bot.engine import Engine
 from bot.request import Tone
+from infra.docker_hosts import ContainerState
+from infra.fingerprint import stored_model
+from infra.stackdiff import Recorded, diff_lines
 from tests.docker_fixtures import BASE_IMAGE, DockerWorld, docker_client, docker_engine, world
 from tests.test_docker_stacks import ask, running
 
@@ -97,3 +100,29 @@ async def test_stacks_counts_what_it_lists(engine: Engine) -> None:
     listed = {r[0] for r in reply.tables[0].rows}
     assert "llm" not in listed and "web" in listed
     assert reply.text.startswith(f"{len(listed)} stacks known for rumpleprod; 0 recorded deployments."), reply.text
+
+
+def _running(service: str, *, image: str = "app:1", image_id: str = "sha256:" + "a" * 64,
+             config_hash: str | None = "h-old", pinned: str | None = None) -> ContainerState:
+    return ContainerState(id="c1", name=f"p-{service}-1", project="p", service=service, state="running",
+                          health=None, restarts=0, image=image, image_id=image_id, started_at=None,
+                          config_hash=config_hash, pinned_ref=pinned)
+
+
+def test_diff_words_for_environment_and_legacy_revisions() -> None:
+    desired = {"services": {"db": {"image": "postgres:16", "environment": {"DB_PASSWORD": "new-secret-1",
+                                                                           "NEW_ONE": "x"}}}}
+    old = stored_model({"services": {"db": {"image": "postgres:16", "environment": {"DB_PASSWORD": "old-secret-1",
+                                                                                   "GONE": "y"}}}})
+    legacy = Recorded(1, "succeeded", old, {"db": {"image": "postgres:16", "id": "sha256:" + "a" * 64}})
+    lines = diff_lines(desired, {"db": "h-new"}, {"db": [_running("db", image="postgres:16")]}, [legacy],
+                       {"postgres:16": "sha256:" + "a" * 64})
+    assert lines == ["~ db: environment DB_PASSWORD changed; NEW_ONE added; GONE removed"]
+    # Same hash as what runs: unchanged, whatever the records say.
+    assert diff_lines(desired, {"db": "h-old"}, {"db": [_running("db", image="postgres:16")]}, [legacy],
+                      {"postgres:16": "sha256:" + "a" * 64}) == ["= db unchanged (postgres:16)"]
+    # Containers nobody recorded.
+    alien = diff_lines(desired, {"db": "h-new"}, {"db": [_running("db", image="postgres:15")]}, [],
+                       {"postgres:16": "sha256:" + "b" * 64})
+    assert alien[0].startswith("~ db: recreated: what runs (postgres:15) was not deployed by the bot")
+    assert "image postgres:15 → postgres:16" in alien[0]
