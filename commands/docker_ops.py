@@ -120,11 +120,13 @@ class Readiness:
 
 
 async def wait_ready(ctx: Context, host: DockerHost, project: str, services: Sequence[str],
-                     timeout: float, one_shot: set[str] | None = None) -> Readiness:
+                     timeout: float, one_shot: set[str] | None = None, first: str | None = None) -> Readiness:
     """Poll until every service runs (healthy where it has a check), one fails for good, or time is up.
 
     A container that exits (non-zero, or zero for a service that should keep running), keeps
     restarting, or is unhealthy (its health check failed its retries) ends the wait at once.
+    Progress is reported only while there is something to wait for (`first` before the first
+    such line): a stack ready at the first look adds no lines.
     """
     one_shot = one_shot or set()
     loop = asyncio.get_running_loop()
@@ -139,7 +141,9 @@ async def wait_ready(ctx: Context, host: DockerHost, project: str, services: Seq
         line = f"{len(ready)}/{len(services)} services ready" + (
             ": waiting for " + ", ".join(f"{s} ({describe_state(groups.get(s, []))})" for s in waiting)
             if waiting else "")
-        if line != last and not failed:
+        if line != last and not failed and (waiting or last):
+            if first and not last:
+                await ctx.progress(first)
             await ctx.progress(line)
             last = line
         if failed or not waiting or loop.time() >= deadline:
@@ -231,10 +235,15 @@ async def preview_deploy(ctx: Context, host: DockerHost, src: StackSource, env: 
 
 async def image_record(host: DockerHost, groups: Mapping[str, list[ContainerState]],
                        model: Mapping[str, Any]) -> dict[str, Any]:
+    inspected: dict[tuple[str, str], asyncio.Task[dict[str, str | None]]] = {}
+
     async def one(name: str, cs: list[ContainerState]) -> tuple[str, Any]:
         wanted = ((model.get("services") or {}).get(name) or {}).get("image") or cs[0].image
+        key = (cs[0].image_id, wanted)
+        if key not in inspected:  # services sharing an image: one inspection
+            inspected[key] = asyncio.ensure_future(host.image_ref(cs[0].image_id, wanted))
         try:
-            info: dict[str, Any] = await host.image_ref(cs[0].image_id, wanted)
+            info: dict[str, Any] = dict(await inspected[key])
         except CommandError:
             info = {"image": wanted, "id": cs[0].image_id, "digest": None}
         info["config_hash"] = cs[0].config_hash
@@ -356,10 +365,18 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
 
     inlined = plan.inline and deployable is not None
     how = "self-contained, " if inlined else ""
-    await ctx.progress(f"{src.stack}: compose file valid ({len(services)} services: "
-                       f"{', '.join(services)}); bringing it up on {env} ({how}via {host.driver.kind})…")
+    if up is None:
+        assert deployable is not None
+        up = asyncio.create_task(host.driver.up(deployable))  # first, then say so: it is on the clock
     try:
-        await (up if up is not None else host.driver.up(deployable))  # type: ignore[arg-type]
+        await ctx.progress(f"{src.stack}: compose file valid ({len(services)} services: "
+                           f"{', '.join(services)}); bringing it up on {env} ({how}via {host.driver.kind})…")
+    except BaseException:
+        up.cancel()
+        await asyncio.gather(up, return_exceptions=True)
+        raise
+    try:
+        await up
     except DeployFailed as exc:
         groups = await _groups_or_empty(host, project)
         missing = await _missing_images(host, plan.deployed)
@@ -375,11 +392,11 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
     except asyncio.CancelledError:
         await stopped("bringing the stack up")
         raise
-    await ctx.progress(f"{src.stack}: containers created on {env}; waiting up to {timeout:.0f}s "
-                       "for them to run and be healthy")
     began = asyncio.get_running_loop().time()
     try:
-        ready = await wait_ready(ctx, host, project, services, timeout, one_shots(plan.deployed))
+        ready = await wait_ready(ctx, host, project, services, timeout, one_shots(plan.deployed),
+                                 first=f"{src.stack}: containers created on {env}; waiting up to "
+                                       f"{timeout:.0f}s for them to run and be healthy")
     except asyncio.CancelledError:
         await stopped("waiting for the services to be ready")
         raise
