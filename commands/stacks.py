@@ -76,17 +76,23 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
     """Validate with `docker compose config`, bring the stack up, wait for it, record the revision."""
     from commands.docker_ops import checked_plan, host_for, run_deploy
-    from infra.compose import source_for, work_area
+    from infra.compose import git_commit_of, source_for, work_area
 
-    env, stack = args["env"], args["stack"]
+    env, stack, ref = args["env"], args["stack"], args.get("ref")
     host = host_for(ctx, env)
     with work_area("deploy") as area:
-        src = await asyncio.to_thread(source_for, ctx.config, stack, args.get("ref"), area=area)
+        src = await asyncio.to_thread(source_for, ctx.config, stack, ref, area=area, git=False)
+        # git answers while the engine is asked (both before anything starts).
+        commit = asyncio.create_task(asyncio.to_thread(git_commit_of, src.workdir)) if ref is None else None
         # What cannot work (an invalid file, an engine that does not answer, files that cannot
         # travel) is refused before the checkpoint and before anything starts.
         cfg = ctx.config.inventory.environments[env]
         snapshot = bool(cfg.checkpoint_before_deploy and cfg.vm)
-        checked = await checked_plan(ctx, host, src, env, overlap=not snapshot)
+        try:
+            checked = await checked_plan(ctx, host, src, env, overlap=not snapshot)
+        finally:
+            if commit is not None:
+                src.git_commit = await commit
         # Config may ask for a VM snapshot first; if it fails, nothing is deployed (CommandError).
         checkpoint = await checkpoint_before_deploy(ctx, env)
         reply = await run_deploy(ctx, host, checked, env=env, action="deploy", area=area)

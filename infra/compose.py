@@ -213,12 +213,17 @@ def _link_dotenv(folder: Path, dest: Path) -> None:
 
 
 def source_for(config: Config, stack: str, ref: str | None = None, *,
-               area: Path | None = None) -> StackSource:
-    """The stack as it is in compose/ now, or as it was at git ref `ref` (copied into `area`)."""
+               area: Path | None = None, git: bool = True) -> StackSource:
+    """The stack as it is in compose/ now, or as it was at git ref `ref` (copied into `area`).
+
+    `git=False` leaves the live folder's commit for the caller to fill in (it may ask git
+    while other things happen).
+    """
     folder = config.stack_dir(stack)
     if ref is None:
         file = config.compose_file(stack)
-        return StackSource(stack, folder, file.read_text(), git_commit_of(folder), file_name=file.name)
+        return StackSource(stack, folder, file.read_text(), git_commit_of(folder) if git else None,
+                           file_name=file.name)
     if area is None:
         raise ValueError("a deploy of a git ref needs a work area")
     commit = _git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
