@@ -23,13 +23,16 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends openssh-client git \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --create-home --home-dir /home/chatops --shell /usr/sbin/nologin chatops \
- && install -d -o chatops -g chatops -m 0750 /var/lib/chatops/archive
+ && install -d -o chatops -g chatops -m 0750 /var/lib/chatops/archive /var/lib/chatops/state
+# The root file system is read-only when it runs: /tmp (a tmpfs) holds each request's work copies, and
+# CHATOPS_DATA_DIR (a volume) the fingerprint key of recorded revisions. Nothing is written to $HOME.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     CHATOPS_METRICS_PORT=0.0.0.0:9464 \
-    CHATOPS_LOG_FORMAT=json
+    CHATOPS_LOG_FORMAT=json \
+    CHATOPS_DATA_DIR=/var/lib/chatops/state
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 COPY migrations /app/migrations

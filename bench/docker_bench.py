@@ -1,12 +1,19 @@
 """Deploy and status against the real test Docker engine (scripts/services.d/20-dockerd.sh).
 
-1. The bot's `deploy` of a 3-service stack against plain `docker compose up -d` of the
-   same stack, alternating, each from nothing (the project is removed between runs).
-   The bot also validates (`config`), pings, waits until every container runs and
-   records the revision, so the ratio is what that safety costs.
+1. The bot's `deploy` of a 3-service stack against plain `docker compose up -d` of the same
+   stack, each from nothing (the project is removed between runs), the arms taking turns in
+   a rotating order.  Kept honest:
+   - every bot deploy is a fresh request with its own preview: no validation is carried over
+     from an earlier run (the cache is cleared before each run);
+   - "confirmed" is the chat flow: the card (validation, diff) is shown first, untimed, as a
+     person reads it; the time is from "Run it" to the reply, which reuses the card's
+     validation of the same files;
+   - "--yes" has no card: it validates inside the deploy (`chatops run --yes`), reported too;
+   - the bot waits until every container runs and records the revision; plain `up -d` does not.
 2. `status` of an environment with 30 containers (CPU % and memory sampled per container).
+3. Start-up with 200 stacks: stack files read by loading the config and building the engine.
 
-    .venv/bin/python bench/docker_bench.py [--runs 5]
+    .venv/bin/python bench/docker_bench.py [--runs 11]
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ import time
 import uuid
 from pathlib import Path
 
+import infra.compose
 from bot.engine import Engine
 from bot.request import Actor, Request, Tone
+from commands.registry import Kind
 from infra.compose import compose_binary
 from infra.config import load_config
 from infra.db.store import AuditStore, Database
@@ -47,6 +56,14 @@ def compose(project: str, folder: Path, *args: str) -> None:
                    check=True, capture_output=True, env={**os.environ, "DOCKER_HOST": SOCK})
 
 
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def rounded(xs: list[float]) -> list[float]:
+    return [round(x, 2) for x in xs]
+
+
 async def main(runs: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="chatops-bench-"))
     prefix = "bench" + uuid.uuid4().hex[:6]
@@ -68,36 +85,95 @@ users: {{"console:bench": [operator]}}
     await engine.start()
     actor = Actor("console:bench")
 
-    async def ask(text: str) -> float:
+    async def ask(text: str, yes: bool = True) -> tuple[float, str | None]:
         t0 = time.perf_counter()
-        reply = await engine.handle(Request(actor=actor, text=text, confirmed=True))
+        reply = await engine.handle(Request(actor=actor, text=text, confirmed=yes))
         took = time.perf_counter() - t0
-        assert reply.tone in (Tone.success, Tone.info), reply.text
-        return took
+        assert reply.tone in (Tone.success, Tone.info, Tone.question), reply.text
+        return took, reply.request_id
 
-    plain, bot = [], []
     folder = tmp / "compose" / "three"
-    for _ in range(runs):
+    await ask("deploy three bench")  # warm: the engine's client, the host check, imports
+    compose(f"{prefix}-three", folder, "down", "-t", "1")
+    plain: list[float] = []
+    confirmed: list[float] = []
+    cards: list[float] = []
+    direct: list[float] = []
+
+    def run_plain() -> None:
         t0 = time.perf_counter()
         compose(f"{prefix}-plain", folder, "up", "-d")
         plain.append(time.perf_counter() - t0)
         compose(f"{prefix}-plain", folder, "down", "-t", "1")
-        bot.append(await ask("deploy three bench"))
+
+    async def run_confirmed() -> None:
+        infra.compose._VALIDATED.clear()
+        took, rid = await ask("deploy three bench", yes=False)
+        cards.append(took)
+        assert rid
+        t0 = time.perf_counter()
+        reply = await engine.act("confirm", rid, actor)
+        confirmed.append(time.perf_counter() - t0)
+        assert reply.tone is Tone.success, reply.text
         compose(f"{prefix}-three", folder, "down", "-t", "1")
-    p, b = statistics.median(plain), statistics.median(bot)
-    print(f"deploy 3 services: plain compose up -d median {p:.2f}s, bot deploy median {b:.2f}s, "
-          f"ratio {b / p:.2f} (runs={runs}; plain {[round(x, 2) for x in plain]}, bot {[round(x, 2) for x in bot]})")
+
+    async def run_direct() -> None:
+        infra.compose._VALIDATED.clear()
+        took, _ = await ask("deploy three bench")
+        direct.append(took)
+        compose(f"{prefix}-three", folder, "down", "-t", "1")
+
+    arms = ["plain", "confirmed", "direct"]
+    for i in range(runs):
+        for arm in arms[i % 3:] + arms[:i % 3]:
+            if arm == "plain":
+                run_plain()
+            elif arm == "confirmed":
+                await run_confirmed()
+            else:
+                await run_direct()
+    p = med(plain)
+    print(f"deploy 3 services, {runs} runs each, from nothing, rotating order; plain compose up -d median {p:.3f}s")
+    print(f"  confirmed (card first, untimed; timed from 'Run it' to the reply): median {med(confirmed):.3f}s, "
+          f"ratio {med(confirmed) / p:.2f}")
+    print(f"  --yes (no card: validation inside the deploy): median {med(direct):.3f}s, ratio {med(direct) / p:.2f}")
+    print(f"  the card itself (validation, config hashes, what runs): median {med(cards):.3f}s")
+    print(f"  plain {rounded(plain)}\n  confirmed {rounded(confirmed)}\n  --yes {rounded(direct)}")
 
     await ask("deploy thirty bench")
-    times = [await ask("status bench") for _ in range(runs)]
-    print(f"status, 30 containers: median {statistics.median(times):.2f}s, "
-          f"max {max(times):.2f}s ({[round(x, 2) for x in times]})")
+    times = [(await ask("status bench"))[0] for _ in range(5)]
+    print(f"status, 30 containers: median {med(times):.2f}s, max {max(times):.2f}s ({rounded(times)})")
     compose(f"{prefix}-thirty", tmp / "compose" / "thirty", "down", "-t", "1")
     await engine.close()
+    db.dispose()
+    startup(tmp)
+
+
+def startup(tmp: Path, stacks: int = 200) -> None:
+    """Loading a config with many stacks and building the engine reads none of their files."""
+    root = tmp / "many"
+    lines = ["environments:", "  dev: {}", "stacks:"]
+    for i in range(stacks):
+        (root / f"s{i}").mkdir(parents=True)
+        (root / f"s{i}" / "compose.yaml").write_text(f"services:\n  svc{i}:\n    image: chatops-busybox:1\n")
+        lines.append(f"  s{i}: {{path: many/s{i}}}")
+    (tmp / "many.yaml").write_text("\n".join(lines) + "\n")
+    db = Database(f"sqlite:///{tmp}/many.sqlite3")
+    db.migrate()
+    t0 = time.perf_counter()
+    config = load_config(tmp / "many.yaml")
+    engine = Engine(config, AuditStore(db), make_backends(config))
+    built = time.perf_counter() - t0
+    read = len(config.stack_services._cache)
+    t1 = time.perf_counter()
+    engine.resolver.resolve(Kind.service, "svc1")
+    first = time.perf_counter() - t1
+    print(f"start-up with {stacks} stacks: config + engine {built * 1000:.0f} ms, stack files read {read}; "
+          f"the first service lookup reads them: {first * 1000:.0f} ms")
     db.dispose()
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=11)
     asyncio.run(main(ap.parse_args().runs))

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bot.request import Reply, Table, Tone
 from commands.context import Context
-from infra.compose import StackSource, diff_lines, validate
+from infra.compose import Deployable, StackSource
 from infra.db.deployments import DeploymentStore
 from infra.db.models import Deployment
-from infra.docker_hosts import ContainerState, DeployFailed, DockerHost
-from infra.errors import BackendUnavailable, CommandError
+from infra.docker_hosts import ContainerState, DeployFailed, DockerHost, image_label, short_digest
+from infra.errors import BackendUnavailable, CannotSucceed, CommandError
+from infra.fingerprint import stored_model
+from infra.redact import Redactor
+from infra.stackdiff import Recorded, diff_lines
+from infra.stackplan import StackPlan, inlines, prepare
 
 POLL_S = 1.0
+LOG_LINES = 10  # of a failed service, in the reply
 
 
 def host_for(ctx: Context, env: str) -> DockerHost:
@@ -42,8 +49,8 @@ def describe_state(cs: Sequence[ContainerState]) -> str:
     parts = []
     for c in cs:
         word = c.state if c.health is None or c.state != "running" else c.health
-        if c.state == "exited" and c.exit_code is not None:
-            word = f"exited ({c.exit_code})"
+        if c.state in ("exited", "restarting") and c.exit_code is not None:
+            word = f"{c.state} ({c.exit_code})"
         parts.append(word)
     return ", ".join(sorted(set(parts)))
 
@@ -72,63 +79,177 @@ def human_bytes(n: int | None) -> str:
     return f"{value:.1f}GiB"
 
 
-async def wait_ready(ctx: Context, host: DockerHost, project: str, services: Sequence[str],
-                     timeout: float) -> tuple[dict[str, list[ContainerState]], list[str]]:
-    """Poll until every service's containers run (healthy where they have a check) or time is up.
+# ---------------------------------------------------------------------------
+# Waiting for a deploy: ready, or failed as soon as it is clear it will not be
 
-    Returns the last states seen and the services that were not ready; reports each change.
+
+def one_shots(model: Mapping[str, Any]) -> set[str]:
+    """Services meant to run and finish: others wait for them with service_completed_successfully."""
+    out: set[str] = set()
+    for svc in (model.get("services") or {}).values():
+        deps = svc.get("depends_on") or {}
+        if isinstance(deps, dict):
+            out |= {n for n, d in deps.items() if (d or {}).get("condition") == "service_completed_successfully"}
+    return out
+
+
+def failure_of(c: ContainerState, one_shot: bool) -> str | None:
+    """Why this container means the deploy failed, or None while it may still get ready."""
+    if c.state in ("exited", "dead"):
+        if one_shot and c.exit_code == 0:
+            return None
+        if c.exit_code == 0:
+            return "exited (0), but it should keep running"
+        return f"exited ({c.exit_code})" if c.exit_code is not None else c.state
+    if c.state == "restarting":
+        return f"keeps crashing: exited ({c.exit_code}), restarted {c.restarts} times"
+    if c.health == "unhealthy":
+        return "unhealthy" + (f" (health check: {c.health_log})" if c.health_log else "")
+    return None
+
+
+def service_ready(cs: Sequence[ContainerState], one_shot: bool) -> bool:
+    return bool(cs) and all(c.ready or (one_shot and c.state == "exited" and c.exit_code == 0) for c in cs)
+
+
+@dataclass
+class Readiness:
+    groups: dict[str, list[ContainerState]]
+    waiting: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # service -> why
+
+
+async def wait_ready(ctx: Context, host: DockerHost, project: str, services: Sequence[str],
+                     timeout: float, one_shot: set[str] | None = None, first: str | None = None) -> Readiness:
+    """Poll until every service runs (healthy where it has a check), one fails for good, or time is up.
+
+    A container that exits (non-zero, or zero for a service that should keep running), keeps
+    restarting, or is unhealthy (its health check failed its retries) ends the wait at once.
+    Progress is reported only while there is something to wait for (`first` before the first
+    such line): a stack ready at the first look adds no lines.
     """
+    one_shot = one_shot or set()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last = ""
     while True:
         groups = by_service(await host.containers(project))
-        ready = [s for s in services if groups.get(s) and all(c.ready for c in groups[s])]
+        failed = {s: why for s in services for c in groups.get(s, [])
+                  if (why := failure_of(c, s in one_shot)) is not None}
+        ready = [s for s in services if service_ready(groups.get(s, []), s in one_shot)]
         waiting = [s for s in services if s not in ready]
         line = f"{len(ready)}/{len(services)} services ready" + (
             ": waiting for " + ", ".join(f"{s} ({describe_state(groups.get(s, []))})" for s in waiting)
             if waiting else "")
-        if line != last:
+        if line != last and not failed and (waiting or last):
+            if first and not last:
+                await ctx.progress(first)
             await ctx.progress(line)
             last = line
-        if not waiting or loop.time() >= deadline:
-            return groups, waiting
+        if failed or not waiting or loop.time() >= deadline:
+            return Readiness(groups, waiting, failed)
         await asyncio.sleep(min(POLL_S, max(deadline - loop.time(), 0.05)))
 
 
-async def running_images(host: DockerHost, project: str) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for c in await host.containers(project):
-        out.setdefault(c.service, set()).add(c.image)
-    return out
+async def failure_details(host: DockerHost, groups: Mapping[str, list[ContainerState]],
+                          services: Sequence[str], redactor: Redactor) -> str:
+    """Per failed or unready service: its state, its health check's own output, its last log lines."""
+    parts: list[str] = []
+    for name in services:
+        cs = groups.get(name, [])
+        for c in cs[:2]:
+            head = f"{name} ({c.name}): {describe_state([c])}"
+            if c.health_log:
+                head += f"; health check: {c.health_log}"
+            try:
+                text = await host.logs(c.id, LOG_LINES)
+            except CommandError as exc:
+                text = f"(its logs could not be read: {exc})"
+            lines = [ln for ln in text.strip().splitlines() if ln.strip()][-LOG_LINES:]
+            body = "\n".join(lines) if lines else "(no log lines)"
+            parts.append(f"{head}\nlast log lines:\n```\n{body}\n```")
+    return redactor.text("\n".join(parts))
 
 
-async def preview_deploy(ctx: Context, host: DockerHost, src: StackSource, env: str,
-                         recorded: Deployment | None) -> list[str]:
-    """The plan card's lines: what this deploy changes against what runs and what was recorded."""
+# ---------------------------------------------------------------------------
+# Preview
+
+
+def recorded(history: Sequence[Deployment]) -> list[Recorded]:
+    return [Recorded(d.id, d.status, d.model or {}, d.images or {}) for d in history]
+
+
+async def _image_ids(host: DockerHost, model: Mapping[str, Any]) -> dict[str, str | None]:
+    refs = sorted({str(s["image"]) for s in (model.get("services") or {}).values() if s.get("image")})
+    ids = await asyncio.gather(*(host.image_id(r) for r in refs), return_exceptions=True)
+    return {r: (i if isinstance(i, str) else None) for r, i in zip(refs, ids, strict=True)}
+
+
+def inline_setting(ctx: Context, env: str) -> str:
+    return ctx.config.inventory.environments[env].inline_files
+
+
+async def plan_for(ctx: Context, host: DockerHost, src: StackSource, env: str) -> StackPlan:
+    """The validated, shaped deploy; CannotSucceed when it cannot work on `env` (with the fix)."""
+    plan = await prepare(host, src, inline_setting(ctx, env))
+    refusal = plan.refusal(env)
+    if refusal:
+        raise CannotSucceed(refusal)
+    return plan
+
+
+async def preview_deploy(ctx: Context, host: DockerHost, src: StackSource, env: str, area: Path,
+                         header: str | None = None) -> list[str]:
+    """The plan card's lines: what this deploy changes against what runs now."""
     project = host.project(src.stack)
-    model = await validate(project, src)
+    plan = await plan_for(ctx, host, src, env)
     commit = (src.git_commit or "no git")[:12]
-    lines = [f"{src.stack} on {env} (project {project}, compose sha256 {src.digest[:12]}, git {commit})"]
+    lines = [header or f"{src.stack} on {env} (project {project}, compose sha256 {src.digest[:12]}, "
+                       f"git {commit})"]
+    if plan.inline and plan.notes:
+        lines.append(f"Self-contained for {env} (inline_files: {inline_setting(ctx, env)}): the stack's "
+                     "files travel inside the Compose model:")
+        lines += [f"  {n}" for n in plan.notes]
     try:
-        running = await running_images(host, project)
+        outside = await host.driver.outside(project, host)
+        if outside:
+            raise CannotSucceed(outside)
+        running, hashes, ids = await asyncio.gather(host.containers(project), plan.hashes(area),
+                                                    _image_ids(host, plan.deployed))
     except BackendUnavailable as exc:
         return [*lines, f"(can't compare with what runs: {exc})"]
-    lines += diff_lines(model, recorded.model if recorded else None, running)
-    if recorded is not None:
-        lines.append(f"currently recorded: revision {recorded.id} by {recorded.actor} "
-                     f"at {recorded.created_at:%Y-%m-%d %H:%M} UTC")
+    history = await asyncio.to_thread(deployments(ctx).history, env, src.stack, 20)
+    lines += diff_lines(plan.deployed, hashes, by_service(running), recorded(history), ids)
+    last = next((d for d in history if d.status == "succeeded"), None)
+    if last is not None:
+        lines.append(f"last successful revision: {last.id} ({last.action}) by {last.actor} "
+                     f"at {last.created_at:%Y-%m-%d %H:%M} UTC")
+    if history and history[0].status != "succeeded":
+        lines.append(f"the newest attempt, revision {history[0].id}, {history[0].status}")
     return lines
+
+
+# ---------------------------------------------------------------------------
+# Deploy
 
 
 async def image_record(host: DockerHost, groups: Mapping[str, list[ContainerState]],
                        model: Mapping[str, Any]) -> dict[str, Any]:
+    inspected: dict[tuple[str, str], asyncio.Task[dict[str, str | None]]] = {}
+
     async def one(name: str, cs: list[ContainerState]) -> tuple[str, Any]:
         wanted = ((model.get("services") or {}).get(name) or {}).get("image") or cs[0].image
+        key = (cs[0].image_id, wanted)
+        if key not in inspected:  # services sharing an image: one inspection
+            inspected[key] = asyncio.ensure_future(host.image_ref(cs[0].image_id, wanted))
         try:
-            return name, await host.image_ref(cs[0].image_id, wanted)
+            info: dict[str, Any] = dict(await inspected[key])
         except CommandError:
-            return name, {"image": wanted, "id": cs[0].image_id, "digest": None}
+            info = {"image": wanted, "id": cs[0].image_id, "digest": None}
+        info["config_hash"] = cs[0].config_hash
+        if cs[0].pinned_ref:
+            info["ref"] = cs[0].pinned_ref
+        return name, info
 
     # One inspect per service, concurrently: this sits on every deploy's critical path.
     return dict(await asyncio.gather(*(one(n, cs) for n, cs in groups.items() if cs)))
@@ -138,78 +259,168 @@ def services_table(groups: Mapping[str, list[ContainerState]], images: Mapping[s
     rows = []
     for name, cs in sorted(groups.items()):
         info = images.get(name) or {}
-        ran = info.get("digest") or (info.get("id") or "")[:19]
-        rows.append([name, describe_state(cs), str(len(cs)), ran or (cs[0].image if cs else "")])
+        ref = info.get("ref") or info.get("image") or (cs[0].image if cs else "")
+        ran = info.get("digest") or info.get("id") or ""
+        shown = image_label(str(ref)) + (f" ({short_digest(str(ran))})" if ran and ran != ref else "")
+        rows.append([name, describe_state(cs), str(len(cs)), shown])
     return Table(["service", "state", "containers", "image running"], rows)
 
 
-async def run_deploy(ctx: Context, host: DockerHost, src: StackSource, *, env: str, action: str,
-                     rollback_of: int | None = None) -> Reply:
-    """Validate, bring up, wait, record: the one path deploy and rollback share."""
-    project = host.project(src.stack)
-    # Validate the file and check the engine answers, both before anything starts (concurrently;
-    # if the engine is down the validation is cancelled, not left running).
-    checking = asyncio.create_task(validate(project, src))
+def _mask(reply: Reply, redactor: Redactor) -> Reply:
+    """The stack's own secrets (its .env and environment values) out of the reply and its tables."""
+    reply.text = redactor.text(reply.text)
+    reply.tables = [Table(t.columns, [[redactor.text(str(c)) for c in row] for row in t.rows], t.title)
+                    for t in reply.tables]
+    return reply
+
+
+@dataclass
+class Checked:
+    """A deploy whose engine answered: its plan, or the plan still being made (`planning`).
+
+    The plan decides what goes to the engine only when the stack travels self-contained or
+    from a copy.  A local engine deploying the live folder gets the files as written, and
+    Compose validates them itself before it changes anything, so `up` need not wait for the
+    bot's own validation: the two run side by side (the preview, when there is one, has
+    validated already).
+    """
+
+    src: StackSource
+    plan: StackPlan | None = None
+    planning: asyncio.Task[StackPlan] | None = None
+
+
+async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: str, *,
+                       overlap: bool = False) -> Checked:
+    """The deploy's plan once the file is valid and the engine answers, checked concurrently
+    (if the engine is down the validation is cancelled, not left running)."""
+    checking = asyncio.create_task(plan_for(ctx, host, src, env))
     try:
         await host.ping()
+        if overlap and not checking.done() and host.driver.kind == "compose" and not src.temporary \
+                and not await inlines(inline_setting(ctx, env), host, src):
+            return Checked(src, planning=checking)
+        return Checked(src, await checking)
     except BaseException:
         checking.cancel()
         await asyncio.gather(checking, return_exceptions=True)
         raise
-    model = await checking
-    services = sorted((model.get("services") or {}).keys())
+
+
+async def _plan_beside_up(checked: Checked, up: asyncio.Task[str]) -> StackPlan:
+    """The plan made while `up` runs; if the files are not valid, `up` refused them too."""
+    assert checked.planning is not None
+    try:
+        return await checked.planning
+    except BaseException as exc:
+        if isinstance(exc, CommandError) and not isinstance(exc, BackendUnavailable):
+            done = await asyncio.gather(up, return_exceptions=True)
+            if not isinstance(done[0], BaseException):  # the files changed between the two reads
+                raise CommandError(f"{exc}\n(`up` had already applied the files as they were a moment "
+                                   "earlier: check 'status'.)") from exc
+            raise
+        up.cancel()
+        await asyncio.gather(up, return_exceptions=True)
+        raise
+
+
+async def run_deploy(ctx: Context, host: DockerHost, checked: Checked, *, env: str, action: str,
+                     area: Path, rollback_of: int | None = None) -> Reply:
+    """Bring up, wait (failing fast), record: the one path deploy and rollback share."""
+    up: asyncio.Task[str] | None = None
+    if checked.plan is None:
+        src = checked.src
+        up = asyncio.create_task(host.driver.up(Deployable(
+            host.project(src.stack), src.workdir, list(src.files), src.content, {})))
+        plan = await _plan_beside_up(checked, up)
+    else:
+        plan = checked.plan
+    redactor = Redactor([*ctx.engine.redactor.secrets, *plan.secrets()])
+    return _mask(await _deploy(ctx, host, plan, env=env, action=action, area=area,
+                               rollback_of=rollback_of, redactor=redactor, up=up), redactor)
+
+
+async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, action: str, area: Path,
+                  rollback_of: int | None, redactor: Redactor, up: asyncio.Task[str] | None) -> Reply:
+    src, project, services = plan.src, plan.project, plan.services
     store = deployments(ctx)
     timeout = ctx.config.inventory.environments[env].deploy_timeout_s
     verb = "Rollback" if action == "rollback" else "Deploy"
+    deployable = await asyncio.to_thread(plan.write, area) if up is None else None
 
     async def record(status: str, groups: Mapping[str, list[ContainerState]], error: str | None) -> Deployment:
-        images = await image_record(host, groups, model) if groups else {}
+        images = await image_record(host, groups, plan.deployed) if groups else {}
         return await asyncio.to_thread(
             store.record, env=env, stack=src.stack, action=action, status=status,
             actor=ctx.actor.id, request_id=ctx.request_id or None, ref=src.ref,
-            git_commit=src.git_commit, compose_hash=src.digest, compose=src.content, model=model,
-            images=images, rollback_of=rollback_of, error=error)
+            git_commit=src.git_commit, compose_hash=src.digest, compose=src.content,
+            model=stored_model(plan.deployed, plan.secrets()), images=images, rollback_of=rollback_of,
+            error=redactor.text(error) if error else None)
 
-    await ctx.progress(f"{src.stack}: compose file valid ({len(services)} services: "
-                       f"{', '.join(services)}); bringing it up on {env} (via {host.driver.kind})…")
+    async def stopped(step: str) -> None:
+        """Cancelled (`cancel`, or a shutdown past its grace): record how far it got, then stop."""
+        cut = ctx.engine.jobs.was_cut(ctx.request_id) if ctx.request_id else False
+        status, why = ("failed", f"interrupted while {step}") if cut else ("cancelled", f"cancelled while {step}")
+        await asyncio.shield(record(status, await _groups_or_empty(host, project), why))
+
+    inlined = plan.inline and deployable is not None
+    how = "self-contained, " if inlined else ""
+    if up is None:
+        assert deployable is not None
+        up = asyncio.create_task(host.driver.up(deployable))  # first, then say so: it is on the clock
     try:
-        await host.driver.up(project, src, src.pins)
+        await ctx.progress(f"{src.stack}: compose file valid ({len(services)} services: "
+                           f"{', '.join(services)}); bringing it up on {env} ({how}via {host.driver.kind})…")
+    except BaseException:
+        up.cancel()
+        await asyncio.gather(up, return_exceptions=True)
+        raise
+    try:
+        await up
     except DeployFailed as exc:
         groups = await _groups_or_empty(host, project)
-        missing = await _missing_images(host, model)
+        missing = await _missing_images(host, plan.deployed)
+        msg = str(exc)
         if missing:
-            exc = DeployFailed(f"image(s) not on the engine and not pullable: {', '.join(missing)}\n{exc}")
-        msg = ctx.engine.redactor.text(str(exc))
+            msg = f"image(s) not on the engine and not pullable: {', '.join(missing)}\n{msg}"
+        bad = [s for s in services if any(failure_of(c, False) for c in groups.get(s, []))]
+        details = await failure_details(host, groups, bad, redactor) if bad else ""
         rev = await record("failed", groups, msg)
         return Reply(f"{verb} of {src.stack} to {env} failed; revision {rev.id} is recorded as failed.\n"
-                     f"{msg}\nWhat runs now: {_summary(groups) or 'nothing'}",
+                     f"{msg}\nWhat runs now: {_summary(groups) or 'nothing'}" + (f"\n{details}" if details else ""),
                      tone=Tone.error, tables=[services_table(groups, {})] if groups else [])
     except asyncio.CancelledError:
-        await asyncio.shield(record("failed", await _groups_or_empty(host, project),
-                                    "interrupted while bringing the stack up"))
+        await stopped("bringing the stack up")
         raise
-    await ctx.progress(f"{src.stack}: containers created on {env}; waiting up to {timeout:.0f}s "
-                       "for them to run and be healthy")
+    began = asyncio.get_running_loop().time()
     try:
-        groups, waiting = await wait_ready(ctx, host, project, services, timeout)
-    except asyncio.CancelledError:  # a shutdown past its grace: say what was left, then stop
-        await asyncio.shield(record("failed", await _groups_or_empty(host, project),
-                                    "interrupted while waiting for the services to be ready"))
+        ready = await wait_ready(ctx, host, project, services, timeout, one_shots(plan.deployed),
+                                 first=f"{src.stack}: containers created on {env}; waiting up to "
+                                       f"{timeout:.0f}s for them to run and be healthy")
+    except asyncio.CancelledError:
+        await stopped("waiting for the services to be ready")
         raise
-    if waiting:
-        detail = "; ".join(f"{s}: {describe_state(groups.get(s, []))}" for s in waiting)
-        error = f"not ready after {timeout:.0f}s: {detail}"
-        rev = await record("failed", groups, error)
-        return Reply(f"{verb} of {src.stack} to {env} failed: {len(waiting)} of {len(services)} services "
-                     f"not running/healthy after {timeout:.0f}s ({detail}). Revision {rev.id} is recorded "
-                     "as failed; the containers were left as they are for inspection.",
-                     tone=Tone.error, tables=[services_table(groups, rev.images)])
-    rev = await record("succeeded", groups, None)
+    took = asyncio.get_running_loop().time() - began
+    if ready.failed or ready.waiting:
+        bad = sorted(ready.failed) or ready.waiting
+        if ready.failed:
+            why = "; ".join(f"{s}: {w}" for s, w in sorted(ready.failed.items()))
+            error = f"failed after {took:.0f}s: {why}"
+        else:
+            why = "; ".join(f"{s}: {describe_state(ready.groups.get(s, []))}" for s in ready.waiting)
+            error = f"not ready after {timeout:.0f}s: {why}"
+        details = await failure_details(host, ready.groups, bad, redactor)
+        rev = await record("failed", ready.groups, error)
+        return Reply(f"{verb} of {src.stack} to {env} {error}. Revision {rev.id} is recorded as failed; "
+                     f"the containers were left as they are for inspection.\n{details}",
+                     tone=Tone.error, tables=[services_table(ready.groups, rev.images)])
+    rev = await record("succeeded", ready.groups, None)
     what = f"rolled back to the file and images of revision {rollback_of}" if rollback_of else "deployed"
     commit = f", git {src.git_commit[:12]}" if src.git_commit else ""
+    inline = ", self-contained" if inlined else ""
     return Reply(f"{src.stack} {what} on {env}: {len(services)} services running. "
-                 f"Recorded as revision {rev.id} (compose sha256 {src.digest[:12]}{commit}).",
-                 tone=Tone.success, tables=[services_table(groups, rev.images)])
+                 f"Recorded as revision {rev.id} (compose sha256 {src.digest[:12]}{commit}{inline}).",
+                 tone=Tone.success, tables=[services_table(ready.groups, rev.images)])
 
 
 def _inspector(ref: str) -> Callable[[Any], Any]:

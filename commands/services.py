@@ -54,7 +54,7 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
         health = ", ".join(sorted({c.health for c in cs if c.health})) or "-"
         started = min((c.started_at for c in running if c.started_at), default=None)
         rows.append([name, svc, f"{len(running)}/{len(cs)}", describe_state(cs), health,
-                     str(sum(c.restarts for c in cs)), ", ".join(sorted({c.image for c in cs})),
+                     str(sum(c.restarts for c in cs)), ", ".join(sorted({c.image_name for c in cs})),
                      uptime(started), f"{cpu:.1f}%" if running else "-", human_bytes(mem)])
     scope = f"{stack} on {env}" if stack else env
     if not rows:
@@ -168,12 +168,12 @@ async def start(ctx: Context, args: dict[str, Any]) -> Reply:
 
 async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[ContainerState]) -> Redactor:
     """The bot's own secrets, plus the values the stack sets in its containers and its .env file."""
-    from infra.compose import read_dotenv
+    from infra.compose import dotenv_mask_values
 
     values: list[str] = list(ctx.engine.redactor.secrets)
     for c in found:
         values += await host.stack_env_values(c.id)
-    values += read_dotenv(ctx.config.stack_dir(stack) / ".env").values()
+    values += dotenv_mask_values(ctx.config.stack_dir(stack) / ".env")
     return Redactor(values)
 
 

@@ -19,7 +19,11 @@ VERSION = r"v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
 REVISION = r"\d{1,9}|v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from infra.compose import StackSource
     from infra.db.models import Deployment
+    from infra.docker_hosts import DockerHost
 
 
 @command("stacks", summary="stacks known under compose/, and where deployed at which revision",
@@ -36,9 +40,11 @@ async def stacks(ctx: Context, args: dict[str, Any]) -> Reply:
     for d in latest:
         where.setdefault(d.stack, []).append(d)
     rows = []
+    listed: set[str] = set()
     for name, stack in ctx.config.inventory.stacks.items():
         if env and stack.runs_on and env not in stack.runs_on and name not in where:
             continue
+        listed.add(name)
         services = ", ".join(ctx.config.stack_services.get(name, ()))
         deployed = sorted(where.get(name, []), key=lambda d: d.env)
         if not deployed:
@@ -48,21 +54,23 @@ async def stacks(ctx: Context, args: dict[str, Any]) -> Reply:
             rows.append([name, services, d.env, f"rev {d.id} ({d.action}, {commit})",
                          f"{d.created_at:%Y-%m-%d %H:%M} UTC", d.actor])
     scope = f" for {env}" if env else ""
-    return Reply(f"{len(ctx.config.inventory.stacks)} stacks known{scope}; {len(latest)} recorded deployments.",
+    shown = sum(len(v) for k, v in where.items() if k in listed)
+    return Reply(f"{len(listed)} stack{'s' if len(listed) != 1 else ''} known{scope}; "
+                 f"{shown} recorded deployment{'s' if shown != 1 else ''}.",
                  tables=[Table(["stack", "services", "env", "revision", "when", "by"], rows)])
 
 
 async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
-    from commands.docker_ops import deployments, host_for, preview_deploy
-    from infra.compose import source_for
+    from commands.docker_ops import host_for, preview_deploy
+    from infra.compose import source_for, work_area
 
     env, stack = args["env"], args["stack"]
     host = host_for(ctx, env)
-    src = await asyncio.to_thread(source_for, ctx.config, stack, args.get("ref"), env=env)
-    history = await asyncio.to_thread(deployments(ctx).history, env, stack, 10)
-    recorded = next((d for d in history if d.status == "succeeded"), None)
+    with work_area("preview") as area:
+        src = await asyncio.to_thread(source_for, ctx.config, stack, args.get("ref"), area=area)
+        lines = await preview_deploy(ctx, host, src, env, area)
     # The checkpoint (and any checkpoint retention deletes) comes first, as it runs first.
-    return await checkpoint_preview(ctx, env) + await preview_deploy(ctx, host, src, env, recorded)
+    return await checkpoint_preview(ctx, env) + lines
 
 
 @command("deploy", summary="deploy or update a stack on an environment, recording the revision deployed",
@@ -81,15 +89,27 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
              past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released")))
 async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
     """Validate with `docker compose config`, bring the stack up, wait for it, record the revision."""
-    from commands.docker_ops import host_for, run_deploy
-    from infra.compose import source_for
+    from commands.docker_ops import checked_plan, host_for, run_deploy
+    from infra.compose import git_commit_of, source_for, work_area
 
-    env, stack = args["env"], args["stack"]
+    env, stack, ref = args["env"], args["stack"], args.get("ref")
     host = host_for(ctx, env)
-    src = await asyncio.to_thread(source_for, ctx.config, stack, args.get("ref"), env=env)
-    # Config may ask for a VM snapshot first; if it fails, nothing is deployed (CommandError).
-    checkpoint = await checkpoint_before_deploy(ctx, env)
-    reply = await run_deploy(ctx, host, src, env=env, action="deploy")
+    with work_area("deploy") as area:
+        src = await asyncio.to_thread(source_for, ctx.config, stack, ref, area=area, git=False)
+        # git answers while the engine is asked (both before anything starts).
+        commit = asyncio.create_task(asyncio.to_thread(git_commit_of, src.workdir)) if ref is None else None
+        # What cannot work (an invalid file, an engine that does not answer, files that cannot
+        # travel) is refused before the checkpoint and before anything starts.
+        cfg = ctx.config.inventory.environments[env]
+        snapshot = bool(cfg.checkpoint_before_deploy and cfg.vm)
+        try:
+            checked = await checked_plan(ctx, host, src, env, overlap=not snapshot)
+        finally:
+            if commit is not None:
+                src.git_commit = await commit
+        # Config may ask for a VM snapshot first; if it fails, nothing is deployed (CommandError).
+        checkpoint = await checkpoint_before_deploy(ctx, env)
+        reply = await run_deploy(ctx, host, checked, env=env, action="deploy", area=area)
     if checkpoint:
         reply.text += "\n" + checkpoint
     return reply
@@ -123,18 +143,55 @@ async def _rollback_target(ctx: Context, args: dict[str, Any]) -> Deployment:
     return target
 
 
-def _pins(rev: Deployment) -> dict[str, str]:
-    """The images a revision actually ran: repo@digest when a registry knows it, else the image ID."""
-    return {svc: info.get("digest") or info["id"] for svc, info in (rev.images or {}).items()
-            if info.get("digest") or info.get("id")}
+async def _pins(host: DockerHost, rev: Deployment) -> tuple[dict[str, str], dict[str, str]]:
+    """The images a revision ran, and the references they were deployed as.
+
+    Where the reference still names the very image that ran, the pin is the reference itself
+    (nothing to explain later); where it moved, the pin is repo@digest when a registry knows
+    the image, else its ID, and the reference travels along as a label.
+    """
+    pins: dict[str, str] = {}
+    refs: dict[str, str] = {}
+    for svc, info in sorted((rev.images or {}).items()):
+        ran = info.get("digest") or info.get("id")
+        if not ran:
+            continue
+        ref = str(info.get("ref") or info.get("image") or "")
+        refs[svc] = ref
+        now = await host.image_id(ref) if ref and not ref.startswith("sha256:") else None
+        pins[svc] = ref if now and now == info.get("id") else str(ran)
+    return pins, refs
+
+
+async def _rollback_source(ctx: Context, host: DockerHost, rev: Deployment, area: Path) -> StackSource:
+    from infra.compose import source_of_revision
+
+    pins, refs = await _pins(host, rev)
+    return await asyncio.to_thread(source_of_revision, ctx.config, rev.stack, rev.compose, rev.git_commit,
+                                   pins, area=area, pin_refs=refs)
 
 
 async def _rollback_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
+    from commands.docker_ops import host_for, preview_deploy
+    from infra.compose import work_area
+    from infra.docker_hosts import image_label
+
     rev = await _rollback_target(ctx, args)
-    lines = [f"redeploy revision {rev.id} of {rev.stack} on {rev.env} ({rev.action} by {rev.actor} at "
-             f"{rev.created_at:%Y-%m-%d %H:%M} UTC, compose sha256 {rev.compose_hash[:12]})"]
-    lines += [f"{svc}: {ref}" for svc, ref in sorted(_pins(rev).items())]
+    host = host_for(ctx, rev.env)
+    header = (f"redeploy revision {rev.id} of {rev.stack} on {rev.env} ({rev.action} by {rev.actor} at "
+              f"{rev.created_at:%Y-%m-%d %H:%M} UTC, compose sha256 {rev.compose_hash[:12]})")
+    with work_area("preview") as area:
+        src = await _rollback_source(ctx, host, rev, area)
+        lines = await preview_deploy(ctx, host, src, rev.env, area, header=header)
+    pinned = [f"{svc}: {image_label(src.pins[svc], ref)}" for svc, ref in sorted(
+        ((s, r) for s, r in _refs_of(rev).items() if s in src.pins and src.pins[s] != r))]
+    if pinned:
+        lines.append("images pinned to what that revision ran (their tags have moved since): " + "; ".join(pinned))
     return lines
+
+
+def _refs_of(rev: Deployment) -> dict[str, str]:
+    return {svc: str(info.get("ref") or info.get("image") or "") for svc, info in (rev.images or {}).items()}
 
 
 @command("rollback", summary="redeploy the previous (or a given) recorded revision",
@@ -153,12 +210,13 @@ async def _rollback_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
              formats=("put {stack} back on {env}",)))
 async def rollback(ctx: Context, args: dict[str, Any]) -> Reply:
     """Redeploy a recorded revision exactly: the same compose file, the same image digests."""
-    from commands.docker_ops import host_for, run_deploy
-    from infra.compose import source_of_revision
+    from commands.docker_ops import checked_plan, host_for, run_deploy
+    from infra.compose import work_area
 
-    env, stack = args["env"], args["stack"]
+    env = args["env"]
     host = host_for(ctx, env)
     rev = await _rollback_target(ctx, args)
-    src = await asyncio.to_thread(source_of_revision, ctx.config, stack, rev.compose, rev.git_commit,
-                                  _pins(rev), env=env, revision=rev.id)
-    return await run_deploy(ctx, host, src, env=env, action="rollback", rollback_of=rev.id)
+    with work_area("rollback") as area:
+        src = await _rollback_source(ctx, host, rev, area)
+        checked = await checked_plan(ctx, host, src, env)
+        return await run_deploy(ctx, host, checked, env=env, action="rollback", rollback_of=rev.id, area=area)

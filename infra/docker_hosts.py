@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,12 +32,14 @@ from infra.config import Config, DockerTLS
 from infra.errors import BackendUnavailable, CommandError, NotConfigured
 
 if TYPE_CHECKING:
-    from infra.compose import StackSource
+    from infra.compose import Deployable
 
 T = TypeVar("T")
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+PINNED_REF_LABEL = "org.chatops.image-ref"  # set by a rollback's pin (infra/compose.py)
 API_TIMEOUT_S = 30
 
 
@@ -48,11 +52,19 @@ class StackDriver(Protocol):
 
     kind: str
 
-    async def up(self, project: str, source: StackSource, pinned: Mapping[str, str]) -> str:
-        """Bring the project to the source's state; return the tool's output."""
+    async def up(self, deployable: Deployable) -> str:
+        """Bring the project to the deployable's state; return the tool's output."""
         ...
 
     async def down(self, project: str) -> str:
+        ...
+
+    async def check(self) -> str | None:
+        """Whatever besides the engine must answer (Portainer's API and key); a description."""
+        ...
+
+    async def outside(self, project: str, host: DockerHost) -> str | None:
+        """Why `project` cannot be deployed by this driver as things stand (with the steps), or None."""
         ...
 
 
@@ -74,10 +86,29 @@ class ContainerState:
     cpu_pct: float | None = None
     mem_bytes: int | None = None
     mem_limit: int | None = None
+    config_hash: str | None = None   # Compose's hash of the service config it was created from
+    pinned_ref: str | None = None    # the reference a rollback pinned by ID or digest
+    health_log: str | None = None    # the health check's last output, when it has one
 
     @property
     def ready(self) -> bool:
         return self.state == "running" and self.health in (None, "healthy")
+
+    @property
+    def image_name(self) -> str:
+        """The image as a person names it: the reference, never a bare sha256."""
+        return image_label(self.image, self.pinned_ref)
+
+
+def short_digest(ref: str, keep: int = 12) -> str:
+    """'repo@sha256:0123456789ab' / 'sha256:0123456789ab' instead of 64 hex digits."""
+    return re.sub("sha256:([0-9a-f]{" + str(keep) + "})[0-9a-f]+", r"sha256:\1", ref)
+
+
+def image_label(image: str, pinned_ref: str | None = None) -> str:
+    if pinned_ref and pinned_ref != image:
+        return f"{pinned_ref} (pinned {short_digest(image.split('@')[-1])})"
+    return short_digest(image)
 
 
 def cpu_percent(stats: Mapping[str, Any]) -> float | None:
@@ -121,6 +152,16 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
 
 
+def _health_log(st: Mapping[str, Any]) -> str | None:
+    log = (st.get("Health") or {}).get("Log") or []
+    if not log:
+        return None
+    last = log[-1] or {}
+    out = str(last.get("Output") or "").strip()
+    code = last.get("ExitCode")
+    return f"exit {code}: {out}" if out else f"exit {code}"
+
+
 def state_of(attrs: Mapping[str, Any], stats: Mapping[str, Any] | None = None) -> ContainerState:
     """A ContainerState from `docker inspect` output (and optionally one stats sample)."""
     labels = (attrs.get("Config") or {}).get("Labels") or {}
@@ -136,8 +177,9 @@ def state_of(attrs: Mapping[str, Any], stats: Mapping[str, Any] | None = None) -
         state=st.get("Status", "unknown"), health=health, restarts=int(attrs.get("RestartCount") or 0),
         image=(attrs.get("Config") or {}).get("Image", ""), image_id=attrs.get("Image", ""),
         started_at=_parse_time(st.get("StartedAt")) if st.get("Running") else None,
-        exit_code=st.get("ExitCode") if not st.get("Running") else None,
-        cpu_pct=cpu, mem_bytes=mem, mem_limit=limit)
+        exit_code=st.get("ExitCode") if not st.get("Running") or st.get("Restarting") else None,
+        cpu_pct=cpu, mem_bytes=mem, mem_limit=limit, config_hash=labels.get(CONFIG_HASH_LABEL),
+        pinned_ref=labels.get(PINNED_REF_LABEL), health_log=_health_log(st) if health else None)
 
 
 class DockerHost:
@@ -146,10 +188,17 @@ class DockerHost:
     def __init__(self, env: str, base_url: str, *, tls: TLSConfig | None = None,
                  headers: Mapping[str, str] | None = None, driver: StackDriver | None = None,
                  compose_env: Mapping[str, str] | None = None, project_prefix: str = "",
-                 where: str | None = None, timeout: int = API_TIMEOUT_S) -> None:
+                 where: str | None = None, timeout: int = API_TIMEOUT_S,
+                 shares_files: bool | None = None,
+                 explain: Callable[[int, str], str | None] | None = None) -> None:
         self.env = env
         self.base_url = base_url
         self.where = where or base_url
+        # Whether the engine sees the bot's files; None: ask it once (see `sees_our_files`).
+        self._shares_files = shares_files if shares_files is not None else \
+            (None if base_url.startswith(("unix://", "npipe://")) else False)
+        # Turns an API error (status, explanation) into an answer naming what to fix (Portainer's key…).
+        self._explain = explain
         self.project_prefix = project_prefix
         self.compose_env = dict(compose_env or {})
         self._tls = tls
@@ -196,9 +245,12 @@ class DockerHost:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, lambda: fn(self._sdk()))
-        except docker.errors.NotFound as exc:
-            raise CommandError(f"Not found on {self.env}: {exc.explanation or exc}") from exc
         except docker.errors.APIError as exc:
+            told = self._explain(exc.status_code or 0, str(exc.explanation or exc)) if self._explain else None
+            if told:
+                raise BackendUnavailable(told) from exc
+            if isinstance(exc, docker.errors.NotFound):
+                raise CommandError(f"Not found on {self.env}: {exc.explanation or exc}") from exc
             raise CommandError(f"The Docker engine of {self.env} refused: "
                                f"{exc.explanation or exc}") from exc
         except requests.exceptions.Timeout as exc:
@@ -218,9 +270,26 @@ class DockerHost:
                 f"The Docker engine of {self.env} ({self.where}) is unreachable: "
                 f"{_short(exc)}. {outcome}") from exc
 
+    async def sees_our_files(self) -> bool:
+        """Whether a bind mount of one of the bot's paths would find the bot's file (inline_files: auto).
+
+        Only a local socket can; and only when the engine runs on this very machine, not on the
+        host of the container the bot runs in (the engine's host name is then another).
+        """
+        if self._shares_files is None:
+            try:
+                info = await self.call(lambda c: c.info())
+            except CommandError:
+                return False  # can't tell now: self-contained works on any engine
+            self._shares_files = str(info.get("Name") or "") == socket.gethostname()
+        return self._shares_files
+
     async def ping(self) -> str:
+        """The engine's version; through Portainer, first a call that checks the key and endpoint."""
+        before = await self.driver.check()
         info = await self.call(lambda c: c.version())
-        return f"Docker {info.get('Version', '?')} (API {info.get('ApiVersion', '?')})"
+        docker_v = f"Docker {info.get('Version', '?')} (API {info.get('ApiVersion', '?')})"
+        return f"{before}, {docker_v}" if before else docker_v
 
     def close(self) -> None:
         if self._client is not None:
@@ -236,10 +305,21 @@ class DockerHost:
             labels.append(f"{SERVICE_LABEL}={service}")
         found = await self.call(lambda c: c.api.containers(all=True, filters={"label": labels}))
         ids = [c["Id"] for c in found if (c.get("Labels") or {}).get(ONEOFF_LABEL) != "True"]
-        return list(await asyncio.gather(*(self.container(i, stats=stats) for i in ids)))
+        got = await asyncio.gather(*(self._container_or_none(i, stats) for i in ids))
+        return [c for c in got if c is not None]
+
+    async def _container_or_none(self, cid: str, stats: bool) -> ContainerState | None:
+        """A container listed a moment ago may be gone by now (another project's `down`): skip it."""
+        attrs = await self.call(_inspect_or_none(cid))
+        if attrs is None:
+            return None
+        return await self._with_stats(cid, attrs, stats)
 
     async def container(self, cid: str, *, stats: bool = False) -> ContainerState:
         attrs = await self.call(lambda c: c.api.inspect_container(cid))
+        return await self._with_stats(cid, attrs, stats)
+
+    async def _with_stats(self, cid: str, attrs: Mapping[str, Any], stats: bool) -> ContainerState:
         sample = None
         if stats and (attrs.get("State") or {}).get("Running"):
             try:
@@ -282,6 +362,24 @@ class DockerHost:
         repo = wanted.split("@", 1)[0].rsplit(":", 1)[0] if "/" in wanted or ":" in wanted else wanted
         digest = next((d for d in digests if d.split("@", 1)[0] == repo), digests[0] if digests else None)
         return {"image": wanted, "id": attrs.get("Id", image_id), "digest": digest}
+
+    async def image_id(self, ref: str) -> str | None:
+        """The ID of the image `ref` names on this engine, or None when it has no such image."""
+        def inspect(c: docker.DockerClient) -> Any:
+            try:
+                return c.api.inspect_image(ref).get("Id")
+            except docker.errors.NotFound:
+                return None
+        return await self.call(inspect)  # type: ignore[no-any-return]
+
+
+def _inspect_or_none(cid: str) -> Callable[[docker.DockerClient], Any]:
+    def inspect(c: docker.DockerClient) -> Any:
+        try:
+            return c.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            return None
+    return inspect
 
 
 def _never_connected(exc: BaseException) -> bool:

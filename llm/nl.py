@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
@@ -134,11 +135,14 @@ class NLParser:
     registry: Registry
     users: frozenset[str] = frozenset()
     lexicon: Lexicon = field(init=False)
-    vocab: Vocabulary = field(init=False)
 
     def __post_init__(self) -> None:
         self.lexicon = Lexicon.compile(self.registry)
-        self.vocab = Vocabulary.build(self.resolver, self.lexicon)
+
+    @cached_property
+    def vocab(self) -> Vocabulary:
+        """Built on the first plain-language request: start-up reads no stack's compose file."""
+        return Vocabulary.build(self.resolver, self.lexicon)
 
     def parse(self, text: str) -> Plan:
         return _Reading(self, text).plan()

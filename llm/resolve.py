@@ -28,13 +28,18 @@ class Resolver:
         self._tables[Kind.stack] = self._table({n: s.aliases for n, s in inv.stacks.items()})
         self._tables[Kind.vm] = self._table({n: v.aliases for n, v in inv.vms.items()})
         self._tables[Kind.host] = self._table({n: [] for n in inv.gpu_hosts})
-        services: dict[str, list[str]] = {}
-        for stack_services in self.config.stack_services.values():
-            for svc_name in stack_services:
-                services.setdefault(svc_name, [])
-        for name, svc in inv.services.items():
-            services.setdefault(name, []).extend(svc.aliases)
-        self._tables[Kind.service] = self._table(services)
+
+    def _table_of(self, kind: Kind) -> dict[str, str]:
+        """A kind's name table; services are gathered on first use, so start-up reads no compose file."""
+        if kind is Kind.service and kind not in self._tables:
+            services: dict[str, list[str]] = {}
+            for stack_services in self.config.stack_services.values():
+                for svc_name in stack_services:
+                    services.setdefault(svc_name, [])
+            for name, svc in self.config.inventory.services.items():
+                services.setdefault(name, []).extend(svc.aliases)
+            self._tables[Kind.service] = self._table(services)
+        return self._tables.get(kind, {})
 
     @staticmethod
     def _table(names: dict[str, list[str]]) -> dict[str, str]:
@@ -46,12 +51,12 @@ class Resolver:
         return out
 
     def resolve(self, kind: Kind, word: str) -> str | None:
-        table = self._tables.get(kind)
+        table = self._table_of(kind)
         return table.get(_norm(word)) if table else None
 
     def choices(self, kind: Kind) -> list[str]:
         """Canonical names of a kind: inventory order for envs, stacks and VMs, else sorted."""
-        names = set(self._tables.get(kind, {}).values())
+        names = set(self._table_of(kind).values())
         order = {Kind.env: list(self.config.inventory.environments),
                  Kind.stack: list(self.config.inventory.stacks),
                  Kind.vm: list(self.config.inventory.vms)}.get(kind)
@@ -61,10 +66,11 @@ class Resolver:
 
     def words(self, kind: Kind, name: str) -> list[str]:
         """Every spelling that names `name` (its name and aliases)."""
-        return [w for w, n in self._tables.get(kind, {}).items() if n == name]
+        return [w for w, n in self._table_of(kind).items() if n == name]
 
     @cached_property
     def max_words(self) -> int:
+        self._table_of(Kind.service)
         return max((len(w.split()) for t in self._tables.values() for w in t), default=1)
 
     @cached_property

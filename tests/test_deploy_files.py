@@ -79,8 +79,11 @@ def env_example() -> dict[str, str]:
 
 
 def known_env_names() -> set[str]:
-    """Every environment variable the bot reads: settings, config references, CLI options."""
-    names = {f.alias for f in Settings.model_fields.values() if f.alias}
+    """Every environment variable the bot reads: settings, config references, CLI options, state."""
+    from infra.compose import DATA_DIR_ENV
+    from infra.fingerprint import KEY_ENV
+
+    names = {f.alias for f in Settings.model_fields.values() if f.alias} | {DATA_DIR_ENV, KEY_ENV}
     names |= set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", (ROOT / "chatops.yaml").read_text()))
     serve = main.commands["serve"]
     for param in serve.params:
@@ -210,6 +213,10 @@ def test_docker_compose_config_validates_the_stack(tmp_path: Path) -> None:
     assert bot["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://chatops:change-me")
     assert bot["environment"]["SLACK_BOT_TOKEN"] == env_example()["SLACK_BOT_TOKEN"]
     assert bot["read_only"] is True and bot["cap_drop"] == ["ALL"]
+    # Read-only root: the state directory the image names is a volume, work copies go to the tmpfs.
+    state = env_of(final_stage())["CHATOPS_DATA_DIR"]
+    assert any(v["target"] == state and v["type"] == "volume" for v in bot["volumes"])
+    assert "/tmp" in bot["tmpfs"]
     assert cfg["volumes"]["pgdata"]["name"] == "chatops_pgdata"
     # Without a password the stack refuses to render, naming the variable.
     no_pw = tmp_path / "empty.env"
@@ -231,6 +238,9 @@ def test_systemd_units_run_the_same_commands() -> None:
     grace = float(re.search(r"CHATOPS_SHUTDOWN_GRACE=(\d+)", unit).group(1))  # type: ignore[union-attr]
     assert stop > grace
     assert "CHATOPS_METRICS_PORT=127.0.0.1:" in unit
+    # A read-only home and system: the state directory is the one writable place, and the bot knows it.
+    assert re.search(r"^StateDirectory=chatops$", unit, re.M) and "ProtectHome=read-only" in unit
+    assert re.search(r"^Environment=CHATOPS_DATA_DIR=/var/lib/chatops$", unit, re.M)
     timer = (ROOT / "deploy" / "chatops-backup.timer").read_text()
     assert "OnCalendar=" in timer and "Persistent=true" in timer
     backup = (ROOT / "deploy" / "chatops-backup.service").read_text()

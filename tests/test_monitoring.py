@@ -78,11 +78,13 @@ def test_alertmanager_hands_groups_to_the_bots_receiver(tmp_path: Path) -> None:
     assert hook["send_resolved"] is True  # resolved alerts edit the card
     assert hook["url"] == f"http://bot:{DEFAULT_PORT}{ALERTMANAGER_PATH}"  # what `serve api` listens on
     auth = hook["http_config"]["authorization"]
-    assert auth["type"] == "Bearer" and "credentials" not in auth  # the token lives in a mounted file
+    assert auth["type"] == "Bearer" and "credentials" not in auth  # the token is a Compose secret
     model = compose_config(MON, tmp_path)
     svc = model["services"]["alertmanager"]
     mounts = {v["target"]: v for v in svc["volumes"]}
-    assert auth["credentials_file"] in mounts and mounts[auth["credentials_file"]].get("read_only")
+    (secret,) = svc["secrets"]  # from the environment: no file needed on a remote engine's host
+    assert auth["credentials_file"] == secret["target"] == f"/run/secrets/{secret['source']}"
+    assert model["secrets"][secret["source"]]["environment"] == "ALERTMANAGER_CHATOPS_TOKEN"
     assert "/etc/alertmanager/alertmanager.yml" in mounts
     assert ":" in svc["image"] and not svc["image"].endswith(":latest")
     prom = model["services"]["prometheus"]

@@ -1,7 +1,7 @@
 """events: schedules, alert posts, suggested plans; requests.schedule_id
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-01 10:00:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ from infra.db.guards import Loss, refuse_to_lose
 
 
 revision = '0014'
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,10 @@
 """A small Docker Engine API stand-in on a unix socket, for failure paths dockerd can't be made to take.
 
 It speaks the Engine's HTTP API (the docker SDK does the talking): version, container list
-and inspect, restart.  It can refuse one container's restart with an API error, or go away
-(drop every connection) after a number of restarts, as an engine that dies mid-change does.
+and inspect, restart.  It can refuse one container's restart with an API error, go away
+(drop every connection) after a number of restarts, as an engine that dies mid-change does,
+or lose a container between the list and its inspect (another project's `down` racing a
+`status`).
 `silent_socket` is an engine that accepts connections and never answers.
 """
 
@@ -69,6 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
         if m is None or cid is None:
             return self._send(404, {"message": f"No such container: {m.group(1) if m else path}"})
         if method == "GET" and m.group(2) == "json":
+            if cid in eng.vanish_on_inspect:  # removed by someone else since it was listed
+                del eng.containers[cid]
+                return self._send(404, {"message": f"No such container: {cid}"})
             return self._send(200, eng.containers[cid])
         if method == "POST" and m.group(2) == "restart":
             if cid in eng.refuse_restart:
@@ -95,6 +100,7 @@ class FakeDockerEngine:
         self.sock = sock
         self.containers: dict[str, dict[str, Any]] = {}
         self.refuse_restart: set[str] = set()
+        self.vanish_on_inspect: set[str] = set()
         self.die_after_restarts: int | None = None
         self.gone = False
         self.restarted: list[str] = []

@@ -4,9 +4,14 @@ Stacks API: `GET /api/stacks?filters={"EndpointID":N}`, `POST
 /api/stacks/create/standalone/string?endpointId=N` ({name, stackFileContent, env}),
 `PUT /api/stacks/{id}?endpointId=N` ({stackFileContent, env, prune, pullImage}),
 `GET /api/stacks/{id}/file`, `POST /api/stacks/{id}/start|stop?endpointId=N`,
-`DELETE /api/stacks/{id}?endpointId=N`; `GET /api/system/status`.  Like Portainer, it
-deploys stacks with Docker Compose on the endpoint's engine (the real test dockerd),
-and `/api/endpoints/{N}/docker/...` is a proxy to that engine.  Auth: `X-API-Key`.
+`DELETE /api/stacks/{id}?endpointId=N`; `GET /api/endpoints/{N}`; `GET /api/system/status`
+(public, as in Portainer: it checks no key).  Like Portainer, it deploys stacks with Docker
+Compose on the endpoint's engine (the real test dockerd) from its own folder
+(`compose/{id}/docker-compose.yml`, the env in `stack.env` passed with `--env-file`), so a
+stack that points at files next to the bot's copy finds none; it refuses to create a stack
+whose name a Compose project on the engine already uses; `/api/endpoints/{N}/docker/...` is
+a proxy to that engine.  Auth: `X-API-Key`.  `drop_after` makes the next changing call
+act and then drop the connection without an answer.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class FakePortainer:
     stacks: dict[int, dict[str, Any]] = field(default_factory=dict)
     url: str = ""
     _dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fake-portainer-")))
+    # Method of the next call to act on and then answer with a dropped connection ("PUT", "POST").
+    drop_after: str | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
 
@@ -48,6 +55,7 @@ class FakePortainer:
             self._loop = loop
             app = web.Application(middlewares=[self._auth], client_max_size=16 * 1024 * 1024)
             app.router.add_get("/api/system/status", self._status)
+            app.router.add_get(r"/api/endpoints/{eid:\d+}", self._endpoint_info)
             app.router.add_get("/api/stacks", self._list)
             app.router.add_post("/api/stacks/create/standalone/string", self._create)
             app.router.add_put(r"/api/stacks/{id:\d+}", self._update)
@@ -78,32 +86,38 @@ class FakePortainer:
     # -- helpers ----------------------------------------------------------
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/api/system/status":  # public in Portainer
+            return await handler(request)
         if request.headers.get("X-API-Key") != self.api_key:
-            return web.json_response({"message": "Unauthorized", "details": "A valid authorisation token is missing"},
-                                     status=401)
+            return web.json_response({"message": "Invalid API key", "details": "Unauthorized"}, status=401)
         body: dict[str, Any] = {}
         if request.can_read_body and request.content_type == "application/json" \
                 and "/docker/" not in request.path:
             body = await request.json()
         self.calls.append((request.method, request.path_qs, body))
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        if self.drop_after and request.method == self.drop_after:
+            self.drop_after = None
+            assert request.transport is not None
+            request.transport.close()  # it acted; the answer never arrives
+        return response
 
     def _endpoint(self, request: web.Request) -> web.Response | None:
         raw = request.query.get("endpointId")
         if raw is None:
             return web.json_response({"message": "Invalid query parameter: endpointId"}, status=400)
         if int(raw) != self.endpoint_id:
-            return web.json_response({"message": "Unable to find an environment with the specified identifier"},
-                                     status=404)
+            return _no_endpoint()
         return None
 
     async def _compose(self, stack: dict[str, Any], *args: str) -> tuple[int, str]:
         folder = self._dir / str(stack["Id"])
-        env = {**os.environ, "DOCKER_HOST": f"unix://{self.docker_socket}"}
-        env.update({e["name"]: e["value"] for e in stack.get("Env") or []})
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "COMPOSE_"))}
+        env["DOCKER_HOST"] = f"unix://{self.docker_socket}"
         proc = await asyncio.create_subprocess_exec(
-            compose_binary(), "-p", stack["Name"], "-f", str(folder / "docker-compose.yml"), *args,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            compose_binary(), "-p", stack["Name"], "--project-directory", str(folder), "--env-file",
+            str(folder / "stack.env"), "-f", str(folder / "docker-compose.yml"), *args,
+            env=env, cwd=str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         out, _ = await proc.communicate()
         return proc.returncode or 0, out.decode()
 
@@ -111,6 +125,16 @@ class FakePortainer:
         folder = self._dir / str(stack["Id"])
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "docker-compose.yml").write_text(content)
+        # As Portainer does: the stack's env becomes stack.env, given to Compose with --env-file.
+        (folder / "stack.env").write_text("".join(f"{e['name']}={e['value']}\n" for e in stack.get("Env") or []))
+
+    async def _projects_on_engine(self) -> set[str]:
+        conn = aiohttp.UnixConnector(path=self.docker_socket)
+        async with aiohttp.ClientSession(connector=conn) as session, session.get(
+                "http://docker/containers/json", params={"all": "1", "filters": json.dumps(
+                    {"label": ["com.docker.compose.project"]})}) as resp:
+            found = await resp.json()
+        return {c["Labels"]["com.docker.compose.project"] for c in found}
 
     def _get(self, request: web.Request) -> dict[str, Any] | None:
         return self.stacks.get(int(request.match_info["id"]))
@@ -118,6 +142,12 @@ class FakePortainer:
     # -- handlers ---------------------------------------------------------
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({"Version": "2.21.5", "InstanceID": "fake-portainer"})
+
+    async def _endpoint_info(self, request: web.Request) -> web.Response:
+        if int(request.match_info["eid"]) != self.endpoint_id:
+            return _no_endpoint()
+        return web.json_response({"Id": self.endpoint_id, "Name": "local", "Type": 1, "Status": 1,
+                                  "URL": f"unix://{self.docker_socket}"})
 
     async def _list(self, request: web.Request) -> web.Response:
         filters = json.loads(request.query.get("filters") or "{}")
@@ -134,7 +164,8 @@ class FakePortainer:
             return web.json_response({"message": "Invalid request payload"}, status=400)
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
             return web.json_response({"message": "Invalid stack name"}, status=400)
-        if any(s["Name"] == name for s in self.stacks.values()):
+        # Portainer checks its own stacks and the Compose projects on the engine (checkUniqueStackNameInDocker).
+        if any(s["Name"] == name for s in self.stacks.values()) or name in await self._projects_on_engine():
             return web.json_response({"message": f"A stack with the normalized name '{name}' already exists"},
                                      status=409)
         sid = max(self.stacks, default=0) + 1
@@ -202,7 +233,7 @@ class FakePortainer:
 
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         if int(request.match_info["eid"]) != self.endpoint_id:
-            return web.json_response({"message": "Unable to find an environment"}, status=404)
+            return _no_endpoint()
         path = "/" + request.match_info["path"]
         body = await request.read()
         headers = {k: v for k, v in request.headers.items()
@@ -216,3 +247,9 @@ class FakePortainer:
             if "Content-Type" in resp.headers:
                 out.headers["Content-Type"] = resp.headers["Content-Type"]
             return out
+
+
+def _no_endpoint() -> web.Response:
+    return web.json_response({"message": "Unable to find an environment with the specified identifier inside "
+                                         "the database", "details": "object not found inside the database"},
+                             status=404)
