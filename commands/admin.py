@@ -182,7 +182,11 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("withdraw", summary="take back your own request while it waits for approval or confirmation",
          args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
          examples=("withdraw r-1a2b3c4d", "withdraw r-1a2b3c4d asked for the wrong snapshot"),
-         words=("retract",), slash=False)  # the approval card's Withdraw button, or /ops ask
+         words=("retract",), slash=False,  # the approval card's Withdraw button, or /ops ask
+         phrasing=Phrasing(verbs=("withdraw", "retract", "take back"),
+                           object_verbs=("withdraw", "retract", "take back"), objects=("*",),
+                           object_needs=("request",),
+                           past=("withdrew", "withdrawn", "retracted")))
 async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only the requester can withdraw (the engine checks); the request ends as `withdrawn`, nothing runs."""
     return await ctx.engine.act(Action.withdraw, args["request"], ctx.actor, reason=args.get("reason"),
@@ -191,7 +195,13 @@ async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("cancel", summary="stop a change while it runs (its requester, an approver or an admin)",
          args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
-         examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"))
+         examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"),
+         phrasing=Phrasing(verbs=("cancel", "stop", "abort", "kill", "halt", "interrupt", "terminate", "call off"),
+                           object_verbs=("cancel", "stop", "abort", "kill", "halt", "interrupt", "terminate",
+                                         "call off"), objects=("*",),
+                           # "abort the web deploy" names no request: which one is not ours to guess
+                           object_needs=("request",),
+                           past=("cancelled", "canceled", "aborted", "interrupted")))
 async def cancel(ctx: Context, args: dict[str, Any]) -> Reply:
     """The run is stopped where it is and recorded as interrupted, naming who cancelled it.
 
@@ -222,7 +232,13 @@ def _plan(ctx: Context, row: RequestRow) -> str:
 
 
 @command("pending", summary="what waits for your approval, and your own requests that wait",
-         examples=("pending",), words=("approvals", "pending approvals"))
+         examples=("pending",), words=("approvals", "pending approvals"),
+         phrasing=Phrasing(nouns=("pending", "pending approvals", "approvals", "waiting for my approval",
+                                  "waiting for approval", "awaiting my approval", "my approval", "my sign-off",
+                                  "my sign off", "my signoff", "my waiting requests", "my pending requests",
+                                  "my requests that wait", "what is waiting", "what waits", "needs my approval",
+                                  "need my approval", "needs my sign-off", "need my sign-off", "my approvals",
+                                  "approval queue", "my queue")))
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
     await asyncio.to_thread(ctx.store.expire_due)

@@ -328,6 +328,7 @@ async def _named_snapshot(ctx: Context, args: dict[str, Any]) -> tuple[Guest, Pr
          phrasing=Phrasing(
              verbs=("restore", "restoring", "reset to", "revert", "roll back", "go back", "bring back", "put back",
                     "take back", "set back"),
+             nouns=("restore", "restores", "snapshot restore"),
              object_verbs=("restore", "revert", "roll back", "rollback", "go back", "reset", "back to", "return",
                            "return to", "go back to"),
              objects=("snapshot",),

@@ -65,14 +65,15 @@ class Vocabulary:
         """A word of 4–6 letters one edit from exactly one short inventory name ("chatt", "reds"): too
         short to correct, but a change that names it is asked about rather than run."""
         if not 4 <= len(word) <= 6 or word in P.FILLER or not word.isalpha() or word in self.short \
-                or word in P.NEVER_CORRECT:
+                or word in P.NEVER_CORRECT or word in P.FUNCTION_WORDS:
             return None
         found = {w for w in self.short_names if OSA.distance(word, w) <= 1}
         return next(iter(found)) if len(found) == 1 else None
 
     def correct(self, word: str) -> str | None:
         """The one vocabulary word within reach of `word`, or None (never for short or common words)."""
-        if len(word) < MIN_LEN or word in P.NEVER_CORRECT or word in P.FILLER or not word.isascii() \
+        if len(word) < MIN_LEN or word in P.NEVER_CORRECT or word in P.FILLER or word in P.FUNCTION_WORDS \
+                or not word.isascii() \
                 or any(c.isdigit() for c in word) or word in self.meanings:
             return None
         limit = limit_for(word)

@@ -66,6 +66,8 @@ class Lexicon:
     # object verb → [(command, commands whose nouns it takes)]
     object_verbs: dict[str, list[tuple[str, frozenset[str]]]] = field(default_factory=dict)
     machine_verbs: dict[str, list[str]] = field(default_factory=dict)
+    # command → arguments its object verbs need given ("cancel the deploy r-…", not "cancel the deploy")
+    object_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     formats: list[Format] = field(default_factory=list)
     answers_past: str | None = None
     answers_howto: str | None = None
@@ -110,6 +112,11 @@ class Lexicon:
         objects = frozenset((spec.name, *ph.objects))
         for verb in ph.object_verbs:
             self.object_verbs.setdefault(_norm(verb), []).append((spec.name, objects))
+        if ph.object_needs:
+            unknown = [a for a in ph.object_needs if spec.arg(a) is None]
+            if unknown:
+                raise ValueError(f"command '{spec.name}': object_needs names no argument '{unknown[0]}'")
+            self.object_needs[spec.name] = ph.object_needs
         for verb in ph.machine_verbs:
             self.machine_verbs.setdefault(_norm(verb), []).append(spec.name)
         for fmt in ph.formats:

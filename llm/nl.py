@@ -559,7 +559,9 @@ class _Reading:
             (prev in P.REFERENCE_PREPOSITIONS and (prev != "to" or verb_before)) or (prev not in P.FILLER
             and not any(h.start <= i - 1 < h.end for h in self.hits)))
         after_name = any(m.end == i for m in self.mentions) and not self.words[i - 1].boundary
-        if prev in _DEMOTE_BEFORE or prev in self.p.users or after_name or (
+        # "the running deploy", "the failed restore": a determiner and an adjective make it a noun
+        after_adjective = prev in P.DETERMINERS and i > 1 and self.low[i - 2] in _DEMOTE_BEFORE
+        if prev in _DEMOTE_BEFORE or prev in self.p.users or after_name or after_adjective or (
                 nouns and after_words):
             if nouns:
                 hit.senses = [Sense(s.command, Strength.noun) for s in nouns]
@@ -823,7 +825,7 @@ class _Reading:
                         self.lex.governs(found[0], o) for o in owner))):
                 j -= 1
             verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
-            governed = [c for o in owner for c in self.lex.governs(verb[0], o)] if verb else []
+            governed = [c for o in owner for c in self.lex.governs(verb[0], o) if self._needs_met(c)] if verb else []
             whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None)
             if whose and self.lex.answers_past and not governed:
                 # "bob's restarts": what a person did, from the audit log
@@ -894,6 +896,20 @@ class _Reading:
                 return self.refuse(self._governed_question(word, owner[0]))
         return None
 
+    def _needs_met(self, cmd: str) -> bool:
+        """Whether the arguments a command's object verbs need are given ("cancel the deploy r-1a2b3c4d")."""
+        spec = self.lex.specs[cmd]
+        return all(self._value_given(a) for name in self.lex.object_needs.get(cmd, ()) if (a := spec.arg(name)))
+
+    def _value_given(self, arg: Arg) -> bool:
+        if arg.name in self.values.get("kv", {}):
+            return True
+        if arg.kind is Kind.request:
+            return "request" in self.values
+        if arg.kind is Kind.duration:
+            return "since" in self.values
+        return arg.kind.is_entity and any(arg.kind in m.names for m in self.mentions)
+
     def _skippable(self, j: int, hit: Hit) -> bool:
         w = self.low[j]
         if self.words[j].boundary and j < hit.start - 1:
@@ -940,6 +956,12 @@ class _Reading:
         helps = sorted({c for c, objects in (x for v in self.lex.object_verbs.values() for x in v)
                         if owner in objects and c != owner})
         also = f" I can {join_choices(helps)} one ('help {helps[0]}')." if helps else ""
+        # the verb's own command, which needs its request named ("call off the deploy": which one?)
+        needy = [c for c in self.lex.governs(verb, owner) if not self._needs_met(c)]
+        if needy:
+            spec = self.lex.specs[needy[0]]
+            names = join_choices(list(self.lex.object_needs[needy[0]]), "and")
+            also += f" To {needy[0]} one, name its {names}: '{spec.usage}'."
         return (f"I'm not sure what '{verb}' means for a {owner}, so I did nothing.{also} "
                 f"To {owner} something, say '{self.lex.specs[owner].usage}'.")
 

@@ -106,6 +106,23 @@ also
 instead
 too
 """))
+# English function words and politeness: never a typo of a name ("about" is no "abort"), never the value of
+# an argument ("restore the dev vm pls" names no snapshot "pls").
+FUNCTION_WORDS = frozenset(_words("""
+a an the this that these those some any each every no none all both either neither such what which whose
+i me my mine we us our ours you your yours he him his she her hers it its they them their theirs one someone
+somebody anyone anybody everyone everybody nobody something anything everything nothing
+about above across after against along among around as at before behind below beneath beside besides between
+beyond by down during except for from in inside into like near of off on onto out outside over past per since
+than through throughout till to toward towards under underneath until unto up upon via with within without
+and but or nor so yet then also plus because although though while whereas unless if whether once when
+where why how whenever wherever
+am is are was were be been being do does did done have has had having will would shall should can could
+may might must ought let lets
+not never yes yeah yep nope nah ok okay sure thanks thank thx ty cheers please pls plz kindly sorry oops
+hey hi hello yo lol haha hmm uh um well just really very quite too again still already ever even only
+here there now today tonight tomorrow yesterday soon later asap
+"""))
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
 KIND_NOUNS: dict[str, str] = {
     "stack": "stack", "service": "service", "container": "service", "app": "service", "vm": "vm",
