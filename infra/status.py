@@ -53,7 +53,7 @@ STATUS_WORDS: dict[str, Status] = {
     "unconfirmed": Status.awaiting_confirmation, "awaiting_confirmation": Status.awaiting_confirmation,
     "ok": Status.succeeded, "done": Status.succeeded, "success": Status.succeeded,
     "successful": Status.succeeded, "passed": Status.succeeded,
-    "failure": Status.failed, "failures": Status.failed, "error": Status.failed, "errors": Status.failed,
+    "failure": Status.failed, "failures": Status.failed, "failing": Status.failed, "error": Status.failed, "errors": Status.failed,
     "errored": Status.failed, "broken": Status.failed,
     "rejected": Status.denied, "declined": Status.denied,
     "running": Status.started, "in_progress": Status.started,

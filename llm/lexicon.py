@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from commands.registry import Arg, CommandSpec, Kind, Registry
+from infra.status import STATUS_WORDS, Status
 from llm import phrases as P
 
 
@@ -44,6 +45,10 @@ class Format:
 
 
 _SLOT = re.compile(r"^\{([a-z_]+)\}$")
+# The words people use for a request's status, from the one table of them (infra/status.py).
+STATUS_VALUES: tuple[tuple[str, str], ...] = tuple(
+    [(s.value.replace("_", " "), s.value) for s in Status]
+    + [(w.replace("_", " "), s.value) for w, s in STATUS_WORDS.items()])
 
 
 def _norm(phrase: str) -> str:
@@ -157,6 +162,12 @@ class Lexicon:
         words = {p for table in (self.past, self.object_verbs, self.machine_verbs) for p in table if " " not in p}
         words.update(v for v, _ in self.particles)
         return words
+
+    @staticmethod
+    def values_of(arg: Arg) -> tuple[tuple[str, str], ...]:
+        """Words that stand for a value of `arg`: its own declared ones, and for a status every word
+        infra/status.py maps to one ("failing" → failed, "waiting" → pending_approval)."""
+        return arg.values + STATUS_VALUES if arg.kind is Kind.status else arg.values
 
     def arg_kinds(self, command: str) -> set[Kind]:
         return {a.kind for a in self.specs[command].args}

@@ -168,6 +168,7 @@ class _Reading:
         self.typos: list[str] = []
         self.fuzzy_targets: list[str] = []
         self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
+        self.phrase_words: set[int] = set()  # words the scan read as command phrases
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
@@ -530,6 +531,7 @@ class _Reading:
             i += 1
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
+        self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
 
     def _preposition_at(self, j: int) -> bool:
         """'on'/'over' before a name is a preposition ("power cycle the tunnel on prod"), not a particle."""
@@ -784,7 +786,7 @@ class _Reading:
         if reviewer is None or not self._is_question():
             return False
         spec = self.lex.specs[reviewer]
-        if not any(self.low[i] == w for a in spec.args for w, _ in a.values):
+        if not any(self.low[i] == w for a in spec.args for w, _ in self.lex.values_of(a)):
             return False
         if any(w in P.REPORT_SUBJECTS or w in self.p.users for w in self.low[max(0, i - 2):i]):
             return False
@@ -794,7 +796,7 @@ class _Reading:
     def _value_word_before_noun(self, i: int) -> bool:
         """'denied requests': a past form that is an argument's value word, before a noun, is an adjective."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
-        values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in a.values}
+        values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in self.lex.values_of(a)}
         return self.low[i] in values and (nxt in self.lex.nouns or nxt in P.LINE_WORDS)
 
     def _governs_later(self, i: int) -> bool:
@@ -976,7 +978,10 @@ class _Reading:
         top = max(h.strength for h in hits)
         strong = [h for h in hits if h.strength == top]
         if reviewer and any(reviewer in h.commands for h in hits if h.strength >= Strength.noun):
-            others = [c for h in hits if h.strength >= Strength.noun for c in h.commands if c != reviewer]
+            # a word that is a value of the reviewer's own arguments is that value ("requests still pending
+            # approval" is a status), not another command as the topic
+            others = [c for h in hits if h.strength >= Strength.noun and self._value_phrase(reviewer, h.start) is None
+                      for c in h.commands if c != reviewer]
             if others:
                 self.values["past_command"] = others[0]
             return reviewer
@@ -1004,7 +1009,7 @@ class _Reading:
         if len(user_cmds) == 1 and (self.values.get("past_user") or any(w in self.p.users for w in self.low)):
             return user_cmds[0]
         if self._is_question():
-            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in a.values
+            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in self.lex.values_of(a)
                       if any(self.free(i) and low == w for i, low in enumerate(self.low))}
             if len(takers) == 1:
                 return takers.pop()
@@ -1147,14 +1152,29 @@ class _Reading:
             if topic and topic != cmd:
                 args[spec.args[0].name] = topic
 
+    def _value_phrase(self, cmd: str, i: int) -> tuple[Arg, str, int] | None:
+        """The value word or phrase of one of `cmd`'s arguments starting at word i (longest first):
+        (argument, value, words)."""
+        best: tuple[Arg, str, int] | None = None
+        for arg in self.lex.specs[cmd].args:
+            for word, value in self.lex.values_of(arg):
+                n = word.count(" ") + 1
+                if self.joined(i, i + n) == word and (best is None or n > best[2]):
+                    best = (arg, value, n)
+        return best
+
     def _declared_value(self, arg: Arg, changes: bool) -> Any:
         """A value found through the argument's own declarations: value words, cues, shapes, users."""
-        for i, w in enumerate(self.low):
-            if self.free(i):
-                for word, value in arg.values:
-                    if w == word:
-                        self.take(i, i + 1)
-                        return value
+        values = self.lex.values_of(arg)
+        for n in (3, 2, 1):
+            for i in range(len(self.low) - n + 1):
+                if not all(self._hit_word(k) for k in range(i, i + n)):
+                    continue
+                phrase = self.joined(i, i + n)
+                value = next((v for w, v in values if w == phrase), None)
+                if value is not None:
+                    self.take(i, i + n)
+                    return value
         if arg.kind is Kind.user:
             return self._user(arg)
         if arg.kind is Kind.text:
@@ -1172,6 +1192,10 @@ class _Reading:
         if found is None and shape is not None:
             found = self._bare(lambda w: bool(shape.match(w)) and not w.isdigit())
         return found
+
+    def _hit_word(self, k: int) -> bool:
+        """Whether word k is free or was read as a command phrase (a value may be one: "pending approval")."""
+        return self.free(k) or k in self.phrase_words
 
     def _user(self, arg: Arg) -> str | None:
         for i, w in enumerate(self.low):
