@@ -169,6 +169,7 @@ class _Reading:
         self.fuzzy_targets: list[str] = []
         self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
         self.phrase_words: set[int] = set()  # words the scan read as command phrases
+        self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
@@ -235,6 +236,7 @@ class _Reading:
             return howto
         self._scan()
         self._fix_typos()
+        self._free_text_tail()
         mood = read_modality(self._modality())
         if mood.refusal is not None:
             return self.refuse(mood.refusal)
@@ -533,6 +535,80 @@ class _Reading:
         self.mentions.sort(key=lambda m: m.start)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
 
+    def _free_text_tail(self) -> None:
+        """The words after a request for a command with a free-text argument are that text, as in the
+        canonical form: "decline r-5a5a5a5a, needs a snapshot first", "deny r-1a2b3c4d not during the demo".
+        Not when they start another request or target ("lock prod and live", "…, then deploy chat"), hold
+        another command's verb, a name the command takes, or words that change the request itself (a
+        retraction, a condition, a time): those are read as usual.  The text is set aside, so no later
+        stage reads a request, a negation or a name into it."""
+        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        if not verbs or verbs[0].start != 0:
+            return
+        head = verbs[0]
+        # (only where the canonical form also takes the rest of the line: a positional free-text argument)
+        cmds = [c for c in head.commands if any(a.kind is Kind.text and a.positional
+                                                for a in self.lex.specs[c].args)]
+        if not cmds:
+            return
+        kinds = {a.kind for c in cmds for a in self.lex.specs[c].args if a.kind.is_entity}
+        k = head.end
+        while k < len(self.low) and not self.words[k - 1].boundary:
+            m = next((m for m in self.mentions if m.start == k), None)
+            if m is not None and kinds & set(m.names):
+                k = m.end
+            elif self.used[k] and not any(h.start <= k < h.end for h in self.hits):
+                k += 1  # a value: a request id, a key=value
+            elif self.low[k] in P.TARGET_PREPOSITIONS | {"the", "please"} and k + 1 < len(self.low):
+                k += 1
+            else:
+                break
+        while k < len(self.low) and self.low[k] in ("please", "thanks"):
+            k += 1
+        # as in the canonical form, the text comes after the required arguments ("deny REQUEST REASON")
+        core = [m for m in self.mentions if m.end <= k]
+        cmds = [c for c in cmds if all(
+            ("request" in self.values) if a.kind is Kind.request else any(a.kind in m.names for m in core)
+            for a in self.lex.specs[c].required if a.kind is Kind.request or a.kind.is_entity)]
+        if not cmds:
+            return
+        tail = self.low[k:]
+        if not tail or tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"):
+            return
+        text = f" {' '.join(tail)} "
+        if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
+            return
+        cues = sorted({c for cmd in cmds for a in self.lex.specs[cmd].args if a.kind is Kind.text for c in a.cues},
+                      key=len, reverse=True)
+        cue = next((c for c in cues if text.startswith(f" {c} ")), None)
+        start = k
+        if cue is not None:
+            # "because prod is frozen": everything after the cue is the reason, names and verbs included
+            start = k if cue in ("since", "until", "during", "while") else k + cue.count(" ") + 1
+            if start < len(self.low) and self.low[start] in ("to", "is", "of", "with"):
+                start += 1
+        elif self._changes_request(tail, k, cmds, kinds):
+            return
+        said = self.verbatim(start).strip(" ,;:-—")
+        if len(said) >= 2 and said[0] in "\"'“«‘" and said[-1] in "\"'”»’":
+            said = said[1:-1].strip()
+        said = re.sub(r"\s*\b(please|pls|thanks|thx)[.!]*$", "", said, flags=re.I).strip()
+        if not said:
+            return
+        self.free_text = said
+        self.words, self.low, self.used = self.words[:k], self.low[:k], self.used[:k]
+        self.hits = [h for h in self.hits if h.end <= k]
+        self.mentions = [m for m in self.mentions if m.end <= k]
+        self.phrase_words = {i for i in self.phrase_words if i < k}
+
+    def _changes_request(self, tail: list[str], k: int, cmds: list[str], kinds: set[Kind]) -> bool:
+        """Whether words after a request (from word k) are more than a reason: a condition, a time, another
+        command's verb, another name the command takes."""
+        return any(f" {p} " in f" {' '.join(tail)} " for p in P.CONDITIONALS) or any(
+            w in P.SCHEDULE_WORDS and not (i > 0 and tail[i - 1] in P.DETERMINERS) for i, w in enumerate(tail)
+        ) or any(h.start >= k and h.strength is Strength.verb and not h.is_noun and not set(h.commands) & set(cmds)
+                 for h in self.hits) or any(m.start >= k and kinds & set(m.names) for m in self.mentions)
+
     def _preposition_at(self, j: int) -> bool:
         """'on'/'over' before a name is a preposition ("power cycle the tunnel on prod"), not a particle."""
         if self.low[j] not in ("on", "over"):
@@ -631,6 +707,9 @@ class _Reading:
         for phrase in P.CANCEL_PHRASES:
             if f" {phrase} " in j:
                 return self.refuse(f"You said not to, so I won't do {what}.")
+        taken_back = self._taken_back(first_cmd)
+        if taken_back:
+            return self.refuse(f"That takes the request back ('{taken_back}'), so I won't do {what}.")
         for i, w in enumerate(self.low):
             if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i):
                 return self.refuse(f"That says not to, so I won't do {what}. "
@@ -656,6 +735,18 @@ class _Reading:
         self._corrections()
         self._subordinate_asides()
         return self._past_gates(first_cmd)
+
+    def _taken_back(self, first: int) -> str | None:
+        """A retraction after the request ("— sorry, wrong channel", "... nah"): an apology or a dismissal
+        that no name follows (a name after it corrects the request instead: "… sorry, dev")."""
+        for i in range(first + 1, len(self.low)):
+            for phrase in (*P.TAKE_BACK, *P.APOLOGIES):
+                n = phrase.count(" ") + 1
+                if self.joined(i, i + n) != phrase:
+                    continue
+                if phrase in P.TAKE_BACK or not any(m.start >= i + n for m in self.mentions):
+                    return self.verbatim(i, i + n).strip(" ,;:.!?—-…")
+        return None
 
     def _subordinate_asides(self) -> None:
         """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
@@ -1178,7 +1269,7 @@ class _Reading:
         if arg.kind is Kind.user:
             return self._user(arg)
         if arg.kind is Kind.text:
-            return self._text_after(arg.cues)
+            return self.free_text or self._text_after(arg.cues)
         if arg.kind is Kind.integer and (arg.cues or arg.cues_after):
             digits = re.compile(r"^\d{1,6}$")
             number = self._after(arg.cues, digits, any_value=False) or self._before(arg.cues_after, digits)
@@ -1231,7 +1322,7 @@ class _Reading:
             raw = self.words[j].raw
             low = raw.lower()
             strong = w not in weak
-            if not self.free(j) or not WORD.match(raw) or (
+            if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw) or (
                     self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
                 continue
             if shape is not None and not shape.match(low) and (not any_value or ((
@@ -1248,7 +1339,8 @@ class _Reading:
                 j = i - 1
                 if shape is not None and not shape.match(self.low[j]):
                     continue
-                if self.free(j) and WORD.match(self.low[j]) and (shape is not None or not self._is_name(self.low[j])) \
+                if self.free(j) and WORD.match(self.low[j]) and looks_like_value(self.low[j]) \
+                        and (shape is not None or not self._is_name(self.low[j])) \
                         and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
                     return self.words[j].raw
@@ -1463,9 +1555,18 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     explicit = _trusted(text, parse_explicit(text, parser.resolver, parser.registry), parser)
     if explicit is not None and explicit.command == parser.lexicon.answers_howto:
         return _help(explicit, parser)  # help never acts: whatever follows it is a topic
+    plan: Plan | None = None
     if explicit is not None and explicit.complete:
+        if not parser.registry[explicit.command or ""].changes:
+            return explicit
+        # A change is also read as plain language: words the canonical form would take as free text or a
+        # value may take the request back ("lock prod... nah forget it"), add a target or a request ("lock
+        # prod and live", "lock prod and deploy data there"), or fill no value ("restore the dev vm pls").
+        plan = parser.parse(text)
+        if plan.outcome is Outcome.refuse or not _canonical_reading(text, explicit, parser):
+            return plan
         return explicit
-    plan = parser.parse(text)
+    plan = plan or parser.parse(text)
     if plan.outcome is Outcome.refuse:
         return plan
     if explicit is not None and explicit.command is not None and not plan.complete and (
@@ -1479,6 +1580,36 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     if plan.command is None and not plan.clarify and explicit is not None and explicit.clarify:
         return explicit
     return plan
+
+
+def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
+    """Whether the canonical form's values are values: a word argument is no function word ("pls"), and
+    free text starts with neither a conjunction ("and live") nor a name the command takes ("prod live")."""
+    spec = parser.registry[plan.command or ""]
+    kinds = {a.kind for a in spec.args if a.kind.is_entity}
+    for arg in spec.args:
+        value = plan.args.get(arg.name)
+        if not isinstance(value, str) or arg.name in _keyed(text):
+            continue
+        if arg.kind is Kind.word and not looks_like_value(value):
+            return False
+        if arg.kind is Kind.text:
+            first = (words_of(tokenize(value)) or [Word("", "", 0)])[0].low
+            if first in P.CLAUSE_JOINERS or first in ("&", "+", "plus", "also", "or") or any(
+                    parser.resolver.resolve(k, first) for k in kinds):
+                return False
+    return True
+
+
+def _keyed(text: str) -> set[str]:
+    """Argument names given as key=value in the text."""
+    return {t.low.split("=", 1)[0].replace("-", "_") for t in tokenize(text) if t.kv}
+
+
+def looks_like_value(word: str) -> bool:
+    """A value is never a function word or politeness ("restore the dev vm pls" names no snapshot)."""
+    low = word.lower()
+    return low not in P.FUNCTION_WORDS and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS
 
 
 def several_requests(text: str, parser: NLParser) -> Plan | None:

@@ -37,6 +37,12 @@ CANCEL_PHRASES = ("never mind", "nevermind", "nvm", "scratch that", "forget it",
                   "cancel that", "ignore that", "wait no", "no wait", "actually no", "no need", "not now",
                   "leave it", "leave alone", "keep it running", "keep running")
 EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
+# After a request, words that take it back ("deploy web to live — sorry, wrong channel", "lock prod... nah").
+# An apology or a dismissal followed by a name is a correction instead ("restart redis on test… sorry, dev").
+TAKE_BACK = ("disregard", "ignore me", "ignore this", "ignore that", "not for you", "wrong channel", "wrong chat",
+             "wrong thread", "wrong window", "wrong room", "wrong tab", "wrong dm", "wrong person", "wrong place",
+             "wrong bot", "wrong team")
+APOLOGIES = ("sorry", "oops", "whoops", "nah", "nope", "my bad", "my mistake")
 
 # A person talking about their own plans, not asking the bot.
 INTENT_PHRASES = ("i will", "we will", "i am going to", "we are going to", "gonna", "going to", "we should",
