@@ -113,15 +113,39 @@ def read_modality(m: Modality) -> Mood:
     return Mood()
 
 
+def _finite(words: list[str]) -> bool:
+    """Whether words hold a finite verb ("QA signs off", "the build is green", "alice merged it")."""
+    return any(w in P.AUXILIARIES or w in P.IRREGULAR_PAST or (len(w) > 3 and w.endswith("ed"))
+               or (len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us")) and w not in P.FUNCTION_WORDS)
+               for w in words)
+
+
+def _clause(w: list[str], m: Modality, i: int) -> list[str]:
+    """The words of the clause that starts after word i, up to its end or the first command word."""
+    out: list[str] = []
+    for k in range(i + 1, len(w)):
+        if k in m.hit_starts or k in m.action_starts:
+            break
+        out.append(w[k])
+        if m.boundary[k]:
+            break
+    return out
+
+
 def _conditional(w: list[str], m: Modality) -> str | None:
     text = " " + " ".join(w) + " "
     for phrase in P.CONDITIONALS:
         if f" {phrase} " in text:
             return f"a condition ('{phrase} …')"
-    for i in range(1, len(w)):
-        if w[i] in ("when", "once") and w[i - 1] not in ("since", "from", "until") and i + 1 < len(w) \
-                and w[i + 1] not in ("you", "possible"):
+    for i in range(len(w)):
+        if w[i] in ("when", "once", "whenever") and (i == 0 or w[i - 1] not in ("since", "from", "until")) \
+                and i + 1 < len(w) and w[i + 1] not in ("you", "possible", "more", "again") \
+                and not (i == 0 and (w[i + 1] in P.AUXILIARIES or w[i + 1] in ("did", "was", "were"))):
+            # (a question of when: "when was chat last deployed")
             return f"a condition ('{w[i]} …')"
+        if w[i] == "after" and _finite(_clause(w, m, i)):
+            # "after QA signs off, …": a condition; "after the deploy" is a reference to something done
+            return "a condition ('after …')"
     for i in range(len(w) - 1):
         if w[i] in P.HYPOTHETICAL_SUBJECTS and w[i + 1] in ("would", "could", "might") and (
                 i + 2 >= len(w) or w[i + 2] not in P.WOULD_POLITE):

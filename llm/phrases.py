@@ -29,6 +29,8 @@ SUBJECTS = frozenset({"i", "we", "you", "he", "she", "they", "someone", "somebod
 REPORT_SUBJECTS = frozenset({"i", "we", "someone", "somebody", "they", "he", "she"})
 IRREGULAR_PAST = frozenset({"took", "made", "did", "ran", "went", "gave", "put", "shut", "brought", "spun", "set",
                             "got", "left", "kept", "broke", "saw", "forgot", "found", "began", "built", "sent"})
+AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "has", "have", "had", "will", "would", "can", "could",
+                         "does", "do", "did", "should", "shall", "may", "might", "must", "gets", "got", "goes"})
 TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last", "morning"})
 
 # Negations and cancellations: a request that says not to act.
