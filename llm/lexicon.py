@@ -71,6 +71,8 @@ class Lexicon:
     # object verb → [(command, commands whose nouns it takes)]
     object_verbs: dict[str, list[tuple[str, frozenset[str]]]] = field(default_factory=dict)
     machine_verbs: dict[str, list[str]] = field(default_factory=dict)
+    # command → the commands whose nouns its object verbs take (its own always)
+    objects: dict[str, frozenset[str]] = field(default_factory=dict)
     # command → arguments its object verbs need given ("cancel the deploy r-…", not "cancel the deploy")
     object_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     formats: list[Format] = field(default_factory=list)
@@ -115,6 +117,7 @@ class Lexicon:
         for past in ph.past:
             self.past.setdefault(_norm(past), []).append(spec.name)
         objects = frozenset((spec.name, *ph.objects))
+        self.objects[spec.name] = objects
         for verb in ph.object_verbs:
             self.object_verbs.setdefault(_norm(verb), []).append((spec.name, objects))
         if ph.object_needs:
@@ -153,6 +156,11 @@ class Lexicon:
         """Commands that `verb` asks for when its object is a noun of `noun_command`."""
         return [cmd for cmd, objects in self.object_verbs.get(verb, [])
                 if noun_command in objects or "*" in objects]
+
+    def takes(self, command: str, nouns_of: list[str]) -> bool:
+        """Whether `command` declares a noun of one of `nouns_of` among its objects (rollback takes a deploy)."""
+        objects = self.objects.get(command, frozenset())
+        return "*" in objects or any(n in objects for n in nouns_of)
 
     def is_noun(self, phrase: str) -> bool:
         return phrase in self.nouns

@@ -59,6 +59,7 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "ask you to", "time to", "need to", "you can", "i would love", "just", "pls", "can i see",
            "can i get", "can i have", "could i get", "could i see", "may i see", "can i check",
            "can i look at", "can we see", "can we get", "i would like", "is it possible to",
+           "could we get", "can we have", "could we have", "i want", "i need", "we want", "we need",
            "would it be possible to", "would you be able to", "could you please", "can you please",
            "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
 
@@ -181,10 +182,13 @@ class _Reading:
             joined = " ".join(w.low for w in self.words)
             for lead in sorted(_POLITE, key=len, reverse=True):
                 if joined == lead or joined.startswith(lead + " "):
-                    self.words = self.words[len(lead.split()):]
-                    self.causative = self.causative or lead.endswith(" get")
-                    self.lead_light = lead.split()[-1] in P.LIGHT_VERBS or lead.endswith(" have")
-                    changed = True
+                    last = lead.split()[-1]
+                    # "can we get …": the verb stays a word of the request ("get the old chat back")
+                    keep = last in ("get", "have") and joined != lead
+                    self.words = self.words[len(lead.split()) - keep:]
+                    self.causative = self.causative or last in P.CAUSATIVE_VERBS
+                    self.lead_light = last in P.LIGHT_VERBS or last == "have"
+                    changed = not keep
                     break
         # politeness that looks like a condition ("if you can", "when you get a chance") is no condition
         for phrase in P.POLITE_CONDITIONS:
@@ -918,6 +922,15 @@ class _Reading:
                         self.lex.governs(found[0], o) for o in owner))):
                 j -= 1
             verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
+            other_verb = next((h for h in self.hits if h is not hit and h.start <= j < h.end
+                               and h.strength is Strength.verb), None) if j >= 0 else None
+            takers = [c for c in (other_verb.commands if other_verb else [])
+                      if self.lex.takes(c, owner) and self._needs_met(c)]
+            if other_verb is not None and takers:
+                # a split verb whose command takes the noun governs it ("get the previous chat release back")
+                other_verb.senses = [s for s in other_verb.senses if s.command in takers]
+                self.hits.remove(hit)
+                continue
             governed = [c for o in owner for c in self.lex.governs(verb[0], o) if self._needs_met(c)] if verb else []
             whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None)
             if whose and self.lex.answers_past and not governed:
@@ -925,6 +938,8 @@ class _Reading:
                 self.hits.remove(hit)
                 self.values["past_command"], self.values["past_user"] = owner[0], whose
                 continue
+            if j == 0 and self.lead_light and self.low[0] in ("get", "have") and other_verb is None:
+                j = -1  # the verb of "can I get/have …", kept as a word
             if j < 0 or (self.words[j].boundary and verb is None) or self.low[j] in P.CLAUSE_JOINERS:
                 if changing and j < 0 and self.lead_light:
                     hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
@@ -1122,7 +1137,15 @@ class _Reading:
         filled = {k for m in self.mentions for k in m.names if k in kinds} | {
             k for m in self.mentions for k in self._inferred_kinds(m, kinds)}
         missing = sum(1 for a in self.lex.specs[cmd].required if a.kind.is_entity and a.kind not in filled)
+        # a required value with nothing to fill it ("roll back on staging" names no snapshot to restore)
+        missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate())
         return (-unusable, -missing, direct, -inferred)
+
+    def _candidate(self) -> bool:
+        """Whether a word is left that could be a value (a name, a version): free, no known word."""
+        return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
+                   and not self.lex.senses(w) and w not in self.lex.object_verbs and w not in P.DETERMINERS
+                   for i, w in enumerate(self.low))
 
     def _inferred_kinds(self, m: Mention, kinds: set[Kind]) -> set[Kind]:
         out: set[Kind] = set()
@@ -1312,7 +1335,10 @@ class _Reading:
     def _after(self, keys: tuple[str, ...], shape: re.Pattern[str] | None, any_value: bool = True) -> str | None:
         """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
         weak = ("at", "to", "as", "back", "for", "from", "by")
-        for i, w in enumerate(self.low[:-1]):
+        # a strong cue first ("back the way it was at snapshot post-cleanup": the snapshot's name, not "way")
+        order = sorted(range(len(self.low) - 1), key=lambda i: self.low[i] in weak)
+        for i in order:
+            w = self.low[i]
             if w not in keys:
                 continue
             j = i + 1

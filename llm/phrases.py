@@ -248,6 +248,9 @@ LIGHT_VERBS = frozenset({"do", "run", "trigger", "perform", "kick off", "start",
                          "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
                          "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
                          "deserves", "put", "place", "slap", "issue", "do with", "could do with"})
+# The last word of a polite lead that makes a past participle a request ("can we get chat deployed",
+# "I'd like the gpu-metrics stack deployed to the gpu box", "I want nginx restarted").
+CAUSATIVE_VERBS = frozenset({"get", "have", "like", "want", "need"})
 # Words between a verb and the noun it governs: "undo the last chat deploy".
 DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my", "our", "your", "his", "her",
                          "their", "its", "last", "latest", "previous", "recent", "new", "old", "current",
