@@ -240,6 +240,7 @@ class _Reading:
             return howto
         self._scan()
         self._fix_typos()
+        self._pronoun_objects()
         self._free_text_tail()
         mood = read_modality(self._modality())
         if mood.refusal is not None:
@@ -538,6 +539,33 @@ class _Reading:
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
+
+    def _pronoun_objects(self) -> None:
+        """'the data deploy on staging broke the migrations, please reverse it': a verb whose object is a
+        pronoun governs the command noun the pronoun stands for (the nearest one before it)."""
+        for i in range(1, len(self.low)):
+            if self.low[i] not in ("it", "that", "this", "them", "those") or not self.free(i):
+                continue
+            found = self._verb_ending_at(i - 1)
+            if found is None:
+                continue
+            verb, start = found
+            own = next((h for h in self.hits if h.start == start and h.end == i), None)
+            if not all(self.free(k) for k in range(start, i)) and own is None:
+                continue
+            before = [h for h in self.hits if h.end <= start and (h.is_noun or h.strength is Strength.noun)]
+            if not before:
+                continue
+            antecedent = before[-1]
+            governed = [c for o in antecedent.commands for c in self.lex.governs(verb, o) if self._needs_met(c)]
+            if not governed:
+                continue
+            self.hits.remove(antecedent)
+            if own is not None:
+                self.hits.remove(own)
+            self.hits.append(Hit([Sense(c, Strength.verb) for c in dict.fromkeys(governed)], start, i))
+            self.take(start, i + 1)
+            self.hits.sort(key=lambda h: h.start)
 
     def _free_text_tail(self) -> None:
         """The words after a request for a command with a free-text argument are that text, as in the
