@@ -82,6 +82,11 @@ class Vocabulary:
         if not found:
             return None
         best = min(d for _, d, _ in found)
+        # a word that only adds a prefix is another word, not a typo ("unreachable" is not "reachable")
+        found = [f for f in found if not (word.endswith(f[0]) and len(word) > len(f[0]))]
+        if not found:
+            return None
+        best = min(d for _, d, _ in found)
         meanings = {self.meanings[w] for w, d, _ in found if d == best}
         others = {self.meanings[w] for w, d, _ in found if d > best} - meanings
         if len(meanings) != 1 or (others and best > 1):

@@ -23,6 +23,10 @@ _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"\b[A-Z]\w*(Error|Exception)\b:|^panic:|^goroutine \d+", re.M), "a stack trace"),
     (re.compile(r"\blevel=(error|warn|warning|info|debug|fatal)\b|\bmsg=", re.I), "a log line"),
     (re.compile(r"^\s*\$ \S|^\s*> ", re.M), "quoted or pasted text"),
+    # a notification: an incident number in capitals ("INCIDENT #4412"), or labelled fields ("PagerDuty: …
+    # Action: restart postgres on prod")
+    (re.compile(r"\b[A-Z]{3,}\s*#\d{2,}|(?:^|[.!?]\s+)[A-Z][A-Za-z]+:\s(?:.*?)(?:[.!?]\s+|\n)[A-Z][A-Za-z]+:\s",
+                re.S), "an alert"),
 )
 _TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{2}:\d{2}:\d{2}\b"
                         r"|\b[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}")

@@ -241,6 +241,7 @@ class _Reading:
         self._scan()
         self._fix_typos()
         self._pronoun_objects()
+        self._context_names()
         self._free_text_tail()
         mood = read_modality(self._modality())
         if mood.refusal is not None:
@@ -566,6 +567,37 @@ class _Reading:
             self.hits.append(Hit([Sense(c, Strength.verb) for c in dict.fromkeys(governed)], start, i))
             self.take(start, i + 1)
             self.hits.sort(key=lambda h: h.start)
+
+    def _sentences(self) -> list[tuple[int, int]]:
+        """Word ranges of the sentences ('.', '?', '!' end one)."""
+        out, start = [], 0
+        for k, w in enumerate(self.words):
+            trail = self.tokens[w.tok].trail
+            # (an ellipsis is a pause: "restart redis on test... actually make that dev")
+            if w.boundary and any(c in trail for c in ".?!") and ".." not in trail and "…" not in trail \
+                    and k + 1 < len(self.words):
+                out.append((start, k + 1))
+                start = k + 1
+        out.append((start, len(self.words)))
+        return out
+
+    def _request_sentence(self) -> tuple[int, int]:
+        """The sentence that asks: the one with the first action verb, else the first command word; the
+        others are context ("It's 3am and the agent on test lost its connection again. Restart it please.")."""
+        sentences = self._sentences()
+        if len(sentences) == 1 or not self.hits:
+            return 0, len(self.words)
+        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        top = verbs[0] if verbs else max(self.hits, key=lambda h: (h.strength, -h.start))
+        return next((s for s in sentences if s[0] <= top.start < s[1]), (0, len(self.words)))
+
+    def _context_names(self) -> None:
+        """Names in a context sentence are no targets when the asking sentence names its own: "Is the agent
+        stack fine on test? Portainer shows it greyed out." (When it names none, "restart it" refers to them.)"""
+        lo, hi = self._request_sentence()
+        if (lo, hi) == (0, len(self.words)) or not any(lo <= m.start < hi for m in self.mentions):
+            return
+        self.mentions = [m for m in self.mentions if lo <= m.start < hi]
 
     def _free_text_tail(self) -> None:
         """The words after a request for a command with a free-text argument are that text, as in the
@@ -931,7 +963,13 @@ class _Reading:
     def _negates_value(self, i: int) -> bool:
         """'no rush', 'not sure' and friends are not negations of the request."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
-        return nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure")
+        if nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure"):
+            return True
+        # "no idea what …", "no clue": "no" before an ordinary noun negates that noun, not the request
+        # ("no restart", "no prod", "no, don't" and "no need" still negate)
+        return self.low[i] == "no" and bool(nxt) and not self.words[i].boundary and self.free(i + 1) \
+            and nxt.isalpha() and nxt not in P.FUNCTION_WORDS and nxt not in P.NEGATIONS \
+            and not any(p.startswith(f"no {nxt}") for p in P.CANCEL_PHRASES) and not self.lex.senses(nxt)
 
     def _can_do(self) -> str:
         return "'help' lists what I can do."
@@ -1535,8 +1573,9 @@ class _Reading:
 
     def _unknown_words(self, cmd: str) -> list[int]:
         known = self.lex.command_words()
+        lo, hi = self._request_sentence()
         return [i for i, w in enumerate(self.low)
-                if self.free(i) and w not in P.FILLER and w not in known and not w.isdigit() and w not in P.KIND_NOUNS
+                if lo <= i < hi and self.free(i) and w not in P.FILLER and w not in known and not w.isdigit() and w not in P.KIND_NOUNS
                 and w not in P.GREETINGS and w not in P.DETERMINERS and w not in ("-", "&", "+", "/", "...", "—")]
 
     def _unknown_target(self, unknown: list[int], missing: list[Arg], wanted: list[Arg], cmd: str) -> Plan | None:
