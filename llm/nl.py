@@ -1575,7 +1575,8 @@ class _Reading:
         known = self.lex.command_words()
         lo, hi = self._request_sentence()
         return [i for i, w in enumerate(self.low)
-                if lo <= i < hi and self.free(i) and w not in P.FILLER and w not in known and not w.isdigit() and w not in P.KIND_NOUNS
+                if lo <= i < hi and self.free(i) and w not in P.FILLER and w not in known and not w.isdigit()
+                and w not in P.KIND_NOUNS
                 and w not in P.GREETINGS and w not in P.DETERMINERS and w not in ("-", "&", "+", "/", "...", "—")]
 
     def _unknown_target(self, unknown: list[int], missing: list[Arg], wanted: list[Arg], cmd: str) -> Plan | None:
