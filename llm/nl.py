@@ -59,7 +59,8 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "ask you to", "time to", "need to", "you can", "i would love", "just", "pls", "can i see",
            "can i get", "can i have", "could i get", "could i see", "may i see", "can i check",
            "can i look at", "can we see", "can we get", "i would like", "is it possible to",
-           "could we get", "can we have", "could we have", "i want", "i need", "we want", "we need",
+           "could we get", "can we have", "could we have", "do you mind", "i want", "i need", "we want",
+           "we need",
            "would it be possible to", "would you be able to", "could you please", "can you please",
            "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
 
@@ -157,6 +158,7 @@ class _Reading:
         self.words = words_of(self.tokens)
         self.causative = False
         self.lead_light = False  # the politeness stripped ended in a light verb ("can I get …")
+        self.gerund_lead = False  # it asks with a gerund ("mind restarting the dashboards on dev?")
         self.suspects: list[str] = []
         self._strip_leaders()
         self.low = [w.low for w in self.words]
@@ -188,6 +190,7 @@ class _Reading:
                     self.words = self.words[len(lead.split()) - keep:]
                     self.causative = self.causative or last in P.CAUSATIVE_VERBS
                     self.lead_light = last in P.LIGHT_VERBS or last == "have"
+                    self.gerund_lead = last == "mind"
                     changed = not keep
                     break
         # politeness that looks like a condition ("if you can", "when you get a chance") is no condition
@@ -712,7 +715,8 @@ class _Reading:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
         elif any(w in _TIME_BEFORE for w in near):
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0:
+        elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0 and not (
+                self.gerund_lead and i == 0):
             # "any containers restarting?": a question about what is going on, not a request
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
 
@@ -922,7 +926,7 @@ class _Reading:
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
         if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
-                and self.hits[0].strength is Strength.verb:
+                and self.hits[0].strength is Strength.verb and not self.gerund_lead:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
         sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i) and (
