@@ -81,7 +81,8 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(nouns=("whoami", "who am i", "my roles", "my role", "my permissions", "my access",
                                   "what am i allowed", "am i an admin", "am i admin", "am i an operator",
                                   "permissions", "what roles do i have", "my identity", "am i an approver",
-                                  "am i an", "am i a")))
+                                  "am i an", "am i a", "rights", "my rights", "operator rights", "admin rights",
+                                  "approver rights", "privileges", "my privileges", "access rights")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
@@ -110,7 +111,7 @@ async def _reachability(ctx: Context, env: str) -> str:
          words=("environments",),
          phrasing=Phrasing(nouns=("envs", "environments", "environment list", "list envs", "which envs",
                                   "anything frozen", "anything locked", "what is frozen", "what is locked",
-                                  "any freezes", "any locks"),
+                                  "any freezes", "any locks", "docker hosts", "hosts", "docker engines"),
                            hints=("locked", "frozen", "locks", "freezes")))
 async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
     locks = await asyncio.to_thread(ctx.store.env_locks)
@@ -282,7 +283,8 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
          examples=("health",), words=("ping",),
          phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
                                   "reachable", "connectivity", "everything ok", "is everything up", "all systems",
-                                  "connections", "docker hosts"),
+                                  "connections", "self-check", "self check", "selfcheck", "self test", "self-test",
+                                  "diagnostics"),
                            hints=("proxmox",)))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     from infra.db.migrate import schema_status  # reads the schema's revision; never migrates

@@ -26,7 +26,8 @@ MAX_LOG_BYTES = 2_000_000
 @command("status", summary="services of a stack (or all stacks) on an environment: state, health, uptime, image",
          args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"),
          phrasing=Phrasing(
-             nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up"),
+             nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up",
+                    "status report", "status update", "report"),
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
                     "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
                     "stopping", "starting", "overall")))

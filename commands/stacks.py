@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 @command("stacks", summary="stacks known under compose/, and where deployed at which revision",
          args=(ENV_OPT,), examples=("stacks", "stacks test"),
          phrasing=Phrasing(nouns=("stacks", "what is deployed", "which stacks", "list stacks", "revision", "revisions",
-                                  "versions", "deployed where", "what is running where"),
+                                  "versions", "deployed where", "what is running where", "compose projects", "projects",
+                                  "compose stacks", "compose files"),
                            hints=("deployed", "version")))
 async def stacks(ctx: Context, args: dict[str, Any]) -> Reply:
     from commands.docker_ops import deployments

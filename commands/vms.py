@@ -406,9 +406,11 @@ def _status_row(st: GuestStatus) -> list[str]:
          backend="proxmox", examples=("vm-status", "vm-status rumpleprod"),
          words=("vm status", "vms"),
          phrasing=Phrasing(nouns=("vm status", "vm-status", "vms", "virtual machines", "vm", "guests", "proxmox status",
-                                  "lxc", "lxcs", "virtual machine"),
+                                  "lxc", "lxcs", "virtual machine", "memory usage", "cpu usage", "ram usage",
+                                  "load average", "disk usage"),
                            hints=("proxmox", "status", "state", "up", "down", "running", "doing", "alive", "ok", "fine",
-                                  "healthy", "uptime", "memory", "cpu", "how is", "how are", "looking")))
+                                  "healthy", "uptime", "memory", "cpu", "how is", "how are", "looking", "loaded",
+                                  "load", "busy", "ram")))
 async def vm_status(ctx: Context, args: dict[str, Any]) -> Reply:
     """One guest or every guest in the inventory; a guest that cannot be read is shown as such."""
     names = [args["vm"]] if args.get("vm") else list(ctx.config.inventory.vms)

@@ -571,6 +571,17 @@ class _Reading:
             self.take(start, i + 1)
             self.hits.sort(key=lambda h: h.start)
 
+    def _clause_of(self, i: int) -> tuple[int, int]:
+        """The word range of the clause around word i (between boundaries and joining words)."""
+        lo = i
+        while lo > 0 and not self.words[lo - 1].boundary and self.low[lo - 1] not in P.CLAUSE_JOINERS:
+            lo -= 1
+        hi = i
+        while hi < len(self.words) and not self.words[hi].boundary and (
+                hi == i or self.low[hi] not in P.CLAUSE_JOINERS):
+            hi += 1
+        return lo, min(hi + 1, len(self.words))
+
     def _sentences(self) -> list[tuple[int, int]]:
         """Word ranges of the sentences ('.', '?', '!' end one)."""
         out, start = [], 0
@@ -1053,6 +1064,14 @@ class _Reading:
                 self.take(light, j + 1)
                 continue
             if word in P.REFERENCE_PREPOSITIONS:
+                if not changing and word in P.LOCATIVES and not any(
+                        h.strength is Strength.verb and not h.is_noun for h in self.hits):
+                    # "how many requests are waiting in the vllm queue", "is anything running on the GPUs?":
+                    # the place looked into is what is asked about; the words before it are its contents
+                    lo, _ = self._clause_of(hit.start)
+                    self.hits = [h for h in self.hits if h is hit or not lo <= h.start < hit.start
+                                 or any(self.lex.specs[c].changes for c in h.commands)]
+                    continue
                 if changing or len(self.hits) > 1:
                     self.hits.remove(hit)  # "restart nginx after the deploy": a reference, not a request
                     if any(self.lex.answers_past in h.commands for h in self.hits):
@@ -1247,7 +1266,8 @@ class _Reading:
         def key(c: str) -> tuple[Any, ...]:
             unusable, missing, direct, inferred = self._fit(c)
             named = missing if self.mentions else 0
-            return (unusable, named, direct, ranked[c], missing, inferred, not self.lex.specs[c].changes)
+            support = sum(c in h.commands or any(s.command == c for s in h.senses) for h in self.hits)
+            return (unusable, named, direct, ranked[c], support, missing, inferred, not self.lex.specs[c].changes)
 
         scored = sorted(((key(c), c) for c in ranked), reverse=True)
         best, second = scored[0], scored[1]

@@ -261,6 +261,8 @@ DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my
 REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",
                                     "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",
                                     "without", "like", "than", "between", "regarding", "re"})
+# Prepositions of place: a read command's noun after one is what is looked into ("waiting in the vllm queue").
+LOCATIVES = frozenset({"in", "on", "inside", "within", "into"})
 # Words that end a clause: a verb on one side does not govern a noun on the other.
 CLAUSE_JOINERS = frozenset({"and", "then", "but", "so", "or", "also", "plus", "because", "although", "though"})
 # Pasted material: alerts, log lines, stack traces, shell prompts, code.
