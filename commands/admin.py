@@ -163,6 +163,7 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("approve", summary="approve a pending request (by its id)", args=(REQUEST,), changes=True,
          role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",),
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
+                           nouns=("approval", "approvals", "sign-off", "sign-offs"),
                            object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
                            past=("approved", "signed off")))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:

@@ -15,7 +15,7 @@ from llm.values import parse_since
 
 AUDIT_ARGS = (
     Arg("user", Kind.user, required=False, positional=False, help="who asked (alice or slack:U123)",
-        cues=("by", "user", "from")),
+        cues=("by", "user", "from", "for")),
     Arg("env", Kind.env, required=False, positional=False, help="environment"),
     Arg("command", Kind.command, required=False, positional=False, help="command name"),
     # the words people use for a status ("failing", "waiting") are infra/status.py's, read by the parser

@@ -79,6 +79,7 @@ class Lexicon:
     answers_past: str | None = None
     answers_howto: str | None = None
     max_words: int = 1
+    value_words: frozenset[str] = frozenset()
     specs: dict[str, CommandSpec] = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +87,8 @@ class Lexicon:
         lex = cls()
         for spec in registry:
             lex._add_spec(spec)
+        # every word that stands for some argument's value (never read as a typo of another word)
+        lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])
         return lex
 

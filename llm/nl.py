@@ -738,8 +738,9 @@ class _Reading:
     def _fix_typos(self) -> None:
         """Re-read unknown words that are one unambiguous typo away from a known word."""
         for i, w in enumerate(self.low):
-            if not self.free(i) or w in P.FILLER or w in P.UNSUPPORTED or w in self.lex.object_verbs:
-                continue
+            if not self.free(i) or w in P.FILLER or w in P.UNSUPPORTED or w in self.lex.object_verbs \
+                    or w in self.lex.value_words:
+                continue  # (a value word is a word of its own: "refused" is no typo of "refuse")
             fixed = self.p.vocab.correct(w)
             if not fixed:
                 near = self.p.vocab.suspect(w)
@@ -992,9 +993,15 @@ class _Reading:
     # government: who governs a command noun ------------------------------------------
     def _govern(self) -> Plan | None:
         """Decide, for each noun use of a command word, which verb governs it (or none)."""
+        reviewer = self.lex.answers_past
         for hit in list(self.hits):
-            if not hit.is_noun or hit not in self.hits or self.lex.answers_past in hit.commands:
+            if not hit.is_noun or hit not in self.hits or reviewer in hit.commands:
                 continue  # the audit log's own nouns take other commands as their topic ("deploy history")
+            if reviewer and any(h is not hit and reviewer in h.commands for h in self.hits) and any(
+                    (v := self._value_phrase(reviewer, k)) and k + v[2] > hit.start and v[2] > 1
+                    for k in range(max(0, hit.start - 2), hit.start + 1)):
+                self.hits.remove(hit)  # "requests still pending approval": a status, not an approval
+                continue
             owner = hit.commands
             changing = any(self.lex.specs[c].changes for c in owner)
             j = hit.start - 1
@@ -1013,11 +1020,18 @@ class _Reading:
                 self.hits.remove(hit)
                 continue
             governed = [c for o in owner for c in self.lex.governs(verb[0], o) if self._needs_met(c)] if verb else []
-            whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None)
+            whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None) \
+                or self._doer_after(hit)
             if whose and self.lex.answers_past and not governed:
-                # "bob's restarts": what a person did, from the audit log
+                # "bob's restarts", "the approvals bob made": what a person did, from the audit log
                 self.hits.remove(hit)
-                self.values["past_command"], self.values["past_user"] = owner[0], whose
+                done = next((c for c in owner if self.lex.specs[c].changes), owner[0])
+                self.values["past_command"], self.values["past_user"] = done, whose
+                continue
+            if self.lex.answers_past and changing and not governed and self._display_verb_at(j):
+                # "show failed deploys this week": the deploys done, from the audit log
+                self.hits.remove(hit)
+                self.values.setdefault("past_command", owner[0])
                 continue
             if j == 0 and self.lead_light and self.low[0] in ("get", "have") and other_verb is None:
                 j = -1  # the verb of "can I get/have …", kept as a word
@@ -1092,6 +1106,22 @@ class _Reading:
                 # "scrap the chat deployment": not a deploy, and not ours to guess (nor the model's)
                 return self.refuse(self._governed_question(word, owner[0]))
         return None
+
+    def _doer_after(self, hit: Hit) -> str | None:
+        """'the approvals bob made', 'the restarts that alice did': a person and a past verb after the noun."""
+        k = hit.end
+        if k < len(self.low) and self.low[k] in ("that", "which"):
+            k += 1
+        if k + 1 < len(self.low) and self.low[k] in self.p.users and not self.words[k].boundary:
+            verb = self.low[k + 1]
+            if verb in P.IRREGULAR_PAST or verb in self.lex.past or (verb.endswith("ed") and len(verb) > 3):
+                self.take(k + 1, k + 2)
+                return self.low[k]
+        return None
+
+    def _display_verb_at(self, j: int) -> bool:
+        """Whether a verb of showing ends at word j ("show", "list", "pull up")."""
+        return j >= 0 and any(self.joined(max(0, j - v.count(" ")), j + 1) == v for v in P.DISPLAY_VERBS)
 
     def _needs_met(self, cmd: str) -> bool:
         """Whether the arguments a command's object verbs need are given ("cancel the deploy r-1a2b3c4d")."""

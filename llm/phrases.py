@@ -261,6 +261,9 @@ DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my
 REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",
                                     "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",
                                     "without", "like", "than", "between", "regarding", "re"})
+# Verbs of showing: governing a change's noun they ask about changes made ("show failed deploys this week").
+DISPLAY_VERBS = ("show", "list", "see", "view", "display", "find", "pull up", "get me", "give me", "check", "look at",
+                 "show me", "count")
 # Prepositions of place: a read command's noun after one is what is looked into ("waiting in the vllm queue").
 LOCATIVES = frozenset({"in", "on", "inside", "within", "into"})
 # Words that end a clause: a verb on one side does not govern a noun on the other.
