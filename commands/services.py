@@ -186,7 +186,8 @@ async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[
          phrasing=Phrasing(
              nouns=("logs", "log", "logfile", "log output", "tail", "log lines", "journal", "logging", "lines"),
              hints=("errors", "output", "saying", "complaining", "write", "wrote", "writing", "printed",
-                    "print", "logged", "say", "said", "spitting out", "warnings"),
+                    "print", "logged", "say", "said", "spitting out", "warnings", "spit out", "spat out", "spewed",
+                    "spewing", "emitted", "emit", "dumped", "outputted"),
              formats=("what is {service} saying", "what did {service} write", "what did {service} say",
                       "what has {service} logged", "what did {service} log")))
 async def logs(ctx: Context, args: dict[str, Any]) -> Reply:

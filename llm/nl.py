@@ -780,6 +780,8 @@ class _Reading:
                 continue
             if i > 0 and (self.low[i - 1] in P.DETERMINERS or any(m.end == i for m in self.mentions)):
                 continue
+            if self._in_noun_phrase(i):
+                continue  # "before the kernel upgrade": a noun, not something asked for
             if self._subordinate(i):
                 continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
@@ -827,6 +829,15 @@ class _Reading:
                 if phrase in P.TAKE_BACK or not any(m.start >= i + n for m in self.mentions):
                     return self.verbatim(i, i + n).strip(" ,;:.!?—-…")
         return None
+
+    def _in_noun_phrase(self, i: int) -> bool:
+        """Whether word i ends a noun phrase: words that are neither function words nor command words lead
+        back to a determiner ("the kernel upgrade", "a quick db migrate")."""
+        k = i - 1
+        while k >= 0 and self.free(k) and not self.words[k].boundary and self.low[k] not in P.FUNCTION_WORDS \
+                and self.low[k] not in P.DETERMINERS and not self.lex.senses(self.low[k]):
+            k -= 1
+        return 0 <= k < i - 1 and self.low[k] in P.DETERMINERS
 
     def _subordinate_asides(self) -> None:
         """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
@@ -941,7 +952,7 @@ class _Reading:
                 and self.hits[0].strength is Strength.verb and not self.gerund_lead:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i) and (
+        sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and (
             w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
                                                               "after", "coming", "till")))]
         if sched:
@@ -949,6 +960,12 @@ class _Reading:
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
+
+    def _modifier(self, i: int) -> bool:
+        """A time word between a determiner and a noun describes the noun ("it's the nightly deploy"),
+        it schedules nothing."""
+        return 0 < i < len(self.low) - 1 and self.low[i - 1] in P.DETERMINERS \
+            and self.low[i + 1] not in P.FUNCTION_WORDS and not self.words[i].boundary
 
     def _value_question(self, i: int) -> bool:
         """A past form that is a value word of the reviewing command, in a question without a subject
@@ -1406,6 +1423,8 @@ class _Reading:
                     continue
                 phrase = self.joined(i, i + n)
                 value = next((v for w, v in values if w == phrase), None)
+                if i > 0 and (self.low[i - 1] in self.p.users or self.low[i - 1] in P.REPORT_SUBJECTS):
+                    continue  # "everything alice requested": a person's verb, not a value
                 if value is not None:
                     self.take(i, i + n)
                     return value
