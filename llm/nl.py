@@ -542,7 +542,22 @@ class _Reading:
             i += 1
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
+        self._names_in_target_slots()
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
+
+    def _names_in_target_slots(self) -> None:
+        """'restart nginx on the backup server': a command word between a target preposition and a kind noun
+        is a name (here an unknown one), not a request."""
+        for hit in list(self.hits):
+            if hit.end >= len(self.low) or self.low[hit.end] not in P.KIND_NOUNS or hit.format_args:
+                continue
+            k = hit.start - 1
+            while k >= 0 and self.low[k] in ("the", "a", "an", "our", "my", "that", "this"):
+                k -= 1
+            if k >= 0 and self.low[k] in P.TARGET_PREPOSITIONS and not self.words[k].boundary:
+                self.hits.remove(hit)
+                for i in range(hit.start, hit.end):
+                    self.used[i] = False
 
     def _pronoun_objects(self) -> None:
         """'the data deploy on staging broke the migrations, please reverse it': a verb whose object is a
@@ -1077,6 +1092,8 @@ class _Reading:
                 if not governed and changing:
                     # "call off the web deploy": a verb we know, but not one that takes a deploy
                     return self.refuse(self._governed_question(self.joined(start, j + 1), owner[0]))
+                if not governed and verb[0] in P.CHANGE_VERBS and all(self.free(k) for k in range(start, j + 1)):
+                    return self._read_only(verb[0], hit, owner[0])
                 if governed:
                     self.hits.remove(hit)
                     self._drop_hits_in(start, j + 1)
@@ -1119,10 +1136,17 @@ class _Reading:
                     return self.refuse(self._governed_question(self.joined(other.start, other.end), owner[0]))
                 self.hits.remove(hit)
                 continue
+            if other is None and not changing and word in P.CHANGE_VERBS and self.free(j):
+                return self._read_only(word, hit, owner[0])
             if other is None and self._is_unknown_verb(j) and changing:
                 # "scrap the chat deployment": not a deploy, and not ours to guess (nor the model's)
                 return self.refuse(self._governed_question(word, owner[0]))
         return None
+
+    def _read_only(self, verb: str, hit: Hit, owner: str) -> Plan:
+        """'add 2 more GPUs to phoenix': a verb of change over what a read command only shows."""
+        return self.refuse(f"I can't {verb} {self.joined(hit.start, hit.end)} from chat; '{owner}' only shows "
+                           "them. " + self._can_do())
 
     def _doer_after(self, hit: Hit) -> str | None:
         """'the approvals bob made', 'the restarts that alice did': a person and a past verb after the noun."""
@@ -1160,6 +1184,8 @@ class _Reading:
             return False
         if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them"):
             return True  # "undo the last chat deploy", "give it a bounce"
+        if (w.isdigit() or w in P.QUANTITIES) and self.free(j):
+            return True  # "add 2 more GPUs"
         if any(m.start <= j < m.end for m in self.mentions) or w in self.p.users:
             return True
         if w in P.TARGET_PREPOSITIONS and any(m.start == j + 1 for m in self.mentions):

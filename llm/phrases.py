@@ -264,6 +264,13 @@ REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until
 # Verbs of showing: governing a change's noun they ask about changes made ("show failed deploys this week").
 DISPLAY_VERBS = ("show", "list", "see", "view", "display", "find", "pull up", "get me", "give me", "check", "look at",
                  "show me", "count")
+# Verbs that change things: over what a read command shows, something the bot cannot do ("add 2 more GPUs").
+CHANGE_VERBS = frozenset({"add", "remove", "delete", "attach", "detach", "install", "uninstall", "increase",
+                          "decrease", "raise", "lower", "buy", "order", "replace", "swap", "upgrade", "downgrade",
+                          "resize", "create", "destroy", "drop", "move", "set", "change", "edit", "rename", "assign",
+                          "allocate", "plug", "unplug", "disable", "enable"})
+# Words of quantity between a verb and its noun ("add 2 more GPUs").
+QUANTITIES = frozenset({"more", "extra", "additional", "fewer", "less", "several", "many", "few", "couple"})
 # Prepositions of place: a read command's noun after one is what is looked into ("waiting in the vllm queue").
 LOCATIVES = frozenset({"in", "on", "inside", "within", "into"})
 # Words that end a clause: a verb on one side does not govern a noun on the other.
