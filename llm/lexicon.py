@@ -51,6 +51,21 @@ STATUS_VALUES: tuple[tuple[str, str], ...] = tuple(
     + [(w.replace("_", " "), s.value) for w, s in STATUS_WORDS.items()])
 
 
+def gerund(verb: str) -> str:
+    """The -ing form of an English verb: bounce → bouncing, stop → stopping, deploy → deploying."""
+    if verb.endswith("ing"):
+        return verb
+    if verb.endswith("ie"):
+        return verb[:-2] + "ying"
+    if verb.endswith("e") and not verb.endswith(("ee", "ye", "oe")):
+        return verb[:-1] + "ing"
+    vowels = "aeiou"
+    if len(verb) <= 4 and len(verb) >= 3 and verb[-1] not in vowels + "wxy" and verb[-2] in vowels \
+            and verb[-3] not in vowels:
+        return verb + verb[-1] + "ing"  # stop → stopping, ship → shipping
+    return verb + "ing"
+
+
 def _norm(phrase: str) -> str:
     words: list[str] = []
     for w in phrase.lower().split():
@@ -87,6 +102,14 @@ class Lexicon:
         lex = cls()
         for spec in registry:
             lex._add_spec(spec)
+        # the -ing form of every declared verb asks too ("mind bouncing the proxy?"), unless it is a phrase
+        # of its own already ("restarting" is declared; "logging" is a noun of logs)
+        for spec in registry:
+            for verb in spec.phrasing.verbs:
+                words = _norm(verb).split()
+                form = " ".join([gerund(words[0]), *words[1:]])
+                if form != _norm(verb) and form not in lex.phrases:
+                    lex._sense(form, spec.name, Strength.verb)
         # every word that stands for some argument's value (never read as a typo of another word)
         lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])

@@ -245,6 +245,7 @@ class _Reading:
         self._fix_typos()
         self._pronoun_objects()
         self._context_names()
+        self._time_references()
         self._free_text_tail()
         mood = read_modality(self._modality())
         if mood.refusal is not None:
@@ -548,15 +549,27 @@ class _Reading:
     def _names_in_target_slots(self) -> None:
         """'restart nginx on the backup server': a command word between a target preposition and a kind noun
         is a name (here an unknown one), not a request."""
+        def in_slot(start: int) -> bool:
+            k = start - 1
+            while k >= 0 and self.low[k] in ("the", "a", "an", "our", "my", "that", "this"):
+                k -= 1
+            return k >= 0 and self.low[k] in P.TARGET_PREPOSITIONS and not self.words[k].boundary
+
         for hit in list(self.hits):
             if hit.end >= len(self.low) or self.low[hit.end] not in P.KIND_NOUNS or hit.format_args:
                 continue
-            k = hit.start - 1
-            while k >= 0 and self.low[k] in ("the", "a", "an", "our", "my", "that", "this"):
-                k -= 1
-            if k >= 0 and self.low[k] in P.TARGET_PREPOSITIONS and not self.words[k].boundary:
+            if in_slot(hit.start):
                 self.hits.remove(hit)
                 for i in range(hit.start, hit.end):
+                    self.used[i] = False
+        # "stop grafana on the monitoring server": a name of another kind before a kind noun names
+        # something of the noun's kind (an unknown server), not the stack
+        for m in list(self.mentions):
+            kind = P.KIND_NOUNS.get(self.low[m.end]) if m.end < len(self.low) else None
+            if kind is not None and Kind(kind) not in m.names and in_slot(m.start) and not (
+                    Kind(kind) is Kind.env and Kind.vm in m.names):
+                self.mentions.remove(m)
+                for i in range(m.start, m.end):
                     self.used[i] = False
 
     def _pronoun_objects(self) -> None:
@@ -624,9 +637,25 @@ class _Reading:
         """Names in a context sentence are no targets when the asking sentence names its own: "Is the agent
         stack fine on test? Portainer shows it greyed out." (When it names none, "restart it" refers to them.)"""
         lo, hi = self._request_sentence()
-        if (lo, hi) == (0, len(self.words)) or not any(lo <= m.start < hi for m in self.mentions):
+        if (lo, hi) == (0, len(self.words)):
             return
-        self.mentions = [m for m in self.mentions if lo <= m.start < hi]
+        # weaker command words of a context sentence are context too ("users say it's slow")
+        self.hits = [h for h in self.hits if lo <= h.start < hi or (h.strength is Strength.verb and not h.is_noun)]
+        if any(lo <= m.start < hi for m in self.mentions):
+            self.mentions = [m for m in self.mentions if lo <= m.start < hi]
+
+    def _time_references(self) -> None:
+        """'checkpoint the prod vm before the postgres migration': a name inside a phrase of time, before
+        the noun it describes, is part of a reference to something else, not a target."""
+        for m in list(self.mentions):
+            k = m.start - 1
+            while k >= 0 and self.low[k] in ("the", "a", "an", "our", "my", "this", "that"):
+                k -= 1
+            after = self.low[m.end] if m.end < len(self.low) else ""
+            if k >= 0 and self.low[k] in _TIME_BEFORE and after and after not in P.FUNCTION_WORDS \
+                    and after not in P.KIND_NOUNS and not self.words[m.end - 1].boundary \
+                    and any(h.start < k for h in self.hits):
+                self.mentions.remove(m)
 
     def _free_text_tail(self) -> None:
         """The words after a request for a command with a free-text argument are that text, as in the
@@ -721,7 +750,8 @@ class _Reading:
         if hit.strength is not Strength.verb:
             return
         prev = self.low[i - 1] if i > 0 else ""
-        near = self.low[max(0, i - 2):i]
+        # the two words before it, in its own clause ("…since 9am. Restart it." is no time reference)
+        near = [self.low[k] for k in range(max(0, i - 2), i) if not any(self.words[x].boundary for x in range(k, i))]
         nouns = [s for s in hit.senses if s.command in self.lex.nouns.get(self.joined(hit.start, hit.end), [])]
         # after a name or a preposition a word that is also a noun is the noun ("the nightly-3 snapshot",
         # "back to snapshot X", "chat deploy"); after "you", "to", "please" it stays the verb
@@ -808,7 +838,8 @@ class _Reading:
         if taken_back:
             return self.refuse(f"That takes the request back ('{taken_back}'), so I won't do {what}.")
         for i, w in enumerate(self.low):
-            if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i):
+            if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i) \
+                    and i >= self._request_sentence()[0]:  # ("… hasn't answered since 9am. Restart it.")
                 return self.refuse(f"That says not to, so I won't do {what}. "
                                    "Ask again without the 'not' if you do want it.")
         for i, w in enumerate(self.low):
@@ -849,8 +880,9 @@ class _Reading:
         """Whether word i ends a noun phrase: words that are neither function words nor command words lead
         back to a determiner ("the kernel upgrade", "a quick db migrate")."""
         k = i - 1
-        while k >= 0 and self.free(k) and not self.words[k].boundary and self.low[k] not in P.FUNCTION_WORDS \
-                and self.low[k] not in P.DETERMINERS and not self.lex.senses(self.low[k]):
+        while k >= 0 and not self.words[k].boundary and self.low[k] not in P.FUNCTION_WORDS \
+                and self.low[k] not in P.DETERMINERS and not self.lex.senses(self.low[k]) \
+                and not any(h.start <= k < h.end for h in self.hits):
             k -= 1
         return 0 <= k < i - 1 and self.low[k] in P.DETERMINERS
 
@@ -899,14 +931,20 @@ class _Reading:
         low = self.low
         reviewer = self.lex.answers_past
         # "did anyone restart n8n?", "has someone deployed chat?" → the audit log
-        if reviewer and low[0] in ("did", "has", "have") and len(low) > 1 and (
-                low[1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
-                or low[1] in self.p.users) and self.hits:
-            self.values["past_command"] = self.hits[0].commands[0]
-            if low[1] in self.p.users:
-                self.values["past_user"] = low[1]
+        # ("when did someone last restart grafana", "who has deployed chat": a question word first)
+        d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where") else 0
+        if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 1 and (
+                low[d + 1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
+                or low[d + 1] in self.p.users) and self.hits:
+            topic = self.hits[0]
+            self.values["past_command"] = topic.commands[0]
+            if low[d + 1] in self.p.users:
+                self.values["past_user"] = low[d + 1]
+            if topic.is_noun:
+                self.hits.remove(topic)  # "when did someone last restart …": no verb governs it
             return None
-        past = [(i, self._past_at(i)[0]) for i in range(len(low)) if self._past_at(i)
+        lo, hi = self._request_sentence()  # (a past form in a context sentence is context)
+        past = [(i, self._past_at(i)[0]) for i in range(lo, hi) if self._past_at(i)
                 and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
                 and not self._value_word_before_noun(i)]
         if reviewer and past and self._value_question(past[0][0]):
@@ -1186,6 +1224,8 @@ class _Reading:
             return True  # "undo the last chat deploy", "give it a bounce"
         if (w.isdigit() or w in P.QUANTITIES) and self.free(j):
             return True  # "add 2 more GPUs"
+        if w in self.lex.value_words and self.free(j) and self.lex.answers_past:
+            return True  # "show denied restarts": a status describing the noun
         if any(m.start <= j < m.end for m in self.mentions) or w in self.p.users:
             return True
         if w in P.TARGET_PREPOSITIONS and any(m.start == j + 1 for m in self.mentions):

@@ -148,7 +148,7 @@ NEVER_CORRECT = frozenset({"smart", "audio", "slack", "stock", "stuck", "state",
                            "streams", "public", "publish", "logic", "logos", "there", "these", "those", "where",
                            "charts", "chart", "chats", "cheat", "check", "checks", "daily", "datum", "video",
                            "videos", "documents", "llama", "phone", "restore", "restores", "release", "relax", "lunch",
-                           "request", "launches", "stamp", "stale", "stage", "stash"})
+                           "request", "launches", "stamp", "stale", "stage", "stash", "looked", "looking"})
 
 # Duration words → canonical `since` values the validator accepts (llm/values.py).
 SINCE_WORDS: dict[str, str] = {
@@ -256,7 +256,8 @@ DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my
                          "their", "its", "last", "latest", "previous", "recent", "new", "old", "current",
                          "whole", "entire", "any", "some", "all", "quick", "fresh", "full", "another", "second",
                          "first", "one", "two", "today", "yesterday", "broken", "failed", "bad", "botched", "pending",
-                         "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please"})
+                         "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please", "earlier",
+                         "prior", "former", "older", "good", "working", "stable", "known", "original"})
 # Prepositions that make a command noun a time or topic reference, not a request ("restart after the deploy").
 REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",
                                     "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",
