@@ -240,7 +240,8 @@ def _plan(ctx: Context, row: RequestRow) -> str:
                                   "my sign off", "my signoff", "my waiting requests", "my pending requests",
                                   "my requests that wait", "what is waiting", "what waits", "needs my approval",
                                   "need my approval", "needs my sign-off", "need my sign-off", "my approvals",
-                                  "approval queue", "my queue")))
+                                  "approval queue", "my queue", "need to sign off", "need to approve",
+                                  "have to sign off", "have to approve")))
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
     await asyncio.to_thread(ctx.store.expire_due)

@@ -50,7 +50,7 @@ def resolve_user(ctx: Context, user: str) -> str:
          words=("history",),
          phrasing=Phrasing(
              nouns=("audit", "audit log", "history", "what happened", "activity", "changelog", "who did",
-                    "recent changes", "requests", "approvals", "actions", "audit entries", "audit trail",
+                    "recent changes", "requests", "actions", "audit entries", "audit trail",
                     "entries", "what changed", "what was done", "what ran"),
              formats=("what did {user} do", "what has {user} done", "what did {user} change",
                       "what has {user} changed", "what has {user} been doing", "what did {user} run"),

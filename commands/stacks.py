@@ -147,7 +147,7 @@ async def _rollback_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
          phrasing=Phrasing(
              verbs=("rollback", "roll back", "roll-back", "rolling back", "revert", "back out", "downgrade",
                     "go back to the previous", "put back", "take back", "move back", "set back", "bring back",
-                    "go back", "get back", "have back"),
+                    "go back", "get back", "have back", "return to"),
              nouns=("rollback", "rollbacks", "roll-back"),
              object_verbs=("undo", "revert", "reverse", "roll back", "back out", "rollback", "back"),
              objects=("deploy",),

@@ -327,7 +327,7 @@ async def _named_snapshot(ctx: Context, args: dict[str, Any]) -> tuple[Guest, Pr
          preview=with_llm_guard("restore", restore_preview),
          phrasing=Phrasing(
              verbs=("restore", "restoring", "reset to", "revert", "roll back", "go back", "bring back", "put back",
-                    "take back", "set back", "get back"),
+                    "take back", "set back", "get back", "return to"),
              nouns=("restore", "restores", "snapshot restore"),
              object_verbs=("restore", "revert", "roll back", "rollback", "go back", "reset", "back to", "return",
                            "return to", "go back to"),

@@ -110,6 +110,11 @@ class Lexicon:
                 form = " ".join([gerund(words[0]), *words[1:]])
                 if form != _norm(verb) and form not in lex.phrases:
                     lex._sense(form, spec.name, Strength.verb)
+        for verb, governed in list(lex.object_verbs.items()):
+            words = verb.split()
+            form = " ".join([gerund(words[0]), *words[1:]])
+            if form not in lex.object_verbs and form not in lex.phrases:
+                lex.object_verbs[form] = list(governed)  # "taking a snapshot"
         # every word that stands for some argument's value (never read as a typo of another word)
         lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])

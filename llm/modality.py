@@ -75,6 +75,17 @@ def _phrase_before(words: list[str], phrases: tuple[str, ...], limit: int) -> st
     return next((p for p in phrases if f" {p} " in text), None)
 
 
+def _whether(words: list[str], limit: int) -> str | None:
+    """A phrase asking whether to act ("should we", "do I need to"), not after a question word asking for
+    things ("what do I need to sign off" asks what)."""
+    text = " " + " ".join(words[:limit]) + " "
+    for p in P.WHETHER_PHRASES:
+        at = text.find(f" {p} ")
+        if at >= 0 and text[:at].split()[-1:] not in (["what"], ["which"], ["who"], ["whom"]):
+            return p
+    return None
+
+
 def read_modality(m: Modality) -> Mood:
     """A refusal when the message does not itself ask for an action, else an empty mood."""
     w = m.words
@@ -103,7 +114,7 @@ def read_modality(m: Modality) -> Mood:
                     "request. If you want it done, say so.")
     if actions:
         last = max(actions)
-        whether = _phrase_before(w, P.WHETHER_PHRASES, last + 1)
+        whether = _whether(w, last + 1)
         aux = w[0] in P.QUESTION_AUX and len(w) > 1 and (
             (w[1] in P.QUESTION_SUBJECTS and min(actions) > 1)
             or (min(actions) == 1 and w[1].endswith("ing")))  # "could restarting cloudflared drop sessions?"
@@ -143,7 +154,7 @@ def _conditional(w: list[str], m: Modality) -> str | None:
             return f"a condition ('{phrase} …')"
     for i in range(len(w)):
         if w[i] in ("when", "once", "whenever") and (i == 0 or w[i - 1] not in ("since", "from", "until")) \
-                and i + 1 < len(w) and w[i + 1] not in ("you", "possible", "more", "again") \
+                and i + 1 < len(w) and w[i + 1] not in ("possible", "more", "again") \
                 and not (i == 0 and (w[i + 1] in P.AUXILIARIES or w[i + 1] in ("did", "was", "were"))):
             # (a question of when: "when was chat last deployed")
             return f"a condition ('{w[i]} …')"

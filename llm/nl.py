@@ -32,7 +32,7 @@ from commands.registry import Arg, Kind, Registry
 from llm import phrases as P
 from llm.fuzzy import Vocabulary
 from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
-from llm.lexicon import Lexicon, Sense, Strength
+from llm.lexicon import Lexicon, Sense, Strength, gerund
 from llm.modality import Modality, read_modality
 from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
@@ -51,6 +51,8 @@ _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "you
                             "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
                             "one"})
 _TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
+# light verbs and their -ing forms ("mind taking a snapshot of the dev vm?")
+_LIGHT = P.LIGHT_VERBS | {" ".join([gerund(v.split()[0]), *v.split()[1:]]) for v in P.LIGHT_VERBS}
 _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
            "could anyone", "someone please", "somebody please", "can you", "could you", "would you", "will you",
            "can u", "would you mind", "i need you to",
@@ -172,6 +174,7 @@ class _Reading:
         self.fuzzy_targets: list[str] = []
         self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
         self.phrase_words: set[int] = set()  # words the scan read as command phrases
+        self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
         self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
 
     # -- helpers -----------------------------------------------------------
@@ -562,6 +565,7 @@ class _Reading:
                 self.hits.remove(hit)
                 for i in range(hit.start, hit.end):
                     self.used[i] = False
+                    self.slot_names.add(i)
         # "stop grafana on the monitoring server": a name of another kind before a kind noun names
         # something of the noun's kind (an unknown server), not the stack
         for m in list(self.mentions):
@@ -652,7 +656,8 @@ class _Reading:
             while k >= 0 and self.low[k] in ("the", "a", "an", "our", "my", "this", "that"):
                 k -= 1
             after = self.low[m.end] if m.end < len(self.low) else ""
-            if k >= 0 and self.low[k] in _TIME_BEFORE and after and after not in P.FUNCTION_WORDS \
+            timed = k >= 0 and (self.low[k] in _TIME_BEFORE or self.joined(k - 1, k + 1) in ("ahead of", "prior to"))
+            if timed and after and after not in P.FUNCTION_WORDS \
                     and after not in P.KIND_NOUNS and not self.words[m.end - 1].boundary \
                     and any(h.start < k for h in self.hits):
                 self.mentions.remove(m)
@@ -675,6 +680,13 @@ class _Reading:
             return
         kinds = {a.kind for c in cmds for a in self.lex.specs[c].args if a.kind.is_entity}
         k = head.end
+        # the request id in the verb's own clause belongs to it ("retract my request r-1a2b3c4d, …")
+        for i in range(head.end, len(self.low)):
+            if REQUEST_ID.match(self.low[i]):
+                k = max(k, i + 1)
+                break
+            if self.words[i].boundary:
+                break
         while k < len(self.low) and not self.words[k - 1].boundary:
             m = next((m for m in self.mentions if m.start == k), None)
             if m is not None and kinds & set(m.names):
@@ -997,8 +1009,9 @@ class _Reading:
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
-        for phrase in P.INTENT_PHRASES:
-            if f" {phrase} " in f" {self.joined(0, max(first_cmd, 1))} " or self.joined().startswith(phrase + " "):
+        for phrase in P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you show me its logs?")
+            if f" {phrase} " in f" {self.joined(lo, max(first_cmd, lo + 1))} " \
+                    or self.joined(lo).startswith(phrase + " "):
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
         if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
@@ -1095,7 +1108,9 @@ class _Reading:
             if whose and self.lex.answers_past and not governed:
                 # "bob's restarts", "the approvals bob made": what a person did, from the audit log
                 self.hits.remove(hit)
-                done = next((c for c in owner if self.lex.specs[c].changes), owner[0])
+                # (the audit log keeps changes: "the snapshots dave made" are snapshots taken)
+                single = self.lex.nouns.get(self.joined(hit.start, hit.end).removesuffix("s"), [])
+                done = next((c for c in (*owner, *single) if self.lex.specs[c].changes), owner[0])
                 self.values["past_command"], self.values["past_user"] = done, whose
                 continue
             if self.lex.answers_past and changing and not governed and self._display_verb_at(j):
@@ -1109,7 +1124,8 @@ class _Reading:
                 if changing and j < 0 and self.lead_light:
                     hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
                     hit.is_noun = False
-                elif changing and self._is_question() and self.lex.answers_past and not any(
+                elif all(self.lex.specs[c].changes for c in owner) and self._is_question() \
+                        and self.lex.answers_past and not any(
                         h.strength is Strength.verb and not h.is_noun for h in self.hits):
                     # "any deploys to prod since friday?": a question about changes made, for the audit log
                     self.hits.remove(hit)
@@ -1191,7 +1207,10 @@ class _Reading:
         k = hit.end
         if k < len(self.low) and self.low[k] in ("that", "which"):
             k += 1
-        if k + 1 < len(self.low) and self.low[k] in self.p.users and not self.words[k].boundary:
+        name = self.low[k] if k < len(self.low) else ""
+        person = name in self.p.users or (self.free(k) and name.isalpha() and name not in P.FUNCTION_WORDS
+                                           and name not in P.FILLER and not self.lex.senses(name))
+        if k + 1 < len(self.low) and person and not self.words[k].boundary:
             verb = self.low[k + 1]
             if verb in P.IRREGULAR_PAST or verb in self.lex.past or (verb.endswith("ed") and len(verb) > 3):
                 self.take(k + 1, k + 2)
@@ -1232,9 +1251,14 @@ class _Reading:
             return True  # a target phrase between verb and noun ("give grafana on test a restart")
         if self.used[j] and not any(h.start <= j < h.end for h in self.hits):
             return True  # a value (a duration, a request id)
-        # an unknown word right before the noun, after a determiner: a name ("the pre-upgrade snapshot")
-        return j == hit.start - 1 and j > 0 and self.low[j - 1] in P.DETERMINERS and self.free(j) \
-            and not self.lex.senses(w) and w not in self.lex.object_verbs
+        # unknown words before the noun, after a determiner: a name or what kind of one ("the pre-upgrade
+        # snapshot", "the weekly maintenance restart")
+        k = j
+        while k >= 0 and self.free(k) and not self.words[k].boundary and not self.lex.senses(self.low[k]) \
+                and self.low[k] not in self.lex.object_verbs and self.low[k] not in P.FUNCTION_WORDS \
+                and self.low[k] not in P.DETERMINERS and self.low[k] not in P.LIGHT_VERBS:
+            k -= 1
+        return k < j and k >= 0 and self.low[k] in P.DETERMINERS and not self.words[k].boundary
 
     def _verb_ending_at(self, j: int) -> tuple[str, int] | None:
         for n in (3, 2, 1):
@@ -1249,7 +1273,7 @@ class _Reading:
     def _light_verb_ending_at(self, j: int) -> int | None:
         for n in (2, 1):
             start = j - n + 1
-            if start >= 0 and self.joined(start, j + 1) in P.LIGHT_VERBS:
+            if start >= 0 and self.joined(start, j + 1) in _LIGHT:
                 return start
         return None
 
@@ -1714,7 +1738,8 @@ class _Reading:
         known = self.lex.command_words()
         lo, hi = self._request_sentence()
         return [i for i, w in enumerate(self.low)
-                if lo <= i < hi and self.free(i) and w not in P.FILLER and w not in known and not w.isdigit()
+                if lo <= i < hi and self.free(i) and w not in P.FILLER and (w not in known or i in self.slot_names)
+                and not w.isdigit()
                 and w not in P.KIND_NOUNS
                 and w not in P.GREETINGS and w not in P.DETERMINERS and w not in ("-", "&", "+", "/", "...", "—")]
 
