@@ -121,6 +121,7 @@ def read_modality(m: Modality) -> Mood:
         if whether or aux:
             return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                         "If you want it done, say so (e.g. 'restart SERVICE ENV').")
+    if actions or m.past:  # (a past participle may be the request: "we need chat deployed … once QA is done")
         cond = _conditional(w, m)
         if cond:
             return Mood(f"That's {cond}, so I'm not doing anything: I don't act on conditions or "

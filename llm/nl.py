@@ -175,6 +175,8 @@ class _Reading:
         self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
         self.phrase_words: set[int] = set()  # words the scan read as command phrases
         self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
+        self.value_at: dict[str, int] = {}  # where each value was found
+        self.consumed: set[str] = set()  # values an argument took
         self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
 
     # -- helpers -----------------------------------------------------------
@@ -308,7 +310,7 @@ class _Reading:
             words = phrase.split()
             for i in range(n - len(words) + 1):
                 if low[i:i + len(words)] == words and all(self.free(k) for k in range(i, i + len(words))):
-                    self.values.setdefault("since", P.SINCE_WORDS[phrase])
+                    self._found("since", P.SINCE_WORDS[phrase], i)
                     start = i - 1 if i > 0 and low[i - 1] in ("since", "from", "over", "in", "for", "during") else i
                     self.take(start, i + len(words))
         i = 0
@@ -318,14 +320,14 @@ class _Reading:
                 continue
             w = low[i]
             if DURATION.match(w) and w != "1s":
-                self.values.setdefault("since", normalize_duration(w))
+                self._found("since", normalize_duration(w), i)
                 self._take_duration_lead(i)
                 self.take(i, i + 1)
                 i += 1
                 continue
             num = self._number(w)
             if num is not None and i + 1 < n and low[i + 1] in P.TIME_UNITS:
-                self.values.setdefault("since", f"{num}{P.TIME_UNITS[low[i + 1]]}")
+                self._found("since", f"{num}{P.TIME_UNITS[low[i + 1]]}", i)
                 self._take_duration_lead(i)
                 end = i + 2
                 if end < n and low[end] == "ago":
@@ -336,16 +338,27 @@ class _Reading:
             if w in ("since", "from", "last") and i + 1 < n and low[i + 1] in P.WEEKDAYS:
                 # "since monday": back to the last such day (a whole day's margin)
                 back = (date.today().weekday() - P.WEEKDAYS.index(low[i + 1])) % 7 or 7
-                self.values.setdefault("since", f"{back}d")
+                self._found("since", f"{back}d", i)
                 self.take(i, i + 2)
                 i += 2
                 continue
             if w == "since" and i + 1 < n and _ISO_DATE.match(low[i + 1]):
-                self.values.setdefault("since", low[i + 1])
+                self._found("since", low[i + 1], i)
                 self.take(i, i + 2)
                 i += 2
                 continue
             i += 1
+
+    def _found(self, key: str, value: Any, i: int) -> None:
+        """A value found in the text at word i (the first of its key counts)."""
+        if key not in self.values:
+            self.values[key] = value
+            self.value_at[key] = i
+
+    def _possessive(self, i: int) -> bool:
+        """Whether word i was written with 's ("yesterday's")."""
+        raw = self.tokens[self.words[i].tok].raw.replace("’", "'").lower()
+        return raw.endswith("'s") and not raw.endswith("it's")
 
     def _take_duration_lead(self, i: int) -> None:
         j = i - 1
@@ -367,7 +380,7 @@ class _Reading:
             before = low[i - 1] if i > 0 else ""
             after = low[i + 1] if i + 1 < n else ""
             if after in P.LINE_WORDS or before in ("last", "tail", "limit", "top", "first", "latest", "recent"):
-                self.values.setdefault("count", int(low[i]))
+                self._found("count", int(low[i]), i)
                 self.take(i, i + 1)
                 if before in ("last", "limit", "top", "latest", "recent"):
                     self.take(i - 1, i)
@@ -952,8 +965,7 @@ class _Reading:
             self.values["past_command"] = topic.commands[0]
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
-            if topic.is_noun:
-                self.hits.remove(topic)  # "when did someone last restart …": no verb governs it
+            self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
             return None
         lo, hi = self._request_sentence()  # (a past form in a context sentence is context)
         past = [(i, self._past_at(i)[0]) for i in range(lo, hi) if self._past_at(i)
@@ -1005,6 +1017,14 @@ class _Reading:
             if noun_first or soon_after or plain:
                 return self.refuse("That sounds like a report of how something went, not a request; "
                                    "I'm not doing anything.")
+        # "alice will reverse it", "bob can restart it": someone else's action, not asked of me
+        for h in self.hits:
+            i = h.start
+            if h.strength is Strength.verb and not h.is_noun and i >= 2 and low[i - 1] in P.MODALS \
+                    and low[i - 2] not in ("you", "please") and not self.words[i - 2].boundary \
+                    and not self.words[i - 1].boundary and i - 2 >= lo:
+                return self.refuse("That says what someone else will or can do, not a request to me, so I'm not "
+                                   "doing anything. Ask me directly when you want it done.")
         if low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users:
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
@@ -1303,6 +1323,11 @@ class _Reading:
     def _command(self) -> str | Plan | None:
         reviewer = self.lex.answers_past
         if reviewer and ("past_command" in self.values or "reviewer" in self.values):
+            asked = sorted({c for h in self.hits if h.strength is Strength.verb and not h.is_noun
+                            for c in h.commands if self.lex.specs[c].changes})
+            if asked:  # "show failed deploys and restart nginx"
+                return self.refuse(f"That asks for more than one thing ({join_choices([reviewer, *asked], 'and')}); "
+                                   "send them one at a time.")
             return reviewer
         hits = list(self.hits)
         if not hits:
@@ -1365,6 +1390,9 @@ class _Reading:
         missing = sum(1 for a in self.lex.specs[cmd].required if a.kind.is_entity and a.kind not in filled)
         # a required value with nothing to fill it ("roll back on staging" names no snapshot to restore)
         missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate())
+        # a request nobody named is a whole target missing ("stop it" is no cancel of some request)
+        missing += sum(2 for a in self.lex.specs[cmd].required
+                       if a.kind is Kind.request and "request" not in self.values)
         return (-unusable, -missing, direct, -inferred)
 
     def _candidate(self) -> bool:
@@ -1450,6 +1478,14 @@ class _Reading:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
                             f"Usage: {spec.usage}", attempted=cmd)
+        lo, hi = self._request_sentence()
+        dropped = [k for k, i in self.value_at.items() if k not in self.consumed and lo <= i < hi
+                   and not self._possessive(i)]  # ("yesterday's web deploy" says which deploy)
+        if plan.complete and spec.changes and dropped:
+            # "get the chat release on test back to yesterday": a time (or count) the change has no place for
+            at = self.value_at[dropped[0]]
+            return self.ask(f"I don't know what '{self.words[at].raw}' means for '{cmd}' (it takes no time or "
+                            f"count), so I did nothing. Usage: {spec.usage}", attempted=cmd)
         polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
         if plan.complete and spec.changes and not polite and not any(
                 h.strength is Strength.verb and cmd in h.commands for h in self.hits):
@@ -1475,9 +1511,11 @@ class _Reading:
                 args[arg.name] = self.values["request"]
             elif arg.kind is Kind.duration and "since" in self.values:
                 args[arg.name] = self.values["since"]
+                self.consumed.add("since")
             elif arg.kind is Kind.integer and "count" in self.values and not arg.required and not counted:
                 args[arg.name] = self.values["count"]
                 counted = True
+                self.consumed.add("count")
             elif arg.kind is Kind.command and self.values.get("past_command") not in (None, cmd):
                 args[arg.name] = self.values["past_command"]
             elif arg.kind is Kind.user and self.values.get("past_user"):
@@ -1867,7 +1905,7 @@ def _keyed(text: str) -> set[str]:
 def looks_like_value(word: str) -> bool:
     """A value is never a function word or politeness ("restore the dev vm pls" names no snapshot)."""
     low = word.lower()
-    return low not in P.FUNCTION_WORDS and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS
+    return low not in P.FUNCTION_WORDS and low not in P.FILLER and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS
 
 
 def several_requests(text: str, parser: NLParser) -> Plan | None:

@@ -31,6 +31,7 @@ IRREGULAR_PAST = frozenset({"took", "made", "did", "ran", "went", "gave", "put",
                             "got", "left", "kept", "broke", "saw", "forgot", "found", "began", "built", "sent"})
 AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "has", "have", "had", "will", "would", "can", "could",
                          "does", "do", "did", "should", "shall", "may", "might", "must", "gets", "got", "goes"})
+MODALS = frozenset({"will", "shall", "would", "can", "could", "should", "must", "might", "may", "gonna"})
 TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last", "morning"})
 
 # Negations and cancellations: a request that says not to act.
@@ -43,7 +44,8 @@ EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
 # An apology or a dismissal followed by a name is a correction instead ("restart redis on test… sorry, dev").
 TAKE_BACK = ("disregard", "ignore me", "ignore this", "ignore that", "not for you", "wrong channel", "wrong chat",
              "wrong thread", "wrong window", "wrong room", "wrong tab", "wrong dm", "wrong person", "wrong place",
-             "wrong bot", "wrong team")
+             "wrong bot", "wrong team", "just kidding", "kidding", "jk", "only joking", "just joking", "not really",
+             "j/k")
 APOLOGIES = ("sorry", "oops", "whoops", "nah", "nope", "my bad", "my mistake")
 
 # A person talking about their own plans, not asking the bot.
@@ -232,7 +234,9 @@ POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a
                      "if you do not mind", "if that is ok", "if that is okay", "if that is fine",
                      "if it is not too much trouble", "if you would", "if you please", "when you get a chance",
                      "when you can", "when you have a moment", "when you have a sec", "when you have time",
-                     "when you get a sec", "when you get a minute")
+                     "when you get a sec", "when you get a minute", "when you are free", "once you have a sec",
+                     "once you have a second", "once you have a moment", "once you have a minute", "once you can",
+                     "once you get a chance", "once you are free")
 # A subject followed by "would" (not "would like"): a hypothetical ("we'd roll chat back").
 HYPOTHETICAL_SUBJECTS = frozenset({"we", "i", "they", "he", "she", "you", "it", "that", "someone", "people"})
 WOULD_POLITE = frozenset({"like", "love", "appreciate", "prefer", "be", "you"})
