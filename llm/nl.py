@@ -739,7 +739,7 @@ class _Reading:
         said = self.verbatim(start).strip(" ,;:-—")
         if len(said) >= 2 and said[0] in "\"'“«‘" and said[-1] in "\"'”»’":
             said = said[1:-1].strip()
-        said = re.sub(r"\s*\b(please|pls|thanks|thx)[.!]*$", "", said, flags=re.I).strip()
+        said = polite_trim(said)
         if not said:
             return
         self.free_text = said
@@ -1661,7 +1661,7 @@ class _Reading:
                 start += 1
             self.take(i, len(self.low))
             text = self.verbatim(start).strip(" :-")
-            text = re.sub(r"\s*\b(please|pls|thanks|thx)[.!]*$", "", text, flags=re.I).strip()
+            text = polite_trim(text)
             if len(text) >= 2 and text[0] in "\"'“«‘" and text[-1] in "\"'”»’":
                 text = text[1:-1].strip()
             return text or None
@@ -1902,6 +1902,15 @@ def _keyed(text: str) -> set[str]:
     return {t.low.split("=", 1)[0].replace("-", "_") for t in tokenize(text) if t.kv}
 
 
+_POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly)"
+
+
+def polite_trim(text: str) -> str:
+    """Free text without the politeness around it ("please", "thanks!"): no reason is only "please"."""
+    text = re.sub(rf"^\s*{_POLITE_EDGE}\b[\s,.!:;-]*", "", text, flags=re.I)
+    return re.sub(rf"[\s,;-]*\b{_POLITE_EDGE}[.!]*$", "", text, flags=re.I).strip()
+
+
 def looks_like_value(word: str) -> bool:
     """A value is never a function word or politeness ("restore the dev vm pls" names no snapshot)."""
     low = word.lower()
@@ -1963,5 +1972,9 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
             return None
         if arg.kind is Kind.text and isinstance(value, str) and arg.cues:
             cue = "|".join(re.escape(c) for c in sorted(arg.cues, key=len, reverse=True))
-            plan.args[arg.name] = re.sub(rf"^({cue})\b:?\s+", "", value, flags=re.I) or None
+            trimmed = polite_trim(re.sub(rf"^({cue})\b:?\s+", "", value, flags=re.I))
+            if trimmed:
+                plan.args[arg.name] = trimmed
+            else:
+                plan.args.pop(arg.name)
     return plan
