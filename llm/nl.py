@@ -66,6 +66,9 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "would it be possible to", "would you be able to", "could you please", "can you please",
            "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
 
+_POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
+_RETRACTIONS = tuple((p, p.count(" ") + 1) for p in (*P.TAKE_BACK, *P.APOLOGIES))
+
 
 @dataclass
 class Word:
@@ -176,6 +179,8 @@ class _Reading:
         self.phrase_words: set[int] = set()  # words the scan read as command phrases
         self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
         self.value_at: dict[str, int] = {}  # where each value was found
+        self._candidate_for: tuple[tuple[bool, ...], bool] = ((), False)
+        self._asking: tuple[int, int] | None = None  # the asking sentence's word range
         self.consumed: set[str] = set()  # values an argument took
         self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
 
@@ -187,7 +192,7 @@ class _Reading:
         while changed and self.words:
             changed = False
             joined = " ".join(w.low for w in self.words)
-            for lead in sorted(_POLITE, key=len, reverse=True):
+            for lead in _POLITE_LONGEST_FIRST:
                 if joined == lead or joined.startswith(lead + " "):
                     last = lead.split()[-1]
                     # "can we get …": the verb stays a word of the request ("get the old chat back")
@@ -643,6 +648,8 @@ class _Reading:
     def _request_sentence(self) -> tuple[int, int]:
         """The sentence that asks: the one with the first action verb, else the first command word; the
         others are context ("It's 3am and the agent on test lost its connection again. Restart it please.")."""
+        if self._asking is not None:
+            return self._asking
         sentences = self._sentences()
         if len(sentences) == 1 or not self.hits:
             return 0, len(self.words)
@@ -653,7 +660,7 @@ class _Reading:
     def _context_names(self) -> None:
         """Names in a context sentence are no targets when the asking sentence names its own: "Is the agent
         stack fine on test? Portainer shows it greyed out." (When it names none, "restart it" refers to them.)"""
-        lo, hi = self._request_sentence()
+        lo, hi = self._asking = self._request_sentence()  # read once, before government changes the hits
         if (lo, hi) == (0, len(self.words)):
             return
         # weaker command words of a context sentence are context too ("users say it's slow")
@@ -744,6 +751,8 @@ class _Reading:
             return
         self.free_text = said
         self.words, self.low, self.used = self.words[:k], self.low[:k], self.used[:k]
+        if self._asking is not None:
+            self._asking = (min(self._asking[0], k), min(self._asking[1], k))
         self.hits = [h for h in self.hits if h.end <= k]
         self.mentions = [m for m in self.mentions if m.end <= k]
         self.phrase_words = {i for i in self.phrase_words if i < k}
@@ -892,9 +901,10 @@ class _Reading:
     def _taken_back(self, first: int) -> str | None:
         """A retraction after the request ("— sorry, wrong channel", "... nah"): an apology or a dismissal
         that no name follows (a name after it corrects the request instead: "… sorry, dev")."""
-        for i in range(first + 1, len(self.low)):
-            for phrase in (*P.TAKE_BACK, *P.APOLOGIES):
-                n = phrase.count(" ") + 1
+        rest = f" {self.joined(first + 1)} "
+        found = [(p, n) for p, n in _RETRACTIONS if f" {p} " in rest]
+        for i in range(first + 1, len(self.low)) if found else ():
+            for phrase, n in found:
                 if self.joined(i, i + n) != phrase:
                     continue
                 if phrase in P.TAKE_BACK or not any(m.start >= i + n for m in self.mentions):
@@ -1397,6 +1407,12 @@ class _Reading:
 
     def _candidate(self) -> bool:
         """Whether a word is left that could be a value (a name, a version): free, no known word."""
+        key = tuple(self.used)
+        if self._candidate_for[0] != key:
+            self._candidate_for = (key, self._has_candidate())
+        return self._candidate_for[1]
+
+    def _has_candidate(self) -> bool:
         return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
                    and not self.lex.senses(w) and w not in self.lex.object_verbs and w not in P.DETERMINERS
                    for i, w in enumerate(self.low))
