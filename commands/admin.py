@@ -241,7 +241,8 @@ def _plan(ctx: Context, row: RequestRow) -> str:
                                   "my requests that wait", "what is waiting", "what waits", "needs my approval",
                                   "need my approval", "needs my sign-off", "need my sign-off", "my approvals",
                                   "approval queue", "my queue", "need to sign off", "need to approve",
-                                  "have to sign off", "have to approve")))
+                                  "have to sign off", "have to approve", "waiting on me", "waiting for me",
+                                  "waiting on my approval")))
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
     await asyncio.to_thread(ctx.store.expire_due)

@@ -30,6 +30,7 @@ _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 _TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{2}:\d{2}:\d{2}\b"
                         r"|\b[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}")
+_SYSLOG_TAG = re.compile(r"\b[\w.-]+\[\d+\]:")
 _LEVEL = re.compile(r"(^|[\s\[(|])(" + "|".join(sorted(P.LOG_LEVELS)) + r")([\s\]):|]|$)")
 
 
@@ -65,8 +66,8 @@ def pasted(text: str) -> str | None:
     level = _LEVEL.search(text)
     if level and (_TIMESTAMP.search(text) or level.group(3) in (":", "]", "|") or level.group(1) in ("[", "|")):
         return "a log line"
-    if _TIMESTAMP.search(text) and "\n" in text.strip():
-        return "a log excerpt"
+    if _TIMESTAMP.search(text) and ("\n" in text.strip() or _SYSLOG_TAG.search(text)):
+        return "a log excerpt"  # (a syslog line: a time, a host, "dockerd[812]:")
     return None
 
 
@@ -151,7 +152,9 @@ def _clause(w: list[str], m: Modality, i: int) -> list[str]:
 def _conditional(w: list[str], m: Modality) -> str | None:
     text = " " + " ".join(w) + " "
     for phrase in P.CONDITIONALS:
-        if f" {phrase} " in text:
+        at = text.find(f" {phrase} ")
+        # "…, it's fine if it drops sessions": a remark on the outcome, not a condition on the request
+        if at >= 0 and not (phrase == "if" and text[:at].split()[-1:] and text[:at].split()[-1] in P.CONCESSIVE):
             return f"a condition ('{phrase} …')"
     for i in range(len(w)):
         if w[i] in ("when", "once", "whenever") and (i == 0 or w[i - 1] not in ("since", "from", "until")) \

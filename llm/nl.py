@@ -46,6 +46,8 @@ NL_BASE = 0.9
 # Negation words that, before a name, usually correct the target ("no, dev") rather than exclude it.
 CORRECTIONS = frozenset({"no", "nope"})
 ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
+# a time of day ("22:00", "3am", "10.30pm"): a schedule (a stage before the parser may take it one day)
+_CLOCK = re.compile(r"^([01]?\d|2[0-3])([:.][0-5]\d)?\s*(am|pm)$|^([01]?\d|2[0-3]):[0-5]\d$", re.I)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
                             "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
@@ -179,6 +181,7 @@ class _Reading:
         self.phrase_words: set[int] = set()  # words the scan read as command phrases
         self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
         self.value_at: dict[str, int] = {}  # where each value was found
+        self.all_values: dict[str, list[tuple[int, Any]]] = {}
         self._candidate_for: tuple[tuple[bool, ...], bool] = ((), False)
         self._asking: tuple[int, int] | None = None  # the asking sentence's word range
         self.consumed: set[str] = set()  # values an argument took
@@ -255,7 +258,9 @@ class _Reading:
         self._fix_typos()
         self._pronoun_objects()
         self._context_names()
+        self._asked_values()
         self._time_references()
+        self._purpose_clauses()
         self._free_text_tail()
         mood = read_modality(self._modality())
         if mood.refusal is not None:
@@ -355,10 +360,22 @@ class _Reading:
             i += 1
 
     def _found(self, key: str, value: Any, i: int) -> None:
-        """A value found in the text at word i (the first of its key counts)."""
+        """A value found in the text at word i (the first of its key counts, unless a later one stands in
+        the asking sentence: see _asked_values)."""
+        self.all_values.setdefault(key, []).append((i, value))
         if key not in self.values:
             self.values[key] = value
             self.value_at[key] = i
+
+    def _asked_values(self) -> None:
+        """'paperless on dev ate the disk last night; show me its logs since yesterday': of several values
+        of one kind, the asking sentence's."""
+        lo, hi = self._request_sentence()
+        for key, found in self.all_values.items():
+            if len(found) > 1 and not lo <= self.value_at[key] < hi:
+                mine = next(((i, v) for i, v in found if lo <= i < hi), None)
+                if mine is not None:
+                    self.value_at[key], self.values[key] = mine
 
     def _possessive(self, i: int) -> bool:
         """Whether word i was written with 's ("yesterday's")."""
@@ -638,7 +655,7 @@ class _Reading:
         for k, w in enumerate(self.words):
             trail = self.tokens[w.tok].trail
             # (an ellipsis is a pause: "restart redis on test... actually make that dev")
-            if w.boundary and any(c in trail for c in ".?!") and ".." not in trail and "…" not in trail \
+            if w.boundary and any(c in trail for c in ".?!;") and ".." not in trail and "…" not in trail \
                     and k + 1 < len(self.words):
                 out.append((start, k + 1))
                 start = k + 1
@@ -666,7 +683,32 @@ class _Reading:
         # weaker command words of a context sentence are context too ("users say it's slow")
         self.hits = [h for h in self.hits if lo <= h.start < hi or (h.strength is Strength.verb and not h.is_noun)]
         if any(lo <= m.start < hi for m in self.mentions):
-            self.mentions = [m for m in self.mentions if lo <= m.start < hi]
+            # "… Chat on test shows a 502. Can you kick the proxy there?": "there" is the context's place
+            place = "there" in self.low[lo:hi] and not any(
+                lo <= m.start < hi and {Kind.env, Kind.vm} & set(m.names) for m in self.mentions)
+            self.mentions = [m for m in self.mentions if lo <= m.start < hi or (
+                place and Kind.env in m.names)]
+
+    def _purpose_clauses(self) -> None:
+        """'redeploy chat on test to fix the login bug', 'restart nginx on dev to clear the cache': "to" and
+        a verb with its object after the request say why; the clause is neither a value ("fix" is no ref) nor
+        a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main")."""
+        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        if not verbs:
+            return
+        n = len(self.low)
+        for i in range(verbs[0].end, n - 2):
+            if self.low[i] != "to" or not self.free(i) or not self.free(i + 1) or self.words[i].boundary \
+                    or self.words[i + 1].boundary or self.low[i + 1] in P.FUNCTION_WORDS \
+                    or self.low[i + 1] in P.DETERMINERS or _identifier(self.low[i + 1]) \
+                    or self.low[i + 2] in P.FUNCTION_WORDS - {"the", "a", "an", "my", "our", "its", "their", "some"}:
+                continue
+            end = next((k + 1 for k in range(i, n) if self.words[k].boundary), n)
+            if any(m.start >= i and m.start < end for m in self.mentions):
+                continue  # a name in it: read as usual
+            self.take(i, end)
+            self._drop_hits_in(i, end)
+            return
 
     def _time_references(self) -> None:
         """'checkpoint the prod vm before the postgres migration': a name inside a phrase of time, before
@@ -738,7 +780,7 @@ class _Reading:
         start = k
         if cue is not None:
             # "because prod is frozen": everything after the cue is the reason, names and verbs included
-            start = k if cue in ("since", "until", "during", "while") else k + cue.count(" ") + 1
+            start = k if cue in _CONJUNCTION_CUES else k + cue.count(" ") + 1
             if start < len(self.low) and self.low[start] in ("to", "is", "of", "with"):
                 start += 1
         elif self._changes_request(tail, k, cmds, kinds):
@@ -1048,9 +1090,10 @@ class _Reading:
                 and self.hits[0].strength is Strength.verb and not self.gerund_lead:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and (
-            w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
-                                                              "after", "coming", "till")))]
+        sched = [w for i, w in enumerate(low) if lo <= i < hi and (_CLOCK.match(w) or (
+            w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and (
+                w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
+                                                                  "after", "coming", "till")))))]
         if sched:
             return self.refuse(f"I can't schedule things ('{sched[0]}'); ask me when you want it done.")
         if low[0] in ("why", "should", "shall"):
@@ -1672,7 +1715,7 @@ class _Reading:
             if any(not self.free(k) and any(m.start == k for m in self.mentions) for k in range(i, len(self.low))):
                 continue
             # a conjunction stays part of the reason ("until the release is out"); a label word does not
-            start = i if cue in ("since", "until", "during", "while") else i + len(cue.split())
+            start = i if cue in _CONJUNCTION_CUES else i + len(cue.split())
             if start < len(self.low) and self.low[start] in ("to", "is", ":", "of", "with"):
                 start += 1
             self.take(i, len(self.low))
@@ -1792,7 +1835,9 @@ class _Reading:
         known = self.lex.command_words()
         lo, hi = self._request_sentence()
         return [i for i, w in enumerate(self.low)
-                if lo <= i < hi and self.free(i) and w not in P.FILLER and (w not in known or i in self.slot_names)
+                if lo <= i < hi and self.free(i) and w not in P.FILLER
+                and (w not in P.FUNCTION_WORDS or w in P.EVERYTHING)  # ("restart everything on dev": no name)
+                and (w not in known or i in self.slot_names)
                 and not w.isdigit()
                 and w not in P.KIND_NOUNS
                 and w not in P.GREETINGS and w not in P.DETERMINERS and w not in ("-", "&", "+", "/", "...", "—")]
@@ -1919,6 +1964,7 @@ def _keyed(text: str) -> set[str]:
 
 
 _POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly)"
+_CONJUNCTION_CUES = ("since", "until", "during", "while")
 
 
 def polite_trim(text: str) -> str:
@@ -1927,10 +1973,24 @@ def polite_trim(text: str) -> str:
     return re.sub(rf"[\s,;-]*\b{_POLITE_EDGE}[.!]*$", "", text, flags=re.I).strip()
 
 
+def without_cue(text: str, cues: tuple[str, ...]) -> str:
+    """Free text without the word that introduced it ("because of the incident" → "the incident"); a
+    conjunction stays part of it ("until the demo is over")."""
+    for cue in sorted(cues, key=len, reverse=True):
+        m = re.match(rf"^{re.escape(cue)}\b:?\s+", text, flags=re.I)
+        if m is None:
+            continue
+        if cue in _CONJUNCTION_CUES:
+            return text
+        return re.sub(r"^(to|is|of|with)\s+", "", text[m.end():], flags=re.I)
+    return text
+
+
 def looks_like_value(word: str) -> bool:
     """A value is never a function word or politeness ("restore the dev vm pls" names no snapshot)."""
     low = word.lower()
-    return low not in P.FUNCTION_WORDS and low not in P.FILLER and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS
+    return low not in P.FUNCTION_WORDS and low not in P.FILLER and not _CLOCK.match(low) \
+        and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS
 
 
 def several_requests(text: str, parser: NLParser) -> Plan | None:
@@ -1987,8 +2047,7 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
                 parser.resolver.resolve(k, value) for k in ENTITY_KINDS):
             return None
         if arg.kind is Kind.text and isinstance(value, str) and arg.cues:
-            cue = "|".join(re.escape(c) for c in sorted(arg.cues, key=len, reverse=True))
-            trimmed = polite_trim(re.sub(rf"^({cue})\b:?\s+", "", value, flags=re.I))
+            trimmed = polite_trim(without_cue(value, arg.cues))
             if trimmed:
                 plan.args[arg.name] = trimmed
             else:

@@ -133,6 +133,8 @@ not never yes yeah yep nope nah ok okay sure thanks thank thx ty cheers please p
 hey hi hello yo lol haha hmm uh um well just really very quite too again still already ever even only
 here there now today tonight tomorrow yesterday soon later asap
 """))
+# Words for "all of them" where a target belongs: no name, and nothing the bot does to everything at once.
+EVERYTHING = frozenset({"everything", "anything", "something", "all", "everyone"})
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
 KIND_NOUNS: dict[str, str] = {
     "stack": "stack", "service": "service", "container": "service", "app": "service", "vm": "vm",
@@ -228,6 +230,9 @@ QUESTION_SUBJECTS = frozenset({"it", "now", "this", "that", "there", "we", "i", 
 # Conditionals and hypotheticals: "if staging breaks we'd roll chat back".
 CONDITIONALS = ("if", "unless", "in case", "suppose", "supposing", "imagine", "assuming", "provided",
                 "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically")
+# Words before "if" that make it a remark, not a condition ("it's fine if it drops sessions").
+CONCESSIVE = frozenset({"fine", "ok", "okay", "alright", "acceptable", "problem", "worries", "care", "mind", "matter",
+                        "cool"})
 # Politeness that looks like a condition and is not one.
 POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a sec", "if you have a second",
                      "if you have a minute", "if you have a moment", "if you get a chance", "if you have time",
