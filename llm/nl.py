@@ -949,7 +949,10 @@ class _Reading:
             for phrase, n in found:
                 if self.joined(i, i + n) != phrase:
                     continue
-                if phrase in P.TAKE_BACK or not any(m.start >= i + n for m in self.mentions):
+                # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
+                # only when no name follows it ("… sorry, dev" corrects)
+                own_clause = self.words[i - 1].boundary or self.low[i - 1] in ("—", "–", "-", "--", "...")
+                if phrase in P.TAKE_BACK or (own_clause and not any(m.start >= i + n for m in self.mentions)):
                     return self.verbatim(i, i + n).strip(" ,;:.!?—-…")
         return None
 
@@ -1914,11 +1917,12 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
         return _help(explicit, parser)  # help never acts: whatever follows it is a topic
     plan: Plan | None = None
     if explicit is not None and explicit.complete:
-        if not parser.registry[explicit.command or ""].changes:
-            return explicit
-        # A change is also read as plain language: words the canonical form would take as free text or a
-        # value may take the request back ("lock prod... nah forget it"), add a target or a request ("lock
-        # prod and live", "lock prod and deploy data there"), or fill no value ("restore the dev vm pls").
+        if not parser.registry[explicit.command or ""].changes or not _loose(text, explicit, parser):
+            return explicit  # every word in its place: "delete-snapshot rumpleprod nope" names a snapshot
+        # A change whose canonical reading took free text, or a word that is no value, is also read as
+        # plain language: the words may take the request back ("lock prod... nah forget it"), add a target
+        # or a request ("lock prod and live", "lock prod and deploy data there"), or fill no value
+        # ("restore the dev vm pls").
         plan = parser.parse(text)
         if plan.outcome is Outcome.refuse or not _canonical_reading(text, explicit, parser):
             return plan
@@ -1939,6 +1943,15 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     return plan
 
 
+def _loose(text: str, plan: Plan, parser: NLParser) -> bool:
+    """Whether the canonical reading took positional free text or a word argument that is no value."""
+    spec = parser.registry[plan.command or ""]
+    keyed = _keyed(text)
+    return any(isinstance(plan.args.get(a.name), str) and a.name not in keyed and (
+        a.kind is Kind.text or (a.kind is Kind.word and not looks_like_value(plan.args[a.name], written=True)))
+        for a in spec.args)
+
+
 def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
     """Whether the canonical form's values are values: a word argument is no function word ("pls"), and
     free text starts with neither a conjunction ("and live") nor a name the command takes ("prod live")."""
@@ -1948,7 +1961,7 @@ def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
         value = plan.args.get(arg.name)
         if not isinstance(value, str) or arg.name in _keyed(text):
             continue
-        if arg.kind is Kind.word and not looks_like_value(value):
+        if arg.kind is Kind.word and not looks_like_value(value, written=True):
             return False
         if arg.kind is Kind.text:
             first = (words_of(tokenize(value)) or [Word("", "", 0)])[0].low
@@ -1986,8 +1999,13 @@ def without_cue(text: str, cues: tuple[str, ...]) -> str:
     return text
 
 
-def looks_like_value(word: str) -> bool:
-    """A value is never a function word or politeness ("restore the dev vm pls" names no snapshot)."""
+def looks_like_value(word: str, written: bool = False) -> bool:
+    """A value is never politeness, an article or a pronoun ("restore the dev vm pls" names no snapshot).
+    In plain language no function word or filler is one either; in the canonical form (`written`), where
+    a person typed the value in its place, a word such as "after" may be a name."""
+    low = P.CONTRACTIONS.get(word.lower(), word.lower())
+    if written:
+        return low not in P.NOT_VALUES and not _CLOCK.match(low)
     low = word.lower()
     return low not in P.FUNCTION_WORDS and low not in P.FILLER and not _CLOCK.match(low) \
         and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS

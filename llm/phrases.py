@@ -135,6 +135,12 @@ here there now today tonight tomorrow yesterday soon later asap
 """))
 # Words for "all of them" where a target belongs: no name, and nothing the bot does to everything at once.
 EVERYTHING = frozenset({"everything", "anything", "something", "all", "everyone"})
+# Never a value even where one was written in its place: politeness, interjections, articles, pronouns.
+NOT_VALUES = frozenset(_words("""
+please pls plz kindly thanks thank thx ty cheers
+a an the this that these those it its them they he she we i you me us my our your their there here now asap
+thing things stuff whatever something
+"""))
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
 KIND_NOUNS: dict[str, str] = {
     "stack": "stack", "service": "service", "container": "service", "app": "service", "vm": "vm",

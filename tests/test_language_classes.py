@@ -90,6 +90,7 @@ def test_a_canonical_change_is_also_read_as_plain_language(planner: Planner) -> 
     canonical = parse(planner, "lock prod release freeze")
     assert canonical.confidence == 1.0  # still the canonical reading, untouched
     assert not looks_like_value("pls") and not looks_like_value("the") and looks_like_value("pre-upgrade")
+    assert not looks_like_value("pls", written=True) and looks_like_value("after", written=True)
 
 
 # -- conditions, someone else's action, schedules in a description ----------------------------------
