@@ -9,7 +9,9 @@ command's words are comes from its declared `Phrasing`, compiled into one lexico
 2. modality (llm/modality.py): pasted text, someone else's words, questions of
    whether, conditionals, negations, the past, plans and schedules → no action;
 3. scan: formats ("give {service} a kick"), split particle verbs, phrases and
-   inventory mentions (a typo is corrected through an index, llm/fuzzy.py);
+   inventory mentions (a typo is corrected through an index, llm/fuzzy.py); then the
+   shape of the message (llm/shape.py): the asking sentence and its context, pronoun
+   objects, purpose and time phrases, the free-text tail, retractions;
 4. government: a command noun is the command only when no other verb governs it
    ("undo the chat deploy" → what "undo" asks for; "scrap the deploy" → a question);
 5. choice: the strongest reading; between readings of equal strength, the one whose
@@ -30,15 +32,29 @@ from typing import Any
 
 from commands.registry import Arg, Kind, Registry
 from llm import phrases as P
+from llm import shape
 from llm.fuzzy import Vocabulary
 from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
 from llm.lexicon import Lexicon, Sense, Strength, gerund
 from llm.modality import Modality, read_modality
 from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
-from llm.tokens import KV, Token, tokenize
+from llm.tokens import KV, tokenize
 from llm.validate import article, noun, unknown_name, validate
 from llm.values import DURATION, REQUEST_ID, WORD, normalize_duration
+from llm.words import (
+    CLOCK,
+    CONJUNCTION_CUES,
+    TIME_BEFORE,
+    Hit,
+    Mention,
+    Word,
+    identifier,
+    looks_like_value,
+    polite_trim,
+    without_cue,
+    words_of,
+)
 
 # Below this a plan should go to the LLM route when one is configured.
 CONFIDENT = 0.75
@@ -46,13 +62,10 @@ NL_BASE = 0.9
 # Negation words that, before a name, usually correct the target ("no, dev") rather than exclude it.
 CORRECTIONS = frozenset({"no", "nope"})
 ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
-# a time of day ("22:00", "3am", "10.30pm"): a schedule (a stage before the parser may take it one day)
-_CLOCK = re.compile(r"^([01]?\d|2[0-3])([:.][0-5]\d)?\s*(am|pm)$|^([01]?\d|2[0-3]):[0-5]\d$", re.I)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
                             "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
                             "one"})
-_TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
 # light verbs and their -ing forms ("mind taking a snapshot of the dev vm?")
 _LIGHT = P.LIGHT_VERBS | {" ".join([gerund(v.split()[0]), *v.split()[1:]]) for v in P.LIGHT_VERBS}
 _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
@@ -69,74 +82,6 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
 
 _POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
-_RETRACTIONS = tuple((p, p.count(" ") + 1) for p in (*P.TAKE_BACK, *P.APOLOGIES))
-
-
-@dataclass
-class Word:
-    """A word of the message after contraction expansion; `tok` indexes the source token."""
-
-    raw: str
-    low: str
-    tok: int
-    quoted: bool = False
-    boundary: bool = False  # a clause ends after it
-    line: int = 0
-
-
-@dataclass
-class Hit:
-    """A command phrase found in the text, with every command it may mean."""
-
-    senses: list[Sense]
-    start: int
-    end: int
-    is_noun: bool = False  # used as a noun ("the chat deploy"): a request only if nothing else governs it
-    format_args: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def strength(self) -> Strength:
-        return max(s.strength for s in self.senses)
-
-    @property
-    def commands(self) -> list[str]:
-        top = self.strength
-        return [s.command for s in self.senses if s.strength == top]
-
-
-@dataclass
-class Mention:
-    """A run of words naming inventory entities, by kind."""
-
-    names: dict[Kind, str]
-    start: int
-    end: int
-    phrase: str
-    fuzzy: bool = False
-
-
-def words_of(tokens: list[Token]) -> list[Word]:
-    """Words with contractions expanded and possessives dropped; each keeps its source token."""
-    out: list[Word] = []
-    for i, t in enumerate(tokens):
-        if t.kv:
-            out.append(Word(t.raw, t.low, i, t.quoted, t.boundary, t.line))
-            continue
-        raw = t.raw.replace("’", "'").replace("‘", "'")
-        low = raw.lower()
-        if low in P.CONTRACTIONS:
-            parts = P.CONTRACTIONS[low].split()
-            for k, w in enumerate(parts):
-                out.append(Word(w, w, i, t.quoted, t.boundary and k == len(parts) - 1, t.line))
-            continue
-        if low.endswith("'s") and len(low) > 2:
-            raw, low = raw[:-2], low[:-2]
-        raw = raw.strip("'")
-        if raw:
-            out.append(Word(raw, raw.lower(), i, t.quoted, t.boundary, t.line))
-    return out
-
-
 @dataclass
 class NLParser:
     resolver: Resolver
@@ -256,12 +201,12 @@ class _Reading:
             return howto
         self._scan()
         self._fix_typos()
-        self._pronoun_objects()
-        self._context_names()
-        self._asked_values()
-        self._time_references()
-        self._purpose_clauses()
-        self._free_text_tail()
+        shape.pronoun_objects(self)
+        shape.context_names(self)
+        shape.asked_values(self)
+        shape.time_references(self)
+        shape.purpose_clauses(self)
+        shape.free_text_tail(self)
         mood = read_modality(self._modality())
         if mood.refusal is not None:
             return self.refuse(mood.refusal)
@@ -366,16 +311,6 @@ class _Reading:
         if key not in self.values:
             self.values[key] = value
             self.value_at[key] = i
-
-    def _asked_values(self) -> None:
-        """'paperless on dev ate the disk last night; show me its logs since yesterday': of several values
-        of one kind, the asking sentence's."""
-        lo, hi = self._request_sentence()
-        for key, found in self.all_values.items():
-            if len(found) > 1 and not lo <= self.value_at[key] < hi:
-                mine = next(((i, v) for i, v in found if lo <= i < hi), None)
-                if mine is not None:
-                    self.value_at[key], self.values[key] = mine
 
     def _possessive(self, i: int) -> bool:
         """Whether word i was written with 's ("yesterday's")."""
@@ -581,231 +516,8 @@ class _Reading:
             i += 1
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
-        self._names_in_target_slots()
+        shape.names_in_target_slots(self)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
-
-    def _names_in_target_slots(self) -> None:
-        """'restart nginx on the backup server': a command word between a target preposition and a kind noun
-        is a name (here an unknown one), not a request."""
-        def in_slot(start: int) -> bool:
-            k = start - 1
-            while k >= 0 and self.low[k] in ("the", "a", "an", "our", "my", "that", "this"):
-                k -= 1
-            return k >= 0 and self.low[k] in P.TARGET_PREPOSITIONS and not self.words[k].boundary
-
-        for hit in list(self.hits):
-            if hit.end >= len(self.low) or self.low[hit.end] not in P.KIND_NOUNS or hit.format_args:
-                continue
-            if in_slot(hit.start):
-                self.hits.remove(hit)
-                for i in range(hit.start, hit.end):
-                    self.used[i] = False
-                    self.slot_names.add(i)
-        # "stop grafana on the monitoring server": a name of another kind before a kind noun names
-        # something of the noun's kind (an unknown server), not the stack
-        for m in list(self.mentions):
-            kind = P.KIND_NOUNS.get(self.low[m.end]) if m.end < len(self.low) else None
-            if kind is not None and Kind(kind) not in m.names and in_slot(m.start) and not (
-                    Kind(kind) is Kind.env and Kind.vm in m.names):
-                self.mentions.remove(m)
-                for i in range(m.start, m.end):
-                    self.used[i] = False
-
-    def _pronoun_objects(self) -> None:
-        """'the data deploy on staging broke the migrations, please reverse it': a verb whose object is a
-        pronoun governs the command noun the pronoun stands for (the nearest one before it)."""
-        for i in range(1, len(self.low)):
-            if self.low[i] not in ("it", "that", "this", "them", "those") or not self.free(i):
-                continue
-            found = self._verb_ending_at(i - 1)
-            if found is None:
-                continue
-            verb, start = found
-            own = next((h for h in self.hits if h.start == start and h.end == i), None)
-            if not all(self.free(k) for k in range(start, i)) and own is None:
-                continue
-            before = [h for h in self.hits if h.end <= start and (h.is_noun or h.strength is Strength.noun)]
-            if not before:
-                continue
-            antecedent = before[-1]
-            governed = [c for o in antecedent.commands for c in self.lex.governs(verb, o) if self._needs_met(c)]
-            if not governed:
-                continue
-            self.hits.remove(antecedent)
-            if own is not None:
-                self.hits.remove(own)
-            self.hits.append(Hit([Sense(c, Strength.verb) for c in dict.fromkeys(governed)], start, i))
-            self.take(start, i + 1)
-            self.hits.sort(key=lambda h: h.start)
-
-    def _clause_of(self, i: int) -> tuple[int, int]:
-        """The word range of the clause around word i (between boundaries and joining words)."""
-        lo = i
-        while lo > 0 and not self.words[lo - 1].boundary and self.low[lo - 1] not in P.CLAUSE_JOINERS:
-            lo -= 1
-        hi = i
-        while hi < len(self.words) and not self.words[hi].boundary and (
-                hi == i or self.low[hi] not in P.CLAUSE_JOINERS):
-            hi += 1
-        return lo, min(hi + 1, len(self.words))
-
-    def _sentences(self) -> list[tuple[int, int]]:
-        """Word ranges of the sentences ('.', '?', '!' end one)."""
-        out, start = [], 0
-        for k, w in enumerate(self.words):
-            trail = self.tokens[w.tok].trail
-            # (an ellipsis is a pause: "restart redis on test... actually make that dev")
-            if w.boundary and any(c in trail for c in ".?!;") and ".." not in trail and "…" not in trail \
-                    and k + 1 < len(self.words):
-                out.append((start, k + 1))
-                start = k + 1
-        out.append((start, len(self.words)))
-        return out
-
-    def _request_sentence(self) -> tuple[int, int]:
-        """The sentence that asks: the one with the first action verb, else the first command word; the
-        others are context ("It's 3am and the agent on test lost its connection again. Restart it please.")."""
-        if self._asking is not None:
-            return self._asking
-        sentences = self._sentences()
-        if len(sentences) == 1 or not self.hits:
-            return 0, len(self.words)
-        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
-        top = verbs[0] if verbs else max(self.hits, key=lambda h: (h.strength, -h.start))
-        return next((s for s in sentences if s[0] <= top.start < s[1]), (0, len(self.words)))
-
-    def _context_names(self) -> None:
-        """Names in a context sentence are no targets when the asking sentence names its own: "Is the agent
-        stack fine on test? Portainer shows it greyed out." (When it names none, "restart it" refers to them.)"""
-        lo, hi = self._asking = self._request_sentence()  # read once, before government changes the hits
-        if (lo, hi) == (0, len(self.words)):
-            return
-        # weaker command words of a context sentence are context too ("users say it's slow")
-        self.hits = [h for h in self.hits if lo <= h.start < hi or (h.strength is Strength.verb and not h.is_noun)]
-        if any(lo <= m.start < hi for m in self.mentions):
-            # "… Chat on test shows a 502. Can you kick the proxy there?": "there" is the context's place
-            place = "there" in self.low[lo:hi] and not any(
-                lo <= m.start < hi and {Kind.env, Kind.vm} & set(m.names) for m in self.mentions)
-            self.mentions = [m for m in self.mentions if lo <= m.start < hi or (
-                place and Kind.env in m.names)]
-
-    def _purpose_clauses(self) -> None:
-        """'redeploy chat on test to fix the login bug', 'restart nginx on dev to clear the cache': "to" and
-        a verb with its object after the request say why; the clause is neither a value ("fix" is no ref) nor
-        a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main")."""
-        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
-        if not verbs:
-            return
-        n = len(self.low)
-        for i in range(verbs[0].end, n - 2):
-            if self.low[i] != "to" or not self.free(i) or not self.free(i + 1) or self.words[i].boundary \
-                    or self.words[i + 1].boundary or self.low[i + 1] in P.FUNCTION_WORDS \
-                    or self.low[i + 1] in P.DETERMINERS or _identifier(self.low[i + 1]) \
-                    or self.low[i + 2] in P.FUNCTION_WORDS - {"the", "a", "an", "my", "our", "its", "their", "some"}:
-                continue
-            end = next((k + 1 for k in range(i, n) if self.words[k].boundary), n)
-            if any(m.start >= i and m.start < end for m in self.mentions):
-                continue  # a name in it: read as usual
-            self.take(i, end)
-            self._drop_hits_in(i, end)
-            return
-
-    def _time_references(self) -> None:
-        """'checkpoint the prod vm before the postgres migration': a name inside a phrase of time, before
-        the noun it describes, is part of a reference to something else, not a target."""
-        for m in list(self.mentions):
-            k = m.start - 1
-            while k >= 0 and self.low[k] in ("the", "a", "an", "our", "my", "this", "that"):
-                k -= 1
-            after = self.low[m.end] if m.end < len(self.low) else ""
-            timed = k >= 0 and (self.low[k] in _TIME_BEFORE or self.joined(k - 1, k + 1) in ("ahead of", "prior to"))
-            if timed and after and after not in P.FUNCTION_WORDS \
-                    and after not in P.KIND_NOUNS and not self.words[m.end - 1].boundary \
-                    and any(h.start < k for h in self.hits):
-                self.mentions.remove(m)
-
-    def _free_text_tail(self) -> None:
-        """The words after a request for a command with a free-text argument are that text, as in the
-        canonical form: "decline r-5a5a5a5a, needs a snapshot first", "deny r-1a2b3c4d not during the demo".
-        Not when they start another request or target ("lock prod and live", "…, then deploy chat"), hold
-        another command's verb, a name the command takes, or words that change the request itself (a
-        retraction, a condition, a time): those are read as usual.  The text is set aside, so no later
-        stage reads a request, a negation or a name into it."""
-        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
-        if not verbs or verbs[0].start != 0:
-            return
-        head = verbs[0]
-        # (only where the canonical form also takes the rest of the line: a positional free-text argument)
-        cmds = [c for c in head.commands if any(a.kind is Kind.text and a.positional
-                                                for a in self.lex.specs[c].args)]
-        if not cmds:
-            return
-        kinds = {a.kind for c in cmds for a in self.lex.specs[c].args if a.kind.is_entity}
-        k = head.end
-        # the request id in the verb's own clause belongs to it ("retract my request r-1a2b3c4d, …")
-        for i in range(head.end, len(self.low)):
-            if REQUEST_ID.match(self.low[i]):
-                k = max(k, i + 1)
-                break
-            if self.words[i].boundary:
-                break
-        while k < len(self.low) and not self.words[k - 1].boundary:
-            m = next((m for m in self.mentions if m.start == k), None)
-            if m is not None and kinds & set(m.names):
-                k = m.end
-            elif self.used[k] and not any(h.start <= k < h.end for h in self.hits):
-                k += 1  # a value: a request id, a key=value
-            elif self.low[k] in P.TARGET_PREPOSITIONS | {"the", "please"} and k + 1 < len(self.low):
-                k += 1
-            else:
-                break
-        while k < len(self.low) and self.low[k] in ("please", "thanks"):
-            k += 1
-        # as in the canonical form, the text comes after the required arguments ("deny REQUEST REASON")
-        core = [m for m in self.mentions if m.end <= k]
-        cmds = [c for c in cmds if all(
-            ("request" in self.values) if a.kind is Kind.request else any(a.kind in m.names for m in core)
-            for a in self.lex.specs[c].required if a.kind is Kind.request or a.kind.is_entity)]
-        if not cmds:
-            return
-        tail = self.low[k:]
-        if not tail or tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"):
-            return
-        text = f" {' '.join(tail)} "
-        if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
-            return
-        cues = sorted({c for cmd in cmds for a in self.lex.specs[cmd].args if a.kind is Kind.text for c in a.cues},
-                      key=len, reverse=True)
-        cue = next((c for c in cues if text.startswith(f" {c} ")), None)
-        start = k
-        if cue is not None:
-            # "because prod is frozen": everything after the cue is the reason, names and verbs included
-            start = k if cue in _CONJUNCTION_CUES else k + cue.count(" ") + 1
-            if start < len(self.low) and self.low[start] in ("to", "is", "of", "with"):
-                start += 1
-        elif self._changes_request(tail, k, cmds, kinds):
-            return
-        said = self.verbatim(start).strip(" ,;:-—")
-        if len(said) >= 2 and said[0] in "\"'“«‘" and said[-1] in "\"'”»’":
-            said = said[1:-1].strip()
-        said = polite_trim(said)
-        if not said:
-            return
-        self.free_text = said
-        self.words, self.low, self.used = self.words[:k], self.low[:k], self.used[:k]
-        if self._asking is not None:
-            self._asking = (min(self._asking[0], k), min(self._asking[1], k))
-        self.hits = [h for h in self.hits if h.end <= k]
-        self.mentions = [m for m in self.mentions if m.end <= k]
-        self.phrase_words = {i for i in self.phrase_words if i < k}
-
-    def _changes_request(self, tail: list[str], k: int, cmds: list[str], kinds: set[Kind]) -> bool:
-        """Whether words after a request (from word k) are more than a reason: a condition, a time, another
-        command's verb, another name the command takes."""
-        return any(f" {p} " in f" {' '.join(tail)} " for p in P.CONDITIONALS) or any(
-            w in P.SCHEDULE_WORDS and not (i > 0 and tail[i - 1] in P.DETERMINERS) for i, w in enumerate(tail)
-        ) or any(h.start >= k and h.strength is Strength.verb and not h.is_noun and not set(h.commands) & set(cmds)
-                 for h in self.hits) or any(m.start >= k and kinds & set(m.names) for m in self.mentions)
 
     def _preposition_at(self, j: int) -> bool:
         """'on'/'over' before a name is a preposition ("power cycle the tunnel on prod"), not a particle."""
@@ -845,7 +557,7 @@ class _Reading:
                 hit.is_noun = True
             else:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif any(w in _TIME_BEFORE for w in near):
+        elif any(w in TIME_BEFORE for w in near):
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
         elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0 and not (
                 self.gerund_lead and i == 0):
@@ -910,12 +622,12 @@ class _Reading:
         for phrase in P.CANCEL_PHRASES:
             if f" {phrase} " in j:
                 return self.refuse(f"You said not to, so I won't do {what}.")
-        taken_back = self._taken_back(first_cmd)
+        taken_back = shape.taken_back(self, first_cmd)
         if taken_back:
             return self.refuse(f"That takes the request back ('{taken_back}'), so I won't do {what}.")
         for i, w in enumerate(self.low):
             if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i) \
-                    and i >= self._request_sentence()[0]:  # ("… hasn't answered since 9am. Restart it.")
+                    and i >= shape.request_sentence(self)[0]:  # ("… hasn't answered since 9am. Restart it.")
                 return self.refuse(f"That says not to, so I won't do {what}. "
                                    "Ask again without the 'not' if you do want it.")
         for i, w in enumerate(self.low):
@@ -940,22 +652,6 @@ class _Reading:
         self._subordinate_asides()
         return self._past_gates(first_cmd)
 
-    def _taken_back(self, first: int) -> str | None:
-        """A retraction after the request ("— sorry, wrong channel", "... nah"): an apology or a dismissal
-        that no name follows (a name after it corrects the request instead: "… sorry, dev")."""
-        rest = f" {self.joined(first + 1)} "
-        found = [(p, n) for p, n in _RETRACTIONS if f" {p} " in rest]
-        for i in range(first + 1, len(self.low)) if found else ():
-            for phrase, n in found:
-                if self.joined(i, i + n) != phrase:
-                    continue
-                # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
-                # only when no name follows it ("… sorry, dev" corrects)
-                own_clause = self.words[i - 1].boundary or self.low[i - 1] in ("—", "–", "-", "--", "...")
-                if phrase in P.TAKE_BACK or (own_clause and not any(m.start >= i + n for m in self.mentions)):
-                    return self.verbatim(i, i + n).strip(" ,;:.!?—-…")
-        return None
-
     def _in_noun_phrase(self, i: int) -> bool:
         """Whether word i ends a noun phrase: words that are neither function words nor command words lead
         back to a determiner ("the kernel upgrade", "a quick db migrate")."""
@@ -970,7 +666,7 @@ class _Reading:
         """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
         about someone's own action; its words are neither targets nor requests."""
         for i in range(1, len(self.low) - 1):
-            if self.low[i] in _TIME_BEFORE | {"because", "so", "as"} and self.low[i + 1] in (
+            if self.low[i] in TIME_BEFORE | {"because", "so", "as"} and self.low[i + 1] in (
                     "i", "we", "you", "they", "he", "she", "someone", "it") and self.hits and self.hits[0].start < i:
                 end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
                 self.take(i, end)
@@ -981,7 +677,7 @@ class _Reading:
         """Whether word i is the verb of a subordinate clause with its own subject ("before I upgrade it")."""
         before = self.low[max(0, i - 3):i]
         return (i > 0 and self.low[i - 1] in ("i", "we", "you", "they", "he", "she", "someone")) and any(
-            w in _TIME_BEFORE | {"when", "so", "because", "as", "then", "if"} for w in before)
+            w in TIME_BEFORE | {"when", "so", "because", "as", "then", "if"} for w in before)
 
     def _aside(self, i: int) -> bool:
         """A negation in a later clause that asks for nothing ("…, don't need it anymore") is an aside."""
@@ -1022,7 +718,7 @@ class _Reading:
                 self.values["past_user"] = low[d + 1]
             self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
             return None
-        lo, hi = self._request_sentence()  # (a past form in a context sentence is context)
+        lo, hi = shape.request_sentence(self)  # (a past form in a context sentence is context)
         past = [(i, self._past_at(i)[0]) for i in range(lo, hi) if self._past_at(i)
                 and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
                 and not self._value_word_before_noun(i)]
@@ -1093,7 +789,7 @@ class _Reading:
                 and self.hits[0].strength is Strength.verb and not self.gerund_lead:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(low) if lo <= i < hi and (_CLOCK.match(w) or (
+        sched = [w for i, w in enumerate(low) if lo <= i < hi and (CLOCK.match(w) or (
             w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and (
                 w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
                                                                   "after", "coming", "till")))))]
@@ -1246,7 +942,7 @@ class _Reading:
                         h.strength is Strength.verb and not h.is_noun for h in self.hits):
                     # "how many requests are waiting in the vllm queue", "is anything running on the GPUs?":
                     # the place looked into is what is asked about; the words before it are its contents
-                    lo, _ = self._clause_of(hit.start)
+                    lo, _ = shape.clause_of(self, hit.start)
                     self.hits = [h for h in self.hits if h is hit or not lo <= h.start < hit.start
                                  or any(self.lex.specs[c].changes for c in h.commands)]
                     continue
@@ -1535,12 +1231,12 @@ class _Reading:
             return self.ask(f"Did you mean {', '.join(self.fuzzy_targets + self.suspects)}? I don't act on a "
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
-        stray = [self.words[i].raw for i in unknown if _identifier(self.words[i].raw)]
+        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw)]
         if plan.complete and spec.changes and stray:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
                             f"Usage: {spec.usage}", attempted=cmd)
-        lo, hi = self._request_sentence()
+        lo, hi = shape.request_sentence(self)
         dropped = [k for k, i in self.value_at.items() if k not in self.consumed and lo <= i < hi
                    and not self._possessive(i)]  # ("yesterday's web deploy" says which deploy)
         if plan.complete and spec.changes and dropped:
@@ -1718,7 +1414,7 @@ class _Reading:
             if any(not self.free(k) and any(m.start == k for m in self.mentions) for k in range(i, len(self.low))):
                 continue
             # a conjunction stays part of the reason ("until the release is out"); a label word does not
-            start = i if cue in _CONJUNCTION_CUES else i + len(cue.split())
+            start = i if cue in CONJUNCTION_CUES else i + len(cue.split())
             if start < len(self.low) and self.low[start] in ("to", "is", ":", "of", "with"):
                 start += 1
             self.take(i, len(self.low))
@@ -1836,7 +1532,7 @@ class _Reading:
 
     def _unknown_words(self, cmd: str) -> list[int]:
         known = self.lex.command_words()
-        lo, hi = self._request_sentence()
+        lo, hi = shape.request_sentence(self)
         return [i for i, w in enumerate(self.low)
                 if lo <= i < hi and self.free(i) and w not in P.FILLER
                 and (w not in P.FUNCTION_WORDS or w in P.EVERYTHING)  # ("restart everything on dev": no name)
@@ -1886,11 +1582,6 @@ class _Reading:
             return Plan.unknown(f"I see {names} but not what to do with it. 'help' lists what I can do.",
                                 outcome=Outcome.unknown)
         return Plan.unknown(None)
-
-
-def _identifier(word: str) -> bool:
-    """A word that looks like a value (a name, a version, an id): digits, '-', '_', '.' or '/' inside."""
-    return bool(re.search(r"\d|[a-z][-_./][a-z0-9]", word.lower()))
 
 
 def canonical(cmd: str, args: dict[str, Any], registry: Registry) -> str:
@@ -1974,41 +1665,6 @@ def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
 def _keyed(text: str) -> set[str]:
     """Argument names given as key=value in the text."""
     return {t.low.split("=", 1)[0].replace("-", "_") for t in tokenize(text) if t.kv}
-
-
-_POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly)"
-_CONJUNCTION_CUES = ("since", "until", "during", "while")
-
-
-def polite_trim(text: str) -> str:
-    """Free text without the politeness around it ("please", "thanks!"): no reason is only "please"."""
-    text = re.sub(rf"^\s*{_POLITE_EDGE}\b[\s,.!:;-]*", "", text, flags=re.I)
-    return re.sub(rf"[\s,;-]*\b{_POLITE_EDGE}[.!]*$", "", text, flags=re.I).strip()
-
-
-def without_cue(text: str, cues: tuple[str, ...]) -> str:
-    """Free text without the word that introduced it ("because of the incident" → "the incident"); a
-    conjunction stays part of it ("until the demo is over")."""
-    for cue in sorted(cues, key=len, reverse=True):
-        m = re.match(rf"^{re.escape(cue)}\b:?\s+", text, flags=re.I)
-        if m is None:
-            continue
-        if cue in _CONJUNCTION_CUES:
-            return text
-        return re.sub(r"^(to|is|of|with)\s+", "", text[m.end():], flags=re.I)
-    return text
-
-
-def looks_like_value(word: str, written: bool = False) -> bool:
-    """A value is never politeness, an article or a pronoun ("restore the dev vm pls" names no snapshot).
-    In plain language no function word or filler is one either; in the canonical form (`written`), where
-    a person typed the value in its place, a word such as "after" may be a name."""
-    low = P.CONTRACTIONS.get(word.lower(), word.lower())
-    if written:
-        return low not in P.NOT_VALUES and not _CLOCK.match(low)
-    low = word.lower()
-    return low not in P.FUNCTION_WORDS and low not in P.FILLER and not _CLOCK.match(low) \
-        and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS
 
 
 def several_requests(text: str, parser: NLParser) -> Plan | None:
