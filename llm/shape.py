@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from llm.nl import _Reading
 
 _RETRACTIONS = tuple((p, p.count(" ") + 1) for p in (*P.TAKE_BACK, *P.APOLOGIES))
+_CORRECTING = (*P.CORRECTION_MARKERS, *P.APOLOGIES, "no", "not", "wait")
 
 
 def sentences(r: _Reading) -> list[tuple[int, int]]:
@@ -47,7 +48,17 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
         return 0, len(r.words)
     verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
     top = verbs[0] if verbs else max(r.hits, key=lambda h: (h.strength, -h.start))
-    return next((s for s in found if s[0] <= top.start < s[1]), (0, len(r.words)))
+    k = next((k for k, s in enumerate(found) if s[0] <= top.start < s[1]), None)
+    if k is None:
+        return 0, len(r.words)
+    lo, hi = found[k]
+    # a sentence that corrects the request belongs to it ("restart n8n on prod? no, dev")
+    for start, end in found[k + 1:]:
+        opening = " ".join(r.low[start:start + 3])
+        if not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
+            break
+        hi = end
+    return lo, hi
 
 
 def clause_of(r: _Reading, i: int) -> tuple[int, int]:
