@@ -81,7 +81,8 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(nouns=("whoami", "who am i", "my roles", "my role", "my permissions", "my access",
                                   "what am i allowed", "am i an admin", "am i admin", "am i an operator",
                                   "permissions", "what roles do i have", "my identity", "am i an approver",
-                                  "am i an", "am i a")))
+                                  "am i an", "am i a", "rights", "my rights", "operator rights", "admin rights",
+                                  "approver rights", "privileges", "my privileges", "access rights")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
@@ -115,7 +116,7 @@ async def _reachability(ctx: Context, env: str) -> str:
          words=("environments",),
          phrasing=Phrasing(nouns=("envs", "environments", "environment list", "list envs", "which envs",
                                   "anything frozen", "anything locked", "what is frozen", "what is locked",
-                                  "any freezes", "any locks"),
+                                  "any freezes", "any locks", "docker hosts", "hosts", "docker engines"),
                            hints=("locked", "frozen", "locks", "freezes")))
 async def envs(ctx: Context, args: dict[str, Any]) -> Reply:
     locks = await asyncio.to_thread(ctx.store.env_locks)
@@ -170,6 +171,7 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
          role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",),
          schedulable=False,
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
+                           nouns=("approval", "approvals", "sign-off", "sign-offs"),
                            object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
                            past=("approved", "signed off")))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
@@ -191,7 +193,11 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("withdraw", summary="take back your own request while it waits for approval or confirmation",
          args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
          examples=("withdraw r-1a2b3c4d", "withdraw r-1a2b3c4d asked for the wrong snapshot"),
-         words=("retract",), slash=False, schedulable=False)  # the approval card's Withdraw button, or /ops ask
+         words=("retract",), slash=False, schedulable=False,  # the approval card's Withdraw button, or /ops ask
+         phrasing=Phrasing(verbs=("withdraw", "retract", "take back"),
+                           object_verbs=("withdraw", "retract", "take back"), objects=("*",),
+                           object_needs=("request",),
+                           past=("withdrew", "withdrawn", "retracted")))
 async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only the requester can withdraw (the engine checks); the request ends as `withdrawn`, nothing runs."""
     return await ctx.engine.act(Action.withdraw, args["request"], ctx.actor, reason=args.get("reason"),
@@ -200,7 +206,13 @@ async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
 
 @command("cancel", summary="stop a change while it runs (its requester, an approver or an admin)",
          args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
-         examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"), schedulable=False)
+         examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"), schedulable=False,
+         phrasing=Phrasing(verbs=("cancel", "stop", "abort", "kill", "halt", "interrupt", "terminate", "call off"),
+                           object_verbs=("cancel", "stop", "abort", "kill", "halt", "interrupt", "terminate",
+                                         "call off"), objects=("*",),
+                           # "abort the web deploy" names no request: which one is not ours to guess
+                           object_needs=("request",),
+                           past=("cancelled", "canceled", "aborted", "interrupted")))
 async def cancel(ctx: Context, args: dict[str, Any]) -> Reply:
     """The run is stopped where it is and recorded as interrupted, naming who cancelled it.
 
@@ -231,7 +243,15 @@ def _plan(ctx: Context, row: RequestRow) -> str:
 
 
 @command("pending", summary="what waits for your approval, and your own requests that wait",
-         examples=("pending",), words=("approvals", "pending approvals"), schedulable=False)
+         examples=("pending",), words=("approvals", "pending approvals"), schedulable=False,
+         phrasing=Phrasing(nouns=("pending", "pending approvals", "approvals", "waiting for my approval",
+                                  "waiting for approval", "awaiting my approval", "my approval", "my sign-off",
+                                  "my sign off", "my signoff", "my waiting requests", "my pending requests",
+                                  "my requests that wait", "what is waiting", "what waits", "needs my approval",
+                                  "need my approval", "needs my sign-off", "need my sign-off", "my approvals",
+                                  "approval queue", "my queue", "need to sign off", "need to approve",
+                                  "have to sign off", "have to approve", "waiting on me", "waiting for me",
+                                  "waiting on my approval")))
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
     await asyncio.to_thread(ctx.store.expire_due)
@@ -275,7 +295,8 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
          examples=("health",), words=("ping",),
          phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
                                   "reachable", "connectivity", "everything ok", "is everything up", "all systems",
-                                  "connections", "docker hosts"),
+                                  "connections", "self-check", "self check", "selfcheck", "self test", "self-test",
+                                  "diagnostics"),
                            hints=("proxmox",)))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     from infra.db.migrate import schema_status  # reads the schema's revision; never migrates

@@ -89,6 +89,9 @@ class Phrasing:
     # deploy's "deployment", approve's "approve" takes any request ("approve alice's deploy").
     object_verbs: tuple[str, ...] = ()
     objects: tuple[str, ...] = ()
+    # Arguments that must be given for `object_verbs` to ask for this command: "cancel the running deploy
+    # r-1a2b3c4d" is a cancel, "call off the web deploy" (no request named) is not ours to guess.
+    object_needs: tuple[str, ...] = ()
     # Patterns with argument slots, StackStorm-style: "give {service} a kick on {env}".
     formats: tuple[str, ...] = ()
     # Verbs that, aimed at a whole machine rather than the command's target, ask for something the

@@ -27,7 +27,8 @@ MAX_LOG_BYTES = 2_000_000
          args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"),
          on_alert=True,
          phrasing=Phrasing(
-             nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up"),
+             nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up",
+                    "status report", "status update", "report"),
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
                     "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
                     "stopping", "starting", "overall")))
@@ -188,7 +189,8 @@ async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[
          phrasing=Phrasing(
              nouns=("logs", "log", "logfile", "log output", "tail", "log lines", "journal", "logging", "lines"),
              hints=("errors", "output", "saying", "complaining", "write", "wrote", "writing", "printed",
-                    "print", "logged", "say", "said", "spitting out", "warnings"),
+                    "print", "logged", "say", "said", "spitting out", "warnings", "spit out", "spat out", "spewed",
+                    "spewing", "emitted", "emit", "dumped", "outputted"),
              formats=("what is {service} saying", "what did {service} write", "what did {service} say",
                       "what has {service} logged", "what did {service} log")))
 async def logs(ctx: Context, args: dict[str, Any]) -> Reply:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 @command("stacks", summary="stacks known under compose/, and where deployed at which revision",
          args=(ENV_OPT,), examples=("stacks", "stacks test"),
          phrasing=Phrasing(nouns=("stacks", "what is deployed", "which stacks", "list stacks", "revision", "revisions",
-                                  "versions", "deployed where", "what is running where"),
+                                  "versions", "deployed where", "what is running where", "compose projects", "projects",
+                                  "compose stacks", "compose files"),
                            hints=("deployed", "version")))
 async def stacks(ctx: Context, args: dict[str, Any]) -> Reply:
     from commands.docker_ops import deployments
@@ -202,7 +203,8 @@ def _refs_of(rev: Deployment) -> dict[str, str]:
          examples=("rollback chat test", "rollback web prod to=7"),
          phrasing=Phrasing(
              verbs=("rollback", "roll back", "roll-back", "rolling back", "revert", "back out", "downgrade",
-                    "go back to the previous", "put back", "take back", "move back", "set back", "bring back"),
+                    "go back to the previous", "put back", "take back", "move back", "set back", "bring back",
+                    "go back", "get back", "have back", "return to"),
              nouns=("rollback", "rollbacks", "roll-back"),
              object_verbs=("undo", "revert", "reverse", "roll back", "back out", "rollback", "back"),
              objects=("deploy",),

@@ -361,7 +361,8 @@ async def _named_snapshot(ctx: Context, args: dict[str, Any]) -> tuple[Guest, Pr
          preview=with_llm_guard("restore", restore_preview),
          phrasing=Phrasing(
              verbs=("restore", "restoring", "reset to", "revert", "roll back", "go back", "bring back", "put back",
-                    "take back", "set back"),
+                    "take back", "set back", "get back", "return to"),
+             nouns=("restore", "restores", "snapshot restore"),
              object_verbs=("restore", "revert", "roll back", "rollback", "go back", "reset", "back to", "return",
                            "return to", "go back to"),
              objects=("snapshot",),
@@ -439,9 +440,11 @@ def _status_row(st: GuestStatus) -> list[str]:
          backend="proxmox", examples=("vm-status", "vm-status rumpleprod"),
          words=("vm status", "vms"),
          phrasing=Phrasing(nouns=("vm status", "vm-status", "vms", "virtual machines", "vm", "guests", "proxmox status",
-                                  "lxc", "lxcs", "virtual machine"),
+                                  "lxc", "lxcs", "virtual machine", "memory usage", "cpu usage", "ram usage",
+                                  "load average", "disk usage"),
                            hints=("proxmox", "status", "state", "up", "down", "running", "doing", "alive", "ok", "fine",
-                                  "healthy", "uptime", "memory", "cpu", "how is", "how are", "looking")))
+                                  "healthy", "uptime", "memory", "cpu", "how is", "how are", "looking", "loaded",
+                                  "load", "busy", "ram")))
 async def vm_status(ctx: Context, args: dict[str, Any]) -> Reply:
     """One guest or every guest in the inventory; a guest that cannot be read is shown as such."""
     names = [args["vm"]] if args.get("vm") else list(ctx.config.inventory.vms)

@@ -30,7 +30,7 @@ from llm.breaker import Breaker, State
 from llm.plan import Plan
 from llm.resolve import Resolver
 from llm.tools import NONE, NOT_FOR_MODEL, TOOL_NAME
-from llm.validate import validate
+from llm.validate import example_of, validate
 
 if TYPE_CHECKING:
     from llm.thread import Turn
@@ -271,7 +271,7 @@ def interpret(answer: Answer, text: str, registry: Registry, resolver: Resolver,
     if spec.changes and is_question(text):
         # No `attempted`: a question asked for no action, so it leaves no audit row to follow up on.
         plan = Plan.unknown(f"That reads as a question, so I won't {command} anything. If you want that change, "
-                            f"say it as a request, e.g. '{spec.examples[0] if spec.examples else spec.usage}'.",
+                            f"say it as a request, e.g. '{example_of(spec, resolver, registry)}'.",
                             source="llm")
         plan.usage = answer.usage
         return plan

@@ -65,19 +65,25 @@ class Vocabulary:
         """A word of 4–6 letters one edit from exactly one short inventory name ("chatt", "reds"): too
         short to correct, but a change that names it is asked about rather than run."""
         if not 4 <= len(word) <= 6 or word in P.FILLER or not word.isalpha() or word in self.short \
-                or word in P.NEVER_CORRECT:
+                or word in P.NEVER_CORRECT or word in P.FUNCTION_WORDS:
             return None
         found = {w for w in self.short_names if OSA.distance(word, w) <= 1}
         return next(iter(found)) if len(found) == 1 else None
 
     def correct(self, word: str) -> str | None:
         """The one vocabulary word within reach of `word`, or None (never for short or common words)."""
-        if len(word) < MIN_LEN or word in P.NEVER_CORRECT or word in P.FILLER or not word.isascii() \
+        if len(word) < MIN_LEN or word in P.NEVER_CORRECT or word in P.FILLER or word in P.FUNCTION_WORDS \
+                or not word.isascii() \
                 or any(c.isdigit() for c in word) or word in self.meanings:
             return None
         limit = limit_for(word)
         near = [w for n in range(len(word) - limit, len(word) + limit + 1) for w in self._by_len.get(n, ())]
         found = process.extract(word, near, scorer=OSA.distance, score_cutoff=limit, limit=None)
+        if not found:
+            return None
+        best = min(d for _, d, _ in found)
+        # a word that only adds a prefix is another word, not a typo ("unreachable" is not "reachable")
+        found = [f for f in found if not (word.endswith(f[0]) and len(word) > len(f[0]))]
         if not found:
             return None
         best = min(d for _, d, _ in found)

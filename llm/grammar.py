@@ -150,7 +150,7 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
             if arg.kind is Kind.text:
                 begin = tokens[i - 1].outer_end if i else after
                 args[arg.name] = (text[begin:].strip() if text is not None
-                                  else " ".join(t.raw for t in tokens[i:]))
+                                  else " ".join(t.raw for t in tokens[i:])).lstrip("—–:;, ").strip()
                 i = len(tokens)
             else:
                 args[arg.name] = tok.raw

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from commands.registry import Arg, CommandSpec, Kind, Registry
+from infra.status import STATUS_WORDS, Status
 from llm import phrases as P
 
 
@@ -44,6 +45,25 @@ class Format:
 
 
 _SLOT = re.compile(r"^\{([a-z_]+)\}$")
+# The words people use for a request's status, from the one table of them (infra/status.py).
+STATUS_VALUES: tuple[tuple[str, str], ...] = tuple(
+    [(s.value.replace("_", " "), s.value) for s in Status]
+    + [(w.replace("_", " "), s.value) for w, s in STATUS_WORDS.items()])
+
+
+def gerund(verb: str) -> str:
+    """The -ing form of an English verb: bounce → bouncing, stop → stopping, deploy → deploying."""
+    if verb.endswith("ing"):
+        return verb
+    if verb.endswith("ie"):
+        return verb[:-2] + "ying"
+    if verb.endswith("e") and not verb.endswith(("ee", "ye", "oe")):
+        return verb[:-1] + "ing"
+    vowels = "aeiou"
+    if len(verb) <= 4 and len(verb) >= 3 and verb[-1] not in vowels + "wxy" and verb[-2] in vowels \
+            and verb[-3] not in vowels:
+        return verb + verb[-1] + "ing"  # stop → stopping, ship → shipping
+    return verb + "ing"
 
 
 def _norm(phrase: str) -> str:
@@ -66,10 +86,15 @@ class Lexicon:
     # object verb → [(command, commands whose nouns it takes)]
     object_verbs: dict[str, list[tuple[str, frozenset[str]]]] = field(default_factory=dict)
     machine_verbs: dict[str, list[str]] = field(default_factory=dict)
+    # command → the commands whose nouns its object verbs take (its own always)
+    objects: dict[str, frozenset[str]] = field(default_factory=dict)
+    # command → arguments its object verbs need given ("cancel the deploy r-…", not "cancel the deploy")
+    object_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     formats: list[Format] = field(default_factory=list)
     answers_past: str | None = None
     answers_howto: str | None = None
     max_words: int = 1
+    value_words: frozenset[str] = frozenset()
     specs: dict[str, CommandSpec] = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +102,21 @@ class Lexicon:
         lex = cls()
         for spec in registry:
             lex._add_spec(spec)
+        # the -ing form of every declared verb asks too ("mind bouncing the proxy?"), unless it is a phrase
+        # of its own already ("restarting" is declared; "logging" is a noun of logs)
+        for spec in registry:
+            for verb in spec.phrasing.verbs:
+                words = _norm(verb).split()
+                form = " ".join([gerund(words[0]), *words[1:]])
+                if form != _norm(verb) and form not in lex.phrases:
+                    lex._sense(form, spec.name, Strength.verb)
+        for verb, governed in list(lex.object_verbs.items()):
+            words = verb.split()
+            form = " ".join([gerund(words[0]), *words[1:]])
+            if form not in lex.object_verbs and form not in lex.phrases:
+                lex.object_verbs[form] = list(governed)  # "taking a snapshot"
+        # every word that stands for some argument's value (never read as a typo of another word)
+        lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])
         return lex
 
@@ -108,8 +148,14 @@ class Lexicon:
         for past in ph.past:
             self.past.setdefault(_norm(past), []).append(spec.name)
         objects = frozenset((spec.name, *ph.objects))
+        self.objects[spec.name] = objects
         for verb in ph.object_verbs:
             self.object_verbs.setdefault(_norm(verb), []).append((spec.name, objects))
+        if ph.object_needs:
+            unknown = [a for a in ph.object_needs if spec.arg(a) is None]
+            if unknown:
+                raise ValueError(f"command '{spec.name}': object_needs names no argument '{unknown[0]}'")
+            self.object_needs[spec.name] = ph.object_needs
         for verb in ph.machine_verbs:
             self.machine_verbs.setdefault(_norm(verb), []).append(spec.name)
         for fmt in ph.formats:
@@ -142,6 +188,11 @@ class Lexicon:
         return [cmd for cmd, objects in self.object_verbs.get(verb, [])
                 if noun_command in objects or "*" in objects]
 
+    def takes(self, command: str, nouns_of: list[str]) -> bool:
+        """Whether `command` declares a noun of one of `nouns_of` among its objects (rollback takes a deploy)."""
+        objects = self.objects.get(command, frozenset())
+        return "*" in objects or any(n in objects for n in nouns_of)
+
     def is_noun(self, phrase: str) -> bool:
         return phrase in self.nouns
 
@@ -150,6 +201,12 @@ class Lexicon:
         words = {p for table in (self.past, self.object_verbs, self.machine_verbs) for p in table if " " not in p}
         words.update(v for v, _ in self.particles)
         return words
+
+    @staticmethod
+    def values_of(arg: Arg) -> tuple[tuple[str, str], ...]:
+        """Words that stand for a value of `arg`: its own declared ones, and for a status every word
+        infra/status.py maps to one ("failing" → failed, "waiting" → pending_approval)."""
+        return arg.values + STATUS_VALUES if arg.kind is Kind.status else arg.values
 
     def arg_kinds(self, command: str) -> set[Kind]:
         return {a.kind for a in self.specs[command].args}

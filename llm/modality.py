@@ -23,9 +23,14 @@ _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"\b[A-Z]\w*(Error|Exception)\b:|^panic:|^goroutine \d+", re.M), "a stack trace"),
     (re.compile(r"\blevel=(error|warn|warning|info|debug|fatal)\b|\bmsg=", re.I), "a log line"),
     (re.compile(r"^\s*\$ \S|^\s*> ", re.M), "quoted or pasted text"),
+    # a notification: an incident number in capitals ("INCIDENT #4412"), or labelled fields ("PagerDuty: …
+    # Action: restart postgres on prod")
+    (re.compile(r"\b[A-Z]{3,}\s*#\d{2,}|(?:^|[.!?]\s+)[A-Z][A-Za-z]+:\s(?:.*?)(?:[.!?]\s+|\n)[A-Z][A-Za-z]+:\s",
+                re.S), "an alert"),
 )
 _TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{2}:\d{2}:\d{2}\b"
                         r"|\b[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}")
+_SYSLOG_TAG = re.compile(r"\b[\w.-]+\[\d+\]:")
 _LEVEL = re.compile(r"(^|[\s\[(|])(" + "|".join(sorted(P.LOG_LEVELS)) + r")([\s\]):|]|$)")
 
 
@@ -61,14 +66,25 @@ def pasted(text: str) -> str | None:
     level = _LEVEL.search(text)
     if level and (_TIMESTAMP.search(text) or level.group(3) in (":", "]", "|") or level.group(1) in ("[", "|")):
         return "a log line"
-    if _TIMESTAMP.search(text) and "\n" in text.strip():
-        return "a log excerpt"
+    if _TIMESTAMP.search(text) and ("\n" in text.strip() or _SYSLOG_TAG.search(text)):
+        return "a log excerpt"  # (a syslog line: a time, a host, "dockerd[812]:")
     return None
 
 
 def _phrase_before(words: list[str], phrases: tuple[str, ...], limit: int) -> str | None:
     text = " " + " ".join(words[:limit]) + " "
     return next((p for p in phrases if f" {p} " in text), None)
+
+
+def _whether(words: list[str], limit: int) -> str | None:
+    """A phrase asking whether to act ("should we", "do I need to"), not after a question word asking for
+    things ("what do I need to sign off" asks what)."""
+    text = " " + " ".join(words[:limit]) + " "
+    for p in P.WHETHER_PHRASES:
+        at = text.find(f" {p} ")
+        if at >= 0 and text[:at].split()[-1:] not in (["what"], ["which"], ["who"], ["whom"]):
+            return p
+    return None
 
 
 def read_modality(m: Modality) -> Mood:
@@ -99,13 +115,14 @@ def read_modality(m: Modality) -> Mood:
                     "request. If you want it done, say so.")
     if actions:
         last = max(actions)
-        whether = _phrase_before(w, P.WHETHER_PHRASES, last + 1)
+        whether = _whether(w, last + 1)
         aux = w[0] in P.QUESTION_AUX and len(w) > 1 and (
             (w[1] in P.QUESTION_SUBJECTS and min(actions) > 1)
             or (min(actions) == 1 and w[1].endswith("ing")))  # "could restarting cloudflared drop sessions?"
         if whether or aux:
             return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                         "If you want it done, say so (e.g. 'restart SERVICE ENV').")
+    if actions or m.past:  # (a past participle may be the request: "we need chat deployed … once QA is done")
         cond = _conditional(w, m)
         if cond:
             return Mood(f"That's {cond}, so I'm not doing anything: I don't act on conditions or "
@@ -113,15 +130,41 @@ def read_modality(m: Modality) -> Mood:
     return Mood()
 
 
+def _finite(words: list[str]) -> bool:
+    """Whether words hold a finite verb ("QA signs off", "the build is green", "alice merged it")."""
+    return any(w in P.AUXILIARIES or w in P.IRREGULAR_PAST or (len(w) > 3 and w.endswith("ed"))
+               or (len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us")) and w not in P.FUNCTION_WORDS)
+               for w in words)
+
+
+def _clause(w: list[str], m: Modality, i: int) -> list[str]:
+    """The words of the clause that starts after word i, up to its end or the first command word."""
+    out: list[str] = []
+    for k in range(i + 1, len(w)):
+        if k in m.hit_starts or k in m.action_starts:
+            break
+        out.append(w[k])
+        if m.boundary[k]:
+            break
+    return out
+
+
 def _conditional(w: list[str], m: Modality) -> str | None:
     text = " " + " ".join(w) + " "
     for phrase in P.CONDITIONALS:
-        if f" {phrase} " in text:
+        at = text.find(f" {phrase} ")
+        # "…, it's fine if it drops sessions": a remark on the outcome, not a condition on the request
+        if at >= 0 and not (phrase == "if" and text[:at].split()[-1:] and text[:at].split()[-1] in P.CONCESSIVE):
             return f"a condition ('{phrase} …')"
-    for i in range(1, len(w)):
-        if w[i] in ("when", "once") and w[i - 1] not in ("since", "from", "until") and i + 1 < len(w) \
-                and w[i + 1] not in ("you", "possible"):
+    for i in range(len(w)):
+        if w[i] in ("when", "once", "whenever") and (i == 0 or w[i - 1] not in ("since", "from", "until")) \
+                and i + 1 < len(w) and w[i + 1] not in ("possible", "more", "again") \
+                and not (i == 0 and (w[i + 1] in P.AUXILIARIES or w[i + 1] in ("did", "was", "were"))):
+            # (a question of when: "when was chat last deployed")
             return f"a condition ('{w[i]} …')"
+        if w[i] == "after" and _finite(_clause(w, m, i)):
+            # "after QA signs off, …": a condition; "after the deploy" is a reference to something done
+            return "a condition ('after …')"
     for i in range(len(w) - 1):
         if w[i] in P.HYPOTHETICAL_SUBJECTS and w[i + 1] in ("would", "could", "might") and (
                 i + 2 >= len(w) or w[i + 2] not in P.WOULD_POLITE):

@@ -9,7 +9,9 @@ command's words are comes from its declared `Phrasing`, compiled into one lexico
 2. modality (llm/modality.py): pasted text, someone else's words, questions of
    whether, conditionals, negations, the past, plans and schedules → no action;
 3. scan: formats ("give {service} a kick"), split particle verbs, phrases and
-   inventory mentions (a typo is corrected through an index, llm/fuzzy.py);
+   inventory mentions (a typo is corrected through an index, llm/fuzzy.py); then the
+   shape of the message (llm/shape.py): the asking sentence and its context, pronoun
+   objects, purpose and time phrases, the free-text tail, retractions;
 4. government: a command noun is the command only when no other verb governs it
    ("undo the chat deploy" → what "undo" asks for; "scrap the deploy" → a question);
 5. choice: the strongest reading; between readings of equal strength, the one whose
@@ -31,15 +33,29 @@ from typing import Any
 
 from commands.registry import Arg, Kind, Registry
 from llm import phrases as P
+from llm import shape
 from llm.fuzzy import Vocabulary
 from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
-from llm.lexicon import Lexicon, Sense, Strength
+from llm.lexicon import Lexicon, Sense, Strength, gerund
 from llm.modality import Modality, read_modality
 from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
-from llm.tokens import KV, Token, tokenize
+from llm.tokens import KV, tokenize
 from llm.validate import article, noun, unknown_name, validate
 from llm.values import DURATION, REQUEST_ID, WORD, normalize_duration
+from llm.words import (
+    CLOCK,
+    CONJUNCTION_CUES,
+    TIME_BEFORE,
+    Hit,
+    Mention,
+    Word,
+    identifier,
+    looks_like_value,
+    polite_trim,
+    without_cue,
+    words_of,
+)
 
 # Below this a plan should go to the LLM route when one is configured.
 CONFIDENT = 0.75
@@ -51,7 +67,8 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
                             "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
                             "one"})
-_TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
+# light verbs and their -ing forms ("mind taking a snapshot of the dev vm?")
+_LIGHT = P.LIGHT_VERBS | {" ".join([gerund(v.split()[0]), *v.split()[1:]]) for v in P.LIGHT_VERBS}
 _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
            "could anyone", "someone please", "somebody please", "can you", "could you", "would you", "will you",
            "can u", "would you mind", "i need you to",
@@ -60,75 +77,12 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "ask you to", "time to", "need to", "you can", "i would love", "just", "pls", "can i see",
            "can i get", "can i have", "could i get", "could i see", "may i see", "can i check",
            "can i look at", "can we see", "can we get", "i would like", "is it possible to",
+           "could we get", "can we have", "could we have", "do you mind", "i want", "i need", "we want",
+           "we need",
            "would it be possible to", "would you be able to", "could you please", "can you please",
            "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
 
-
-@dataclass
-class Word:
-    """A word of the message after contraction expansion; `tok` indexes the source token."""
-
-    raw: str
-    low: str
-    tok: int
-    quoted: bool = False
-    boundary: bool = False  # a clause ends after it
-    line: int = 0
-
-
-@dataclass
-class Hit:
-    """A command phrase found in the text, with every command it may mean."""
-
-    senses: list[Sense]
-    start: int
-    end: int
-    is_noun: bool = False  # used as a noun ("the chat deploy"): a request only if nothing else governs it
-    format_args: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def strength(self) -> Strength:
-        return max(s.strength for s in self.senses)
-
-    @property
-    def commands(self) -> list[str]:
-        top = self.strength
-        return [s.command for s in self.senses if s.strength == top]
-
-
-@dataclass
-class Mention:
-    """A run of words naming inventory entities, by kind."""
-
-    names: dict[Kind, str]
-    start: int
-    end: int
-    phrase: str
-    fuzzy: bool = False
-
-
-def words_of(tokens: list[Token]) -> list[Word]:
-    """Words with contractions expanded and possessives dropped; each keeps its source token."""
-    out: list[Word] = []
-    for i, t in enumerate(tokens):
-        if t.kv:
-            out.append(Word(t.raw, t.low, i, t.quoted, t.boundary, t.line))
-            continue
-        raw = t.raw.replace("’", "'").replace("‘", "'")
-        low = raw.lower()
-        if low in P.CONTRACTIONS:
-            parts = P.CONTRACTIONS[low].split()
-            for k, w in enumerate(parts):
-                out.append(Word(w, w, i, t.quoted, t.boundary and k == len(parts) - 1, t.line))
-            continue
-        if low.endswith("'s") and len(low) > 2:
-            raw, low = raw[:-2], low[:-2]
-        raw = raw.strip("'")
-        if raw:
-            out.append(Word(raw, raw.lower(), i, t.quoted, t.boundary, t.line))
-    return out
-
-
+_POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
 @dataclass
 class NLParser:
     resolver: Resolver
@@ -160,6 +114,7 @@ class _Reading:
         self.words = words_of(self.tokens)
         self.causative = False
         self.lead_light = False  # the politeness stripped ended in a light verb ("can I get …")
+        self.gerund_lead = False  # it asks with a gerund ("mind restarting the dashboards on dev?")
         self.suspects: list[str] = []
         self._strip_leaders()
         self.low = [w.low for w in self.words]
@@ -172,6 +127,14 @@ class _Reading:
         self.typos: list[str] = []
         self.fuzzy_targets: list[str] = []
         self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
+        self.phrase_words: set[int] = set()  # words the scan read as command phrases
+        self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
+        self.value_at: dict[str, int] = {}  # where each value was found
+        self.all_values: dict[str, list[tuple[int, Any]]] = {}
+        self._candidate_for: tuple[tuple[bool, ...], bool] = ((), False)
+        self._asking: tuple[int, int] | None = None  # the asking sentence's word range
+        self.consumed: set[str] = set()  # values an argument took
+        self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
@@ -181,12 +144,16 @@ class _Reading:
         while changed and self.words:
             changed = False
             joined = " ".join(w.low for w in self.words)
-            for lead in sorted(_POLITE, key=len, reverse=True):
+            for lead in _POLITE_LONGEST_FIRST:
                 if joined == lead or joined.startswith(lead + " "):
-                    self.words = self.words[len(lead.split()):]
-                    self.causative = self.causative or lead.endswith(" get")
-                    self.lead_light = lead.split()[-1] in P.LIGHT_VERBS or lead.endswith(" have")
-                    changed = True
+                    last = lead.split()[-1]
+                    # "can we get …": the verb stays a word of the request ("get the old chat back")
+                    keep = last in ("get", "have") and joined != lead
+                    self.words = self.words[len(lead.split()) - keep:]
+                    self.causative = self.causative or last in P.CAUSATIVE_VERBS
+                    self.lead_light = last in P.LIGHT_VERBS or last == "have"
+                    self.gerund_lead = last == "mind"
+                    changed = not keep
                     break
         # politeness that looks like a condition ("if you can", "when you get a chance") is no condition
         for phrase in P.POLITE_CONDITIONS:
@@ -238,6 +205,12 @@ class _Reading:
             return howto
         self._scan()
         self._fix_typos()
+        shape.pronoun_objects(self)
+        shape.context_names(self)
+        shape.asked_values(self)
+        shape.time_references(self)
+        shape.purpose_clauses(self)
+        shape.free_text_tail(self)
         mood = read_modality(self._modality())
         if mood.refusal is not None:
             return self.refuse(mood.refusal)
@@ -296,7 +269,7 @@ class _Reading:
             words = phrase.split()
             for i in range(n - len(words) + 1):
                 if low[i:i + len(words)] == words and all(self.free(k) for k in range(i, i + len(words))):
-                    self.values.setdefault("since", P.SINCE_WORDS[phrase])
+                    self._found("since", P.SINCE_WORDS[phrase], i)
                     start = i - 1 if i > 0 and low[i - 1] in ("since", "from", "over", "in", "for", "during") else i
                     self.take(start, i + len(words))
         i = 0
@@ -306,14 +279,14 @@ class _Reading:
                 continue
             w = low[i]
             if DURATION.match(w) and w != "1s":
-                self.values.setdefault("since", normalize_duration(w))
+                self._found("since", normalize_duration(w), i)
                 self._take_duration_lead(i)
                 self.take(i, i + 1)
                 i += 1
                 continue
             num = self._number(w)
             if num is not None and i + 1 < n and low[i + 1] in P.TIME_UNITS:
-                self.values.setdefault("since", f"{num}{P.TIME_UNITS[low[i + 1]]}")
+                self._found("since", f"{num}{P.TIME_UNITS[low[i + 1]]}", i)
                 self._take_duration_lead(i)
                 end = i + 2
                 if end < n and low[end] == "ago":
@@ -324,16 +297,29 @@ class _Reading:
             if w in ("since", "from", "last") and i + 1 < n and low[i + 1] in P.WEEKDAYS:
                 # "since monday": back to the last such day (a whole day's margin)
                 back = (date.today().weekday() - P.WEEKDAYS.index(low[i + 1])) % 7 or 7
-                self.values.setdefault("since", f"{back}d")
+                self._found("since", f"{back}d", i)
                 self.take(i, i + 2)
                 i += 2
                 continue
             if w == "since" and i + 1 < n and _ISO_DATE.match(low[i + 1]):
-                self.values.setdefault("since", low[i + 1])
+                self._found("since", low[i + 1], i)
                 self.take(i, i + 2)
                 i += 2
                 continue
             i += 1
+
+    def _found(self, key: str, value: Any, i: int) -> None:
+        """A value found in the text at word i (the first of its key counts, unless a later one stands in
+        the asking sentence: see _asked_values)."""
+        self.all_values.setdefault(key, []).append((i, value))
+        if key not in self.values:
+            self.values[key] = value
+            self.value_at[key] = i
+
+    def _possessive(self, i: int) -> bool:
+        """Whether word i was written with 's ("yesterday's")."""
+        raw = self.tokens[self.words[i].tok].raw.replace("’", "'").lower()
+        return raw.endswith("'s") and not raw.endswith("it's")
 
     def _take_duration_lead(self, i: int) -> None:
         j = i - 1
@@ -355,7 +341,7 @@ class _Reading:
             before = low[i - 1] if i > 0 else ""
             after = low[i + 1] if i + 1 < n else ""
             if after in P.LINE_WORDS or before in ("last", "tail", "limit", "top", "first", "latest", "recent"):
-                self.values.setdefault("count", int(low[i]))
+                self._found("count", int(low[i]), i)
                 self.take(i, i + 1)
                 if before in ("last", "limit", "top", "latest", "recent"):
                     self.take(i - 1, i)
@@ -534,6 +520,8 @@ class _Reading:
             i += 1
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
+        shape.names_in_target_slots(self)
+        self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
 
     def _preposition_at(self, j: int) -> bool:
         """'on'/'over' before a name is a preposition ("power cycle the tunnel on prod"), not a particle."""
@@ -554,7 +542,8 @@ class _Reading:
         if hit.strength is not Strength.verb:
             return
         prev = self.low[i - 1] if i > 0 else ""
-        near = self.low[max(0, i - 2):i]
+        # the two words before it, in its own clause ("…since 9am. Restart it." is no time reference)
+        near = [self.low[k] for k in range(max(0, i - 2), i) if not any(self.words[x].boundary for x in range(k, i))]
         nouns = [s for s in hit.senses if s.command in self.lex.nouns.get(self.joined(hit.start, hit.end), [])]
         # after a name or a preposition a word that is also a noun is the noun ("the nightly-3 snapshot",
         # "back to snapshot X", "chat deploy"); after "you", "to", "please" it stays the verb
@@ -563,16 +552,19 @@ class _Reading:
             (prev in P.REFERENCE_PREPOSITIONS and (prev != "to" or verb_before)) or (prev not in P.FILLER
             and not any(h.start <= i - 1 < h.end for h in self.hits)))
         after_name = any(m.end == i for m in self.mentions) and not self.words[i - 1].boundary
-        if prev in _DEMOTE_BEFORE or prev in self.p.users or after_name or (
+        # "the running deploy", "the failed restore": a determiner and an adjective make it a noun
+        after_adjective = prev in P.DETERMINERS and i > 1 and self.low[i - 2] in _DEMOTE_BEFORE
+        if prev in _DEMOTE_BEFORE or prev in self.p.users or after_name or after_adjective or (
                 nouns and after_words):
             if nouns:
                 hit.senses = [Sense(s.command, Strength.noun) for s in nouns]
                 hit.is_noun = True
             else:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif any(w in _TIME_BEFORE for w in near):
+        elif any(w in TIME_BEFORE for w in near):
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0:
+        elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0 and not (
+                self.gerund_lead and i == 0):
             # "any containers restarting?": a question about what is going on, not a request
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
 
@@ -583,8 +575,9 @@ class _Reading:
     def _fix_typos(self) -> None:
         """Re-read unknown words that are one unambiguous typo away from a known word."""
         for i, w in enumerate(self.low):
-            if not self.free(i) or w in P.FILLER or w in P.UNSUPPORTED or w in self.lex.object_verbs:
-                continue
+            if not self.free(i) or w in P.FILLER or w in P.UNSUPPORTED or w in self.lex.object_verbs \
+                    or w in self.lex.value_words:
+                continue  # (a value word is a word of its own: "refused" is no typo of "refuse")
             fixed = self.p.vocab.correct(w)
             if not fixed:
                 near = self.p.vocab.suspect(w)
@@ -624,6 +617,8 @@ class _Reading:
                 continue
             if i > 0 and (self.low[i - 1] in P.DETERMINERS or any(m.end == i for m in self.mentions)):
                 continue
+            if self._in_noun_phrase(i):
+                continue  # "before the kernel upgrade": a noun, not something asked for
             if self._subordinate(i):
                 continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
@@ -631,8 +626,12 @@ class _Reading:
         for phrase in P.CANCEL_PHRASES:
             if f" {phrase} " in j:
                 return self.refuse(f"You said not to, so I won't do {what}.")
+        taken_back = shape.taken_back(self, first_cmd)
+        if taken_back:
+            return self.refuse(f"That takes the request back ('{taken_back}'), so I won't do {what}.")
         for i, w in enumerate(self.low):
-            if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i):
+            if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i) \
+                    and i >= shape.request_sentence(self)[0]:  # ("… hasn't answered since 9am. Restart it.")
                 return self.refuse(f"That says not to, so I won't do {what}. "
                                    "Ask again without the 'not' if you do want it.")
         for i, w in enumerate(self.low):
@@ -657,11 +656,21 @@ class _Reading:
         self._subordinate_asides()
         return self._past_gates(first_cmd)
 
+    def _in_noun_phrase(self, i: int) -> bool:
+        """Whether word i ends a noun phrase: words that are neither function words nor command words lead
+        back to a determiner ("the kernel upgrade", "a quick db migrate")."""
+        k = i - 1
+        while k >= 0 and not self.words[k].boundary and self.low[k] not in P.FUNCTION_WORDS \
+                and self.low[k] not in P.DETERMINERS and not self.lex.senses(self.low[k]) \
+                and not any(h.start <= k < h.end for h in self.hits):
+            k -= 1
+        return 0 <= k < i - 1 and self.low[k] in P.DETERMINERS
+
     def _subordinate_asides(self) -> None:
         """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
         about someone's own action; its words are neither targets nor requests."""
         for i in range(1, len(self.low) - 1):
-            if self.low[i] in _TIME_BEFORE | {"because", "so", "as"} and self.low[i + 1] in (
+            if self.low[i] in TIME_BEFORE | {"because", "so", "as"} and self.low[i + 1] in (
                     "i", "we", "you", "they", "he", "she", "someone", "it") and self.hits and self.hits[0].start < i:
                 end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
                 self.take(i, end)
@@ -672,7 +681,7 @@ class _Reading:
         """Whether word i is the verb of a subordinate clause with its own subject ("before I upgrade it")."""
         before = self.low[max(0, i - 3):i]
         return (i > 0 and self.low[i - 1] in ("i", "we", "you", "they", "he", "she", "someone")) and any(
-            w in _TIME_BEFORE | {"when", "so", "because", "as", "then", "if"} for w in before)
+            w in TIME_BEFORE | {"when", "so", "because", "as", "then", "if"} for w in before)
 
     def _aside(self, i: int) -> bool:
         """A negation in a later clause that asks for nothing ("…, don't need it anymore") is an aside."""
@@ -702,14 +711,19 @@ class _Reading:
         low = self.low
         reviewer = self.lex.answers_past
         # "did anyone restart n8n?", "has someone deployed chat?" → the audit log
-        if reviewer and low[0] in ("did", "has", "have") and len(low) > 1 and (
-                low[1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
-                or low[1] in self.p.users) and self.hits:
-            self.values["past_command"] = self.hits[0].commands[0]
-            if low[1] in self.p.users:
-                self.values["past_user"] = low[1]
+        # ("when did someone last restart grafana", "who has deployed chat": a question word first)
+        d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where") else 0
+        if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 1 and (
+                low[d + 1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
+                or low[d + 1] in self.p.users) and self.hits:
+            topic = self.hits[0]
+            self.values["past_command"] = topic.commands[0]
+            if low[d + 1] in self.p.users:
+                self.values["past_user"] = low[d + 1]
+            self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
             return None
-        past = [(i, self._past_at(i)[0]) for i in range(len(low)) if self._past_at(i)
+        lo, hi = shape.request_sentence(self)  # (a past form in a context sentence is context)
+        past = [(i, self._past_at(i)[0]) for i in range(lo, hi) if self._past_at(i)
                 and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
                 and not self._value_word_before_noun(i)]
         if reviewer and past and self._value_question(past[0][0]):
@@ -758,26 +772,42 @@ class _Reading:
             if noun_first or soon_after or plain:
                 return self.refuse("That sounds like a report of how something went, not a request; "
                                    "I'm not doing anything.")
+        # "alice will reverse it", "bob can restart it": someone else's action, not asked of me
+        for h in self.hits:
+            i = h.start
+            if h.strength is Strength.verb and not h.is_noun and i >= 2 and low[i - 1] in P.MODALS \
+                    and low[i - 2] not in ("you", "please") and not self.words[i - 2].boundary \
+                    and not self.words[i - 1].boundary and i - 2 >= lo:
+                return self.refuse("That says what someone else will or can do, not a request to me, so I'm not "
+                                   "doing anything. Ask me directly when you want it done.")
         if low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users:
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
-        for phrase in P.INTENT_PHRASES:
-            if f" {phrase} " in f" {self.joined(0, max(first_cmd, 1))} " or self.joined().startswith(phrase + " "):
+        for phrase in P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you show me its logs?")
+            if f" {phrase} " in f" {self.joined(lo, max(first_cmd, lo + 1))} " \
+                    or self.joined(lo).startswith(phrase + " "):
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
         if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
-                and self.hits[0].strength is Strength.verb:
+                and self.hits[0].strength is Strength.verb and not self.gerund_lead:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(low) if w in P.SCHEDULE_WORDS and self.free(i) and (
-            w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
-                                                              "after", "coming", "till")))]
+        sched = [w for i, w in enumerate(low) if lo <= i < hi and (CLOCK.match(w) or (
+            w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and (
+                w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
+                                                                  "after", "coming", "till")))))]
         if sched:
             return self.refuse(f"I can't schedule things ('{sched[0]}'); ask me when you want it done.")
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
+
+    def _modifier(self, i: int) -> bool:
+        """A time word between a determiner and a noun describes the noun ("it's the nightly deploy"),
+        it schedules nothing."""
+        return 0 < i < len(self.low) - 1 and self.low[i - 1] in P.DETERMINERS \
+            and self.low[i + 1] not in P.FUNCTION_WORDS and not self.words[i].boundary
 
     def _value_question(self, i: int) -> bool:
         """A past form that is a value word of the reviewing command, in a question without a subject
@@ -786,7 +816,7 @@ class _Reading:
         if reviewer is None or not self._is_question():
             return False
         spec = self.lex.specs[reviewer]
-        if not any(self.low[i] == w for a in spec.args for w, _ in a.values):
+        if not any(self.low[i] == w for a in spec.args for w, _ in self.lex.values_of(a)):
             return False
         if any(w in P.REPORT_SUBJECTS or w in self.p.users for w in self.low[max(0, i - 2):i]):
             return False
@@ -796,7 +826,7 @@ class _Reading:
     def _value_word_before_noun(self, i: int) -> bool:
         """'denied requests': a past form that is an argument's value word, before a noun, is an adjective."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
-        values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in a.values}
+        values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in self.lex.values_of(a)}
         return self.low[i] in values and (nxt in self.lex.nouns or nxt in P.LINE_WORDS)
 
     def _governs_later(self, i: int) -> bool:
@@ -808,7 +838,13 @@ class _Reading:
     def _negates_value(self, i: int) -> bool:
         """'no rush', 'not sure' and friends are not negations of the request."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
-        return nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure")
+        if nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure"):
+            return True
+        # "no idea what …", "no clue": "no" before an ordinary noun negates that noun, not the request
+        # ("no restart", "no prod", "no, don't" and "no need" still negate)
+        return self.low[i] == "no" and bool(nxt) and not self.words[i].boundary and self.free(i + 1) \
+            and nxt.isalpha() and nxt not in P.FUNCTION_WORDS and nxt not in P.NEGATIONS \
+            and not any(p.startswith(f"no {nxt}") for p in P.CANCEL_PHRASES) and not self.lex.senses(nxt)
 
     def _can_do(self) -> str:
         return "'help' lists what I can do."
@@ -816,9 +852,15 @@ class _Reading:
     # government: who governs a command noun ------------------------------------------
     def _govern(self) -> Plan | None:
         """Decide, for each noun use of a command word, which verb governs it (or none)."""
+        reviewer = self.lex.answers_past
         for hit in list(self.hits):
-            if not hit.is_noun or hit not in self.hits or self.lex.answers_past in hit.commands:
+            if not hit.is_noun or hit not in self.hits or reviewer in hit.commands:
                 continue  # the audit log's own nouns take other commands as their topic ("deploy history")
+            if reviewer and any(h is not hit and reviewer in h.commands for h in self.hits) and any(
+                    (v := self._value_phrase(reviewer, k)) and k + v[2] > hit.start and v[2] > 1
+                    for k in range(max(0, hit.start - 2), hit.start + 1)):
+                self.hits.remove(hit)  # "requests still pending approval": a status, not an approval
+                continue
             owner = hit.commands
             changing = any(self.lex.specs[c].changes for c in owner)
             j = hit.start - 1
@@ -827,18 +869,39 @@ class _Reading:
                         self.lex.governs(found[0], o) for o in owner))):
                 j -= 1
             verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
-            governed = [c for o in owner for c in self.lex.governs(verb[0], o)] if verb else []
-            whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None)
-            if whose and self.lex.answers_past and not governed:
-                # "bob's restarts": what a person did, from the audit log
+            other_verb = next((h for h in self.hits if h is not hit and h.start <= j < h.end
+                               and h.strength is Strength.verb), None) if j >= 0 else None
+            takers = [c for c in (other_verb.commands if other_verb else [])
+                      if self.lex.takes(c, owner) and self._needs_met(c)]
+            if other_verb is not None and takers:
+                # a split verb whose command takes the noun governs it ("get the previous chat release back")
+                other_verb.senses = [s for s in other_verb.senses if s.command in takers]
                 self.hits.remove(hit)
-                self.values["past_command"], self.values["past_user"] = owner[0], whose
                 continue
+            governed = [c for o in owner for c in self.lex.governs(verb[0], o) if self._needs_met(c)] if verb else []
+            whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None) \
+                or self._doer_after(hit)
+            if whose and self.lex.answers_past and not governed:
+                # "bob's restarts", "the approvals bob made": what a person did, from the audit log
+                self.hits.remove(hit)
+                # (the audit log keeps changes: "the snapshots dave made" are snapshots taken)
+                single = self.lex.nouns.get(self.joined(hit.start, hit.end).removesuffix("s"), [])
+                done = next((c for c in (*owner, *single) if self.lex.specs[c].changes), owner[0])
+                self.values["past_command"], self.values["past_user"] = done, whose
+                continue
+            if self.lex.answers_past and changing and not governed and self._display_verb_at(j):
+                # "show failed deploys this week": the deploys done, from the audit log
+                self.hits.remove(hit)
+                self.values.setdefault("past_command", owner[0])
+                continue
+            if j == 0 and self.lead_light and self.low[0] in ("get", "have") and other_verb is None:
+                j = -1  # the verb of "can I get/have …", kept as a word
             if j < 0 or (self.words[j].boundary and verb is None) or self.low[j] in P.CLAUSE_JOINERS:
                 if changing and j < 0 and self.lead_light:
                     hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
                     hit.is_noun = False
-                elif changing and self._is_question() and self.lex.answers_past and not any(
+                elif all(self.lex.specs[c].changes for c in owner) and self._is_question() \
+                        and self.lex.answers_past and not any(
                         h.strength is Strength.verb and not h.is_noun for h in self.hits):
                     # "any deploys to prod since friday?": a question about changes made, for the audit log
                     self.hits.remove(hit)
@@ -859,6 +922,8 @@ class _Reading:
                 if not governed and changing:
                     # "call off the web deploy": a verb we know, but not one that takes a deploy
                     return self.refuse(self._governed_question(self.joined(start, j + 1), owner[0]))
+                if not governed and verb[0] in P.CHANGE_VERBS and all(self.free(k) for k in range(start, j + 1)):
+                    return self._read_only(verb[0], hit, owner[0])
                 if governed:
                     self.hits.remove(hit)
                     self._drop_hits_in(start, j + 1)
@@ -877,6 +942,14 @@ class _Reading:
                 self.take(light, j + 1)
                 continue
             if word in P.REFERENCE_PREPOSITIONS:
+                if not changing and word in P.LOCATIVES and not any(
+                        h.strength is Strength.verb and not h.is_noun for h in self.hits):
+                    # "how many requests are waiting in the vllm queue", "is anything running on the GPUs?":
+                    # the place looked into is what is asked about; the words before it are its contents
+                    lo, _ = shape.clause_of(self, hit.start)
+                    self.hits = [h for h in self.hits if h is hit or not lo <= h.start < hit.start
+                                 or any(self.lex.specs[c].changes for c in h.commands)]
+                    continue
                 if changing or len(self.hits) > 1:
                     self.hits.remove(hit)  # "restart nginx after the deploy": a reference, not a request
                     if any(self.lex.answers_past in h.commands for h in self.hits):
@@ -893,10 +966,50 @@ class _Reading:
                     return self.refuse(self._governed_question(self.joined(other.start, other.end), owner[0]))
                 self.hits.remove(hit)
                 continue
+            if other is None and not changing and word in P.CHANGE_VERBS and self.free(j):
+                return self._read_only(word, hit, owner[0])
             if other is None and self._is_unknown_verb(j) and changing:
                 # "scrap the chat deployment": not a deploy, and not ours to guess (nor the model's)
                 return self.refuse(self._governed_question(word, owner[0]))
         return None
+
+    def _read_only(self, verb: str, hit: Hit, owner: str) -> Plan:
+        """'add 2 more GPUs to phoenix': a verb of change over what a read command only shows."""
+        return self.refuse(f"I can't {verb} {self.joined(hit.start, hit.end)} from chat; '{owner}' only shows "
+                           "them. " + self._can_do())
+
+    def _doer_after(self, hit: Hit) -> str | None:
+        """'the approvals bob made', 'the restarts that alice did': a person and a past verb after the noun."""
+        k = hit.end
+        if k < len(self.low) and self.low[k] in ("that", "which"):
+            k += 1
+        name = self.low[k] if k < len(self.low) else ""
+        person = name in self.p.users or (self.free(k) and name.isalpha() and name not in P.FUNCTION_WORDS
+                                           and name not in P.FILLER and not self.lex.senses(name))
+        if k + 1 < len(self.low) and person and not self.words[k].boundary:
+            verb = self.low[k + 1]
+            if verb in P.IRREGULAR_PAST or verb in self.lex.past or (verb.endswith("ed") and len(verb) > 3):
+                self.take(k + 1, k + 2)
+                return self.low[k]
+        return None
+
+    def _display_verb_at(self, j: int) -> bool:
+        """Whether a verb of showing ends at word j ("show", "list", "pull up")."""
+        return j >= 0 and any(self.joined(max(0, j - v.count(" ")), j + 1) == v for v in P.DISPLAY_VERBS)
+
+    def _needs_met(self, cmd: str) -> bool:
+        """Whether the arguments a command's object verbs need are given ("cancel the deploy r-1a2b3c4d")."""
+        spec = self.lex.specs[cmd]
+        return all(self._value_given(a) for name in self.lex.object_needs.get(cmd, ()) if (a := spec.arg(name)))
+
+    def _value_given(self, arg: Arg) -> bool:
+        if arg.name in self.values.get("kv", {}):
+            return True
+        if arg.kind is Kind.request:
+            return "request" in self.values
+        if arg.kind is Kind.duration:
+            return "since" in self.values
+        return arg.kind.is_entity and any(arg.kind in m.names for m in self.mentions)
 
     def _skippable(self, j: int, hit: Hit) -> bool:
         w = self.low[j]
@@ -904,15 +1017,24 @@ class _Reading:
             return False
         if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them"):
             return True  # "undo the last chat deploy", "give it a bounce"
+        if (w.isdigit() or w in P.QUANTITIES) and self.free(j):
+            return True  # "add 2 more GPUs"
+        if w in self.lex.value_words and self.free(j) and self.lex.answers_past:
+            return True  # "show denied restarts": a status describing the noun
         if any(m.start <= j < m.end for m in self.mentions) or w in self.p.users:
             return True
         if w in P.TARGET_PREPOSITIONS and any(m.start == j + 1 for m in self.mentions):
             return True  # a target phrase between verb and noun ("give grafana on test a restart")
         if self.used[j] and not any(h.start <= j < h.end for h in self.hits):
             return True  # a value (a duration, a request id)
-        # an unknown word right before the noun, after a determiner: a name ("the pre-upgrade snapshot")
-        return j == hit.start - 1 and j > 0 and self.low[j - 1] in P.DETERMINERS and self.free(j) \
-            and not self.lex.senses(w) and w not in self.lex.object_verbs
+        # unknown words before the noun, after a determiner: a name or what kind of one ("the pre-upgrade
+        # snapshot", "the weekly maintenance restart")
+        k = j
+        while k >= 0 and self.free(k) and not self.words[k].boundary and not self.lex.senses(self.low[k]) \
+                and self.low[k] not in self.lex.object_verbs and self.low[k] not in P.FUNCTION_WORDS \
+                and self.low[k] not in P.DETERMINERS and self.low[k] not in P.LIGHT_VERBS:
+            k -= 1
+        return k < j and k >= 0 and self.low[k] in P.DETERMINERS and not self.words[k].boundary
 
     def _verb_ending_at(self, j: int) -> tuple[str, int] | None:
         for n in (3, 2, 1):
@@ -927,7 +1049,7 @@ class _Reading:
     def _light_verb_ending_at(self, j: int) -> int | None:
         for n in (2, 1):
             start = j - n + 1
-            if start >= 0 and self.joined(start, j + 1) in P.LIGHT_VERBS:
+            if start >= 0 and self.joined(start, j + 1) in _LIGHT:
                 return start
         return None
 
@@ -944,6 +1066,12 @@ class _Reading:
         helps = sorted({c for c, objects in (x for v in self.lex.object_verbs.values() for x in v)
                         if owner in objects and c != owner})
         also = f" I can {join_choices(helps)} one ('help {helps[0]}')." if helps else ""
+        # the verb's own command, which needs its request named ("call off the deploy": which one?)
+        needy = [c for c in self.lex.governs(verb, owner) if not self._needs_met(c)]
+        if needy:
+            spec = self.lex.specs[needy[0]]
+            names = join_choices(list(self.lex.object_needs[needy[0]]), "and")
+            also += f" To {needy[0]} one, name its {names}: '{spec.usage}'."
         return (f"I'm not sure what '{verb}' means for a {owner}, so I did nothing.{also} "
                 f"To {owner} something, say '{self.lex.specs[owner].usage}'.")
 
@@ -951,6 +1079,11 @@ class _Reading:
     def _command(self) -> str | Plan | None:
         reviewer = self.lex.answers_past
         if reviewer and ("past_command" in self.values or "reviewer" in self.values):
+            asked = sorted({c for h in self.hits if h.strength is Strength.verb and not h.is_noun
+                            for c in h.commands if self.lex.specs[c].changes})
+            if asked:  # "show failed deploys and restart nginx"
+                return self.refuse(f"That asks for more than one thing ({join_choices([reviewer, *asked], 'and')}); "
+                                   "send them one at a time.")
             return reviewer
         hits = list(self.hits)
         if not hits:
@@ -958,7 +1091,10 @@ class _Reading:
         top = max(h.strength for h in hits)
         strong = [h for h in hits if h.strength == top]
         if reviewer and any(reviewer in h.commands for h in hits if h.strength >= Strength.noun):
-            others = [c for h in hits if h.strength >= Strength.noun for c in h.commands if c != reviewer]
+            # a word that is a value of the reviewer's own arguments is that value ("requests still pending
+            # approval" is a status), not another command as the topic
+            others = [c for h in hits if h.strength >= Strength.noun and self._value_phrase(reviewer, h.start) is None
+                      for c in h.commands if c != reviewer]
             if others:
                 self.values["past_command"] = others[0]
             return reviewer
@@ -986,7 +1122,7 @@ class _Reading:
         if len(user_cmds) == 1 and (self.values.get("past_user") or any(w in self.p.users for w in self.low)):
             return user_cmds[0]
         if self._is_question():
-            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in a.values
+            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in self.lex.values_of(a)
                       if any(self.free(i) and low == w for i, low in enumerate(self.low))}
             if len(takers) == 1:
                 return takers.pop()
@@ -1008,7 +1144,24 @@ class _Reading:
         filled = {k for m in self.mentions for k in m.names if k in kinds} | {
             k for m in self.mentions for k in self._inferred_kinds(m, kinds)}
         missing = sum(1 for a in self.lex.specs[cmd].required if a.kind.is_entity and a.kind not in filled)
+        # a required value with nothing to fill it ("roll back on staging" names no snapshot to restore)
+        missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate())
+        # a request nobody named is a whole target missing ("stop it" is no cancel of some request)
+        missing += sum(2 for a in self.lex.specs[cmd].required
+                       if a.kind is Kind.request and "request" not in self.values)
         return (-unusable, -missing, direct, -inferred)
+
+    def _candidate(self) -> bool:
+        """Whether a word is left that could be a value (a name, a version): free, no known word."""
+        key = tuple(self.used)
+        if self._candidate_for[0] != key:
+            self._candidate_for = (key, self._has_candidate())
+        return self._candidate_for[1]
+
+    def _has_candidate(self) -> bool:
+        return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
+                   and not self.lex.senses(w) and w not in self.lex.object_verbs and w not in P.DETERMINERS
+                   for i, w in enumerate(self.low))
 
     def _inferred_kinds(self, m: Mention, kinds: set[Kind]) -> set[Kind]:
         out: set[Kind] = set()
@@ -1040,7 +1193,8 @@ class _Reading:
         def key(c: str) -> tuple[Any, ...]:
             unusable, missing, direct, inferred = self._fit(c)
             named = missing if self.mentions else 0
-            return (unusable, named, direct, ranked[c], missing, inferred, not self.lex.specs[c].changes)
+            support = sum(c in h.commands or any(s.command == c for s in h.senses) for h in self.hits)
+            return (unusable, named, direct, ranked[c], support, missing, inferred, not self.lex.specs[c].changes)
 
         scored = sorted(((key(c), c) for c in ranked), reverse=True)
         best, second = scored[0], scored[1]
@@ -1081,11 +1235,19 @@ class _Reading:
             return self.ask(f"Did you mean {', '.join(self.fuzzy_targets + self.suspects)}? I don't act on a "
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
-        stray = [self.words[i].raw for i in unknown if _identifier(self.words[i].raw)]
+        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw)]
         if plan.complete and spec.changes and stray:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
                             f"Usage: {spec.usage}", attempted=cmd)
+        lo, hi = shape.request_sentence(self)
+        dropped = [k for k, i in self.value_at.items() if k not in self.consumed and lo <= i < hi
+                   and not self._possessive(i)]  # ("yesterday's web deploy" says which deploy)
+        if plan.complete and spec.changes and dropped:
+            # "get the chat release on test back to yesterday": a time (or count) the change has no place for
+            at = self.value_at[dropped[0]]
+            return self.ask(f"I don't know what '{self.words[at].raw}' means for '{cmd}' (it takes no time or "
+                            f"count), so I did nothing. Usage: {spec.usage}", attempted=cmd)
         polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
         if plan.complete and spec.changes and not polite and not any(
                 h.strength is Strength.verb and cmd in h.commands for h in self.hits):
@@ -1111,9 +1273,11 @@ class _Reading:
                 args[arg.name] = self.values["request"]
             elif arg.kind is Kind.duration and "since" in self.values:
                 args[arg.name] = self.values["since"]
+                self.consumed.add("since")
             elif arg.kind is Kind.integer and "count" in self.values and not arg.required and not counted:
                 args[arg.name] = self.values["count"]
                 counted = True
+                self.consumed.add("count")
             elif arg.kind is Kind.command and self.values.get("past_command") not in (None, cmd):
                 args[arg.name] = self.values["past_command"]
             elif arg.kind is Kind.user and self.values.get("past_user"):
@@ -1129,18 +1293,35 @@ class _Reading:
             if topic and topic != cmd:
                 args[spec.args[0].name] = topic
 
+    def _value_phrase(self, cmd: str, i: int) -> tuple[Arg, str, int] | None:
+        """The value word or phrase of one of `cmd`'s arguments starting at word i (longest first):
+        (argument, value, words)."""
+        best: tuple[Arg, str, int] | None = None
+        for arg in self.lex.specs[cmd].args:
+            for word, value in self.lex.values_of(arg):
+                n = word.count(" ") + 1
+                if self.joined(i, i + n) == word and (best is None or n > best[2]):
+                    best = (arg, value, n)
+        return best
+
     def _declared_value(self, arg: Arg, changes: bool) -> Any:
         """A value found through the argument's own declarations: value words, cues, shapes, users."""
-        for i, w in enumerate(self.low):
-            if self.free(i):
-                for word, value in arg.values:
-                    if w == word:
-                        self.take(i, i + 1)
-                        return value
+        values = self.lex.values_of(arg)
+        for n in (3, 2, 1):
+            for i in range(len(self.low) - n + 1):
+                if not all(self._hit_word(k) for k in range(i, i + n)):
+                    continue
+                phrase = self.joined(i, i + n)
+                value = next((v for w, v in values if w == phrase), None)
+                if i > 0 and (self.low[i - 1] in self.p.users or self.low[i - 1] in P.REPORT_SUBJECTS):
+                    continue  # "everything alice requested": a person's verb, not a value
+                if value is not None:
+                    self.take(i, i + n)
+                    return value
         if arg.kind is Kind.user:
             return self._user(arg)
         if arg.kind is Kind.text:
-            return self._text_after(arg.cues)
+            return self.free_text or self._text_after(arg.cues)
         if arg.kind is Kind.integer and (arg.cues or arg.cues_after):
             digits = re.compile(r"^\d{1,6}$")
             number = self._after(arg.cues, digits, any_value=False) or self._before(arg.cues_after, digits)
@@ -1154,6 +1335,10 @@ class _Reading:
         if found is None and shape is not None:
             found = self._bare(lambda w: bool(shape.match(w)) and not w.isdigit())
         return found
+
+    def _hit_word(self, k: int) -> bool:
+        """Whether word k is free or was read as a command phrase (a value may be one: "pending approval")."""
+        return self.free(k) or k in self.phrase_words
 
     def _user(self, arg: Arg) -> str | None:
         for i, w in enumerate(self.low):
@@ -1179,7 +1364,10 @@ class _Reading:
     def _after(self, keys: tuple[str, ...], shape: re.Pattern[str] | None, any_value: bool = True) -> str | None:
         """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
         weak = ("at", "to", "as", "back", "for", "from", "by")
-        for i, w in enumerate(self.low[:-1]):
+        # a strong cue first ("back the way it was at snapshot post-cleanup": the snapshot's name, not "way")
+        order = sorted(range(len(self.low) - 1), key=lambda i: self.low[i] in weak)
+        for i in order:
+            w = self.low[i]
             if w not in keys:
                 continue
             j = i + 1
@@ -1189,7 +1377,7 @@ class _Reading:
             raw = self.words[j].raw
             low = raw.lower()
             strong = w not in weak
-            if not self.free(j) or not WORD.match(raw) or (
+            if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw) or (
                     self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
                 continue
             if shape is not None and not shape.match(low) and (not any_value or ((
@@ -1206,7 +1394,8 @@ class _Reading:
                 j = i - 1
                 if shape is not None and not shape.match(self.low[j]):
                     continue
-                if self.free(j) and WORD.match(self.low[j]) and (shape is not None or not self._is_name(self.low[j])) \
+                if self.free(j) and WORD.match(self.low[j]) and looks_like_value(self.low[j]) \
+                        and (shape is not None or not self._is_name(self.low[j])) \
                         and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
                     return self.words[j].raw
@@ -1229,12 +1418,12 @@ class _Reading:
             if any(not self.free(k) and any(m.start == k for m in self.mentions) for k in range(i, len(self.low))):
                 continue
             # a conjunction stays part of the reason ("until the release is out"); a label word does not
-            start = i if cue in ("since", "until", "during", "while") else i + len(cue.split())
+            start = i if cue in CONJUNCTION_CUES else i + len(cue.split())
             if start < len(self.low) and self.low[start] in ("to", "is", ":", "of", "with"):
                 start += 1
             self.take(i, len(self.low))
             text = self.verbatim(start).strip(" :-")
-            text = re.sub(r"\s*\b(please|pls|thanks|thx)[.!]*$", "", text, flags=re.I).strip()
+            text = polite_trim(text)
             if len(text) >= 2 and text[0] in "\"'“«‘" and text[-1] in "\"'”»’":
                 text = text[1:-1].strip()
             return text or None
@@ -1347,8 +1536,13 @@ class _Reading:
 
     def _unknown_words(self, cmd: str) -> list[int]:
         known = self.lex.command_words()
+        lo, hi = shape.request_sentence(self)
         return [i for i, w in enumerate(self.low)
-                if self.free(i) and w not in P.FILLER and w not in known and not w.isdigit() and w not in P.KIND_NOUNS
+                if lo <= i < hi and self.free(i) and w not in P.FILLER
+                and (w not in P.FUNCTION_WORDS or w in P.EVERYTHING)  # ("restart everything on dev": no name)
+                and (w not in known or i in self.slot_names)
+                and not w.isdigit()
+                and w not in P.KIND_NOUNS
                 and w not in P.GREETINGS and w not in P.DETERMINERS and w not in ("-", "&", "+", "/", "...", "—")]
 
     def _unknown_target(self, unknown: list[int], missing: list[Arg], wanted: list[Arg], cmd: str) -> Plan | None:
@@ -1394,11 +1588,6 @@ class _Reading:
         return Plan.unknown(None)
 
 
-def _identifier(word: str) -> bool:
-    """A word that looks like a value (a name, a version, an id): digits, '-', '_', '.' or '/' inside."""
-    return bool(re.search(r"\d|[a-z][-_./][a-z0-9]", word.lower()))
-
-
 def canonical(cmd: str, args: dict[str, Any], registry: Registry) -> str:
     spec = registry[cmd]
     parts = [cmd]
@@ -1421,9 +1610,19 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     explicit = _trusted(text, parse_explicit(text, parser.resolver, parser.registry), parser)
     if explicit is not None and explicit.command == parser.lexicon.answers_howto:
         return _help(explicit, parser)  # help never acts: whatever follows it is a topic
+    plan: Plan | None = None
     if explicit is not None and explicit.complete:
+        if not parser.registry[explicit.command or ""].changes or not _loose(text, explicit, parser):
+            return explicit  # every word in its place: "delete-snapshot rumpleprod nope" names a snapshot
+        # A change whose canonical reading took free text, or a word that is no value, is also read as
+        # plain language: the words may take the request back ("lock prod... nah forget it"), add a target
+        # or a request ("lock prod and live", "lock prod and deploy data there"), or fill no value
+        # ("restore the dev vm pls").
+        plan = parser.parse(text)
+        if plan.outcome is Outcome.refuse or not _canonical_reading(text, explicit, parser):
+            return plan
         return explicit
-    plan = parser.parse(text)
+    plan = plan or parser.parse(text)
     if plan.outcome is Outcome.refuse:
         return plan
     if explicit is not None and explicit.command is not None and not plan.complete and (
@@ -1437,6 +1636,39 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     if plan.command is None and not plan.clarify and explicit is not None and explicit.clarify:
         return explicit
     return plan
+
+
+def _loose(text: str, plan: Plan, parser: NLParser) -> bool:
+    """Whether the canonical reading took positional free text or a word argument that is no value."""
+    spec = parser.registry[plan.command or ""]
+    keyed = _keyed(text)
+    return any(isinstance(plan.args.get(a.name), str) and a.name not in keyed and (
+        a.kind is Kind.text or (a.kind is Kind.word and not looks_like_value(plan.args[a.name], written=True)))
+        for a in spec.args)
+
+
+def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
+    """Whether the canonical form's values are values: a word argument is no function word ("pls"), and
+    free text starts with neither a conjunction ("and live") nor a name the command takes ("prod live")."""
+    spec = parser.registry[plan.command or ""]
+    kinds = {a.kind for a in spec.args if a.kind.is_entity}
+    for arg in spec.args:
+        value = plan.args.get(arg.name)
+        if not isinstance(value, str) or arg.name in _keyed(text):
+            continue
+        if arg.kind is Kind.word and not looks_like_value(value, written=True):
+            return False
+        if arg.kind is Kind.text:
+            first = (words_of(tokenize(value)) or [Word("", "", 0)])[0].low
+            if first in P.CLAUSE_JOINERS or first in ("&", "+", "plus", "also", "or") or any(
+                    parser.resolver.resolve(k, first) for k in kinds):
+                return False
+    return True
+
+
+def _keyed(text: str) -> set[str]:
+    """Argument names given as key=value in the text."""
+    return {t.low.split("=", 1)[0].replace("-", "_") for t in tokenize(text) if t.kv}
 
 
 def several_requests(text: str, parser: NLParser) -> Plan | None:
@@ -1493,6 +1725,9 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
                 parser.resolver.resolve(k, value) for k in ENTITY_KINDS):
             return None
         if arg.kind is Kind.text and isinstance(value, str) and arg.cues:
-            cue = "|".join(re.escape(c) for c in sorted(arg.cues, key=len, reverse=True))
-            plan.args[arg.name] = re.sub(rf"^({cue})\b:?\s+", "", value, flags=re.I) or None
+            trimmed = polite_trim(without_cue(value, arg.cues))
+            if trimmed:
+                plan.args[arg.name] = trimmed
+            else:
+                plan.args.pop(arg.name)
     return plan

@@ -29,6 +29,9 @@ SUBJECTS = frozenset({"i", "we", "you", "he", "she", "they", "someone", "somebod
 REPORT_SUBJECTS = frozenset({"i", "we", "someone", "somebody", "they", "he", "she"})
 IRREGULAR_PAST = frozenset({"took", "made", "did", "ran", "went", "gave", "put", "shut", "brought", "spun", "set",
                             "got", "left", "kept", "broke", "saw", "forgot", "found", "began", "built", "sent"})
+AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "has", "have", "had", "will", "would", "can", "could",
+                         "does", "do", "did", "should", "shall", "may", "might", "must", "gets", "got", "goes"})
+MODALS = frozenset({"will", "shall", "would", "can", "could", "should", "must", "might", "may", "gonna"})
 TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last", "morning"})
 
 # Negations and cancellations: a request that says not to act.
@@ -37,6 +40,13 @@ CANCEL_PHRASES = ("never mind", "nevermind", "nvm", "scratch that", "forget it",
                   "cancel that", "ignore that", "wait no", "no wait", "actually no", "no need", "not now",
                   "leave it", "leave alone", "keep it running", "keep running")
 EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
+# After a request, words that take it back ("deploy web to live — sorry, wrong channel", "lock prod... nah").
+# An apology or a dismissal followed by a name is a correction instead ("restart redis on test… sorry, dev").
+TAKE_BACK = ("disregard", "ignore me", "ignore this", "ignore that", "not for you", "wrong channel", "wrong chat",
+             "wrong thread", "wrong window", "wrong room", "wrong tab", "wrong dm", "wrong person", "wrong place",
+             "wrong bot", "wrong team", "just kidding", "kidding", "jk", "only joking", "just joking", "not really",
+             "j/k")
+APOLOGIES = ("sorry", "oops", "whoops", "nah", "nope", "my bad", "my mistake")
 
 # A person talking about their own plans, not asking the bot.
 INTENT_PHRASES = ("i will", "we will", "i am going to", "we are going to", "gonna", "going to", "we should",
@@ -106,6 +116,31 @@ also
 instead
 too
 """))
+# English function words and politeness: never a typo of a name ("about" is no "abort"), never the value of
+# an argument ("restore the dev vm pls" names no snapshot "pls").
+FUNCTION_WORDS = frozenset(_words("""
+a an the this that these those some any each every no none all both either neither such what which whose
+i me my mine we us our ours you your yours he him his she her hers it its they them their theirs one someone
+somebody anyone anybody everyone everybody nobody something anything everything nothing
+about above across after against along among around as at before behind below beneath beside besides between
+beyond by down during except for from in inside into like near of off on onto out outside over past per since
+than through throughout till to toward towards under underneath until unto up upon via with within without
+and but or nor so yet then also plus because although though while whereas unless if whether once when
+where why how whenever wherever
+am is are was were be been being do does did done have has had having will would shall should can could
+may might must ought let lets
+not never yes yeah yep nope nah ok okay sure thanks thank thx ty cheers please pls plz kindly sorry oops
+hey hi hello yo lol haha hmm uh um well just really very quite too again still already ever even only
+here there now today tonight tomorrow yesterday soon later asap
+"""))
+# Words for "all of them" where a target belongs: no name, and nothing the bot does to everything at once.
+EVERYTHING = frozenset({"everything", "anything", "something", "all", "everyone"})
+# Never a value even where one was written in its place: politeness, interjections, articles, pronouns.
+NOT_VALUES = frozenset(_words("""
+please pls plz kindly thanks thank thx ty cheers
+a an the this that these those it its them they he she we i you me us my our your their there here now asap
+thing things stuff whatever something
+"""))
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
 KIND_NOUNS: dict[str, str] = {
     "stack": "stack", "service": "service", "container": "service", "app": "service", "vm": "vm",
@@ -123,7 +158,7 @@ NEVER_CORRECT = frozenset({"smart", "audio", "slack", "stock", "stuck", "state",
                            "streams", "public", "publish", "logic", "logos", "there", "these", "those", "where",
                            "charts", "chart", "chats", "cheat", "check", "checks", "daily", "datum", "video",
                            "videos", "documents", "llama", "phone", "restore", "restores", "release", "relax", "lunch",
-                           "request", "launches", "stamp", "stale", "stage", "stash"})
+                           "request", "launches", "stamp", "stale", "stage", "stash", "looked", "looking"})
 
 # Duration words → canonical `since` values the validator accepts (llm/values.py).
 SINCE_WORDS: dict[str, str] = {
@@ -201,13 +236,18 @@ QUESTION_SUBJECTS = frozenset({"it", "now", "this", "that", "there", "we", "i", 
 # Conditionals and hypotheticals: "if staging breaks we'd roll chat back".
 CONDITIONALS = ("if", "unless", "in case", "suppose", "supposing", "imagine", "assuming", "provided",
                 "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically")
+# Words before "if" that make it a remark, not a condition ("it's fine if it drops sessions").
+CONCESSIVE = frozenset({"fine", "ok", "okay", "alright", "acceptable", "problem", "worries", "care", "mind", "matter",
+                        "cool"})
 # Politeness that looks like a condition and is not one.
 POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a sec", "if you have a second",
                      "if you have a minute", "if you have a moment", "if you get a chance", "if you have time",
                      "if you do not mind", "if that is ok", "if that is okay", "if that is fine",
                      "if it is not too much trouble", "if you would", "if you please", "when you get a chance",
                      "when you can", "when you have a moment", "when you have a sec", "when you have time",
-                     "when you get a sec", "when you get a minute")
+                     "when you get a sec", "when you get a minute", "when you are free", "once you have a sec",
+                     "once you have a second", "once you have a moment", "once you have a minute", "once you can",
+                     "once you get a chance", "once you are free")
 # A subject followed by "would" (not "would like"): a hypothetical ("we'd roll chat back").
 HYPOTHETICAL_SUBJECTS = frozenset({"we", "i", "they", "he", "she", "you", "it", "that", "someone", "people"})
 WOULD_POLITE = frozenset({"like", "love", "appreciate", "prefer", "be", "you"})
@@ -223,16 +263,32 @@ LIGHT_VERBS = frozenset({"do", "run", "trigger", "perform", "kick off", "start",
                          "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
                          "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
                          "deserves", "put", "place", "slap", "issue", "do with", "could do with"})
+# The last word of a polite lead that makes a past participle a request ("can we get chat deployed",
+# "I'd like the gpu-metrics stack deployed to the gpu box", "I want nginx restarted").
+CAUSATIVE_VERBS = frozenset({"get", "have", "like", "want", "need"})
 # Words between a verb and the noun it governs: "undo the last chat deploy".
 DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my", "our", "your", "his", "her",
                          "their", "its", "last", "latest", "previous", "recent", "new", "old", "current",
                          "whole", "entire", "any", "some", "all", "quick", "fresh", "full", "another", "second",
                          "first", "one", "two", "today", "yesterday", "broken", "failed", "bad", "botched", "pending",
-                         "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please"})
+                         "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please", "earlier",
+                         "prior", "former", "older", "good", "working", "stable", "known", "original"})
 # Prepositions that make a command noun a time or topic reference, not a request ("restart after the deploy").
 REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",
                                     "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",
                                     "without", "like", "than", "between", "regarding", "re"})
+# Verbs of showing: governing a change's noun they ask about changes made ("show failed deploys this week").
+DISPLAY_VERBS = ("show", "list", "see", "view", "display", "find", "pull up", "get me", "give me", "check", "look at",
+                 "show me", "count")
+# Verbs that change things: over what a read command shows, something the bot cannot do ("add 2 more GPUs").
+CHANGE_VERBS = frozenset({"add", "remove", "delete", "attach", "detach", "install", "uninstall", "increase",
+                          "decrease", "raise", "lower", "buy", "order", "replace", "swap", "upgrade", "downgrade",
+                          "resize", "create", "destroy", "drop", "move", "set", "change", "edit", "rename", "assign",
+                          "allocate", "plug", "unplug", "disable", "enable"})
+# Words of quantity between a verb and its noun ("add 2 more GPUs").
+QUANTITIES = frozenset({"more", "extra", "additional", "fewer", "less", "several", "many", "few", "couple"})
+# Prepositions of place: a read command's noun after one is what is looked into ("waiting in the vllm queue").
+LOCATIVES = frozenset({"in", "on", "inside", "within", "into"})
 # Words that end a clause: a verb on one side does not govern a noun on the other.
 CLAUSE_JOINERS = frozenset({"and", "then", "but", "so", "or", "also", "plus", "because", "although", "though"})
 # Pasted material: alerts, log lines, stack traces, shell prompts, code.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from commands.registry import Arg, Kind, Registry
+from commands.registry import Arg, CommandSpec, Kind, Registry
 from infra.status import status_of
 from llm.plan import Plan
 from llm.resolve import Resolver, join_choices
@@ -152,6 +152,15 @@ def mentioned(resolver: Resolver, kind: Kind, name: str, text: str) -> bool:
     return False
 
 
+def example_of(spec: CommandSpec, resolver: Resolver, registry: Registry) -> str:
+    """One example of the command in the configured inventory's names (commands/examples.py), else its usage:
+    a team without `chat` or `rumpletest` is never told to say 'deploy chat rumpletest'."""
+    from commands.examples import examples_for  # it parses with llm.grammar, which imports this module
+
+    found = examples_for(spec, resolver.config, resolver, registry)
+    return found[0] if found else spec.usage
+
+
 def said(value: Any, text: str) -> bool:
     """Whether the user's own words contain this exact value as a word of its own."""
     v = re.escape(str(value).strip().lower())
@@ -202,7 +211,7 @@ def _validate(plan: Plan, resolver: Resolver, registry: Registry, *, text: str |
         if require_mentioned and arg.kind in SAID_KINDS and text is not None and not said(args[key], text):
             return Plan.unknown(
                 f"You didn't say '{args[key]}'; I won't pick {article(arg.name)} for you. "
-                f"Say the {arg.name} you mean, e.g. '{spec.examples[0] if spec.examples else spec.usage}'.",
+                f"Say the {arg.name} you mean, e.g. '{example_of(spec, resolver, registry)}'.",
                 source=plan.source, attempted=spec.name)
     if "service" in args and spec.arg("stack"):
         stack = resolver.stack_for(args["service"], args.get("stack"))

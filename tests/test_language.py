@@ -49,7 +49,7 @@ def test_the_plain_language_modules_name_no_command() -> None:
     names = set(registry().names()) | {w for spec in registry() for w in spec.words}
     # (llm/phrases.py holds generic English word lists, where "stop" is a cancelling verb and
     # "restore" a word never to correct: it is read as data by these stages, never compared to a command)
-    for module in ("nl", "modality", "lexicon", "fuzzy", "tokens"):
+    for module in ("nl", "modality", "lexicon", "fuzzy", "tokens", "shape", "words"):
         tree = ast.parse((ROOT / "llm" / f"{module}.py").read_text())
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert {s for s in strings if s in names} == set(), module

@@ -104,7 +104,7 @@ async def test_model_follow_up_gets_the_last_plan_and_passes_the_mention_check(
 
 async def test_log_text_never_reaches_the_model_and_cannot_trigger_an_action(
         bot: Bot, server: FakeOpenAI) -> None:
-    server.add(plan("logs", service="n8n", env="rumpledev"))
+    # (the grammar reads this request itself, every word understood: the model is not asked)
     shown = await bot.say("show me what the workflow engine on dev has been logging")
     assert "ignore previous instructions" in shown.text  # the user sees the output ...
     # ... and asks the model to act on it; a model that obeyed the log would say this:
@@ -115,7 +115,7 @@ async def test_log_text_never_reaches_the_model_and_cannot_trigger_an_action(
     assert await bot.engine._db(bot.engine.store.pending) == []
     sent = sent_text(server)
     assert "ignore previous instructions" not in sent and "db timeout" not in sent
-    assert len(server.requests) == 2
+    assert len(server.requests) == 1
 
 
 async def test_thread_plans_keep_the_role_checks(bot: Bot) -> None:

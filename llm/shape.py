@@ -1,0 +1,295 @@
+"""The shape of a message: which sentence asks, what the other words around the request are.
+
+Stages of a plain-language reading (llm/nl.py) that look at the message as a whole rather
+than at one command phrase: the asking sentence and its context, values of the asking
+sentence, names standing where a name of another kind belongs, phrases of time and purpose,
+pronoun objects, the free-text tail of a request, and retractions.  Each is a function over
+the reading; none names a command (tests/test_language.py checks).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from commands.registry import Kind
+from llm import phrases as P
+from llm.lexicon import Sense, Strength
+from llm.values import REQUEST_ID
+from llm.words import CONJUNCTION_CUES, TIME_BEFORE, Hit, identifier, polite_trim
+
+if TYPE_CHECKING:
+    from llm.nl import _Reading
+
+_RETRACTIONS = tuple((p, p.count(" ") + 1) for p in (*P.TAKE_BACK, *P.APOLOGIES))
+_CORRECTING = (*P.CORRECTION_MARKERS, *P.APOLOGIES, "no", "not", "wait")
+
+
+def sentences(r: _Reading) -> list[tuple[int, int]]:
+    """Word ranges of the sentences ('.', '?', '!' end one)."""
+    out, start = [], 0
+    for k, w in enumerate(r.words):
+        trail = r.tokens[w.tok].trail
+        # (an ellipsis is a pause: "restart redis on test... actually make that dev")
+        if w.boundary and any(c in trail for c in ".?!;") and ".." not in trail and "…" not in trail \
+                and k + 1 < len(r.words):
+            out.append((start, k + 1))
+            start = k + 1
+    out.append((start, len(r.words)))
+    return out
+
+
+def request_sentence(r: _Reading) -> tuple[int, int]:
+    """The sentence that asks: the one with the first action verb, else the first command word; the
+    others are context ("It's 3am and the agent on test lost its connection again. Restart it please.")."""
+    if r._asking is not None:
+        return r._asking
+    found = sentences(r)
+    if len(found) == 1 or not r.hits:
+        return 0, len(r.words)
+    verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
+    top = verbs[0] if verbs else max(r.hits, key=lambda h: (h.strength, -h.start))
+    k = next((k for k, s in enumerate(found) if s[0] <= top.start < s[1]), None)
+    if k is None:
+        return 0, len(r.words)
+    lo, hi = found[k]
+    # a sentence that corrects the request belongs to it ("restart n8n on prod? no, dev")
+    for start, end in found[k + 1:]:
+        opening = " ".join(r.low[start:start + 3])
+        if not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
+            break
+        hi = end
+    return lo, hi
+
+
+def clause_of(r: _Reading, i: int) -> tuple[int, int]:
+    """The word range of the clause around word i (between boundaries and joining words)."""
+    lo = i
+    while lo > 0 and not r.words[lo - 1].boundary and r.low[lo - 1] not in P.CLAUSE_JOINERS:
+        lo -= 1
+    hi = i
+    while hi < len(r.words) and not r.words[hi].boundary and (
+            hi == i or r.low[hi] not in P.CLAUSE_JOINERS):
+        hi += 1
+    return lo, min(hi + 1, len(r.words))
+
+
+def context_names(r: _Reading) -> None:
+    """Names in a context sentence are no targets when the asking sentence names its own: "Is the agent
+    stack fine on test? Portainer shows it greyed out." (When it names none, "restart it" refers to them.)"""
+    lo, hi = r._asking = request_sentence(r)  # read once, before government changes the hits
+    if (lo, hi) == (0, len(r.words)):
+        return
+    # weaker command words of a context sentence are context too ("users say it's slow")
+    r.hits = [h for h in r.hits if lo <= h.start < hi or (h.strength is Strength.verb and not h.is_noun)]
+    if any(lo <= m.start < hi for m in r.mentions):
+        # "… Chat on test shows a 502. Can you kick the proxy there?": "there" is the context's place
+        place = "there" in r.low[lo:hi] and not any(
+            lo <= m.start < hi and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions)
+        r.mentions = [m for m in r.mentions if lo <= m.start < hi or (
+            place and Kind.env in m.names)]
+
+
+def asked_values(r: _Reading) -> None:
+    """'paperless on dev ate the disk last night; show me its logs since yesterday': of several values
+    of one kind, the asking sentence's."""
+    lo, hi = request_sentence(r)
+    for key, found in r.all_values.items():
+        if len(found) > 1 and not lo <= r.value_at[key] < hi:
+            mine = next(((i, v) for i, v in found if lo <= i < hi), None)
+            if mine is not None:
+                r.value_at[key], r.values[key] = mine
+
+
+def names_in_target_slots(r: _Reading) -> None:
+    """'restart nginx on the backup server': a command word between a target preposition and a kind noun
+    is a name (here an unknown one), not a request."""
+    def in_slot(start: int) -> bool:
+        k = start - 1
+        while k >= 0 and r.low[k] in ("the", "a", "an", "our", "my", "that", "this"):
+            k -= 1
+        return k >= 0 and r.low[k] in P.TARGET_PREPOSITIONS and not r.words[k].boundary
+
+    for hit in list(r.hits):
+        if hit.end >= len(r.low) or r.low[hit.end] not in P.KIND_NOUNS or hit.format_args:
+            continue
+        if in_slot(hit.start):
+            r.hits.remove(hit)
+            for i in range(hit.start, hit.end):
+                r.used[i] = False
+                r.slot_names.add(i)
+    # "stop grafana on the monitoring server": a name of another kind before a kind noun names
+    # something of the noun's kind (an unknown server), not the stack
+    for m in list(r.mentions):
+        kind = P.KIND_NOUNS.get(r.low[m.end]) if m.end < len(r.low) else None
+        if kind is not None and Kind(kind) not in m.names and in_slot(m.start) and not (
+                Kind(kind) is Kind.env and Kind.vm in m.names):
+            r.mentions.remove(m)
+            for i in range(m.start, m.end):
+                r.used[i] = False
+
+
+def time_references(r: _Reading) -> None:
+    """'checkpoint the prod vm before the postgres migration': a name inside a phrase of time, before
+    the noun it describes, is part of a reference to something else, not a target."""
+    for m in list(r.mentions):
+        k = m.start - 1
+        while k >= 0 and r.low[k] in ("the", "a", "an", "our", "my", "this", "that"):
+            k -= 1
+        after = r.low[m.end] if m.end < len(r.low) else ""
+        timed = k >= 0 and (r.low[k] in TIME_BEFORE or r.joined(k - 1, k + 1) in ("ahead of", "prior to"))
+        if timed and after and after not in P.FUNCTION_WORDS \
+                and after not in P.KIND_NOUNS and not r.words[m.end - 1].boundary \
+                and any(h.start < k for h in r.hits):
+            r.mentions.remove(m)
+
+
+def purpose_clauses(r: _Reading) -> None:
+    """'redeploy chat on test to fix the login bug', 'restart nginx on dev to clear the cache': "to" and
+    a verb with its object after the request say why; the clause is neither a value ("fix" is no ref) nor
+    a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main")."""
+    verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
+    if not verbs:
+        return
+    n = len(r.low)
+    for i in range(verbs[0].end, n - 2):
+        if r.low[i] != "to" or not r.free(i) or not r.free(i + 1) or r.words[i].boundary \
+                or r.words[i + 1].boundary or r.low[i + 1] in P.FUNCTION_WORDS \
+                or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]) \
+                or r.low[i + 2] in P.FUNCTION_WORDS - {"the", "a", "an", "my", "our", "its", "their", "some"}:
+            continue
+        end = next((k + 1 for k in range(i, n) if r.words[k].boundary), n)
+        if any(m.start >= i and m.start < end for m in r.mentions):
+            continue  # a name in it: read as usual
+        r.take(i, end)
+        r._drop_hits_in(i, end)
+        return
+
+
+def pronoun_objects(r: _Reading) -> None:
+    """'the data deploy on staging broke the migrations, please reverse it': a verb whose object is a
+    pronoun governs the command noun the pronoun stands for (the nearest one before it)."""
+    for i in range(1, len(r.low)):
+        if r.low[i] not in ("it", "that", "this", "them", "those") or not r.free(i):
+            continue
+        found = r._verb_ending_at(i - 1)
+        if found is None:
+            continue
+        verb, start = found
+        own = next((h for h in r.hits if h.start == start and h.end == i), None)
+        if not all(r.free(k) for k in range(start, i)) and own is None:
+            continue
+        before = [h for h in r.hits if h.end <= start and (h.is_noun or h.strength is Strength.noun)]
+        if not before:
+            continue
+        antecedent = before[-1]
+        governed = [c for o in antecedent.commands for c in r.lex.governs(verb, o) if r._needs_met(c)]
+        if not governed:
+            continue
+        r.hits.remove(antecedent)
+        if own is not None:
+            r.hits.remove(own)
+        r.hits.append(Hit([Sense(c, Strength.verb) for c in dict.fromkeys(governed)], start, i))
+        r.take(start, i + 1)
+        r.hits.sort(key=lambda h: h.start)
+
+
+def free_text_tail(r: _Reading) -> None:
+    """The words after a request for a command with a free-text argument are that text, as in the
+    canonical form: "decline r-5a5a5a5a, needs a snapshot first", "deny r-1a2b3c4d not during the demo".
+    Not when they start another request or target ("lock prod and live", "…, then deploy chat"), hold
+    another command's verb, a name the command takes, or words that change the request itself (a
+    retraction, a condition, a time): those are read as usual.  The text is set aside, so no later
+    stage reads a request, a negation or a name into it."""
+    verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
+    if not verbs or verbs[0].start != 0:
+        return
+    head = verbs[0]
+    # (only where the canonical form also takes the rest of the line: a positional free-text argument)
+    cmds = [c for c in head.commands if any(a.kind is Kind.text and a.positional
+                                            for a in r.lex.specs[c].args)]
+    if not cmds:
+        return
+    kinds = {a.kind for c in cmds for a in r.lex.specs[c].args if a.kind.is_entity}
+    k = head.end
+    # the request id in the verb's own clause belongs to it ("retract my request r-1a2b3c4d, …")
+    for i in range(head.end, len(r.low)):
+        if REQUEST_ID.match(r.low[i]):
+            k = max(k, i + 1)
+            break
+        if r.words[i].boundary:
+            break
+    while k < len(r.low) and not r.words[k - 1].boundary:
+        m = next((m for m in r.mentions if m.start == k), None)
+        if m is not None and kinds & set(m.names):
+            k = m.end
+        elif r.used[k] and not any(h.start <= k < h.end for h in r.hits):
+            k += 1  # a value: a request id, a key=value
+        elif r.low[k] in P.TARGET_PREPOSITIONS | {"the", "please"} and k + 1 < len(r.low):
+            k += 1
+        else:
+            break
+    while k < len(r.low) and r.low[k] in ("please", "thanks"):
+        k += 1
+    # as in the canonical form, the text comes after the required arguments ("deny REQUEST REASON")
+    core = [m for m in r.mentions if m.end <= k]
+    cmds = [c for c in cmds if all(
+        ("request" in r.values) if a.kind is Kind.request else any(a.kind in m.names for m in core)
+        for a in r.lex.specs[c].required if a.kind is Kind.request or a.kind.is_entity)]
+    if not cmds:
+        return
+    tail = r.low[k:]
+    if not tail or tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"):
+        return
+    text = f" {' '.join(tail)} "
+    if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
+        return
+    cues = sorted({c for cmd in cmds for a in r.lex.specs[cmd].args if a.kind is Kind.text for c in a.cues},
+                  key=len, reverse=True)
+    cue = next((c for c in cues if text.startswith(f" {c} ")), None)
+    start = k
+    if cue is not None:
+        # "because prod is frozen": everything after the cue is the reason, names and verbs included
+        start = k if cue in CONJUNCTION_CUES else k + cue.count(" ") + 1
+        if start < len(r.low) and r.low[start] in ("to", "is", "of", "with"):
+            start += 1
+    elif changes_request(r, tail, k, cmds, kinds):
+        return
+    said = r.verbatim(start).strip(" ,;:-—")
+    if len(said) >= 2 and said[0] in "\"'“«‘" and said[-1] in "\"'”»’":
+        said = said[1:-1].strip()
+    said = polite_trim(said)
+    if not said:
+        return
+    r.free_text = said
+    r.words, r.low, r.used = r.words[:k], r.low[:k], r.used[:k]
+    if r._asking is not None:
+        r._asking = (min(r._asking[0], k), min(r._asking[1], k))
+    r.hits = [h for h in r.hits if h.end <= k]
+    r.mentions = [m for m in r.mentions if m.end <= k]
+    r.phrase_words = {i for i in r.phrase_words if i < k}
+
+
+def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds: set[Kind]) -> bool:
+    """Whether words after a request (from word k) are more than a reason: a condition, a time, another
+    command's verb, another name the command takes."""
+    return any(f" {p} " in f" {' '.join(tail)} " for p in P.CONDITIONALS) or any(
+        w in P.SCHEDULE_WORDS and not (i > 0 and tail[i - 1] in P.DETERMINERS) for i, w in enumerate(tail)
+    ) or any(h.start >= k and h.strength is Strength.verb and not h.is_noun and not set(h.commands) & set(cmds)
+             for h in r.hits) or any(m.start >= k and kinds & set(m.names) for m in r.mentions)
+
+
+def taken_back(r: _Reading, first: int) -> str | None:
+    """A retraction after the request ("— sorry, wrong channel", "... nah"): an apology or a dismissal
+    that no name follows (a name after it corrects the request instead: "… sorry, dev")."""
+    rest = f" {r.joined(first + 1)} "
+    found = [(p, n) for p, n in _RETRACTIONS if f" {p} " in rest]
+    for i in range(first + 1, len(r.low)) if found else ():
+        for phrase, n in found:
+            if r.joined(i, i + n) != phrase:
+                continue
+            # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
+            # only when no name follows it ("… sorry, dev" corrects)
+            own_clause = r.words[i - 1].boundary or r.low[i - 1] in ("—", "–", "-", "--", "...")
+            if phrase in P.TAKE_BACK or (own_clause and not any(m.start >= i + n for m in r.mentions)):
+                return r.verbatim(i, i + n).strip(" ,;:.!?—-…")
+    return None
