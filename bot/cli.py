@@ -149,7 +149,12 @@ def console(config: str | None, user: str | None, local: bool) -> None:
     state, app, notes = _prepare(config, actor.id, local)
 
     async def go() -> None:
-        for row in await app.engine.start():
+        try:
+            interrupted = await app.engine.start()
+        except ConfigError as exc:
+            await app.close()
+            _fail(f"Configuration error:\n{exc}")
+        for row in interrupted:
             click.echo(f"! request {row.id} ({row.command}) was interrupted by a restart.")
         try:
             await interactive(app.engine, actor, state, notes)
@@ -181,6 +186,9 @@ def run(config: str | None, user: str, yes: bool, local: bool, text: tuple[str, 
             await app.engine.start()
             reply = await run_once(app.engine, actor, " ".join(text), yes=yes, state=state)
             return exit_code(reply)
+        except ConfigError as exc:
+            click.echo(f"Configuration error:\n{exc}", err=True)
+            return 2
         finally:
             await app.close()
 
@@ -302,36 +310,134 @@ def audit_group() -> None:
 @CONFIG_OPTION
 @click.option("--archive", "archives", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="also check an archive written by 'audit prune' (repeatable)")
-def audit_verify(config: str | None, archives: tuple[str, ...]) -> None:
-    """Check the hash chain; exit 1 and list problems if any row was edited or deleted."""
-    if archives:
-        from infra.db.retention import verify_archive
+@click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="check an export ('audit export --format json') or an archive offline, without the "
+                   "database (repeatable)")
+@click.option("--head", "heads", multiple=True, metavar="SEQ:LINK",
+              help="a chain head the bot logged earlier ('audit chain head SEQ:LINK'); it must still be in "
+                   "the chain (repeatable)")
+@click.option("--heads-from", "heads_from", type=click.File("r"), default=None, metavar="LOGFILE",
+              help="take every 'audit chain head' from a log file ('-' for stdin, e.g. from journalctl)")
+@click.option("--unkeyed-until", "unkeyed_until", type=click.IntRange(min=0), default=0, metavar="SEQ",
+              help="the chain was keyed only after event SEQ: accept unkeyed events up to there")
+def audit_verify(config: str | None, archives: tuple[str, ...], files: tuple[str, ...], heads: tuple[str, ...],
+                 heads_from: Any, unkeyed_until: int) -> None:
+    """Check the audit chain: every seal and link, every request row against its events.
 
-        bad = False
-        for path in archives:
-            for p in verify_archive(Path(path)):
-                click.echo(f"TAMPERED: {path}: {p}")
-                bad = True
-        if bad:
-            sys.exit(1)
-        click.echo(f"{len(archives)} archive(s) OK")
-    app = _build(config)
-    problems = app.engine.store.verify()
-    app.db.dispose()
-    if problems:
-        for p in problems:
-            click.echo(f"TAMPERED: {p}")
+    Exit 0 when intact, 1 when anything was edited, deleted or inserted (the first broken
+    row is listed first), 2 when it cannot be checked (no database, a bad argument, keyed
+    events and no CHATOPS_AUDIT_KEY).
+    """
+    from bot.app import audit_keys
+    from infra.config import Settings
+    from infra.db.chain import parse_head
+
+    try:
+        anchors = [parse_head(h) for h in heads]
+    except ValueError as exc:
+        _fail(f"--head: {exc}")
+    if heads_from is not None:
+        anchors += _logged_heads(heads_from.read())
+    try:
+        keys = audit_keys(Settings())
+    except ConfigError as exc:
+        _fail(f"Configuration error:\n{exc}")
+    checked = [(p, _check_file(Path(p), keys, anchors, unkeyed_until)) for p in (*archives, *files)]
+    if not files or archives:
+        app = _build(config)
+        try:
+            checked.append((DATABASE, app.engine.store.check(anchors, unkeyed_until)))
+        finally:
+            app.db.dispose()
+    _finish(checked, keys, len(archives))
+
+
+DATABASE = "the audit database"
+
+
+def _logged_heads(text: str) -> list[tuple[int, str]]:
+    import re
+
+    from infra.db.chain import parse_head
+
+    found = [parse_head(m.group(1)) for m in re.finditer(r"audit chain head (\d+:[0-9a-f]{64})", text)]
+    if not found:
+        _fail("no 'audit chain head SEQ:LINK' line in the log given to --heads-from")
+    return found
+
+
+def _check_file(path: Path, keys: Any, heads: list[tuple[int, str]], unkeyed_until: int) -> Any:
+    """An export (JSON) or a retention archive (gzip JSON lines), checked without the database."""
+    from infra.db.chain import Finding, Report, check_records
+    from infra.db.retention import check_archive
+    from infra.db.store import AuditStore
+
+    if path.read_bytes()[:2] == b"\x1f\x8b":
+        return check_archive(path, keys, heads, unkeyed_until)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        report = Report()
+        report.findings.append(Finding(0, f"cannot read it as an export: {exc}"))
+        return report
+    if not isinstance(data, dict) or data.get("kind") != AuditStore.EXPORT_KIND:
+        report = Report()
+        report.findings.append(Finding(0, "not a chatops audit export ('chatops audit export --format json' "
+                                          "writes one)"))
+        return report
+    start = data.get("start") or {}
+    head = data.get("head") or None
+    return check_records(
+        data.get("requests") or [], data.get("events") or [], keys,
+        start=(int(start.get("seq", 0)), str(start.get("hash", "0" * 64))),
+        end=(int(head["seq"]), str(head["hash"])) if head else None,
+        segment_from=int(data.get("segment_from") or 0), complete=bool(data.get("complete", True)), heads=heads,
+        unkeyed_until=unkeyed_until)
+
+
+def _finish(checked: list[tuple[str, Any]], keys: Any, archives: int) -> None:
+    """Print each report (problems first, the first broken row first) and exit 0, 1 or 2."""
+    bad = cannot = False
+    for name, report in checked:
+        for i, problem in enumerate(report.problems):
+            click.echo(f"TAMPERED: {name}: {'first broken row: ' if i == 0 else ''}{problem}")
+        for line in report.summary(keys):
+            click.echo(f"  {name}: {line}")
+        bad = bad or not report.ok
+        cannot = cannot or bool(report.unchecked)
+    if bad:
         sys.exit(1)
-    click.echo("audit chain OK")
+    if cannot:
+        click.echo("Not fully checked: some events are keyed with a key that was not given "
+                   "(set CHATOPS_AUDIT_KEY).", err=True)
+        sys.exit(2)
+    if archives:
+        click.echo(f"{archives} archive(s) OK")
+    for name, _ in checked[archives:]:
+        click.echo("audit chain OK" if name == DATABASE else f"{name}: OK")
+
+
+@audit_group.command("keygen")
+def audit_keygen() -> None:
+    """Print a new random key for CHATOPS_AUDIT_KEY (keep it outside the database, e.g. in the
+    secret store that holds the bot's tokens)."""
+    from infra.db.chain import key_id, keygen
+
+    key = keygen()
+    click.echo(key)
+    click.echo(f"key id {key_id(key.encode())}: set CHATOPS_AUDIT_KEY to the line above in the bot's "
+               "environment; 'audit verify' needs it too.", err=True)
 
 
 @audit_group.command("export")
 @CONFIG_OPTION
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              help="csv: a table for people; json: requests, events and links, verifiable offline with "
+                   "'chatops audit verify --file'")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None)
 @click.option("--since", default=None, help="15m, 2h, 1d or an ISO date")
 def audit_export(config: str | None, fmt: str, output: str | None, since: str | None) -> None:
-    """Export the audit log (newest first)."""
+    """Export the audit log (csv: newest first; json: the chain with its requests)."""
     from infra.db.common import AuditFilter
     from llm.values import parse_since
 
@@ -382,7 +488,11 @@ def audit_prune(config: str | None, days: int | None, archive: str | None, dry_r
               "Pruning never deletes without an archive.")
     if target is not None and target.exists():
         _fail(f"{target} exists already; pick another name.")
-    result = prune(app.engine.store, now - timedelta(days=keep), target, dry_run=dry_run)
+    try:
+        result = prune(app.engine.store, now - timedelta(days=keep), target, dry_run=dry_run)
+    except ConfigError as exc:  # a keyed chain and no (or another) CHATOPS_AUDIT_KEY
+        app.db.dispose()
+        _fail(f"Configuration error:\n{exc}")
     app.db.dispose()
     if result.requests == 0:
         click.echo(f"nothing older than {keep} days to prune")
@@ -446,6 +556,13 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int |
         _fail(f"--metrics-port: {exc}")
     setup_logging(log_format, log_level)
     app = _build(config, migrate=True)  # the bot's start migrates
+    settings = app.config.settings
+    if app.db.is_postgres and not app.engine.store.keys.keyed and not settings.chatops_audit_unkeyed:
+        app.db.dispose()
+        _fail("CHATOPS_AUDIT_KEY is not set: a production bot keys its audit chain, so that nobody with "
+              "write access to the database can rewrite it unnoticed. Make a key with 'chatops audit keygen' "
+              "and set it in the bot's environment (docs/safety.md), or set CHATOPS_AUDIT_UNKEYED=1 to run "
+              "without one (a trial, not production).")
     mods = [(name, _adapter(name, api_port, api_host)) for name in dict.fromkeys(adapters)]
     # Ops channels of platforms whose adapter does not run here are still posted to (approval cards
     # of API requests, alerts, outcomes), with the platform's token alone.

@@ -11,9 +11,12 @@ ops channels through `self.notify` (bot/notify.py), which knows no chat SDK.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -35,6 +38,7 @@ from bot.ratelimit import RateLimiter
 from bot.redaction import redact_reply
 from bot.request import Action, Actor, Button, Decision, Relay, Reply, Request, Tone
 from bot.scheduling import Scheduling
+from bot.upkeep import Upkeep
 from commands.context import Context
 from commands.examples import sample_requests
 from commands.registry import CommandSpec, Registry
@@ -48,6 +52,7 @@ from infra.db.store import AuditStore, new_request_id
 from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
+from infra.wiring import same_clients
 from llm.grammar import LEADERS
 from llm.plan import Plan, plan_hash
 from llm.planner import Planner
@@ -78,32 +83,105 @@ def describe(spec: CommandSpec, args: dict[str, Any]) -> str:
     return spec.describe(args)
 
 
+@dataclass(frozen=True)
+class Live:
+    """Everything built from one validated configuration: replaced as a whole on reload, so a
+    request never sees roles from one file and inventory from another."""
+
+    config: Config
+    resolver: Resolver
+    planner: Planner
+    backends: Backends
+    redactor: Redactor
+    limiter: RateLimiter
+
+
 class Engine:
     # How long `cancel` waits for a cancelled job to record its end before answering.
     cancel_wait_s = 30.0
 
     def __init__(self, config: Config, store: AuditStore, backends: Backends | None = None,
                  registry: Registry | None = None, planner: Planner | None = None,
-                 clock: Clock | None = None) -> None:
-        self.config = config
+                 clock: Clock | None = None,
+                 backends_for: Callable[[Config], Backends] | None = None) -> None:
         self.store = store
         self.registry = registry or load_registry(config.inventory.plugins)
+        self._check_channels(config)
+        self.clock: Clock = clock or SystemClock()
+        # Builds the backend clients for a configuration (infra.wiring.make_backends); without it a
+        # reload keeps the clients it has.
+        self.backends_for = backends_for
+        self.live = self._live(config, backends or (backends_for or Backends)(config), planner)
+        # The ops channels: adapters register how to post there (bot/notify.py).
+        self.notify = Notifications(lambda: self.config)
+        self.schedules = Scheduling(self)
+        store.redactor = self.redactor  # the audit log masks what it writes with the same secrets
+        self.jobs = JobRegistry()
+        self.upkeep: Upkeep | None = None
+        self._accepted: set[asyncio.Task[Any]] = set()
+
+    def _live(self, config: Config, backends: Backends, planner: Planner | None = None) -> Live:
+        resolver = Resolver(config)
+        return Live(config=config, resolver=resolver, backends=backends,
+                    planner=planner or Planner(config, self.registry, resolver, backends=backends, store=self.store),
+                    redactor=Redactor(secret_values(config.inventory, config.settings)),
+                    limiter=RateLimiter(config, self.store, self.registry))
+
+    # The configuration in force and what is built from it: read at each use, never kept.
+    @property
+    def config(self) -> Config:
+        return self.live.config
+
+    @property
+    def resolver(self) -> Resolver:
+        return self.live.resolver
+
+    @property
+    def planner(self) -> Planner:
+        return self.live.planner
+
+    @property
+    def backends(self) -> Backends:
+        return self.live.backends
+
+    @property
+    def redactor(self) -> Redactor:
+        return self.live.redactor
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.live.limiter
+
+    def config_status(self) -> tuple[bool, str]:
+        """Whether the config file as it is now is the one in force, and what `health` says about it."""
+        name = self.config.path.name
+        if self.upkeep is None:
+            return True, f"{name} (as loaded at start)"
+        state = self.upkeep.config
+        since = f"{state.loaded_at:%Y-%m-%d %H:%M:%S} UTC"
+        if state.problem:
+            first = state.problem.splitlines()[0]
+            return False, f"{first[:300]} — still in force: {name} as loaded at {since}"
+        return True, f"{name}, loaded at {since}"
+
+    def _check_channels(self, config: Config) -> None:
+        """Channel rules name commands of this registry (team plugins included), or the file is wrong."""
         unknown = unknown_channel_commands(config, self.registry)
         if unknown:
             raise ConfigError(f"{config.path}: " + f"\n{config.path}: ".join(unknown)
                               + "\nFix: use command names from 'help'.")
-        self.clock: Clock = clock or SystemClock()
-        # The ops channels: adapters register how to post there (bot/notify.py).
-        self.notify = Notifications(lambda: self.config)
-        self.schedules = Scheduling(self)
-        self.resolver = Resolver(config)
-        self.backends = backends or Backends(config)
-        self.planner = planner or Planner(config, self.registry, self.resolver, backends=self.backends,
-                                          store=store)
-        self.redactor = Redactor(secret_values(config.inventory, config.settings))
-        store.redactor = self.redactor  # the audit log masks what it writes with the same secrets
-        self.jobs = JobRegistry()
-        self.limiter = RateLimiter(config, store, self.registry)
+
+    def reload(self, config: Config) -> None:
+        """Put a new validated configuration in force for every decision from now on (one swap)."""
+        self._check_channels(config)
+        old = self.live
+        if self.backends_for is None or same_clients(old.config, config):
+            backends = dataclasses.replace(old.backends, config=config)
+        else:
+            backends = self.backends_for(config)
+        live = self._live(config, backends)
+        self.store.redactor = live.redactor
+        self.live = live
 
     # -- plumbing ---------------------------------------------------------
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -111,23 +189,64 @@ class Engine:
         observe.saw_row(result)  # the request's id and latest status, for logs and metrics
         return result
 
-    async def start(self) -> list[RequestRow]:
+    async def start(self, upkeep: Upkeep | None = None) -> list[RequestRow]:
         """Check the schema is this code's, register this process, and mark what a crashed one
-        left running as interrupted."""
+        left running as interrupted.
+
+        Refuses (AuditKeyError) when CHATOPS_AUDIT_KEY is not the key of the audit chain.  Then
+        the background work starts: linking audit events, logging the chain head, reloading the
+        config file when it changes (bot/upkeep.py).
+        """
         await self._db(self.store.db.require_current)
+        await self._db(self.store.check_key)
         await self._db(self.store.register_worker)
         interrupted = await self._db(self.store.recover)
         await self._db(self.store.expire_due)
         for row in interrupted:
             log.warning("request %s (%s) was interrupted by a restart", row.id, row.command)
+        if self.upkeep is None:
+            self.upkeep = upkeep or Upkeep(self)
+            self.upkeep.start()
         return interrupted
 
     async def close(self) -> None:
+        if self.upkeep is not None:
+            await self.upkeep.stop()
+            self.upkeep = None
         await self._db(self.store.close)
 
-    async def shutdown(self, grace_s: float) -> list[str]:
-        """Accept no new requests; let running jobs finish within `grace_s`, interrupt the rest."""
-        return await self.jobs.drain(grace_s)
+    @contextmanager
+    def _accept(self) -> Iterator[None]:
+        """Count a request from its arrival to its reply, so a shutdown waits for it."""
+        task = asyncio.current_task()
+        if task is None or task in self._accepted:
+            yield
+            return
+        self._accepted.add(task)
+        try:
+            yield
+        finally:
+            self._accepted.discard(task)
+
+    async def shutdown(self, grace_s: float, record_s: float = 10.0) -> list[str]:
+        """Accept no new requests; let every accepted one finish within `grace_s`; interrupt the
+        handlers still running then (recorded as such) and let their requests write that down."""
+        self.jobs.stop_accepting()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(grace_s, 0)
+        me = asyncio.current_task()
+        waiting = [t for t in self._accepted if t is not me and not t.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(grace_s, 0))
+        cut = await self.jobs.drain(max(deadline - loop.time(), 0), record_s)
+        left = [t for t in self._accepted if t is not me and not t.done()]
+        if left:
+            await asyncio.wait(left, timeout=record_s)
+        still = sum(1 for t in left if not t.done())
+        if still:
+            log.error("%d accepted request(s) did not finish recording within %.0fs of the shutdown", still,
+                      record_s)
+        return cut
 
     def _closing(self, req: Request) -> Reply:
         observe.note(outcome="shutting_down")
@@ -184,7 +303,8 @@ class Engine:
         with observe.scope(req.correlation_id, req.actor.id, req.platform, req.channel, req.command):
             if not self.jobs.accepting:
                 return self._closing(req)
-            return redact_reply(self.redactor, await self._handle_safely(req))
+            with self._accept():
+                return redact_reply(self.redactor, await self._handle_safely(req))
 
     async def _handle_safely(self, req: Request) -> Reply:
         try:
@@ -582,31 +702,38 @@ class Engine:
             log.error("could not free the execution locks of %s (%s); the next start frees them", rid, exc)
 
     # -- buttons and approve/deny/withdraw --------------------------------
-    async def act(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",
+    async def act(self, action: str, request_id: str, actor: Actor, plan_digest: str | None = None,
                   reason: str | None = None, req: Request | None = None) -> Reply:
-        """A confirm/cancel/approve/deny/withdraw from a button or command; safe to call twice."""
+        """A confirm/cancel/approve/deny/withdraw from a button or command; safe to call twice.
+
+        `plan_digest`: the plan hash a button carries (mandatory for a button: an empty one is
+        refused); None for a decision typed by request id (`approve r-…`) or the console prompt.
+        """
         return (await self.decide(action, request_id, actor, plan_digest, reason, req)).reply
 
-    async def decide(self, action: str, request_id: str, actor: Actor, plan_digest: str = "",
+    async def decide(self, action: str, request_id: str, actor: Actor, plan_digest: str | None = None,
                      reason: str | None = None, req: Request | None = None) -> Decision:
         """Like `act`, and says whether this actor's action moved the request, and to what."""
         req = req or Request(actor=actor, text=f"{action} {request_id}", platform=actor.platform)
         with observe.scope(req.correlation_id, actor.id, actor.platform, req.channel, action):
             if not self.jobs.accepting:
                 return Decision(self._closing(req))
-            try:
-                decision = await self._act(action, request_id.strip().lower(), actor, plan_digest,
-                                           reason, req)
-            except DatabaseUnavailable as exc:
-                ERRORS.labels("database").inc()
-                observe.note(outcome="database_unavailable")
-                decision = Decision(self._unavailable(exc))
-            decision.reply = redact_reply(self.redactor, decision.reply)
-            return decision
+            with self._accept():
+                try:
+                    decision = await self._act(action, request_id.strip().lower(), actor, plan_digest,
+                                               reason, req)
+                except DatabaseUnavailable as exc:
+                    ERRORS.labels("database").inc()
+                    observe.note(outcome="database_unavailable")
+                    decision = Decision(self._unavailable(exc))
+                decision.reply = redact_reply(self.redactor, decision.reply)
+                return decision
 
-    async def _act(self, action: str, rid: str, actor: Actor, digest: str, reason: str | None,
+    async def _act(self, action: str, rid: str, actor: Actor, digest: str | None, reason: str | None,
                    req: Request) -> Decision:
-        if action == "run":
+        if action == Action.run:
+            if not digest:  # only an alert's button asks for a suggested plan, and it carries its hash
+                return Decision(self._error("That button carries no plan hash; nothing was done."))
             return Decision(await self.schedules.suggested(rid, digest, actor, req), applied=True)
         row = await self._db(self.store.get, rid)
         if row is None:
@@ -624,7 +751,8 @@ class Engine:
                                    {"reason": "not decided in time"})
             return Decision(self._error(f"Request {rid} expired before it was decided; ask again if it "
                                         "is still needed.", rid), status=Status.expired if moved else status)
-        if digest and row.plan_hash and digest != row.plan_hash:
+        if digest is not None and (not digest or digest != row.plan_hash):
+            # A button always names the plan it was made for; one without, or for another, does nothing.
             return self._unmoved(self._error(f"Request {rid} is not the plan this button was made for; "
                                              "nothing done.", rid), row)
         try:
@@ -763,11 +891,10 @@ class Engine:
                 return await self._already(row.id)
             return Decision(await self._approval_card(req, spec, moved, lines), applied=True,
                             status=Status.pending_approval)
-        moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.requested, actor.id,
-                               {"confirmed": True})
+        moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.confirmed, actor.id, {})
         if moved is None:
             return await self._already(row.id)
-        return await self._applied(await self._execute(req, moved, roles, (Status.requested,)), row.id)
+        return await self._applied(await self._execute(req, moved, roles, (Status.confirmed,)), row.id)
 
     # -- cancelling a running change ---------------------------------------
     async def cancel(self, request_id: str, actor: Actor, reason: str | None = None,
@@ -800,7 +927,7 @@ class Engine:
         status = Status(row.status)
         if status in PENDING:
             if actor.id == row.actor:
-                return await self._act(Action.withdraw, rid, actor, "", reason, req)
+                return await self._act(Action.withdraw, rid, actor, None, reason, req)
             return self._unmoved(self._error(f"Request {rid} has not started; it waits for "
                                              f"{'approval' if status in APPROVABLE else 'confirmation'}. "
                                              f"An approver can deny it ('deny {rid}').", rid), row)

@@ -63,6 +63,8 @@ class JobRegistry:
         self._cut: set[str] = set()
         self._cancelled: dict[str, Interruption] = {}
         self.accepting = True
+        # Past the grace period: a handler that would only start now is recorded as cut at once.
+        self.closed = False
         UP.set(1)
 
     def __len__(self) -> int:
@@ -80,6 +82,12 @@ class JobRegistry:
         cancelled), `on_cancel(why)` runs inside the job's own task and its value is the
         job's result: the job only counts as finished once that has been recorded.
         """
+        if self.closed and on_cancel is not None:
+            self._cut.add(request_id)
+            JOBS_INTERRUPTED.inc()
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            return await on_cancel(Interruption(Cause.shutdown))
         task: asyncio.Task[T] = asyncio.ensure_future(self._guard(request_id, coro, on_cancel))
         self._jobs[request_id] = Job(request_id, command, task, time.monotonic(), correlation_id)
         JOBS_RUNNING.inc()
@@ -162,6 +170,7 @@ class JobRegistry:
         tasks = [j.task for j in self._jobs.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=max(grace_s, 0))
+        self.closed = True
         cut = [j for j in self._jobs.values() if not j.task.done()]
         for job in cut:
             log.warning("shutting down: cutting off %s (%s) after %.0fs", job.request_id, job.command,

@@ -54,6 +54,11 @@ SCHEDULE_RUNS = Counter("chatops_schedule_runs_total", "Scheduled occurrences ta
                         "outcome (the run's audit status, or missed)", ["outcome"], registry=REGISTRY)
 API_REQUESTS = Counter("chatops_api_requests_total", "HTTP API calls, by endpoint and answer code",
                        ["endpoint", "code"], registry=REGISTRY)
+BUSY = Counter("chatops_busy_total", "Requests a chat adapter turned away because it already had "
+               "limits.max_in_flight in flight (answered 'busy', nothing run), by adapter", ["adapter"],
+               registry=REGISTRY)
+IN_FLIGHT = Gauge("chatops_adapter_in_flight", "Requests a chat adapter is working on now, by adapter",
+                  ["adapter"], registry=REGISTRY)
 UP = Gauge("chatops_accepting_requests", "1 while this process accepts new requests, 0 while it shuts down",
            registry=REGISTRY)
 
@@ -70,9 +75,10 @@ class AuditCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from infra.status import PENDING, Status
 
+        open_statuses = (*PENDING, Status.requested, Status.confirmed, Status.approved, Status.started)
         up = GaugeMetricFamily("chatops_database_up", "1 when the audit database answered this scrape")
         try:
-            counts = self.store.count_by_status()
+            counts = self.store.count_by_status(open_statuses)  # an index range, not the whole log
         except Exception as exc:  # a scrape reports, it never raises
             log.warning("metrics: audit database unreachable: %s", exc)
             up.add_metric([], 0)
@@ -95,6 +101,6 @@ class AuditCollector(Collector):
         age.add_metric([], oldest or 0.0)
         yield age
         open_ = GaugeMetricFamily("chatops_requests_open", "Requests not yet final, by status", labels=["status"])
-        for status in (*PENDING, Status.requested, Status.approved, Status.started):
+        for status in open_statuses:
             open_.add_metric([status], counts.get(status, 0))
         yield open_

@@ -311,10 +311,12 @@ async def health(ctx: Context, args: dict[str, Any]) -> Reply:
             notes.append(f"{schema.describe()}. {schema.advice()}")
     except DatabaseUnavailable as exc:
         rows.append(["database", "DOWN", str(exc)])
+    valid, detail = ctx.engine.config_status()
+    rows.append(["config", "ok" if valid else "INVALID", detail])
     for res in await ctx.backends.health():
         state = "not configured" if res.ok is None else ("ok" if res.ok else "DOWN")
         rows.append([res.name, state, res.detail])
-    down = [r[0] for r in rows if r[1] == "DOWN"]
+    down = [r[0] for r in rows if r[1] in ("DOWN", "INVALID")]
     tone = Tone.warning if down else Tone.success
     text = " ".join([f"Down: {', '.join(down)}.", *notes]) if down else "Everything configured answers."
     return Reply(text, tone=tone, tables=[Table(["backend", "state", "detail"], rows)])

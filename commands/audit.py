@@ -35,6 +35,8 @@ def _note(text: str) -> tuple[str, bool]:
     if len(flat) <= NOTE_CHARS:
         return flat, False
     return flat[:NOTE_CHARS - 1].rstrip() + "…", True
+# The columns the table below shows (the query reads no others).
+SHOWN = ("id", "created_at", "actor", "command", "env", "target", "status", "approver", "error", "reason", "result")
 
 
 def resolve_user(ctx: Context, user: str) -> str:
@@ -69,7 +71,7 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     await asyncio.to_thread(ctx.store.expire_due)
     rows = await asyncio.to_thread(ctx.store.query, AuditFilter(
         user=user, env=args.get("env"), command=args.get("command"), status=args.get("status"),
-        since=since, limit=limit))
+        since=since, limit=limit, columns=SHOWN))
     notes = [_note(r.error or r.reason or r.result or "") for r in rows]
     table = [[r.id, f"{aware(r.created_at):%Y-%m-%d %H:%M:%S}", r.actor, r.command or "-",
               r.env or "-", r.target or "-", r.status, r.approver or "", note]

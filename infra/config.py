@@ -288,6 +288,8 @@ class Limits(_Strict):
     max_text_chars: int = Field(2000, ge=16)
     max_log_lines: int = Field(1000, ge=1)
     max_audit_limit: int = Field(500, ge=1)
+    # Requests each chat adapter works on at once; beyond that it answers "busy" and runs nothing.
+    max_in_flight: int = Field(32, ge=1, le=10000)
 
 
 class RateLimits(_Strict):
@@ -354,7 +356,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    # One guild id, or several separated by commas: the servers the bot serves (others are ignored).
     discord_guild_id: str | None = Field(None, alias="DISCORD_GUILD_ID")
+    # HMAC key(s) of the audit chain (`chatops audit keygen`); NEW,OLD while changing keys.
+    chatops_audit_key: SecretStr | None = Field(None, alias="CHATOPS_AUDIT_KEY")
+    # `chatops serve` refuses to run on PostgreSQL without CHATOPS_AUDIT_KEY unless this is set.
+    chatops_audit_unkeyed: bool = Field(False, alias="CHATOPS_AUDIT_UNKEYED")
 
 
 # ---------------------------------------------------------------------------

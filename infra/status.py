@@ -12,6 +12,8 @@ from enum import StrEnum
 class Status(StrEnum):
     requested = "requested"
     awaiting_confirmation = "awaiting_confirmation"
+    # The requester said "run it" (its own event kind, so the chain never sees a second `requested`).
+    confirmed = "confirmed"
     pending_approval = "pending_approval"
     approved = "approved"
     denied = "denied"

@@ -5,6 +5,17 @@ from __future__ import annotations
 from infra.backends import Backends
 from infra.config import Config
 
+# Config sections no backend client is built from: a reload that changes only these keeps the
+# clients (and their connections); any other change builds them again.
+CLIENT_FREE = frozenset({"users", "default_roles", "channels", "approvals", "limits", "rate_limits", "audit"})
+
+
+def same_clients(old: Config, new: Config) -> bool:
+    """Whether `make_backends` would build the same clients for `new` as for `old`."""
+    parts = {k for k in type(new.inventory).model_fields if k not in CLIENT_FREE}
+    return (old.base_dir == new.base_dir
+            and old.inventory.model_dump(include=parts) == new.inventory.model_dump(include=parts))
+
 
 def make_backends(config: Config) -> Backends:
     backends = Backends(config)

@@ -42,6 +42,7 @@ async def test_verify_passes_on_an_untouched_log(engine: Engine, store: AuditSto
                                     "edit_status"])
 async def test_verify_catches_tampering(engine: Engine, store: AuditStore, db: Database, tamper: str) -> None:
     ids = await fill(engine)
+    store.link()  # events are linked moments after they are written; tamper by chain position
     with db.sessions.begin() as s:
         if tamper == "edit_event":
             s.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(actor="console:mallory"))
@@ -63,9 +64,12 @@ async def test_verify_catches_tampering(engine: Engine, store: AuditStore, db: D
 
 async def test_export_csv_and_json(engine: Engine, store: AuditStore) -> None:
     ids = await fill(engine)
+    # JSON is the verifiable bundle: every request with its events and links (issue 15).
     data = json.loads(store.export("json"))
-    assert [d["id"] for d in data] == list(reversed(ids))
-    assert data[-1]["command"] == "whoami" and data[-1]["status"] == "succeeded"
+    assert data["kind"] == "chatops-audit-export" and {r["id"] for r in data["requests"]} == set(ids)
+    whoami = next(r for r in data["requests"] if r["id"] == ids[0])
+    assert whoami["command"] == "whoami" and whoami["status"] == "succeeded"
+    assert [e["kind"] for e in data["events"] if e["request_id"] == ids[0]] == ["requested", "started", "succeeded"]
     rows = list(csv.DictReader(io.StringIO(store.export("csv"))))
     assert len(rows) == len(ids) and rows[0]["id"] == ids[-1]
     assert json.loads(rows[0]["args"]) == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import discord
@@ -250,9 +251,8 @@ def test_commands_past_discords_limit_go_one_level_down_not_missing() -> None:
     """Discord takes 25 options per level: the 26th command is `/ops more NAME`, never dropped."""
     from typing import cast
 
-    from bot.adapters.discord_slash import MAX_SUBCOMMANDS, Suggestions, all_subcommands, ops_group
+    from bot.adapters.discord_slash import MAX_SUBCOMMANDS, Source, Suggestions, all_subcommands, ops_group
     from commands.registry import Arg, Kind, Registry, command
-    from infra.db.store import AuditStore
     from llm.resolve import Resolver
 
     reg = Registry()
@@ -265,7 +265,8 @@ def test_commands_past_discords_limit_go_one_level_down_not_missing() -> None:
         return None
 
     config = load_config(ROOT / "chatops.yaml")
-    group = ops_group(reg, noop, Suggestions(Resolver(config), reg, cast(AuditStore, None)))
+    source = cast(Source, SimpleNamespace(resolver=Resolver(config), registry=reg, store=None))
+    group = ops_group(reg, noop, Suggestions(source))
     tree = app_commands.CommandTree(discord.Client(intents=discord.Intents.none()))
     payload = group.to_dict(tree)  # what discord.py sends when it syncs the tree
     assert len(payload["options"]) <= MAX_SUBCOMMANDS

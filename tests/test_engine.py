@@ -69,7 +69,7 @@ async def test_change_is_confirmed_then_runs_after_its_row_is_committed(config: 
     assert done.tone is Tone.success, done.text
     assert (tmp_path / "first").read_text() == "rumpledev console:alice status-while-running=started\n"
     assert [p.text for p in progress] == ["touching first"]
-    assert kinds(eng.store, rid) == ["requested", "awaiting_confirmation", "requested", "started", "progress",
+    assert kinds(eng.store, rid) == ["requested", "awaiting_confirmation", "confirmed", "started", "progress",
                                      "succeeded"]
     again = await eng.act("confirm", rid, ALICE)
     assert "already succeeded" in again.text

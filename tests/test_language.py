@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -17,7 +18,7 @@ from bot.engine import Engine
 from bot.request import Actor, Request, Tone
 from commands.registry import Kind, PluginError, Registry, load_plugin, registry
 from infra.config import Config
-from infra.db.store import AuditStore, Database
+from infra.db.store import Database
 from llm.lexicon import Lexicon, Strength
 from llm.plan import Outcome, Plan
 from llm.planner import Planner
@@ -278,7 +279,7 @@ def test_without_the_plugin_scaling_is_refused_plainly(planner: Planner) -> None
 
 
 def test_a_plugin_command_reaches_the_tool_schema_help_and_discord(config: Config, team_registry: Registry) -> None:
-    from bot.adapters.discord_slash import Suggestions, all_subcommands, ops_group
+    from bot.adapters.discord_slash import Source, Suggestions, all_subcommands, ops_group
     from llm.resolve import Resolver
     from llm.tools import system_prompt
 
@@ -291,7 +292,8 @@ def test_a_plugin_command_reaches_the_tool_schema_help_and_discord(config: Confi
     async def noop(*_: Any) -> None:
         return None
 
-    group = ops_group(team_registry, noop, Suggestions(resolver, team_registry, cast(AuditStore, None)))
+    source = cast(Source, SimpleNamespace(resolver=resolver, registry=team_registry, store=None))
+    group = ops_group(team_registry, noop, Suggestions(source))
     scale = next(c for c in all_subcommands(group) if c.name == "scale")
     assert [p.name for p in scale.parameters] == ["service", "env", "replicas"]  # type: ignore[attr-defined]
 

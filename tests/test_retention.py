@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
@@ -15,7 +16,7 @@ from bot.engine import Engine
 from bot.request import Actor, Request
 from infra.config import Config
 from infra.db.common import utcnow
-from infra.db.models import AuditCheckpoint, AuditEvent, RequestRow
+from infra.db.models import AuditCheckpoint, AuditEvent
 from infra.db.retention import PRUNE_COMMAND, prune, read_archive, verify_archive
 from infra.db.store import AuditStore, Database
 from tests.ops_support import HeldJob, docker_backends, registry_with, restart
@@ -27,28 +28,41 @@ def make(config: Config, db: Database) -> Engine:
     return Engine(config, AuditStore(db), docker_backends(config), registry=registry_with(HeldJob(hold=False)))
 
 
-def age(db: Database, *rids: str) -> None:
-    """Pretend these requests last changed 400 days ago (events keep their hashed times)."""
-    with db.sessions.begin() as s:
-        s.execute(update(RequestRow).where(RequestRow.id.in_(rids)).values(updated_at=utcnow() - OLD,
-                                                                           created_at=utcnow() - OLD))
+class Clock:
+    """The audit log's clock, set back: what happens meanwhile is recorded as that old, rows and
+    events alike (editing the rows' times afterwards is what `audit verify` reports as tampering)."""
+
+    def __init__(self) -> None:
+        self.back = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utcnow() - self.back
 
 
-async def populate(eng: Engine) -> tuple[list[str], str, list[str]]:
-    """Two old requests, an open approval, then two more old ones."""
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr("infra.db.store.utcnow", c)
+    monkeypatch.setattr("infra.db.retention.utcnow", c)
+    return c
+
+
+async def populate(eng: Engine, clock: Clock) -> tuple[list[str], str, list[str]]:
+    """Two old requests, an open approval, then two more old ones (400 days ago)."""
+    clock.back = OLD
     early = [(await eng.handle(restart("console:alice", "n8n", "rumpledev"))).request_id or "",
              (await eng.handle(Request(actor=Actor("console:bob"), text="whoami"))).request_id or ""]
     pending = (await eng.handle(restart("console:alice", "n8n", "rumpleprod"))).request_id or ""
     late = [(await eng.handle(restart("console:bob", "nginx", "rumpledev"))).request_id or "",
             (await eng.handle(Request(actor=Actor("console:carol"), text="envs"))).request_id or ""]
-    age(eng.store.db, *early, pending, *late)
+    clock.back = timedelta(0)
     return early, pending, late
 
 
 async def test_prune_archives_a_prefix_and_the_chain_still_verifies(config: Config, db: Database,
-                                                                   tmp_path: Path) -> None:
+                                                                   tmp_path: Path, clock: Clock) -> None:
     eng = make(config, db)
-    early, pending, late = await populate(eng)
+    early, pending, late = await populate(eng, clock)
     assert eng.store.verify() == []
     cutoff = utcnow() - timedelta(days=365)
 
@@ -68,14 +82,15 @@ async def test_prune_archives_a_prefix_and_the_chain_still_verifies(config: Conf
     prune_row = eng.store.get(first.request_id or "")
     assert prune_row is not None and prune_row.command == PRUNE_COMMAND and prune_row.status == "succeeded"
 
-    # The approval is decided (denied) and ages out too; the next prune continues the chain.
+    # The approval is decided (denied, back then too) and is old; the next prune continues the chain.
+    clock.back = OLD
     assert "Denied" in (await eng.act("deny", pending, Actor("console:bob"))).text
-    age(db, pending)
+    clock.back = timedelta(0)
     # Its 'denied' event came after the first prune's own events, and that prune is recent: a
     # prefix cut cannot take the approval without it, so nothing goes yet.
     assert prune(eng.store, cutoff, tmp_path / "a2.jsonl.gz").requests == 0
-    age(db, first.request_id or "")  # a year later the first prune's record is old as well
-    second = prune(eng.store, cutoff, tmp_path / "a2.jsonl.gz")
+    # A year later the first prune's record is old as well.
+    second = prune(eng.store, utcnow() + timedelta(seconds=1), tmp_path / "a2.jsonl.gz")
     assert second.requests == 4  # the approval, the two after it, the first prune's record
     assert eng.store.get(first.request_id or "") is None
     assert eng.store.verify() == []
@@ -90,9 +105,9 @@ async def test_prune_archives_a_prefix_and_the_chain_still_verifies(config: Conf
 
 
 async def test_tampering_with_checkpoints_or_archives_is_detected(config: Config, db: Database,
-                                                                  tmp_path: Path) -> None:
+                                                                  tmp_path: Path, clock: Clock) -> None:
     eng = make(config, db)
-    await populate(eng)
+    await populate(eng, clock)
     result = prune(eng.store, utcnow() - timedelta(days=365), tmp_path / "a.jsonl.gz")
     assert eng.store.verify() == []
 
@@ -122,9 +137,9 @@ async def test_tampering_with_checkpoints_or_archives_is_detected(config: Config
 
 
 async def test_cli_prune_and_verify_with_archive(config: Config, db: Database, pg_url: str,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, clock: Clock) -> None:
     eng = make(config, db)
-    early, _, _ = await populate(eng)
+    early, _, _ = await populate(eng, clock)
     env = {"DATABASE_URL": pg_url, "CHATOPS_CONFIG": str(config.path)}
     runner = CliRunner()
     refused = runner.invoke(main, ["audit", "prune", "--days", "365"], env=env)

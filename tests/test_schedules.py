@@ -228,8 +228,8 @@ async def test_an_owner_who_lost_the_role_is_not_run_for_and_the_channel_hears_w
     sid = await schedule(st.engine, "slack:UALICE", "restart n8n on dev at 12:01 today")
     # alice is a viewer now (the config was edited while the schedule waited).
     users = {**st.engine.config.inventory.users, "slack:UALICE": [Role.viewer]}
-    st.engine.config = dataclasses.replace(st.engine.config, inventory=st.engine.config.inventory.model_copy(
-        update={"users": users}))
+    st.engine.reload(dataclasses.replace(st.engine.config, inventory=st.engine.config.inventory.model_copy(
+        update={"users": users})))
     clock.set(NOON + timedelta(minutes=1, seconds=2))
     assert await st.engine.schedules.run_due() == [(sid, "refused")]
     await st.settle()
@@ -252,8 +252,8 @@ async def test_a_scoped_owner_keeps_running_in_scope_and_is_refused_outside_it(
     assert await st.engine.schedules.run_due() == [(sid, "succeeded")]
     # Now alice is an operator on rumpletest only.
     users = {**st.engine.config.inventory.users, "slack:UALICE": Grant(roles=[Role.operator], envs=["rumpletest"])}
-    st.engine.config = dataclasses.replace(st.engine.config, inventory=st.engine.config.inventory.model_copy(
-        update={"users": users}))
+    st.engine.reload(dataclasses.replace(st.engine.config, inventory=st.engine.config.inventory.model_copy(
+        update={"users": users})))
     clock.set(NOON + timedelta(days=1, minutes=1))
     assert await st.engine.schedules.run_due() == [(sid, "refused")]
     await st.settle()

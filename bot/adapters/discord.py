@@ -10,14 +10,16 @@ id holds action, request id and plan hash, so clicks keep working after a restar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
+from bot.adapters.bounds import BUSY_TEXT, InFlight
 from bot.adapters.discord_slash import Suggestions, ops_group
 from bot.engine import Engine
 from bot.render.discord import CUSTOM_ID_TEMPLATE, DecisionButton, Rendered, render, status_line
@@ -52,6 +54,14 @@ def interaction_request(interaction: discord.Interaction[Any], text: str, comman
     channel, thread = place_of(interaction.channel, interaction.channel_id)
     return Request(actor=actor_of(interaction.user), text=text, platform=PLATFORM, channel=channel,
                    thread=thread, command=command, args=dict(args or {}) if command else None)
+
+
+def guild_of(message: discord.Message) -> int | None:
+    """The server a message came from (None: a direct message), cached by discord.py or not."""
+    if message.guild is not None:
+        return message.guild.id
+    gid = getattr(message.channel, "guild_id", None)
+    return int(gid) if gid else None
 
 
 def mention_text(content: str, bot_id: int) -> str:
@@ -160,22 +170,60 @@ def default_intents() -> discord.Intents:
     return intents
 
 
-class DiscordBot(discord.Client):
-    """Slash commands, mentions and decision buttons, all routed to one Engine."""
+NOT_HERE = "I only take requests in the team's own server; nothing was run."
 
-    def __init__(self, engine: Engine, *, guild_id: int | None = None, sync: bool = True,
-                 intents: discord.Intents | None = None) -> None:
+
+class DiscordBot(discord.Client):
+    """Slash commands, mentions and decision buttons, all routed to one Engine.
+
+    `guild_ids` (DISCORD_GUILD_ID, comma-separated) are the servers it serves: /ops is synced
+    to each, and an event from any other server is ignored with a log line (a direct message
+    only from a user the config names).  Without guild ids it serves every server (global).
+    """
+
+    def __init__(self, engine: Engine, *, guild_ids: Sequence[int] = (), guild_id: int | None = None,
+                 sync: bool = True, intents: discord.Intents | None = None) -> None:
         super().__init__(intents=intents or default_intents(),
                          allowed_mentions=discord.AllowedMentions.none())
         self.engine = engine
-        self.guild = discord.Object(guild_id) if guild_id else None
+        self.guild_ids = frozenset(guild_ids or ([guild_id] if guild_id else []))
+        self.guilds_synced = [discord.Object(g) for g in sorted(self.guild_ids)]
         self.sync_commands = sync
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
-        suggest = Suggestions(engine.resolver, engine.registry, engine.store)
-        self.tree.add_command(ops_group(engine.registry, self.on_slash, suggest), guild=self.guild)
+        self.tree.interaction_check = self._serves_interaction  # type: ignore[method-assign]
+        group = ops_group(engine.registry, self.on_slash, Suggestions(engine),
+                          text_limit=engine.config.inventory.limits.max_text_chars)
+        if self.guilds_synced:
+            self.tree.add_command(group, guilds=self.guilds_synced)
+        else:
+            self.tree.add_command(group)
         self.synced: list[app_commands.AppCommand] = []
         self._deciding: dict[str, asyncio.Lock] = {}
+        self.in_flight = InFlight(PLATFORM, lambda: engine.config.inventory.limits.max_in_flight)
+
+    # -- which events are ours ------------------------------------------------------
+    def serves(self, guild_id: int | None, user_id: int | None) -> bool:
+        """A configured guild (any, when none is configured); a DM only from a user the config names."""
+        if not self.guild_ids:
+            return True
+        if guild_id is None:
+            return f"{PLATFORM}:{user_id}" in self.engine.config.inventory.users
+        return guild_id in self.guild_ids
+
+    def _ignored(self, what: str, guild_id: int | None, user_id: int | None) -> None:
+        where = f"guild {guild_id}" if guild_id else "a direct message"
+        log.warning("ignored %s from %s by discord:%s: not a server in DISCORD_GUILD_ID", what, where, user_id)
+
+    async def _serves_interaction(self, interaction: discord.Interaction[Any]) -> bool:
+        """Slash commands and autocomplete from elsewhere go no further (no command lookup, no advice)."""
+        if self.serves(interaction.guild_id, interaction.user.id):
+            return True
+        self._ignored("a slash command", interaction.guild_id, interaction.user.id)
+        if interaction.type is discord.InteractionType.application_command:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.response.send_message(NOT_HERE, ephemeral=True)
+        return False
 
     async def setup_hook(self) -> None:
         # Every button whose custom id matches the template reaches `decide`, whichever
@@ -186,22 +234,37 @@ class DiscordBot(discord.Client):
             log.info("%d request(s) await a decision; their buttons stay live: %s", len(pending),
                      ", ".join(r.id for r in pending[:20]))
         if self.sync_commands:
-            self.synced = await self.tree.sync(guild=self.guild)
-            where = f"guild {self.guild.id}" if self.guild else "all guilds (global; may take up to an hour)"
-            log.info("synced /ops with %d subcommands to %s", len(self.synced[0].options) if self.synced else 0,
-                     where)
+            targets: list[discord.Object | None] = list(self.guilds_synced) or [None]
+            for guild in targets:
+                self.synced = await self.tree.sync(guild=guild)
+                where = f"guild {guild.id}" if guild else "all guilds (global; may take up to an hour)"
+                log.info("synced /ops with %d subcommands to %s",
+                         len(self.synced[0].options) if self.synced else 0, where)
 
     # -- slash commands -------------------------------------------------------------
     async def on_slash(self, interaction: discord.Interaction[Any], command: str | None,
                        args: dict[str, Any], text: str) -> None:
-        spec = self.engine.registry.get(command) if command else None
-        # A change is first confirmed on a private card, so its deferral is private too.
-        private = bool(spec and spec.changes and spec.confirm)
-        await interaction.response.defer(ephemeral=private, thinking=True)
-        req = interaction_request(interaction, text, command, args)
-        req.on_progress = ProgressCard(original(interaction), title="Working…").update
-        reply = await self.engine.handle(req)
-        await self.deliver(interaction, reply, deferred_private=private)
+        if not self.in_flight.take():
+            await self._busy(interaction)
+            return
+        try:
+            spec = self.engine.registry.get(command) if command else None
+            # A change is first confirmed on a private card, so its deferral is private too.
+            private = bool(spec and spec.changes and spec.confirm)
+            await interaction.response.defer(ephemeral=private, thinking=True)
+            req = interaction_request(interaction, text, command, args)
+            req.on_progress = ProgressCard(original(interaction), title="Working…").update
+            reply = await self.engine.handle(req)
+            await self.deliver(interaction, reply, deferred_private=private)
+        finally:
+            self.in_flight.done()
+
+    @staticmethod
+    async def _busy(interaction: discord.Interaction[Any]) -> None:
+        try:
+            await interaction.response.send_message(BUSY_TEXT, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not say 'busy' to %s: %s", interaction.id, exc)
 
     async def deliver(self, interaction: discord.Interaction[Any], reply: Reply, *, deferred_private: bool) -> None:
         """Over the deferred message, unless others must see it (an approval card) or only the asker may."""
@@ -243,20 +306,32 @@ class DiscordBot(discord.Client):
     async def decide(self, interaction: discord.Interaction[Any], action: str, request_id: str,
                      digest: str) -> None:
         """A click on a decision button: act once, update the card in place, or refuse privately."""
-        if action == "run":
-            await self.suggested(interaction, request_id, digest)
+        if not self.serves(interaction.guild_id, interaction.user.id):
+            self._ignored("a button click", interaction.guild_id, interaction.user.id)
             return
-        await interaction.response.defer()  # deferred update of the message the button is on
-        # Clicks on one request take turns in this process, so each can tell whether it was the
-        # one that moved the request (a second click then hears "already …" privately). Across
-        # processes the engine's conditional transitions still let exactly one click act.
-        lock = self._deciding.setdefault(request_id, asyncio.Lock())
+        if not self.in_flight.take():
+            await self._busy(interaction)
+            return
+        if action == "run":
+            try:
+                await self.suggested(interaction, request_id, digest)
+            finally:
+                self.in_flight.done()
+            return
         try:
-            async with lock:
-                await self._decide(interaction, action, request_id, digest)
+            await interaction.response.defer()  # deferred update of the message the button is on
+            # Clicks on one request take turns in this process, so each can tell whether it was the
+            # one that moved the request (a second click then hears "already …" privately). Across
+            # processes the engine's conditional transitions still let exactly one click act.
+            lock = self._deciding.setdefault(request_id, asyncio.Lock())
+            try:
+                async with lock:
+                    await self._decide(interaction, action, request_id, digest)
+            finally:
+                if not lock.locked():
+                    self._deciding.pop(request_id, None)
         finally:
-            if not lock.locked():
-                self._deciding.pop(request_id, None)
+            self.in_flight.done()
 
     async def suggested(self, interaction: discord.Interaction[Any], sid: str, digest: str) -> None:
         """A button offering a plan (an alert's Logs/Restart): asked for as the clicker, answered privately
@@ -307,6 +382,8 @@ class DiscordBot(discord.Client):
         """A click on a component no DecisionButton claims would otherwise fail silently in Discord."""
         if interaction.type is not discord.InteractionType.component:
             return
+        if not self.serves(interaction.guild_id, interaction.user.id):
+            return  # `decide` logs a decision button from elsewhere; anything else is not ours either
         data: dict[str, Any] = dict(interaction.data or {})  # type: ignore[arg-type]
         cid = str(data.get("custom_id", ""))
         if re.fullmatch(CUSTOM_ID_TEMPLATE, cid):
@@ -325,17 +402,30 @@ class DiscordBot(discord.Client):
         req = message_request(message, self.user)
         if req is None:
             return
+        guild_id = guild_of(message)
+        if not self.serves(guild_id, message.author.id):
+            self._ignored("a mention", guild_id, message.author.id)
+            return
         show = replying_to(message)
-        req.on_progress = ProgressCard(show, title="Working…").update
-        if not req.text:
-            req.text = "help"
-        async with message.channel.typing():
-            reply = await self.engine.handle(req)
+        if not self.in_flight.take():
+            try:
+                await show(render(Reply(BUSY_TEXT, tone=Tone.warning)))
+            except discord.HTTPException as exc:
+                log.warning("could not say 'busy' to message %s: %s", message.id, exc)
+            return
         try:
-            await show(render(reply))
-        except discord.HTTPException as exc:
-            log.error("could not reply to message %s: %s", message.id, exc)
-        await self.notify(reply)
+            req.on_progress = ProgressCard(show, title="Working…").update
+            if not req.text:
+                req.text = "help"
+            async with message.channel.typing():
+                reply = await self.engine.handle(req)
+            try:
+                await show(render(reply))
+            except discord.HTTPException as exc:
+                log.error("could not reply to message %s: %s", message.id, exc)
+            await self.notify(reply)
+        finally:
+            self.in_flight.done()
 
     async def notify(self, reply: Reply) -> None:
         """Post a reply's notices for Discord places (the requester's thread hears a decision made elsewhere)."""
@@ -391,12 +481,17 @@ def poster(settings: Any) -> DiscordPoster | None:
 
 # -- entry point ------------------------------------------------------------------------
 
-def _guild_id(raw: str | None) -> int | None:
-    if not raw:
-        return None
-    if not raw.strip().isdigit():
-        raise SystemExit(f"DISCORD_GUILD_ID must be the server's numeric id, not '{raw}'.")
-    return int(raw.strip())
+def guild_ids(raw: str | None) -> list[int]:
+    """DISCORD_GUILD_ID: one numeric server id, or several separated by commas."""
+    out = []
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        if not part.strip().isdigit():
+            raise SystemExit(f"DISCORD_GUILD_ID must be the server's numeric id, not '{part.strip()}' "
+                             "(several servers: their ids separated by commas).")
+        out.append(int(part.strip()))
+    return out
 
 
 async def serve(app: App, *, http: bool, port: int, stop: asyncio.Event) -> None:
@@ -405,10 +500,11 @@ async def serve(app: App, *, http: bool, port: int, stop: asyncio.Event) -> None
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise SystemExit("DISCORD_TOKEN is not set: create a bot in the Discord developer portal "
                          "(docs/discord.md) and export its token.")
-    guild = _guild_id(settings.discord_guild_id)
-    if guild is None:
-        log.warning("DISCORD_GUILD_ID is not set: /ops is synced globally, which can take an hour to show")
-    bot = DiscordBot(app.engine, guild_id=guild)
+    guilds = guild_ids(settings.discord_guild_id)
+    if not guilds:
+        log.warning("DISCORD_GUILD_ID is not set: every server the bot is in is served, and /ops is synced "
+                    "globally, which can take an hour to show")
+    bot = DiscordBot(app.engine, guild_ids=guilds)
     app.engine.notify.register(DiscordPoster(bot))
     async with bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value().strip()))

@@ -14,7 +14,7 @@ import inspect
 import keyword
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import discord
 from discord import app_commands
@@ -33,6 +33,7 @@ MAX_SUBCOMMANDS = 25
 MAX_CHOICES = 25
 DESCRIPTION = 100
 TEXT_OPTION_MAX = 500
+ASK_MAX = 6000  # Discord's own bound on a string option
 
 # (interaction, command name or None for plain language, args, the text for the audit log)
 OnRequest = Callable[[discord.Interaction[Any], str | None, dict[str, Any], str], Awaitable[None]]
@@ -70,11 +71,33 @@ def audit_text(command: str, args: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+class Source(Protocol):
+    """Where suggestions come from: the engine, whose resolver follows the configuration in force."""
+
+    @property
+    def resolver(self) -> Resolver: ...
+
+    registry: Registry
+    store: AuditStore
+
+
 class Suggestions:
     """Autocomplete from the inventory (and, for request ids, from pending requests)."""
 
-    def __init__(self, resolver: Resolver, registry: Registry, store: AuditStore) -> None:
-        self.resolver, self.registry, self.store = resolver, registry, store
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    @property
+    def resolver(self) -> Resolver:
+        return self.source.resolver  # read at each use: a reloaded config is suggested at once
+
+    @property
+    def registry(self) -> Registry:
+        return self.source.registry
+
+    @property
+    def store(self) -> AuditStore:
+        return self.source.store
 
     def names(self, kind: Kind, current: str, within: list[str] | None = None) -> list[Choice[str]]:
         cur = " ".join(current.lower().split())
@@ -168,17 +191,23 @@ def subcommand(spec: CommandSpec, on_request: OnRequest, suggest: Suggestions) -
     return app_commands.Command(name=spec.name, description=_clip(spec.summary), callback=callback)
 
 
-def ops_group(registry: Registry, on_request: OnRequest, suggest: Suggestions) -> app_commands.Group:
+def ops_group(registry: Registry, on_request: OnRequest, suggest: Suggestions,
+              text_limit: int = ASK_MAX) -> app_commands.Group:
     """`/ops ask TEXT` plus one subcommand per registry command.
 
     Discord allows 25 options per level: past 24 commands (ask takes one place, `more` another)
     the rest go one level down, `/ops more NAME`, so a new or team command is never dropped.
+    `text_limit` (limits.max_text_chars) is declared on `ask`, so Discord stops longer text
+    in the box instead of the bot refusing it after it was sent.
     """
     group = app_commands.Group(name=GROUP_NAME, description="Run the team's infrastructure from chat")
+    limit = max(1, min(text_limit, ASK_MAX))
 
-    @app_commands.describe(text="what you want, e.g. 'restart n8n on dev' or 'status prod'")
     async def ask(interaction: discord.Interaction[Any], text: str) -> None:
         await on_request(interaction, None, {}, text)
+
+    ask.__annotations__["text"] = app_commands.Range[str, 1, limit]  # a bound known only at run time
+    ask = app_commands.describe(text="what you want, e.g. 'restart n8n on dev' or 'status prod'")(ask)
 
     group.add_command(app_commands.Command(name=ASK_NAME, description="Ask in plain language", callback=ask))
     specs = [spec for spec in registry if spec.slash and spec.name not in (ASK_NAME, MORE_NAME)]

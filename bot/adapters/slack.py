@@ -27,6 +27,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.adapters import slack_body
+from bot.adapters.bounds import BUSY_TEXT, InFlight
 from bot.engine import Engine
 from bot.render.slack import ACTION_PREFIX, SlackMessage, mention, render, render_progress
 from bot.request import Action, Actor, Reply, Request, Tone
@@ -149,6 +151,7 @@ class SlackBot:
         self.bolt = AsyncApp(client=self.client, signing_secret=secret or "",
                              request_verification_enabled=http, ignoring_self_events_enabled=True)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = InFlight(PLATFORM, lambda: engine.config.inventory.limits.max_in_flight)
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._holders: dict[str, tuple[str, str]] = {}
         # Threads the bot answered in, so follow-ups there need no mention (bounded, per process).
@@ -161,13 +164,29 @@ class SlackBot:
         self.bolt.action(re.compile(rf"^{ACTION_PREFIX}"))(self._on_action)
 
     # -- background work ---------------------------------------------------
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None], busy: Where | None = None) -> bool:
+        """Work on an acked request in a tracked task, within `limits.max_in_flight`.
+
+        Beyond the bound the request is not started (so nothing is audited): whoever sent it
+        (`busy`) is told privately to try again.  False when it was turned away.
+        """
+        if not self.in_flight.take():
+            coro.close()
+            if busy is not None:
+                self._track(self.ephemeral(busy, render(Reply(BUSY_TEXT, tone=Tone.warning))), counted=False)
+            return False
+        self._track(coro, counted=True)
+        return True
+
+    def _track(self, coro: Coroutine[Any, Any, None], counted: bool) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(lambda t: self._done(t, counted))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], counted: bool) -> None:
         self._tasks.discard(task)
+        if counted:
+            self.in_flight.done()
         if not task.cancelled() and task.exception() is not None:
             log.error("slack task failed", exc_info=task.exception())
 
@@ -274,7 +293,7 @@ class SlackBot:
             return
         where = Where(channel, user, None, body.get("response_url"))
         asked = f"{mention('slack:' + user)}: `/ops {text}`" if text else f"{mention('slack:' + user)}: `/ops`"
-        self.spawn(self._answer(where, user, text, asked=asked, name=body.get("user_name", "")))
+        self.spawn(self._answer(where, user, text, asked=asked, name=body.get("user_name", "")), busy=where)
 
     async def _on_mention(self, body: dict[str, Any], context: Any) -> None:
         event = body.get("event", {})
@@ -289,7 +308,8 @@ class SlackBot:
         thread = event.get("thread_ts") or ts
         self.remember_thread(channel, thread)
         where = Where(channel, event["user"], thread)
-        self.spawn(self._answer(where, event["user"], plain_text(event.get("text", ""), context.bot_user_id)))
+        self.spawn(self._answer(where, event["user"], plain_text(event.get("text", ""), context.bot_user_id)),
+                   busy=where)
 
     async def _on_message(self, body: dict[str, Any], context: Any) -> None:
         event = body.get("event", {})
@@ -306,7 +326,7 @@ class SlackBot:
             return
         if self._first_delivery(body):
             self.spawn(self._answer(where, event["user"], plain_text(text, context.bot_user_id),
-                                    chatter_ok=where.thread_ts is not None and not where.is_dm))
+                                    chatter_ok=where.thread_ts is not None and not where.is_dm), busy=where)
 
     @staticmethod
     def _from_a_bot(event: dict[str, Any], context: Any) -> bool:
@@ -318,7 +338,10 @@ class SlackBot:
     async def _on_action(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any],
                          action: dict[str, Any]) -> None:
         await ack()
-        self.spawn(self._click(body, action))
+        container = body.get("container") or {}
+        where = Where(container.get("channel_id") or (body.get("channel") or {}).get("id", ""),
+                      (body.get("user") or {}).get("id", ""), None, body.get("response_url"))
+        self.spawn(self._click(body, action), busy=where if where.channel and where.user else None)
 
     async def _click(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         m = _ACTION_ID.match(action.get("action_id", ""))
@@ -450,8 +473,15 @@ def _remember(seen: OrderedDict[Any, None], key: Any, size: int = 2000) -> None:
 
 
 @web.middleware
-async def _malformed_is_400(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Bolt parses the body before it checks the signature: garbage there is a 400, not a 500."""
+async def _malformed_is_4xx(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Bolt parses the body and the timestamp before it checks the signature, assuming Slack's
+    shapes: anything else is refused here (bot/adapters/slack_body.py), a 4xx, not a 500."""
+    if request.method == "POST":
+        refused = slack_body.problem(request.headers, await request.read())
+        if refused is not None:
+            status, why = refused
+            log.warning("refused a malformed Slack request (HTTP %d): %s", status, why)
+            return web.Response(status=status, text=f"malformed request: {why}")
     try:
         return await handler(request)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -462,7 +492,7 @@ async def _malformed_is_400(request: web.Request, handler: Any) -> web.StreamRes
 async def start_http(bot: SlackBot, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve Bolt's aiohttp app at /slack/events; returns the runner and the bound port."""
     server = AsyncSlackAppServer(port=port, path=EVENTS_PATH, app=bot.bolt, host=host)
-    server.web_app.middlewares.append(_malformed_is_400)
+    server.web_app.middlewares.append(_malformed_is_4xx)
     runner = web.AppRunner(server.web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -57,3 +57,5 @@ class AuditFilter:
     status: str | None = None
     since: datetime | None = None
     limit: int = 20
+    # Only these request columns (a 500-row page of the `audit` command needs eleven, not all).
+    columns: tuple[str, ...] | None = None

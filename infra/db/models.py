@@ -58,6 +58,9 @@ class RequestRow(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
     # The schedule this request made (scheduling) or belongs to (a run of it); migration 0014.
     schedule_id: Mapped[str | None] = mapped_column(String(16))
+    # How many audit events the request has: each event carries its number (`n`), so one deleted
+    # or replayed shows (migration 0011).
+    event_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_requests_created", "created_at"),
@@ -69,6 +72,17 @@ class RequestRow(Base):
         Index("ix_requests_actor_command_created", "actor", "command", "created_at"),
         Index("ix_requests_env_command_created", "env", "command", "created_at"),
         Index("ix_requests_env_status_created", "env", "status", "created_at"),
+        # Every other combination of equality filters `audit` can get, so each one reads its newest
+        # rows straight off an index, whatever it matches (migration 0011; docs/PERFORMANCE.md).
+        Index("ix_requests_actor_env_created", "actor", "env", "created_at"),
+        Index("ix_requests_actor_status_created", "actor", "status", "created_at"),
+        Index("ix_requests_command_status_created", "command", "status", "created_at"),
+        Index("ix_requests_actor_env_command_created", "actor", "env", "command", "created_at"),
+        Index("ix_requests_actor_env_status_created", "actor", "env", "status", "created_at"),
+        Index("ix_requests_actor_command_status_created", "actor", "command", "status", "created_at"),
+        Index("ix_requests_env_command_status_created", "env", "command", "status", "created_at"),
+        Index("ix_requests_actor_env_command_status_created", "actor", "env", "command", "status",
+              "created_at"),
         # A thread's last plan, for the LLM route's follow-ups (migration 0005).
         Index("ix_requests_thread_created", "channel", "thread", "created_at",
               postgresql_where=sql_text("thread IS NOT NULL"), sqlite_where=sql_text("thread IS NOT NULL")),
@@ -79,30 +93,51 @@ class RequestRow(Base):
 
 
 class AuditEvent(Base):
+    """One step of a request; sealed (`mac`) when written, linked (`seq`, `hash`) a moment later.
+
+    See infra/db/chain.py for what the seal and the link cover.
+    """
+
     __tablename__ = "audit_events"
 
+    # Write order (per request it is the events' order); `seq` is the place in the one chain.
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                     autoincrement=True)
-    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     request_id: Mapped[str] = mapped_column(String(16), ForeignKey("requests.id"), nullable=False)
+    n: Mapped[int | None] = mapped_column(Integer)  # the event's number within its request, from 1
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     kind: Mapped[str] = mapped_column(String(24), nullable=False)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The request columns this event set (all of them for its first event); NULL before 0011.
+    row: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    mac: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_audit_events_request", "request_id", "seq"),)
+    __table_args__ = (
+        Index("ix_audit_events_request_id", "request_id", "id"),
+        # What the linker picks up: sealed events not yet in the chain.
+        Index("ix_audit_events_unlinked", "id", postgresql_where=sql_text("seq IS NULL"),
+              sqlite_where=sql_text("seq IS NULL")),
+    )
 
 
 class ChainHead(Base):
-    """The newest event's hash and the event count: deleting the last rows shows too."""
+    """The newest link and its place: deleting the last rows shows too (until the head is reset:
+    then only a head the bot logged earlier shows it, see `audit verify --head`)."""
 
     __tablename__ = "audit_chain"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The key of the newest link (NULL: unkeyed); a bot with another key or none refuses to write.
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    # Events after this place are in the sealed format (set by migration 0011).
+    segment_from: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
 
 
 class EnvLock(Base):

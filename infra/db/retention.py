@@ -9,10 +9,10 @@ cuts a *prefix* of that chain, never a hole:
    stop the cut before their first event.
 2. Write events 1..K (or since the previous cut) and their request rows to an archive file
    (gzip JSON lines, header first), fsync it, and record its SHA-256.
-3. In one transaction (holding the chain head's row lock, so no event is appended
-   meanwhile): delete those events and rows, insert a checkpoint `(K, hash of event K)`,
-   and record the prune itself as an audited request whose `succeeded` event carries the
-   checkpoint and the archive's SHA-256.
+3. In one transaction (holding the chain head's row lock, so no event is linked
+   meanwhile; the events written so far are linked first): delete those events and rows,
+   insert a checkpoint `(K, hash of event K)`, and record the prune itself as an audited
+   request whose `succeeded` event carries the checkpoint and the archive's SHA-256.
 
 `audit verify` then starts from the newest checkpoint instead of the genesis hash and
 also checks that the checkpoint matches the prune event chained after it.  An archive
@@ -37,13 +37,14 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from infra.db.chain import GENESIS, AuditKeyError, Ev, Finding, Keys, Report, check_records
 from infra.db.common import aware, utcnow
 from infra.db.models import AuditCheckpoint, AuditEvent, ChainHead, RequestRow
-from infra.db.store import GENESIS, AuditStore, event_hash, new_request_id
+from infra.db.store import AuditStore, new_request_id
 from infra.status import FINAL, Status
 
 ARCHIVE_KIND = "chatops-audit-archive"
-ARCHIVE_VERSION = 1
+ARCHIVE_VERSION = 2  # 2: events carry their seal, number and row (migration 0011)
 PRUNE_ACTOR = "system:retention"
 PRUNE_COMMAND = "audit-prune"
 REQUEST_COLUMNS = [c.name for c in RequestRow.__table__.columns]
@@ -76,15 +77,15 @@ def checkpoint_problems(s: Session, cp: AuditCheckpoint | None) -> list[str]:
     attest = s.scalars(select(AuditEvent).where(AuditEvent.request_id == cp.request_id,
                                                 AuditEvent.kind == Status.succeeded)).first()
     want = {"checkpoint_seq": cp.seq, "checkpoint_hash": cp.hash, "archive_sha256": cp.archive_sha256}
-    if attest is None or attest.seq <= cp.seq or any(attest.detail.get(k) != v for k, v in want.items()):
+    if (attest is None or attest.seq is None or attest.seq <= cp.seq
+            or any(attest.detail.get(k) != v for k, v in want.items())):
         problems.append(f"the checkpoint at seq {cp.seq} does not match the prune event that should "
                         f"attest it (request {cp.request_id}): edited or forged?")
     return problems
 
 
-def _cut(s: Session, cutoff: datetime, after: int) -> int:
+def _cut(s: Session, head: ChainHead, cutoff: datetime, after: int) -> int:
     """The largest seq K such that events after..K are all of old, final, wholly-covered requests."""
-    head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
     spans = s.execute(
         select(AuditEvent.request_id, func.min(AuditEvent.seq), func.max(AuditEvent.seq))
         .where(AuditEvent.seq > after).group_by(AuditEvent.request_id)
@@ -93,10 +94,11 @@ def _cut(s: Session, cutoff: datetime, after: int) -> int:
         select(RequestRow.id).where(RequestRow.status.in_(FINAL), RequestRow.updated_at < cutoff))}
     best, reach = after, after
     for i, (rid, _first, hi) in enumerate(spans):
+        hi = int(hi or 0)
         if rid not in done:
             break
         reach = max(reach, hi)
-        nxt = spans[i + 1][1] if i + 1 < len(spans) else head.seq + 1
+        nxt = int(spans[i + 1][1] or 0) if i + 1 < len(spans) else head.seq + 1
         if nxt > reach:
             best = reach  # nothing after this point reaches back before it
     return best
@@ -110,7 +112,7 @@ def _events(s: Session, first: int, last: int) -> Iterator[AuditEvent]:
         if not batch:
             return
         yield from batch
-        at = batch[-1].seq
+        at = int(batch[-1].seq or last)
 
 
 def _plain(v: Any) -> Any:
@@ -138,9 +140,7 @@ def _write_archive(path: Path, header: dict[str, Any], s: Session, first: int, l
                     line({"type": "request", **{c: _plain(getattr(row, c)) for c in REQUEST_COLUMNS}})
             for ev in _events(s, first, last):
                 count += 1
-                line({"type": "event", "seq": ev.seq, "request_id": ev.request_id, "at": _plain(ev.at),
-                      "kind": ev.kind, "actor": ev.actor, "detail": ev.detail, "prev_hash": ev.prev_hash,
-                      "hash": ev.hash})
+                line({"type": "event", **Ev.of(ev).to_dict()})
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(tmp, path)
@@ -152,10 +152,20 @@ def prune(store: AuditStore, cutoff: datetime, archive: Path | None, *, dry_run:
     """Archive and delete finished requests older than `cutoff` (see the module docstring)."""
     if archive is None and not dry_run:
         raise ValueError("an archive file is required: pruning never deletes without one")
+    try:
+        store.check_key()  # the prune's own events must verify like the bot's
+        can_link = True
+    except AuditKeyError:
+        if not dry_run:
+            raise
+        can_link = False
     with store._tx() as s:
+        head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
+        if can_link:
+            store.link_locked(s, head)  # the cut is over linked events only (linking changes no content)
         cp = chain_start(s)
         after, prev_hash = (cp.seq, cp.hash) if cp else (0, GENESIS)
-        k = _cut(s, cutoff, after)
+        k = _cut(s, head, cutoff, after)
         if k == after:
             return PruneResult(after, prev_hash, 0, 0, None, None, None)
         ids = sorted({rid for (rid,) in s.execute(select(AuditEvent.request_id).distinct()
@@ -164,13 +174,14 @@ def prune(store: AuditStore, cutoff: datetime, archive: Path | None, *, dry_run:
         if dry_run:
             events = s.scalar(select(func.count()).select_from(AuditEvent)
                               .where(AuditEvent.seq > after, AuditEvent.seq <= k)) or 0
-            return PruneResult(k, last.hash, len(ids), events, None, None, None)
+            return PruneResult(k, last.hash or "", len(ids), events, None, None, None)
         assert archive is not None
         now = utcnow()
         before = _plain(cutoff)
         header = {"type": "header", "kind": ARCHIVE_KIND, "version": ARCHIVE_VERSION, "created_at": now.isoformat(),
                   "cutoff": before, "first_seq": after + 1,
-                  "prev_hash": prev_hash, "through_seq": k, "through_hash": last.hash, "requests": len(ids)}
+                  "prev_hash": prev_hash, "through_seq": k, "through_hash": last.hash, "requests": len(ids),
+                  "segment_from": head.segment_from}
         digest, events = _write_archive(archive, header, s, after + 1, k, ids)
         s.execute(delete(AuditEvent).where(AuditEvent.seq > after, AuditEvent.seq <= k))
         for i in range(0, len(ids), 1000):
@@ -180,19 +191,19 @@ def prune(store: AuditStore, cutoff: datetime, archive: Path | None, *, dry_run:
             rid = new_request_id()
         args = {"before": before, "archive": archive.name}
         summary = f"archived {len(ids)} request(s), events {after + 1}..{k}, to {archive.name}"
-        s.add(RequestRow(id=rid, created_at=now, updated_at=now, actor=PRUNE_ACTOR, platform="cli",
-                         text="audit prune", source="cli", command=PRUNE_COMMAND, args=args, changes=True,
-                         status=Status.succeeded, result=summary, correlation_id=uuid.uuid4().hex[:12]))
-        s.flush()
-        store._append(s, rid, Status.requested, PRUNE_ACTOR, {"command": PRUNE_COMMAND, "args": args,
-                                                         "actor": PRUNE_ACTOR, "source": "cli",
-                                                         "text": "audit prune"}, now)
-        store._append(s, rid, Status.succeeded, PRUNE_ACTOR, {
-            "checkpoint_seq": k, "checkpoint_hash": last.hash, "archive": archive.name,
-            "archive_sha256": digest, "requests": len(ids), "events": events, "result": summary}, now)
+        row = RequestRow(id=rid, actor=PRUNE_ACTOR, platform="cli", text="audit prune", source="cli",
+                         command=PRUNE_COMMAND, args=args, changes=True, status=Status.succeeded, result=summary,
+                         correlation_id=uuid.uuid4().hex[:12])
+        store.add_request(s, row, [
+            (Status.requested, {"command": PRUNE_COMMAND, "args": args, "actor": PRUNE_ACTOR, "source": "cli",
+                                "text": "audit prune"}),
+            (Status.succeeded, {"checkpoint_seq": k, "checkpoint_hash": last.hash, "archive": archive.name,
+                                "archive_sha256": digest, "requests": len(ids), "events": events,
+                                "result": summary})], now)
+        store.link_locked(s, head)  # the attesting event is in the chain when the checkpoint is
         s.add(AuditCheckpoint(seq=k, hash=last.hash, created_at=now, request_id=rid, archive=archive.name,
                               archive_sha256=digest, requests=len(ids), events=events))
-    return PruneResult(k, last.hash, len(ids), events, archive, digest, rid)
+    return PruneResult(k, last.hash or "", len(ids), events, archive, digest, rid)
 
 
 def read_archive(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -219,31 +230,21 @@ def read_archive(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list
     return header, requests, events
 
 
-def verify_archive(path: Path) -> list[str]:
-    """Recompute an archive's chain: every event's hash, the links, the header's ends."""
+def verify_archive(path: Path, keys: Keys | None = None) -> list[str]:
+    """Recompute an archive's chain: every seal and link, each row against its events, the header's ends."""
+    return check_archive(path, keys).problems
+
+
+def check_archive(path: Path, keys: Keys | None = None, heads: list[tuple[int, str]] | None = None,
+                  unkeyed_until: int = 0) -> Report:
     try:
         header, requests, events = read_archive(path)
     except (OSError, ValueError, EOFError) as exc:
-        return [f"cannot read the archive: {exc}"]
-    problems: list[str] = []
-    prev, seq = header["prev_hash"], header["first_seq"]
-    seen: set[str] = set()
-    for ev in events:
-        if ev["seq"] != seq:
-            problems.append(f"events {seq}..{ev['seq'] - 1} are missing from the archive")
-        if ev["prev_hash"] != prev:
-            problems.append(f"event {ev['seq']} does not follow the event before it")
-        at = datetime.fromisoformat(ev["at"])
-        if event_hash(ev["prev_hash"], ev["seq"], ev["request_id"], at, ev["kind"], ev["actor"],
-                      ev["detail"]) != ev["hash"]:
-            problems.append(f"event {ev['seq']} ({ev['kind']} of {ev['request_id']}) was edited")
-        prev, seq = ev["hash"], ev["seq"] + 1
-        seen.add(ev["request_id"])
-    if seq - 1 != header["through_seq"] or prev != header["through_hash"]:
-        problems.append(f"the archive ends at event {seq - 1}, not at {header['through_seq']} as its header says")
-    ids = {r["id"] for r in requests}
-    for rid in sorted(seen - ids):
-        problems.append(f"request {rid} has events but no row in the archive")
-    for rid in sorted(ids - seen):
-        problems.append(f"request {rid} has a row but no events in the archive")
-    return problems
+        report = Report()
+        report.findings.append(Finding(0, f"cannot read the archive: {exc}"))
+        return report
+    return check_records(requests, events, keys or Keys(),
+                         start=(int(header["first_seq"]) - 1, header["prev_hash"]),
+                         end=(int(header["through_seq"]), header["through_hash"]),
+                         segment_from=int(header.get("segment_from", header["through_seq"])), heads=heads or [],
+                         unkeyed_until=unkeyed_until)

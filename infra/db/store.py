@@ -1,8 +1,12 @@
-"""The audit store: write-ahead request rows, hash-chained events, locks.
+"""The audit store: write-ahead request rows, sealed and chained events, locks.
 
 Every method commits before it returns, so when the engine acts the row that says
 so is already durable.  Transitions are conditional updates (`WHERE status IN …`):
 a double click or two approvers at once see exactly one winner.
+
+Each event is sealed in the same transaction as the row change it records, and linked
+into the one chain afterwards by `link()` (infra/db/chain.py): a request's writes lock
+only its own row, never a head shared by all requests.
 """
 
 from __future__ import annotations
@@ -11,41 +15,47 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import secrets
 import socket
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
+from sqlalchemy import Engine, Row, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra.db.chain import (
+    GENESIS,
+    UNFOLDED,
+    AuditKeyError,
+    ChainWalk,
+    Ev,
+    Finding,
+    Keys,
+    Report,
+    check_heads,
+    event_link,
+    event_mac,
+    fold,
+    plain,
+)
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
 from infra.db.models import AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
 from infra.redact import Redactor
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
 
-GENESIS = "0" * 64
+log = logging.getLogger("chatops.audit")
 # Free-text columns of a request row that may quote a backend's answer.
 REDACTED_COLUMNS = ("text", "reason", "error", "result")
-
-
-def _stamp(dt: datetime) -> str:
-    a = aware(dt)
-    assert a is not None
-    return a.replace(tzinfo=None).isoformat(timespec="microseconds")
-
-
-def event_hash(prev: str, seq: int, request_id: str, at: datetime, kind: str, actor: str,
-               detail: dict[str, Any]) -> str:
-    body = json.dumps({"seq": seq, "request": request_id, "at": _stamp(at), "kind": kind,
-                       "actor": actor, "detail": detail}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256((prev + body).encode()).hexdigest()
+# The request columns an event's `row` records (every column a person reads).
+ROW_COLUMNS = tuple(c.name for c in RequestRow.__table__.columns if c.name not in UNFOLDED)
+BATCH = 5000
 
 
 def default_sqlite_url() -> str:
@@ -153,13 +163,19 @@ def _describe(exc: BaseException) -> str:
 class AuditStore:
     """All reads and writes of requests, events and locks."""
 
-    def __init__(self, db: Database, owner: str | None = None) -> None:
+    def __init__(self, db: Database, owner: str | None = None, keys: Keys | None = None) -> None:
         self.db = db
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._liveness: Any = None
         # Every text the audit log stores passes through this (the engine installs its own, which
         # also knows the configured secrets); the patterns alone catch tokens and URL credentials.
         self.redactor = Redactor()
+        # CHATOPS_AUDIT_KEY: the first key seals and links new events; none means unkeyed.
+        self.keys = keys or Keys()
+        # Called (from whichever thread wrote) after each commit that added events: the engine
+        # links them soon after, off the request path.
+        self.on_write: Callable[[], None] | None = None
+        self._refused: set[int] = set()  # events the linker would not link (logged once each)
 
     # -- sessions ---------------------------------------------------------
     @contextmanager
@@ -206,32 +222,46 @@ class AuditStore:
         return not got
 
     # -- events -----------------------------------------------------------
-    def _append(self, s: Session, request_id: str, kind: str, actor: str,
-                detail: dict[str, Any], at: datetime) -> None:
+    def _sealed(self, request_id: str, n: int, kind: str, actor: str, detail: dict[str, Any],
+                row: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """The values of a new event, sealed; it is linked into the chain later (`link`)."""
         detail = self.redactor.data(detail)
-        head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
-        seq = head.seq + 1
-        digest = event_hash(head.hash, seq, request_id, at, kind, actor, detail)
-        s.add(AuditEvent(seq=seq, request_id=request_id, at=at, kind=kind, actor=actor,
-                         detail=detail, prev_hash=head.hash, hash=digest))
-        head.seq, head.hash = seq, digest
+        kid = self.keys.writer
+        mac = event_mac(self.keys, kid, request_id, n, at, kind, actor, detail, row)
+        return {"request_id": request_id, "n": n, "at": at, "kind": kind, "actor": actor, "detail": detail,
+                "row": row, "mac": mac, "key_id": kid}
 
-    def create(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> RequestRow:
-        """Insert a request and its first events in one transaction."""
-        now = utcnow()
-        row.created_at = row.updated_at = now
+    def _wrote(self) -> None:
+        if self.on_write is not None:
+            self.on_write()
+
+    def snapshot(self, row: RequestRow) -> dict[str, Any]:
+        """Every column a person reads, as the request's first event records it."""
+        return {c: plain(c, getattr(row, c)) for c in ROW_COLUMNS}
+
+    def add_request(self, s: Session, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]],
+                    at: datetime) -> None:
+        """Insert a request and its first events inside the caller's transaction."""
+        row.created_at = row.updated_at = at
         for col in REDACTED_COLUMNS:
             if isinstance(getattr(row, col), str):
                 setattr(row, col, self.redactor.text(getattr(row, col)))
-        row.args = self.redactor.data(row.args) if row.args else row.args
+        row.args = self.redactor.data(row.args) if row.args else (row.args or {})
+        row.event_count = len(events)
+        s.add(row)
+        s.flush()  # fills the columns' defaults in, so the snapshot holds what the row holds
+        first = self.snapshot(row)
+        s.execute(insert(AuditEvent), [self._sealed(row.id, i, kind, row.actor, detail, first if i == 1 else {}, at)
+                                       for i, (kind, detail) in enumerate(events, 1)])
+
+    def create(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> RequestRow:
+        """Insert a request and its first events in one transaction."""
         row.owner = self.owner if row.status in ACTIVE else None
         for _ in range(5):
             try:
                 with self._tx() as s:
-                    s.add(row)
-                    s.flush()
-                    for kind, detail in events:
-                        self._append(s, row.id, kind, row.actor, detail, now)
+                    self.add_request(s, row, events, utcnow())
+                self._wrote()
                 return row
             except IntegrityError:
                 row.id = new_request_id()  # id collision: draw again
@@ -241,26 +271,109 @@ class AuditStore:
                    detail: dict[str, Any] | None = None, **fields: Any) -> RequestRow | None:
         """Move a request from one of `from_status` to `to_status`; None if someone else won."""
         now = utcnow()
-        values = {"status": to_status, "updated_at": now,
-                  **{k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
-                     for k, v in fields.items()}}
+        fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
+                  for k, v in fields.items()}
+        values = {"status": to_status, "updated_at": now, "event_count": RequestRow.event_count + 1, **fields}
         if to_status in ACTIVE:
             values["owner"] = self.owner
         with self._tx() as s:
-            res = s.execute(update(RequestRow)
-                            .where(RequestRow.id == request_id, RequestRow.status.in_(list(from_status)))
-                            .values(**values))
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+            moved = s.scalars(update(RequestRow)
+                              .where(RequestRow.id == request_id, RequestRow.status.in_(list(from_status)))
+                              .values(**values).returning(RequestRow)
+                              .execution_options(synchronize_session=False)).one_or_none()
+            if moved is None:
                 return None
-            self._append(s, request_id, to_status, actor, detail or {}, now)
-            return s.get(RequestRow, request_id)
+            row = {k: plain(k, v) for k, v in fields.items() if k not in UNFOLDED}
+            s.execute(insert(AuditEvent), [self._sealed(request_id, moved.event_count, to_status, actor,
+                                                        detail or {}, row, now)])
+        self._wrote()
+        return moved
 
     def note(self, request_id: str, kind: str, actor: str, detail: dict[str, Any]) -> None:
         """An event that does not change the status (progress)."""
         now = utcnow()
         with self._tx() as s:
-            self._append(s, request_id, kind, actor, detail, now)
-            s.execute(update(RequestRow).where(RequestRow.id == request_id).values(updated_at=now))
+            n = s.scalars(update(RequestRow).where(RequestRow.id == request_id)
+                          .values(updated_at=now, event_count=RequestRow.event_count + 1)
+                          .returning(RequestRow.event_count)).one_or_none()
+            if n is None:
+                log.warning("no request %s to note a %s event on", request_id, kind)
+                return
+            s.execute(insert(AuditEvent), [self._sealed(request_id, n, kind, actor, detail, {}, now)])
+        self._wrote()
+
+    # -- the chain ----------------------------------------------------------
+    def check_key(self) -> None:
+        """Refuse to write where our events could not verify: a keyed chain and no key, or another key."""
+        with self._tx() as s:
+            head = s.get(ChainHead, 1)
+        kid = head.key_id if head is not None else None
+        if kid is None:
+            if not self.keys.keyed:
+                log.info("the audit chain is unkeyed: it detects edits, not a recomputed chain "
+                         "(set CHATOPS_AUDIT_KEY; 'chatops audit keygen' makes one)")
+            return
+        if not self.keys.keyed:
+            raise AuditKeyError(f"The audit chain is keyed (key id {kid}) but CHATOPS_AUDIT_KEY is not set: "
+                                "events written now could not be verified. Set the key this chain uses.")
+        if kid not in self.keys:
+            raise AuditKeyError(f"CHATOPS_AUDIT_KEY does not hold the key this audit chain was written with "
+                                f"(key id {kid}; given: {', '.join(self.keys.by_id)}). To change keys, give "
+                                "the new key first and the old one after it: CHATOPS_AUDIT_KEY=NEW,OLD.")
+
+    def head(self) -> tuple[int, str]:
+        """The chain's newest place and link (what the bot logs, for `audit verify --head`)."""
+        with self._tx() as s:
+            head = s.get(ChainHead, 1)
+            return (head.seq, head.hash) if head is not None else (0, GENESIS)
+
+    def link(self) -> int:
+        """Link sealed events into the chain, in the order they were written; returns how many."""
+        with self._tx() as s:
+            head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
+            return self.link_locked(s, head)
+
+    def link_locked(self, s: Session, head: ChainHead) -> int:
+        """`link` inside a transaction that holds the head row (retention prunes that way)."""
+        done, after = 0, 0
+        while True:
+            evs = list(s.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None), AuditEvent.id > after)
+                                 .order_by(AuditEvent.id).limit(BATCH)))
+            if not evs:
+                return done
+            after = evs[-1].id
+            seq, prev, kid = head.seq, head.hash, head.key_id
+            rows = []
+            for ev in evs:
+                why = self._unlinkable(ev, kid)
+                if why:
+                    if ev.id not in self._refused:
+                        self._refused.add(ev.id)
+                        log.error("audit event #%s (%s of %s) not linked: %s", ev.id, ev.kind, ev.request_id, why)
+                    continue
+                seq += 1
+                link = event_link(self.keys, ev.key_id, prev, seq, ev.mac or "")
+                rows.append({"id": ev.id, "seq": seq, "prev_hash": prev, "hash": link})
+                prev, kid = link or "", ev.key_id
+            if rows:
+                s.execute(update(AuditEvent), rows)
+                head.seq, head.hash, head.key_id = seq, prev, kid
+                s.flush()
+                done += len(rows)
+
+    def _unlinkable(self, ev: AuditEvent, head_key: str | None) -> str | None:
+        """Why the linker must not vouch for this event (written outside the bot, or downgraded)."""
+        if ev.mac is None:
+            return "it carries no seal"
+        if head_key is not None and ev.key_id is None:
+            return "it is unkeyed but the chain is keyed (written without CHATOPS_AUDIT_KEY, or forged)"
+        mac = event_mac(self.keys, ev.key_id, ev.request_id, ev.n or 0, ev.at, ev.kind, ev.actor, ev.detail,
+                        ev.row or {})
+        if mac is None:
+            return f"it is sealed with key {ev.key_id}, which this process does not hold"
+        if mac != ev.mac:
+            return "its seal does not match its content (edited, or forged)"
+        return None
 
     # -- reads ------------------------------------------------------------
     def get(self, request_id: str) -> RequestRow | None:
@@ -270,36 +383,43 @@ class AuditStore:
     def events(self, request_id: str) -> list[AuditEvent]:
         with self._tx() as s:
             return list(s.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id)
-                                  .order_by(AuditEvent.seq)))
+                                  .order_by(AuditEvent.id)))
 
-    def query(self, f: AuditFilter) -> list[RequestRow]:
-        q = select(RequestRow)
-        if f.user:
-            q = q.where(RequestRow.actor == f.user)
-        if f.env:
-            q = q.where(RequestRow.env == f.env)
-        if f.command:
-            q = q.where(RequestRow.command == f.command)
+    def query(self, f: AuditFilter) -> list[Row[Any]]:
+        """Requests matching `f`, newest first: read-only rows (columns as attributes).
+
+        Every combination of equality filters has an index ending in created_at (migration
+        0011), so this reads its newest `limit` rows straight off one index whatever it matches;
+        plain rows, not ORM objects, because a 500-row page spent most of its time there.
+        """
+        t = RequestRow.__table__
+        q = select(*(t.c[c] for c in f.columns)) if f.columns else select(t)
+        for column, value in (("actor", f.user), ("env", f.env), ("command", f.command)):
+            if value:
+                q = q.where(t.c[column] == value)
         if f.status == Status.approved:
             # `approved` lasts only until the run starts: the requests an approver said yes to.
-            q = q.where(RequestRow.approver.is_not(None), RequestRow.status.in_(AFTER_APPROVAL))
+            q = q.where(t.c.approver.is_not(None), t.c.status.in_(list(AFTER_APPROVAL)))
         elif f.status:
-            q = q.where(RequestRow.status == f.status)
+            q = q.where(t.c.status == f.status)
         if f.since:
-            q = q.where(RequestRow.created_at >= f.since)
-        q = q.order_by(RequestRow.created_at.desc(), RequestRow.id.desc()).limit(f.limit)
+            q = q.where(t.c.created_at >= f.since)
+        q = q.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(f.limit)
         with self._tx() as s:
-            return list(s.scalars(q))
+            return list(s.execute(q))
 
     def pending(self) -> list[RequestRow]:
         with self._tx() as s:
             return list(s.scalars(select(RequestRow).where(RequestRow.status.in_(PENDING))
                                   .order_by(RequestRow.created_at)))
 
-    def count_by_status(self) -> dict[str, int]:
+    def count_by_status(self, statuses: Iterable[str] | None = None) -> dict[str, int]:
+        """Requests per status; only `statuses` when given (an index range, not the whole log)."""
+        q = select(RequestRow.status, func.count()).group_by(RequestRow.status)
+        if statuses is not None:
+            q = q.where(RequestRow.status.in_(list(statuses)))
         with self._tx() as s:
-            rows = s.execute(select(RequestRow.status, func.count()).group_by(RequestRow.status)).all()
-            return {status: int(n) for status, n in rows}
+            return {status: int(n) for status, n in s.execute(q).all()}
 
     # -- environment freezes ---------------------------------------------
     def lock_env(self, env: str, actor: str, reason: str | None) -> EnvLock | None:
@@ -398,79 +518,135 @@ class AuditStore:
         return out
 
     # -- tamper evidence --------------------------------------------------
-    def verify(self, batch: int = 5000) -> list[str]:
-        """Walk the event chain; report every break, edit or missing row."""
-        problems: list[str] = []
-        prev, expected_seq = GENESIS, 1
-        last_status: dict[str, str] = {}
-        requested: dict[str, dict[str, Any]] = {}
-        with self._tx() as s:
-            from infra.db.retention import chain_start, checkpoint_problems
+    @contextmanager
+    def _snapshot(self) -> Iterator[Session]:
+        """One consistent view for a whole check (PostgreSQL: repeatable read), even while the bot runs."""
+        with self.db.engine.connect() as conn:
+            if self.db.is_postgres:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with Session(conn) as s, s.begin():
+                yield s
 
-            head = s.get(ChainHead, 1)
-            last = 0
-            start = chain_start(s)  # after a retention prune the chain starts at its checkpoint
-            if start is not None:
-                prev, expected_seq, last = start.hash, start.seq + 1, start.seq
-                problems.extend(checkpoint_problems(s, start))
-            while True:
-                evs = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > last)
-                                     .order_by(AuditEvent.seq).limit(batch)))
-                if not evs:
-                    break
-                for ev in evs:
-                    if ev.seq != expected_seq:
-                        problems.append(f"events {expected_seq}..{ev.seq - 1} are missing (deleted?)")
-                    if ev.prev_hash != prev:
-                        problems.append(f"event {ev.seq} does not follow the event before it")
-                    digest = event_hash(ev.prev_hash, ev.seq, ev.request_id, ev.at, ev.kind,
-                                        ev.actor, ev.detail)
-                    if digest != ev.hash:
-                        problems.append(f"event {ev.seq} ({ev.kind} of {ev.request_id}) was edited")
-                    prev, expected_seq, last = ev.hash, ev.seq + 1, ev.seq
-                    if ev.kind not in ("progress",):
-                        last_status[ev.request_id] = ev.kind
-                    if ev.kind == Status.requested:
-                        requested[ev.request_id] = ev.detail
-            if head is None:
-                problems.append("the chain head row is missing")
-            elif head.seq != expected_seq - 1 or head.hash != prev:
-                problems.append(f"the chain head says {head.seq} events but {expected_seq - 1} "
-                                "are present (newest events deleted?)")
-            for row in s.scalars(select(RequestRow)):
-                if row.id not in last_status:
-                    problems.append(f"request {row.id} has no events")
-                    continue
-                if last_status[row.id] != row.status:
-                    problems.append(f"request {row.id} says '{row.status}' but its events end "
-                                    f"with '{last_status[row.id]}'")
-                want = requested.get(row.id)
-                if want is not None and (want.get("command") != row.command or
-                                         want.get("args") != row.args or
-                                         want.get("actor", row.actor) != row.actor):
-                    problems.append(f"request {row.id} was edited (command, args or actor differ "
-                                    "from its 'requested' event)")
-            missing = set(last_status) - {r for (r,) in s.execute(select(RequestRow.id))}
-            for rid in sorted(missing):
-                problems.append(f"request {rid} has events but its row is gone (deleted?)")
-        return problems
+    def verify(self, heads: Sequence[tuple[int, str]] = ()) -> list[str]:
+        """Every problem `check` finds, first broken row first ([] when the log is intact)."""
+        return self.check(heads).problems
+
+    def check(self, heads: Sequence[tuple[int, str]] = (), unkeyed_until: int = 0) -> Report:
+        """Walk the chain and fold every request's events into its row (see infra/db/chain.py).
+
+        `heads` are (seq, link) pairs the bot logged earlier: each must still be in the chain.
+        `unkeyed_until`: with a key, unkeyed events up to there are the chain's accepted start.
+        """
+        from infra.db.retention import chain_start, checkpoint_problems
+
+        report = Report()
+        try:
+            with self._snapshot() as s:
+                head = s.get(ChainHead, 1)
+                cp = chain_start(s)  # after a retention prune the chain starts at its checkpoint
+                start = (cp.seq, cp.hash) if cp is not None else (0, GENESIS)
+                report.findings.extend(Finding(cp.seq if cp else 0, p) for p in checkpoint_problems(s, cp))
+                walk = ChainWalk(self.keys, *start, segment_from=head.segment_from if head else 0,
+                                 unkeyed_until=unkeyed_until)
+                last = start[0]
+                while True:
+                    evs = list(s.scalars(select(AuditEvent).where(AuditEvent.seq > last)
+                                         .order_by(AuditEvent.seq).limit(BATCH)))
+                    if not evs:
+                        break
+                    for ev in evs:
+                        walk.add(Ev.of(ev))
+                    last = evs[-1].seq or last
+                report.add_walk(walk)
+                if head is None:
+                    report.findings.append(Finding(0, "the chain head row is missing"))
+                elif (head.seq, head.hash) != (walk.seq, walk.hash):
+                    report.findings.append(Finding(walk.seq + 1, f"the chain head says {head.seq} events but the "
+                                                                 f"chain ends at {walk.seq} (newest events deleted?)"))
+                report.unlinked = s.scalar(select(func.count()).select_from(AuditEvent)
+                                           .where(AuditEvent.seq.is_(None))) or 0
+                self._check_rows(s, report)
+                wanted = [seq for seq, _ in heads]
+                linked = {int(q or 0): h or "" for q, h in s.execute(select(AuditEvent.seq, AuditEvent.hash)
+                                                                .where(AuditEvent.seq.in_(wanted)))} if wanted else {}
+                check_heads(heads, linked, report, start)
+        except OperationalError as exc:
+            raise DatabaseUnavailable(_describe(exc)) from exc
+        return report
+
+    def _check_rows(self, s: Session, report: Report) -> None:
+        """Fold each request's events (sealed or not yet linked) into the row they should have made."""
+        after = ""
+        while True:
+            rows = list(s.scalars(select(RequestRow).where(RequestRow.id > after).order_by(RequestRow.id)
+                                  .limit(500)))
+            if not rows:
+                break
+            after = rows[-1].id
+            by_request: dict[str, list[Ev]] = {r.id: [] for r in rows}
+            for ev in s.scalars(select(AuditEvent).where(AuditEvent.request_id.in_(list(by_request)))
+                                .order_by(AuditEvent.request_id, AuditEvent.id)):
+                by_request[ev.request_id].append(Ev.of(ev))
+            for r in rows:
+                found, unchecked = fold(r.id, _row_dict(r), by_request[r.id], self.keys)
+                report.findings.extend(found)
+                report.unchecked += unchecked
+        orphans = s.scalars(select(AuditEvent.request_id).distinct().where(
+            ~select(RequestRow.id).where(RequestRow.id == AuditEvent.request_id).exists()))
+        for rid in sorted(orphans):
+            report.findings.append(Finding(0, f"request {rid} has events but its row is gone (deleted?)"))
 
     # -- export -----------------------------------------------------------
     EXPORT_COLUMNS = ("id", "created_at", "updated_at", "actor", "platform", "channel", "command",
                       "args", "env", "target", "changes", "status", "approver", "reason", "result",
                       "error", "correlation_id")
+    EXPORT_KIND = "chatops-audit-export"
 
     def export(self, fmt: str, f: AuditFilter | None = None) -> str:
+        """CSV: a table for people.  JSON: requests, events and links, verifiable offline
+        (`chatops audit verify --file`); `since` starts it at the first event from then."""
+        if fmt == "json":
+            return json.dumps(self.bundle(f.since if f else None), indent=1)
         rows = self.query(f or AuditFilter(limit=10**9))
         records = [{c: _plain(getattr(r, c)) for c in self.EXPORT_COLUMNS} for r in rows]
-        if fmt == "json":
-            return json.dumps(records, indent=1, sort_keys=False)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(self.EXPORT_COLUMNS))
         w.writeheader()
         for rec in records:
             w.writerow({k: json.dumps(v) if isinstance(v, dict) else v for k, v in rec.items()})
         return buf.getvalue()
+
+    def bundle(self, since: datetime | None = None) -> dict[str, Any]:
+        """The chain from its start (or from the first event at or after `since`) with its rows."""
+        from infra.db.retention import chain_start
+
+        with self._snapshot() as s:
+            head = s.get(ChainHead, 1)
+            cp = chain_start(s)
+            start = begin = (cp.seq, cp.hash) if cp is not None else (0, GENESIS)
+            if since is not None:
+                first = s.scalars(select(AuditEvent).where(AuditEvent.seq > start[0], AuditEvent.at >= since)
+                                  .order_by(AuditEvent.seq).limit(1)).first()
+                if first is not None and first.seq is not None:
+                    start = (first.seq - 1, first.prev_hash or GENESIS)
+            events = [Ev.of(e).to_dict() for e in s.scalars(
+                select(AuditEvent).where((AuditEvent.seq > start[0]) | AuditEvent.seq.is_(None))
+                .order_by(AuditEvent.id))]
+            ids = sorted({e["request_id"] for e in events})
+            rows: list[dict[str, Any]] = []
+            for i in range(0, len(ids), 1000):
+                rows.extend(_row_dict(r, json_safe=True) for r in s.scalars(
+                    select(RequestRow).where(RequestRow.id.in_(ids[i:i + 1000])).order_by(RequestRow.id)))
+            return {"kind": self.EXPORT_KIND, "version": 1, "exported_at": _plain(utcnow()),
+                    "start": {"seq": start[0], "hash": start[1]}, "complete": start == begin,
+                    "segment_from": head.segment_from if head else 0,
+                    "head": {"seq": head.seq, "hash": head.hash} if head else None,
+                    "requests": rows, "events": events}
+
+
+def _row_dict(row: RequestRow, json_safe: bool = False) -> dict[str, Any]:
+    out = {c.name: getattr(row, c.name) for c in RequestRow.__table__.columns}
+    return {k: _plain(v) for k, v in out.items()} if json_safe else out
 
 
 def _plain(v: Any) -> Any:

@@ -1,7 +1,7 @@
 """deployments: no secrets at rest; environment values and inline files become keyed fingerprints
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-30 09:00:00
 
 Rows recorded before this kept the resolved Compose model, every `.env` value in clear.
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,145 @@
+"""Concurrent read commands: engine latency while many requests write to the audit chain at once.
+
+Run by hand (never in the test suite):
+    .venv/bin/python bench/concurrency_bench.py [--concurrent 1,8,16,32,64] [--rounds 10]
+                                               [--processes 1] [--database-url URL]
+
+Each round sends `concurrent` `whoami` requests at the same instant (split over
+`--processes` bot processes on one database, as replicas would be) and times each from
+`Engine.handle()` to its reply, audit writes included. Every request writes its
+`requested`+`started` events and its `succeeded` event in two committed transactions.
+`--writes-only` times just those two transactions from `concurrent` threads (no engine).
+It creates and drops its own schema in the given PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import time
+
+from common import median_p95, scratch_schema  # bench/ is the script's folder, so on sys.path
+
+from bot.engine import Engine
+from bot.request import Actor, Request
+from infra.backends import Backends
+from infra.config import load_config
+from infra.db.store import AuditStore, Database
+
+
+async def _worker(url: str, concurrent: int, rounds: int, start: float) -> tuple[list[float], float]:
+    cfg = load_config()
+    db = Database(url)
+    eng = Engine(cfg, AuditStore(db), Backends(cfg))
+    await eng.start()
+    alice = Actor("console:alice")
+    for _ in range(10):  # warm the pool and the caches
+        await eng.handle(Request(actor=alice, text="whoami"))
+    while time.time() < start:  # every process begins together
+        await asyncio.sleep(0.001)
+    ms: list[float] = []
+
+    async def one() -> None:
+        t = time.perf_counter()
+        await eng.handle(Request(actor=alice, text="whoami"))
+        ms.append((time.perf_counter() - t) * 1000)
+
+    cpu = time.process_time()
+    for _ in range(rounds):
+        await asyncio.gather(*(one() for _ in range(concurrent)))
+    cpu = time.process_time() - cpu
+    await eng.close()
+    db.dispose()
+    return ms, cpu * 1000 / max(1, len(ms))
+
+
+def _run(args: tuple[str, int, int, float]) -> tuple[list[float], float]:
+    return asyncio.run(_worker(*args))
+
+
+def bench(url: str, concurrent: int, rounds: int, processes: int) -> None:
+    per = max(1, concurrent // processes)
+    start = time.time() + 3.0
+    began = time.perf_counter()
+    if processes == 1:
+        results = [_run((url, per, rounds, start))]
+    else:
+        with mp.get_context("spawn").Pool(processes) as pool:
+            results = pool.map(_run, [(url, per, rounds, start)] * processes)
+    wall = time.perf_counter() - began - 3.0
+    ms = [m for r, _ in results for m in r]
+    cpu = sum(c for _, c in results) / len(results)
+    med, p95 = median_p95(ms)
+    print(f"whoami x{per * processes:<3} at once ({processes} process(es)): median {med:7.1f} ms   "
+          f"p95 {p95:7.1f} ms   n={len(ms)}   {len(ms) / max(wall, 1e-9):6.0f} req/s   "
+          f"CPU {cpu:4.1f} ms/request")
+
+
+def bench_writes(url: str, concurrent: int, rounds: int) -> None:
+    """Only the audit writes of a read command (request + requested/started, then succeeded), from
+    `concurrent` threads at once: what the chain costs when no Python engine work is in the way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra.db.models import RequestRow
+    from infra.db.store import new_request_id
+
+    db = Database(url)
+    store = AuditStore(db)
+    link = getattr(store, "link", None)  # linking happens off the request path (a thread here)
+
+    def one() -> float:
+        t = time.perf_counter()
+        row = RequestRow(id=new_request_id(), actor="console:alice", platform="console", text="whoami",
+                         command="whoami", args={}, changes=False, status="started", correlation_id="bench")
+        store.create(row, [("requested", {"command": "whoami", "args": {}, "actor": row.actor}), ("started", {})])
+        store.transition(row.id, ("started",), "succeeded", row.actor, {"result": "You are …"},  # type: ignore[arg-type]
+                         result="You are …")
+        return (time.perf_counter() - t) * 1000
+
+    stop = False
+
+    def linker() -> None:
+        while not stop:
+            if link is not None:
+                link()
+            time.sleep(0.01)
+
+    ms: list[float] = []
+    with ThreadPoolExecutor(concurrent + 1) as pool:
+        background = pool.submit(linker)
+        for _ in range(3):
+            one()
+        began = time.perf_counter()
+        for _ in range(rounds):
+            ms.extend(pool.map(lambda _i: one(), range(concurrent)))
+        wall = time.perf_counter() - began
+        stop = True
+        background.result()
+    med, p95 = median_p95(ms)
+    print(f"audit writes x{concurrent:<3} at once (threads):          median {med:7.1f} ms   p95 {p95:7.1f} ms   "
+          f"n={len(ms)}   {len(ms) / wall:6.0f} req/s")
+    db.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--concurrent", default="1,8,16,32,64")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--writes-only", action="store_true", help="time only the audit writes, from threads")
+    opts = ap.parse_args()
+    with scratch_schema(opts.database_url) as url:
+        db = Database(url)
+        db.migrate()
+        db.dispose()
+        for n in (int(x) for x in opts.concurrent.split(",")):
+            if opts.writes_only:
+                bench_writes(url, n, opts.rounds)
+            else:
+                bench(url, n, opts.rounds, opts.processes)
+
+
+if __name__ == "__main__":
+    main()
