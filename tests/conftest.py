@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +22,10 @@ from infra.config import Config, load_config
 from infra.db.store import AuditStore, Database
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
+
+if TYPE_CHECKING:
+    from tests.events_support import Recorder
+    from tests.fakes.slack_api import FakeSlack
 
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,3 +105,23 @@ async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
         monkeypatch.setattr(discord.http.Route, "BASE", fake.base)
         yield fake
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """The Slack Web API stand-in; a test fails if the bot sent it anything Slack would reject."""
+    from tests.fakes.slack_api import FakeSlack
+
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+    assert fake.violations == [], "the bot sent Slack something it would reject"
+
+
+@pytest.fixture
+def rec() -> Recorder:
+    """Records the handler calls of a recording registry (tests/events_support.py)."""
+    from tests.events_support import Recorder
+
+    return Recorder()

@@ -53,20 +53,6 @@ def resolved() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.stop()
-    assert fake.violations == [], "the bot sent Slack something it would reject"
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
 async def bot(config: Config, db: Database, slack: FakeSlack, rec: Recorder) -> AsyncIterator[Stack]:
     stack = await Stack(engine_for(events_config(config, slack_url=f"{slack.base}/api/"), db,
                                    recording_registry(rec))).start()

@@ -37,20 +37,6 @@ from tests.fakes.slack_api import FakeSlack
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.stop()
-    assert fake.violations == []
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
 async def bot(config: Config, db: Database, slack: FakeSlack, rec: Recorder) -> AsyncIterator[Stack]:
     cfg = events_config(config, slack_url=f"{slack.base}/api/")
     stack = await Stack(engine_for(cfg, db, recording_registry(rec))).start()

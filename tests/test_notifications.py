@@ -8,10 +8,7 @@ channels was posted by the notifier, not as a reply.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from bot.adapters.discord import DiscordPoster, poster
 from bot.adapters.slack import SlackPoster
@@ -23,15 +20,6 @@ from infra.db.store import Database
 from tests.events_support import DISCORD_OPS, OPS, Recorder, engine_for, events_config, recording_registry, slack_text
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.slack_api import FakeSlack
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.stop()
-    assert fake.violations == []
 
 
 async def running(config: Config, db: Database, slack: FakeSlack, api: FakeDiscord, rec: Recorder,

@@ -97,22 +97,8 @@ def test_no_phrase_no_schedule_and_the_zone_counts() -> None:
 # -- fixtures -----------------------------------------------------------------------------------
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.stop()
-    assert fake.violations == []
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(NOON)
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
 
 
 class Bots:

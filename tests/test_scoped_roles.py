@@ -34,11 +34,6 @@ CHANNELS = {"slack:CDEV": Channel(default_env="rumpledev", commands=["status", "
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
 async def engine(config: Config, db: Database, server: FakeOpenAI, rec: Recorder) -> AsyncIterator[Engine]:
     cfg = with_llm(events_config(config, users=USERS, channels=CHANNELS), server.base_url)
     e = engine_for(cfg, db, recording_registry(rec))

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,8 @@ from infra.db.common import aware, utcnow
 from infra.db.models import AlertPost, ScheduleRow, Suggestion
 from infra.db.store import AuditStore
 from infra.status import ScheduleState
+
+T = TypeVar("T", ScheduleRow, Suggestion)
 
 
 def new_schedule_id() -> str:
@@ -61,17 +63,21 @@ class EventStore:
         self.store = store
 
     # -- schedules ----------------------------------------------------------
-    def add_schedule(self, row: ScheduleRow) -> ScheduleRow:
-        now = utcnow()
-        row.created_at = row.updated_at = now
+    def _insert(self, row: T, fresh_id: Callable[[], str], what: str) -> T:
+        """Insert a row whose short random id may collide: draw again, a few times."""
         for _ in range(5):
             try:
                 with self.store._tx() as s:
                     s.add(row)
                 return row
             except IntegrityError:
-                row.id = new_schedule_id()
-        raise RuntimeError("could not allocate a schedule id")
+                row.id = fresh_id()
+        raise RuntimeError(f"could not allocate a {what} id")
+
+    def add_schedule(self, row: ScheduleRow) -> ScheduleRow:
+        now = utcnow()
+        row.created_at = row.updated_at = now
+        return self._insert(row, new_schedule_id, "schedule")
 
     def schedule(self, sid: str) -> ScheduleRow | None:
         with self.store._tx() as s:
@@ -135,14 +141,7 @@ class EventStore:
     def add_suggestion(self, command: str, args: dict[str, Any], digest: str, origin: str) -> Suggestion:
         row = Suggestion(id=new_suggestion_id(), created_at=utcnow(), command=command, args=args,
                          plan_hash=digest, origin=origin[:128])
-        for _ in range(5):
-            try:
-                with self.store._tx() as s:
-                    s.add(row)
-                return row
-            except IntegrityError:
-                row.id = new_suggestion_id()
-        raise RuntimeError("could not allocate a suggestion id")
+        return self._insert(row, new_suggestion_id, "suggestion")
 
     def suggestion(self, sid: str) -> Suggestion | None:
         with self.store._tx() as s:
