@@ -731,7 +731,8 @@ class _Reading:
         audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
                       for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or any(
             reviewer in h.commands for h in self.hits)
-        if past and (self.causative or any(w in ("get", "got") for w in low[max(0, past[0][0] - 4):past[0][0]])):
+        if past and (self.causative or any(w == "get" for w in low[max(0, past[0][0] - 4):past[0][0]])) \
+                and low[past[0][0] - 1] not in P.PASSIVE_PAST:
             i, cmd = past[0]  # "can we get chat deployed": a causative request
             self._drop_hits_in(i, i + 1)
             self.hits.append(Hit([Sense(cmd, Strength.verb)], i, i + 1))
@@ -750,7 +751,7 @@ class _Reading:
                 return None
             passive = i > 0 and low[i - 1] in P.PASSIVE_BEFORE
             if not passive and (
-                    any(w in P.SUBJECTS for w in low[max(0, i - 3):i]) or i == 0
+                    any(w in P.SUBJECTS for w in low[max(0, i - 3):i]) or i == 0 or low[i - 1] in P.PASSIVE_PAST
                     or any(w in P.TIME_AGO for w in low[i + 1:]) or self.values.get("since")
                     or any(w in self.p.users for w in low[:i])):
                 return self.refuse(f"That sounds like something that already happened, so I'm not doing "

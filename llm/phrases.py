@@ -22,7 +22,10 @@ SPLIT_PARTICLES = frozenset({"out", "back", "up", "down", "off", "on", "over"})
 OUTCOME_WORDS = frozenset({"went", "worked", "failed", "succeeded", "finished", "completed", "done", "broke",
                            "crashed", "seems", "seemed", "looks", "looked", "fixed", "helped", "was", "were"})
 # Words before a past form that make it an adjective or passive, not a statement ("what is deployed").
-PASSIVE_BEFORE = frozenset({"is", "are", "be", "being", "currently", "still", "what", "get", "got"})
+PASSIVE_BEFORE = frozenset({"is", "are", "be", "being", "currently", "still", "what", "get"})
+# Words before a past form that make it a passive of the past: a report ("chat got rolled back on test",
+# "grafana was stopped"), never a request ("get chat deployed" asks; "got" tells).
+PASSIVE_PAST = frozenset({"got", "gotten", "was", "were", "been"})
 # Subjects that make a past form a report of something done by a person.
 SUBJECTS = frozenset({"i", "we", "you", "he", "she", "they", "someone", "somebody", "just", "already",
                       "finally", "have", "has", "had", "successfully", "anyone", "everyone", "nobody"})
