@@ -1249,6 +1249,13 @@ class _Reading:
             at = self.value_at[dropped[0]]
             return self.ask(f"I don't know what '{self.words[at].raw}' means for '{cmd}' (it takes no time or "
                             f"count), so I did nothing. Usage: {spec.usage}", attempted=cmd)
+        aside = self._context_value(cmd, plan.args, lo, hi) if plan.complete and spec.changes else None
+        if aside is not None:
+            # "deploy chat to test. The fix is in v1.5.0": a value outside the request's own sentence
+            name, value = aside
+            said = canonical(cmd, {**plan.args, name: value}, self.p.registry)
+            return self.ask(f"Do you mean {name}={value}? It stands outside the request's own sentence, so I did "
+                            f"nothing; say it in one: '{said}'.", attempted=cmd)
         polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
         if plan.complete and spec.changes and not polite and not any(
                 h.strength is Strength.verb and cmd in h.commands for h in self.hits):
@@ -1256,6 +1263,17 @@ class _Reading:
             return self.ask(f"Do you want me to {cmd} that? Say it as "
                             f"'{canonical(cmd, plan.args, self.p.registry)}'.", attempted=cmd)
         return plan
+
+    def _context_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> tuple[str, str] | None:
+        """A word outside the asking sentence with the shape of one of the command's values left empty."""
+        for arg in self.lex.specs[cmd].args:
+            if arg.kind is not Kind.word or not arg.shape or arg.name in args:
+                continue
+            pattern = re.compile(rf"^({arg.shape})$", re.I)
+            for i, w in enumerate(self.low):
+                if not lo <= i < hi and self.free(i) and not w.isdigit() and pattern.match(w):
+                    return arg.name, self.words[i].raw
+        return None
 
     def _scalar_args(self, cmd: str, args: dict[str, Any]) -> None:
         spec = self.lex.specs[cmd]
@@ -1329,12 +1347,12 @@ class _Reading:
             return int(number) if number is not None else None
         if arg.kind is not Kind.word:
             return None
-        shape = re.compile(rf"^({arg.shape})$", re.I) if arg.shape else None
-        found: str | None = self._after(arg.cues, shape)
+        pattern = re.compile(rf"^({arg.shape})$", re.I) if arg.shape else None
+        found: str | None = self._after(arg.cues, pattern)
         if found is None and arg.cues_after:
             found = self._before(arg.cues_after)
-        if found is None and shape is not None:
-            found = self._bare(lambda w: bool(shape.match(w)) and not w.isdigit())
+        if found is None and pattern is not None:
+            found = self._bare(lambda w: bool(pattern.match(w)) and not w.isdigit())
         return found
 
     def _hit_word(self, k: int) -> bool:
@@ -1362,15 +1380,16 @@ class _Reading:
         return w in P.FILLER or bool(self.lex.senses(w)) or w in self.lex.object_verbs or w in (
             "latest", "last", "previous", "old", "one") or any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
-    def _after(self, keys: tuple[str, ...], shape: re.Pattern[str] | None, any_value: bool = True) -> str | None:
+    def _after(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None, any_value: bool = True) -> str | None:
         """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
         weak = ("at", "to", "as", "back", "for", "from", "by")
         # a strong cue first ("back the way it was at snapshot post-cleanup": the snapshot's name, not "way")
         order = sorted(range(len(self.low) - 1), key=lambda i: self.low[i] in weak)
+        lo, hi = shape.request_sentence(self)
         for i in order:
             w = self.low[i]
-            if w not in keys:
-                continue
+            if w not in keys or (w in weak and not lo <= i < hi):
+                continue  # (a weak cue only in the asking sentence: "… QA wants to poke at it" gives no ref)
             j = i + 1
             while j < len(self.low) - 1 and (self.low[j] in ("the", "a", "to", "is", "it", "of")
                                              or self.low[j] in keys):
@@ -1381,7 +1400,7 @@ class _Reading:
             if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw) or (
                     self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
                 continue
-            if shape is not None and not shape.match(low) and (not any_value or ((
+            if pattern is not None and not pattern.match(low) and (not any_value or ((
                     w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
                 continue  # "deploy chat to staging2" is no ref; "… on prod to main" is, the targets being named
             self.take(i, i + 1)
@@ -1389,22 +1408,25 @@ class _Reading:
             return raw
         return None
 
-    def _before(self, keys: tuple[str, ...], shape: re.Pattern[str] | None = None) -> str | None:
+    def _before(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> str | None:
+        lo, hi = shape.request_sentence(self)
         for i, w in enumerate(self.low):
-            if w in keys and i > 0:
+            if w in keys and lo < i < hi:
                 j = i - 1
-                if shape is not None and not shape.match(self.low[j]):
+                if pattern is not None and not pattern.match(self.low[j]):
                     continue
                 if self.free(j) and WORD.match(self.low[j]) and looks_like_value(self.low[j]) \
-                        and (shape is not None or not self._is_name(self.low[j])) \
+                        and (pattern is not None or not self._is_name(self.low[j])) \
                         and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
                     return self.words[j].raw
         return None
 
     def _bare(self, ok: Any) -> str | None:
+        """A value by its shape alone ("v1.4.2"), in the asking sentence only."""
+        lo, hi = shape.request_sentence(self)
         for i, w in enumerate(self.words):
-            if self.free(i) and ok(w.low):
+            if lo <= i < hi and self.free(i) and ok(w.low):
                 self.take(i, i + 1)
                 return w.raw
         return None

@@ -257,6 +257,11 @@ WOULD_POLITE = frozenset({"like", "love", "appreciate", "prefer", "be", "you"})
 # Words that replace the target said before them ("restart redis on test… actually make that dev").
 CORRECTION_MARKERS = ("actually make that", "actually make it", "actually", "i mean", "make that", "make it",
                       "sorry", "correction", "rather", "instead of that")
+# Words before "to" that make the next word a verb ("QA wants to test", "we need to check"): an infinitive.
+INFINITIVE_LEADS = frozenset({"want", "wants", "wanted", "need", "needs", "needed", "going", "have", "has", "had",
+                              "try", "tries", "trying", "able", "about", "like", "likes", "love", "hope", "hoping",
+                              "plan", "plans", "planning", "order", "meant", "supposed", "ready", "trying", "used",
+                              "got", "gotta", "wish", "would like", "is", "are", "so as", "in order"})
 # Verbs that call a running action off: governing a command's noun they ask for nothing we do.
 CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt", "stop", "nix", "ditch", "pause",
                           "interrupt", "terminate", "postpone", "delay", "skip", "hold", "block", "prevent",

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from llm.nl import _Reading
 
 _RETRACTIONS = tuple((p, p.count(" ") + 1) for p in (*P.TAKE_BACK, *P.APOLOGIES))
+# words that may follow a value after "to" ("roll back chat to main please")
+_AFTER_VALUE = frozenset({"please", "pls", "plz", "thanks", "thx", "ty", "cheers", "now", "asap", "again", "too",
+                          "instead", "then", "and", "or", "but", "—", "-"})
 _CORRECTING = (*P.CORRECTION_MARKERS, *P.APOLOGIES, "no", "not", "wait")
 
 
@@ -144,18 +147,23 @@ def time_references(r: _Reading) -> None:
 
 
 def purpose_clauses(r: _Reading) -> None:
-    """'redeploy chat on test to fix the login bug', 'restart nginx on dev to clear the cache': "to" and
-    a verb with its object after the request say why; the clause is neither a value ("fix" is no ref) nor
-    a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main")."""
+    """'redeploy chat on test to fix the login bug', 'deploy chat to dev, QA wants to play with it': "to"
+    and a verb with more words after it say why; the clause is neither a value ("fix", "play" are no ref)
+    nor a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main"),
+    and so may a word that a target phrase follows ("to main on prod"), unless a verb of wanting leads
+    to it ("QA wants to test")."""
     verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
     if not verbs:
         return
     n = len(r.low)
-    for i in range(verbs[0].end, n - 2):
+    for i in range(verbs[0].end, n - 1):
         if r.low[i] != "to" or not r.free(i) or not r.free(i + 1) or r.words[i].boundary \
-                or r.words[i + 1].boundary or r.low[i + 1] in P.FUNCTION_WORDS \
-                or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]) \
-                or r.low[i + 2] in P.FUNCTION_WORDS - {"the", "a", "an", "my", "our", "its", "their", "some"}:
+                or r.low[i + 1] in P.FUNCTION_WORDS or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]):
+            continue
+        wanting = i > 0 and r.low[i - 1] in P.INFINITIVE_LEADS
+        if not wanting and (r.words[i + 1].boundary or i + 2 >= n or _target_phrase_at(r, i + 2)
+                            or r.low[i + 2] in _AFTER_VALUE or (r.used[i + 2] and not any(
+                                h.start <= i + 2 < h.end for h in r.hits))):
             continue
         end = next((k + 1 for k in range(i, n) if r.words[k].boundary), n)
         if any(m.start >= i and m.start < end for m in r.mentions):
@@ -163,6 +171,16 @@ def purpose_clauses(r: _Reading) -> None:
         r.take(i, end)
         r._drop_hits_in(i, end)
         return
+
+
+def _target_phrase_at(r: _Reading, k: int) -> bool:
+    """Whether a target phrase starts at word k ("on prod", "in the dev environment")."""
+    if k >= len(r.low) or r.low[k] not in P.TARGET_PREPOSITIONS:
+        return False
+    k += 1
+    while k < len(r.low) and r.low[k] in ("the", "a", "an", "our", "my"):
+        k += 1
+    return any(m.start == k for m in r.mentions)
 
 
 def pronoun_objects(r: _Reading) -> None:
