@@ -160,7 +160,7 @@ async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
          backend="docker", examples=("start rtmp on test",),
          phrasing=Phrasing(
              verbs=("start", "start up", "bring up", "spin up", "fire up", "turn on", "switch on", "boot",
-                    "launch", "bring back up", "start back up", "starting", "power on"),
+                    "launch", "bring back up", "start back up", "starting", "power on", "bring back"),
              past=("started", "booted", "launched"),
              machine_verbs=("boot", "power on")))
 async def start(ctx: Context, args: dict[str, Any]) -> Reply:

@@ -6,6 +6,7 @@ command is understood in plain language as soon as it is registered.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -207,6 +208,12 @@ class Lexicon:
         """Words that stand for a value of `arg`: its own declared ones, and for a status every word
         infra/status.py maps to one ("failing" → failed, "waiting" → pending_approval)."""
         return arg.values + STATUS_VALUES if arg.kind is Kind.status else arg.values
+
+    @staticmethod
+    @functools.cache
+    def shape_of(arg: Arg) -> re.Pattern[str]:
+        """An argument's declared value shape, compiled once."""
+        return re.compile(rf"^({arg.shape})$", re.I)
 
     def arg_kinds(self, command: str) -> set[Kind]:
         return {a.kind for a in self.specs[command].args}

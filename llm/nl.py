@@ -131,7 +131,8 @@ class _Reading:
         self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
         self.value_at: dict[str, int] = {}  # where each value was found
         self.all_values: dict[str, list[tuple[int, Any]]] = {}
-        self._candidate_for: tuple[tuple[bool, ...], bool] = ((), False)
+        self._candidate_for: tuple[tuple[Any, ...], bool] = ((), False)
+        self._rivals: tuple[str, ...] = ()  # the readings being compared (llm/nl.py _best_fit)
         self._asking: tuple[int, int] | None = None  # the asking sentence's word range
         self.consumed: set[str] = set()  # values an argument took
         self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
@@ -521,6 +522,7 @@ class _Reading:
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
         shape.names_in_target_slots(self)
+        shape.kind_nouns(self)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
 
     def _preposition_at(self, j: int) -> bool:
@@ -1134,39 +1136,49 @@ class _Reading:
         use, required targets missing, targets taken as named (in the name's first sense: "staging" is
         an environment before it is a VM), targets taken by inference."""
         kinds = self.lex.arg_kinds(cmd)
+        changing = self.lex.specs[cmd].changes
         direct = inferred = unusable = 0
         for m in self.mentions:
             if kinds & set(m.names):
                 direct += 2 if next(iter(m.names)) in kinds else 1
-            elif self._inferable(m, kinds):
+            elif self._inferable(m, kinds, changing):
                 inferred += 1
             else:
                 unusable += 1
         filled = {k for m in self.mentions for k in m.names if k in kinds} | {
-            k for m in self.mentions for k in self._inferred_kinds(m, kinds)}
+            k for m in self.mentions for k in self._inferred_kinds(m, kinds, changing)}
         missing = sum(1 for a in self.lex.specs[cmd].required if a.kind.is_entity and a.kind not in filled)
         # a required value with nothing to fill it ("roll back on staging" names no snapshot to restore)
-        missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate())
+        missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate(
+            () if a.shape else self._rival_shapes(cmd)))
         # a request nobody named is a whole target missing ("stop it" is no cancel of some request)
         missing += sum(2 for a in self.lex.specs[cmd].required
                        if a.kind is Kind.request and "request" not in self.values)
         return (-unusable, -missing, direct, -inferred)
 
-    def _candidate(self) -> bool:
-        """Whether a word is left that could be a value (a name, a version): free, no known word."""
-        key = tuple(self.used)
+    def _candidate(self, claimed: tuple[re.Pattern[str], ...] = ()) -> bool:
+        """Whether a word is left that could be a value (a name, a version): free, no known word, and not of
+        a shape that a rival reading declares for its own value ("roll back to v1.3.0 on prod": a version is
+        no evidence for a snapshot)."""
+        key = (tuple(self.used), claimed)
         if self._candidate_for[0] != key:
-            self._candidate_for = (key, self._has_candidate())
+            self._candidate_for = (key, self._has_candidate(claimed))
         return self._candidate_for[1]
 
-    def _has_candidate(self) -> bool:
+    def _has_candidate(self, claimed: tuple[re.Pattern[str], ...]) -> bool:
         return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
                    and not self.lex.senses(w) and w not in self.lex.object_verbs and w not in P.DETERMINERS
+                   and not any(c.match(w) for c in claimed)
                    for i, w in enumerate(self.low))
 
-    def _inferred_kinds(self, m: Mention, kinds: set[Kind]) -> set[Kind]:
+    def _rival_shapes(self, cmd: str) -> tuple[re.Pattern[str], ...]:
+        """The value shapes the other readings of the same words declare (a revision for rollback)."""
+        return tuple(self.lex.shape_of(a) for c in self._rivals if c != cmd
+                     for a in self.lex.specs[c].args if a.kind is Kind.word and a.shape)
+
+    def _inferred_kinds(self, m: Mention, kinds: set[Kind], changing: bool = False) -> set[Kind]:
         out: set[Kind] = set()
-        if Kind.service in m.names and Kind.stack in kinds and self.r.stack_for(m.names[Kind.service]):
+        if Kind.service in m.names and Kind.stack in kinds and self._stack_of(m, changing):
             out.add(Kind.stack)
         if Kind.stack in m.names and Kind.service in kinds and \
                 len(self.r.config.stack_services.get(m.names[Kind.stack], ())) == 1:
@@ -1179,11 +1191,20 @@ class _Reading:
             out.add(Kind.host)
         return out
 
+    def _stack_of(self, m: Mention, changing: bool) -> str | None:
+        """The stack a service stands for; for a change only a stack of that one service: a change never
+        widens a named service into a whole stack of several ("bring grafana back on prod" is no rollback
+        of monitoring; "the grafana stack" is a stack, shape.kind_nouns)."""
+        stack = self.r.stack_for(m.names[Kind.service])
+        if stack and changing and len(self.r.config.stack_services.get(stack, ())) != 1:
+            return None
+        return stack
+
     def _host_of(self, m: Mention) -> str | None:
         return next((h for name in m.names.values() if (h := self.r.resolve(Kind.host, name))), None)
 
-    def _inferable(self, m: Mention, kinds: set[Kind]) -> bool:
-        return bool(self._inferred_kinds(m, kinds))
+    def _inferable(self, m: Mention, kinds: set[Kind], changing: bool = False) -> bool:
+        return bool(self._inferred_kinds(m, kinds, changing))
 
     def _env_of_vm(self, vm: str) -> str | None:
         return next((n for n, e in self.r.config.inventory.environments.items() if e.vm == vm), None)
@@ -1197,8 +1218,16 @@ class _Reading:
             support = sum(c in h.commands or any(s.command == c for s in h.senses) for h in self.hits)
             return (unusable, named, direct, ranked[c], support, missing, inferred, not self.lex.specs[c].changes)
 
+        self._rivals = tuple(ranked)
         scored = sorted(((key(c), c) for c in ranked), reverse=True)
         best, second = scored[0], scored[1]
+        complete = [c for k, c in scored if k[0] == 0 and k[5] == 0 and self.lex.specs[c].changes]
+        if best[1] in complete and len(complete) > 1:
+            # "bring chat back on prod": one verb, two changes the names fit in full (rollback the chat stack,
+            # start its service); which one is not ours to guess
+            names = sorted(complete)
+            return self.ask(f"That could mean {join_choices(names)}; which one? "
+                            f"Say it as '{self.lex.specs[names[0]].usage}'.")
         if best[0] == second[0]:
             names = sorted(c for k, c in scored if k == best[0])
             return self.ask(f"That could mean {join_choices(names)}; which one? "
@@ -1494,13 +1523,19 @@ class _Reading:
             args[kinds[Kind.service].name] = services[0]
             del args["stack"]
         rest: list[Mention] = []
+        widened: tuple[str, str] | None = None
         for m in leftovers:
             host = self._host_of(m)
             if Kind.host in kinds and host and kinds[Kind.host].name not in args:
                 args[kinds[Kind.host].name] = host  # "the gpu box": the environment on the GPU host
                 continue
             if Kind.stack in kinds and Kind.service in m.names:
-                stack = self.r.stack_for(m.names[Kind.service])
+                service = m.names[Kind.service]
+                stack = self.r.stack_for(service)
+                if stack and not self._stack_of(m, spec.changes):
+                    widened = widened or (service, stack)
+                if stack and args.get(kinds[Kind.stack].name) not in (None, stack):
+                    return put(kinds[Kind.stack], stack)  # "status of redis and nginx on dev": two stacks
                 if stack and kinds[Kind.stack].name not in args:
                     self.conf -= 0.05
                     bad = put(kinds[Kind.stack], stack)
@@ -1527,6 +1562,12 @@ class _Reading:
                     continue
                 return self.refuse(unknown_name(self.r, Kind.vm, m.phrase))
             rest.append(m)
+        if widened is not None:
+            service, stack = widened
+            others = [s for s in self.r.config.stack_services.get(stack, ()) if s != service]
+            return self.ask(f"{service} is one service of the {stack} stack (with {join_choices(others, 'and')}); "
+                            f"'{cmd}' works on a whole stack, so I did nothing. If you mean the whole stack, say "
+                            f"'{canonical(cmd, args, self.p.registry)}'.", attempted=cmd)
         if rest:
             if spec.changes or not wanted:
                 if not spec.changes:
@@ -1741,6 +1782,12 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
         tokens = tokens[1:]
     if tokens and tokens[0].quoted:
         return None
+    for n in (2, 1):
+        word = " ".join(t.low for t in tokens[:n])
+        if len(tokens) >= n and parser.registry.command_for_word(word) == plan.command:
+            if word != plan.command and any(s.command != plan.command for s in parser.lexicon.senses(word)):
+                return None  # an alias another command also declares ("revert"): plain language decides
+            break
     spec = parser.registry[plan.command]
     for arg in spec.args:
         value = plan.args.get(arg.name)

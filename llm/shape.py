@@ -131,6 +131,22 @@ def names_in_target_slots(r: _Reading) -> None:
                 r.used[i] = False
 
 
+def kind_nouns(r: _Reading) -> None:
+    """'the grafana stack', 'the dev environment', 'the chat service': a kind noun after a name says which
+    kind of thing it names; a service called a stack is its stack."""
+    for m in r.mentions:
+        kind = P.KIND_NOUNS.get(r.low[m.end]) if m.end < len(r.low) and not r.words[m.end - 1].boundary else None
+        if kind is None:
+            continue
+        k = Kind(kind)
+        if k in m.names and len(m.names) > 1:
+            m.names = {k: m.names[k]}
+        elif k is Kind.stack and Kind.service in m.names:
+            stack = r.r.stack_for(m.names[Kind.service])
+            if stack:
+                m.names = {Kind.stack: stack}
+
+
 def time_references(r: _Reading) -> None:
     """'checkpoint the prod vm before the postgres migration': a name inside a phrase of time, before
     the noun it describes, is part of a reference to something else, not a target."""
