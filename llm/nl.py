@@ -868,8 +868,8 @@ class _Reading:
             changing = any(self.lex.specs[c].changes for c in owner)
             j = hit.start - 1
             while j >= 0 and not self.words[j].boundary and self._skippable(j, hit) and (
-                    (found := self._verb_ending_at(j)) is None or (found[0] in P.DETERMINERS and not any(
-                        self.lex.governs(found[0], o) for o in owner))):
+                    (found := self._verb_ending_at(j)) is None or self._adjective_verb(j) or (
+                        found[0] in P.DETERMINERS and not any(self.lex.governs(found[0], o) for o in owner))):
                 j -= 1
             verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
             other_verb = next((h for h in self.hits if h is not hit and h.start <= j < h.end
@@ -1014,10 +1014,16 @@ class _Reading:
             return "since" in self.values
         return arg.kind.is_entity and any(arg.kind in m.names for m in self.mentions)
 
+    def _adjective_verb(self, j: int) -> bool:
+        """'the clean snap': a verb right after an article describes or names the noun, it governs nothing."""
+        return self.low[j] in self.lex.object_verbs and j > 0 and self.low[j - 1] in ("the", "a", "an", "this", "that")
+
     def _skippable(self, j: int, hit: Hit) -> bool:
         w = self.low[j]
         if self.words[j].boundary and j < hit.start - 1:
             return False
+        if self._adjective_verb(j):
+            return True
         if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them"):
             return True  # "undo the last chat deploy", "give it a bounce"
         if (w.isdigit() or w in P.QUANTITIES) and self.free(j):
@@ -1167,9 +1173,33 @@ class _Reading:
 
     def _has_candidate(self, claimed: tuple[re.Pattern[str], ...]) -> bool:
         return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
-                   and not self.lex.senses(w) and w not in self.lex.object_verbs and w not in P.DETERMINERS
-                   and not any(c.match(w) for c in claimed)
+                   and not self.lex.senses(w) and (w not in self.lex.object_verbs or self._clause_final(i))
+                   and w not in P.DETERMINERS and not any(c.match(w) for c in claimed) and not self._description(i)
                    for i, w in enumerate(self.low))
+
+    def _description(self, j: int) -> bool:
+        """Whether word j describes rather than names: a word of time or worth ("previous", "earlier",
+        "good"), or any word of a noun phrase that an indefinite article or such a word leads ("an earlier
+        snapshot", "a known-good one", "the last good snapshot").  "back to clean" and "the clean snap"
+        name one."""
+        if self.low[j] in P.RELATIVE:
+            return True
+        k = j - 1
+        while k >= 0 and j - k <= 3 and not self.words[k].boundary:
+            w = self.low[k]
+            if w in P.INDEFINITE or w in P.RELATIVE:
+                return True
+            if w in P.FUNCTION_WORDS or w in P.DETERMINERS or not self.free(k):
+                return False
+            k -= 1
+        return False
+
+    def _clause_final(self, j: int) -> bool:
+        """Whether word j ends its clause, or only a noun that says its kind follows ("back to clean", "the
+        clean snap"): a verb there would have no object, so it is a name."""
+        nxt = j + 1
+        return self.words[j].boundary or nxt >= len(self.low) or self.low[nxt] in P.KIND_NOUNS \
+            or bool(self.lex.nouns.get(self.low[nxt])) or self.low[nxt] in ("please", "pls", "thanks", "now")
 
     def _rival_shapes(self, cmd: str) -> tuple[re.Pattern[str], ...]:
         """The value shapes the other readings of the same words declare (a revision for rollback)."""
@@ -1405,8 +1435,11 @@ class _Reading:
     def _names_entity(self, w: str) -> bool:
         return any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
-    def _is_name(self, w: str) -> bool:
-        return w in P.FILLER or bool(self.lex.senses(w)) or w in self.lex.object_verbs or w in (
+    def _is_name(self, w: str, j: int) -> bool:
+        """Whether word j is a known word that a weak cue does not introduce as a value (a command word, a
+        filler, a name of the inventory); a verb no object follows is a name ("back to clean")."""
+        return w in P.FILLER or bool(self.lex.senses(w)) or (
+            w in self.lex.object_verbs and not self._clause_final(j)) or w in (
             "latest", "last", "previous", "old", "one") or any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
     def _after(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None, any_value: bool = True) -> str | None:
@@ -1426,8 +1459,11 @@ class _Reading:
             raw = self.words[j].raw
             low = raw.lower()
             strong = w not in weak
-            if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw) or (
-                    self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
+            naming = strong and w not in self.lex.nouns  # "called", "named": whatever follows is the name
+            if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw, written=naming) or (
+                    self._is_name(low, j) if not strong else (
+                        low in (P.NOT_VALUES if naming else P.FILLER) or self._names_entity(low))) \
+                    or (not naming and self._description(j)):
                 continue
             if pattern is not None and not pattern.match(low) and (not any_value or ((
                     w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
@@ -1445,7 +1481,7 @@ class _Reading:
                 if pattern is not None and not pattern.match(self.low[j]):
                     continue
                 if self.free(j) and WORD.match(self.low[j]) and looks_like_value(self.low[j]) \
-                        and (pattern is not None or not self._is_name(self.low[j])) \
+                        and (pattern is not None or not self._is_name(self.low[j], j)) and not self._description(j) \
                         and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
                     return self.words[j].raw
@@ -1707,7 +1743,7 @@ def _loose(text: str, plan: Plan, parser: NLParser) -> bool:
     spec = parser.registry[plan.command or ""]
     keyed = _keyed(text)
     return any(isinstance(plan.args.get(a.name), str) and a.name not in keyed and (
-        a.kind is Kind.text or (a.kind is Kind.word and not looks_like_value(plan.args[a.name], written=True)))
+        a.kind is Kind.text or (a.kind is Kind.word and not _canonical_value(plan.args[a.name])))
         for a in spec.args)
 
 
@@ -1720,7 +1756,7 @@ def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
         value = plan.args.get(arg.name)
         if not isinstance(value, str) or arg.name in _keyed(text):
             continue
-        if arg.kind is Kind.word and not looks_like_value(value, written=True):
+        if arg.kind is Kind.word and not _canonical_value(value):
             return False
         if arg.kind is Kind.text:
             first = (words_of(tokenize(value)) or [Word("", "", 0)])[0].low
@@ -1728,6 +1764,12 @@ def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
                     parser.resolver.resolve(k, first) for k in kinds):
                 return False
     return True
+
+
+def _canonical_value(value: str) -> bool:
+    """A word typed in a value's place is a value unless it is politeness, a pronoun, or a word that
+    describes rather than names ("restore dev to previous"): key=value says it outright."""
+    return looks_like_value(value, written=True) and value.lower() not in P.RELATIVE
 
 
 def _keyed(text: str) -> set[str]:

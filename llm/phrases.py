@@ -144,6 +144,15 @@ please pls plz kindly thanks thank thx ty cheers
 a an the this that these those it its them they he she we i you me us my our your their there here now asap
 thing things stuff whatever something
 """))
+# Words that describe a thing by its place in time or its worth rather than name it ("an earlier snapshot",
+# "the previous one", "the last good snapshot"): never a value unless a naming word introduces them
+# ("call it latest").
+RELATIVE = frozenset(_words("""
+earlier earliest older oldest newer newest previous prior last latest recent former next first second third
+current original initial good better best bad worse worst known-good last-known-good working older-ish
+"""))
+# Articles and quantifiers that describe rather than point at one named thing ("a clean snapshot").
+INDEFINITE = frozenset({"a", "an", "another", "some", "any", "one", "whichever", "whatever"})
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
 KIND_NOUNS: dict[str, str] = {
     "stack": "stack", "service": "service", "container": "service", "app": "service", "vm": "vm",
