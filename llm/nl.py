@@ -212,6 +212,7 @@ class _Reading:
         shape.time_references(self)
         shape.purpose_clauses(self)
         shape.free_text_tail(self)
+        shape.negated_remarks(self)
         mood = read_modality(self._modality())
         if mood.refusal is not None:
             return self.refuse(mood.refusal)
@@ -652,7 +653,7 @@ class _Reading:
                     if i > 0 and self.low[i - 1] == "but":
                         self.used[i - 1] = True
                 elif i >= first_cmd and not self._negates_value(i) and w != "except" \
-                        and not self._aside(i):
+                        and not self._aside(i) and self.free(i):  # (a remark's negation: shape.negated_remarks)
                     return self.refuse(f"That says not to, so I won't do {what}.")
         self._corrections()
         self._subordinate_asides()
@@ -692,6 +693,8 @@ class _Reading:
             return False
         end = next((k + 1 for k in range(i, len(self.words)) if self.words[k].boundary), len(self.words))
         said = [w for w in self.low[i + 1:end] if w not in ("not", "do", "please")]
+        if len(said) == 2 and said[1] in ("that", "this", "it") and said[0] in ("want", "need", "like", "mean"):
+            return False  # "…, I don't want that": the request itself, taken back
         # "…, don't need it anymore" says something else; "…, no wait, don't" takes the request back
         return len(said) >= 2 and not any(h.start < end and h.start >= start for h in self.hits)
 

@@ -303,6 +303,38 @@ def free_text_tail(r: _Reading) -> None:
     r.phrase_words = {i for i in r.phrase_words if i < k}
 
 
+def negated_remarks(r: _Reading) -> None:
+    """'give the proxy on prod a restart, it isn't picking up the new cert': a later clause in which a subject
+    of its own comes before a negated verb states a fact, the request's reason; it neither negates the
+    request nor asks for anything ("…, the old build doesn't start" asks for no start).  A negation without
+    a subject is one ("…, don't restart postgres"), and so is one of the speaker's own ("…, I don't want
+    that")."""
+    verbs = [h for h in r.hits if h.strength >= Strength.noun]  # (a noun too: "give the proxy a restart, …")
+    if not verbs:
+        return
+    i = verbs[0].end
+    while i < len(r.low):
+        if r.low[i] not in ("not", "never") or not r.free(i):
+            i += 1
+            continue
+        lo = max((k + 1 for k in range(verbs[0].end - 1, i) if r.words[k].boundary), default=None)
+        aux = i - 1 if r.low[i - 1] in P.AUXILIARIES else i
+        if lo is None or (r.low[i] == "not" and aux == i):
+            i += 1
+            continue
+        subject = [w for w in r.low[lo:aux] if w not in P.CLAUSE_JOINERS and w not in ("just", "please", "also")]
+        own = any(w in ("i", "we", "let", "us", "you") for w in subject)
+        if not subject or own or any(w in P.NEGATIONS or w in P.AUXILIARIES for w in subject) \
+                or any(lo <= h.start < aux and h.strength is Strength.verb and not h.is_noun for h in r.hits):
+            i += 1
+            continue
+        end = next((k + 1 for k in range(i, len(r.low)) if r.words[k].boundary), len(r.low))
+        r.take(lo, end)
+        r._drop_hits_in(lo, end)
+        r.mentions = [m for m in r.mentions if not lo <= m.start < end]
+        i = end
+
+
 def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds: set[Kind]) -> bool:
     """Whether words after a request (from word k) are more than a reason: a condition, a time, another
     command's verb, another name the command takes."""
