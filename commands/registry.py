@@ -102,6 +102,10 @@ class Phrasing:
     answers_past: bool = False
     # This command answers how-to questions ("how do I roll back"); its first argument takes the topic.
     answers_howto: bool = False
+    # This command answers yes/no questions about the state of what it takes, whatever word asks
+    # ("is the portainer agent connected on dev?", "is everything green on staging?"); between several,
+    # the targets named decide.
+    answers_state: bool = False
 
 
 Handler = Callable[["Context", dict[str, Any]], Awaitable["Reply"]]

@@ -94,6 +94,7 @@ class Lexicon:
     formats: list[Format] = field(default_factory=list)
     answers_past: str | None = None
     answers_howto: str | None = None
+    answers_state: tuple[str, ...] = ()
     max_words: int = 1
     value_words: frozenset[str] = frozenset()
     specs: dict[str, CommandSpec] = field(default_factory=dict)
@@ -165,6 +166,8 @@ class Lexicon:
             self.answers_past = spec.name
         if ph.answers_howto:
             self.answers_howto = spec.name
+        if ph.answers_state:
+            self.answers_state += (spec.name,)
 
     @staticmethod
     def _format(spec: CommandSpec, fmt: str) -> Format:

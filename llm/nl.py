@@ -357,8 +357,9 @@ class _Reading:
         prefix = next((p for p in sorted(P.HOWTO_PREFIXES, key=len, reverse=True)
                        if j == p or j.startswith(p + " ")), None)
         what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command)?( for| do| mean)?$", j)
-        if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))):
-            prefix = "what is"
+        if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))) \
+                and not (what_is.group(2) == "the " and not what_is.group(4) and not what_is.group(5)):
+            prefix = "what is"  # ("what's the status?" asks for the status itself, not what the command is)
         if prefix is None:
             return None
         rest = j[len(prefix):].split()
@@ -1138,7 +1139,30 @@ class _Reading:
                       if any(self.free(i) and low == w for i, low in enumerate(self.low))}
             if len(takers) == 1:
                 return takers.pop()
+        if self._state_question():
+            # "is the portainer agent connected on dev?": a yes/no question about a named thing's state
+            readers = {c: Strength.hint for c in self.lex.answers_state}
+            fits = [c for c in readers if self._fit(c)[0] == 0]
+            if len(fits) == 1:
+                return fits[0]
+            found = self._best_fit(readers) if len(fits) > 1 else None
+            return found if isinstance(found, str) else None
         return None
+
+    def _state_question(self) -> bool:
+        """'is everything green on staging?', 'are the agents connected on dev': a yes/no question whose
+        subject is a named thing (or everything) and whose predicate no command declares."""
+        # (after a greeting: "morning! quick one — is everything green on staging?")
+        q = next((k for k, w in enumerate(self.low) if w in ("is", "are") and (
+            k == 0 or self.words[k - 1].boundary or self.low[k - 1] in ("—", "–", "-", "--"))), None)
+        if not self.mentions or q is None or len(self.low) < q + 3:
+            return False
+        end = next((k + 1 for k in range(q, len(self.low)) if self.words[k].boundary), len(self.low))
+        if any(not q < m.start < end for m in self.mentions) or end < len(self.low):
+            return False  # one clause, every name in it
+        rest = [w for i, w in enumerate(self.low[q + 1:end], q + 1) if self.free(i)
+                and w not in P.FUNCTION_WORDS and w not in P.FILLER and w not in P.KIND_NOUNS]
+        return 1 <= len(rest) <= 2 and all(w.isalpha() for w in rest)
 
     def _fit(self, cmd: str) -> tuple[int, int, int, int]:
         """How well the named targets fill a command's arguments (higher is better): targets it cannot
