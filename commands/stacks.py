@@ -84,7 +84,7 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
          examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"),
          phrasing=Phrasing(
              verbs=("deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it",
-                    "push out", "push", "roll out", "put out", "update", "refresh"),
+                    "push out", "push", "roll out", "put out", "update", "refresh", "get out", "send out"),
              nouns=("deploy", "deploys", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out",
                     "update"),
              past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released")))

@@ -427,6 +427,8 @@ class _Reading:
                 continue
             phrase = self.joined(i, i + n)
             senses = self.lex.senses(phrase)
+            if senses and n > 1 and self._preposition_of(i + n - 1):
+                continue  # "get out of here": "out of" is a preposition, not the particle of "get out"
             if senses:
                 return Hit(list(senses), i, i + n, is_noun=self.lex.is_noun(phrase)
                            and max(s.strength for s in senses) <= Strength.noun)
@@ -495,7 +497,8 @@ class _Reading:
                 cmds = self.lex.particles.get((self.low[i], self.low[j]))
                 longer = j + 1 < n and self.lex.particles.get((self.low[i], self.low[j + 1]))
                 if cmds and self.free(i) and self.free(j) and not self._clause_break(i, j) \
-                        and not self._preposition_at(j) and not (self.low[j] == "back" and longer):
+                        and not self._preposition_at(j) and not self._preposition_of(j) \
+                        and not (self.low[j] == "back" and longer):
                     self.hits.append(Hit([Sense(c, Strength.verb) for c in cmds], i, i + 1))
                     self.take(i, i + 1)
                     self.take(j, j + 1)
@@ -535,6 +538,10 @@ class _Reading:
         while k < len(self.low) and self.low[k] in ("the", "a"):
             k += 1
         return k < len(self.low) and self._entity_at(k) is not None
+
+    def _preposition_of(self, j: int) -> bool:
+        """'out of', 'off of': a particle before 'of' is a preposition ("get the logs out of nginx")."""
+        return self.low[j] in P.SPLIT_PARTICLES and j + 1 < len(self.low) and self.low[j + 1] == "of"
 
     def _clause_break(self, i: int, j: int) -> bool:
         return any(self.words[k].boundary for k in range(i, j)) or any(
