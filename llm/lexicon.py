@@ -97,6 +97,8 @@ class Lexicon:
     answers_state: tuple[str, ...] = ()
     max_words: int = 1
     value_words: frozenset[str] = frozenset()
+    # the cue words of every free-text argument ("description", "because"), longest first
+    text_cues: tuple[str, ...] = ()
     specs: dict[str, CommandSpec] = field(default_factory=dict)
 
     @classmethod
@@ -119,6 +121,8 @@ class Lexicon:
                 lex.object_verbs[form] = list(governed)  # "taking a snapshot"
         # every word that stands for some argument's value (never read as a typo of another word)
         lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
+        lex.text_cues = tuple(sorted({_norm(c) for spec in registry for a in spec.args if a.kind is Kind.text
+                                      for c in a.cues}, key=len, reverse=True))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])
         return lex
 

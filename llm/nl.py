@@ -40,7 +40,7 @@ from llm.lexicon import Lexicon, Sense, Strength, gerund
 from llm.modality import Modality, read_modality
 from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
-from llm.tokens import KV, tokenize
+from llm.tokens import CLOSING, KV, OPENING, tokenize
 from llm.validate import article, noun, unknown_name, validate
 from llm.values import DURATION, REQUEST_ID, WORD, normalize_duration
 from llm.words import (
@@ -262,8 +262,30 @@ class _Reading:
                 if m:
                     self.values.setdefault("kv", {})[m.group(1).lower().replace("-", "_")] = m.group(2)
                     self.take(i, i + 1)
+        self._quoted_text()
         self._durations()
         self._counts()
+
+    def _quoted_text(self) -> None:
+        """'with description "pre kernel upgrade"': words in quotes right after a free-text argument's cue
+        are that text, set aside before anything reads them (no gate sees "upgrade", no scan a command)."""
+        for i in range(len(self.low)):
+            cue = next((c for c in self.lex.text_cues if self.joined(i, i + c.count(" ") + 1) == c), None)
+            if cue is None:
+                continue
+            j = i + cue.count(" ") + 1
+            if j < len(self.words) and self.low[j] in ("is", "of", "as") and not self.words[j].quoted:
+                j += 1
+            k = j
+            while k < len(self.words) and self.words[k].quoted and self.free(k):
+                k += 1
+            lead = self.tokens[self.words[j].tok].lead
+            if k == j or not (any(c in OPENING for c in lead) or lead.startswith("'")):
+                continue
+            said = self.verbatim(j, k).strip(" ,;:.")
+            if len(said) >= 2 and said[0] in OPENING + "'" and said[-1] in CLOSING + "'":
+                self.values.setdefault("quoted", {})[cue] = said[1:-1].strip()
+                self.take(i, k)
 
     def _durations(self) -> None:
         low, n = self.low, len(self.low)
@@ -1433,7 +1455,8 @@ class _Reading:
         if arg.kind is Kind.user:
             return self._user(arg)
         if arg.kind is Kind.text:
-            return self.free_text or self._text_after(arg.cues)
+            quoted = next((v for c, v in self.values.get("quoted", {}).items() if c in arg.cues), None)
+            return quoted or self.free_text or self._text_after(arg.cues)
         if arg.kind is Kind.integer and (arg.cues or arg.cues_after):
             digits = re.compile(r"^\d{1,6}$")
             number = self._after(arg.cues, digits, any_value=False) or self._before(arg.cues_after, digits)
@@ -1806,6 +1829,13 @@ def _canonical_value(value: str) -> bool:
     return looks_like_value(value, written=True) and value.lower() not in P.RELATIVE
 
 
+def _unquoted(text: str) -> str:
+    """Free text without the quotes around all of it ("reason 'migrating postgres'")."""
+    if len(text) >= 2 and text[0] in OPENING + "'" and text[-1] in CLOSING + "'":
+        return text[1:-1].strip()
+    return text
+
+
 def _keyed(text: str) -> set[str]:
     """Argument names given as key=value in the text."""
     return {t.low.split("=", 1)[0].replace("-", "_") for t in tokenize(text) if t.kv}
@@ -1871,7 +1901,7 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
                 parser.resolver.resolve(k, value) for k in ENTITY_KINDS):
             return None
         if arg.kind is Kind.text and isinstance(value, str) and arg.cues:
-            trimmed = polite_trim(without_cue(value, arg.cues))
+            trimmed = _unquoted(polite_trim(without_cue(value, arg.cues)))
             if trimmed:
                 plan.args[arg.name] = trimmed
             else:
