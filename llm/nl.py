@@ -279,8 +279,10 @@ class _Reading:
             k = j
             while k < len(self.words) and self.words[k].quoted and self.free(k):
                 k += 1
+            if k == j:
+                continue
             lead = self.tokens[self.words[j].tok].lead
-            if k == j or not (any(c in OPENING for c in lead) or lead.startswith("'")):
+            if not (any(c in OPENING for c in lead) or lead.startswith("'")):
                 continue
             said = self.verbatim(j, k).strip(" ,;:.")
             if len(said) >= 2 and said[0] in OPENING + "'" and said[-1] in CLOSING + "'":
