@@ -675,9 +675,15 @@ class _Reading:
                              and all(self.low[k] in ("on", "in", "to", "the", "for", "at")
                                      for k in range(i + 1, m.start))), None)
                 if excl is not None and w in CORRECTIONS:
-                    # "restart n8n on prod? no, dev": a correction, not "not dev". Both names stay,
-                    # so the request is asked about (two environments) rather than read backwards.
+                    # "snapshot the test vm — no, the dev vm": a correction, not "not dev". When it ends the
+                    # message, its name replaces the earlier one of its kind; otherwise both stay and the
+                    # request is asked about (two environments), never read backwards.
                     self.used[i] = True
+                    if self.words[i].boundary and self._ends_message(excl.end):  # ("no, dev"; "no dev" is asked)
+                        earlier = [e for e in self.mentions if e.end <= i and set(e.names) & set(excl.names)]
+                        for e in earlier:
+                            self.mentions.remove(e)
+                            self.excluded.append(e)
                 elif excl is not None:
                     self.mentions.remove(excl)
                     self.excluded.append(excl)
@@ -729,6 +735,11 @@ class _Reading:
             return False  # "…, I don't want that": the request itself, taken back
         # "…, don't need it anymore" says something else; "…, no wait, don't" takes the request back
         return len(said) >= 2 and not any(h.start < end and h.start >= start for h in self.hits)
+
+    def _ends_message(self, k: int) -> bool:
+        """Whether only a kind noun, politeness or 'instead' follows word k ("… no, the dev vm please")."""
+        return all(w in P.KIND_NOUNS or w in ("please", "pls", "thanks", "instead", "then", "sorry")
+                   for w in self.low[k:])
 
     def _corrections(self) -> None:
         """'restart redis on test… actually make that dev': a later name replaces the earlier one of its kind."""

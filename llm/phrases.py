@@ -269,8 +269,8 @@ CORRECTION_MARKERS = ("actually make that", "actually make it", "actually", "i m
 # Words before "to" that make the next word a verb ("QA wants to test", "we need to check"): an infinitive.
 INFINITIVE_LEADS = frozenset({"want", "wants", "wanted", "need", "needs", "needed", "going", "have", "has", "had",
                               "try", "tries", "trying", "able", "about", "like", "likes", "love", "hope", "hoping",
-                              "plan", "plans", "planning", "order", "meant", "supposed", "ready", "trying", "used",
-                              "got", "gotta", "wish", "would like", "is", "are", "so as", "in order"})
+                              "plan", "plans", "planning", "order", "meant", "supposed", "ready", "used", "got",
+                              "gotta", "wish", "is", "are"})
 # Verbs that call a running action off: governing a command's noun they ask for nothing we do.
 CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt", "stop", "nix", "ditch", "pause",
                           "interrupt", "terminate", "postpone", "delay", "skip", "hold", "block", "prevent",
