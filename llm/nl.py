@@ -1341,6 +1341,10 @@ class _Reading:
         machine = self._machine_refusal(cmd)
         if machine:
             return machine
+        named = self._requests_named()
+        if len(named) > 1 and any(a.kind is Kind.request for a in spec.args):
+            return self.ask(f"That names two requests ({join_choices(named[:2])}); which one do you mean? One at "
+                            "a time, please.", attempted=cmd)
         wanted = [a for a in spec.args if a.kind.is_entity]
         problem = self._assign(cmd, wanted, args)
         if problem is not None:
@@ -1402,6 +1406,10 @@ class _Reading:
                 if not lo <= i < hi and self.free(i) and not w.isdigit() and pattern.match(w):
                     return arg.name, self.words[i].raw
         return None
+
+    def _requests_named(self) -> list[str]:
+        """The request ids the request itself names (a reason set aside names none)."""
+        return list(dict.fromkeys(w for w in self.low if REQUEST_ID.match(w)))
 
     def _scalar_args(self, cmd: str, args: dict[str, Any]) -> None:
         spec = self.lex.specs[cmd]
@@ -1789,7 +1797,9 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
         # or a request ("lock prod and live", "lock prod and deploy data there"), or fill no value
         # ("restore the dev vm pls").
         plan = parser.parse(text)
-        if plan.outcome is Outcome.refuse or not _canonical_reading(text, explicit, parser):
+        if plan.outcome is Outcome.refuse or not _canonical_reading(text, explicit, parser) or not plan.complete \
+                or _targets(plan, parser) != _targets(explicit, parser):
+            # (the free text held a correction or a question: "lock prod — nope, live", "lock prod, sorry, live")
             return plan
         return explicit
     plan = plan or parser.parse(text)
@@ -1840,6 +1850,12 @@ def _canonical_value(value: str) -> bool:
     """A word typed in a value's place is a value unless it is politeness, a pronoun, or a word that
     describes rather than names ("restore dev to previous"): key=value says it outright."""
     return looks_like_value(value, written=True) and value.lower() not in P.RELATIVE
+
+
+def _targets(plan: Plan, parser: NLParser) -> dict[str, Any]:
+    """A plan's arguments other than free text."""
+    spec = parser.registry[plan.command or ""] if plan.command else None
+    return {k: v for k, v in plan.args.items() if spec is None or (a := spec.arg(k)) is None or a.kind is not Kind.text}
 
 
 def _unquoted(text: str) -> str:

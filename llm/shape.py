@@ -272,14 +272,14 @@ def free_text_tail(r: _Reading) -> None:
     if not cmds:
         return
     tail = r.low[k:]
-    if not tail or tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"):
-        return
     text = f" {' '.join(tail)} "
-    if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
-        return
     cues = sorted({c for cmd in cmds for a in r.lex.specs[cmd].args if a.kind is Kind.text for c in a.cues},
                   key=len, reverse=True)
     cue = next((c for c in cues if text.startswith(f" {c} ")), None)
+    if not tail or (cue is None and (tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"))):
+        return  # ("because" is a cue before it joins clauses)
+    if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
+        return
     start = k
     if cue is not None:
         # "because prod is frozen": everything after the cue is the reason, names and verbs included
@@ -339,6 +339,7 @@ def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds
     """Whether words after a request (from word k) are more than a reason: a condition, a time, another
     command's verb, another name the command takes."""
     return any(f" {p} " in f" {' '.join(tail)} " for p in P.CONDITIONALS) or any(
+        REQUEST_ID.match(w) for w in tail) or any(
         w in P.SCHEDULE_WORDS and not (i > 0 and tail[i - 1] in P.DETERMINERS) for i, w in enumerate(tail)
     ) or any(h.start >= k and h.strength is Strength.verb and not h.is_noun and not set(h.commands) & set(cmds)
              for h in r.hits) or any(m.start >= k and kinds & set(m.names) for m in r.mentions)
