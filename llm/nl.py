@@ -1736,6 +1736,8 @@ class _Reading:
                 continue  # "it's ready", "prod is slow": a comment, not a name
             if self._later_sentence(i):
                 continue  # "can you put a freeze on? incident ongoing": a remark after the request
+            if self._in_time_phrase(i):
+                continue  # "a snapshot before the upgrade": a reference to something else, no name
             if any(m.end == i for m in self.mentions) and P.KIND_NOUNS.get(nxt) and any(
                     Kind(P.KIND_NOUNS[nxt]) in m.names for m in self.mentions if m.end == i):
                 continue  # "the gpu-metrics exporter stack": a word between a name and its kind noun
@@ -1748,6 +1750,15 @@ class _Reading:
             if target_kind is not None:
                 return self.ask(unknown_name(self.r, target_kind, w), attempted=cmd)
         return None
+
+    def _in_time_phrase(self, i: int) -> bool:
+        """Whether word i stands in a phrase of time ("before the upgrade", "after the big migration")."""
+        k = i - 1
+        while k >= 0 and i - k <= 3 and not self.words[k].boundary and self.low[k] not in TIME_BEFORE:
+            if self.low[k] not in P.DETERMINERS and not (self.free(k) and self.low[k].isalpha()):
+                return False
+            k -= 1
+        return k >= 0 and self.low[k] in TIME_BEFORE and not self.words[k].boundary
 
     def _later_sentence(self, i: int) -> bool:
         """Whether word i stands in a sentence after the one with the command, a sentence naming nothing."""
@@ -1847,9 +1858,11 @@ def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
 
 
 def _canonical_value(value: str) -> bool:
-    """A word typed in a value's place is a value unless it is politeness, a pronoun, or a word that
-    describes rather than names ("restore dev to previous"): key=value says it outright."""
-    return looks_like_value(value, written=True) and value.lower() not in P.RELATIVE
+    """A word typed in a value's place is a value unless it is politeness, a pronoun, a word of time, or a
+    word that describes rather than names ("restore dev to previous"): key=value says it outright."""
+    low = value.lower()
+    return looks_like_value(value, written=True) and low not in P.RELATIVE and low not in P.SINCE_WORDS \
+        and low not in P.SCHEDULE_WORDS
 
 
 def _targets(plan: Plan, parser: NLParser) -> dict[str, Any]:
