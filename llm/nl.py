@@ -1753,12 +1753,15 @@ class _Reading:
 
     def _in_time_phrase(self, i: int) -> bool:
         """Whether word i stands in a phrase of time ("before the upgrade", "after the big migration")."""
+        def timed(k: int) -> bool:
+            return self.low[k] in TIME_BEFORE or self.joined(k - 1, k + 1) in ("ahead of", "prior to")
+
         k = i - 1
-        while k >= 0 and i - k <= 3 and not self.words[k].boundary and self.low[k] not in TIME_BEFORE:
+        while k >= 0 and i - k <= 3 and not self.words[k].boundary and not timed(k):
             if self.low[k] not in P.DETERMINERS and not (self.free(k) and self.low[k].isalpha()):
                 return False
             k -= 1
-        return k >= 0 and self.low[k] in TIME_BEFORE and not self.words[k].boundary
+        return k >= 0 and timed(k) and not self.words[k].boundary
 
     def _later_sentence(self, i: int) -> bool:
         """Whether word i stands in a sentence after the one with the command, a sentence naming nothing."""
