@@ -760,12 +760,18 @@ class _Reading:
         reviewer = self.lex.answers_past
         # "did anyone restart n8n?", "has someone deployed chat?" → the audit log
         # ("when did someone last restart grafana", "who has deployed chat": a question word first)
-        d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where") else 0
+        # ("what did carol try to deploy", "which stacks did bob deploy": what was done)
+        d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where", "what") else 0
+        if len(low) > 3 and low[0] == "which" and low[2] in ("did", "has", "have"):
+            d = 2
         if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 1 and (
                 low[d + 1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
                 or low[d + 1] in self.p.users) and self.hits:
             topic = self.hits[0]
-            self.values["past_command"] = topic.commands[0]
+            phrase = self.joined(topic.start, topic.end).replace(" ", "").replace("-", "")
+            # (of a phrase's senses, the command it names: "roll back" is rollback before restore)
+            self.values["past_command"] = next((c for c in topic.commands if c.replace("-", "") == phrase),
+                                               topic.commands[0])
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
             self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
@@ -777,7 +783,9 @@ class _Reading:
         if reviewer and past and self._value_question(past[0][0]):
             return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
         audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
-                      for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or any(
+                      for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or (
+            low[0] in ("what", "which") and any(w in ("did", "has", "have", "was", "were") for w in low[1:3])) or (
+            low[0] in ("was", "were", "has", "have", "had") and self._is_question()) or any(
             reviewer in h.commands for h in self.hits)
         if past and (self.causative or any(w == "get" for w in low[max(0, past[0][0] - 4):past[0][0]])) \
                 and low[past[0][0] - 1] not in P.PASSIVE_PAST:
@@ -867,14 +875,16 @@ class _Reading:
         spec = self.lex.specs[reviewer]
         if not any(self.low[i] == w for a in spec.args for w, _ in self.lex.values_of(a)):
             return False
-        if any(w in P.REPORT_SUBJECTS or w in self.p.users for w in self.low[max(0, i - 2):i]):
-            return False
+        if any(w in P.REPORT_SUBJECTS or w in self.p.users or w in ("who", "whom") for w in self.low[max(0, i - 2):i]):
+            return False  # ("who approved stuff yesterday": the approving done, not requests in that state)
         self.values["reviewer"] = True
         return True
 
     def _value_word_before_noun(self, i: int) -> bool:
         """'denied requests': a past form that is an argument's value word, before a noun, is an adjective."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
+        if i > 0 and self.low[i - 1] in ("who", "whom"):
+            return False  # "who denied requests today": a verb, its subject asked for
         values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in self.lex.values_of(a)}
         return self.low[i] in values and (nxt in self.lex.nouns or nxt in P.LINE_WORDS)
 
