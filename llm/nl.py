@@ -938,6 +938,10 @@ class _Reading:
                 self.hits.remove(hit)
                 continue
             governed = [c for o in owner for c in self.lex.governs(verb[0], o) if self._needs_met(c)] if verb else []
+            giver = self._giving_to_someone(hit)
+            if giver is not None and not changing:
+                # "give dave admin rights": what a read command shows, given to someone else, is a change
+                return self._read_only(giver, hit, owner[0])
             whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None) \
                 or self._doer_after(hit)
             if whose and self.lex.answers_past and not governed:
@@ -1036,6 +1040,20 @@ class _Reading:
         """'add 2 more GPUs to phoenix': a verb of change over what a read command only shows."""
         return self.refuse(f"I can't {verb} {self.joined(hit.start, hit.end)} from chat; '{owner}' only shows "
                            "them. " + self._can_do())
+
+    def _giving_to_someone(self, hit: Hit) -> str | None:
+        """The verb of 'give dave admin rights', 'grant carol the gpu stats': a giving verb whose receiver,
+        right after it, is a person other than the speaker."""
+        for g in range(max(0, hit.start - 4), hit.start - 1):
+            if self.low[g] not in P.GIVING_VERBS or any(self.words[k].boundary for k in range(g, hit.start - 1)):
+                continue
+            who = self.low[g + 1]
+            person = who in self.p.users or (self.free(g + 1) and who.isalpha() and who not in P.FUNCTION_WORDS
+                                              and who not in P.FILLER and who not in P.DETERMINERS
+                                              and not self.lex.senses(who))
+            if person and not any(m.start <= g + 1 < m.end for m in self.mentions):
+                return self.low[g]
+        return None
 
     def _doer_after(self, hit: Hit) -> str | None:
         """'the approvals bob made', 'the restarts that alice did': a person and a past verb after the noun."""

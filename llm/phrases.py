@@ -302,6 +302,9 @@ CHANGE_VERBS = frozenset({"add", "remove", "delete", "attach", "detach", "instal
                           "decrease", "raise", "lower", "buy", "order", "replace", "swap", "upgrade", "downgrade",
                           "resize", "create", "destroy", "drop", "move", "set", "change", "edit", "rename", "assign",
                           "allocate", "plug", "unplug", "disable", "enable"})
+# Verbs that hand something to someone: over a read command's noun with someone else as the receiver, a change
+# ("give dave admin rights"); with "me"/"us" a request to be shown ("give me the logs").
+GIVING_VERBS = frozenset({"give", "grant", "hand", "assign", "award", "lend"})
 # Words of quantity between a verb and its noun ("add 2 more GPUs").
 QUANTITIES = frozenset({"more", "extra", "additional", "fewer", "less", "several", "many", "few", "couple"})
 # Prepositions of place: a read command's noun after one is what is looked into ("waiting in the vllm queue").
