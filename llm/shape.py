@@ -106,16 +106,18 @@ def asked_values(r: _Reading) -> None:
 def names_in_target_slots(r: _Reading) -> None:
     """'restart nginx on the backup server': a command word between a target preposition and a kind noun
     is a name (here an unknown one), not a request."""
-    def in_slot(start: int) -> bool:
+    def in_slot(start: int, determined: bool = False) -> bool:
         k = start - 1
         while k >= 0 and r.low[k] in ("the", "a", "an", "our", "my", "that", "this"):
             k -= 1
+        if determined and k < start - 1:
+            return True  # "restore the backup vm to golden": a word between an article and a kind noun
         return k >= 0 and r.low[k] in P.TARGET_PREPOSITIONS and not r.words[k].boundary
 
     for hit in list(r.hits):
         if hit.end >= len(r.low) or r.low[hit.end] not in P.KIND_NOUNS or hit.format_args:
             continue
-        if in_slot(hit.start):
+        if in_slot(hit.start, determined=True):
             r.hits.remove(hit)
             for i in range(hit.start, hit.end):
                 r.used[i] = False
