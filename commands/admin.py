@@ -175,7 +175,7 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
                            nouns=("approval", "approvals", "sign-off", "sign-offs"),
                            object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
-                           past=("approved", "signed off")))
+                           past=("approved", "signed off"), performative=True))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
@@ -186,7 +186,7 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
          schedulable=False,
          phrasing=Phrasing(verbs=("deny", "reject", "decline", "veto", "refuse", "nack"),
                            object_verbs=("deny", "reject", "decline", "veto", "refuse", "nack"), objects=("*",),
-                           past=("denied", "rejected", "declined", "vetoed")))
+                           past=("denied", "rejected", "declined", "vetoed"), performative=True))
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
                                 req=ctx.request)
@@ -199,7 +199,7 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(verbs=("withdraw", "retract", "take back"),
                            object_verbs=("withdraw", "retract", "take back"), objects=("*",),
                            object_needs=("request",),
-                           past=("withdrew", "withdrawn", "retracted")))
+                           past=("withdrew", "withdrawn", "retracted"), performative=True))
 async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only the requester can withdraw (the engine checks); the request ends as `withdrawn`, nothing runs."""
     return await ctx.engine.act(Action.withdraw, args["request"], ctx.actor, reason=args.get("reason"),
@@ -214,7 +214,7 @@ async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
                                          "call off"), objects=("*",),
                            # "abort the web deploy" names no request: which one is not ours to guess
                            object_needs=("request",),
-                           past=("cancelled", "canceled", "aborted", "interrupted")))
+                           past=("cancelled", "canceled", "aborted", "interrupted"), performative=True))
 async def cancel(ctx: Context, args: dict[str, Any]) -> Reply:
     """The run is stopped where it is and recorded as interrupted, naming who cancelled it.
 

@@ -95,6 +95,7 @@ class Lexicon:
     answers_past: str | None = None
     answers_howto: str | None = None
     answers_state: tuple[str, ...] = ()
+    performative: frozenset[str] = frozenset()
     max_words: int = 1
     value_words: frozenset[str] = frozenset()
     # the cue words of every free-text argument ("description", "because"), longest first
@@ -172,6 +173,8 @@ class Lexicon:
             self.answers_howto = spec.name
         if ph.answers_state:
             self.answers_state += (spec.name,)
+        if ph.performative:
+            self.performative |= {spec.name}
 
     @staticmethod
     def _format(spec: CommandSpec, fmt: str) -> Format:

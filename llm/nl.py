@@ -841,13 +841,16 @@ class _Reading:
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
+        performed = self._performed()
         for phrase in P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you show me its logs?")
+            if performed and phrase in ("i am", "we are"):
+                continue  # "I'm denying r-… because prod is frozen": saying it does it
             if f" {phrase} " in f" {self.joined(lo, max(first_cmd, lo + 1))} " \
                     or self.joined(lo).startswith(phrase + " "):
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
         if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
-                and self.hits[0].strength is Strength.verb and not self.gerund_lead:
+                and self.hits[0].strength is Strength.verb and not self.gerund_lead and not performed:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
         sched = [w for i, w in enumerate(low) if lo <= i < hi and (CLOCK.match(w) or (
@@ -859,6 +862,17 @@ class _Reading:
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
+
+    def _performed(self) -> bool:
+        """'approving r-…, diff looks good', "I'm denying r-… because …": the -ing form of a command that is
+        done by saying it (Phrasing.performative), in the present, first in the message or after "I am"/"we
+        are", with its request named."""
+        if not self.hits or "request" not in self.values:
+            return False
+        first = self.hits[0]
+        lead = self.joined(0, first.start)
+        return first.strength is Strength.verb and not first.is_noun and lead in ("", "i am", "we are") \
+            and self.low[first.start].endswith("ing") and all(c in self.lex.performative for c in first.commands)
 
     def _modifier(self, i: int) -> bool:
         """A time word between a determiner and a noun describes the noun ("it's the nightly deploy"),

@@ -237,8 +237,8 @@ def free_text_tail(r: _Reading) -> None:
     retraction, a condition, a time): those are read as usual.  The text is set aside, so no later
     stage reads a request, a negation or a name into it."""
     verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
-    if not verbs or verbs[0].start != 0:
-        return
+    if not verbs or r.joined(0, verbs[0].start) not in ("", "i am", "we are"):
+        return  # (the verb first, or said in the first person: "I'm denying r-… because …")
     head = verbs[0]
     # (only where the canonical form also takes the rest of the line: a positional free-text argument)
     cmds = [c for c in head.commands if any(a.kind is Kind.text and a.positional
@@ -349,12 +349,20 @@ def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds
 
 def taken_back(r: _Reading, first: int) -> str | None:
     """A retraction after the request ("— sorry, wrong channel", "... nah"): an apology or a dismissal
-    that no name follows (a name after it corrects the request instead: "… sorry, dev")."""
+    that no name follows (a name after it corrects the request instead: "… sorry, dev").  An apology that
+    says what for is politeness ("…, sorry for the wait"), and so is one that ends a decision on someone's
+    request (Phrasing.performative: "deny r-…, sorry")."""
     rest = f" {r.joined(first + 1)} "
     found = [(p, n) for p, n in _RETRACTIONS if f" {p} " in rest]
+    decision = bool(r.hits) and "request" in r.values and all(
+        c in r.lex.performative for h in r.hits if h.strength is Strength.verb for c in h.commands)
     for i in range(first + 1, len(r.low)) if found else ():
         for phrase, n in found:
             if r.joined(i, i + n) != phrase:
+                continue
+            if phrase in P.APOLOGIES and (
+                    (i + n < len(r.low) and r.low[i + n] in ("for", "to", "about", "if"))
+                    or (decision and i + n == len(r.low) and phrase == "sorry")):
                 continue
             # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
             # only when no name follows it ("… sorry, dev" corrects)

@@ -23,7 +23,7 @@ CLOCK = re.compile(r"^([01]?\d|2[0-3])([:.][0-5]\d)?\s*(am|pm)$|^([01]?\d|2[0-3]
 TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
 # cue words of free text that stay part of it ("until the demo is over")
 CONJUNCTION_CUES = ("since", "until", "during", "while")
-_POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly)"
+_POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly|sorry)"
 
 
 @dataclass
