@@ -1417,7 +1417,8 @@ class _Reading:
                             f"Usage: {spec.usage}", attempted=cmd)
         lo, hi = shape.request_sentence(self)
         dropped = [k for k, i in self.value_at.items() if k not in self.consumed and lo <= i < hi
-                   and not self._possessive(i)]  # ("yesterday's web deploy" says which deploy)
+                   and not self._possessive(i)  # ("yesterday's web deploy" says which deploy)
+                   and not (k == "since" and self._span(i))]  # ("take grafana down for a minute": how long)
         if plan.complete and spec.changes and dropped:
             # "get the chat release on test back to yesterday": a time (or count) the change has no place for
             at = self.value_at[dropped[0]]
@@ -1437,6 +1438,11 @@ class _Reading:
             return self.ask(f"Do you want me to {cmd} that? Say it as "
                             f"'{canonical(cmd, plan.args, self.p.registry)}'.", attempted=cmd)
         return plan
+
+    def _span(self, i: int) -> bool:
+        """'for a minute', 'for an hour', 'for 10 minutes': how long a change should last, not a time since
+        ("for the last hour" is one)."""
+        return i > 0 and self.low[i - 1] == "for" and (self.low[i] in ("a", "an", "one") or self.low[i].isdigit())
 
     def _context_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> tuple[str, str] | None:
         """A word outside the asking sentence with the shape of one of the command's values left empty."""

@@ -115,7 +115,8 @@ def names_in_target_slots(r: _Reading) -> None:
         return k >= 0 and r.low[k] in P.TARGET_PREPOSITIONS and not r.words[k].boundary
 
     for hit in list(r.hits):
-        if hit.end >= len(r.low) or r.low[hit.end] not in P.KIND_NOUNS or hit.format_args:
+        if hit.end >= len(r.low) or r.low[hit.end] not in P.KIND_NOUNS or hit.format_args \
+                or r.words[hit.end - 1].boundary:
             continue
         if in_slot(hit.start, determined=True):
             r.hits.remove(hit)
@@ -125,7 +126,7 @@ def names_in_target_slots(r: _Reading) -> None:
     # "stop grafana on the monitoring server": a name of another kind before a kind noun names
     # something of the noun's kind (an unknown server), not the stack
     for m in list(r.mentions):
-        kind = P.KIND_NOUNS.get(r.low[m.end]) if m.end < len(r.low) else None
+        kind = P.KIND_NOUNS.get(r.low[m.end]) if m.end < len(r.low) and not r.words[m.end - 1].boundary else None
         if kind is not None and Kind(kind) not in m.names and in_slot(m.start) and not (
                 Kind(kind) is Kind.env and Kind.vm in m.names):
             r.mentions.remove(m)
