@@ -1084,6 +1084,13 @@ class _Reading:
                 return self.low[k]
         return None
 
+    def _shown(self, hit: Hit) -> bool:
+        """Whether a verb of showing governs the hit ("list the docker hosts")."""
+        k = hit.start - 1
+        while k >= 0 and self.low[k] in P.DETERMINERS and not self.words[k].boundary:
+            k -= 1
+        return k >= 0 and not self.words[k].boundary and self._display_verb_at(k)
+
     def _display_verb_at(self, j: int) -> bool:
         """Whether a verb of showing ends at word j ("show", "list", "pull up")."""
         return j >= 0 and any(self.joined(max(0, j - v.count(" ")), j + 1) == v for v in P.DISPLAY_VERBS)
@@ -1357,12 +1364,16 @@ class _Reading:
             unusable, missing, direct, inferred = self._fit(c)
             named = missing if self.mentions else 0
             support = sum(c in h.commands or any(s.command == c for s in h.senses) for h in self.hits)
-            return (unusable, named, direct, ranked[c], support, missing, inferred, not self.lex.specs[c].changes)
+            # a noun a verb of showing governs is what is asked for ("list the docker hosts and whether
+            # they're reachable")
+            shown = any(c in h.commands and self._shown(h) for h in self.hits)
+            return (unusable, named, direct, ranked[c], shown, support, missing, inferred,
+                    not self.lex.specs[c].changes)
 
         self._rivals = tuple(ranked)
         scored = sorted(((key(c), c) for c in ranked), reverse=True)
         best, second = scored[0], scored[1]
-        complete = [c for k, c in scored if k[0] == 0 and k[5] == 0 and self.lex.specs[c].changes]
+        complete = [c for _, c in scored if self._fit(c)[:2] == (0, 0) and self.lex.specs[c].changes]
         if best[1] in complete and len(complete) > 1:
             # "bring chat back on prod": one verb, two changes the names fit in full (rollback the chat stack,
             # start its service); which one is not ours to guess
