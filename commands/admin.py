@@ -253,7 +253,8 @@ def _plan(ctx: Context, row: RequestRow) -> str:
                                   "need my approval", "needs my sign-off", "need my sign-off", "my approvals",
                                   "approval queue", "my queue", "need to sign off", "need to approve",
                                   "have to sign off", "have to approve", "waiting on me", "waiting for me",
-                                  "waiting on my approval")))
+                                  "waiting on my approval", "waiting for me to approve", "for me to approve",
+                                  "for me to sign off", "waiting for me to sign off")))
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
     await asyncio.to_thread(ctx.store.expire_due)

@@ -648,7 +648,7 @@ class _Reading:
         what = f"'{cmds[0]}'" if len(cmds) == 1 else "anything"
         # things the bot cannot do (a command declaring the verb wins: a team's own "scale")
         for i, w in enumerate(self.low):
-            if not self.free(i) or w not in P.UNSUPPORTED or self._governs_later(i):
+            if not self.free(i) or w not in P.UNSUPPORTED or self._governs_later(i) or self._light_over_noun(i):
                 continue
             if i > 0 and (self.low[i - 1] in P.DETERMINERS or any(m.end == i for m in self.mentions)):
                 continue
@@ -696,6 +696,16 @@ class _Reading:
         self._corrections()
         self._subordinate_asides()
         return self._past_gates(first_cmd)
+
+    def _light_over_noun(self, i: int) -> bool:
+        """'execute a restart of redis': a light verb whose object is a change's noun asks for that change."""
+        if self.low[i] not in _LIGHT:
+            return False
+        k = i + 1
+        while k < len(self.low) and self.low[k] in P.DETERMINERS:
+            k += 1
+        return any(h.start == k and h.strength >= Strength.noun and any(self.lex.specs[c].changes for c in h.commands)
+                   for h in self.hits)
 
     def _in_noun_phrase(self, i: int) -> bool:
         """Whether word i ends a noun phrase: words that are neither function words nor command words lead
@@ -775,6 +785,16 @@ class _Reading:
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
             self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
+            return None
+        if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 2 and (
+                low[d + 1] in ("anyone", "anybody", "someone", "somebody") or low[d + 1] in self.p.users) \
+                and not self.hits and self.mentions:
+            # "did anyone touch the data stack on live today?": what people did to a thing we know, whatever
+            # the verb ("did anyone eat my lunch" is none of ours)
+            self.values["reviewer"] = True
+            if low[d + 1] in self.p.users:
+                self.values["past_user"] = low[d + 1]
+            self.take(d + 2, d + 3)
             return None
         lo, hi = shape.request_sentence(self)  # (a past form in a context sentence is context)
         past = [(i, self._past_at(i)[0]) for i in range(lo, hi) if self._past_at(i)
@@ -996,8 +1016,9 @@ class _Reading:
                         split.senses = [s for s in split.senses if s.command in governed]
                         self.hits.remove(hit)
                         continue
-                if not governed and changing:
-                    # "call off the web deploy": a verb we know, but not one that takes a deploy
+                if not governed and changing and self._light_verb_ending_at(j) is None:
+                    # "call off the web deploy": a verb we know, but not one that takes a deploy ("do a
+                    # rollback" is a light verb: the noun's own command)
                     return self.refuse(self._governed_question(self.joined(start, j + 1), owner[0]))
                 if not governed and verb[0] in P.CHANGE_VERBS and all(self.free(k) for k in range(start, j + 1)):
                     return self._read_only(verb[0], hit, owner[0])
