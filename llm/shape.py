@@ -24,6 +24,7 @@ _RETRACTIONS = tuple((p, p.count(" ") + 1) for p in (*P.TAKE_BACK, *P.APOLOGIES)
 # words that may follow a value after "to" ("roll back chat to main please")
 _AFTER_VALUE = frozenset({"please", "pls", "plz", "thanks", "thx", "ty", "cheers", "now", "asap", "again", "too",
                           "instead", "then", "and", "or", "but", "—", "-"})
+_ADDING = frozenset({"and", "also", "plus", "oh", "+", "&"})
 _CORRECTING = (*P.CORRECTION_MARKERS, *P.APOLOGIES, "no", "not", "wait")
 
 
@@ -55,10 +56,14 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
     if k is None:
         return 0, len(r.words)
     lo, hi = found[k]
-    # a sentence that corrects the request belongs to it ("restart n8n on prod? no, dev")
+    # a sentence that corrects the request belongs to it ("restart n8n on prod? no, dev"), and so does one
+    # that adds to it ("restart nginx on dev. and redis too")
     for start, end in found[k + 1:]:
         opening = " ".join(r.low[start:start + 3])
-        if not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
+        named = {k for m in r.mentions for k in range(m.start, m.end)}
+        adds = r.low[start] in _ADDING or ((r.low[end - 1] == "too" or r.joined(end - 2, end) == "as well") and all(
+            k in named or r.low[k] in P.FUNCTION_WORDS or r.low[k] in P.FILLER for k in range(start, end)))
+        if not adds and not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
             break
         hi = end
     return lo, hi
