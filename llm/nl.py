@@ -799,7 +799,7 @@ class _Reading:
         lo, hi = shape.request_sentence(self)  # (a past form in a context sentence is context)
         past = [(i, self._past_at(i)[0]) for i in range(lo, hi) if self._past_at(i)
                 and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
-                and not self._value_word_before_noun(i)]
+                and not self._value_word_before_noun(i) and not self._request_after(i)]
         if reviewer and past and self._value_question(past[0][0]):
             return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
         audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
@@ -857,7 +857,7 @@ class _Reading:
                     and not self.words[i - 1].boundary and i - 2 >= lo:
                 return self.refuse("That says what someone else will or can do, not a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
-        if low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users:
+        if (low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users) and not self._request_after(1):
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
@@ -882,6 +882,12 @@ class _Reading:
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
+
+    def _request_after(self, i: int) -> bool:
+        """'bob just deployed chat to live, please roll it back': a request in a later clause makes the past
+        before it the request's context, not the message's point."""
+        return any(h.start > i and h.strength is Strength.verb and not h.is_noun
+                   and any(self.words[k].boundary for k in range(i, h.start)) for h in self.hits)
 
     def _performed(self) -> bool:
         """'approving r-…, diff looks good', "I'm denying r-… because …": the -ing form of a command that is
@@ -962,6 +968,15 @@ class _Reading:
                         found[0] in P.DETERMINERS and not any(self.lex.governs(found[0], o) for o in owner))):
                 j -= 1
             verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
+            if verb is not None and verb[0] in P.DETERMINERS:
+                # "delete all snapshots": a determiner another command declares ("all snapshots") lets the
+                # verb before it govern
+                k = verb[1] - 1
+                while k >= 0 and self.low[k] in P.DETERMINERS and not self.words[k].boundary:
+                    k -= 1
+                outer = self._verb_ending_at(k) if k >= 0 and not self.words[k].boundary else None
+                if outer is not None and outer[0] not in P.DETERMINERS:
+                    j, verb = k, outer
             other_verb = next((h for h in self.hits if h is not hit and h.start <= j < h.end
                                and h.strength is Strength.verb), None) if j >= 0 else None
             takers = [c for c in (other_verb.commands if other_verb else [])
