@@ -83,8 +83,8 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
                                   "permissions", "what roles do i have", "my identity", "am i an approver",
                                   "am i an", "am i a", "rights", "my rights", "operator rights", "admin rights",
                                   "approver rights", "privileges", "my privileges", "access rights", "what user am i",
-                                  "which user am i", "what roles have i", "what roles have i got", "which roles do i have",
-                                  "what is my role", "what are my roles", "my user")))
+                                  "which user am i", "what roles have i", "what roles have i got",
+                                  "which roles do i have", "what is my role", "what are my roles", "my user")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
