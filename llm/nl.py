@@ -66,7 +66,7 @@ ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
                             "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
-                            "one"})
+                            "one"}) | P.RELATIVE | P.ADJECTIVES
 # light verbs and their -ing forms ("mind taking a snapshot of the dev vm?")
 _LIGHT = P.LIGHT_VERBS | {" ".join([gerund(v.split()[0]), *v.split()[1:]]) for v in P.LIGHT_VERBS}
 _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
@@ -835,11 +835,12 @@ class _Reading:
             n = 2 if self._past_at(i) and " ".join(low[i:i + 2]) in self.lex.past else 1
             self.take(i, min(i + n, len(low)))  # a participle describing a state ("is the queue backed up?"): no name
         imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
+        performed = self._performed()
         outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS]
         # "the proxy looks dead, give it a bounce": the report is a reason; the request follows it
         request_after = bool(outcome_at) and any(
             h.start > k and self.words[k].boundary for h in self.hits for k in range(max(outcome_at), h.start))
-        if outcome_at and self.hits and not audit_q and not imperative and not request_after \
+        if outcome_at and self.hits and not audit_q and not imperative and not request_after and not performed \
                 and low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which", "show",
                                    "list", "get", "give", "any"):
             noun_first = self.hits[0].strength is Strength.hint or self.hits[0].is_noun or (
@@ -861,7 +862,6 @@ class _Reading:
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
-        performed = self._performed()
         for phrase in P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you show me its logs?")
             if performed and phrase in ("i am", "we are"):
                 continue  # "I'm denying r-… because prod is frozen": saying it does it
@@ -897,8 +897,10 @@ class _Reading:
             return False
         first = self.hits[0]
         lead = self.joined(0, first.start)
-        return first.strength is Strength.verb and not first.is_noun and lead in ("", "i am", "we are") \
-            and self.low[first.start].endswith("ing") and all(c in self.lex.performative for c in first.commands)
+        ing = self.low[first.start].endswith("ing")
+        return first.strength is Strength.verb and not first.is_noun and all(
+            c in self.lex.performative for c in first.commands) and (
+            (ing and lead in ("", "i am", "we are")) or (not ing and lead in ("i", "we", "i hereby", "hereby")))
 
     def _modifier(self, i: int) -> bool:
         """A time word between a determiner and a noun describes the noun ("it's the nightly deploy"),
@@ -1155,8 +1157,8 @@ class _Reading:
             return False
         if self._adjective_verb(j):
             return True
-        if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them"):
-            return True  # "undo the last chat deploy", "give it a bounce"
+        if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them") or w in P.INTENSIFIERS:
+            return True  # "undo the last chat deploy", "give it a bounce", "the very last snapshot"
         if (w.isdigit() or w in P.QUANTITIES) and self.free(j):
             return True  # "add 2 more GPUs"
         if w in self.lex.value_words and self.free(j) and self.lex.answers_past:
@@ -1198,7 +1200,8 @@ class _Reading:
 
     def _is_unknown_verb(self, j: int) -> bool:
         w = self.low[j]
-        return w in P.CANCEL_VERBS or (w not in P.FILLER and w not in P.DETERMINERS and not self.lex.senses(w)
+        return w in P.CANCEL_VERBS or (w not in P.FILLER and w not in P.DETERMINERS and w not in P.FUNCTION_WORDS
+                                       and w not in P.INTENSIFIERS and not self.lex.senses(w)
                                        and not any(self.r.resolve(k, w) for k in ENTITY_KINDS)
                                        and w not in self.p.users and w.isalpha())
 
@@ -1338,6 +1341,8 @@ class _Reading:
         name one."""
         if self.low[j] in P.RELATIVE:
             return True
+        if j + 1 < len(self.low) and not self.words[j].boundary and self.low[j + 1] in P.RELATIVE:
+            return True  # "the most recent snapshot": a word of time or worth follows it
         k = j - 1
         while k >= 0 and j - k <= 3 and not self.words[k].boundary:
             w = self.low[k]

@@ -151,6 +151,13 @@ RELATIVE = frozenset(_words("""
 earlier earliest older oldest newer newest previous prior last latest recent former next first second third
 current original initial good better best bad worse worst known-good last-known-good working older-ish
 """))
+# Adjectives before a noun: a command word after one is a noun ("a big launch", "the broken deploy").
+ADJECTIVES = frozenset(_words("""
+big small huge major minor new old fresh full partial broken failed bad botched pending running ongoing planned
+scheduled weekly nightly daily monthly emergency urgent manual automatic usual regular final whole entire
+"""))
+# Words that strengthen the word after them ("the very last snapshot", "the most recent one").
+INTENSIFIERS = frozenset({"very", "most", "least", "really", "pretty", "quite", "super", "much"})
 # Articles and quantifiers that describe rather than point at one named thing ("a clean snapshot").
 INDEFINITE = frozenset({"a", "an", "another", "some", "any", "one", "whichever", "whatever"})
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").

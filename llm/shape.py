@@ -243,7 +243,7 @@ def free_text_tail(r: _Reading) -> None:
     retraction, a condition, a time): those are read as usual.  The text is set aside, so no later
     stage reads a request, a negation or a name into it."""
     verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
-    if not verbs or r.joined(0, verbs[0].start) not in ("", "i am", "we are"):
+    if not verbs or r.joined(0, verbs[0].start) not in ("", "i am", "we are", "i", "we"):
         return  # (the verb first, or said in the first person: "I'm denying r-… because …")
     head = verbs[0]
     # (only where the canonical form also takes the rest of the line: a positional free-text argument)
