@@ -441,6 +441,9 @@ class _Reading:
             names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase))}
             if not names and n > 1:
                 names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase.replace(" ", "-")))}
+            if not names and len(phrase) >= 5 and not phrase.endswith("s"):
+                # "the dashboard" for the alias "dashboards" (a plural for a single name may mean several)
+                names = {k: name for k in (Kind.service, Kind.stack) if (name := self.r.resolve(k, phrase + "s"))}
             if names:
                 return Mention(names, i, i + n, phrase)
         return None
