@@ -32,12 +32,13 @@ from functools import cached_property
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
+from infra.config import Role
 from llm import phrases as P
 from llm import shape
 from llm.fuzzy import Vocabulary
 from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
 from llm.lexicon import Lexicon, Sense, Strength, gerund
-from llm.modality import Modality, read_modality
+from llm.modality import Modality, pasted, read_modality
 from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
 from llm.tokens import CLOSING, KV, OPENING, tokenize
@@ -57,6 +58,8 @@ from llm.words import (
     words_of,
 )
 
+# The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
+ROLE_WORDS = frozenset(r.value for r in Role)
 # Below this a plan should go to the LLM route when one is configured.
 CONFIDENT = 0.75
 NL_BASE = 0.9
@@ -660,6 +663,10 @@ class _Reading:
             if self._subordinate(i):
                 continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
+        role = self._role_change()
+        if role is not None:
+            return self.refuse(f"I can't change roles from chat ('{role}'); roles are set in the configuration. "
+                               "'whoami' shows yours.")
         # cancellations and negations
         for phrase in P.CANCEL_PHRASES:
             if f" {phrase} " in j:
@@ -699,6 +706,18 @@ class _Reading:
         self._corrections()
         self._subordinate_asides()
         return self._past_gates(first_cmd)
+
+    def _role_change(self) -> str | None:
+        """'make carol an approver', 'set bob as admin': a person made into a role is a role change."""
+        for i, w in enumerate(self.low):
+            if w.rstrip("s") not in ROLE_WORDS:
+                continue
+            before = self.low[max(0, i - 4):i]
+            if any(v in ("make", "making", "set", "turn", "promote", "demote", "appoint") for v in before) and any(
+                    b in self.p.users or (b.isalpha() and b not in P.FUNCTION_WORDS and b not in P.FILLER)
+                    for b in before[1:]):
+                return self.joined(max(0, i - 4), i + 1)
+        return None
 
     def _light_over_noun(self, i: int) -> bool:
         """'execute a restart of redis': a light verb whose object is a change's noun asks for that change."""
@@ -2034,8 +2053,8 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
     tokens = tokenize(text)
     while tokens and tokens[0].low in LEADERS:
         tokens = tokens[1:]
-    if tokens and tokens[0].quoted:
-        return None
+    if (tokens and tokens[0].quoted) or pasted(text):
+        return None  # (someone else's words, pasted material: "> restart nginx on prod")
     for n in (2, 1):
         word = " ".join(t.low for t in tokens[:n])
         if len(tokens) >= n and parser.registry.command_for_word(word) == plan.command:

@@ -40,6 +40,7 @@ TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last"
 # Negations and cancellations: a request that says not to act.
 NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip"})
 CANCEL_PHRASES = ("never mind", "nevermind", "nvm", "scratch that", "forget it", "forget that", "hold off",
+                  "forget about",
                   "cancel that", "ignore that", "wait no", "no wait", "actually no", "no need", "not now",
                   "leave it", "leave alone", "keep it running", "keep running")
 EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
