@@ -38,7 +38,7 @@ MODALS = frozenset({"will", "shall", "would", "can", "could", "should", "must", 
 TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last", "morning"})
 
 # Negations and cancellations: a request that says not to act.
-NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip"})
+NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip", "nobody", "noone"})
 CANCEL_PHRASES = ("never mind", "nevermind", "nvm", "scratch that", "forget it", "forget that", "hold off",
                   "forget about",
                   "cancel that", "ignore that", "wait no", "no wait", "actually no", "no need", "not now",
