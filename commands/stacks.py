@@ -78,7 +78,7 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
          args=(STACK, ENV, Arg("ref", Kind.word, required=False, positional=False,
                                help="git ref of compose/ to deploy",
                                cues=("ref", "version", "tag", "commit", "branch", "revision", "rev", "at", "@",
-                                     "to"),
+                                     "to", "from"),
                                shape=VERSION)),
          changes=True, backend="docker", preview=with_llm_guard("deploy", _deploy_preview),
          examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"),

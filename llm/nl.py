@@ -58,6 +58,8 @@ from llm.words import (
     words_of,
 )
 
+# Cue words that are prepositions: they introduce a value only when one follows ("to main"), never name one.
+_WEAK_CUES = frozenset({"at", "to", "as", "back", "for", "from", "by", "@"})
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
 # Below this a plan should go to the LLM route when one is configured.
@@ -1498,6 +1500,11 @@ class _Reading:
             at = self.value_at[dropped[0]]
             return self.ask(f"I don't know what '{self.words[at].raw}' means for '{cmd}' (it takes no time or "
                             f"count), so I did nothing. Usage: {spec.usage}", attempted=cmd)
+        unread = self._unread_value(cmd, plan.args, lo, hi) if plan.complete and spec.changes else None
+        if unread is not None:
+            # "deploy chat to test from the feature branch": a value named by its noun but not given
+            return self.ask(f"Which {unread}? I could not read one in that '{cmd}' request, so I did nothing. "
+                            f"Usage: {spec.usage}", attempted=cmd)
         aside = self._context_value(cmd, plan.args, lo, hi) if plan.complete and spec.changes else None
         if aside is not None:
             # "deploy chat to test. The fix is in v1.5.0": a value outside the request's own sentence
@@ -1512,6 +1519,25 @@ class _Reading:
             return self.ask(f"Do you want me to {cmd} that? Say it as "
                             f"'{canonical(cmd, plan.args, self.p.registry)}'.", attempted=cmd)
         return plan
+
+    def _unread_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> str | None:
+        """The noun of a shaped value (a version, a branch) the asking sentence speaks of while none was
+        read: "from the feature branch", "to yesterday's version".  A noun a word of time or worth
+        describes is the default ("the previous revision", "the latest version")."""
+        for arg in self.lex.specs[cmd].args:
+            if arg.kind is not Kind.word or not arg.shape or arg.name in args:
+                continue
+            for i in range(lo, hi):
+                w = self.low[i]
+                if w not in arg.cues or w in _WEAK_CUES or not w.isalpha() or not self._hit_word(i):
+                    continue
+                # (the noun phrase before it: "the previous agent revision", "the very latest version")
+                before = [self.low[k] for k in range(max(0, i - 3), i)
+                          if not any(self.words[x].boundary for x in range(k, i))]
+                if any(b in P.RELATIVE for b in before):
+                    continue
+                return w
+        return None
 
     def _span(self, i: int) -> bool:
         """'for a minute', 'for an hour', 'for 10 minutes': how long a change should last, not a time since
@@ -1644,7 +1670,7 @@ class _Reading:
 
     def _after(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None, any_value: bool = True) -> str | None:
         """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
-        weak = ("at", "to", "as", "back", "for", "from", "by")
+        weak = _WEAK_CUES
         # a strong cue first ("back the way it was at snapshot post-cleanup": the snapshot's name, not "way")
         order = sorted(range(len(self.low) - 1), key=lambda i: self.low[i] in weak)
         lo, hi = shape.request_sentence(self)
@@ -1659,7 +1685,8 @@ class _Reading:
             raw = self.words[j].raw
             low = raw.lower()
             strong = w not in weak
-            naming = strong and w not in self.lex.nouns  # "called", "named": whatever follows is the name
+            # "called", "named": whatever follows is the name (a shaped value's cue is a noun: "version 2")
+            naming = strong and pattern is None and w not in self.lex.nouns
             if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw, written=naming) or (
                     self._is_name(low, j) if not strong else (
                         low in (P.NOT_VALUES if naming else P.FILLER) or self._names_entity(low))) \
@@ -1668,6 +1695,9 @@ class _Reading:
             if pattern is not None and not pattern.match(low) and (not any_value or ((
                     w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
                 continue  # "deploy chat to staging2" is no ref; "… on prod to main" is, the targets being named
+            if pattern is not None and not pattern.match(low) and not identifier(low) and not naming \
+                    and not self._clause_final(j) and not shape.target_phrase_at(self, j + 1):
+                continue  # "the version QA signed off": a word that more words follow is no unshaped value
             self.take(i, i + 1)
             self.take(j, j + 1)
             return raw

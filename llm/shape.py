@@ -185,7 +185,7 @@ def purpose_clauses(r: _Reading) -> None:
                 or r.low[i + 1] in P.FUNCTION_WORDS or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]):
             continue
         wanting = i > 0 and r.low[i - 1] in P.INFINITIVE_LEADS
-        if not wanting and (r.words[i + 1].boundary or i + 2 >= n or _target_phrase_at(r, i + 2)
+        if not wanting and (r.words[i + 1].boundary or i + 2 >= n or target_phrase_at(r, i + 2)
                             or r.low[i + 2] in _AFTER_VALUE or (r.used[i + 2] and not any(
                                 h.start <= i + 2 < h.end for h in r.hits))):
             continue
@@ -197,7 +197,7 @@ def purpose_clauses(r: _Reading) -> None:
         return
 
 
-def _target_phrase_at(r: _Reading, k: int) -> bool:
+def target_phrase_at(r: _Reading, k: int) -> bool:
     """Whether a target phrase starts at word k ("on prod", "in the dev environment")."""
     if k >= len(r.low) or r.low[k] not in P.TARGET_PREPOSITIONS:
         return False
