@@ -85,7 +85,9 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "could we get", "can we have", "could we have", "do you mind", "i want", "i need", "we want",
            "we need",
            "would it be possible to", "would you be able to", "could you please", "can you please",
-           "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
+           "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick",
+           "i was wondering if you could", "i wonder if you could", "wondering if you could", "i would appreciate",
+           "i was hoping you could", "i am hoping you could")
 
 _POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
 @dataclass
@@ -831,8 +833,8 @@ class _Reading:
             low[0] in ("what", "which") and any(w in ("did", "has", "have", "was", "were") for w in low[1:3])) or (
             low[0] in ("was", "were", "has", "have", "had") and self._is_question()) or any(
             reviewer in h.commands for h in self.hits)
-        if past and (self.causative or any(w == "get" for w in low[max(0, past[0][0] - 4):past[0][0]])) \
-                and low[past[0][0] - 1] not in P.PASSIVE_PAST:
+        if past and (self.causative or any(w == "get" for w in low[max(0, past[0][0] - 4):past[0][0]])
+                     or self._asked_passive(past[0][0])) and low[past[0][0] - 1] not in P.PASSIVE_PAST:
             i, cmd = past[0]  # "can we get chat deployed": a causative request
             self._drop_hits_in(i, i + 1)
             self.hits.append(Hit([Sense(cmd, Strength.verb)], i, i + 1))
@@ -907,6 +909,19 @@ class _Reading:
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
 
+    def _asked_passive(self, i: int) -> bool:
+        """A past participle that asks: "can nginx on dev be restarted?", "n8n needs to be restarted", "have
+        grafana restarted on test", "grafana restarted on test please"."""
+        low = self.low
+        if i > 0 and low[i - 1] == "be":
+            return low[0] in ("can", "could") or self.joined(i - 3, i - 1) in (
+                "needs to", "need to", "has to", "have to", "got to", "ought to")
+        if low[0] == "have" and len(low) > 1 and low[1] not in P.SUBJECTS | P.REPORT_SUBJECTS | self.p.users \
+                and low[1] not in ("anyone", "anybody", "someone", "somebody", "they"):
+            return True
+        named_first = any(m.start == 0 and m.end == i for m in self.mentions)
+        return named_first and any(w in ("please", "pls", "plz") for w in low)
+
     def _request_after(self, i: int) -> bool:
         """'bob just deployed chat to live, please roll it back': a request in a later clause makes the past
         before it the request's context, not the message's point."""
@@ -963,8 +978,8 @@ class _Reading:
     def _negates_value(self, i: int) -> bool:
         """'no rush', 'not sure' and friends are not negations of the request."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
-        if nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure"):
-            return True
+        if nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure") or self.joined(i - 2, i) == "whether or":
+            return True  # ("whether or not it helps": concessive)
         # "no idea what …", "no clue": "no" before an ordinary noun negates that noun, not the request
         # ("no restart", "no prod", "no, don't" and "no need" still negate)
         return self.low[i] == "no" and bool(nxt) and not self.words[i].boundary and self.free(i + 1) \
@@ -1266,6 +1281,13 @@ class _Reading:
                 self.values["past_command"] = others[0]
             return reviewer
         groups = [set(h.commands) for h in strong]
+        shown = [h for h in hits if h.strength is Strength.noun and self._shown(h)
+                 and not any(self.lex.specs[c].changes for c in h.commands)]
+        if top is Strength.verb and shown and any(not set(h.commands) & set(shown[0].commands) for h in strong):
+            # "show logs for nginx on dev and then restart it": a read asked for by a verb of showing, and a change
+            names = sorted({*shown[0].commands[:1], *(c for h in strong for c in h.commands[:1])})
+            return self.refuse(f"That asks for more than one thing ({join_choices(names, 'and')}); "
+                               "send them one at a time.")
         if top is Strength.verb and len(groups) > 1 and not set.intersection(*groups):
             names = sorted({c for g in groups for c in g})
             return self.refuse(f"That asks for more than one thing ({join_choices(names, 'and')}); "

@@ -258,7 +258,7 @@ CONDITIONALS = ("if", "unless", "in case", "suppose", "supposing", "imagine", "a
                 "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically")
 # Words before "if" that make it a remark, not a condition ("it's fine if it drops sessions").
 CONCESSIVE = frozenset({"fine", "ok", "okay", "alright", "acceptable", "problem", "worries", "care", "mind", "matter",
-                        "cool"})
+                        "cool", "even"})
 # Politeness that looks like a condition and is not one.
 POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a sec", "if you have a second",
                      "if you have a minute", "if you have a moment", "if you get a chance", "if you have time",
@@ -267,13 +267,15 @@ POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a
                      "when you can", "when you have a moment", "when you have a sec", "when you have time",
                      "when you get a sec", "when you get a minute", "when you are free", "once you have a sec",
                      "once you have a second", "once you have a moment", "once you have a minute", "once you can",
-                     "once you get a chance", "once you are free")
+                     "once you get a chance", "once you are free", "as soon as you can", "as soon as possible",
+                     "whenever you can", "whenever you get a chance", "whenever you have a moment",
+                     "whenever you have time", "whenever convenient", "if you get a sec", "if you get a minute")
 # A subject followed by "would" (not "would like"): a hypothetical ("we'd roll chat back").
 HYPOTHETICAL_SUBJECTS = frozenset({"we", "i", "they", "he", "she", "you", "it", "that", "someone", "people"})
 WOULD_POLITE = frozenset({"like", "love", "appreciate", "prefer", "be", "you"})
 # Words that replace the target said before them ("restart redis on test… actually make that dev").
 CORRECTION_MARKERS = ("actually make that", "actually make it", "actually", "i mean", "make that", "make it",
-                      "sorry", "correction", "rather", "instead of that")
+                      "sorry", "correction", "rather", "instead of that", "i meant", "err", "erm", "or rather")
 # Words before "to" that make the next word a verb ("QA wants to test", "we need to check"): an infinitive.
 INFINITIVE_LEADS = frozenset({"want", "wants", "wanted", "need", "needs", "needed", "going", "have", "has", "had",
                               "try", "tries", "trying", "able", "about", "like", "likes", "love", "hope", "hoping",
@@ -284,7 +286,7 @@ CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt"
                           "interrupt", "terminate", "postpone", "delay", "skip", "hold", "block", "prevent",
                           "suspend", "freeze", "drop"})
 # Verbs that stand for "do the thing the noun names": "n8n needs a restart", "trigger a deploy".
-LIGHT_VERBS = frozenset({"do", "run", "trigger", "perform", "kick off", "start", "begin", "launch", "initiate",
+LIGHT_VERBS = frozenset({"appreciate", "do", "run", "trigger", "perform", "kick off", "start", "begin", "launch", "initiate",
                          "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
                          "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
                          "deserves", "put", "place", "slap", "issue", "do with", "could do with"})
