@@ -31,7 +31,7 @@ MAX_LOG_BYTES = 2_000_000
                     "status report", "status update", "report"),
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
                     "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
-                    "stopping", "starting", "overall"),
+                    "stopping", "starting", "overall", "uptime"),
              answers_state=True))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""

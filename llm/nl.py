@@ -1053,10 +1053,10 @@ class _Reading:
                 if changing and j < 0 and self.lead_light:
                     hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
                     hit.is_noun = False
-                elif all(self.lex.specs[c].changes for c in owner) and self._is_question() \
+                elif all(self.lex.specs[c].changes for c in owner) and (self._is_question() or self._plural(hit)) \
                         and self.lex.answers_past and not any(
                         h.strength is Strength.verb and not h.is_noun for h in self.hits):
-                    # "any deploys to prod since friday?": a question about changes made, for the audit log
+                    # "any deploys to prod since friday?", "recent restarts on dev": changes made, for the audit log
                     self.hits.remove(hit)
                     self.values["past_command"] = owner[0]
                 continue  # nothing governs it: the noun names its own command
@@ -1110,6 +1110,11 @@ class _Reading:
                         self.values.setdefault("past_command", owner[0])  # "audit trail for rollbacks"
                 continue  # "what's in the rtmp logs": the only thing asked about
             if other is not None and other.is_noun:
+                state = self.lex.answers_state
+                if all(c in state for c in owner) and all(c in state for c in other.commands) \
+                        and set(owner) != set(other.commands):
+                    self.hits.remove(other)  # "state of the vms": the complement names whose state
+                    continue
                 self.hits.remove(hit)  # "status of the deployment": a complement of the other noun
                 continue
             if other is not None and other.strength is Strength.verb:
@@ -1160,6 +1165,12 @@ class _Reading:
                 self.take(k + 1, k + 2)
                 return self.low[k]
         return None
+
+    def _plural(self, hit: Hit) -> bool:
+        """Whether a change's noun stands in the plural ("restarts", "deploys"): changes made, not one asked for."""
+        phrase = self.joined(hit.start, hit.end)
+        single = phrase[:-1] if phrase.endswith("s") else ""
+        return bool(single) and set(self.lex.nouns.get(single, [])) & set(hit.commands) != set()
 
     def _shown(self, hit: Hit) -> bool:
         """Whether a verb of showing governs the hit ("list the docker hosts")."""
