@@ -60,6 +60,7 @@ from llm.words import (
 
 # Cue words that are prepositions: they introduce a value only when one follows ("to main"), never name one.
 _WEAK_CUES = frozenset({"at", "to", "as", "back", "for", "from", "by", "@"})
+_ADDRESS = re.compile(r"^\s*@?([\w.-]+)\s*[,:]?")
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
 # Below this a plan should go to the LLM route when one is configured.
@@ -123,6 +124,7 @@ class _Reading:
         self.lead_light = False  # the politeness stripped ended in a light verb ("can I get …")
         self.gerund_lead = False  # it asks with a gerund ("mind restarting the dashboards on dev?")
         self.suspects: list[str] = []
+        self.asks_someone = False  # the polite lead asks someone in the channel ("can someone …")
         self._strip_leaders()
         self.low = [w.low for w in self.words]
         self.used = [False] * len(self.words)
@@ -158,6 +160,8 @@ class _Reading:
                     # "can we get …": the verb stays a word of the request ("get the old chat back")
                     keep = last in ("get", "have") and joined != lead
                     self.words = self.words[len(lead.split()) - keep:]
+                    self.asks_someone = self.asks_someone or any(
+                        w in ("someone", "somebody", "anyone", "anybody") for w in lead.split())
                     self.causative = self.causative or last in P.CAUSATIVE_VERBS
                     self.lead_light = last in P.LIGHT_VERBS or last == "have"
                     self.gerund_lead = last == "mind"
@@ -667,6 +671,15 @@ class _Reading:
             if self._subordinate(i):
                 continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
+        addressee = self._addressee()
+        if addressee is not None and self.hits:
+            return self.refuse(f"That's addressed to {addressee}, not to me, so I'm not doing anything. "
+                               "Ask me directly when you want it done.")
+        decisions = [c for h in self.hits if h.strength is Strength.verb for c in h.commands]
+        if self.asks_someone and decisions and all(c in self.lex.performative for c in decisions):
+            return self.refuse(f"That asks someone else to {decisions[0]}; a decision on a request is each "
+                               f"person's own, so I'm not doing anything. Say '{decisions[0]} …' yourself if "
+                               "you mean it.")
         role = self._role_change()
         if role is not None:
             return self.refuse(f"I can't change roles from chat ('{role}'); roles are set in the configuration. "
@@ -710,6 +723,9 @@ class _Reading:
         self._corrections()
         self._subordinate_asides()
         return self._past_gates(first_cmd)
+
+    def _addressee(self) -> str | None:
+        return addressee(self.text, self.p.users)
 
     def _role_change(self) -> str | None:
         """'make carol an approver', 'set bob as admin': a person made into a role is a role change."""
@@ -2108,6 +2124,16 @@ def _help(plan: Plan, parser: NLParser) -> Plan:
     return Plan(plan.command, args, plan.source, None, plan.confidence, plan.command)
 
 
+def addressee(text: str, users: frozenset[str]) -> str | None:
+    """A person of the team the message speaks to first ("@bob can you deny r-…", "alice: restart …",
+    "bob, approve r-… please"): a request to them, not to the bot."""
+    m = _ADDRESS.match(text)
+    if m is None or m.group(1).lower() not in users:
+        return None
+    said = m.group(0)
+    return m.group(1) if said.lstrip().startswith("@") or said.rstrip().endswith((",", ":")) else None
+
+
 def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
     """The canonical parse, unless it read an inventory name as a free word ("revert chat on test")
     or the command word itself stands in quotes (someone else's words)."""
@@ -2116,8 +2142,8 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
     tokens = tokenize(text)
     while tokens and tokens[0].low in LEADERS:
         tokens = tokens[1:]
-    if (tokens and tokens[0].quoted) or pasted(text):
-        return None  # (someone else's words, pasted material: "> restart nginx on prod")
+    if (tokens and tokens[0].quoted) or pasted(text) or addressee(text, parser.users):
+        return None  # (someone else's words, pasted material: "> restart nginx on prod", "@bob approve r-…")
     for n in (2, 1):
         word = " ".join(t.low for t in tokens[:n])
         if len(tokens) >= n and parser.registry.command_for_word(word) == plan.command:

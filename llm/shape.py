@@ -181,10 +181,15 @@ def purpose_clauses(r: _Reading) -> None:
         return
     n = len(r.low)
     for i in range(verbs[0].end, n - 1):
+        wanting = i > 0 and r.low[i - 1] in P.INFINITIVE_LEADS
+        verb_name = next((m for m in r.mentions if m.start == i + 1 and m.end == i + 2), None) if wanting else None
+        if verb_name is not None and r.low[i] == "to" and r.free(i) and not r.words[i].boundary:
+            # "I need to test the migration": after a verb of wanting, a name is a verb ("test"), no target
+            r.mentions.remove(verb_name)
+            r.used[i + 1] = False
         if r.low[i] != "to" or not r.free(i) or not r.free(i + 1) or r.words[i].boundary \
                 or r.low[i + 1] in P.FUNCTION_WORDS or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]):
             continue
-        wanting = i > 0 and r.low[i - 1] in P.INFINITIVE_LEADS
         if not wanting and (r.words[i + 1].boundary or i + 2 >= n or target_phrase_at(r, i + 2)
                             or r.low[i + 2] in _AFTER_VALUE or (r.used[i + 2] and not any(
                                 h.start <= i + 2 < h.end for h in r.hits))):
