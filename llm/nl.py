@@ -60,6 +60,7 @@ from llm.words import (
 
 # Cue words that are prepositions: they introduce a value only when one follows ("to main"), never name one.
 _WEAK_CUES = frozenset({"at", "to", "as", "back", "for", "from", "by", "@"})
+_CORRECTION_FIRST = frozenset(p.split()[0] for p in P.CORRECTION_MARKERS)
 _ADDRESS = re.compile(r"^\s*@?([\w.-]+)\s*[,:]?")
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
@@ -91,6 +92,10 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "i was hoping you could", "i am hoping you could")
 
 _POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
+# the polite leads by their first word, longest first (looked up once per message)
+_POLITE_BY_FIRST: dict[str, list[str]] = {}
+for _lead in _POLITE_LONGEST_FIRST:
+    _POLITE_BY_FIRST.setdefault(_lead.split()[0], []).append(_lead)
 @dataclass
 class NLParser:
     resolver: Resolver
@@ -154,7 +159,7 @@ class _Reading:
         while changed and self.words:
             changed = False
             joined = " ".join(w.low for w in self.words)
-            for lead in _POLITE_LONGEST_FIRST:
+            for lead in _POLITE_BY_FIRST.get(self.words[0].low, ()):
                 if joined == lead or joined.startswith(lead + " "):
                     last = lead.split()[-1]
                     # "can we get …": the verb stays a word of the request ("get the old chat back")
@@ -168,7 +173,10 @@ class _Reading:
                     changed = not keep
                     break
         # politeness that looks like a condition ("if you can", "when you get a chance") is no condition
+        padded = f" {' '.join(w.low for w in self.words)} "
         for phrase in P.POLITE_CONDITIONS:
+            if f" {phrase} " not in padded:
+                continue
             n = len(phrase.split())
             for i in range(len(self.words) - n + 1):
                 if " ".join(w.low for w in self.words[i:i + n]) == phrase:
@@ -280,6 +288,8 @@ class _Reading:
     def _quoted_text(self) -> None:
         """'with description "pre kernel upgrade"': words in quotes right after a free-text argument's cue
         are that text, set aside before anything reads them (no gate sees "upgrade", no scan a command)."""
+        if not any(w.quoted for w in self.words):
+            return
         for i in range(len(self.low)):
             cue = next((c for c in self.lex.text_cues if self.joined(i, i + c.count(" ") + 1) == c), None)
             if cue is None:
@@ -796,6 +806,8 @@ class _Reading:
     def _corrections(self) -> None:
         """'restart redis on test… actually make that dev': a later name replaces the earlier one of its kind."""
         for i in range(len(self.low)):
+            if self.low[i] not in _CORRECTION_FIRST:
+                continue
             phrase = next((p for p in P.CORRECTION_MARKERS if self.joined(i, i + len(p.split())) == p), None)
             if phrase is None:
                 continue

@@ -286,10 +286,11 @@ CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt"
                           "interrupt", "terminate", "postpone", "delay", "skip", "hold", "block", "prevent",
                           "suspend", "freeze", "drop"})
 # Verbs that stand for "do the thing the noun names": "n8n needs a restart", "trigger a deploy".
-LIGHT_VERBS = frozenset({"appreciate", "do", "run", "trigger", "perform", "kick off", "start", "begin", "launch", "initiate",
-                         "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
-                         "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
-                         "deserves", "put", "place", "slap", "issue", "do with", "could do with"})
+LIGHT_VERBS = frozenset({"appreciate", "do", "run", "trigger", "perform", "kick off", "start", "begin", "launch",
+                         "initiate", "need", "needs", "want", "wants", "give", "get", "queue", "fire off",
+                         "go ahead with", "proceed with", "execute", "schedule", "make", "take", "could use",
+                         "requires", "require", "deserves", "put", "place", "slap", "issue", "do with",
+                         "could do with"})
 # The last word of a polite lead that makes a past participle a request ("can we get chat deployed",
 # "I'd like the gpu-metrics stack deployed to the gpu box", "I want nginx restarted").
 CAUSATIVE_VERBS = frozenset({"get", "have", "like", "want", "need"})
