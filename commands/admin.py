@@ -299,7 +299,7 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
                                   "reachable", "connectivity", "everything ok", "is everything up", "all systems",
                                   "connections", "self-check", "self check", "selfcheck", "self test", "self-test",
-                                  "diagnostics", "gpu source", "gpu sources", "backend", "llm endpoint"),
+                                  "diagnostics", "gpu source", "gpu sources", "llm endpoint"),
                            hints=("proxmox",)))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     from infra.db.migrate import schema_status  # reads the schema's revision; never migrates
