@@ -834,8 +834,9 @@ class _Reading:
             topic = self.hits[0]
             phrase = self.joined(topic.start, topic.end).replace(" ", "").replace("-", "")
             # (of a phrase's senses, the command it names: "roll back" is rollback before restore)
-            self.values["past_command"] = next((c for c in topic.commands if c.replace("-", "") == phrase),
-                                               topic.commands[0])
+            # (of a phrase's senses, the command it names, else a change: "restarting" is restart, not status)
+            self.values["past_command"] = next((c for c in topic.commands if c.replace("-", "") == phrase), next(
+                (c for c in topic.commands if self.lex.specs[c].changes), topic.commands[0]))
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
             self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
@@ -1364,12 +1365,16 @@ class _Reading:
             return found if isinstance(found, str) else None
         return None
 
+    def _copular(self) -> int | None:
+        """Where a yes/no question with "is"/"are" starts, at the message's start or a clause's (after a
+        greeting: "morning! quick one — is everything green on staging?")."""
+        return next((k for k, w in enumerate(self.low) if w in ("is", "are") and (
+            k == 0 or self.words[k - 1].boundary or self.low[k - 1] in ("—", "–", "-", "--"))), None)
+
     def _state_question(self) -> bool:
         """'is everything green on staging?', 'are the agents connected on dev': a yes/no question whose
         subject is a named thing (or everything) and whose predicate no command declares."""
-        # (after a greeting: "morning! quick one — is everything green on staging?")
-        q = next((k for k, w in enumerate(self.low) if w in ("is", "are") and (
-            k == 0 or self.words[k - 1].boundary or self.low[k - 1] in ("—", "–", "-", "--"))), None)
+        q = self._copular()
         if not self.mentions or q is None or len(self.low) < q + 3:
             return False
         end = next((k + 1 for k in range(q, len(self.low)) if self.words[k].boundary), len(self.low))
