@@ -2082,7 +2082,7 @@ def _canonical_value(value: str) -> bool:
     """A word typed in a value's place is a value unless it is politeness, a pronoun, a word of time, or a
     word that describes rather than names ("restore dev to previous"): key=value says it outright."""
     low = value.lower()
-    return looks_like_value(value, written=True) and low not in P.RELATIVE and low not in P.SINCE_WORDS \
+    return looks_like_value(value, written=True) and low not in P.RELATIVE_TIME and low not in P.SINCE_WORDS \
         and low not in P.SCHEDULE_WORDS
 
 

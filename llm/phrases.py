@@ -159,6 +159,11 @@ scheduled weekly nightly daily monthly emergency urgent manual automatic usual r
 """))
 # Words that strengthen the word after them ("the very last snapshot", "the most recent one").
 INTENSIFIERS = frozenset({"very", "most", "least", "really", "pretty", "quite", "super", "much"})
+# Of those, the words that place a thing in time relative to now: no value even typed in a value's place
+# ("restore rumpledev latest"); "first" or "good" there may be a name.
+RELATIVE_TIME = frozenset(_words("""
+earlier earliest older oldest newer newest previous prior last latest recent
+"""))
 # Articles and quantifiers that describe rather than point at one named thing ("a clean snapshot").
 INDEFINITE = frozenset({"a", "an", "another", "some", "any", "one", "whichever", "whatever"})
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
