@@ -1552,12 +1552,13 @@ class _Reading:
             return self.ask(f"Did you mean {', '.join(self.fuzzy_targets + self.suspects)}? I don't act on a "
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
-        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw)]
+        lo, hi = shape.request_sentence(self)
+        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw)] + [
+            self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()]  # ("3 times")
         if plan.complete and spec.changes and stray:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
                             f"Usage: {spec.usage}", attempted=cmd)
-        lo, hi = shape.request_sentence(self)
         dropped = [k for k, i in self.value_at.items() if k not in self.consumed and lo <= i < hi
                    and not self._possessive(i)  # ("yesterday's web deploy" says which deploy)
                    and not (k == "since" and self._span(i))]  # ("take grafana down for a minute": how long)
@@ -1595,14 +1596,15 @@ class _Reading:
                 continue
             for i in range(lo, hi):
                 w = self.low[i]
-                if w not in arg.cues or w in _WEAK_CUES or not w.isalpha() or not self._hit_word(i):
-                    continue
+                if (w not in arg.cues and w.removesuffix("s") not in arg.cues) or w in _WEAK_CUES \
+                        or not w.isalpha() or not self._hit_word(i):
+                    continue  # ("two versions back": the plural too)
                 # (the noun phrase before it: "the previous agent revision", "the very latest version")
                 before = [self.low[k] for k in range(max(0, i - 3), i)
                           if not any(self.words[x].boundary for x in range(k, i))]
                 if any(b in P.RELATIVE for b in before):
                     continue
-                return w
+                return w if w in arg.cues else w.removesuffix("s")
         return None
 
     def _span(self, i: int) -> bool:
