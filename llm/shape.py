@@ -58,11 +58,11 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
     lo, hi = found[k]
     # a sentence that corrects the request belongs to it ("restart n8n on prod? no, dev"), and so does one
     # that adds to it ("restart nginx on dev. and redis too")
+    named = {i for m in r.mentions for i in range(m.start, m.end)}
     for start, end in found[k + 1:]:
         opening = " ".join(r.low[start:start + 3])
-        named = {k for m in r.mentions for k in range(m.start, m.end)}
         adds = r.low[start] in _ADDING or ((r.low[end - 1] == "too" or r.joined(end - 2, end) == "as well") and all(
-            k in named or r.low[k] in P.FUNCTION_WORDS or r.low[k] in P.FILLER for k in range(start, end)))
+            i in named or r.low[i] in P.FUNCTION_WORDS or r.low[i] in P.FILLER for i in range(start, end)))
         if not adds and not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
             break
         hi = end
