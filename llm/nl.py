@@ -1422,7 +1422,12 @@ class _Reading:
         return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
                    and not self.lex.senses(w) and (w not in self.lex.object_verbs or self._clause_final(i))
                    and w not in P.DETERMINERS and not any(c.match(w) for c in claimed) and not self._description(i)
+                   and not self._whose(i)
                    for i, w in enumerate(self.low))
+
+    def _whose(self, j: int) -> bool:
+        """Whether word j says whose a thing is, not its name ("bob's snapshot", "the snapshot bob made")."""
+        return self.low[j] in self.p.users or self._possessive(j)
 
     def _description(self, j: int) -> bool:
         """Whether word j describes rather than names: a word of time or worth ("previous", "earlier",
@@ -1758,7 +1763,7 @@ class _Reading:
             if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw, written=naming) or (
                     self._is_name(low, j) if not strong else (
                         low in (P.NOT_VALUES if naming else P.FILLER) or self._names_entity(low))) \
-                    or (not naming and self._description(j)):
+                    or (not naming and (self._description(j) or self._whose(j))):
                 continue
             if pattern is not None and not pattern.match(low) and (not any_value or ((
                     w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
@@ -1780,6 +1785,7 @@ class _Reading:
                     continue
                 if self.free(j) and WORD.match(self.low[j]) and looks_like_value(self.low[j]) \
                         and (pattern is not None or not self._is_name(self.low[j], j)) and not self._description(j) \
+                        and not self._whose(j) \
                         and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
                     return self.words[j].raw

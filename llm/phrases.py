@@ -305,7 +305,8 @@ DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my
                          "whole", "entire", "any", "some", "all", "quick", "fresh", "full", "another", "second",
                          "first", "one", "two", "today", "yesterday", "broken", "failed", "bad", "botched", "pending",
                          "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please", "earlier",
-                         "prior", "former", "older", "good", "working", "stable", "known", "original"})
+                         "prior", "former", "older", "good", "working", "stable", "known", "original", "whatever",
+                         "whichever"})
 # Prepositions that make a command noun a time or topic reference, not a request ("restart after the deploy").
 REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",
                                     "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",

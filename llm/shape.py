@@ -188,7 +188,8 @@ def purpose_clauses(r: _Reading) -> None:
             r.mentions.remove(verb_name)
             r.used[i + 1] = False
         if r.low[i] != "to" or not r.free(i) or not r.free(i + 1) or r.words[i].boundary \
-                or r.low[i + 1] in P.FUNCTION_WORDS or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]):
+                or r.low[i + 1] in P.FUNCTION_WORDS or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]) \
+                or r.low[i + 1] in P.NOT_VALUES:  # ("to whatever was there on friday" is no purpose)
             continue
         if not wanting and (r.words[i + 1].boundary or i + 2 >= n or target_phrase_at(r, i + 2)
                             or r.low[i + 2] in _AFTER_VALUE or (r.used[i + 2] and not any(

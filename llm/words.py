@@ -123,5 +123,5 @@ def looks_like_value(word: str, written: bool = False) -> bool:
     if written:
         return low not in P.NOT_VALUES and not CLOCK.match(low)
     low = word.lower()
-    return low not in P.FUNCTION_WORDS and low not in P.FILLER and not CLOCK.match(low) \
+    return low not in P.FUNCTION_WORDS and low not in P.FILLER and low not in P.NOT_VALUES and not CLOCK.match(low) \
         and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS
