@@ -1350,19 +1350,21 @@ class _Reading:
         user_cmds = [s.name for s in self.lex.specs.values() if any(a.kind is Kind.user for a in s.args)]
         if len(user_cmds) == 1 and (self.values.get("past_user") or any(w in self.p.users for w in self.low)):
             return user_cmds[0]
-        if self._is_question():
-            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in self.lex.values_of(a)
-                      if any(self.free(i) and low == w for i, low in enumerate(self.low))}
-            if len(takers) == 1:
-                return takers.pop()
         if self._state_question():
-            # "is the portainer agent connected on dev?": a yes/no question about a named thing's state
+            # "is the portainer agent connected on dev?", "is grafana on test broken": a yes/no question
+            # about a named thing's state
             readers = {c: Strength.hint for c in self.lex.answers_state}
             fits = [c for c in readers if self._fit(c)[0] == 0]
             if len(fits) == 1:
                 return fits[0]
             found = self._best_fit(readers) if len(fits) > 1 else None
-            return found if isinstance(found, str) else None
+            if isinstance(found, str):
+                return found
+        if self._is_question():
+            takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in self.lex.values_of(a)
+                      if any(self.free(i) and low == w for i, low in enumerate(self.low))}
+            if len(takers) == 1:
+                return takers.pop()
         return None
 
     def _copular(self) -> int | None:
