@@ -148,6 +148,7 @@ class _Reading:
         self._candidate_for: tuple[tuple[Any, ...], bool] = ((), False)
         self._rivals: tuple[str, ...] = ()  # the readings being compared (llm/nl.py _best_fit)
         self._asking: tuple[int, int] | None = None  # the asking sentence's word range
+        self.purpose: tuple[int, int] = (0, 0)  # a purpose clause's word range ("to fix the login bug")
         self.consumed: set[str] = set()  # values an argument took
         self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
 
@@ -1584,8 +1585,8 @@ class _Reading:
             # "deploy chat to test. The fix is in v1.5.0": a value outside the request's own sentence
             name, value = aside
             said = canonical(cmd, {**plan.args, name: value}, self.p.registry)
-            return self.ask(f"Do you mean {name}={value}? It stands outside the request's own sentence, so I did "
-                            f"nothing; say it in one: '{said}'.", attempted=cmd)
+            return self.ask(f"Do you mean {name}={value}? It stands outside the request itself (in another "
+                            f"sentence or a reason), so I did nothing; say it in one: '{said}'.", attempted=cmd)
         polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
         if plan.complete and spec.changes and not polite and not any(
                 h.strength is Strength.verb and cmd in h.commands for h in self.hits):
@@ -1620,13 +1621,15 @@ class _Reading:
         return i > 0 and self.low[i - 1] == "for" and (self.low[i] in ("a", "an", "one") or self.low[i].isdigit())
 
     def _context_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> tuple[str, str] | None:
-        """A word outside the asking sentence with the shape of one of the command's values left empty."""
+        """A word outside the asking sentence, or in a purpose clause, with the shape of one of the command's
+        values left empty."""
         for arg in self.lex.specs[cmd].args:
             if arg.kind is not Kind.word or not arg.shape or arg.name in args:
                 continue
-            pattern = re.compile(rf"^({arg.shape})$", re.I)
+            pattern = self.lex.shape_of(arg)
             for i, w in enumerate(self.low):
-                if not lo <= i < hi and self.free(i) and not w.isdigit() and pattern.match(w):
+                aside = (not lo <= i < hi and self.free(i)) or self.purpose[0] <= i < self.purpose[1]
+                if aside and not w.isdigit() and pattern.match(w):
                     return arg.name, self.words[i].raw
         return None
 

@@ -200,6 +200,7 @@ def purpose_clauses(r: _Reading) -> None:
             continue  # a name in it: read as usual
         r.take(i, end)
         r._drop_hits_in(i, end)
+        r.purpose = (i, end)  # (a value-shaped word in it is asked about: "to pick up v2.1")
         return
 
 
