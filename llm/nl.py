@@ -60,6 +60,7 @@ from llm.words import (
 
 # Cue words that are prepositions: they introduce a value only when one follows ("to main"), never name one.
 _WEAK_CUES = frozenset({"at", "to", "as", "back", "for", "from", "by", "@"})
+_DURATION_LEADS = frozenset({"since", "last", "past", "in", "over", "for", "within", "from"})
 _CORRECTION_FIRST = frozenset(p.split()[0] for p in P.CORRECTION_MARKERS)
 _ADDRESS = re.compile(r"^\s*@?([\w.-]+)\s*[,:]?")
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
@@ -326,7 +327,9 @@ class _Reading:
                 i += 1
                 continue
             w = low[i]
-            if DURATION.match(w) and w != "1s":
+            if DURATION.match(w) and w != "1s" and not (
+                    w.endswith("s") and w[:-1].isdigit() and (i == 0 or low[i - 1] not in _DURATION_LEADS)):
+                # (a bare "502s" is no 502 seconds: "any 502s in the proxy logs?"; "since 30s" is)
                 self._found("since", normalize_duration(w), i)
                 self._take_duration_lead(i)
                 self.take(i, i + 1)
@@ -1711,7 +1714,7 @@ class _Reading:
         if arg.kind is not Kind.word:
             return None
         pattern = re.compile(rf"^({arg.shape})$", re.I) if arg.shape else None
-        found: str | None = self._after(arg.cues, pattern)
+        found: str | None = self._after(arg.cues, pattern, nouns=arg.cues + arg.cues_after)
         if found is None and arg.cues_after:
             found = self._before(arg.cues_after)
         if found is None and pattern is not None:
@@ -1746,8 +1749,11 @@ class _Reading:
             w in self.lex.object_verbs and not self._clause_final(j)) or w in (
             "latest", "last", "previous", "old", "one") or any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
-    def _after(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None, any_value: bool = True) -> str | None:
-        """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
+    def _after(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None, any_value: bool = True,
+               nouns: tuple[str, ...] = ()) -> str | None:
+        """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one,
+        and after an article only one a noun of its kind follows ("back to the clean snap", not "roll back
+        the changes": a word an article leads and no such noun follows is a common noun)."""
         weak = _WEAK_CUES
         # a strong cue first ("back the way it was at snapshot post-cleanup": the snapshot's name, not "way")
         order = sorted(range(len(self.low) - 1), key=lambda i: self.low[i] in weak)
@@ -1763,6 +1769,10 @@ class _Reading:
             raw = self.words[j].raw
             low = raw.lower()
             strong = w not in weak
+            nxt = self.low[j + 1] if j + 1 < len(self.low) and not self.words[j].boundary else ""
+            if not strong and any(self.low[k] in ("the", "a", "an") for k in range(i + 1, j)) and not identifier(low) \
+                    and not (nxt and (nxt in nouns or nxt in P.KIND_NOUNS or nxt in self.lex.nouns)):
+                continue
             # "called", "named": whatever follows is the name (a shaped value's cue is a noun: "version 2")
             naming = strong and pattern is None and w not in self.lex.nouns
             if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw, written=naming) or (
