@@ -82,7 +82,9 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
                                   "what am i allowed", "am i an admin", "am i admin", "am i an operator",
                                   "permissions", "what roles do i have", "my identity", "am i an approver",
                                   "am i an", "am i a", "rights", "my rights", "operator rights", "admin rights",
-                                  "approver rights", "privileges", "my privileges", "access rights")))
+                                  "approver rights", "privileges", "my privileges", "access rights", "what user am i",
+                                  "which user am i", "what roles have i", "what roles have i got",
+                                  "which roles do i have", "what is my role", "what are my roles", "my user")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]
@@ -173,7 +175,7 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
                            nouns=("approval", "approvals", "sign-off", "sign-offs"),
                            object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
-                           past=("approved", "signed off")))
+                           past=("approved", "signed off"), performative=True))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
@@ -184,7 +186,7 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
          schedulable=False,
          phrasing=Phrasing(verbs=("deny", "reject", "decline", "veto", "refuse", "nack"),
                            object_verbs=("deny", "reject", "decline", "veto", "refuse", "nack"), objects=("*",),
-                           past=("denied", "rejected", "declined", "vetoed")))
+                           past=("denied", "rejected", "declined", "vetoed"), performative=True))
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
                                 req=ctx.request)
@@ -197,7 +199,7 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(verbs=("withdraw", "retract", "take back"),
                            object_verbs=("withdraw", "retract", "take back"), objects=("*",),
                            object_needs=("request",),
-                           past=("withdrew", "withdrawn", "retracted")))
+                           past=("withdrew", "withdrawn", "retracted"), performative=True))
 async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only the requester can withdraw (the engine checks); the request ends as `withdrawn`, nothing runs."""
     return await ctx.engine.act(Action.withdraw, args["request"], ctx.actor, reason=args.get("reason"),
@@ -212,7 +214,7 @@ async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
                                          "call off"), objects=("*",),
                            # "abort the web deploy" names no request: which one is not ours to guess
                            object_needs=("request",),
-                           past=("cancelled", "canceled", "aborted", "interrupted")))
+                           past=("cancelled", "canceled", "aborted", "interrupted"), performative=True))
 async def cancel(ctx: Context, args: dict[str, Any]) -> Reply:
     """The run is stopped where it is and recorded as interrupted, naming who cancelled it.
 
@@ -251,7 +253,8 @@ def _plan(ctx: Context, row: RequestRow) -> str:
                                   "need my approval", "needs my sign-off", "need my sign-off", "my approvals",
                                   "approval queue", "my queue", "need to sign off", "need to approve",
                                   "have to sign off", "have to approve", "waiting on me", "waiting for me",
-                                  "waiting on my approval")))
+                                  "waiting on my approval", "waiting for me to approve", "for me to approve",
+                                  "for me to sign off", "waiting for me to sign off")))
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
     await asyncio.to_thread(ctx.store.expire_due)
@@ -296,7 +299,7 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
                                   "reachable", "connectivity", "everything ok", "is everything up", "all systems",
                                   "connections", "self-check", "self check", "selfcheck", "self test", "self-test",
-                                  "diagnostics"),
+                                  "diagnostics", "gpu source", "gpu sources", "llm endpoint"),
                            hints=("proxmox",)))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     from infra.db.migrate import schema_status  # reads the schema's revision; never migrates

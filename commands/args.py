@@ -14,7 +14,7 @@ SERVICE = Arg("service", Kind.service, help="service name (e.g. n8n, nginx, open
 VM = Arg("vm", Kind.vm, help="Proxmox guest (rumpledev, rumpletest, rumpleprod, portainer, llm)")
 VM_OPT = Arg("vm", Kind.vm, required=False, help="Proxmox guest")
 SNAPSHOT = Arg("snapshot", Kind.word, help="snapshot name",
-               cues=("snapshot", "checkpoint", "snap", "called", "named", "to", "back"),
+               cues=("snapshot", "checkpoint", "snap", "called", "named", "to", "back", "from"),
                cues_after=("snapshot", "checkpoint", "snap"))
 REQUEST = Arg("request", Kind.request, help="request id, like r-1a2b3c4d")
 REASON = Arg("reason", Kind.text, required=False, help="why, in a few words",

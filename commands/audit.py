@@ -53,7 +53,8 @@ def resolve_user(ctx: Context, user: str) -> str:
          phrasing=Phrasing(
              nouns=("audit", "audit log", "history", "what happened", "activity", "changelog", "who did",
                     "recent changes", "requests", "actions", "audit entries", "audit trail",
-                    "entries", "what changed", "what was done", "what ran"),
+                    "entries", "what changed", "what was done", "what ran", "what has happened", "what has changed",
+                    "what happened", "what changes"),
              formats=("what did {user} do", "what has {user} done", "what did {user} change",
                       "what has {user} changed", "what has {user} been doing", "what did {user} run"),
              answers_past=True))

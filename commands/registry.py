@@ -102,6 +102,15 @@ class Phrasing:
     answers_past: bool = False
     # This command answers how-to questions ("how do I roll back"); its first argument takes the topic.
     answers_howto: bool = False
+    # This command answers yes/no questions about the state of what it takes, whatever word asks
+    # ("is the portainer agent connected on dev?", "is everything green on staging?"); between several,
+    # the targets named decide.
+    answers_state: bool = False
+    # Saying it does it: a decision on a named request is the act itself, said in the first person
+    # ("approving r-…, diff looks good", "I'm denying r-… because prod is frozen"), not a heads-up of the
+    # speaker's own plan (a future one still is: "I'm going to deny r-…"); an apology with it is addressed
+    # to the requester ("deny r-…, sorry"), not a retraction.
+    performative: bool = False
 
 
 Handler = Callable[["Context", dict[str, Any]], Awaitable["Reply"]]

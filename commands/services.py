@@ -31,7 +31,8 @@ MAX_LOG_BYTES = 2_000_000
                     "status report", "status update", "report"),
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
                     "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
-                    "stopping", "starting", "overall")))
+                    "stopping", "starting", "overall", "uptime"),
+             answers_state=True))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""
     from commands.docker_ops import describe_state, host_for, human_bytes, uptime
@@ -160,7 +161,7 @@ async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
          backend="docker", examples=("start rtmp on test",),
          phrasing=Phrasing(
              verbs=("start", "start up", "bring up", "spin up", "fire up", "turn on", "switch on", "boot",
-                    "launch", "bring back up", "start back up", "starting", "power on"),
+                    "launch", "bring back up", "start back up", "starting", "power on", "bring back"),
              past=("started", "booted", "launched"),
              machine_verbs=("boot", "power on")))
 async def start(ctx: Context, args: dict[str, Any]) -> Reply:

@@ -78,13 +78,13 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
          args=(STACK, ENV, Arg("ref", Kind.word, required=False, positional=False,
                                help="git ref of compose/ to deploy",
                                cues=("ref", "version", "tag", "commit", "branch", "revision", "rev", "at", "@",
-                                     "to"),
+                                     "to", "from"),
                                shape=VERSION)),
          changes=True, backend="docker", preview=with_llm_guard("deploy", _deploy_preview),
          examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"),
          phrasing=Phrasing(
              verbs=("deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it",
-                    "push out", "push", "roll out", "put out", "update", "refresh"),
+                    "push out", "push", "roll out", "put out", "update", "refresh", "get out", "send out"),
              nouns=("deploy", "deploys", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out",
                     "update"),
              past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released")))

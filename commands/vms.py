@@ -444,7 +444,8 @@ def _status_row(st: GuestStatus) -> list[str]:
                                   "load average", "disk usage"),
                            hints=("proxmox", "status", "state", "up", "down", "running", "doing", "alive", "ok", "fine",
                                   "healthy", "uptime", "memory", "cpu", "how is", "how are", "looking", "loaded",
-                                  "load", "busy", "ram")))
+                                  "load", "busy", "ram"),
+                           answers_state=True))
 async def vm_status(ctx: Context, args: dict[str, Any]) -> Reply:
     """One guest or every guest in the inventory; a guest that cannot be read is shown as such."""
     names = [args["vm"]] if args.get("vm") else list(ctx.config.inventory.vms)

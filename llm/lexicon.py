@@ -6,6 +6,7 @@ command is understood in plain language as soon as it is registered.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -93,8 +94,12 @@ class Lexicon:
     formats: list[Format] = field(default_factory=list)
     answers_past: str | None = None
     answers_howto: str | None = None
+    answers_state: tuple[str, ...] = ()
+    performative: frozenset[str] = frozenset()
     max_words: int = 1
     value_words: frozenset[str] = frozenset()
+    # the cue words of every free-text argument ("description", "because"), longest first
+    text_cues: tuple[str, ...] = ()
     specs: dict[str, CommandSpec] = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +122,8 @@ class Lexicon:
                 lex.object_verbs[form] = list(governed)  # "taking a snapshot"
         # every word that stands for some argument's value (never read as a typo of another word)
         lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
+        lex.text_cues = tuple(sorted({_norm(c) for spec in registry for a in spec.args if a.kind is Kind.text
+                                      for c in a.cues}, key=len, reverse=True))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])
         return lex
 
@@ -164,6 +171,10 @@ class Lexicon:
             self.answers_past = spec.name
         if ph.answers_howto:
             self.answers_howto = spec.name
+        if ph.answers_state:
+            self.answers_state += (spec.name,)
+        if ph.performative:
+            self.performative |= {spec.name}
 
     @staticmethod
     def _format(spec: CommandSpec, fmt: str) -> Format:
@@ -207,6 +218,12 @@ class Lexicon:
         """Words that stand for a value of `arg`: its own declared ones, and for a status every word
         infra/status.py maps to one ("failing" → failed, "waiting" → pending_approval)."""
         return arg.values + STATUS_VALUES if arg.kind is Kind.status else arg.values
+
+    @staticmethod
+    @functools.cache
+    def shape_of(arg: Arg) -> re.Pattern[str]:
+        """An argument's declared value shape, compiled once."""
+        return re.compile(rf"^({arg.shape})$", re.I)
 
     def arg_kinds(self, command: str) -> set[Kind]:
         return {a.kind for a in self.specs[command].args}

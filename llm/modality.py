@@ -82,7 +82,8 @@ def _whether(words: list[str], limit: int) -> str | None:
     text = " " + " ".join(words[:limit]) + " "
     for p in P.WHETHER_PHRASES:
         at = text.find(f" {p} ")
-        if at >= 0 and text[:at].split()[-1:] not in (["what"], ["which"], ["who"], ["whom"]):
+        if at >= 0 and text[:at].split()[-1:] not in (["what"], ["which"], ["who"], ["whom"]) \
+                and not text[at:].startswith(f" {p} or not "):  # ("whether or not it helps, …": concessive)
             return p
     return None
 

@@ -32,15 +32,16 @@ from functools import cached_property
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
+from infra.config import Role
 from llm import phrases as P
 from llm import shape
 from llm.fuzzy import Vocabulary
 from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
 from llm.lexicon import Lexicon, Sense, Strength, gerund
-from llm.modality import Modality, read_modality
+from llm.modality import Modality, pasted, read_modality
 from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
-from llm.tokens import KV, tokenize
+from llm.tokens import CLOSING, KV, OPENING, tokenize
 from llm.validate import article, noun, unknown_name, validate
 from llm.values import DURATION, REQUEST_ID, WORD, normalize_duration
 from llm.words import (
@@ -57,6 +58,13 @@ from llm.words import (
     words_of,
 )
 
+# Cue words that are prepositions: they introduce a value only when one follows ("to main"), never name one.
+_WEAK_CUES = frozenset({"at", "to", "as", "back", "for", "from", "by", "@"})
+_DURATION_LEADS = frozenset({"since", "last", "past", "in", "over", "for", "within", "from"})
+_CORRECTION_FIRST = frozenset(p.split()[0] for p in P.CORRECTION_MARKERS)
+_ADDRESS = re.compile(r"^\s*@?([\w.-]+)\s*[,:]?")
+# The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
+ROLE_WORDS = frozenset(r.value for r in Role)
 # Below this a plan should go to the LLM route when one is configured.
 CONFIDENT = 0.75
 NL_BASE = 0.9
@@ -66,7 +74,7 @@ ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
                             "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
-                            "one"})
+                            "one"}) | P.RELATIVE | P.ADJECTIVES
 # light verbs and their -ing forms ("mind taking a snapshot of the dev vm?")
 _LIGHT = P.LIGHT_VERBS | {" ".join([gerund(v.split()[0]), *v.split()[1:]]) for v in P.LIGHT_VERBS}
 _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
@@ -80,9 +88,15 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "could we get", "can we have", "could we have", "do you mind", "i want", "i need", "we want",
            "we need",
            "would it be possible to", "would you be able to", "could you please", "can you please",
-           "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick")
+           "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick",
+           "i was wondering if you could", "i wonder if you could", "wondering if you could", "i would appreciate",
+           "i was hoping you could", "i am hoping you could")
 
 _POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
+# the polite leads by their first word, longest first (looked up once per message)
+_POLITE_BY_FIRST: dict[str, list[str]] = {}
+for _lead in _POLITE_LONGEST_FIRST:
+    _POLITE_BY_FIRST.setdefault(_lead.split()[0], []).append(_lead)
 @dataclass
 class NLParser:
     resolver: Resolver
@@ -116,6 +130,7 @@ class _Reading:
         self.lead_light = False  # the politeness stripped ended in a light verb ("can I get …")
         self.gerund_lead = False  # it asks with a gerund ("mind restarting the dashboards on dev?")
         self.suspects: list[str] = []
+        self.asks_someone = False  # the polite lead asks someone in the channel ("can someone …")
         self._strip_leaders()
         self.low = [w.low for w in self.words]
         self.used = [False] * len(self.words)
@@ -131,8 +146,10 @@ class _Reading:
         self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
         self.value_at: dict[str, int] = {}  # where each value was found
         self.all_values: dict[str, list[tuple[int, Any]]] = {}
-        self._candidate_for: tuple[tuple[bool, ...], bool] = ((), False)
+        self._candidate_for: tuple[tuple[Any, ...], bool] = ((), False)
+        self._rivals: tuple[str, ...] = ()  # the readings being compared (llm/nl.py _best_fit)
         self._asking: tuple[int, int] | None = None  # the asking sentence's word range
+        self.purpose: tuple[int, int] = (0, 0)  # a purpose clause's word range ("to fix the login bug")
         self.consumed: set[str] = set()  # values an argument took
         self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
 
@@ -144,19 +161,24 @@ class _Reading:
         while changed and self.words:
             changed = False
             joined = " ".join(w.low for w in self.words)
-            for lead in _POLITE_LONGEST_FIRST:
+            for lead in _POLITE_BY_FIRST.get(self.words[0].low, ()):
                 if joined == lead or joined.startswith(lead + " "):
                     last = lead.split()[-1]
                     # "can we get …": the verb stays a word of the request ("get the old chat back")
                     keep = last in ("get", "have") and joined != lead
                     self.words = self.words[len(lead.split()) - keep:]
+                    self.asks_someone = self.asks_someone or any(
+                        w in ("someone", "somebody", "anyone", "anybody") for w in lead.split())
                     self.causative = self.causative or last in P.CAUSATIVE_VERBS
                     self.lead_light = last in P.LIGHT_VERBS or last == "have"
                     self.gerund_lead = last == "mind"
                     changed = not keep
                     break
         # politeness that looks like a condition ("if you can", "when you get a chance") is no condition
+        padded = f" {' '.join(w.low for w in self.words)} "
         for phrase in P.POLITE_CONDITIONS:
+            if f" {phrase} " not in padded:
+                continue
             n = len(phrase.split())
             for i in range(len(self.words) - n + 1):
                 if " ".join(w.low for w in self.words[i:i + n]) == phrase:
@@ -211,6 +233,7 @@ class _Reading:
         shape.time_references(self)
         shape.purpose_clauses(self)
         shape.free_text_tail(self)
+        shape.negated_remarks(self)
         mood = read_modality(self._modality())
         if mood.refusal is not None:
             return self.refuse(mood.refusal)
@@ -260,8 +283,34 @@ class _Reading:
                 if m:
                     self.values.setdefault("kv", {})[m.group(1).lower().replace("-", "_")] = m.group(2)
                     self.take(i, i + 1)
+        self._quoted_text()
         self._durations()
         self._counts()
+
+    def _quoted_text(self) -> None:
+        """'with description "pre kernel upgrade"': words in quotes right after a free-text argument's cue
+        are that text, set aside before anything reads them (no gate sees "upgrade", no scan a command)."""
+        if not any(w.quoted for w in self.words):
+            return
+        for i in range(len(self.low)):
+            cue = next((c for c in self.lex.text_cues if self.joined(i, i + c.count(" ") + 1) == c), None)
+            if cue is None:
+                continue
+            j = i + cue.count(" ") + 1
+            if j < len(self.words) and self.low[j] in ("is", "of", "as") and not self.words[j].quoted:
+                j += 1
+            k = j
+            while k < len(self.words) and self.words[k].quoted and self.free(k):
+                k += 1
+            if k == j:
+                continue
+            lead = self.tokens[self.words[j].tok].lead
+            if not (any(c in OPENING for c in lead) or lead.startswith("'")):
+                continue
+            said = self.verbatim(j, k).strip(" ,;:.")
+            if len(said) >= 2 and said[0] in OPENING + "'" and said[-1] in CLOSING + "'":
+                self.values.setdefault("quoted", {})[cue] = said[1:-1].strip()
+                self.take(i, k)
 
     def _durations(self) -> None:
         low, n = self.low, len(self.low)
@@ -278,7 +327,9 @@ class _Reading:
                 i += 1
                 continue
             w = low[i]
-            if DURATION.match(w) and w != "1s":
+            if DURATION.match(w) and w != "1s" and not (
+                    w.endswith("s") and w[:-1].isdigit() and (i == 0 or low[i - 1] not in _DURATION_LEADS)):
+                # (a bare "502s" is no 502 seconds: "any 502s in the proxy logs?"; "since 30s" is)
                 self._found("since", normalize_duration(w), i)
                 self._take_duration_lead(i)
                 self.take(i, i + 1)
@@ -355,8 +406,9 @@ class _Reading:
         prefix = next((p for p in sorted(P.HOWTO_PREFIXES, key=len, reverse=True)
                        if j == p or j.startswith(p + " ")), None)
         what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command)?( for| do| mean)?$", j)
-        if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))):
-            prefix = "what is"
+        if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))) \
+                and not (what_is.group(2) == "the " and not what_is.group(4) and not what_is.group(5)):
+            prefix = "what is"  # ("what's the status?" asks for the status itself, not what the command is)
         if prefix is None:
             return None
         rest = j[len(prefix):].split()
@@ -414,6 +466,9 @@ class _Reading:
             names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase))}
             if not names and n > 1:
                 names = {k: name for k in ENTITY_KINDS if (name := self.r.resolve(k, phrase.replace(" ", "-")))}
+            if not names and len(phrase) >= 5 and not phrase.endswith("s"):
+                # "the dashboard" for the alias "dashboards" (a plural for a single name may mean several)
+                names = {k: name for k in (Kind.service, Kind.stack) if (name := self.r.resolve(k, phrase + "s"))}
             if names:
                 return Mention(names, i, i + n, phrase)
         return None
@@ -424,6 +479,8 @@ class _Reading:
                 continue
             phrase = self.joined(i, i + n)
             senses = self.lex.senses(phrase)
+            if senses and n > 1 and self._preposition_of(i + n - 1):
+                continue  # "get out of here": "out of" is a preposition, not the particle of "get out"
             if senses:
                 return Hit(list(senses), i, i + n, is_noun=self.lex.is_noun(phrase)
                            and max(s.strength for s in senses) <= Strength.noun)
@@ -492,7 +549,8 @@ class _Reading:
                 cmds = self.lex.particles.get((self.low[i], self.low[j]))
                 longer = j + 1 < n and self.lex.particles.get((self.low[i], self.low[j + 1]))
                 if cmds and self.free(i) and self.free(j) and not self._clause_break(i, j) \
-                        and not self._preposition_at(j) and not (self.low[j] == "back" and longer):
+                        and not self._preposition_at(j) and not self._preposition_of(j) \
+                        and not (self.low[j] == "back" and longer):
                     self.hits.append(Hit([Sense(c, Strength.verb) for c in cmds], i, i + 1))
                     self.take(i, i + 1)
                     self.take(j, j + 1)
@@ -521,6 +579,7 @@ class _Reading:
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
         shape.names_in_target_slots(self)
+        shape.kind_nouns(self)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
 
     def _preposition_at(self, j: int) -> bool:
@@ -531,6 +590,10 @@ class _Reading:
         while k < len(self.low) and self.low[k] in ("the", "a"):
             k += 1
         return k < len(self.low) and self._entity_at(k) is not None
+
+    def _preposition_of(self, j: int) -> bool:
+        """'out of', 'off of': a particle before 'of' is a preposition ("get the logs out of nginx")."""
+        return self.low[j] in P.SPLIT_PARTICLES and j + 1 < len(self.low) and self.low[j + 1] == "of"
 
     def _clause_break(self, i: int, j: int) -> bool:
         return any(self.words[k].boundary for k in range(i, j)) or any(
@@ -613,7 +676,7 @@ class _Reading:
         what = f"'{cmds[0]}'" if len(cmds) == 1 else "anything"
         # things the bot cannot do (a command declaring the verb wins: a team's own "scale")
         for i, w in enumerate(self.low):
-            if not self.free(i) or w not in P.UNSUPPORTED or self._governs_later(i):
+            if not self.free(i) or w not in P.UNSUPPORTED or self._governs_later(i) or self._light_over_noun(i):
                 continue
             if i > 0 and (self.low[i - 1] in P.DETERMINERS or any(m.end == i for m in self.mentions)):
                 continue
@@ -622,6 +685,19 @@ class _Reading:
             if self._subordinate(i):
                 continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
+        addressee = self._addressee()
+        if addressee is not None and self.hits:
+            return self.refuse(f"That's addressed to {addressee}, not to me, so I'm not doing anything. "
+                               "Ask me directly when you want it done.")
+        decisions = [c for h in self.hits if h.strength is Strength.verb for c in h.commands]
+        if self.asks_someone and decisions and all(c in self.lex.performative for c in decisions):
+            return self.refuse(f"That asks someone else to {decisions[0]}; a decision on a request is each "
+                               f"person's own, so I'm not doing anything. Say '{decisions[0]} …' yourself if "
+                               "you mean it.")
+        role = self._role_change()
+        if role is not None:
+            return self.refuse(f"I can't change roles from chat ('{role}'); roles are set in the configuration. "
+                               "'whoami' shows yours.")
         # cancellations and negations
         for phrase in P.CANCEL_PHRASES:
             if f" {phrase} " in j:
@@ -640,9 +716,15 @@ class _Reading:
                              and all(self.low[k] in ("on", "in", "to", "the", "for", "at")
                                      for k in range(i + 1, m.start))), None)
                 if excl is not None and w in CORRECTIONS:
-                    # "restart n8n on prod? no, dev": a correction, not "not dev". Both names stay,
-                    # so the request is asked about (two environments) rather than read backwards.
+                    # "snapshot the test vm — no, the dev vm": a correction, not "not dev". When it ends the
+                    # message, its name replaces the earlier one of its kind; otherwise both stay and the
+                    # request is asked about (two environments), never read backwards.
                     self.used[i] = True
+                    if self.words[i].boundary and self._ends_message(excl.end):  # ("no, dev"; "no dev" is asked)
+                        earlier = [e for e in self.mentions if e.end <= i and set(e.names) & set(excl.names)]
+                        for e in earlier:
+                            self.mentions.remove(e)
+                            self.excluded.append(e)
                 elif excl is not None:
                     self.mentions.remove(excl)
                     self.excluded.append(excl)
@@ -650,11 +732,36 @@ class _Reading:
                     if i > 0 and self.low[i - 1] == "but":
                         self.used[i - 1] = True
                 elif i >= first_cmd and not self._negates_value(i) and w != "except" \
-                        and not self._aside(i):
+                        and not self._aside(i) and self.free(i):  # (a remark's negation: shape.negated_remarks)
                     return self.refuse(f"That says not to, so I won't do {what}.")
         self._corrections()
         self._subordinate_asides()
         return self._past_gates(first_cmd)
+
+    def _addressee(self) -> str | None:
+        return addressee(self.text, self.p.users)
+
+    def _role_change(self) -> str | None:
+        """'make carol an approver', 'set bob as admin': a person made into a role is a role change."""
+        for i, w in enumerate(self.low):
+            if w.rstrip("s") not in ROLE_WORDS:
+                continue
+            before = self.low[max(0, i - 4):i]
+            if any(v in ("make", "making", "set", "turn", "promote", "demote", "appoint") for v in before) and any(
+                    b in self.p.users or (b.isalpha() and b not in P.FUNCTION_WORDS and b not in P.FILLER)
+                    for b in before[1:]):
+                return self.joined(max(0, i - 4), i + 1)
+        return None
+
+    def _light_over_noun(self, i: int) -> bool:
+        """'execute a restart of redis': a light verb whose object is a change's noun asks for that change."""
+        if self.low[i] not in _LIGHT:
+            return False
+        k = i + 1
+        while k < len(self.low) and self.low[k] in P.DETERMINERS:
+            k += 1
+        return any(h.start == k and h.strength >= Strength.noun and any(self.lex.specs[c].changes for c in h.commands)
+                   for h in self.hits)
 
     def _in_noun_phrase(self, i: int) -> bool:
         """Whether word i ends a noun phrase: words that are neither function words nor command words lead
@@ -690,12 +797,21 @@ class _Reading:
             return False
         end = next((k + 1 for k in range(i, len(self.words)) if self.words[k].boundary), len(self.words))
         said = [w for w in self.low[i + 1:end] if w not in ("not", "do", "please")]
+        if len(said) == 2 and said[1] in ("that", "this", "it") and said[0] in ("want", "need", "like", "mean"):
+            return False  # "…, I don't want that": the request itself, taken back
         # "…, don't need it anymore" says something else; "…, no wait, don't" takes the request back
         return len(said) >= 2 and not any(h.start < end and h.start >= start for h in self.hits)
+
+    def _ends_message(self, k: int) -> bool:
+        """Whether only a kind noun, politeness or 'instead' follows word k ("… no, the dev vm please")."""
+        return all(w in P.KIND_NOUNS or w in ("please", "pls", "thanks", "instead", "then", "sorry")
+                   for w in self.low[k:])
 
     def _corrections(self) -> None:
         """'restart redis on test… actually make that dev': a later name replaces the earlier one of its kind."""
         for i in range(len(self.low)):
+            if self.low[i] not in _CORRECTION_FIRST:
+                continue
             phrase = next((p for p in P.CORRECTION_MARKERS if self.joined(i, i + len(p.split())) == p), None)
             if phrase is None:
                 continue
@@ -712,26 +828,46 @@ class _Reading:
         reviewer = self.lex.answers_past
         # "did anyone restart n8n?", "has someone deployed chat?" → the audit log
         # ("when did someone last restart grafana", "who has deployed chat": a question word first)
-        d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where") else 0
+        # ("what did carol try to deploy", "which stacks did bob deploy": what was done)
+        d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where", "what") else 0
+        if len(low) > 3 and low[0] == "which" and low[2] in ("did", "has", "have"):
+            d = 2
         if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 1 and (
                 low[d + 1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
                 or low[d + 1] in self.p.users) and self.hits:
             topic = self.hits[0]
-            self.values["past_command"] = topic.commands[0]
+            phrase = self.joined(topic.start, topic.end).replace(" ", "").replace("-", "")
+            # (of a phrase's senses, the command it names: "roll back" is rollback before restore)
+            # (of a phrase's senses, the command it names, else a change: "restarting" is restart, not status)
+            self.values["past_command"] = next((c for c in topic.commands if c.replace("-", "") == phrase), next(
+                (c for c in topic.commands if self.lex.specs[c].changes), topic.commands[0]))
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
             self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
             return None
+        if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 2 and (
+                low[d + 1] in ("anyone", "anybody", "someone", "somebody") or low[d + 1] in self.p.users) \
+                and not self.hits and self.mentions:
+            # "did anyone touch the data stack on live today?": what people did to a thing we know, whatever
+            # the verb ("did anyone eat my lunch" is none of ours)
+            self.values["reviewer"] = True
+            if low[d + 1] in self.p.users:
+                self.values["past_user"] = low[d + 1]
+            self.take(d + 2, d + 3)
+            return None
         lo, hi = shape.request_sentence(self)  # (a past form in a context sentence is context)
         past = [(i, self._past_at(i)[0]) for i in range(lo, hi) if self._past_at(i)
                 and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
-                and not self._value_word_before_noun(i)]
+                and not self._value_word_before_noun(i) and not self._request_after(i)]
         if reviewer and past and self._value_question(past[0][0]):
             return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
         audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
-                      for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or any(
+                      for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or (
+            low[0] in ("what", "which") and any(w in ("did", "has", "have", "was", "were") for w in low[1:3])) or (
+            low[0] in ("was", "were", "has", "have", "had") and self._is_question()) or any(
             reviewer in h.commands for h in self.hits)
-        if past and (self.causative or any(w in ("get", "got") for w in low[max(0, past[0][0] - 4):past[0][0]])):
+        if past and (self.causative or any(w == "get" for w in low[max(0, past[0][0] - 4):past[0][0]])
+                     or self._asked_passive(past[0][0])) and low[past[0][0] - 1] not in P.PASSIVE_PAST:
             i, cmd = past[0]  # "can we get chat deployed": a causative request
             self._drop_hits_in(i, i + 1)
             self.hits.append(Hit([Sense(cmd, Strength.verb)], i, i + 1))
@@ -750,7 +886,7 @@ class _Reading:
                 return None
             passive = i > 0 and low[i - 1] in P.PASSIVE_BEFORE
             if not passive and (
-                    any(w in P.SUBJECTS for w in low[max(0, i - 3):i]) or i == 0
+                    any(w in P.SUBJECTS for w in low[max(0, i - 3):i]) or i == 0 or low[i - 1] in P.PASSIVE_PAST
                     or any(w in P.TIME_AGO for w in low[i + 1:]) or self.values.get("since")
                     or any(w in self.p.users for w in low[:i])):
                 return self.refuse(f"That sounds like something that already happened, so I'm not doing "
@@ -758,11 +894,12 @@ class _Reading:
             n = 2 if self._past_at(i) and " ".join(low[i:i + 2]) in self.lex.past else 1
             self.take(i, min(i + n, len(low)))  # a participle describing a state ("is the queue backed up?"): no name
         imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
+        performed = self._performed()
         outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS]
         # "the proxy looks dead, give it a bounce": the report is a reason; the request follows it
         request_after = bool(outcome_at) and any(
             h.start > k and self.words[k].boundary for h in self.hits for k in range(max(outcome_at), h.start))
-        if outcome_at and self.hits and not audit_q and not imperative and not request_after \
+        if outcome_at and self.hits and not audit_q and not imperative and not request_after and not performed \
                 and low[0] not in ("is", "are", "can", "could", "please", "why", "how", "what", "which", "show",
                                    "list", "get", "give", "any"):
             noun_first = self.hits[0].strength is Strength.hint or self.hits[0].is_noun or (
@@ -780,17 +917,19 @@ class _Reading:
                     and not self.words[i - 1].boundary and i - 2 >= lo:
                 return self.refuse("That says what someone else will or can do, not a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
-        if low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users:
+        if (low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users) and not self._request_after(1):
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
         for phrase in P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you show me its logs?")
+            if performed and phrase in ("i am", "we are"):
+                continue  # "I'm denying r-… because prod is frozen": saying it does it
             if f" {phrase} " in f" {self.joined(lo, max(first_cmd, lo + 1))} " \
                     or self.joined(lo).startswith(phrase + " "):
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
         if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
-                and self.hits[0].strength is Strength.verb and not self.gerund_lead:
+                and self.hits[0].strength is Strength.verb and not self.gerund_lead and not performed:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
         sched = [w for i, w in enumerate(low) if lo <= i < hi and (CLOCK.match(w) or (
@@ -802,6 +941,38 @@ class _Reading:
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
+
+    def _asked_passive(self, i: int) -> bool:
+        """A past participle that asks: "can nginx on dev be restarted?", "n8n needs to be restarted", "have
+        grafana restarted on test", "grafana restarted on test please"."""
+        low = self.low
+        if i > 0 and low[i - 1] == "be":
+            return low[0] in ("can", "could") or self.joined(i - 3, i - 1) in (
+                "needs to", "need to", "has to", "have to", "got to", "ought to")
+        if low[0] == "have" and len(low) > 1 and low[1] not in P.SUBJECTS | P.REPORT_SUBJECTS | self.p.users \
+                and low[1] not in ("anyone", "anybody", "someone", "somebody", "they"):
+            return True
+        named_first = any(m.start == 0 and m.end == i for m in self.mentions)
+        return named_first and any(w in ("please", "pls", "plz") for w in low)
+
+    def _request_after(self, i: int) -> bool:
+        """'bob just deployed chat to live, please roll it back': a request in a later clause makes the past
+        before it the request's context, not the message's point."""
+        return any(h.start > i and h.strength is Strength.verb and not h.is_noun
+                   and any(self.words[k].boundary for k in range(i, h.start)) for h in self.hits)
+
+    def _performed(self) -> bool:
+        """'approving r-…, diff looks good', "I'm denying r-… because …": the -ing form of a command that is
+        done by saying it (Phrasing.performative), in the present, first in the message or after "I am"/"we
+        are", with its request named."""
+        if not self.hits or "request" not in self.values:
+            return False
+        first = self.hits[0]
+        lead = self.joined(0, first.start)
+        ing = self.low[first.start].endswith("ing")
+        return first.strength is Strength.verb and not first.is_noun and all(
+            c in self.lex.performative for c in first.commands) and (
+            (ing and lead in ("", "i am", "we are")) or (not ing and lead in ("i", "we", "i hereby", "hereby")))
 
     def _modifier(self, i: int) -> bool:
         """A time word between a determiner and a noun describes the noun ("it's the nightly deploy"),
@@ -818,14 +989,16 @@ class _Reading:
         spec = self.lex.specs[reviewer]
         if not any(self.low[i] == w for a in spec.args for w, _ in self.lex.values_of(a)):
             return False
-        if any(w in P.REPORT_SUBJECTS or w in self.p.users for w in self.low[max(0, i - 2):i]):
-            return False
+        if any(w in P.REPORT_SUBJECTS or w in self.p.users or w in ("who", "whom") for w in self.low[max(0, i - 2):i]):
+            return False  # ("who approved stuff yesterday": the approving done, not requests in that state)
         self.values["reviewer"] = True
         return True
 
     def _value_word_before_noun(self, i: int) -> bool:
         """'denied requests': a past form that is an argument's value word, before a noun, is an adjective."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
+        if i > 0 and self.low[i - 1] in ("who", "whom"):
+            return False  # "who denied requests today": a verb, its subject asked for
         values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in self.lex.values_of(a)}
         return self.low[i] in values and (nxt in self.lex.nouns or nxt in P.LINE_WORDS)
 
@@ -838,8 +1011,8 @@ class _Reading:
     def _negates_value(self, i: int) -> bool:
         """'no rush', 'not sure' and friends are not negations of the request."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
-        if nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure"):
-            return True
+        if nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure") or self.joined(i - 2, i) == "whether or":
+            return True  # ("whether or not it helps": concessive)
         # "no idea what …", "no clue": "no" before an ordinary noun negates that noun, not the request
         # ("no restart", "no prod", "no, don't" and "no need" still negate)
         return self.low[i] == "no" and bool(nxt) and not self.words[i].boundary and self.free(i + 1) \
@@ -865,10 +1038,19 @@ class _Reading:
             changing = any(self.lex.specs[c].changes for c in owner)
             j = hit.start - 1
             while j >= 0 and not self.words[j].boundary and self._skippable(j, hit) and (
-                    (found := self._verb_ending_at(j)) is None or (found[0] in P.DETERMINERS and not any(
-                        self.lex.governs(found[0], o) for o in owner))):
+                    (found := self._verb_ending_at(j)) is None or self._adjective_verb(j) or (
+                        found[0] in P.DETERMINERS and not any(self.lex.governs(found[0], o) for o in owner))):
                 j -= 1
             verb = self._verb_ending_at(j) if j >= 0 and not self.words[j].boundary else None
+            if verb is not None and verb[0] in P.DETERMINERS:
+                # "delete all snapshots": a determiner another command declares ("all snapshots") lets the
+                # verb before it govern
+                k = verb[1] - 1
+                while k >= 0 and self.low[k] in P.DETERMINERS and not self.words[k].boundary:
+                    k -= 1
+                outer = self._verb_ending_at(k) if k >= 0 and not self.words[k].boundary else None
+                if outer is not None and outer[0] not in P.DETERMINERS:
+                    j, verb = k, outer
             other_verb = next((h for h in self.hits if h is not hit and h.start <= j < h.end
                                and h.strength is Strength.verb), None) if j >= 0 else None
             takers = [c for c in (other_verb.commands if other_verb else [])
@@ -879,6 +1061,10 @@ class _Reading:
                 self.hits.remove(hit)
                 continue
             governed = [c for o in owner for c in self.lex.governs(verb[0], o) if self._needs_met(c)] if verb else []
+            giver = self._giving_to_someone(hit)
+            if giver is not None and not changing:
+                # "give dave admin rights": what a read command shows, given to someone else, is a change
+                return self._read_only(giver, hit, owner[0])
             whose = next((self.low[k] for k in range(j + 1, hit.start) if self.low[k] in self.p.users), None) \
                 or self._doer_after(hit)
             if whose and self.lex.answers_past and not governed:
@@ -900,10 +1086,10 @@ class _Reading:
                 if changing and j < 0 and self.lead_light:
                     hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
                     hit.is_noun = False
-                elif all(self.lex.specs[c].changes for c in owner) and self._is_question() \
+                elif all(self.lex.specs[c].changes for c in owner) and (self._is_question() or self._plural(hit)) \
                         and self.lex.answers_past and not any(
                         h.strength is Strength.verb and not h.is_noun for h in self.hits):
-                    # "any deploys to prod since friday?": a question about changes made, for the audit log
+                    # "any deploys to prod since friday?", "recent restarts on dev": changes made, for the audit log
                     self.hits.remove(hit)
                     self.values["past_command"] = owner[0]
                 continue  # nothing governs it: the noun names its own command
@@ -919,8 +1105,9 @@ class _Reading:
                         split.senses = [s for s in split.senses if s.command in governed]
                         self.hits.remove(hit)
                         continue
-                if not governed and changing:
-                    # "call off the web deploy": a verb we know, but not one that takes a deploy
+                if not governed and changing and self._light_verb_ending_at(j) is None:
+                    # "call off the web deploy": a verb we know, but not one that takes a deploy ("do a
+                    # rollback" is a light verb: the noun's own command)
                     return self.refuse(self._governed_question(self.joined(start, j + 1), owner[0]))
                 if not governed and verb[0] in P.CHANGE_VERBS and all(self.free(k) for k in range(start, j + 1)):
                     return self._read_only(verb[0], hit, owner[0])
@@ -956,6 +1143,11 @@ class _Reading:
                         self.values.setdefault("past_command", owner[0])  # "audit trail for rollbacks"
                 continue  # "what's in the rtmp logs": the only thing asked about
             if other is not None and other.is_noun:
+                state = self.lex.answers_state
+                if all(c in state for c in owner) and all(c in state for c in other.commands) \
+                        and set(owner) != set(other.commands):
+                    self.hits.remove(other)  # "state of the vms": the complement names whose state
+                    continue
                 self.hits.remove(hit)  # "status of the deployment": a complement of the other noun
                 continue
             if other is not None and other.strength is Strength.verb:
@@ -978,6 +1170,20 @@ class _Reading:
         return self.refuse(f"I can't {verb} {self.joined(hit.start, hit.end)} from chat; '{owner}' only shows "
                            "them. " + self._can_do())
 
+    def _giving_to_someone(self, hit: Hit) -> str | None:
+        """The verb of 'give dave admin rights', 'grant carol the gpu stats': a giving verb whose receiver,
+        right after it, is a person other than the speaker."""
+        for g in range(max(0, hit.start - 4), hit.start - 1):
+            if self.low[g] not in P.GIVING_VERBS or any(self.words[k].boundary for k in range(g, hit.start - 1)):
+                continue
+            who = self.low[g + 1]
+            person = who in self.p.users or (self.free(g + 1) and who.isalpha() and who not in P.FUNCTION_WORDS
+                                              and who not in P.FILLER and who not in P.DETERMINERS
+                                              and not self.lex.senses(who))
+            if person and not any(m.start <= g + 1 < m.end for m in self.mentions):
+                return self.low[g]
+        return None
+
     def _doer_after(self, hit: Hit) -> str | None:
         """'the approvals bob made', 'the restarts that alice did': a person and a past verb after the noun."""
         k = hit.end
@@ -992,6 +1198,19 @@ class _Reading:
                 self.take(k + 1, k + 2)
                 return self.low[k]
         return None
+
+    def _plural(self, hit: Hit) -> bool:
+        """Whether a change's noun stands in the plural ("restarts", "deploys"): changes made, not one asked for."""
+        phrase = self.joined(hit.start, hit.end)
+        single = phrase[:-1] if phrase.endswith("s") else ""
+        return bool(single) and set(self.lex.nouns.get(single, [])) & set(hit.commands) != set()
+
+    def _shown(self, hit: Hit) -> bool:
+        """Whether a verb of showing governs the hit ("list the docker hosts")."""
+        k = hit.start - 1
+        while k >= 0 and self.low[k] in P.DETERMINERS and not self.words[k].boundary:
+            k -= 1
+        return k >= 0 and not self.words[k].boundary and self._display_verb_at(k)
 
     def _display_verb_at(self, j: int) -> bool:
         """Whether a verb of showing ends at word j ("show", "list", "pull up")."""
@@ -1011,12 +1230,18 @@ class _Reading:
             return "since" in self.values
         return arg.kind.is_entity and any(arg.kind in m.names for m in self.mentions)
 
+    def _adjective_verb(self, j: int) -> bool:
+        """'the clean snap': a verb right after an article describes or names the noun, it governs nothing."""
+        return self.low[j] in self.lex.object_verbs and j > 0 and self.low[j - 1] in ("the", "a", "an", "this", "that")
+
     def _skippable(self, j: int, hit: Hit) -> bool:
         w = self.low[j]
         if self.words[j].boundary and j < hit.start - 1:
             return False
-        if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them"):
-            return True  # "undo the last chat deploy", "give it a bounce"
+        if self._adjective_verb(j):
+            return True
+        if (w in P.DETERMINERS and w not in P.REFERENCE_PREPOSITIONS) or w in ("it", "them") or w in P.INTENSIFIERS:
+            return True  # "undo the last chat deploy", "give it a bounce", "the very last snapshot"
         if (w.isdigit() or w in P.QUANTITIES) and self.free(j):
             return True  # "add 2 more GPUs"
         if w in self.lex.value_words and self.free(j) and self.lex.answers_past:
@@ -1058,7 +1283,8 @@ class _Reading:
 
     def _is_unknown_verb(self, j: int) -> bool:
         w = self.low[j]
-        return w in P.CANCEL_VERBS or (w not in P.FILLER and w not in P.DETERMINERS and not self.lex.senses(w)
+        return w in P.CANCEL_VERBS or (w not in P.FILLER and w not in P.DETERMINERS and w not in P.FUNCTION_WORDS
+                                       and w not in P.INTENSIFIERS and not self.lex.senses(w)
                                        and not any(self.r.resolve(k, w) for k in ENTITY_KINDS)
                                        and w not in self.p.users and w.isalpha())
 
@@ -1099,6 +1325,13 @@ class _Reading:
                 self.values["past_command"] = others[0]
             return reviewer
         groups = [set(h.commands) for h in strong]
+        shown = [h for h in hits if h.strength is Strength.noun and self._shown(h)
+                 and not any(self.lex.specs[c].changes for c in h.commands)]
+        if top is Strength.verb and shown and any(not set(h.commands) & set(shown[0].commands) for h in strong):
+            # "show logs for nginx on dev and then restart it": a read asked for by a verb of showing, and a change
+            names = sorted({*shown[0].commands[:1], *(c for h in strong for c in h.commands[:1])})
+            return self.refuse(f"That asks for more than one thing ({join_choices(names, 'and')}); "
+                               "send them one at a time.")
         if top is Strength.verb and len(groups) > 1 and not set.intersection(*groups):
             names = sorted({c for g in groups for c in g})
             return self.refuse(f"That asks for more than one thing ({join_choices(names, 'and')}); "
@@ -1121,6 +1354,16 @@ class _Reading:
         user_cmds = [s.name for s in self.lex.specs.values() if any(a.kind is Kind.user for a in s.args)]
         if len(user_cmds) == 1 and (self.values.get("past_user") or any(w in self.p.users for w in self.low)):
             return user_cmds[0]
+        if self._state_question():
+            # "is the portainer agent connected on dev?", "is grafana on test broken": a yes/no question
+            # about a named thing's state
+            readers = {c: Strength.hint for c in self.lex.answers_state}
+            fits = [c for c in readers if self._fit(c)[0] == 0]
+            if len(fits) == 1:
+                return fits[0]
+            found = self._best_fit(readers) if len(fits) > 1 else None
+            if isinstance(found, str):
+                return found
         if self._is_question():
             takers = {s.name for s in self.lex.specs.values() for a in s.args for w, _ in self.lex.values_of(a)
                       if any(self.free(i) and low == w for i, low in enumerate(self.low))}
@@ -1128,44 +1371,104 @@ class _Reading:
                 return takers.pop()
         return None
 
+    def _copular(self) -> int | None:
+        """Where a yes/no question with "is"/"are" starts, at the message's start or a clause's (after a
+        greeting: "morning! quick one — is everything green on staging?")."""
+        return next((k for k, w in enumerate(self.low) if w in ("is", "are") and (
+            k == 0 or self.words[k - 1].boundary or self.low[k - 1] in ("—", "–", "-", "--"))), None)
+
+    def _state_question(self) -> bool:
+        """'is everything green on staging?', 'are the agents connected on dev': a yes/no question whose
+        subject is a named thing (or everything) and whose predicate no command declares."""
+        q = self._copular()
+        if not self.mentions or q is None or len(self.low) < q + 3:
+            return False
+        end = next((k + 1 for k in range(q, len(self.low)) if self.words[k].boundary), len(self.low))
+        if any(not q < m.start < end for m in self.mentions) or end < len(self.low):
+            return False  # one clause, every name in it
+        rest = [w for i, w in enumerate(self.low[q + 1:end], q + 1) if self.free(i)
+                and w not in P.FUNCTION_WORDS and w not in P.FILLER and w not in P.KIND_NOUNS]
+        return 1 <= len(rest) <= 2 and all(w.isalpha() for w in rest)
+
     def _fit(self, cmd: str) -> tuple[int, int, int, int]:
         """How well the named targets fill a command's arguments (higher is better): targets it cannot
         use, required targets missing, targets taken as named (in the name's first sense: "staging" is
         an environment before it is a VM), targets taken by inference."""
         kinds = self.lex.arg_kinds(cmd)
+        changing = self.lex.specs[cmd].changes
         direct = inferred = unusable = 0
         for m in self.mentions:
             if kinds & set(m.names):
                 direct += 2 if next(iter(m.names)) in kinds else 1
-            elif self._inferable(m, kinds):
+            elif self._inferable(m, kinds, changing):
                 inferred += 1
             else:
                 unusable += 1
         filled = {k for m in self.mentions for k in m.names if k in kinds} | {
-            k for m in self.mentions for k in self._inferred_kinds(m, kinds)}
+            k for m in self.mentions for k in self._inferred_kinds(m, kinds, changing)}
         missing = sum(1 for a in self.lex.specs[cmd].required if a.kind.is_entity and a.kind not in filled)
         # a required value with nothing to fill it ("roll back on staging" names no snapshot to restore)
-        missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate())
+        missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate(
+            () if a.shape else self._rival_shapes(cmd)))
         # a request nobody named is a whole target missing ("stop it" is no cancel of some request)
         missing += sum(2 for a in self.lex.specs[cmd].required
                        if a.kind is Kind.request and "request" not in self.values)
         return (-unusable, -missing, direct, -inferred)
 
-    def _candidate(self) -> bool:
-        """Whether a word is left that could be a value (a name, a version): free, no known word."""
-        key = tuple(self.used)
+    def _candidate(self, claimed: tuple[re.Pattern[str], ...] = ()) -> bool:
+        """Whether a word is left that could be a value (a name, a version): free, no known word, and not of
+        a shape that a rival reading declares for its own value ("roll back to v1.3.0 on prod": a version is
+        no evidence for a snapshot)."""
+        key = (tuple(self.used), claimed)
         if self._candidate_for[0] != key:
-            self._candidate_for = (key, self._has_candidate())
+            self._candidate_for = (key, self._has_candidate(claimed))
         return self._candidate_for[1]
 
-    def _has_candidate(self) -> bool:
+    def _has_candidate(self, claimed: tuple[re.Pattern[str], ...]) -> bool:
         return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
-                   and not self.lex.senses(w) and w not in self.lex.object_verbs and w not in P.DETERMINERS
+                   and not self.lex.senses(w) and (w not in self.lex.object_verbs or self._clause_final(i))
+                   and w not in P.DETERMINERS and not any(c.match(w) for c in claimed) and not self._description(i)
+                   and not self._whose(i)
                    for i, w in enumerate(self.low))
 
-    def _inferred_kinds(self, m: Mention, kinds: set[Kind]) -> set[Kind]:
+    def _whose(self, j: int) -> bool:
+        """Whether word j says whose a thing is, not its name ("bob's snapshot", "the snapshot bob made")."""
+        return self.low[j] in self.p.users or self._possessive(j)
+
+    def _description(self, j: int) -> bool:
+        """Whether word j describes rather than names: a word of time or worth ("previous", "earlier",
+        "good"), or any word of a noun phrase that an indefinite article or such a word leads ("an earlier
+        snapshot", "a known-good one", "the last good snapshot").  "back to clean" and "the clean snap"
+        name one."""
+        if self.low[j] in P.RELATIVE:
+            return True
+        if j + 1 < len(self.low) and not self.words[j].boundary and self.low[j + 1] in P.RELATIVE:
+            return True  # "the most recent snapshot": a word of time or worth follows it
+        k = j - 1
+        while k >= 0 and j - k <= 3 and not self.words[k].boundary:
+            w = self.low[k]
+            if w in P.INDEFINITE or w in P.RELATIVE:
+                return True
+            if w in P.FUNCTION_WORDS or w in P.DETERMINERS or not self.free(k):
+                return False
+            k -= 1
+        return False
+
+    def _clause_final(self, j: int) -> bool:
+        """Whether word j ends its clause, or only a noun that says its kind follows ("back to clean", "the
+        clean snap"): a verb there would have no object, so it is a name."""
+        nxt = j + 1
+        return self.words[j].boundary or nxt >= len(self.low) or self.low[nxt] in P.KIND_NOUNS \
+            or bool(self.lex.nouns.get(self.low[nxt])) or self.low[nxt] in ("please", "pls", "thanks", "now")
+
+    def _rival_shapes(self, cmd: str) -> tuple[re.Pattern[str], ...]:
+        """The value shapes the other readings of the same words declare (a revision for rollback)."""
+        return tuple(self.lex.shape_of(a) for c in self._rivals if c != cmd
+                     for a in self.lex.specs[c].args if a.kind is Kind.word and a.shape)
+
+    def _inferred_kinds(self, m: Mention, kinds: set[Kind], changing: bool = False) -> set[Kind]:
         out: set[Kind] = set()
-        if Kind.service in m.names and Kind.stack in kinds and self.r.stack_for(m.names[Kind.service]):
+        if Kind.service in m.names and Kind.stack in kinds and self._stack_of(m, changing):
             out.add(Kind.stack)
         if Kind.stack in m.names and Kind.service in kinds and \
                 len(self.r.config.stack_services.get(m.names[Kind.stack], ())) == 1:
@@ -1178,11 +1481,20 @@ class _Reading:
             out.add(Kind.host)
         return out
 
+    def _stack_of(self, m: Mention, changing: bool) -> str | None:
+        """The stack a service stands for; for a change only a stack of that one service: a change never
+        widens a named service into a whole stack of several ("bring grafana back on prod" is no rollback
+        of monitoring; "the grafana stack" is a stack, shape.kind_nouns)."""
+        stack = self.r.stack_for(m.names[Kind.service])
+        if stack and changing and len(self.r.config.stack_services.get(stack, ())) != 1:
+            return None
+        return stack
+
     def _host_of(self, m: Mention) -> str | None:
         return next((h for name in m.names.values() if (h := self.r.resolve(Kind.host, name))), None)
 
-    def _inferable(self, m: Mention, kinds: set[Kind]) -> bool:
-        return bool(self._inferred_kinds(m, kinds))
+    def _inferable(self, m: Mention, kinds: set[Kind], changing: bool = False) -> bool:
+        return bool(self._inferred_kinds(m, kinds, changing))
 
     def _env_of_vm(self, vm: str) -> str | None:
         return next((n for n, e in self.r.config.inventory.environments.items() if e.vm == vm), None)
@@ -1194,10 +1506,22 @@ class _Reading:
             unusable, missing, direct, inferred = self._fit(c)
             named = missing if self.mentions else 0
             support = sum(c in h.commands or any(s.command == c for s in h.senses) for h in self.hits)
-            return (unusable, named, direct, ranked[c], support, missing, inferred, not self.lex.specs[c].changes)
+            # a noun a verb of showing governs is what is asked for ("list the docker hosts and whether
+            # they're reachable")
+            shown = any(c in h.commands and self._shown(h) for h in self.hits)
+            return (unusable, named, direct, ranked[c], shown, support, missing, inferred,
+                    not self.lex.specs[c].changes)
 
+        self._rivals = tuple(ranked)
         scored = sorted(((key(c), c) for c in ranked), reverse=True)
         best, second = scored[0], scored[1]
+        complete = [c for _, c in scored if self._fit(c)[:2] == (0, 0) and self.lex.specs[c].changes]
+        if best[1] in complete and len(complete) > 1:
+            # "bring chat back on prod": one verb, two changes the names fit in full (rollback the chat stack,
+            # start its service); which one is not ours to guess
+            names = sorted(complete)
+            return self.ask(f"That could mean {join_choices(names)}; which one? "
+                            f"Say it as '{self.lex.specs[names[0]].usage}'.")
         if best[0] == second[0]:
             names = sorted(c for k, c in scored if k == best[0])
             return self.ask(f"That could mean {join_choices(names)}; which one? "
@@ -1212,6 +1536,10 @@ class _Reading:
         machine = self._machine_refusal(cmd)
         if machine:
             return machine
+        named = self._requests_named()
+        if len(named) > 1 and any(a.kind is Kind.request for a in spec.args):
+            return self.ask(f"That names two requests ({join_choices(named[:2])}); which one do you mean? One at "
+                            "a time, please.", attempted=cmd)
         wanted = [a for a in spec.args if a.kind.is_entity]
         problem = self._assign(cmd, wanted, args)
         if problem is not None:
@@ -1235,19 +1563,33 @@ class _Reading:
             return self.ask(f"Did you mean {', '.join(self.fuzzy_targets + self.suspects)}? I don't act on a "
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
-        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw)]
+        lo, hi = shape.request_sentence(self)
+        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw)] + [
+            self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()]  # ("3 times")
         if plan.complete and spec.changes and stray:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
                             f"Usage: {spec.usage}", attempted=cmd)
-        lo, hi = shape.request_sentence(self)
         dropped = [k for k, i in self.value_at.items() if k not in self.consumed and lo <= i < hi
-                   and not self._possessive(i)]  # ("yesterday's web deploy" says which deploy)
+                   and not self._possessive(i)  # ("yesterday's web deploy" says which deploy)
+                   and not (k == "since" and self._span(i))]  # ("take grafana down for a minute": how long)
         if plan.complete and spec.changes and dropped:
             # "get the chat release on test back to yesterday": a time (or count) the change has no place for
             at = self.value_at[dropped[0]]
             return self.ask(f"I don't know what '{self.words[at].raw}' means for '{cmd}' (it takes no time or "
                             f"count), so I did nothing. Usage: {spec.usage}", attempted=cmd)
+        unread = self._unread_value(cmd, plan.args, lo, hi) if plan.complete and spec.changes else None
+        if unread is not None:
+            # "deploy chat to test from the feature branch": a value named by its noun but not given
+            return self.ask(f"Which {unread}? I could not read one in that '{cmd}' request, so I did nothing. "
+                            f"Usage: {spec.usage}", attempted=cmd)
+        aside = self._context_value(cmd, plan.args, lo, hi) if plan.complete and spec.changes else None
+        if aside is not None:
+            # "deploy chat to test. The fix is in v1.5.0": a value outside the request's own sentence
+            name, value = aside
+            said = canonical(cmd, {**plan.args, name: value}, self.p.registry)
+            return self.ask(f"Do you mean {name}={value}? It stands outside the request itself (in another "
+                            f"sentence or a reason), so I did nothing; say it in one: '{said}'.", attempted=cmd)
         polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
         if plan.complete and spec.changes and not polite and not any(
                 h.strength is Strength.verb and cmd in h.commands for h in self.hits):
@@ -1255,6 +1597,48 @@ class _Reading:
             return self.ask(f"Do you want me to {cmd} that? Say it as "
                             f"'{canonical(cmd, plan.args, self.p.registry)}'.", attempted=cmd)
         return plan
+
+    def _unread_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> str | None:
+        """The noun of a shaped value (a version, a branch) the asking sentence speaks of while none was
+        read: "from the feature branch", "to yesterday's version".  A noun a word of time or worth
+        describes is the default ("the previous revision", "the latest version")."""
+        for arg in self.lex.specs[cmd].args:
+            if arg.kind is not Kind.word or not arg.shape or arg.name in args:
+                continue
+            for i in range(lo, hi):
+                w = self.low[i]
+                if (w not in arg.cues and w.removesuffix("s") not in arg.cues) or w in _WEAK_CUES \
+                        or not w.isalpha() or not self._hit_word(i):
+                    continue  # ("two versions back": the plural too)
+                # (the noun phrase before it: "the previous agent revision", "the very latest version")
+                before = [self.low[k] for k in range(max(0, i - 3), i)
+                          if not any(self.words[x].boundary for x in range(k, i))]
+                if any(b in P.RELATIVE for b in before):
+                    continue
+                return w if w in arg.cues else w.removesuffix("s")
+        return None
+
+    def _span(self, i: int) -> bool:
+        """'for a minute', 'for an hour', 'for 10 minutes': how long a change should last, not a time since
+        ("for the last hour" is one)."""
+        return i > 0 and self.low[i - 1] == "for" and (self.low[i] in ("a", "an", "one") or self.low[i].isdigit())
+
+    def _context_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> tuple[str, str] | None:
+        """A word outside the asking sentence, or in a purpose clause, with the shape of one of the command's
+        values left empty."""
+        for arg in self.lex.specs[cmd].args:
+            if arg.kind is not Kind.word or not arg.shape or arg.name in args:
+                continue
+            pattern = self.lex.shape_of(arg)
+            for i, w in enumerate(self.low):
+                aside = (not lo <= i < hi and self.free(i)) or self.purpose[0] <= i < self.purpose[1]
+                if aside and not w.isdigit() and pattern.match(w):
+                    return arg.name, self.words[i].raw
+        return None
+
+    def _requests_named(self) -> list[str]:
+        """The request ids the request itself names (a reason set aside names none)."""
+        return list(dict.fromkeys(w for w in self.low if REQUEST_ID.match(w)))
 
     def _scalar_args(self, cmd: str, args: dict[str, Any]) -> None:
         spec = self.lex.specs[cmd]
@@ -1321,19 +1705,20 @@ class _Reading:
         if arg.kind is Kind.user:
             return self._user(arg)
         if arg.kind is Kind.text:
-            return self.free_text or self._text_after(arg.cues)
+            quoted = next((v for c, v in self.values.get("quoted", {}).items() if c in arg.cues), None)
+            return quoted or self.free_text or self._text_after(arg.cues)
         if arg.kind is Kind.integer and (arg.cues or arg.cues_after):
             digits = re.compile(r"^\d{1,6}$")
             number = self._after(arg.cues, digits, any_value=False) or self._before(arg.cues_after, digits)
             return int(number) if number is not None else None
         if arg.kind is not Kind.word:
             return None
-        shape = re.compile(rf"^({arg.shape})$", re.I) if arg.shape else None
-        found: str | None = self._after(arg.cues, shape)
+        pattern = re.compile(rf"^({arg.shape})$", re.I) if arg.shape else None
+        found: str | None = self._after(arg.cues, pattern, nouns=arg.cues + arg.cues_after)
         if found is None and arg.cues_after:
             found = self._before(arg.cues_after)
-        if found is None and shape is not None:
-            found = self._bare(lambda w: bool(shape.match(w)) and not w.isdigit())
+        if found is None and pattern is not None:
+            found = self._bare(lambda w: bool(pattern.match(w)) and not w.isdigit())
         return found
 
     def _hit_word(self, k: int) -> bool:
@@ -1357,19 +1742,26 @@ class _Reading:
     def _names_entity(self, w: str) -> bool:
         return any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
-    def _is_name(self, w: str) -> bool:
-        return w in P.FILLER or bool(self.lex.senses(w)) or w in self.lex.object_verbs or w in (
+    def _is_name(self, w: str, j: int) -> bool:
+        """Whether word j is a known word that a weak cue does not introduce as a value (a command word, a
+        filler, a name of the inventory); a verb no object follows is a name ("back to clean")."""
+        return w in P.FILLER or bool(self.lex.senses(w)) or (
+            w in self.lex.object_verbs and not self._clause_final(j)) or w in (
             "latest", "last", "previous", "old", "one") or any(self.r.resolve(k, w) for k in ENTITY_KINDS)
 
-    def _after(self, keys: tuple[str, ...], shape: re.Pattern[str] | None, any_value: bool = True) -> str | None:
-        """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one."""
-        weak = ("at", "to", "as", "back", "for", "from", "by")
+    def _after(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None, any_value: bool = True,
+               nouns: tuple[str, ...] = ()) -> str | None:
+        """The value right after a cue word; after a weak cue ("to", "at") only a value that looks like one,
+        and after an article only one a noun of its kind follows ("back to the clean snap", not "roll back
+        the changes": a word an article leads and no such noun follows is a common noun)."""
+        weak = _WEAK_CUES
         # a strong cue first ("back the way it was at snapshot post-cleanup": the snapshot's name, not "way")
         order = sorted(range(len(self.low) - 1), key=lambda i: self.low[i] in weak)
+        lo, hi = shape.request_sentence(self)
         for i in order:
             w = self.low[i]
-            if w not in keys:
-                continue
+            if w not in keys or (w in weak and not lo <= i < hi):
+                continue  # (a weak cue only in the asking sentence: "… QA wants to poke at it" gives no ref)
             j = i + 1
             while j < len(self.low) - 1 and (self.low[j] in ("the", "a", "to", "is", "it", "of")
                                              or self.low[j] in keys):
@@ -1377,33 +1769,48 @@ class _Reading:
             raw = self.words[j].raw
             low = raw.lower()
             strong = w not in weak
-            if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw) or (
-                    self._is_name(low) if not strong else (low in P.FILLER or self._names_entity(low))):
+            nxt = self.low[j + 1] if j + 1 < len(self.low) and not self.words[j].boundary else ""
+            if not strong and any(self.low[k] in ("the", "a", "an") for k in range(i + 1, j)) and not identifier(low) \
+                    and not (nxt and (nxt in nouns or nxt in P.KIND_NOUNS or nxt in self.lex.nouns)):
                 continue
-            if shape is not None and not shape.match(low) and (not any_value or ((
+            # "called", "named": whatever follows is the name (a shaped value's cue is a noun: "version 2")
+            naming = strong and pattern is None and w not in self.lex.nouns
+            if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw, written=naming) or (
+                    self._is_name(low, j) if not strong else (
+                        low in (P.NOT_VALUES if naming else P.FILLER) or self._names_entity(low))) \
+                    or (not naming and (self._description(j) or self._whose(j))):
+                continue
+            if pattern is not None and not pattern.match(low) and (not any_value or ((
                     w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
                 continue  # "deploy chat to staging2" is no ref; "… on prod to main" is, the targets being named
+            if pattern is not None and not pattern.match(low) and not identifier(low) and not naming \
+                    and not self._clause_final(j) and not shape.target_phrase_at(self, j + 1):
+                continue  # "the version QA signed off": a word that more words follow is no unshaped value
             self.take(i, i + 1)
             self.take(j, j + 1)
             return raw
         return None
 
-    def _before(self, keys: tuple[str, ...], shape: re.Pattern[str] | None = None) -> str | None:
+    def _before(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> str | None:
+        lo, hi = shape.request_sentence(self)
         for i, w in enumerate(self.low):
-            if w in keys and i > 0:
+            if w in keys and lo < i < hi:
                 j = i - 1
-                if shape is not None and not shape.match(self.low[j]):
+                if pattern is not None and not pattern.match(self.low[j]):
                     continue
                 if self.free(j) and WORD.match(self.low[j]) and looks_like_value(self.low[j]) \
-                        and (shape is not None or not self._is_name(self.low[j])) \
+                        and (pattern is not None or not self._is_name(self.low[j], j)) and not self._description(j) \
+                        and not self._whose(j) \
                         and self.low[j] not in ("the", "a", "that", "this"):
                     self.take(j, j + 1)
                     return self.words[j].raw
         return None
 
     def _bare(self, ok: Any) -> str | None:
+        """A value by its shape alone ("v1.4.2"), in the asking sentence only."""
+        lo, hi = shape.request_sentence(self)
         for i, w in enumerate(self.words):
-            if self.free(i) and ok(w.low):
+            if lo <= i < hi and self.free(i) and ok(w.low):
                 self.take(i, i + 1)
                 return w.raw
         return None
@@ -1471,13 +1878,19 @@ class _Reading:
             args[kinds[Kind.service].name] = services[0]
             del args["stack"]
         rest: list[Mention] = []
+        widened: tuple[str, str] | None = None
         for m in leftovers:
             host = self._host_of(m)
             if Kind.host in kinds and host and kinds[Kind.host].name not in args:
                 args[kinds[Kind.host].name] = host  # "the gpu box": the environment on the GPU host
                 continue
             if Kind.stack in kinds and Kind.service in m.names:
-                stack = self.r.stack_for(m.names[Kind.service])
+                service = m.names[Kind.service]
+                stack = self.r.stack_for(service)
+                if stack and not self._stack_of(m, spec.changes):
+                    widened = widened or (service, stack)
+                if stack and args.get(kinds[Kind.stack].name) not in (None, stack):
+                    return put(kinds[Kind.stack], stack)  # "status of redis and nginx on dev": two stacks
                 if stack and kinds[Kind.stack].name not in args:
                     self.conf -= 0.05
                     bad = put(kinds[Kind.stack], stack)
@@ -1504,6 +1917,12 @@ class _Reading:
                     continue
                 return self.refuse(unknown_name(self.r, Kind.vm, m.phrase))
             rest.append(m)
+        if widened is not None:
+            service, stack = widened
+            others = [s for s in self.r.config.stack_services.get(stack, ()) if s != service]
+            return self.ask(f"{service} is one service of the {stack} stack (with {join_choices(others, 'and')}); "
+                            f"'{cmd}' works on a whole stack, so I did nothing. If you mean the whole stack, say "
+                            f"'{canonical(cmd, args, self.p.registry)}'.", attempted=cmd)
         if rest:
             if spec.changes or not wanted:
                 if not spec.changes:
@@ -1558,6 +1977,8 @@ class _Reading:
                 continue  # "it's ready", "prod is slow": a comment, not a name
             if self._later_sentence(i):
                 continue  # "can you put a freeze on? incident ongoing": a remark after the request
+            if self._in_time_phrase(i):
+                continue  # "a snapshot before the upgrade": a reference to something else, no name
             if any(m.end == i for m in self.mentions) and P.KIND_NOUNS.get(nxt) and any(
                     Kind(P.KIND_NOUNS[nxt]) in m.names for m in self.mentions if m.end == i):
                 continue  # "the gpu-metrics exporter stack": a word between a name and its kind noun
@@ -1570,6 +1991,18 @@ class _Reading:
             if target_kind is not None:
                 return self.ask(unknown_name(self.r, target_kind, w), attempted=cmd)
         return None
+
+    def _in_time_phrase(self, i: int) -> bool:
+        """Whether word i stands in a phrase of time ("before the upgrade", "after the big migration")."""
+        def timed(k: int) -> bool:
+            return self.low[k] in TIME_BEFORE or self.joined(k - 1, k + 1) in ("ahead of", "prior to")
+
+        k = i - 1
+        while k >= 0 and i - k <= 3 and not self.words[k].boundary and not timed(k):
+            if self.low[k] not in P.DETERMINERS and not (self.free(k) and self.low[k].isalpha()):
+                return False
+            k -= 1
+        return k >= 0 and timed(k) and not self.words[k].boundary
 
     def _later_sentence(self, i: int) -> bool:
         """Whether word i stands in a sentence after the one with the command, a sentence naming nothing."""
@@ -1619,7 +2052,9 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
         # or a request ("lock prod and live", "lock prod and deploy data there"), or fill no value
         # ("restore the dev vm pls").
         plan = parser.parse(text)
-        if plan.outcome is Outcome.refuse or not _canonical_reading(text, explicit, parser):
+        if plan.outcome is Outcome.refuse or not _canonical_reading(text, explicit, parser) or not plan.complete \
+                or _targets(plan, parser) != _targets(explicit, parser):
+            # (the free text held a correction or a question: "lock prod — nope, live", "lock prod, sorry, live")
             return plan
         return explicit
     plan = plan or parser.parse(text)
@@ -1643,7 +2078,7 @@ def _loose(text: str, plan: Plan, parser: NLParser) -> bool:
     spec = parser.registry[plan.command or ""]
     keyed = _keyed(text)
     return any(isinstance(plan.args.get(a.name), str) and a.name not in keyed and (
-        a.kind is Kind.text or (a.kind is Kind.word and not looks_like_value(plan.args[a.name], written=True)))
+        a.kind is Kind.text or (a.kind is Kind.word and not _canonical_value(plan.args[a.name])))
         for a in spec.args)
 
 
@@ -1656,7 +2091,7 @@ def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
         value = plan.args.get(arg.name)
         if not isinstance(value, str) or arg.name in _keyed(text):
             continue
-        if arg.kind is Kind.word and not looks_like_value(value, written=True):
+        if arg.kind is Kind.word and not _canonical_value(value):
             return False
         if arg.kind is Kind.text:
             first = (words_of(tokenize(value)) or [Word("", "", 0)])[0].low
@@ -1664,6 +2099,27 @@ def _canonical_reading(text: str, plan: Plan, parser: NLParser) -> bool:
                     parser.resolver.resolve(k, first) for k in kinds):
                 return False
     return True
+
+
+def _canonical_value(value: str) -> bool:
+    """A word typed in a value's place is a value unless it is politeness, a pronoun, a word of time, or a
+    word that describes rather than names ("restore dev to previous"): key=value says it outright."""
+    low = value.lower()
+    return looks_like_value(value, written=True) and low not in P.RELATIVE_TIME and low not in P.SINCE_WORDS \
+        and low not in P.SCHEDULE_WORDS
+
+
+def _targets(plan: Plan, parser: NLParser) -> dict[str, Any]:
+    """A plan's arguments other than free text."""
+    spec = parser.registry[plan.command or ""] if plan.command else None
+    return {k: v for k, v in plan.args.items() if spec is None or (a := spec.arg(k)) is None or a.kind is not Kind.text}
+
+
+def _unquoted(text: str) -> str:
+    """Free text without the quotes around all of it ("reason 'migrating postgres'")."""
+    if len(text) >= 2 and text[0] in OPENING + "'" and text[-1] in CLOSING + "'":
+        return text[1:-1].strip()
+    return text
 
 
 def _keyed(text: str) -> set[str]:
@@ -1708,6 +2164,16 @@ def _help(plan: Plan, parser: NLParser) -> Plan:
     return Plan(plan.command, args, plan.source, None, plan.confidence, plan.command)
 
 
+def addressee(text: str, users: frozenset[str]) -> str | None:
+    """A person of the team the message speaks to first ("@bob can you deny r-…", "alice: restart …",
+    "bob, approve r-… please"): a request to them, not to the bot."""
+    m = _ADDRESS.match(text)
+    if m is None or m.group(1).lower() not in users:
+        return None
+    said = m.group(0)
+    return m.group(1) if said.lstrip().startswith("@") or said.rstrip().endswith((",", ":")) else None
+
+
 def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
     """The canonical parse, unless it read an inventory name as a free word ("revert chat on test")
     or the command word itself stands in quotes (someone else's words)."""
@@ -1716,8 +2182,14 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
     tokens = tokenize(text)
     while tokens and tokens[0].low in LEADERS:
         tokens = tokens[1:]
-    if tokens and tokens[0].quoted:
-        return None
+    if (tokens and tokens[0].quoted) or pasted(text) or addressee(text, parser.users):
+        return None  # (someone else's words, pasted material: "> restart nginx on prod", "@bob approve r-…")
+    for n in (2, 1):
+        word = " ".join(t.low for t in tokens[:n])
+        if len(tokens) >= n and parser.registry.command_for_word(word) == plan.command:
+            if word != plan.command and any(s.command != plan.command for s in parser.lexicon.senses(word)):
+                return None  # an alias another command also declares ("revert"): plain language decides
+            break
     spec = parser.registry[plan.command]
     for arg in spec.args:
         value = plan.args.get(arg.name)
@@ -1725,7 +2197,7 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
                 parser.resolver.resolve(k, value) for k in ENTITY_KINDS):
             return None
         if arg.kind is Kind.text and isinstance(value, str) and arg.cues:
-            trimmed = polite_trim(without_cue(value, arg.cues))
+            trimmed = _unquoted(polite_trim(without_cue(value, arg.cues)))
             if trimmed:
                 plan.args[arg.name] = trimmed
             else:

@@ -22,7 +22,10 @@ SPLIT_PARTICLES = frozenset({"out", "back", "up", "down", "off", "on", "over"})
 OUTCOME_WORDS = frozenset({"went", "worked", "failed", "succeeded", "finished", "completed", "done", "broke",
                            "crashed", "seems", "seemed", "looks", "looked", "fixed", "helped", "was", "were"})
 # Words before a past form that make it an adjective or passive, not a statement ("what is deployed").
-PASSIVE_BEFORE = frozenset({"is", "are", "be", "being", "currently", "still", "what", "get", "got"})
+PASSIVE_BEFORE = frozenset({"is", "are", "be", "being", "currently", "still", "what", "get"})
+# Words before a past form that make it a passive of the past: a report ("chat got rolled back on test",
+# "grafana was stopped"), never a request ("get chat deployed" asks; "got" tells).
+PASSIVE_PAST = frozenset({"got", "gotten", "was", "were", "been"})
 # Subjects that make a past form a report of something done by a person.
 SUBJECTS = frozenset({"i", "we", "you", "he", "she", "they", "someone", "somebody", "just", "already",
                       "finally", "have", "has", "had", "successfully", "anyone", "everyone", "nobody"})
@@ -35,8 +38,9 @@ MODALS = frozenset({"will", "shall", "would", "can", "could", "should", "must", 
 TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last", "morning"})
 
 # Negations and cancellations: a request that says not to act.
-NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip"})
+NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip", "nobody", "noone"})
 CANCEL_PHRASES = ("never mind", "nevermind", "nvm", "scratch that", "forget it", "forget that", "hold off",
+                  "forget about",
                   "cancel that", "ignore that", "wait no", "no wait", "actually no", "no need", "not now",
                   "leave it", "leave alone", "keep it running", "keep running")
 EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
@@ -141,6 +145,27 @@ please pls plz kindly thanks thank thx ty cheers
 a an the this that these those it its them they he she we i you me us my our your their there here now asap
 thing things stuff whatever something
 """))
+# Words that describe a thing by its place in time or its worth rather than name it ("an earlier snapshot",
+# "the previous one", "the last good snapshot"): never a value unless a naming word introduces them
+# ("call it latest").
+RELATIVE = frozenset(_words("""
+earlier earliest older oldest newer newest previous prior last latest recent former next first second third
+current original initial good better best bad worse worst known-good last-known-good working older-ish
+"""))
+# Adjectives before a noun: a command word after one is a noun ("a big launch", "the broken deploy").
+ADJECTIVES = frozenset(_words("""
+big small huge major minor new old fresh full partial broken failed bad botched pending running ongoing planned
+scheduled weekly nightly daily monthly emergency urgent manual automatic usual regular final whole entire
+"""))
+# Words that strengthen the word after them ("the very last snapshot", "the most recent one").
+INTENSIFIERS = frozenset({"very", "most", "least", "really", "pretty", "quite", "super", "much"})
+# Of those, the words that place a thing in time relative to now: no value even typed in a value's place
+# ("restore rumpledev latest"); "first" or "good" there may be a name.
+RELATIVE_TIME = frozenset(_words("""
+earlier earliest older oldest newer newest previous prior last latest recent
+"""))
+# Articles and quantifiers that describe rather than point at one named thing ("a clean snapshot").
+INDEFINITE = frozenset({"a", "an", "another", "some", "any", "one", "whichever", "whatever"})
 # Nouns that say what kind of name stands next to them ("the mail stack", "on staging2").
 KIND_NOUNS: dict[str, str] = {
     "stack": "stack", "service": "service", "container": "service", "app": "service", "vm": "vm",
@@ -238,7 +263,7 @@ CONDITIONALS = ("if", "unless", "in case", "suppose", "supposing", "imagine", "a
                 "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically")
 # Words before "if" that make it a remark, not a condition ("it's fine if it drops sessions").
 CONCESSIVE = frozenset({"fine", "ok", "okay", "alright", "acceptable", "problem", "worries", "care", "mind", "matter",
-                        "cool"})
+                        "cool", "even"})
 # Politeness that looks like a condition and is not one.
 POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a sec", "if you have a second",
                      "if you have a minute", "if you have a moment", "if you get a chance", "if you have time",
@@ -247,22 +272,30 @@ POLITE_CONDITIONS = ("if you can", "if you could", "if possible", "if you have a
                      "when you can", "when you have a moment", "when you have a sec", "when you have time",
                      "when you get a sec", "when you get a minute", "when you are free", "once you have a sec",
                      "once you have a second", "once you have a moment", "once you have a minute", "once you can",
-                     "once you get a chance", "once you are free")
+                     "once you get a chance", "once you are free", "as soon as you can", "as soon as possible",
+                     "whenever you can", "whenever you get a chance", "whenever you have a moment",
+                     "whenever you have time", "whenever convenient", "if you get a sec", "if you get a minute")
 # A subject followed by "would" (not "would like"): a hypothetical ("we'd roll chat back").
 HYPOTHETICAL_SUBJECTS = frozenset({"we", "i", "they", "he", "she", "you", "it", "that", "someone", "people"})
 WOULD_POLITE = frozenset({"like", "love", "appreciate", "prefer", "be", "you"})
 # Words that replace the target said before them ("restart redis on test… actually make that dev").
 CORRECTION_MARKERS = ("actually make that", "actually make it", "actually", "i mean", "make that", "make it",
-                      "sorry", "correction", "rather", "instead of that")
+                      "sorry", "correction", "rather", "instead of that", "i meant", "err", "erm", "or rather")
+# Words before "to" that make the next word a verb ("QA wants to test", "we need to check"): an infinitive.
+INFINITIVE_LEADS = frozenset({"want", "wants", "wanted", "need", "needs", "needed", "going", "have", "has", "had",
+                              "try", "tries", "trying", "able", "about", "like", "likes", "love", "hope", "hoping",
+                              "plan", "plans", "planning", "order", "meant", "supposed", "ready", "used", "got",
+                              "gotta", "wish", "is", "are"})
 # Verbs that call a running action off: governing a command's noun they ask for nothing we do.
 CANCEL_VERBS = frozenset({"scrap", "abort", "cancel", "call off", "kill", "halt", "stop", "nix", "ditch", "pause",
                           "interrupt", "terminate", "postpone", "delay", "skip", "hold", "block", "prevent",
                           "suspend", "freeze", "drop"})
 # Verbs that stand for "do the thing the noun names": "n8n needs a restart", "trigger a deploy".
-LIGHT_VERBS = frozenset({"do", "run", "trigger", "perform", "kick off", "start", "begin", "launch", "initiate",
-                         "need", "needs", "want", "wants", "give", "get", "queue", "fire off", "go ahead with",
-                         "proceed with", "execute", "schedule", "make", "take", "could use", "requires", "require",
-                         "deserves", "put", "place", "slap", "issue", "do with", "could do with"})
+LIGHT_VERBS = frozenset({"appreciate", "do", "run", "trigger", "perform", "kick off", "start", "begin", "launch",
+                         "initiate", "need", "needs", "want", "wants", "give", "get", "queue", "fire off",
+                         "go ahead with", "proceed with", "execute", "schedule", "make", "take", "could use",
+                         "requires", "require", "deserves", "put", "place", "slap", "issue", "do with",
+                         "could do with"})
 # The last word of a polite lead that makes a past participle a request ("can we get chat deployed",
 # "I'd like the gpu-metrics stack deployed to the gpu box", "I want nginx restarted").
 CAUSATIVE_VERBS = frozenset({"get", "have", "like", "want", "need"})
@@ -272,7 +305,8 @@ DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "my
                          "whole", "entire", "any", "some", "all", "quick", "fresh", "full", "another", "second",
                          "first", "one", "two", "today", "yesterday", "broken", "failed", "bad", "botched", "pending",
                          "running", "ongoing", "planned", "scheduled", "big", "small", "of", "please", "earlier",
-                         "prior", "former", "older", "good", "working", "stable", "known", "original"})
+                         "prior", "former", "older", "good", "working", "stable", "known", "original", "whatever",
+                         "whichever"})
 # Prepositions that make a command noun a time or topic reference, not a request ("restart after the deploy").
 REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until", "till", "while", "once",
                                     "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",
@@ -285,6 +319,9 @@ CHANGE_VERBS = frozenset({"add", "remove", "delete", "attach", "detach", "instal
                           "decrease", "raise", "lower", "buy", "order", "replace", "swap", "upgrade", "downgrade",
                           "resize", "create", "destroy", "drop", "move", "set", "change", "edit", "rename", "assign",
                           "allocate", "plug", "unplug", "disable", "enable"})
+# Verbs that hand something to someone: over a read command's noun with someone else as the receiver, a change
+# ("give dave admin rights"); with "me"/"us" a request to be shown ("give me the logs").
+GIVING_VERBS = frozenset({"give", "grant", "hand", "assign", "award", "lend"})
 # Words of quantity between a verb and its noun ("add 2 more GPUs").
 QUANTITIES = frozenset({"more", "extra", "additional", "fewer", "less", "several", "many", "few", "couple"})
 # Prepositions of place: a read command's noun after one is what is looked into ("waiting in the vllm queue").

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from llm.nl import _Reading
 
 _RETRACTIONS = tuple((p, p.count(" ") + 1) for p in (*P.TAKE_BACK, *P.APOLOGIES))
+# words that may follow a value after "to" ("roll back chat to main please")
+_AFTER_VALUE = frozenset({"please", "pls", "plz", "thanks", "thx", "ty", "cheers", "now", "asap", "again", "too",
+                          "instead", "then", "and", "or", "but", "—", "-"})
+_ADDING = frozenset({"and", "also", "plus", "oh", "+", "&"})
 _CORRECTING = (*P.CORRECTION_MARKERS, *P.APOLOGIES, "no", "not", "wait")
 
 
@@ -52,10 +56,14 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
     if k is None:
         return 0, len(r.words)
     lo, hi = found[k]
-    # a sentence that corrects the request belongs to it ("restart n8n on prod? no, dev")
+    # a sentence that corrects the request belongs to it ("restart n8n on prod? no, dev"), and so does one
+    # that adds to it ("restart nginx on dev. and redis too")
+    named = {i for m in r.mentions for i in range(m.start, m.end)}
     for start, end in found[k + 1:]:
         opening = " ".join(r.low[start:start + 3])
-        if not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
+        adds = r.low[start] in _ADDING or ((r.low[end - 1] == "too" or r.joined(end - 2, end) == "as well") and all(
+            i in named or r.low[i] in P.FUNCTION_WORDS or r.low[i] in P.FILLER for i in range(start, end)))
+        if not adds and not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
             break
         hi = end
     return lo, hi
@@ -103,16 +111,19 @@ def asked_values(r: _Reading) -> None:
 def names_in_target_slots(r: _Reading) -> None:
     """'restart nginx on the backup server': a command word between a target preposition and a kind noun
     is a name (here an unknown one), not a request."""
-    def in_slot(start: int) -> bool:
+    def in_slot(start: int, determined: bool = False) -> bool:
         k = start - 1
         while k >= 0 and r.low[k] in ("the", "a", "an", "our", "my", "that", "this"):
             k -= 1
+        if determined and k < start - 1:
+            return True  # "restore the backup vm to golden": a word between an article and a kind noun
         return k >= 0 and r.low[k] in P.TARGET_PREPOSITIONS and not r.words[k].boundary
 
     for hit in list(r.hits):
-        if hit.end >= len(r.low) or r.low[hit.end] not in P.KIND_NOUNS or hit.format_args:
+        if hit.end >= len(r.low) or r.low[hit.end] not in P.KIND_NOUNS or hit.format_args \
+                or r.words[hit.end - 1].boundary:
             continue
-        if in_slot(hit.start):
+        if in_slot(hit.start, determined=True):
             r.hits.remove(hit)
             for i in range(hit.start, hit.end):
                 r.used[i] = False
@@ -120,12 +131,28 @@ def names_in_target_slots(r: _Reading) -> None:
     # "stop grafana on the monitoring server": a name of another kind before a kind noun names
     # something of the noun's kind (an unknown server), not the stack
     for m in list(r.mentions):
-        kind = P.KIND_NOUNS.get(r.low[m.end]) if m.end < len(r.low) else None
+        kind = P.KIND_NOUNS.get(r.low[m.end]) if m.end < len(r.low) and not r.words[m.end - 1].boundary else None
         if kind is not None and Kind(kind) not in m.names and in_slot(m.start) and not (
                 Kind(kind) is Kind.env and Kind.vm in m.names):
             r.mentions.remove(m)
             for i in range(m.start, m.end):
                 r.used[i] = False
+
+
+def kind_nouns(r: _Reading) -> None:
+    """'the grafana stack', 'the dev environment', 'the chat service': a kind noun after a name says which
+    kind of thing it names; a service called a stack is its stack."""
+    for m in r.mentions:
+        kind = P.KIND_NOUNS.get(r.low[m.end]) if m.end < len(r.low) and not r.words[m.end - 1].boundary else None
+        if kind is None:
+            continue
+        k = Kind(kind)
+        if k in m.names and len(m.names) > 1:
+            m.names = {k: m.names[k]}
+        elif k is Kind.stack and Kind.service in m.names:
+            stack = r.r.stack_for(m.names[Kind.service])
+            if stack:
+                m.names = {Kind.stack: stack}
 
 
 def time_references(r: _Reading) -> None:
@@ -144,25 +171,47 @@ def time_references(r: _Reading) -> None:
 
 
 def purpose_clauses(r: _Reading) -> None:
-    """'redeploy chat on test to fix the login bug', 'restart nginx on dev to clear the cache': "to" and
-    a verb with its object after the request say why; the clause is neither a value ("fix" is no ref) nor
-    a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main")."""
+    """'redeploy chat on test to fix the login bug', 'deploy chat to dev, QA wants to play with it': "to"
+    and a verb with more words after it say why; the clause is neither a value ("fix", "play" are no ref)
+    nor a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main"),
+    and so may a word that a target phrase follows ("to main on prod"), unless a verb of wanting leads
+    to it ("QA wants to test")."""
     verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
     if not verbs:
         return
     n = len(r.low)
-    for i in range(verbs[0].end, n - 2):
+    for i in range(verbs[0].end, n - 1):
+        wanting = i > 0 and r.low[i - 1] in P.INFINITIVE_LEADS
+        verb_name = next((m for m in r.mentions if m.start == i + 1 and m.end == i + 2), None) if wanting else None
+        if verb_name is not None and r.low[i] == "to" and r.free(i) and not r.words[i].boundary:
+            # "I need to test the migration": after a verb of wanting, a name is a verb ("test"), no target
+            r.mentions.remove(verb_name)
+            r.used[i + 1] = False
         if r.low[i] != "to" or not r.free(i) or not r.free(i + 1) or r.words[i].boundary \
-                or r.words[i + 1].boundary or r.low[i + 1] in P.FUNCTION_WORDS \
-                or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]) \
-                or r.low[i + 2] in P.FUNCTION_WORDS - {"the", "a", "an", "my", "our", "its", "their", "some"}:
+                or r.low[i + 1] in P.FUNCTION_WORDS or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]) \
+                or r.low[i + 1] in P.NOT_VALUES:  # ("to whatever was there on friday" is no purpose)
+            continue
+        if not wanting and (r.words[i + 1].boundary or i + 2 >= n or target_phrase_at(r, i + 2)
+                            or r.low[i + 2] in _AFTER_VALUE or (r.used[i + 2] and not any(
+                                h.start <= i + 2 < h.end for h in r.hits))):
             continue
         end = next((k + 1 for k in range(i, n) if r.words[k].boundary), n)
         if any(m.start >= i and m.start < end for m in r.mentions):
             continue  # a name in it: read as usual
         r.take(i, end)
         r._drop_hits_in(i, end)
+        r.purpose = (i, end)  # (a value-shaped word in it is asked about: "to pick up v2.1")
         return
+
+
+def target_phrase_at(r: _Reading, k: int) -> bool:
+    """Whether a target phrase starts at word k ("on prod", "in the dev environment")."""
+    if k >= len(r.low) or r.low[k] not in P.TARGET_PREPOSITIONS:
+        return False
+    k += 1
+    while k < len(r.low) and r.low[k] in ("the", "a", "an", "our", "my"):
+        k += 1
+    return any(m.start == k for m in r.mentions)
 
 
 def pronoun_objects(r: _Reading) -> None:
@@ -201,8 +250,8 @@ def free_text_tail(r: _Reading) -> None:
     retraction, a condition, a time): those are read as usual.  The text is set aside, so no later
     stage reads a request, a negation or a name into it."""
     verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
-    if not verbs or verbs[0].start != 0:
-        return
+    if not verbs or r.joined(0, verbs[0].start) not in ("", "i am", "we are", "i", "we"):
+        return  # (the verb first, or said in the first person: "I'm denying r-… because …")
     head = verbs[0]
     # (only where the canonical form also takes the rest of the line: a positional free-text argument)
     cmds = [c for c in head.commands if any(a.kind is Kind.text and a.positional
@@ -238,14 +287,14 @@ def free_text_tail(r: _Reading) -> None:
     if not cmds:
         return
     tail = r.low[k:]
-    if not tail or tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"):
-        return
     text = f" {' '.join(tail)} "
-    if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
-        return
     cues = sorted({c for cmd in cmds for a in r.lex.specs[cmd].args if a.kind is Kind.text for c in a.cues},
                   key=len, reverse=True)
     cue = next((c for c in cues if text.startswith(f" {c} ")), None)
+    if not tail or (cue is None and (tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"))):
+        return  # ("because" is a cue before it joins clauses)
+    if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
+        return
     start = k
     if cue is not None:
         # "because prod is frozen": everything after the cue is the reason, names and verbs included
@@ -269,10 +318,43 @@ def free_text_tail(r: _Reading) -> None:
     r.phrase_words = {i for i in r.phrase_words if i < k}
 
 
+def negated_remarks(r: _Reading) -> None:
+    """'give the proxy on prod a restart, it isn't picking up the new cert': a later clause in which a subject
+    of its own comes before a negated verb states a fact, the request's reason; it neither negates the
+    request nor asks for anything ("…, the old build doesn't start" asks for no start).  A negation without
+    a subject is one ("…, don't restart postgres"), and so is one of the speaker's own ("…, I don't want
+    that")."""
+    verbs = [h for h in r.hits if h.strength >= Strength.noun]  # (a noun too: "give the proxy a restart, …")
+    if not verbs:
+        return
+    i = verbs[0].end
+    while i < len(r.low):
+        if r.low[i] not in ("not", "never") or not r.free(i):
+            i += 1
+            continue
+        lo = max((k + 1 for k in range(verbs[0].end - 1, i) if r.words[k].boundary), default=None)
+        aux = i - 1 if r.low[i - 1] in P.AUXILIARIES else i
+        if lo is None or (r.low[i] == "not" and aux == i):
+            i += 1
+            continue
+        subject = [w for w in r.low[lo:aux] if w not in P.CLAUSE_JOINERS and w not in ("just", "please", "also")]
+        own = any(w in ("i", "we", "let", "us", "you") for w in subject)
+        if not subject or own or any(w in P.NEGATIONS or w in P.AUXILIARIES for w in subject) \
+                or any(lo <= h.start < aux and h.strength is Strength.verb and not h.is_noun for h in r.hits):
+            i += 1
+            continue
+        end = next((k + 1 for k in range(i, len(r.low)) if r.words[k].boundary), len(r.low))
+        r.take(lo, end)
+        r._drop_hits_in(lo, end)
+        r.mentions = [m for m in r.mentions if not lo <= m.start < end]
+        i = end
+
+
 def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds: set[Kind]) -> bool:
     """Whether words after a request (from word k) are more than a reason: a condition, a time, another
     command's verb, another name the command takes."""
     return any(f" {p} " in f" {' '.join(tail)} " for p in P.CONDITIONALS) or any(
+        REQUEST_ID.match(w) for w in tail) or any(
         w in P.SCHEDULE_WORDS and not (i > 0 and tail[i - 1] in P.DETERMINERS) for i, w in enumerate(tail)
     ) or any(h.start >= k and h.strength is Strength.verb and not h.is_noun and not set(h.commands) & set(cmds)
              for h in r.hits) or any(m.start >= k and kinds & set(m.names) for m in r.mentions)
@@ -280,12 +362,20 @@ def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds
 
 def taken_back(r: _Reading, first: int) -> str | None:
     """A retraction after the request ("— sorry, wrong channel", "... nah"): an apology or a dismissal
-    that no name follows (a name after it corrects the request instead: "… sorry, dev")."""
+    that no name follows (a name after it corrects the request instead: "… sorry, dev").  An apology that
+    says what for is politeness ("…, sorry for the wait"), and so is one that ends a decision on someone's
+    request (Phrasing.performative: "deny r-…, sorry")."""
     rest = f" {r.joined(first + 1)} "
     found = [(p, n) for p, n in _RETRACTIONS if f" {p} " in rest]
+    decision = bool(r.hits) and "request" in r.values and all(
+        c in r.lex.performative for h in r.hits if h.strength is Strength.verb for c in h.commands)
     for i in range(first + 1, len(r.low)) if found else ():
         for phrase, n in found:
             if r.joined(i, i + n) != phrase:
+                continue
+            if phrase in P.APOLOGIES and (
+                    (i + n < len(r.low) and r.low[i + n] in ("for", "to", "about", "if"))
+                    or (decision and i + n == len(r.low) and phrase == "sorry")):
                 continue
             # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
             # only when no name follows it ("… sorry, dev" corrects)

@@ -23,7 +23,7 @@ CLOCK = re.compile(r"^([01]?\d|2[0-3])([:.][0-5]\d)?\s*(am|pm)$|^([01]?\d|2[0-3]
 TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
 # cue words of free text that stay part of it ("until the demo is over")
 CONJUNCTION_CUES = ("since", "until", "during", "while")
-_POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly)"
+_POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly|sorry)"
 
 
 @dataclass
@@ -123,5 +123,5 @@ def looks_like_value(word: str, written: bool = False) -> bool:
     if written:
         return low not in P.NOT_VALUES and not CLOCK.match(low)
     low = word.lower()
-    return low not in P.FUNCTION_WORDS and low not in P.FILLER and not CLOCK.match(low) \
+    return low not in P.FUNCTION_WORDS and low not in P.FILLER and low not in P.NOT_VALUES and not CLOCK.match(low) \
         and P.CONTRACTIONS.get(low, low) not in P.FUNCTION_WORDS

@@ -127,7 +127,9 @@ async def test_bad_model_answers_are_refused_and_nothing_runs(bot: Bot, server: 
 
 async def test_changing_command_for_a_question_is_not_proposed(bot: Bot, server: FakeOpenAI) -> None:
     server.add(plan("restart", service="n8n", env="rumpledev"))
-    reply = await bot.say("is the workflow engine on dev wedged again?")
+    # (a question the grammar cannot read, so the model is asked; "is the workflow engine on dev wedged
+    # again?" is now read by the grammar as a status question)
+    reply = await bot.say("the workflow engine on dev seems wedged again?")
     assert "reads as a question" in reply.text and not reply.buttons
     assert bot.calls == []
     assert await bot.engine._db(bot.engine.store.pending) == []

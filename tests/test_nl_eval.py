@@ -22,7 +22,7 @@ CASES = DATA / "nl-cases.jsonl"
 # Written blind from COMMANDS.md by another engineer (set-a, less the cases first missed, which moved to
 # CASES); scored separately, never tuned on sentence by sentence (docs/language.md).
 HELDOUT = DATA / "nl-heldout.jsonl"
-# Reached 100.0% (787/787) on the grammar route; the floor leaves room for two misses after inventory edits.
+# Reached 100.0% (1479/1479) on the grammar route; the floor leaves room for a few misses after inventory edits.
 # Raise it as the grammar improves; never lower it to make a change pass.
 ACCURACY_FLOOR = 0.995
 # Issue 13's bar on requests the project has never seen.
