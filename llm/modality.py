@@ -51,6 +51,7 @@ class Modality:
     mentions: list[tuple[int, int]] = field(default_factory=list)
     users: frozenset[str] = frozenset()
     past: list[int] = field(default_factory=list)
+    possessive: list[bool] = field(default_factory=list)  # written with 's ("bob's")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def read_modality(m: Modality) -> Mood:
     if any(m.quoted[i] for i in m.hit_starts + m.weak_starts):
         return Mood("Those are quoted words, not a request of yours, so I'm not doing anything. "
                     "If you want it done, ask me directly.")
-    reported = _phrase_before(w, P.REPORT_PHRASES, first + 1)
+    reported = _phrase_before(w, P.REPORT_PHRASES, first + 1) or _others_words(w, m, first)
     verb = next((i for i in range(1, first) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]), None)
     if reported or verb is not None:
         return Mood("That reports what someone else said or wants, so I'm not doing anything. "
@@ -131,6 +132,20 @@ def read_modality(m: Modality) -> Mood:
     return Mood()
 
 
+def _others_words(w: list[str], m: Modality, first: int) -> str | None:
+    """Another person's words before the request: "bob's message was: …", "her suggestion: …" (the
+    speaker's own "my request: …" asks)."""
+    def owner(k: int) -> bool:
+        return w[k] in ("his", "her", "their", "your") or (k < len(m.possessive) and m.possessive[k])
+
+    for i in range(1, first):
+        introduces = m.boundary[i] or (i + 1 < len(w) and w[i + 1] in ("was", "is", "reads", "read", "said", "says"))
+        if w[i] in P.REPORT_NOUNS and introduces and not m.boundary[i - 1] and (
+                owner(i - 1) or (i >= 2 and owner(i - 2) and not m.boundary[i - 2])):
+            return w[i]
+    return None
+
+
 def _finite(words: list[str]) -> bool:
     """Whether words hold a finite verb ("QA signs off", "the build is green", "alice merged it")."""
     return any(w in P.AUXILIARIES or w in P.IRREGULAR_PAST or (len(w) > 3 and w.endswith("ed"))
@@ -150,6 +165,15 @@ def _clause(w: list[str], m: Modality, i: int) -> list[str]:
     return out
 
 
+def _fronted(w: list[str], m: Modality, i: int) -> bool:
+    """Whether "after …" at word i is a fronted phrase of time that ends before the request ("after the
+    release, …"), about an event not marked as past ("after last night's outage, …" refers to one)."""
+    end = next((k for k in range(i + 1, min(len(w), i + 7)) if m.boundary[k]), None)
+    if end is None or end + 1 >= len(w) or any(k in m.action_starts for k in range(i + 1, end + 1)):
+        return False
+    return not any(x in P.PAST_TIME for x in w[i + 1:end + 1])
+
+
 def _conditional(w: list[str], m: Modality) -> str | None:
     text = " " + " ".join(w) + " "
     for phrase in P.CONDITIONALS:
@@ -165,6 +189,9 @@ def _conditional(w: list[str], m: Modality) -> str | None:
             return f"a condition ('{w[i]} …')"
         if w[i] == "after" and _finite(_clause(w, m, i)):
             # "after QA signs off, …": a condition; "after the deploy" is a reference to something done
+            return "a condition ('after …')"
+        if w[i] == "after" and (i == 0 or m.boundary[i - 1]) and _fronted(w, m, i):
+            # "after the release, unlock staging": the request waits for an event still to come
             return "a condition ('after …')"
     for i in range(len(w) - 1):
         if w[i] in P.HYPOTHETICAL_SUBJECTS and w[i + 1] in ("would", "could", "might") and (

@@ -63,6 +63,7 @@ _WEAK_CUES = frozenset({"at", "to", "as", "back", "for", "from", "by", "@"})
 _DURATION_LEADS = frozenset({"since", "last", "past", "in", "over", "for", "within", "from"})
 _CORRECTION_FIRST = frozenset(p.split()[0] for p in P.CORRECTION_MARKERS)
 _ADDRESS = re.compile(r"^\s*@?([\w.-]+)\s*[,:]?")
+_BOT_NAMES = frozenset(lead.lstrip("/!") for lead in LEADERS) | {"bot"}
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
 # Below this a plan should go to the LLM route when one is configured.
@@ -90,7 +91,10 @@ _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "wo
            "would it be possible to", "would you be able to", "could you please", "can you please",
            "do me a favour and", "do me a favor and", "be a dear and", "mind", "real quick", "quick",
            "i was wondering if you could", "i wonder if you could", "wondering if you could", "i would appreciate",
-           "i was hoping you could", "i am hoping you could")
+           "i was hoping you could", "i am hoping you could",
+           # the speaker asking the bot in so many words is no report of someone else's wish
+           "i am asking you to", "we are asking you to", "i am telling you to", "i am begging you to",
+           "i am requesting that you", "i would like you to", "we would like you to")
 
 _POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
 # the polite leads by their first word, longest first (looked up once per message)
@@ -260,7 +264,8 @@ class _Reading:
                         weak_starts=[h.start for h in self.hits if h.strength is Strength.hint],
                         action_starts=[h.start for h in actions], first_hit=first, changing=changing,
                         mentions=[(m.start, m.end) for m in self.mentions], users=self.p.users,
-                        past=self._past_positions())
+                        past=self._past_positions(),
+                        possessive=[self._possessive(i) for i in range(len(self.words))])
 
     def _past_positions(self) -> list[int]:
         return [i for i in range(len(self.low)) if self._past_at(i)]
@@ -564,6 +569,8 @@ class _Reading:
                 continue
             ent = self._entity_at(i)
             hit = self._phrase_at(i)
+            if ent and self._indefinite(ent):
+                ent = None  # "a workflow is spamming customers": a thing of that sort, not our stack
             if ent and (not hit or ent.end - ent.start > hit.end - hit.start):
                 self.mentions.append(ent)
                 self.take(ent.start, ent.end)
@@ -581,6 +588,13 @@ class _Reading:
         shape.names_in_target_slots(self)
         shape.kind_nouns(self)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
+
+    def _indefinite(self, m: Mention) -> bool:
+        """Whether an indefinite article leads a name with no kind noun after it ("a workflow", "an agent"):
+        a name points at one thing; "a chat stack" still names one."""
+        before = self.low[m.start - 1] if m.start > 0 else ""
+        after = self.low[m.end] if m.end < len(self.low) else ""
+        return before in ("a", "an", "another") and after not in P.KIND_NOUNS and not self.words[m.start - 1].boundary
 
     def _preposition_at(self, j: int) -> bool:
         """'on'/'over' before a name is a preposition ("power cycle the tunnel on prod"), not a particle."""
@@ -641,6 +655,9 @@ class _Reading:
             if not self.free(i) or w in P.FILLER or w in P.UNSUPPORTED or w in self.lex.object_verbs \
                     or w in self.lex.value_words:
                 continue  # (a value word is a word of its own: "refused" is no typo of "refuse")
+            if i > 0 and self.low[i - 1] in ("a", "an", "another") and not self.words[i - 1].boundary \
+                    and (i + 1 >= len(self.low) or self.low[i + 1] not in P.KIND_NOUNS):
+                continue  # "a workflow is spamming customers": a thing of a sort, no name to correct
             fixed = self.p.vocab.correct(w)
             if not fixed:
                 near = self.p.vocab.suspect(w)
@@ -1406,6 +1423,13 @@ class _Reading:
                 unusable += 1
         filled = {k for m in self.mentions for k in m.names if k in kinds} | {
             k for m in self.mentions for k in self._inferred_kinds(m, kinds, changing)}
+        for k in self._kinds_named_unknown():
+            # "roll back the payments stack": an unknown stack is still a stack; it fills (and is then asked
+            # about) a reading that takes a stack, and no other reading can use it
+            if k in kinds:
+                filled.add(k)
+            else:
+                unusable += 1
         missing = sum(1 for a in self.lex.specs[cmd].required if a.kind.is_entity and a.kind not in filled)
         # a required value with nothing to fill it ("roll back on staging" names no snapshot to restore)
         missing += sum(1 for a in self.lex.specs[cmd].required if a.kind is Kind.word and not self._candidate(
@@ -1428,8 +1452,24 @@ class _Reading:
         return any(self.free(i) and WORD.match(self.words[i].raw) and looks_like_value(w) and w not in P.FILLER
                    and not self.lex.senses(w) and (w not in self.lex.object_verbs or self._clause_final(i))
                    and w not in P.DETERMINERS and not any(c.match(w) for c in claimed) and not self._description(i)
-                   and not self._whose(i)
+                   and not self._whose(i) and self._kind_named(i) is None
                    for i, w in enumerate(self.low))
+
+    def _kind_named(self, i: int) -> Kind | None:
+        """The kind of target an unknown word names when a kind noun follows it ("the payments stack",
+        "the backup server"): a name of that kind, never a value of another kind (a snapshot name)."""
+        if not self.free(i) or i + 1 >= len(self.low) or self.words[i].boundary:
+            return None
+        kind = P.KIND_NOUNS.get(self.low[i + 1])
+        w = self.low[i]
+        if kind is None or not looks_like_value(w) or w in P.FUNCTION_WORDS or w in P.FILLER \
+                or w in P.DETERMINERS or w in P.INDEFINITE or w in P.RELATIVE or self.lex.senses(w) \
+                or any(m.end == i for m in self.mentions):
+            return None
+        return Kind(kind)
+
+    def _kinds_named_unknown(self) -> list[Kind]:
+        return [k for i in range(len(self.low)) if (k := self._kind_named(i)) is not None]
 
     def _whose(self, j: int) -> bool:
         """Whether word j says whose a thing is, not its name ("bob's snapshot", "the snapshot bob made")."""
@@ -1564,7 +1604,7 @@ class _Reading:
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
         lo, hi = shape.request_sentence(self)
-        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw)] + [
+        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw) or self._of_target(i)] + [
             self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()]  # ("3 times")
         if plan.complete and spec.changes and stray:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
@@ -1597,6 +1637,17 @@ class _Reading:
             return self.ask(f"Do you want me to {cmd} that? Say it as "
                             f"'{canonical(cmd, plan.args, self.p.registry)}'.", attempted=cmd)
         return plan
+
+    def _of_target(self, i: int) -> bool:
+        """Whether unknown word i says which one of a named target ("roll out main of the docs stack"):
+        a value with no cue, never to be dropped on a change."""
+        k = i + 1
+        if k >= len(self.low) or self.low[k] != "of" or self.words[i].boundary:
+            return False
+        k += 1
+        while k < len(self.low) and self.low[k] in P.DETERMINERS:
+            k += 1
+        return any(m.start == k for m in self.mentions)
 
     def _unread_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> str | None:
         """The noun of a shaped value (a version, a branch) the asking sentence speaks of while none was
@@ -2168,9 +2219,13 @@ def addressee(text: str, users: frozenset[str]) -> str | None:
     """A person of the team the message speaks to first ("@bob can you deny r-…", "alice: restart …",
     "bob, approve r-… please"): a request to them, not to the bot."""
     m = _ADDRESS.match(text)
-    if m is None or m.group(1).lower() not in users:
+    if m is None:
         return None
     said = m.group(0)
+    if said.lstrip().startswith("@") and m.group(1).lower() not in _BOT_NAMES:
+        return m.group(1)  # "@sam can you restart redis": any @-mention first, known to us or not, is a person
+    if m.group(1).lower() not in users:
+        return None
     return m.group(1) if said.lstrip().startswith("@") or said.rstrip().endswith((",", ":")) else None
 
 

@@ -56,7 +56,10 @@ APOLOGIES = ("sorry", "oops", "whoops", "nah", "nope", "my bad", "my mistake")
 INTENT_PHRASES = ("i will", "we will", "i am going to", "we are going to", "gonna", "going to", "we should",
                   "should we", "i should", "i might", "we might", "maybe we", "planning to", "plan to",
                   "thinking about", "thinking of", "about to", "i am", "we are", "heads up", "fyi", "i was",
-                  "we were", "i have to", "will need to", "should i")
+                  "we were", "i have to", "will need to", "should i",
+                  # notes and reminders: a thing to do later, not a request now
+                  "remind me to", "remind us to", "remind me", "remind us", "don't forget to", "dont forget to",
+                  "do not forget to", "remember to", "note to self", "todo", "to-do", "fixme", "action item")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SCHEDULE_WORDS = frozenset({"tomorrow", "tonight", "later", "monday", "tuesday", "wednesday", "thursday",
                             "friday", "saturday", "sunday", "weekend", "midnight", "noon", "schedule",
@@ -236,7 +239,17 @@ REPORT_VERBS = frozenset({"wants", "wanted", "asked", "asks", "said", "says", "w
                           "mentioned", "mentions", "suggested", "suggests", "posted", "posts", "reported",
                           "claims", "claimed", "thinks", "thought", "requested", "tweeted", "commented",
                           "replied", "messaged", "typed", "proposed", "proposes", "recommended", "recommends",
-                          "insists", "insisted", "shouted", "yelled", "complained", "demanded", "demands"})
+                          "insists", "insisted", "shouted", "yelled", "complained", "demanded", "demands",
+                          # the progressive: "erin keeps saying we need to …", "bob is asking us to …"
+                          "saying", "asking", "telling", "suggesting", "requesting", "insisting", "begging",
+                          "demanding", "proposing", "recommending", "complaining", "shouting", "yelling",
+                          "mentioning", "claiming", "nagging", "pestering", "bugging", "begged", "nagged"})
+# Words that put an event in the past ("after yesterday's outage", "after the crash this morning").
+PAST_TIME = frozenset({"yesterday", "last", "earlier", "ago", "previous", "morning", "overnight", "yesterdays"})
+# Nouns for someone's words: after another person's possessive they report ("bob's message was: …").
+REPORT_NOUNS = frozenset({"message", "msg", "note", "comment", "suggestion", "request", "ask", "words", "reply",
+                          "answer", "text", "idea", "advice", "proposal", "instructions", "instruction", "dm",
+                          "email", "mail", "ticket", "post", "take", "recommendation", "opinion", "plan"})
 REPORT_PHRASES = ("according to", "on behalf of", "was told to", "were told to", "been told to",
                   "was asked to", "were asked to", "been asked to", "the alert says", "the runbook says")
 # Questions about whether to act: "would it hurt to …", "is now a bad time to …", "should we …".

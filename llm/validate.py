@@ -42,7 +42,12 @@ def unknown_name(resolver: Resolver, kind: Kind, word: str) -> str:
         return (f"{env} is a hosted server, not a Proxmox guest: it cannot be snapshotted or "
                 f"restored from here. VMs: {join_choices(resolver.choices(Kind.vm))}.")
     return (f"I don't know {article(noun(kind))} called '{word}'. "
-            f"{noun(kind).capitalize()}s: {join_choices(resolver.choices(kind))}.")
+            f"{_plural_heading(noun(kind))}: {join_choices(resolver.choices(kind))}.")
+
+
+def _plural_heading(name: str) -> str:
+    """'Stacks', 'VMs', 'GPU hosts': str.capitalize() would lower an initialism ('Vms')."""
+    return name[:1].upper() + name[1:] + "s"
 
 
 def question(resolver: Resolver, arg: Arg, args: dict[str, Any]) -> str:
