@@ -178,9 +178,13 @@ def _conditional(w: list[str], m: Modality) -> str | None:
     text = " " + " ".join(w) + " "
     for phrase in P.CONDITIONALS:
         at = text.find(f" {phrase} ")
-        # "…, it's fine if it drops sessions": a remark on the outcome, not a condition on the request
-        if at >= 0 and not (phrase == "if" and text[:at].split()[-1:] and text[:at].split()[-1] in P.CONCESSIVE):
-            return f"a condition ('{phrase} …')"
+        while at >= 0:
+            before = text[:at].split()[-1:]
+            # "…, it's fine if it drops sessions": a remark on the outcome, not a condition on the request;
+            # "want to know if I can start a finetune": an indirect question (whether), no condition
+            if not (phrase == "if" and before and (before[0] in P.CONCESSIVE or before[0] in P.WHETHER_VERBS)):
+                return f"a condition ('{phrase} …')"
+            at = text.find(f" {phrase} ", at + 1)
     for i in range(len(w)):
         if w[i] in ("when", "once", "whenever") and (i == 0 or w[i - 1] not in ("since", "from", "until")) \
                 and i + 1 < len(w) and w[i + 1] not in ("possible", "more", "again") \

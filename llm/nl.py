@@ -133,7 +133,7 @@ class _Reading:
         self.causative = False
         self.lead_light = False  # the politeness stripped ended in a light verb ("can I get …")
         self.gerund_lead = False  # it asks with a gerund ("mind restarting the dashboards on dev?")
-        self.suspects: list[str] = []
+        self.suspects: list[tuple[int, str]] = []  # (word index, "'x' → y")
         self.asks_someone = False  # the polite lead asks someone in the channel ("can someone …")
         self._strip_leaders()
         self.low = [w.low for w in self.words]
@@ -144,7 +144,7 @@ class _Reading:
         self.mentions: list[Mention] = []
         self.excluded: list[Mention] = []
         self.typos: list[str] = []
-        self.fuzzy_targets: list[str] = []
+        self.fuzzy_targets: list[tuple[int, str]] = []
         self.targets_given = False  # every required target is named (a weak cue may then introduce a value)
         self.phrase_words: set[int] = set()  # words the scan read as command phrases
         self.slot_names: set[int] = set()  # command words standing where a name belongs ("the backup server")
@@ -662,7 +662,7 @@ class _Reading:
             if not fixed:
                 near = self.p.vocab.suspect(w)
                 if near:
-                    self.suspects.append(f"'{self.words[i].raw}' → {near}")
+                    self.suspects.append((i, f"'{self.words[i].raw}' → {near}"))
                 continue
             strong = any(h.strength >= Strength.noun for h in self.hits)
             if strong and self.lex.senses(fixed):
@@ -680,7 +680,7 @@ class _Reading:
                 if not names:
                     continue
                 self.mentions.append(Mention(names, i, i + 1, fixed, fuzzy=True))
-                self.fuzzy_targets.append(f"'{self.words[i].raw}' → {fixed}")
+                self.fuzzy_targets.append((i, f"'{self.words[i].raw}' → {fixed}"))
             self.take(i, i + 1)
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
@@ -912,7 +912,8 @@ class _Reading:
             self.take(i, min(i + n, len(low)))  # a participle describing a state ("is the queue backed up?"): no name
         imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
         performed = self._performed()
-        outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS]
+        outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS and lo <= i < hi]  # (a context
+        # sentence's "went sideways" is a reason: "a rollback of data on test please, migrations went sideways")
         # "the proxy looks dead, give it a bounce": the report is a reason; the request follows it
         request_after = bool(outcome_at) and any(
             h.start > k and self.words[k].boundary for h in self.hits for k in range(max(outcome_at), h.start))
@@ -922,7 +923,7 @@ class _Reading:
             noun_first = self.hits[0].strength is Strength.hint or self.hits[0].is_noun or (
                 self.hits[0].start > 0 and low[self.hits[0].start - 1] in ("the", "that"))
             soon_after = any(w in P.OUTCOME_WORDS for h in self.hits for w in low[h.end:h.end + 4])
-            plain = any(w in ("went", "worked", "fine", "succeeded", "failed") for w in low)
+            plain = any(w in ("went", "worked", "fine", "succeeded", "failed") for w in low[lo:hi])
             if noun_first or soon_after or plain:
                 return self.refuse("That sounds like a report of how something went, not a request; "
                                    "I'm not doing anything.")
@@ -931,7 +932,7 @@ class _Reading:
             i = h.start
             if h.strength is Strength.verb and not h.is_noun and i >= 2 and low[i - 1] in P.MODALS \
                     and low[i - 2] not in ("you", "please") and not self.words[i - 2].boundary \
-                    and not self.words[i - 1].boundary and i - 2 >= lo:
+                    and not self.words[i - 1].boundary and lo <= i - 2 and i < hi:
                 return self.refuse("That says what someone else will or can do, not a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
         if (low[0] in P.REPORT_SUBJECTS or low[0] in self.p.users) and not self._request_after(1):
@@ -1596,14 +1597,18 @@ class _Reading:
         plan = validate(Plan(cmd, args, confidence=max(self.conf, 0.3)), self.r, self.p.registry)
         if plan.command is None and plan.clarify:
             plan.attempted = cmd
-        if spec.changes and (self.fuzzy_targets or self.suspects) and plan.command is not None:
+        lo, hi = shape.request_sentence(self)
+        # (a near-name in a context sentence is no target: "restart the tunnel on live, cloudflare says it's down")
+        fuzzy = [said for i, said in self.fuzzy_targets if lo <= i < hi or any(
+            m.fuzzy and m.start == i for m in self.mentions)]
+        suspects = [said for i, said in self.suspects if lo <= i < hi]
+        if spec.changes and (fuzzy or suspects) and plan.command is not None:
             # A corrected name on a change is asked about, never acted on.
             example = f", e.g. '{canonical(cmd, plan.args, self.p.registry)}'" if plan.complete and \
-                not self.suspects else ""
-            return self.ask(f"Did you mean {', '.join(self.fuzzy_targets + self.suspects)}? I don't act on a "
+                not suspects else ""
+            return self.ask(f"Did you mean {', '.join(fuzzy + suspects)}? I don't act on a "
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
-        lo, hi = shape.request_sentence(self)
         stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw) or self._of_target(i)] + [
             self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()]  # ("3 times")
         if plan.complete and spec.changes and stray:

@@ -274,6 +274,10 @@ QUESTION_SUBJECTS = frozenset({"it", "now", "this", "that", "there", "we", "i", 
 # Conditionals and hypotheticals: "if staging breaks we'd roll chat back".
 CONDITIONALS = ("if", "unless", "in case", "suppose", "supposing", "imagine", "assuming", "provided",
                 "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically")
+# Verbs before "if" that make it "whether" ("want to know if …", "check if nginx is up").
+WHETHER_VERBS = frozenset({"know", "see", "check", "wonder", "wondering", "wondered", "ask", "asking", "tell",
+                           "out", "sure", "unsure", "curious", "verify", "confirm", "determine", "decide", "figure",
+                           "idea", "clue", "knows", "checking", "seeing"})
 # Words before "if" that make it a remark, not a condition ("it's fine if it drops sessions").
 CONCESSIVE = frozenset({"fine", "ok", "okay", "alright", "acceptable", "problem", "worries", "care", "mind", "matter",
                         "cool", "even"})

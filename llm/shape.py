@@ -29,17 +29,57 @@ _CORRECTING = (*P.CORRECTION_MARKERS, *P.APOLOGIES, "no", "not", "wait")
 
 
 def sentences(r: _Reading) -> list[tuple[int, int]]:
-    """Word ranges of the sentences ('.', '?', '!' end one)."""
-    out, start = [], 0
+    """Word ranges of the sentences ('.', '?', '!' end one).  A comment joined to a request by a comma or a
+    dash ("restart open webui on live – users getting 502s", "redeploy web on live, the nginx fix is
+    merged") is a sentence of its own: context, like the one after a full stop."""
+    ends = []
     for k, w in enumerate(r.words):
         trail = r.tokens[w.tok].trail
         # (an ellipsis is a pause: "restart redis on test... actually make that dev")
         if w.boundary and any(c in trail for c in ".?!;") and ".." not in trail and "…" not in trail \
                 and k + 1 < len(r.words):
-            out.append((start, k + 1))
-            start = k + 1
-    out.append((start, len(r.words)))
+            ends.append(k + 1)
+    out, start = [], 0
+    for end in [*ends, len(r.words)]:
+        for k in range(start + 1, end):
+            joined_by = "," in r.tokens[r.words[k - 1].tok].trail or r.low[k] in _DASHES
+            if joined_by and k > start and _comment(r, k + (r.low[k] in _DASHES), end):
+                out.append((start, k))
+                start = k
+                break
+        out.append((start, end))
+        start = end
     return out
+
+
+_DASHES = frozenset({"-", "–", "—", "--"})
+_REASON_LEADS = frozenset({"because", "cause", "cuz", "coz", "bc", "as", "otherwise"})
+# a verb that states something (a comment has a subject and one of these; a request has an imperative)
+_STATING = frozenset({"is", "are", "was", "were", "has", "have", "had", "looks", "seems", "says", "said", "went",
+                      "keeps", "kept", "getting", "seeing", "needs", "wants", "don't", "doesn't", "didn't", "can't",
+                      "won't", "isn't", "aren't", "wasn't", "it's", "that's", "there's", "we're", "they're", "i'm",
+                      "broke", "crashed", "died", "hangs", "fails", "failed", "throws", "shows", "reports", "not",
+                      "never", "am"})
+_DROPPED_SUBJECT = frozenset({"want", "wanna", "need", "trying", "hoping", "looks", "seems"})
+
+
+def _comment(r: _Reading, start: int, end: int) -> bool:
+    """Whether words start..end state something rather than ask: a reason ("because …"), or a clause with
+    a subject and a stating verb ("the nginx conf fix is merged", "we don't need it this week"), and no
+    verb of a command (that would be a second request, read elsewhere)."""
+    words = r.low[start:end]
+    if len(words) < 2 or words[0] in _CORRECTING or words[0] in _ADDING or words[0] in P.TAKE_BACK:
+        return False
+    if words[:2] == ["do", "not"] or words[0] in ("never", "no"):
+        return False  # "…, don't restart postgres": an exclusion belongs to the request
+    if any(start <= m.start < end and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions):
+        return False  # "…, want to check if prod has the same issue": another place is part of what is meant
+    if any(start <= h.start < end and h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h)
+           for h in r.hits):
+        return False  # (a verb after a modal is no request: "want to know if I can start a finetune")
+    if words[0] in _REASON_LEADS or words[0] in _DROPPED_SUBJECT:
+        return True
+    return any(w in _STATING for w in words[1:])
 
 
 def request_sentence(r: _Reading) -> tuple[int, int]:
@@ -50,8 +90,10 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
     found = sentences(r)
     if len(found) == 1 or not r.hits:
         return 0, len(r.words)
-    verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
-    top = verbs[0] if verbs else max(r.hits, key=lambda h: (h.strength, -h.start))
+    # (a verb after someone's modal is no request: "…, want to know if I can start a finetune")
+    asking = [h for h in r.hits if not _after_modal(r, h)] or r.hits
+    verbs = [h for h in asking if h.strength is Strength.verb and not h.is_noun]
+    top = verbs[0] if verbs else max(asking, key=lambda h: (h.strength, -h.start))
     k = next((k for k, s in enumerate(found) if s[0] <= top.start < s[1]), None)
     if k is None:
         return 0, len(r.words)
@@ -67,6 +109,11 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
             break
         hi = end
     return lo, hi
+
+
+def _after_modal(r: _Reading, h: Hit) -> bool:
+    """Whether a command word follows someone's modal ("I can start a finetune"; "can you" asks)."""
+    return h.start > 1 and r.low[h.start - 1] in P.MODALS and r.low[h.start - 2] not in ("you", "please")
 
 
 def clause_of(r: _Reading, i: int) -> tuple[int, int]:
@@ -88,7 +135,8 @@ def context_names(r: _Reading) -> None:
     if (lo, hi) == (0, len(r.words)):
         return
     # weaker command words of a context sentence are context too ("users say it's slow")
-    r.hits = [h for h in r.hits if lo <= h.start < hi or (h.strength is Strength.verb and not h.is_noun)]
+    r.hits = [h for h in r.hits if lo <= h.start < hi or (
+        h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h))]
     if any(lo <= m.start < hi for m in r.mentions):
         # "… Chat on test shows a 502. Can you kick the proxy there?": "there" is the context's place
         place = "there" in r.low[lo:hi] and not any(

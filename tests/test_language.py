@@ -132,7 +132,7 @@ def llm_planner(config: Config, server: FakeOpenAI) -> Planner:
 
 async def test_a_plan_the_grammar_was_unsure_of_becomes_a_question_when_the_model_sees_none(
         llm_planner: Planner, server: FakeOpenAI) -> None:
-    text = "bounce n8n on dev, it is wedged somehow"
+    text = "bounce n8n on dev, wedged somehow"  # (unknown words: the grammar is unsure)
     unsure = llm_planner.grammar(text)
     assert unsure.complete and unsure.confidence < llm_planner.config.inventory.llm.grammar_confidence
     server.add(plan("none"))
