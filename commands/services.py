@@ -141,7 +141,10 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
              nouns=("restart", "restarts", "bounce", "kick", "reboot"),
              past=("restarted", "rebooted", "bounced", "kicked", "cycled", "recycled", "relaunched"),
              machine_verbs=("reboot", "power cycle"),
-             formats=("give {service} a kick on {env}", "give {service} a kick", "give {service} a bounce")))
+             formats=("give {service} a kick on {env}", "give {service} a kick", "give {service} a bounce",
+                      "bring {service} down and back up", "bring {service} down and up",
+                      "take {service} down and back up", "take {service} down and up",
+                      "turn {service} off and on again", "turn {service} off and on", "stop and start {service}")))
 async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
     return await _act(ctx, args, "Restarting", "restarted", lambda h, c: h.restart(c.id))
 
@@ -150,7 +153,8 @@ async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
          backend="docker", preview=with_llm_guard("stop"), examples=("stop rtmp on test",),
          phrasing=Phrasing(
              verbs=("stop", "shut down", "shutdown", "take down", "bring down", "spin down", "kill", "halt",
-                    "turn off", "switch off", "stopping", "power off", "shut off"),
+                    "turn off", "switch off", "stopping", "power off", "shut off", "take offline", "bring offline",
+                    "knock offline"),
              past=("stopped", "killed", "halted", "shut down"),
              machine_verbs=("shut down", "shutdown", "power off")))
 async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
@@ -161,7 +165,8 @@ async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
          backend="docker", examples=("start rtmp on test",),
          phrasing=Phrasing(
              verbs=("start", "start up", "bring up", "spin up", "fire up", "turn on", "switch on", "boot",
-                    "launch", "bring back up", "start back up", "starting", "power on", "bring back"),
+                    "launch", "bring back up", "start back up", "starting", "power on", "bring back",
+                    "bring online", "bring back online", "put back online"),
              past=("started", "booted", "launched"),
              machine_verbs=("boot", "power on")))
 async def start(ctx: Context, args: dict[str, Any]) -> Reply:

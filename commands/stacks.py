@@ -87,7 +87,9 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
                     "push out", "push", "roll out", "put out", "update", "refresh", "get out", "send out"),
              nouns=("deploy", "deploys", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out",
                     "update"),
-             past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released")))
+             past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released"),
+             formats=("put {stack} on {env}", "put {stack} onto {env}", "get {stack} onto {env}",
+                      "get {stack} on {env}", "get {stack} out to {env}")))
 async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
     """Validate with `docker compose config`, bring the stack up, wait for it, record the revision."""
     from commands.docker_ops import checked_plan, host_for, run_deploy

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -62,6 +62,9 @@ from llm.words import (
 _WEAK_CUES = frozenset({"at", "to", "as", "back", "for", "from", "by", "@"})
 _DURATION_LEADS = frozenset({"since", "last", "past", "in", "over", "for", "within", "from"})
 _CORRECTION_FIRST = frozenset(p.split()[0] for p in P.CORRECTION_MARKERS)
+# words that may stand beside the name in a correction ("no wait, to test please")
+_CORRECTION_FILLER = frozenset({"to", "on", "in", "the", "a", "make", "it", "that", "please", "pls", "instead",
+                                "i", "meant", "mean", "vm", "env", "stack"})
 _ADDRESS = re.compile(r"^\s*@?([\w.-]+)\s*[,:]?")
 _BOT_NAMES = frozenset(lead.lstrip("/!") for lead in LEADERS) | {"bot"}
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
@@ -72,6 +75,9 @@ NL_BASE = 0.9
 # Negation words that, before a name, usually correct the target ("no, dev") rather than exclude it.
 CORRECTIONS = frozenset({"no", "nope"})
 ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
+# words that may lead a name in a format's slot ("give the proxy a kick", "get the latest workflows onto dev")
+_SLOT_LEADS = frozenset({"the", "our", "my", "this", "that", "latest", "newest", "new", "current"})
+_CLOCK_PARTS = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?(am|pm)?$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2})?)?$", re.I)
 _DEMOTE_BEFORE = frozenset({"the", "a", "an", "this", "that", "last", "my", "your", "our", "his", "her",
                             "their", "its", "of", "latest", "previous", "first", "next", "any", "no", "every",
@@ -358,11 +364,35 @@ class _Reading:
                 i += 2
                 continue
             if w == "since" and i + 1 < n and _ISO_DATE.match(low[i + 1]):
-                self._found("since", low[i + 1], i)
+                self._found("since", low[i + 1].upper(), i)
                 self.take(i, i + 2)
                 i += 2
                 continue
+            clock = self._clock_at(i + 1) if w in ("since", "from") else None
+            if clock is not None:
+                # "since 9am": the last time the clock showed it (today, or yesterday when still to come)
+                at, width = clock
+                self._found("since", at.strftime("%Y-%m-%dT%H:%M"), i)
+                self.take(i, i + 1 + width)
+                i += 1 + width
+                continue
             i += 1
+
+    def _clock_at(self, i: int) -> tuple[datetime, int] | None:
+        """A time of day written at word i ("9am", "9:30", "9 am") as the latest such moment, and its width."""
+        if i >= len(self.low) or not self.free(i):
+            return None
+        width = 2 if i + 1 < len(self.low) and self.low[i + 1] in ("am", "pm") and self.low[i].isdigit() else 1
+        said = "".join(self.low[i:i + width])
+        m = _CLOCK_PARTS.match(said)
+        if not CLOCK.match(said) or m is None:
+            return None
+        hour, minute = int(m.group(1)), int(m.group(2) or 0)
+        if m.group(3):
+            hour = hour % 12 + (12 if m.group(3) == "pm" else 0)
+        now = datetime.now()
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return (at - timedelta(days=1) if at > now else at), width
 
     def _found(self, key: str, value: Any, i: int) -> None:
         """A value found in the text at word i (the first of its key counts, unless a later one stands in
@@ -499,12 +529,24 @@ class _Reading:
                 if got is None:
                     continue
                 end, args, literal = got
+                if self._particle_after(i, end, fmt.command):
+                    continue  # "put data on test back to the previous revision": "put … back" is another verb
                 for k in literal:
                     self.take(k, k + 1)
                 self.hits.append(Hit([Sense(fmt.command, Strength.verb)], literal[0] if literal else i, end,
                                      format_args=args))
                 break
             del n
+
+    def _particle_after(self, i: int, end: int, command: str) -> bool:
+        """Whether the verb at word i takes a particle later in its clause that makes it another command."""
+        for j in range(end, min(len(self.low), end + 4)):
+            cmds = self.lex.particles.get((self.low[i], self.low[j]))
+            if cmds and command not in cmds:
+                return True
+            if self.words[j].boundary:
+                break
+        return False
 
     def _match_format(self, slots: tuple[Any, ...], i: int) -> tuple[int, dict[str, Any], list[int]] | None:
         args: dict[str, Any] = {}
@@ -521,10 +563,14 @@ class _Reading:
                 continue
             arg: Arg = slot.arg
             if arg.kind.is_entity:
+                while k < len(self.low) and self.low[k] in _SLOT_LEADS and self.free(k):
+                    k += 1  # "put the agent stack on staging": an article before the name
                 m = self._entity_at(k)
                 if m is None:
                     return None
                 k = m.end  # the mention itself is found again by the scan
+                if k < len(self.low) and P.KIND_NOUNS.get(self.low[k]) == arg.kind.value:
+                    k += 1  # (and the noun of its kind after it)
                 continue
             w = self.words[k].raw
             if arg.kind is Kind.user and (self.low[k] in P.FILLER and self.low[k] not in self.p.users):
@@ -631,7 +677,8 @@ class _Reading:
         after_name = any(m.end == i for m in self.mentions) and not self.words[i - 1].boundary
         # "the running deploy", "the failed restore": a determiner and an adjective make it a noun
         after_adjective = prev in P.DETERMINERS and i > 1 and self.low[i - 2] in _DEMOTE_BEFORE
-        if prev in _DEMOTE_BEFORE or prev in self.p.users or after_name or after_adjective or (
+        determined = prev in _DEMOTE_BEFORE and not self.words[i - 1].boundary  # ("no, restart it": an answer)
+        if determined or prev in self.p.users or after_name or after_adjective or (
                 nouns and after_words):
             if nouns:
                 hit.senses = [Sense(s.command, Strength.noun) for s in nouns]
@@ -717,13 +764,13 @@ class _Reading:
                                "'whoami' shows yours.")
         # cancellations and negations
         for phrase in P.CANCEL_PHRASES:
-            if f" {phrase} " in j:
+            if f" {phrase} " in j and not self._cancel_corrects(phrase):
                 return self.refuse(f"You said not to, so I won't do {what}.")
         taken_back = shape.taken_back(self, first_cmd)
         if taken_back:
             return self.refuse(f"That takes the request back ('{taken_back}'), so I won't do {what}.")
         for i, w in enumerate(self.low):
-            if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i) \
+            if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i) and not self._answers_before(i) \
                     and i >= shape.request_sentence(self)[0]:  # ("… hasn't answered since 9am. Restart it.")
                 return self.refuse(f"That says not to, so I won't do {what}. "
                                    "Ask again without the 'not' if you do want it.")
@@ -754,6 +801,31 @@ class _Reading:
         self._corrections()
         self._subordinate_asides()
         return self._past_gates(first_cmd)
+
+    def _cancel_corrects(self, phrase: str) -> bool:
+        """'restart paperless on test, no wait, dev': a take-back followed only by a name replaces that name
+        (the earlier one of its kind); the request stands."""
+        n = len(phrase.split())
+        at = next((i for i in range(len(self.low) - n + 1) if self.joined(i, i + n) == phrase), None)
+        if at is None or at == 0:
+            return False
+        after = [m for m in self.mentions if m.start >= at + n]
+        named = {k for m in after for k in range(m.start, m.end)}
+        if not after or any(k not in named and self.low[k] not in _CORRECTION_FILLER
+                            for k in range(at + n, len(self.low))):
+            return False
+        for m in after:
+            for e in [e for e in self.mentions if e.end <= at and set(e.names) & set(m.names)]:
+                self.mentions.remove(e)
+                self.excluded.append(e)
+        self.take(at, at + n)
+        return True
+
+    def _answers_before(self, i: int) -> bool:
+        """'nope, deny r-77aa88bb': a "no" that ends its clause at the start of the message answers
+        something said before, and the command verb after it asks."""
+        return i == 0 and self.words[i].boundary and any(
+            h.start == i + 1 and h.strength is Strength.verb and not h.is_noun for h in self.hits)
 
     def _addressee(self) -> str | None:
         return addressee(self.text, self.p.users)
@@ -950,12 +1022,14 @@ class _Reading:
                 and self.hits[0].strength is Strength.verb and not self.gerund_lead and not performed:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(low) if lo <= i < hi and (CLOCK.match(w) or (
+        sched = [w for i, w in enumerate(low) if lo <= i < hi and ((CLOCK.match(w) and self.free(i)) or (
             w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and (
                 w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
                                                                   "after", "coming", "till")))))]
         if sched:
-            return self.refuse(f"I can't schedule things ('{sched[0]}'); ask me when you want it done.")
+            return self.refuse(f"I can't tell when '{sched[0]}' is. To schedule, say the time as 'at 22:00', "
+                               "'tomorrow at 6:30am', 'in 2 hours' or 'every night at 02:00' (see 'help schedules'); "
+                               "to do it now, leave the time out.")
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
@@ -970,6 +1044,8 @@ class _Reading:
         if low[0] == "have" and len(low) > 1 and low[1] not in P.SUBJECTS | P.REPORT_SUBJECTS | self.p.users \
                 and low[1] not in ("anyone", "anybody", "someone", "somebody", "they"):
             return True
+        if low[0] in ("need", "want", "wanna") and i > 1:
+            return True  # "need video deployed to test asap": the speaker's own need, its subject left out
         named_first = any(m.start == 0 and m.end == i for m in self.mentions)
         return named_first and any(w in ("please", "pls", "plz") for w in low)
 
@@ -2227,8 +2303,11 @@ def addressee(text: str, users: frozenset[str]) -> str | None:
     if m is None:
         return None
     said = m.group(0)
-    if said.lstrip().startswith("@") and m.group(1).lower() not in _BOT_NAMES:
-        return m.group(1)  # "@sam can you restart redis": any @-mention first, known to us or not, is a person
+    name = m.group(1).lower()
+    if said.lstrip().startswith("@") and name not in _BOT_NAMES and "bot" not in name:
+        # "@sam can you restart redis": an @-mention first, known to us or not, is a person ("@opsbot" is us:
+        # the adapters strip our own mention, so a name with "bot" in it is one typed by hand)
+        return m.group(1)
     if m.group(1).lower() not in users:
         return None
     return m.group(1) if said.lstrip().startswith("@") or said.rstrip().endswith((",", ":")) else None

@@ -16,7 +16,7 @@ def _words(text: str) -> list[str]:
 
 # The last word of a particle verb ("push … out", "bring … back up"): such verbs may be split around their target.
 PARTICLES = frozenset({"out", "back", "up", "down", "off", "on", "over"})
-SPLIT_PARTICLES = frozenset({"out", "back", "up", "down", "off", "on", "over"})
+SPLIT_PARTICLES = frozenset({"out", "back", "up", "down", "off", "on", "over", "offline", "online"})
 
 # Outcome words after a command noun: "the deploy went fine", "restart worked".
 OUTCOME_WORDS = frozenset({"went", "worked", "failed", "succeeded", "finished", "completed", "done", "broke",

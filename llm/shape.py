@@ -47,6 +47,11 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
                 out.append((start, k))
                 start = k
                 break
+            if r.low[k] in ("and", "but", "so") and _own_plan(r, k + 1, end):
+                # "stop it for now and i'll clean up tmrw": the speaker's own plan joined to the request
+                out.append((start, k))
+                start = k
+                break
         out.append((start, end))
         start = end
     return out
@@ -61,6 +66,15 @@ _STATING = frozenset({"is", "are", "was", "were", "has", "have", "had", "looks",
                       "broke", "crashed", "died", "hangs", "fails", "failed", "throws", "shows", "reports", "not",
                       "never", "am"})
 _DROPPED_SUBJECT = frozenset({"want", "wanna", "need", "trying", "hoping", "looks", "seems"})
+
+
+def _own_plan(r: _Reading, start: int, end: int) -> bool:
+    """Whether words start..end say what the speaker or others will do ("i will clean up tomorrow")."""
+    words = r.low[start:end]
+    return len(words) > 2 and words[0] in ("i", "we", "they", "he", "she") and words[1] in P.MODALS | {
+        "am", "are", "is", "have", "need", "want"} and not any(
+        start <= h.start < end and h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h)
+        for h in r.hits)
 
 
 def _comment(r: _Reading, start: int, end: int) -> bool:
@@ -103,7 +117,8 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
     named = {i for m in r.mentions for i in range(m.start, m.end)}
     for start, end in found[k + 1:]:
         opening = " ".join(r.low[start:start + 3])
-        adds = r.low[start] in _ADDING or ((r.low[end - 1] == "too" or r.joined(end - 2, end) == "as well") and all(
+        too = r.low[end - 1] == "too" or r.joined(end - 2, end) == "as well"
+        adds = (r.low[start] in _ADDING and not _own_plan(r, start + 1, end)) or (too and all(
             i in named or r.low[i] in P.FUNCTION_WORDS or r.low[i] in P.FILLER for i in range(start, end)))
         if not adds and not any(opening == m or opening.startswith(m + " ") for m in _CORRECTING):
             break

@@ -65,8 +65,10 @@ def guild_of(message: discord.Message) -> int | None:
 
 
 def mention_text(content: str, bot_id: int) -> str:
-    """The message without the bot's own mention tokens (`<@ID>` or the legacy `<@!ID>`)."""
-    return " ".join(re.sub(rf"<@!?{bot_id}>", " ", content).split())
+    """The message without the bot's own mention tokens (`<@ID>` or the legacy `<@!ID>`); another person's
+    mention becomes `@ID`, so a request addressed to them stays addressed to them."""
+    text = re.sub(rf"<@!?{bot_id}>", " ", content)
+    return " ".join(re.sub(r"<@!?(\d+)>", r"@\1", text).split())
 
 
 def message_request(message: discord.Message, me: discord.abc.User) -> Request | None:

@@ -54,6 +54,8 @@ def plain_text(text: str, bot_user: str | None = None) -> str:
     """Slack's message markup back to what the user typed: no bot mention, links unwrapped."""
     if bot_user:
         text = text.replace(f"<@{bot_user}>", " ")
+    # another person's mention stays a mention ("@U123 can you restart redis" is addressed to them)
+    text = re.sub(r"<@([A-Z0-9]+)(?:\|[^<>]*)?>", r"@\1", text)
     text = re.sub(r"<(?:[^<>|]+)\|([^<>]+)>", r"\1", text)  # <url|label>, <#C1|chan>
     text = re.sub(r"<(?:mailto:)?([^<>@#!][^<>]*)>", r"\1", text)  # <url>
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
