@@ -9,6 +9,7 @@ the reading; none names a command (tests/test_language.py checks).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from commands.registry import Kind
@@ -65,6 +66,7 @@ _STATING = frozenset({"is", "are", "was", "were", "has", "have", "had", "looks",
                       "won't", "isn't", "aren't", "wasn't", "it's", "that's", "there's", "we're", "they're", "i'm",
                       "broke", "crashed", "died", "hangs", "fails", "failed", "throws", "shows", "reports", "not",
                       "never", "am"})
+_PRONOUNS = frozenset({"i", "we", "they", "he", "she", "it", "someone", "somebody", "nobody", "anyone"})
 _DROPPED_SUBJECT = frozenset({"want", "wanna", "need", "trying", "hoping", "looks", "seems"})
 
 
@@ -93,7 +95,9 @@ def _comment(r: _Reading, start: int, end: int) -> bool:
         return False  # (a verb after a modal is no request: "want to know if I can start a finetune")
     if words[0] in _REASON_LEADS or words[0] in _DROPPED_SUBJECT:
         return True
-    return any(w in _STATING for w in words[1:])
+    # a subject and a modal state what someone can do ("curious if I can start a training run")
+    said = any(a in _PRONOUNS and b in P.MODALS for a, b in pairwise(words))
+    return said or any(w in _STATING for w in words[1:])
 
 
 def request_sentence(r: _Reading) -> tuple[int, int]:
