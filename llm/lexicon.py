@@ -100,6 +100,8 @@ class Lexicon:
     value_words: frozenset[str] = frozenset()
     # the cue words of every free-text argument ("description", "because"), longest first
     text_cues: tuple[str, ...] = ()
+    # nouns that say which value of a shaped argument is meant ("version", "branch", "revision")
+    value_nouns: frozenset[str] = frozenset()
     specs: dict[str, CommandSpec] = field(default_factory=dict)
 
     @classmethod
@@ -122,6 +124,9 @@ class Lexicon:
                 lex.object_verbs[form] = list(governed)  # "taking a snapshot"
         # every word that stands for some argument's value (never read as a typo of another word)
         lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
+        lex.value_nouns = frozenset(_norm(c) for spec in registry for a in spec.args
+                                    if a.kind is Kind.word and a.shape for c in a.cues
+                                    if " " not in c and len(c) > 2 and c not in ("from", "to", "at", "with"))
         lex.text_cues = tuple(sorted({_norm(c) for spec in registry for a in spec.args if a.kind is Kind.text
                                       for c in a.cues}, key=len, reverse=True))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])

@@ -52,6 +52,10 @@ class Modality:
     users: frozenset[str] = frozenset()
     past: list[int] = field(default_factory=list)
     possessive: list[bool] = field(default_factory=list)  # written with 's ("bob's")
+    # words of a context sentence (before the asking one, or a comment after it) that no time word there
+    # turns into a condition on the request
+    aside: list[bool] = field(default_factory=list)
+    change_nouns: list[int] = field(default_factory=list)  # where nouns of changing commands stand
 
 
 @dataclass(frozen=True)
@@ -107,18 +111,29 @@ def read_modality(m: Modality) -> Mood:
                     "If you want it done, ask me directly.")
     reported = _phrase_before(w, P.REPORT_PHRASES, first + 1) or _others_words(w, m, first)
     verb = next((i for i in range(1, first) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]), None)
+    if _phrase_before(w, ("to ask you", "to check with you", "to ping you"), first + 1):
+        reported, verb = None, None  # "I was told to ask you: what's the status of phoenix?": asked of me
     if reported or verb is not None:
         return Mood("That reports what someone else said or wants, so I'm not doing anything. "
+                    "If you want it done, ask me directly.")
+    # thanks for something done, and words read out or shown as an example: nothing asked
+    thanked = _phrase_before(w, P.THANKS_FOR, first + 1)
+    if thanked and first < len(w) and (w[first].endswith("ing") or first in m.past):
+        return Mood("That thanks someone for something already done, so I'm not doing anything.")
+    shown = next((p for p in P.SHOWN_PHRASES if f" {p} " in f" {' '.join(w)} "), None)
+    if shown:
+        return Mood(f"That reads as words quoted or shown as an example ('{shown}'), so I'm not doing anything. "
                     "If you want it done, ask me directly.")
     # questions of whether to act, at all or now
     actions = m.action_starts
     if w[0] in P.QUESTION_AUX and len(w) > 1 and w[1].endswith("ing") and 1 in m.weak_starts:
         return Mood("That asks what doing it would do, so I'm not doing anything; I act only on a direct "
                     "request. If you want it done, say so.")
-    if actions:
-        last = max(actions)
+    if actions or m.change_nouns:
+        # (a light verb and a change's noun ask too: "would you recommend taking a snapshot before every deploy?")
+        last = max(actions or m.change_nouns)
         whether = _whether(w, last + 1)
-        aux = w[0] in P.QUESTION_AUX and len(w) > 1 and (
+        aux = bool(actions) and w[0] in P.QUESTION_AUX and len(w) > 1 and (
             (w[1] in P.QUESTION_SUBJECTS and min(actions) > 1)
             or (min(actions) == 1 and w[1].endswith("ing")))  # "could restarting cloudflared drop sessions?"
         if whether or aux:
@@ -186,6 +201,8 @@ def _conditional(w: list[str], m: Modality) -> str | None:
                 return f"a condition ('{phrase} …')"
             at = text.find(f" {phrase} ", at + 1)
     for i in range(len(w)):
+        if i < len(m.aside) and m.aside[i]:
+            continue  # "The dev VM is a mess after my experiments. Please restore it …": context, no condition
         if w[i] in ("when", "once", "whenever") and (i == 0 or w[i - 1] not in ("since", "from", "until")) \
                 and i + 1 < len(w) and w[i + 1] not in ("possible", "more", "again") \
                 and not (i == 0 and (w[i + 1] in P.AUXILIARIES or w[i + 1] in ("did", "was", "were"))):

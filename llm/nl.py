@@ -75,6 +75,9 @@ NL_BASE = 0.9
 # Negation words that, before a name, usually correct the target ("no, dev") rather than exclude it.
 CORRECTIONS = frozenset({"no", "nope"})
 ENTITY_KINDS = (Kind.service, Kind.stack, Kind.env, Kind.vm, Kind.host)
+# verbs after "would you"/"do you" that ask an opinion, not for an action
+_OPINION_VERBS = frozenset({"recommend", "suggest", "advise", "think", "say", "consider", "agree", "prefer",
+                            "expect", "reckon"})
 # words that may lead a name in a format's slot ("give the proxy a kick", "get the latest workflows onto dev")
 _SLOT_LEADS = frozenset({"the", "our", "my", "this", "that", "latest", "newest", "new", "current"})
 _CLOCK_PARTS = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?(am|pm)?$")
@@ -172,6 +175,9 @@ class _Reading:
             changed = False
             joined = " ".join(w.low for w in self.words)
             for lead in _POLITE_BY_FIRST.get(self.words[0].low, ()):
+                after = joined[len(lead) + 1:].split(" ", 1)[0]
+                if after in _OPINION_VERBS:
+                    break  # "would you recommend taking a snapshot …?": a question of whether, kept whole
                 if joined == lead or joined.startswith(lead + " "):
                     last = lead.split()[-1]
                     # "can we get …": the verb stays a word of the request ("get the old chat back")
@@ -271,7 +277,10 @@ class _Reading:
                         action_starts=[h.start for h in actions], first_hit=first, changing=changing,
                         mentions=[(m.start, m.end) for m in self.mentions], users=self.p.users,
                         past=self._past_positions(),
-                        possessive=[self._possessive(i) for i in range(len(self.words))])
+                        possessive=[self._possessive(i) for i in range(len(self.words))],
+                        aside=shape.aside_words(self),
+                        change_nouns=[h.start for h in self.hits if h.strength is Strength.noun
+                                      and any(self.lex.specs[c].changes for c in h.commands)])
 
     def _past_positions(self) -> list[int]:
         return [i for i in range(len(self.low)) if self._past_at(i)]
@@ -440,6 +449,16 @@ class _Reading:
         j = self.joined()
         prefix = next((p for p in sorted(P.HOWTO_PREFIXES, key=len, reverse=True)
                        if j == p or j.startswith(p + " ")), None)
+        start = 0
+        if prefix is None:
+            # "Hi, I'm new here. Could you explain how rollback works?", "sorry if this is basic, but how do I …"
+            for k in self._sentence_starts():
+                rest_j = self.joined(k)
+                found = next((p for p in sorted(P.HOWTO_PREFIXES, key=len, reverse=True)
+                              if len(p.split()) > 1 and (rest_j == p or rest_j.startswith(p + " "))), None)
+                if found is not None:
+                    prefix, start, j = found, k, rest_j
+                    break
         what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command)?( for| do| mean)?$", j)
         if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))) \
                 and not (what_is.group(2) == "the " and not what_is.group(4) and not what_is.group(5)):
@@ -454,10 +473,23 @@ class _Reading:
             return None
         if prefix == "how" and rest[0] not in ("to", "do", "can", "would", "should"):
             return None
-        topic = self._topic(len(prefix.split()))
+        if prefix == "what does" and any(self._entity_at(start + 2 + k) for k in range(2)):
+            return None  # "what does the bot's log say on phoenix?": what a service wrote, not a how-to
+        topic = self._topic(start + len(prefix.split()))
         spec = self.lex.specs[helper]
         args = {spec.args[0].name: topic} if topic and spec.args else {}
         return validate(Plan(helper, args, confidence=0.85), self.r, self.p.registry)
+
+    def _sentence_starts(self) -> list[int]:
+        """Where later sentences start, and clauses after ", but" (read before any command word is known)."""
+        out = []
+        for k in range(1, len(self.words)):
+            trail = self.tokens[self.words[k - 1].tok].trail
+            if self.words[k - 1].boundary and any(c in trail for c in ".?!;:"):
+                out.append(k)
+            elif self.low[k - 1] == "but" and k > 1 and self.words[k - 2].boundary:
+                out.append(k)
+        return out
 
     def _topic(self, start: int) -> str | None:
         """The command a how-to question is about: the strongest phrase in it, a governed noun, a past form."""
@@ -662,6 +694,11 @@ class _Reading:
     def _demote(self, hit: Hit) -> None:
         """A verb after a determiner is a noun ("the deploy"); after 'before/after' a time reference."""
         i = hit.start
+        if hit.strength is Strength.noun and self._in_time_phrase(i) and not self.words[i - 1].boundary:
+            # "freeze changes on prod until the audit is finished": a command noun in a phrase of time
+            # is a reference, not what is asked
+            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+            return
         if hit.strength is not Strength.verb:
             return
         prev = self.low[i - 1] if i > 0 else ""
@@ -687,7 +724,8 @@ class _Reading:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
         elif any(w in TIME_BEFORE for w in near):
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif self.low[hit.end - 1].endswith("ing") and self._is_question() and i > 0 and not (
+        elif (self.low[hit.end - 1].endswith("ing") or self.low[hit.start].endswith("ing")) \
+                and self._is_question() and i > 0 and not (
                 self.gerund_lead and i == 0):
             # "any containers restarting?": a question about what is going on, not a request
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
@@ -1011,7 +1049,8 @@ class _Reading:
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
-        for phrase in P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you show me its logs?")
+        asked_me = " to ask you " in f" {self.joined()} "  # ("I was told to ask you: …")
+        for phrase in () if asked_me else P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you …?")
             if performed and phrase in ("i am", "we are"):
                 continue  # "I'm denying r-… because prod is frozen": saying it does it
             if f" {phrase} " in f" {self.joined(lo, max(first_cmd, lo + 1))} " \
@@ -1023,7 +1062,8 @@ class _Reading:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
         sched = [w for i, w in enumerate(low) if lo <= i < hi and ((CLOCK.match(w) and self.free(i)) or (
-            w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and (
+            w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and not self._in_time_phrase(i)
+            and not (w == "every" and not self._every_time(i)) and (
                 w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
                                                                   "after", "coming", "till")))))]
         if sched:
@@ -1067,6 +1107,13 @@ class _Reading:
         return first.strength is Strength.verb and not first.is_noun and all(
             c in self.lex.performative for c in first.commands) and (
             (ing and lead in ("", "i am", "we are")) or (not ing and lead in ("i", "we", "i hereby", "hereby")))
+
+    def _every_time(self, i: int) -> bool:
+        """Whether "every" at word i is a schedule ("every night", "every 2 hours"), not "list every stack"."""
+        nxt = self.low[i + 1:i + 3]
+        return bool(nxt) and (nxt[0] in P.SCHEDULE_WORDS or nxt[0] in P.TIME_UNITS or nxt[0] in P.WEEKDAYS
+                              or nxt[0] in ("day", "night", "morning", "evening", "weekday", "hour", "week", "month")
+                              or (nxt[0].isdigit() and len(nxt) > 1 and nxt[1] in P.TIME_UNITS))
 
     def _modifier(self, i: int) -> bool:
         """A time word between a determiner and a noun describes the noun ("it's the nightly deploy"),
@@ -1545,6 +1592,13 @@ class _Reading:
             return None
         return Kind(kind)
 
+    def _names_its_kind(self, cue: int) -> bool:
+        """'snapshot the vm called web01': "called" after a bare kind noun names that thing (the prod vm
+        called before-upgrade has its name already, so there the word names the snapshot)."""
+        k = cue - 1
+        return k > 0 and self.low[k] in P.KIND_NOUNS and not self.words[k].boundary \
+            and not any(m.start <= k < m.end or m.end == k for m in self.mentions)
+
     def _kinds_named_unknown(self) -> list[Kind]:
         return [k for i in range(len(self.low)) if (k := self._kind_named(i)) is not None]
 
@@ -1910,8 +1964,10 @@ class _Reading:
             if not self.free(j) or not WORD.match(raw) or not looks_like_value(raw, written=naming) or (
                     self._is_name(low, j) if not strong else (
                         low in (P.NOT_VALUES if naming else P.FILLER) or self._names_entity(low))) \
-                    or (not naming and (self._description(j) or self._whose(j))):
-                continue
+                    or (not naming and (self._description(j) or self._whose(j))) \
+                    or (not naming and self._kind_named(j) is not None) \
+                    or (naming and self._names_its_kind(i)):
+                continue  # ("deploy chat to the qa environment": an unknown environment, never a ref)
             if pattern is not None and not pattern.match(low) and (not any_value or ((
                     w in weak or w in self.lex.nouns) and not (w in weak and self.targets_given))):
                 continue  # "deploy chat to staging2" is no ref; "… on prod to main" is, the targets being named
@@ -2115,6 +2171,12 @@ class _Reading:
                     Kind(P.KIND_NOUNS[nxt]) in m.names for m in self.mentions if m.end == i):
                 continue  # "the gpu-metrics exporter stack": a word between a name and its kind noun
             kind = P.KIND_NOUNS.get(nxt)
+            if kind == Kind.env.value and Kind.host in kinds and Kind.env not in kinds:
+                kind = Kind.host.value  # ("gpu stats for the atlas box": a machine that would be a GPU host)
+            if w.lower() in ("called", "named") and self._names_its_kind(i):
+                continue  # (the cue itself: the name follows)
+            if prev in ("called", "named") and i > 1 and self._names_its_kind(i - 1):
+                kind = P.KIND_NOUNS[self.low[i - 2]]  # ("the vm called web01")
             target_kind: Kind | None = None
             if kind is not None and (Kind(kind) in kinds or missing):
                 target_kind = Kind(kind) if Kind(kind) in kinds else (missing or wanted)[0].kind
@@ -2299,6 +2361,10 @@ def _help(plan: Plan, parser: NLParser) -> Plan:
 def addressee(text: str, users: frozenset[str]) -> str | None:
     """A person of the team the message speaks to first ("@bob can you deny r-…", "alice: restart …",
     "bob, approve r-… please"): a request to them, not to the bot."""
+    lead = text.split(None, 1)
+    while len(lead) == 2 and lead[0].strip(",!.").lower() in P.GREETINGS and lead[1].lstrip().startswith("@"):
+        text = lead[1]  # "hey @priya, did you deploy chat to prod?"
+        lead = text.split(None, 1)
     m = _ADDRESS.match(text)
     if m is None:
         return None

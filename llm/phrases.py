@@ -70,7 +70,12 @@ HOWTO_PREFIXES = ("how do i", "how do you", "how can i", "how would i", "how sho
                   "how do we", "how can we", "what is the command", "what is the syntax", "whats the command",
                   "what command", "which command", "syntax for", "explain", "usage of", "usage for",
                   "help with", "help me with", "help on", "help me", "can i", "is there a way to",
-                  "what is the way to", "teach me", "show me how", "tell me how", "what does", "how")
+                  "what is the way to", "teach me", "show me how", "tell me how", "what does", "how",
+                  "give me the help page for", "show me the help page for", "show me the help for", "the help page for",
+                  "help page for", "the help for", "the docs for", "what are the args for", "what are the arguments for",
+                  "what args does", "what arguments does", "args for", "arguments for", "explain how",
+                  "could you explain", "can you explain", "please explain", "could you tell me how",
+                  "can you tell me how", "could you show me how", "can you show me how")
 HOW_NOT_HOWTO = frozenset({"is", "are", "busy", "much", "many", "hot", "full", "loaded", "long", "old", "was"})
 
 # Things the bot cannot do, with the plain answer.
@@ -246,6 +251,15 @@ REPORT_VERBS = frozenset({"wants", "wanted", "asked", "asks", "said", "says", "w
                           "mentioning", "claiming", "nagging", "pestering", "bugging", "begged", "nagged"})
 # Words that put an event in the past ("after yesterday's outage", "after the crash this morning").
 PAST_TIME = frozenset({"yesterday", "last", "earlier", "ago", "previous", "morning", "overnight", "yesterdays"})
+# Gratitude for something done ("thanks for restarting grafana earlier").
+THANKS_FOR = ("thanks for", "thank you for", "thx for", "ty for", "cheers for", "appreciate you", "kudos for",
+              "nice job", "good job", "great job", "nice work", "good work", "well done")
+# Words that say the text is read out or an example, not asked for ("that's step 4 of the onboarding doc").
+SHOWN_PHRASES = ("reading it out", "reading out", "reading this out", "just reading", "read it out",
+                 "just an example", "as an example", "for example", "for instance", "example only",
+                 "just quoting", "i am quoting", "quoting the", "quote from", "that is step", "this is step",
+                 "is step one", "from the runbook", "in the runbook", "from the onboarding", "from the docs",
+                 "from the wiki", "in the wiki", "copied from", "pasted from")
 # Nouns for someone's words: after another person's possessive they report ("bob's message was: …").
 REPORT_NOUNS = frozenset({"message", "msg", "note", "comment", "suggestion", "request", "ask", "words", "reply",
                           "answer", "text", "idea", "advice", "proposal", "instructions", "instruction", "dm",

@@ -65,7 +65,7 @@ _STATING = frozenset({"is", "are", "was", "were", "has", "have", "had", "looks",
                       "keeps", "kept", "getting", "seeing", "needs", "wants", "don't", "doesn't", "didn't", "can't",
                       "won't", "isn't", "aren't", "wasn't", "it's", "that's", "there's", "we're", "they're", "i'm",
                       "broke", "crashed", "died", "hangs", "fails", "failed", "throws", "shows", "reports", "not",
-                      "never", "am"})
+                      "never", "am", "need", "want"})
 _PRONOUNS = frozenset({"i", "we", "they", "he", "she", "it", "someone", "somebody", "nobody", "anyone"})
 _DROPPED_SUBJECT = frozenset({"want", "wanna", "need", "trying", "hoping", "looks", "seems"})
 
@@ -84,8 +84,9 @@ def _comment(r: _Reading, start: int, end: int) -> bool:
     a subject and a stating verb ("the nginx conf fix is merged", "we don't need it this week"), and no
     verb of a command (that would be a second request, read elsewhere)."""
     words = r.low[start:end]
-    if len(words) < 2 or words[0] in _CORRECTING or words[0] in _ADDING or words[0] in P.TAKE_BACK:
-        return False
+    if len(words) < 2 or words[0] in _CORRECTING or words[0] in _ADDING or words[0] in P.TAKE_BACK \
+            or words[0] in _CONDITION_LEADS or words[0] in P.CONDITIONALS:
+        return False  # ("restart nginx on dev, if it's still down": the condition belongs to the request)
     if words[:2] == ["do", "not"] or words[0] in ("never", "no"):
         return False  # "…, don't restart postgres": an exclusion belongs to the request
     if any(start <= m.start < end and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions):
@@ -95,9 +96,13 @@ def _comment(r: _Reading, start: int, end: int) -> bool:
         return False  # (a verb after a modal is no request: "want to know if I can start a finetune")
     if words[0] in _REASON_LEADS or words[0] in _DROPPED_SUBJECT:
         return True
+    if any(w in r.lex.value_nouns for w in words):
+        return False  # "deploy chat to prod, the version QA signed off": it says which value, so it belongs
     # a subject and a modal state what someone can do ("curious if I can start a training run")
     said = any(a in _PRONOUNS and b in P.MODALS for a, b in pairwise(words))
-    return said or any(w in _STATING for w in words[1:])
+    # a stating verb, an outcome ("migration done") or a past form ("new version just merged")
+    return said or any(w in _STATING or w in P.OUTCOME_WORDS or (len(w) > 4 and w.endswith("ed"))
+                       for w in words[1:])
 
 
 def request_sentence(r: _Reading) -> tuple[int, int]:
@@ -128,6 +133,25 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
             break
         hi = end
     return lo, hi
+
+
+def aside_words(r: _Reading) -> list[bool]:
+    """Per word: whether it stands in a context sentence before the asking one, or in a later one that does
+    not open with a time word of its own ("Restart it. After QA signs off." keeps its condition)."""
+    lo, hi = request_sentence(r)
+    out = [False] * len(r.words)
+    for start, end in sentences(r):
+        if (start, end) == (lo, hi) or lo <= start < hi:
+            continue
+        if start >= hi and r.low[start] in _CONDITION_LEADS:
+            continue
+        for k in range(start, end):
+            out[k] = True
+    return out
+
+
+_CONDITION_LEADS = frozenset({"if", "unless", "when", "once", "after", "whenever", "provided", "assuming",
+                              "only", "but", "as"})
 
 
 def _after_modal(r: _Reading, h: Hit) -> bool:
