@@ -126,3 +126,56 @@ def test_other_peoples_mentions_survive_the_adapters(planner: Planner) -> None:
     for text in (slack, discord):
         plan = plan_of(planner, text)
         assert plan.command is None and "addressed to" in (plan.clarify or ""), plan
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    # a context sentence holds no condition on the request
+    ("The staging vm is broken after the kernel update. Please restore it to the snapshot golden.",
+     "restore", {"vm": T, "snapshot": "golden"}),
+    ("restart grafana on phoenix, it hangs after the config reload", "restart", {"service": "grafana", "env": "phoenix"}),
+    # "every" schedules only with a time after it; a command noun in a phrase of time is a reference
+    ("show the status of every service on dev", "status", {"env": D}),
+    ("please lock live until the audit is over", "lock", {"env": L, "reason": "until the audit is over"}),
+    # stating clauses: an outcome, a past form, a need
+    ("unlock prod, release finished", "unlock", {"env": P}),
+    ("deploy web to dev, fix just landed", "deploy", {"stack": "web", "env": D}),
+    ("stop vllm on phoenix, I need the GPUs for training", "stop", {"service": "vllm", "env": "phoenix"}),
+    # a progressive in a question is a state, not a request
+    ("is the proxy on dev restarting? show me its logs", "logs", {"service": "nginx", "env": D}),
+    # asked of me on someone's behalf
+    ("I was told to ask you: how is the data stack on test?", "status", {"env": T, "stack": "data"}),
+    # how-to and help phrasings, also in a later sentence or after ", but"
+    ("New here. Could you explain how the unlock command works?", "help", {"topic": "unlock"}),
+    ("sorry if this is obvious, but how do I delete a snapshot?", "help", {"topic": "delete-snapshot"}),
+    ("what are the args for restore again", "help", {"topic": "restore"}),
+    ("what does the paperless log say on test? last 20 lines", "logs", {"service": "paperless", "env": T, "tail": 20}),
+    # role questions
+    ("could you tell me which roles I have?", "whoami", {}),
+    ("do I have the operator role?", "whoami", {}),
+])
+def test_more_requests_with_context(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    assert (plan.command, plan.args, plan.outcome) == (cmd, args, Outcome.run), (text, plan)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("Thanks for deploying docs on test earlier, looks good now.", "thanks"),
+    ("Stop grafana on prod — that's step 2 of the runbook, just reading it out", "example"),
+    ("hi @omar, did you restart redis on live?", "addressed to omar"),
+    ("Would you recommend a restart of postgres on prod before the upgrade?", "whether"),
+    ("restart nginx on dev, if it's still down", "condition"),
+])
+def test_more_messages_that_ask_nothing(planner: Planner, text: str, why: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and plan.outcome is Outcome.refuse, (text, plan)
+    assert why in (plan.clarify or ""), plan.clarify
+
+
+@pytest.mark.parametrize("text, unknown", [
+    ("deploy docs to the uat environment", "environment called 'uat'"),
+    ("snapshot the vm called build01", "VM called 'build01'"),
+    ("gpu stats for the a100 box", "GPU host called 'a100'"),
+])
+def test_unknown_names_said_with_their_kind(planner: Planner, text: str, unknown: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and plan.outcome is Outcome.ask and unknown in (plan.clarify or ""), plan
