@@ -85,9 +85,8 @@ async def help_(ctx: Context, args: dict[str, Any]) -> Reply:
                                   "approver rights", "privileges", "my privileges", "access rights", "what user am i",
                                   "which user am i", "what roles have i", "what roles have i got",
                                   "which roles do i have", "what is my role", "what are my roles", "my user",
-                                  "which roles i have", "what roles i have", "approver role", "operator role", "admin role",
-                                  "viewer role", "perms", "my perms",
-                                  "what perms", "my account")))
+                                  "which roles i have", "what roles i have", "approver role", "operator role",
+                                  "admin role", "viewer role", "perms", "my perms", "what perms", "my account")))
 async def whoami(ctx: Context, args: dict[str, Any]) -> Reply:
     roles = ", ".join(sorted(r.value for r in ctx.roles)) or "none"
     fields = [("Identity", ctx.actor.id), ("Roles", roles)]

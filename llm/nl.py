@@ -485,9 +485,8 @@ class _Reading:
         out = []
         for k in range(1, len(self.words)):
             trail = self.tokens[self.words[k - 1].tok].trail
-            if self.words[k - 1].boundary and any(c in trail for c in ".?!;:"):
-                out.append(k)
-            elif self.low[k - 1] == "but" and k > 1 and self.words[k - 2].boundary:
+            ends = self.words[k - 1].boundary and any(c in trail for c in ".?!;:")
+            if ends or (self.low[k - 1] == "but" and k > 1 and self.words[k - 2].boundary):
                 out.append(k)
         return out
 

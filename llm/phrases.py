@@ -71,8 +71,9 @@ HOWTO_PREFIXES = ("how do i", "how do you", "how can i", "how would i", "how sho
                   "what command", "which command", "syntax for", "explain", "usage of", "usage for",
                   "help with", "help me with", "help on", "help me", "can i", "is there a way to",
                   "what is the way to", "teach me", "show me how", "tell me how", "what does", "how",
-                  "give me the help page for", "show me the help page for", "show me the help for", "the help page for",
-                  "help page for", "the help for", "the docs for", "what are the args for", "what are the arguments for",
+                  "give me the help page for", "show me the help page for", "show me the help for",
+                  "the help page for", "help page for", "the help for", "the docs for", "what are the args for",
+                  "what are the arguments for",
                   "what args does", "what arguments does", "args for", "arguments for", "explain how",
                   "could you explain", "can you explain", "please explain", "could you tell me how",
                   "can you tell me how", "could you show me how", "can you show me how")

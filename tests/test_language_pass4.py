@@ -132,7 +132,8 @@ def test_other_peoples_mentions_survive_the_adapters(planner: Planner) -> None:
     # a context sentence holds no condition on the request
     ("The staging vm is broken after the kernel update. Please restore it to the snapshot golden.",
      "restore", {"vm": T, "snapshot": "golden"}),
-    ("restart grafana on phoenix, it hangs after the config reload", "restart", {"service": "grafana", "env": "phoenix"}),
+    ("restart grafana on phoenix, it hangs after the config reload", "restart",
+     {"service": "grafana", "env": "phoenix"}),
     # "every" schedules only with a time after it; a command noun in a phrase of time is a reference
     ("show the status of every service on dev", "status", {"env": D}),
     ("please lock live until the audit is over", "lock", {"env": L, "reason": "until the audit is over"}),
