@@ -110,12 +110,17 @@ def read_modality(m: Modality) -> Mood:
         return Mood("Those are quoted words, not a request of yours, so I'm not doing anything. "
                     "If you want it done, ask me directly.")
     reported = _phrase_before(w, P.REPORT_PHRASES, first + 1) or _others_words(w, m, first)
-    verb = next((i for i in range(1, first) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]), None)
+    verb = next((i for i in range(1, first) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]
+                 and w[i - 2:i] not in (["i", "am"], ["we", "are"])), None)  # ("I am asking please to …": mine)
     if _phrase_before(w, ("to ask you", "to check with you", "to ping you"), first + 1):
         reported, verb = None, None  # "I was told to ask you: what's the status of phoenix?": asked of me
     if reported or verb is not None:
         return Mood("That reports what someone else said or wants, so I'm not doing anything. "
                     "If you want it done, ask me directly.")
+    # a request put up for discussion: "restart n8n on prod? or is that overkill"
+    if "?" in m.text and any(f" {p} " in f" {' '.join(w[first + 1:])} " for p in P.UP_FOR_DISCUSSION):
+        return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
+                    "If you want it done, say so (e.g. 'restart SERVICE ENV').")
     # thanks for something done, and words read out or shown as an example: nothing asked
     thanked = _phrase_before(w, P.THANKS_FOR, first + 1)
     if thanked and first < len(w) and (w[first].endswith("ing") or first in m.past):

@@ -66,6 +66,11 @@ _CORRECTION_FIRST = frozenset(p.split()[0] for p in P.CORRECTION_MARKERS)
 _CORRECTION_FILLER = frozenset({"to", "on", "in", "the", "a", "make", "it", "that", "please", "pls", "instead",
                                 "i", "meant", "mean", "vm", "env", "stack"})
 _ADDRESS = re.compile(r"^\s*@?([\w.-]+)\s*[,:]?")
+# first words that are no person's name before "can you" ("so can you …", "also can you …")
+_NOT_NAMES = frozenset({"so", "also", "and", "but", "then", "now", "ok", "okay", "pls", "please", "quick", "hey",
+                        "hi", "yo", "sorry", "again", "btw", "alright", "right", "um", "uh", "well", "oh", "ah",
+                        "mate", "dude", "guys", "folks", "team", "all", "everyone", "anyone", "someone", "somebody",
+                        "ops", "chatops", "bot", "hello", "thanks", "great", "cool", "nice", "urgent"})
 _BOT_NAMES = frozenset(lead.lstrip("/!") for lead in LEADERS) | {"bot"}
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
@@ -811,6 +816,7 @@ class _Reading:
                     and i >= shape.request_sentence(self)[0]:  # ("… hasn't answered since 9am. Restart it.")
                 return self.refuse(f"That says not to, so I won't do {what}. "
                                    "Ask again without the 'not' if you do want it.")
+        asking = shape.request_sentence(self)  # (a negation in a comment after it: "… nobody reviewed that")
         for i, w in enumerate(self.low):
             if w in P.NEGATIONS or w == "except":
                 excl = next((m for m in self.mentions if m.start in (i + 1, i + 2, i + 3)
@@ -832,7 +838,7 @@ class _Reading:
                     self.used[i] = True
                     if i > 0 and self.low[i - 1] == "but":
                         self.used[i - 1] = True
-                elif i >= first_cmd and not self._negates_value(i) and w != "except" \
+                elif i >= first_cmd and not self._negates_value(i) and w != "except" and i < asking[1] \
                         and not self._aside(i) and self.free(i):  # (a remark's negation: shape.negated_remarks)
                     return self.refuse(f"That says not to, so I won't do {what}.")
         self._corrections()
@@ -861,8 +867,7 @@ class _Reading:
     def _answers_before(self, i: int) -> bool:
         """'nope, deny r-77aa88bb': a "no" that ends its clause at the start of the message answers
         something said before, and the command verb after it asks."""
-        return i == 0 and self.words[i].boundary and any(
-            h.start == i + 1 and h.strength is Strength.verb and not h.is_noun for h in self.hits)
+        return i == 0 and self.words[i].boundary and any(h.start == i + 1 for h in self.hits)
 
     def _addressee(self) -> str | None:
         return addressee(self.text, self.p.users)
@@ -1048,7 +1053,9 @@ class _Reading:
             verb = next((w for w in low[1:4] if w not in ("already", "just", "have", "had", "finally")), "")
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
-        asked_me = " to ask you " in f" {self.joined()} "  # ("I was told to ask you: …")
+        said = f" {self.joined()} "
+        asked_me = " to ask you " in said or any(f" {p} " in said for p in (  # ("I was told to ask you: …")
+            "i am asking", "we are asking", "i am requesting", "we are requesting", "i am begging"))
         for phrase in () if asked_me else P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you …?")
             if performed and phrase in ("i am", "we are"):
                 continue  # "I'm denying r-… because prod is frozen": saying it does it
@@ -2110,6 +2117,10 @@ class _Reading:
             return self.ask(f"{service} is one service of the {stack} stack (with {join_choices(others, 'and')}); "
                             f"'{cmd}' works on a whole stack, so I did nothing. If you mean the whole stack, say "
                             f"'{canonical(cmd, args, self.p.registry)}'.", attempted=cmd)
+        lo, hi = shape.request_sentence(self)
+        if (lo, hi) != (0, len(self.low)):
+            # "approve r-3c3c3c3c, it's the redis fix": a name in a context sentence the command cannot use
+            rest = [m for m in rest if lo <= m.start < hi]
         if rest:
             if spec.changes or not wanted:
                 if not spec.changes:
@@ -2369,6 +2380,10 @@ def addressee(text: str, users: frozenset[str]) -> str | None:
         return None
     said = m.group(0)
     name = m.group(1).lower()
+    person_asked = re.match(r"^\s*[A-Za-z][\w.-]*\s+(can|could|would|will|pls|please)\s+(you|u)\b", text, re.I)
+    if person_asked and name not in _BOT_NAMES and "bot" not in name and name not in P.FILLER \
+            and name not in P.GREETINGS and name not in _NOT_NAMES:
+        return m.group(1)  # "marco can you approve r-9be2f001": a first word that is a person asked
     if said.lstrip().startswith("@") and name not in _BOT_NAMES and "bot" not in name:
         # "@sam can you restart redis": an @-mention first, known to us or not, is a person ("@opsbot" is us:
         # the adapters strip our own mention, so a name with "bot" in it is one typed by hand)

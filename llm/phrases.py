@@ -118,6 +118,7 @@ env environment environments host node vm lines line entries entry rows row reco
 again back over out up off via using use
 need needs needed want wanted wants
 lol lmao haha pls please? asap! thanks! ty!
+ugh argh meh sigh omg wtf ffs damn dang geez jeez welp oof yikes whoops
 real quickly fast soon now today
 request requests
 is are was were
@@ -252,6 +253,10 @@ REPORT_VERBS = frozenset({"wants", "wanted", "asked", "asks", "said", "says", "w
                           "mentioning", "claiming", "nagging", "pestering", "bugging", "begged", "nagged"})
 # Words that put an event in the past ("after yesterday's outage", "after the crash this morning").
 PAST_TIME = frozenset({"yesterday", "last", "earlier", "ago", "previous", "morning", "overnight", "yesterdays"})
+# Short questions after a request that put it up for discussion ("restart n8n on prod? or is that overkill").
+UP_FOR_DISCUSSION = ("or is that", "or would that", "or should we", "or should i", "or not", "or is it", "or wait",
+                     "good idea", "bad idea", "thoughts", "overkill", "too risky", "any objections", "yay or nay",
+                     "is that ok", "is that okay", "is that safe", "is that wise", "makes sense", "does that help")
 # Gratitude for something done ("thanks for restarting grafana earlier").
 THANKS_FOR = ("thanks for", "thank you for", "thx for", "ty for", "cheers for", "appreciate you", "kudos for",
               "nice job", "good job", "great job", "nice work", "good work", "well done")

@@ -48,6 +48,11 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
                 out.append((start, k))
                 start = k
                 break
+            if joined_by and k > start and _comment(r, start, k, before=True) and _asks_in(r, k, end):
+                # "n8n on live is throwing 502s, restart it please": the comment before the request
+                out.append((start, k))
+                start = k
+                break
             if r.low[k] in ("and", "but", "so") and _own_plan(r, k + 1, end):
                 # "stop it for now and i'll clean up tmrw": the speaker's own plan joined to the request
                 out.append((start, k))
@@ -65,9 +70,18 @@ _STATING = frozenset({"is", "are", "was", "were", "has", "have", "had", "looks",
                       "keeps", "kept", "getting", "seeing", "needs", "wants", "don't", "doesn't", "didn't", "can't",
                       "won't", "isn't", "aren't", "wasn't", "it's", "that's", "there's", "we're", "they're", "i'm",
                       "broke", "crashed", "died", "hangs", "fails", "failed", "throws", "shows", "reports", "not",
-                      "never", "am", "need", "want"})
+                      "never", "am", "need", "want",
+                      # a state said without its verb ("ocr queue stuck since 9", "db slow again")
+                      "stuck", "broken", "dead", "slow", "hung", "hanging", "wedged", "flaky", "full", "throwing",
+                      "timing", "erroring", "failing", "crashing", "spamming", "leaking", "lagging", "overloaded"})
 _PRONOUNS = frozenset({"i", "we", "they", "he", "she", "it", "someone", "somebody", "nobody", "anyone"})
 _DROPPED_SUBJECT = frozenset({"want", "wanna", "need", "trying", "hoping", "looks", "seems"})
+
+
+def _asks_in(r: _Reading, start: int, end: int) -> bool:
+    """Whether words start..end hold a command verb that asks (not after someone's modal)."""
+    return any(start <= h.start < end and h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h)
+               for h in r.hits)
 
 
 def _own_plan(r: _Reading, start: int, end: int) -> bool:
@@ -79,7 +93,7 @@ def _own_plan(r: _Reading, start: int, end: int) -> bool:
         for h in r.hits)
 
 
-def _comment(r: _Reading, start: int, end: int) -> bool:
+def _comment(r: _Reading, start: int, end: int, before: bool = False) -> bool:
     """Whether words start..end state something rather than ask: a reason ("because …"), or a clause with
     a subject and a stating verb ("the nginx conf fix is merged", "we don't need it this week"), and no
     verb of a command (that would be a second request, read elsewhere)."""
@@ -89,7 +103,10 @@ def _comment(r: _Reading, start: int, end: int) -> bool:
         return False  # ("restart nginx on dev, if it's still down": the condition belongs to the request)
     if words[:2] == ["do", "not"] or words[0] in ("never", "no"):
         return False  # "…, don't restart postgres": an exclusion belongs to the request
-    if any(start <= m.start < end and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions):
+    if any(a in ("not", "never") and b in ("want", "mean", "do", "wanna") for a, b in pairwise(words)) \
+            and any(w in ("that", "it", "this") for w in words):
+        return False  # "restart nginx on dev, I don't want that": it takes the request back
+    if not before and any(start <= m.start < end and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions):
         return False  # "…, want to check if prod has the same issue": another place is part of what is meant
     if any(start <= h.start < end and h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h)
            for h in r.hits):

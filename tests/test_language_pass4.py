@@ -180,3 +180,34 @@ def test_more_messages_that_ask_nothing(planner: Planner, text: str, why: str) -
 def test_unknown_names_said_with_their_kind(planner: Planner, text: str, unknown: str) -> None:
     plan = plan_of(planner, text)
     assert plan.command is None and plan.outcome is Outcome.ask and unknown in (plan.clarify or ""), plan
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    # a comment before the request: its names are what "it" means
+    ("grafana on test is throwing errors, restart it please", "restart", {"service": "grafana", "env": T}),
+    ("approve r-4d4d4d4d, it's the grafana fix", "approve", {"request": "r-4d4d4d4d"}),
+    ("Nope, denying r-5e5e5e5e — nobody reviewed the proxy change", "deny", {"request": "r-5e5e5e5e"}),
+    ("ugh restart the proxy on test", "restart", {"service": "nginx", "env": T}),
+    ("The deploy of chat on prod broke logins. I am asking you to roll it back.", "rollback",
+     {"stack": "chat", "env": P}),
+])
+def test_comments_before_requests(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    assert (plan.command, plan.args, plan.outcome) == (cmd, args, Outcome.run), (text, plan)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("priya could you deploy chat to prod when you have a moment", "addressed to priya"),
+    ("stop grafana on prod? or would that be too much", "whether"),
+    ("deploy web to live? good idea?", "whether"),
+])
+def test_requests_to_a_person_or_up_for_discussion(planner: Planner, text: str, why: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and plan.outcome is Outcome.refuse, (text, plan)
+    assert why in (plan.clarify or ""), plan.clarify
+
+
+def test_a_comment_that_takes_the_request_back_is_no_comment(planner: Planner) -> None:
+    assert plan_of(planner, "stop redis on dev, I don't want that").command is None
+    kept = plan_of(planner, "stop rtmp on test, we do not need it this week")
+    assert (kept.command, kept.outcome) == ("stop", Outcome.run)
