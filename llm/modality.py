@@ -23,6 +23,8 @@ _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"\b[A-Z]\w*(Error|Exception)\b:|^panic:|^goroutine \d+", re.M), "a stack trace"),
     (re.compile(r"\blevel=(error|warn|warning|info|debug|fatal)\b|\bmsg=", re.I), "a log line"),
     (re.compile(r"^\s*\$ \S|^\s*> ", re.M), "quoted or pasted text"),
+    # a chat transcript: two or more lines that start with a speaker ("zoe: can u bounce redis?\nkenji: on it")
+    (re.compile(r"^\s*@?[\w.-]{2,24}:\s+\S.*\n(?:.*\n)*?\s*@?[\w.-]{2,24}:\s+\S", re.M), "a chat transcript"),
     # a notification: an incident number in capitals ("INCIDENT #4412"), or labelled fields ("PagerDuty: …
     # Action: restart postgres on prod")
     (re.compile(r"\b[A-Z]{3,}\s*#\d{2,}|(?:^|[.!?]\s+)[A-Z][A-Za-z]+:\s(?:.*?)(?:[.!?]\s+|\n)[A-Z][A-Za-z]+:\s",
@@ -144,7 +146,8 @@ def read_modality(m: Modality) -> Mood:
         if whether or aux:
             return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                         "If you want it done, say so (e.g. 'restart SERVICE ENV').")
-    if actions or m.past:  # (a past participle may be the request: "we need chat deployed … once QA is done")
+    if actions or m.past or m.change_nouns:  # (a past participle may be the request: "we need chat deployed …
+        # once QA is done"; a change's noun too: "if n8n needs a restart")
         cond = _conditional(w, m)
         if cond:
             return Mood(f"That's {cond}, so I'm not doing anything: I don't act on conditions or "
@@ -202,7 +205,11 @@ def _conditional(w: list[str], m: Modality) -> str | None:
             before = text[:at].split()[-1:]
             # "…, it's fine if it drops sessions": a remark on the outcome, not a condition on the request;
             # "want to know if I can start a finetune": an indirect question (whether), no condition
-            if not (phrase == "if" and before and (before[0] in P.CONCESSIVE or before[0] in P.WHETHER_VERBS)):
+            # "snapshot the dev vm (just) in case (the upgrade breaks it)": a precaution after the request, done
+            # now; "in case the deploy fails, roll back chat" before it is a condition
+            precaution = phrase == "in case" and len(text[:at].split()) > m.first_hit
+            if not (phrase == "if" and before and (before[0] in P.CONCESSIVE or before[0] in P.WHETHER_VERBS)) \
+                    and not precaution:
                 return f"a condition ('{phrase} …')"
             at = text.find(f" {phrase} ", at + 1)
     for i in range(len(w)):

@@ -719,6 +719,9 @@ class _Reading:
         # "the running deploy", "the failed restore": a determiner and an adjective make it a noun
         after_adjective = prev in P.DETERMINERS and i > 1 and self.low[i - 2] in _DEMOTE_BEFORE
         determined = prev in _DEMOTE_BEFORE and not self.words[i - 1].boundary  # ("no, restart it": an answer)
+        # "snapshot of the prod vm was taken …": a command word that "of" follows is its noun
+        determined = determined or (hit.end < len(self.low) and self.low[hit.end] == "of"
+                                    and not self.words[hit.end - 1].boundary and bool(nouns))
         if determined or prev in self.p.users or after_name or after_adjective or (
                 nouns and after_words):
             if nouns:

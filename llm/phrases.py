@@ -273,7 +273,9 @@ REPORT_NOUNS = frozenset({"message", "msg", "note", "comment", "suggestion", "re
 REPORT_PHRASES = ("according to", "on behalf of", "was told to", "were told to", "been told to",
                   "was asked to", "were asked to", "been asked to", "the alert says", "the runbook says")
 # Questions about whether to act: "would it hurt to …", "is now a bad time to …", "should we …".
-WHETHER_PHRASES = ("whether", "is it safe", "is it ok", "is it okay", "is it fine", "is it wise", "is it smart",
+WHETHER_PHRASES = ("whether", "idk if", "i do not know if", "dunno if", "not sure if", "unsure if", "no idea if",
+                   "i wonder if", "wondering if", "not sure whether",
+                   "is it safe", "is it ok", "is it okay", "is it fine", "is it wise", "is it smart",
                    "is it risky", "is it dangerous", "is it a good idea", "is it a bad idea", "would it hurt",
                    "would it be bad", "would it be safe", "would it be ok", "would it be okay", "would it break",
                    "will it hurt", "will it break", "does it hurt", "is now a good time", "is now a bad time",

@@ -211,3 +211,24 @@ def test_a_comment_that_takes_the_request_back_is_no_comment(planner: Planner) -
     assert plan_of(planner, "stop redis on dev, I don't want that").command is None
     kept = plan_of(planner, "stop rtmp on test, we do not need it this week")
     assert (kept.command, kept.outcome) == ("stop", Outcome.run)
+
+
+@pytest.mark.parametrize("text", [
+    # a change's noun that "of" follows, then a passive past: a report
+    "restart of the proxy on prod was done at noon",
+    # not knowing whether: a question, even without an action verb
+    "dunno if grafana on test needs a restart",
+    "not sure if the chat stack on dev needs a redeploy",
+    # a pasted chat transcript
+    "ana: can you restart nginx on dev?\nleo: sure, doing it",
+])
+def test_reports_doubts_and_transcripts_ask_nothing(planner: Planner, text: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and plan.outcome is Outcome.refuse, (text, plan)
+
+
+def test_a_precaution_after_the_request_is_no_condition(planner: Planner) -> None:
+    plan = plan_of(planner, "snapshot the test vm in case the migration goes wrong")
+    assert (plan.command, plan.args, plan.outcome) == ("snapshot", {"vm": T}, Outcome.run)
+    fronted = plan_of(planner, "in case the upgrade fails, restore the dev vm to golden")
+    assert fronted.command is None and "condition" in (fronted.clarify or "")

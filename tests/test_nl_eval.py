@@ -19,10 +19,13 @@ from llm.planner import Planner
 from tests.conftest import DATA, ROOT
 
 CASES = DATA / "nl-cases.jsonl"
-# Written blind from COMMANDS.md by another engineer (set-a, less the cases first missed, which moved to
-# CASES); scored separately, never tuned on sentence by sentence (docs/language.md).
+# Written blind from COMMANDS.md by two engineers who never read llm/ (set-n and set-o), scored once as they
+# came and never tuned on (docs/language.md, "The fourth pass"). Earlier held-out sets, once tuned on, moved
+# to CASES (what the grammar reads right) and KNOWN_MISSES (what it still misses).
 HELDOUT = DATA / "nl-heldout.jsonl"
-# Reached 100.0% (1479/1479) on the grammar route; the floor leaves room for a few misses after inventory edits.
+# Earlier blind sets' cases the grammar still misses: kept in sight, never a wrong action.
+KNOWN_MISSES = DATA / "nl-known-misses.jsonl"
+# Reached 100.0% (2928/2928) on the grammar route; the floor leaves room for a few misses after inventory edits.
 # Raise it as the grammar improves; never lower it to make a change pass.
 ACCURACY_FLOOR = 0.995
 # Issue 13's bar on requests the project has never seen.
@@ -44,6 +47,12 @@ async def test_grammar_route_on_the_held_out_set(config: Config) -> None:
     report = await evaluate(cases, Planner(config, registry()), name="held-out")
     assert [(o.case.text, o.plan.command, o.plan.args) for o in report.wrong_actions] == []
     assert report.accuracy >= HELDOUT_FLOOR, [m["text"] for m in report.to_dict()["misses"]]
+
+
+async def test_known_misses_stay_misses_not_wrong_actions(config: Config) -> None:
+    cases = load_cases(KNOWN_MISSES)
+    report = await evaluate(cases, Planner(config, registry()), name="known misses")
+    assert [(o.case.text, o.plan.command, o.plan.args) for o in report.wrong_actions] == []
 
 
 def test_judge_takes_a_star_as_any_present_value() -> None:
