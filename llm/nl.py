@@ -174,6 +174,13 @@ class _Reading:
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
         while self.words and (self.words[0].low in LEADERS or self.words[0].low in P.GREETINGS):
+            first = self.words[0]
+            nxt = self.words[1].low if len(self.words) > 1 else ""
+            named = nxt in P.TARGET_PREPOSITIONS or nxt in P.KIND_NOUNS or nxt in ("is", "keeps", "looks", "seems") \
+                or any(s.strength < Strength.verb for s in self.p.lexicon.senses(nxt))  # "bot logs", not "bot restart"
+            if first.low in P.GREETINGS and not first.boundary and named and any(
+                    self.r.resolve(k, first.low) for k in ENTITY_KINDS):
+                break  # "hello on local keeps crashing", "bot logs on phoenix": a name like a greeting ("hey bot, …")
             self.words = self.words[1:]
         changed = True
         while changed and self.words:

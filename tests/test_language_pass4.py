@@ -232,3 +232,11 @@ def test_a_precaution_after_the_request_is_no_condition(planner: Planner) -> Non
     assert (plan.command, plan.args, plan.outcome) == ("snapshot", {"vm": T}, Outcome.run)
     fronted = plan_of(planner, "in case the upgrade fails, restore the dev vm to golden")
     assert fronted.command is None and "condition" in (fronted.clarify or "")
+
+
+def test_a_name_spelt_like_a_greeting_is_a_name_before_its_place(planner: Planner) -> None:
+    plan = plan_of(planner, "bot logs on phoenix, last 30 lines")
+    assert (plan.command, plan.args, plan.outcome) == ("logs", {"service": "bot", "env": "phoenix", "tail": 30},
+                                                       Outcome.run)
+    greeted = plan_of(planner, "hey bot, restart n8n on dev")
+    assert (greeted.command, greeted.args) == ("restart", {"service": "n8n", "env": D})
