@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot import observe
@@ -201,7 +201,7 @@ class Engine:
         await self._db(self.store.check_key)
         await self._db(self.store.register_worker)
         interrupted = await self._db(self.store.recover)
-        await self._db(self.store.expire_due)
+        await self.expire_due()
         for row in interrupted:
             log.warning("request %s (%s) was interrupted by a restart", row.id, row.command)
         if self.upkeep is None:
@@ -659,6 +659,23 @@ class Engine:
                 await self._release(row.id)
         self._announce_outcome(spec, row.id, reply, besides=(req.channel, shown_in))
         return reply
+
+    async def expire_due(self, now: datetime | None = None) -> list[RequestRow]:
+        """Expire the requests nobody decided in time, and say so in their environments' ops channels.
+
+        Runs at start and periodically (bot/upkeep.py), so a request expires when its time is up, not
+        only when someone clicks its card; each expiry is audited before it is announced.
+        """
+        expired = await self._db(self.store.expire_due, now)
+        for row in expired:
+            spec = self.registry.get(row.command or "")
+            if spec is None:
+                continue
+            reply = Reply(f"Request {row.id} expired: nobody decided on {describe(spec, row.args)} "
+                          f"(asked by {row.actor}) in time, so it did not run. Ask again if it is still needed.",
+                          tone=Tone.warning, title=f"Expired: {row.id}", request_id=row.id)
+            self._announce_outcome(spec, row.id, reply)
+        return expired
 
     def _announce_outcome(self, spec: CommandSpec, rid: str, reply: Reply,
                           besides: tuple[str | None, ...] = ()) -> None:

@@ -35,6 +35,7 @@ HEAD_EVERY_S = 60.0
 CONFIG_EVERY_S = 2.0
 LINK_EVERY_S = 5.0
 LINK_DELAY_S = 0.01  # let a burst of writes gather before one link transaction
+EXPIRE_EVERY_S = 15.0  # how late at most a pending request is marked expired and announced
 
 
 @dataclass
@@ -58,8 +59,10 @@ class Upkeep:
     """The background tasks of one engine; `start` and `stop` are called by the engine."""
 
     def __init__(self, engine: Engine, *, head_every_s: float = HEAD_EVERY_S,
-                 config_every_s: float = CONFIG_EVERY_S, link_every_s: float = LINK_EVERY_S) -> None:
+                 config_every_s: float = CONFIG_EVERY_S, link_every_s: float = LINK_EVERY_S,
+                 expire_every_s: float = EXPIRE_EVERY_S) -> None:
         self.engine = engine
+        self.expire_every_s = expire_every_s
         self.head_every_s = head_every_s
         self.config_every_s = config_every_s
         self.link_every_s = link_every_s
@@ -77,7 +80,8 @@ class Upkeep:
         self._poke.set()  # what a stopped predecessor (or this start's recovery) left unlinked
         self._tasks = [asyncio.create_task(self._linker(), name="audit-linker"),
                        asyncio.create_task(self._heads(), name="audit-head"),
-                       asyncio.create_task(self._watch(), name="config-watch")]
+                       asyncio.create_task(self._watch(), name="config-watch"),
+                       asyncio.create_task(self._expiries(), name="expiries")]
 
     async def stop(self) -> None:
         """Stop the tasks, link what is left and log the final head."""
@@ -149,6 +153,17 @@ class Upkeep:
             if time.monotonic() - last >= self.head_every_s:
                 last = time.monotonic()
                 await self.log_head()
+
+    # -- requests nobody decided --------------------------------------------------
+    async def _expiries(self) -> None:
+        while True:
+            await asyncio.sleep(self.expire_every_s)
+            try:
+                await self.engine.expire_due()
+            except DatabaseUnavailable as exc:
+                log.warning("could not expire pending requests (%s); retrying", exc)
+            except Exception:
+                log.exception("expiring pending requests failed; retrying")
 
     # -- the config file ------------------------------------------------------
     async def _watch(self) -> None:

@@ -8,6 +8,7 @@ channels was posted by the notifier, not as a reply.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from bot.adapters.discord import DiscordPoster, poster
@@ -16,6 +17,7 @@ from bot.adapters.slack import poster as slack_poster
 from bot.engine import Engine
 from bot.request import Actor, Reply, Request, Tone
 from infra.config import Config, Settings
+from infra.db.common import utcnow
 from infra.db.store import Database
 from tests.events_support import DISCORD_OPS, OPS, Recorder, engine_for, events_config, recording_registry, slack_text
 from tests.fakes.discord_api import FakeDiscord
@@ -112,3 +114,24 @@ async def test_a_platform_that_fails_never_fails_the_request(config: Config, db:
     finally:
         await discord_side.close()
         await e.close()
+
+
+async def test_a_request_nobody_decided_expires_on_its_own_and_the_ops_channel_hears_of_it(
+        config: Config, db: Database, slack: FakeSlack, api: FakeDiscord) -> None:
+    rec = Recorder()
+    e, discord_side = await running(config, db, slack, api, rec, {"slack": OPS, "discord": DISCORD_OPS})
+    try:
+        pending = await say(e, "console:alice", "restart n8n on prod")
+        rid = pending.request_id or ""
+        assert await e.expire_due() == []  # not due yet: nothing moves, nothing is posted
+        expired = await e.expire_due(now=utcnow() + timedelta(hours=2))
+        await e.notify.drain()
+        assert [r.id for r in expired] == [rid] and rec.runs == []
+        row = e.store.get(rid)
+        assert row is not None and row.status == "expired"
+        for posted in (slack_in(slack, OPS), discord_in(api, DISCORD_OPS)):
+            assert len(posted) == 2 and rid in posted[1] and "expired" in posted[1] and "console:alice" in posted[1]
+        late = await e.act("approve", rid, Actor("console:bob"))
+        assert "already expired" in late.text and rec.runs == []  # a click after the expiry runs nothing
+    finally:
+        await discord_side.close()
