@@ -23,6 +23,15 @@ _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"\b[A-Z]\w*(Error|Exception)\b:|^panic:|^goroutine \d+", re.M), "a stack trace"),
     (re.compile(r"\blevel=(error|warn|warning|info|debug|fatal)\b|\bmsg=", re.I), "a log line"),
     (re.compile(r"^\s*\$ \S|^\s*> ", re.M), "quoted or pasted text"),
+    # a shell line: a command-line tool first, or commands joined by && / ||
+    (re.compile(r"^\s*(git|kubectl|docker-compose|ssh|sudo|systemctl|helm|curl|ansible|terraform|journalctl|pct|qm)"
+                r"\s+\S|^\s*docker\s+(compose|restart|run|exec|ps|logs|stop|start|rm|pull|push|build|inspect)\b"
+                r"|\s&&\s|\s\|\|\s", re.M), "a shell command"),
+    # a tagged status line ("[deploy] chat -> prod: FAILED", "restart: nginx (dev) – done")
+    (re.compile(r"^\s*\[[\w .:-]{1,30}\]\s|\s->\s|\b(FAILED|SUCCEEDED|SUCCESS|DONE)\b\s*$", re.M),
+     "a status line"),
+    (re.compile(r"^\s*[\w-]{2,20}:\s.*\b(done|in progress|finished|completed|succeeded|failed)\s*[.!]?\s*$",
+                re.I), "a status line"),
     # a chat transcript: two or more lines that start with a speaker ("zoe: can u bounce redis?\nkenji: on it")
     (re.compile(r"^\s*@?[\w.-]{2,24}:\s+\S.*\n(?:.*\n)*?\s*@?[\w.-]{2,24}:\s+\S", re.M), "a chat transcript"),
     # a notification: an incident number in capitals ("INCIDENT #4412"), or labelled fields ("PagerDuty: …
@@ -123,6 +132,11 @@ def read_modality(m: Modality) -> Mood:
     if "?" in m.text and any(f" {p} " in f" {' '.join(w[first + 1:])} " for p in P.UP_FOR_DISCUSSION):
         return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                     "If you want it done, say so (e.g. 'restart SERVICE ENV').")
+    # the request as the subject of a sentence: "restart nginx on dev is what the runbook says"
+    said_of = _spoken_of(w, m)
+    if said_of:
+        return Mood(f"That talks about '{said_of}' rather than asking for it, so I'm not doing anything. "
+                    "If you want it done, ask me directly.")
     # thanks for something done, and words read out or shown as an example: nothing asked
     thanked = _phrase_before(w, P.THANKS_FOR, first + 1)
     if thanked and first < len(w) and (w[first].endswith("ing") or first in m.past):
@@ -153,6 +167,22 @@ def read_modality(m: Modality) -> Mood:
             return Mood(f"That's {cond}, so I'm not doing anything: I don't act on conditions or "
                         "what-ifs. Ask me directly when you want it done.")
     return Mood()
+
+
+def _spoken_of(w: list[str], m: Modality) -> str | None:
+    """The command phrase when a copula follows it in its own clause ("restart nginx on dev is what the
+    runbook says", "lock prod was the plan"), not in a relative clause ("the nginx that is on dev")."""
+    if not m.action_starts or min(m.action_starts) != 0:
+        return None
+    for k in range(1, len(w)):
+        if m.boundary[k - 1] or w[k] in P.CLAUSE_JOINERS or w[k] in P.CONDITIONALS or w[k] in ("when", "once",
+                                                                                             "because", "since"):
+            return None
+        if w[k] in P.TIME_WORDS_BEFORE or w[k] in ("whatever", "whichever", "what", "which", "where", "who"):
+            return None  # ("freeze prod until the audit is finished", "to whatever snapshot is newest")
+        if w[k] in ("is", "was", "are", "were") and any(end == k for _, end in m.mentions):
+            return " ".join(m.raw[:k])  # (a copula right after the request's target)
+    return None
 
 
 def _others_words(w: list[str], m: Modality, first: int) -> str | None:

@@ -26,6 +26,7 @@ refuse, unknown); `confidence` only says whether a model should take a second lo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -71,6 +72,12 @@ _NOT_NAMES = frozenset({"so", "also", "and", "but", "then", "now", "ok", "okay",
                         "hi", "yo", "sorry", "again", "btw", "alright", "right", "um", "uh", "well", "oh", "ah",
                         "mate", "dude", "guys", "folks", "team", "all", "everyone", "anyone", "someone", "somebody",
                         "ops", "chatops", "bot", "hello", "thanks", "great", "cool", "nice", "urgent"})
+# words that label a line ("note: …", "update: …"), not a speaker
+_LABELS = frozenset({"note", "todo", "fyi", "update", "question", "request", "ask", "action", "task", "reminder",
+                     "q", "re", "warning", "error", "info", "alert", "incident", "important", "edit", "ps", "eta",
+                     "summary", "context", "problem", "issue", "fix", "plan", "goal", "result", "answer", "tldr",
+                     "prio", "step", "steps", "next", "then", "also", "finally", "first", "second", "reason",
+                     "why", "ask", "background", "cc", "attn", "attention", "subject", "topic", "update"})
 _BOT_NAMES = frozenset(lead.lstrip("/!") for lead in LEADERS) | {"bot"}
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
@@ -129,6 +136,11 @@ class NLParser:
     def vocab(self) -> Vocabulary:
         """Built on the first plain-language request: start-up reads no stack's compose file."""
         return Vocabulary.build(self.resolver, self.lexicon)
+
+    def known_word(self, w: str) -> bool:
+        """A word the bot reads as its own (a command word or a name in the inventory)."""
+        return bool(self.lexicon.senses(w)) or w in self.lexicon.command_words() or any(
+            self.resolver.resolve(k, w) for k in ENTITY_KINDS)
 
     def parse(self, text: str) -> Plan:
         return _Reading(self, text).plan()
@@ -736,6 +748,12 @@ class _Reading:
                 hit.is_noun = True
             else:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+        elif hit.end < len(self.low) and self.free(hit.end) and self.low[hit.end].endswith("ing") \
+                and len(self.low[hit.end]) > 4 and not self.lex.senses(self.low[hit.end]) \
+                and not self.low[hit.end].endswith("thing") and self.low[hit.end] not in P.FUNCTION_WORDS \
+                and not self.words[hit.end - 1].boundary and not self._entity_at(hit.end):
+            # "stop asking me to restart nginx": the verb governs an activity, it asks for no command
+            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
         elif any(w in TIME_BEFORE for w in near):
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
         elif (self.low[hit.end - 1].endswith("ing") or self.low[hit.start].endswith("ing")) \
@@ -880,7 +898,7 @@ class _Reading:
         return i == 0 and self.words[i].boundary and any(h.start == i + 1 for h in self.hits)
 
     def _addressee(self) -> str | None:
-        return addressee(self.text, self.p.users)
+        return addressee(self.text, self.p.users, self.p.known_word)
 
     def _role_change(self) -> str | None:
         """'make carol an approver', 'set bob as admin': a person made into a role is a role change."""
@@ -2378,7 +2396,7 @@ def _help(plan: Plan, parser: NLParser) -> Plan:
     return Plan(plan.command, args, plan.source, None, plan.confidence, plan.command)
 
 
-def addressee(text: str, users: frozenset[str]) -> str | None:
+def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | None = None) -> str | None:
     """A person of the team the message speaks to first ("@bob can you deny r-…", "alice: restart …",
     "bob, approve r-… please"): a request to them, not to the bot."""
     lead = text.split(None, 1)
@@ -2398,6 +2416,10 @@ def addressee(text: str, users: frozenset[str]) -> str | None:
         # "@sam can you restart redis": an @-mention first, known to us or not, is a person ("@opsbot" is us:
         # the adapters strip our own mention, so a name with "bot" in it is one typed by hand)
         return m.group(1)
+    if said.rstrip().endswith(":") and known is not None and name.isalpha() and 2 <= len(name) <= 15 \
+            and name not in P.FILLER and name not in P.GREETINGS and name not in _NOT_NAMES \
+            and name not in _LABELS and not known(name):
+        return m.group(1)  # "zoe: can u bounce redis on dev?": a speaker's line, or a line to zoe
     if m.group(1).lower() not in users:
         return None
     return m.group(1) if said.lstrip().startswith("@") or said.rstrip().endswith((",", ":")) else None
@@ -2411,7 +2433,7 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
     tokens = tokenize(text)
     while tokens and tokens[0].low in LEADERS:
         tokens = tokens[1:]
-    if (tokens and tokens[0].quoted) or pasted(text) or addressee(text, parser.users):
+    if (tokens and tokens[0].quoted) or pasted(text) or addressee(text, parser.users, parser.known_word):
         return None  # (someone else's words, pasted material: "> restart nginx on prod", "@bob approve r-…")
     for n in (2, 1):
         word = " ".join(t.low for t in tokens[:n])

@@ -49,7 +49,8 @@ EXCLUDERS = frozenset({"not", "except", "excluding", "but"})
 TAKE_BACK = ("disregard", "ignore me", "ignore this", "ignore that", "not for you", "wrong channel", "wrong chat",
              "wrong thread", "wrong window", "wrong room", "wrong tab", "wrong dm", "wrong person", "wrong place",
              "wrong bot", "wrong team", "just kidding", "kidding", "jk", "only joking", "just joking", "not really",
-             "j/k")
+             "j/k", "let us wait", "lets wait", "let us hold off", "on second thought", "on second thoughts",
+             "second thoughts", "maybe later", "not yet", "as if", "lol no", "haha no")
 APOLOGIES = ("sorry", "oops", "whoops", "nah", "nope", "my bad", "my mistake")
 
 # A person talking about their own plans, not asking the bot.
@@ -254,9 +255,12 @@ REPORT_VERBS = frozenset({"wants", "wanted", "asked", "asks", "said", "says", "w
 # Words that put an event in the past ("after yesterday's outage", "after the crash this morning").
 PAST_TIME = frozenset({"yesterday", "last", "earlier", "ago", "previous", "morning", "overnight", "yesterdays"})
 # Short questions after a request that put it up for discussion ("restart n8n on prod? or is that overkill").
-UP_FOR_DISCUSSION = ("or is that", "or would that", "or should we", "or should i", "or not", "or is it", "or wait",
+UP_FOR_DISCUSSION = ("not sure about it", "not sure about this", "not sure about that", "unsure about it", "idk",
+                     "i doubt it", "not convinced", "or is that", "or would that", "or should we", "or should i", "or not", "or is it", "or wait",
                      "good idea", "bad idea", "thoughts", "overkill", "too risky", "any objections", "yay or nay",
                      "is that ok", "is that okay", "is that safe", "is that wise", "makes sense", "does that help")
+# Words that open a phrase of time ("until the audit is finished").
+TIME_WORDS_BEFORE = frozenset({"before", "after", "until", "till", "while", "once", "during", "since", "unless"})
 # Gratitude for something done ("thanks for restarting grafana earlier").
 THANKS_FOR = ("thanks for", "thank you for", "thx for", "ty for", "cheers for", "appreciate you", "kudos for",
               "nice job", "good job", "great job", "nice work", "good work", "well done")

@@ -401,6 +401,8 @@ def free_text_tail(r: _Reading) -> None:
     cue = next((c for c in cues if text.startswith(f" {c} ")), None)
     if not tail or (cue is None and (tail[0] in P.CLAUSE_JOINERS or tail[0] in ("&", "+", "plus", "also", "or"))):
         return  # ("because" is a cue before it joins clauses)
+    if cue is None and tail[0] in ("is", "was", "are", "were") and not r.words[k - 1].boundary:
+        return  # "lock prod is what I'd do": the request is the subject of a sentence, no text of its own
     if any(f" {p} " in text for p in (*P.CANCEL_PHRASES, *P.TAKE_BACK, *P.APOLOGIES)):
         return
     start = k

@@ -240,3 +240,29 @@ def test_a_name_spelt_like_a_greeting_is_a_name_before_its_place(planner: Planne
                                                        Outcome.run)
     greeted = plan_of(planner, "hey bot, restart n8n on dev")
     assert (greeted.command, greeted.args) == ("restart", {"service": "n8n", "env": D})
+
+
+@pytest.mark.parametrize("text", [
+    "leo: restart nginx on prod pls",                       # a speaker's line
+    "redeploy chat on test is what the wiki says",          # the request as a subject
+    "unlock prod was the plan, but not today",
+    "deploy web to prod... on second thought, not yet",     # taken back
+    "please stop asking me to restart grafana",             # a verb over an activity
+    "restart grafana on live? I doubt it",                  # a doubt after the request
+    "cd /srv && docker compose restart nginx",              # a shell line
+    "kubectl rollout restart deployment/grafana",
+    "[rollback] docs -> test: OK",                          # a status line
+    "stop: rtmp (test) – finished",
+])
+def test_lines_about_commands_are_not_requests(planner: Planner, text: str) -> None:
+    plan = plan_of(planner, text)
+    assert not (plan.complete and plan.command), (text, plan)
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    ("unfreeze test, QA is done", "unlock", {"env": T}),    # an outcome word in a comment, no status line
+    ("restore the dev vm to whatever snapshot is newest", "restore", {"vm": D}),
+])
+def test_words_like_status_lines_in_requests(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    assert (plan.command, plan.args) == (cmd, args), (text, plan)
