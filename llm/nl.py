@@ -77,7 +77,7 @@ _LABELS = frozenset({"note", "todo", "fyi", "update", "question", "request", "as
                      "q", "re", "warning", "error", "info", "alert", "incident", "important", "edit", "ps", "eta",
                      "summary", "context", "problem", "issue", "fix", "plan", "goal", "result", "answer", "tldr",
                      "prio", "step", "steps", "next", "then", "also", "finally", "first", "second", "reason",
-                     "why", "ask", "background", "cc", "attn", "attention", "subject", "topic", "update"})
+                     "why", "background", "cc", "attn", "attention", "subject", "topic"})
 _BOT_NAMES = frozenset(lead.lstrip("/!") for lead in LEADERS) | {"bot"}
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
