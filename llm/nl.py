@@ -748,6 +748,9 @@ class _Reading:
                 hit.is_noun = True
             else:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+        elif hit.end < len(self.low) and self.low[hit.end] in ("with", "by") and not self.words[hit.end - 1].boundary:
+            # "let's start with workflows": a verb of beginning, not the command
+            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
         elif hit.end < len(self.low) and self.free(hit.end) and self.low[hit.end].endswith("ing") \
                 and len(self.low[hit.end]) > 4 and not self.lex.senses(self.low[hit.end]) \
                 and not self.low[hit.end].endswith("thing") and self.low[hit.end] not in P.FUNCTION_WORDS \
@@ -1082,7 +1085,8 @@ class _Reading:
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
         said = f" {self.joined()} "
-        asked_me = " to ask you " in said or any(f" {p} " in said for p in (  # ("I was told to ask you: …")
+        asked_me = any(f" {p} " in said for p in (  # ("I was told to ask you: …"; "I was going to ask you" plans)
+            "told to ask you", "told me to ask you", "asked me to ask you", "asked to ask you",
             "i am asking", "we are asking", "i am requesting", "we are requesting", "i am begging"))
         for phrase in () if asked_me else P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you …?")
             if performed and phrase in ("i am", "we are"):
@@ -1799,7 +1803,8 @@ class _Reading:
             said = canonical(cmd, {**plan.args, name: value}, self.p.registry)
             return self.ask(f"Do you mean {name}={value}? It stands outside the request itself (in another "
                             f"sentence or a reason), so I did nothing; say it in one: '{said}'.", attempted=cmd)
-        polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low)
+        polite = any(w in ("please", "pls", "plz", "thanks", "thx") for w in self.low) and any(
+            h.strength >= Strength.noun and cmd in h.commands for h in self.hits)  # (a hint never asks enough)
         if plan.complete and spec.changes and not polite and not any(
                 h.strength is Strength.verb and cmd in h.commands for h in self.hits):
             # Only a noun ("the chat deployment on test") or a hint asked for it: a change needs a verb.

@@ -257,7 +257,7 @@ PAST_TIME = frozenset({"yesterday", "last", "earlier", "ago", "previous", "morni
 # Short questions after a request that put it up for discussion ("restart n8n on prod? or is that overkill").
 UP_FOR_DISCUSSION = ("not sure about it", "not sure about this", "not sure about that", "unsure about it", "idk",
                      "i doubt it", "not convinced", "or is that", "or would that", "or should we", "or should i",
-                     "or not", "or is it", "or wait",
+                     "or not", "or is it", "or wait", "why would", "why should", "why on earth",
                      "good idea", "bad idea", "thoughts", "overkill", "too risky", "any objections", "yay or nay",
                      "is that ok", "is that okay", "is that safe", "is that wise", "makes sense", "does that help")
 # Words that open a phrase of time ("until the audit is finished").

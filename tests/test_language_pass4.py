@@ -266,3 +266,17 @@ def test_lines_about_commands_are_not_requests(planner: Planner, text: str) -> N
 def test_words_like_status_lines_in_requests(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
     plan = plan_of(planner, text)
     assert (plan.command, plan.args) == (cmd, args), (text, plan)
+
+
+@pytest.mark.parametrize("text", [
+    "I was going to ask you to stop grafana on test but it recovered",   # the speaker's own plan, dropped
+    "deploy docs to prod?? why would you do that",                      # a request thrown back as a question
+])
+def test_round_five_wrong_action_classes(planner: Planner, text: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and plan.outcome is Outcome.refuse, (text, plan)
+
+
+def test_start_with_is_a_beginning_not_the_start_command(planner: Planner) -> None:
+    plan = plan_of(planner, "let's start with the docs stack on prod, then chat")
+    assert not (plan.command == "start" and plan.complete), plan
