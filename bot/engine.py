@@ -320,14 +320,19 @@ class Engine:
             return self._error(f"Something went wrong on my side (ref {req.correlation_id}); "
                                "nothing more was done. The log has the details.")
 
+    def _named_first(self, text: str) -> str | None:
+        """The command whose own word opens the text ("approve r-…", "/ops lock prod"), if any."""
+        words = [w.strip(",:;!?.") for w in text[:200].lower().split()]
+        words = [w for w in words if w.lstrip("@") not in LEADERS][:2]
+        return next(filter(None, (self.registry.command_for_word(" ".join(words[:n]))
+                                  for n in (2, 1) if len(words) >= n)), None)
+
     async def plan(self, req: Request) -> Plan:
         """The validated plan for a request, without side effects."""
         limit = self.config.inventory.limits.max_text_chars
         if len(req.text) > limit:
             # Not parsed, but when it starts with a command word an action was asked for: audit it.
-            words = [w for w in req.text[:200].lower().split() if w not in LEADERS][:2]
-            attempted = next(filter(None, (self.registry.command_for_word(" ".join(words[:n]))
-                                           for n in (2, 1) if len(words) >= n)), None)
+            attempted = self._named_first(req.text)
             return Plan.unknown(f"That message is too long ({len(req.text)} characters; "
                                 f"the limit is {limit}). Send the command alone.", attempted=attempted)
         if req.command:
@@ -536,7 +541,10 @@ class Engine:
         needs_approval = spec.approval and protected(self.config, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
-        confirming = (spec.confirm or plan.source in INFERRED) and not req.confirmed
+        # A change read from plain language is always confirmed, even one whose canonical form acts at once
+        # (approve, deny, lock, …): a misread sentence is a proposal, never an act (docs/safety.md).
+        plain = plan.source == "grammar" and not req.command and self._named_first(req.text) != spec.name
+        confirming = (spec.confirm or plan.source in INFERRED or plain) and not req.confirmed
         lines: list[str] = []
         if confirming or needs_approval:
             # Nobody is asked to confirm or approve what its own preview shows cannot work.

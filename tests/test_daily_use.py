@@ -371,3 +371,19 @@ async def test_help_examples_name_the_teams_own_inventory(tmp_path: Path, store:
     assert "e.g. 'restart gateway on lab'" in overview.text
     lost = await eng.handle(req(ALICE, "thanks, that worked"))
     assert "rumpletest" not in lost.text and "status lab" in lost.text
+
+
+async def test_decisions_and_freezes_read_from_plain_language_are_confirmed_first(config: Config, db: Database,
+                                                                                  tmp_path: Path) -> None:
+    """Typed canonically, approve and lock act at once; read from a sentence, they are proposals."""
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch prod late", confirmed=True))
+    rid = card.request_id or ""
+    said = await eng.handle(req(BOB, f"lgtm, approving {rid}, diff looks good"))
+    assert said.tone is Tone.question and "approve" in said.text and status(eng, rid) == "pending_approval"
+    ok = await eng.act("confirm", said.request_id or "", BOB, req=req(BOB, "click"))
+    assert ok.ok and status(eng, rid) != "pending_approval", ok.text
+    froze = await eng.handle(req(CAROL, "put a freeze on prod please"))
+    assert froze.tone is Tone.question and "lock" in froze.text
+    assert (await eng.handle(req(CAROL, "lock prod release"))).ok  # the canonical form acts at once
+    assert (await eng.handle(req(CAROL, "unlock prod"))).ok
