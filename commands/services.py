@@ -11,7 +11,7 @@ from commands.args import ENV, SERVICE, STACK_KV, STACK_OPT
 from commands.context import Context
 from commands.llm_guard import with_llm_guard
 from commands.registry import Arg, Kind, Phrasing, command
-from infra.errors import CommandError
+from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor
 from llm.values import parse_since
 
@@ -73,11 +73,11 @@ async def _service_containers(ctx: Context, host: DockerHost, service: str, env:
     """The service's containers on the env; the stack from the arguments or what runs there."""
     if stack is not None:
         if service not in ctx.config.stack_services.get(stack, ()):
-            raise CommandError(f"Stack {stack} has no service {service} "
+            raise CannotSucceed(f"Stack {stack} has no service {service} "
                                f"(it has {', '.join(ctx.config.stack_services.get(stack, ())) or 'none'}).")
         found = await host.containers(host.project(stack), service)
         if not found:
-            raise CommandError(f"{service} of {stack} has no containers on {env}; "
+            raise CannotSucceed(f"{service} of {stack} has no containers on {env}; "
                                f"is {stack} deployed there? ('status {env}' shows what runs)")
         return stack, found
     found = [c for c in await host.containers(None, service)
@@ -89,9 +89,20 @@ async def _service_containers(ctx: Context, host: DockerHost, service: str, env:
     if not found:
         owners = [s for s, svcs in ctx.config.stack_services.items() if service in svcs]
         where = f" (it belongs to {', '.join(owners)})" if owners else ""
-        raise CommandError(f"{service} has no containers on {env}{where}; nothing was done. "
+        raise CannotSucceed(f"{service} has no containers on {env}{where}; nothing was done. "
                            f"'status {env}' shows what runs there.")
     return stacks[0], found
+
+
+async def _containers_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
+    """Which containers the change will touch; none there is refused before anyone confirms or approves
+    ("hello has no containers on local-prod"), not found out after the approval."""
+    from commands.docker_ops import host_for
+
+    env, service = args["env"], args["service"]
+    stack, found = await _service_containers(ctx, host_for(ctx, env), service, env, args.get("stack"))
+    names = ", ".join(c.name for c in found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+    return [f"{service} ({stack}) on {env}: {len(found)} container(s), {names}"]
 
 
 async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
@@ -132,7 +143,7 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
 
 
 @command("restart", summary="restart a service's containers", args=(SERVICE, ENV, STACK_KV),
-         changes=True, backend="docker", preview=with_llm_guard("restart"),
+         changes=True, backend="docker", preview=with_llm_guard("restart", _containers_preview),
          examples=("restart n8n on dev", "restart nginx prod"),
          on_alert=True,
          phrasing=Phrasing(
@@ -150,7 +161,7 @@ async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("stop", summary="stop a service", args=(SERVICE, ENV, STACK_KV), changes=True,
-         backend="docker", preview=with_llm_guard("stop"), examples=("stop rtmp on test",),
+         backend="docker", preview=with_llm_guard("stop", _containers_preview), examples=("stop rtmp on test",),
          phrasing=Phrasing(
              verbs=("stop", "shut down", "shutdown", "take down", "bring down", "spin down", "kill", "halt",
                     "turn off", "switch off", "stopping", "power off", "shut off", "take offline", "bring offline",
@@ -162,7 +173,7 @@ async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("start", summary="start a stopped service", args=(SERVICE, ENV, STACK_KV), changes=True,
-         backend="docker", examples=("start rtmp on test",),
+         backend="docker", preview=_containers_preview, examples=("start rtmp on test",),
          phrasing=Phrasing(
              verbs=("start", "start up", "bring up", "spin up", "fire up", "turn on", "switch on", "boot",
                     "launch", "bring back up", "start back up", "starting", "power on", "bring back",

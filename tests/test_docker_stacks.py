@@ -159,6 +159,16 @@ async def test_two_environments_on_one_engine_and_approval(world: DockerWorld, d
     assert {r[0] for r in status.tables[0].rows} == {"app"} and len(status.tables[0].rows) == 2
 
 
+async def test_a_service_that_does_not_run_there_is_refused_before_anyone_approves(world: DockerWorld,
+                                                                                  docker_engine: Engine) -> None:
+    assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
+    refused = await ask(docker_engine, "restart web dprot")  # protected, and app is not deployed there
+    assert refused.tone is Tone.error and "has no containers on dprot" in refused.text, refused.text
+    assert status_of(docker_engine, refused.request_id) == "refused"  # audited, and no approval card
+    card = await ask(docker_engine, "restart web dtest", yes=False)  # there it runs: the card says what
+    assert card.tone is Tone.question and "1 container(s)" in str(card.fields), card.fields
+
+
 async def test_logs_are_bounded_and_redacted(world: DockerWorld, docker_engine: Engine) -> None:
     assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
     short = await ask(docker_engine, "logs worker dtest tail=3")
@@ -215,7 +225,8 @@ async def test_unknown_service_on_env(world: DockerWorld, docker_engine: Engine)
     reply = await ask(docker_engine, "restart web dtest")
     assert reply.tone is Tone.error
     assert "no containers on dtest" in reply.text and "app" in reply.text
-    assert status_of(docker_engine, reply.request_id) == "failed"
+    # found before anything changed (the preview's and the handler's CannotSucceed): refused, not failed
+    assert status_of(docker_engine, reply.request_id) == "refused"
     wrong = await ask(docker_engine, "logs web dtest stack=sick")
     assert wrong.tone is Tone.question and "has no service web" in wrong.text
 
