@@ -76,6 +76,39 @@ class DockerWorld:
         return env
 
 
+@dataclass
+class MovingTag:
+    """A tag `NAME:1` on the base image that the app stack runs, and another image to move it to."""
+
+    tag: str
+    base: docker.models.images.Image
+    other: docker.models.images.Image
+
+    def move(self) -> None:
+        self.other.tag(self.tag, "1")  # the tag now names another image
+
+
+@contextlib.contextmanager
+def moving_tag(world: DockerWorld) -> Iterator[MovingTag]:
+    """Point the app stack at a tag of the base image that a test can move later (an image built
+    locally, no registry); both tags are removed afterwards."""
+    client = world.client
+    tag = f"chatops-moving-{world.prefix}"
+    base = client.images.get(BASE_IMAGE)
+    base.tag(tag, "1")
+    helper = client.containers.run(BASE_IMAGE, ["touch", "/marker"], network_mode="none", detach=True)
+    helper.wait()
+    other = helper.commit(repository=tag, tag="other")
+    helper.remove()
+    try:
+        file = world.compose_dir / "app" / "compose.yaml"
+        file.write_text(file.read_text().replace("${APP_IMAGE:-chatops-busybox:1}", f"{tag}:1"))
+        yield MovingTag(tag, base, other)
+    finally:
+        for ref in (f"{tag}:1", f"{tag}:other"):
+            client.images.remove(ref, force=True)
+
+
 @pytest.fixture
 def world(docker_client: docker.DockerClient, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[DockerWorld]:

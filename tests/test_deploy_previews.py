@@ -9,7 +9,7 @@ from bot.request import Tone
 from infra.docker_hosts import ContainerState
 from infra.fingerprint import stored_model
 from infra.stackdiff import Recorded, diff_lines
-from tests.docker_fixtures import BASE_IMAGE, DockerWorld, docker_client, docker_engine, world
+from tests.docker_fixtures import BASE_IMAGE, DockerWorld, docker_client, docker_engine, moving_tag, world
 from tests.test_docker_stacks import ask, running
 
 __all__ = ["docker_client", "docker_engine", "world"]
@@ -65,34 +65,23 @@ async def test_after_a_rollback_the_preview_names_images_and_shows_the_real_chan
 
 async def test_a_rollback_past_a_moved_tag_shows_the_name_and_a_short_digest(world: DockerWorld,
                                                                             docker_engine: Engine) -> None:
-    client = world.client
-    tag = f"chatops-moving-{world.prefix}"
-    base = client.images.get(BASE_IMAGE)
-    base.tag(tag, "1")
-    helper = client.containers.run(BASE_IMAGE, ["touch", "/marker"], network_mode="none", detach=True)
-    helper.wait()
-    other = helper.commit(repository=tag, tag="other")
-    helper.remove()
-    try:
+    with moving_tag(world) as moving:
+        tag = moving.tag
         file = world.compose_dir / "app" / "compose.yaml"
-        file.write_text(file.read_text().replace("${APP_IMAGE:-chatops-busybox:1}", f"{tag}:1"))
         assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
         file.write_text(file.read_text().replace("echo web up;", "echo web v2;"))
         assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
-        other.tag(tag, "1")  # the tag now names another image
+        moving.move()
         card = await ask(docker_engine, "rollback app dtest", yes=False)
         plan = plan_of(card)
         assert not re.search(r"[0-9a-f]{20,}", plan), plan  # digests are short
-        short = base.id.split(":")[1][:12]
+        short = moving.base.id.split(":")[1][:12]
         assert f"web: {tag}:1 (pinned sha256:{short})" in plan, plan
         assert line(plan, "web").startswith("~ web:") and "command" in line(plan, "web"), plan
         assert (await ask(docker_engine, "rollback app dtest")).tone is Tone.success
         status = await ask(docker_engine, "status dtest app")
         web = next(r for r in status.tables[0].rows if r[1] == "web")
         assert web[6] == f"{tag}:1 (pinned sha256:{short})", web
-    finally:
-        for ref in (f"{tag}:1", f"{tag}:other"):
-            client.images.remove(ref, force=True)
 
 
 async def test_stacks_counts_what_it_lists(engine: Engine) -> None:

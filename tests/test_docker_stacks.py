@@ -10,7 +10,7 @@ import docker
 from bot.engine import Engine
 from bot.request import Actor, Reply, Request, Tone
 from infra.db.deployments import DeploymentStore
-from tests.docker_fixtures import BASE_IMAGE, DockerWorld, docker_client, docker_engine, world
+from tests.docker_fixtures import BASE_IMAGE, DockerWorld, docker_client, docker_engine, moving_tag, world
 
 __all__ = ["docker_client", "docker_engine", "world"]
 
@@ -86,28 +86,16 @@ async def test_deploy_redeploy_rollback(world: DockerWorld, docker_engine: Engin
 
 async def test_rollback_runs_the_recorded_image_even_if_the_tag_moved(world: DockerWorld,
                                                                      docker_engine: Engine) -> None:
-    client = world.client
-    tag = f"chatops-moving-{world.prefix}"
-    base = client.images.get(BASE_IMAGE)
-    base.tag(tag, "1")
-    helper = client.containers.run(BASE_IMAGE, ["touch", "/marker"], network_mode="none", detach=True)
-    helper.wait()
-    other = helper.commit(repository=tag, tag="other")
-    helper.remove()
-    try:
+    with moving_tag(world) as moving:
         file = world.compose_dir / "app" / "compose.yaml"
-        file.write_text(file.read_text().replace("${APP_IMAGE:-chatops-busybox:1}", f"{tag}:1"))
         assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
         file.write_text(file.read_text().replace("echo web up;", "echo web v2;"))
         assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
-        other.tag(tag, "1")  # the tag now points at another image
+        moving.move()
         reply = await ask(docker_engine, "rollback app dtest")
         assert reply.tone is Tone.success, reply.text
         web = running(world, world.project("a", "app"), "web")
-        assert web.attrs["Image"] == base.id != other.id
-    finally:
-        for ref in (f"{tag}:1", f"{tag}:other"):
-            client.images.remove(ref, force=True)
+        assert web.attrs["Image"] == moving.base.id != moving.other.id
 
 
 async def test_status_restart_stop_start(world: DockerWorld, docker_engine: Engine) -> None:
