@@ -123,8 +123,7 @@ def read_modality(m: Modality) -> Mood:
     reported = _phrase_before(w, P.REPORT_PHRASES, first + 1) or _others_words(w, m, first)
     verb = next((i for i in range(1, first) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]
                  and w[i - 2:i] not in (["i", "am"], ["we", "are"])), None)  # ("I am asking please to …": mine)
-    if _phrase_before(w, ("told to ask you", "told me to ask you", "asked me to ask you", "asked to ask you",
-                          "to check with you", "to ping you"), first + 1):
+    if _phrase_before(w, (*P.SENT_TO_ME, "to check with you", "to ping you"), first + 1):
         reported, verb = None, None  # "I was told to ask you: what's the status of phoenix?": asked of me
     if reported or verb is not None:
         return Mood("That reports what someone else said or wants, so I'm not doing anything. "

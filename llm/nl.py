@@ -78,6 +78,7 @@ _LABELS = frozenset({"note", "todo", "fyi", "update", "question", "request", "as
                      "summary", "context", "problem", "issue", "fix", "plan", "goal", "result", "answer", "tldr",
                      "prio", "step", "steps", "next", "then", "also", "finally", "first", "second", "reason",
                      "why", "background", "cc", "attn", "attention", "subject", "topic"})
+_PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*\s+(can|could|would|will|pls|please)\s+(you|u)\b", re.I)
 _BOT_NAMES = frozenset(lead.lstrip("/!") for lead in LEADERS) | {"bot"}
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
@@ -177,6 +178,7 @@ class _Reading:
         self.value_at: dict[str, int] = {}  # where each value was found
         self.all_values: dict[str, list[tuple[int, Any]]] = {}
         self._candidate_for: tuple[tuple[Any, ...], bool] = ((), False)
+        self._kinds_named_for: tuple[tuple[Any, ...] | None, list[Kind]] = (None, [])
         self._rivals: tuple[str, ...] = ()  # the readings being compared (llm/nl.py _best_fit)
         self._asking: tuple[int, int] | None = None  # the asking sentence's word range
         self.purpose: tuple[int, int] = (0, 0)  # a purpose clause's word range ("to fix the login bug")
@@ -748,22 +750,23 @@ class _Reading:
                 hit.is_noun = True
             else:
                 hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif hit.end < len(self.low) and self.low[hit.end] in ("with", "by") and not self.words[hit.end - 1].boundary:
-            # "let's start with workflows": a verb of beginning, not the command
+        elif self._asks_nothing_here(hit, near):
             hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif hit.end < len(self.low) and self.free(hit.end) and self.low[hit.end].endswith("ing") \
-                and len(self.low[hit.end]) > 4 and not self.lex.senses(self.low[hit.end]) \
-                and not self.low[hit.end].endswith("thing") and self.low[hit.end] not in P.FUNCTION_WORDS \
-                and not self.words[hit.end - 1].boundary and not self._entity_at(hit.end):
-            # "stop asking me to restart nginx": the verb governs an activity, it asks for no command
-            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif any(w in TIME_BEFORE for w in near):
-            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
-        elif (self.low[hit.end - 1].endswith("ing") or self.low[hit.start].endswith("ing")) \
-                and self._is_question() and i > 0 and not (
-                self.gerund_lead and i == 0):
-            # "any containers restarting?": a question about what is going on, not a request
-            hit.senses = [Sense(s.command, Strength.hint) for s in hit.senses]
+
+    def _asks_nothing_here(self, hit: Hit, near: list[str]) -> bool:
+        """Whether a command verb, where it stands, asks for no command (it stays a hint)."""
+        nxt = hit.end
+        after = self.low[nxt] if nxt < len(self.low) and not self.words[nxt - 1].boundary else ""
+        if after in ("with", "by"):
+            return True  # "let's start with workflows": a verb of beginning
+        if after.endswith("ing") and len(after) > 4 and self.free(nxt) and not self.lex.senses(after) \
+                and not after.endswith("thing") and after not in P.FUNCTION_WORDS and not self._entity_at(nxt):
+            return True  # "stop asking me to restart nginx": the verb governs an activity
+        if any(w in TIME_BEFORE for w in near):
+            return True  # "… before the restart of …": a reference in a phrase of time
+        # "any containers restarting?": a question about what is going on, not a request
+        return (self.low[nxt - 1].endswith("ing") or self.low[hit.start].endswith("ing")) \
+            and self._is_question() and hit.start > 0
 
     def _is_question(self) -> bool:
         return self.text.rstrip().endswith("?") or (bool(self.low) and self.low[0] in P.QUESTION_AUX | {
@@ -1085,9 +1088,8 @@ class _Reading:
             if verb in P.IRREGULAR_PAST or (verb.endswith("ed") and verb not in ("need", "needed")):
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
         said = f" {self.joined()} "
-        asked_me = any(f" {p} " in said for p in (  # ("I was told to ask you: …"; "I was going to ask you" plans)
-            "told to ask you", "told me to ask you", "asked me to ask you", "asked to ask you",
-            "i am asking", "we are asking", "i am requesting", "we are requesting", "i am begging"))
+        # ("I was told to ask you: …" asks; "I was going to ask you …" is a plan)
+        asked_me = any(f" {p} " in said for p in (*P.SENT_TO_ME, *P.ASKING_MYSELF))
         for phrase in () if asked_me else P.INTENT_PHRASES:  # (in the asking sentence: "Heads up: … Can you …?")
             if performed and phrase in ("i am", "we are"):
                 continue  # "I'm denying r-… because prod is frozen": saying it does it
@@ -1638,7 +1640,11 @@ class _Reading:
             and not any(m.start <= k < m.end or m.end == k for m in self.mentions)
 
     def _kinds_named_unknown(self) -> list[Kind]:
-        return [k for i in range(len(self.low)) if (k := self._kind_named(i)) is not None]
+        """The kinds unknown names say they are; read once per state of the words (every reading's fit asks)."""
+        key = (tuple(self.used), tuple((m.start, m.end) for m in self.mentions))
+        if self._kinds_named_for[0] != key:
+            self._kinds_named_for = (key, [k for i in range(len(self.low)) if (k := self._kind_named(i)) is not None])
+        return self._kinds_named_for[1]
 
     def _whose(self, j: int) -> bool:
         """Whether word j says whose a thing is, not its name ("bob's snapshot", "the snapshot bob made")."""
@@ -2413,17 +2419,15 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
         return None
     said = m.group(0)
     name = m.group(1).lower()
-    person_asked = re.match(r"^\s*[A-Za-z][\w.-]*\s+(can|could|would|will|pls|please)\s+(you|u)\b", text, re.I)
-    if person_asked and name not in _BOT_NAMES and "bot" not in name and name not in P.FILLER \
-            and name not in P.GREETINGS and name not in _NOT_NAMES:
+    # (a name with "bot" in it is us: the adapters strip our own mention, so "@opsbot" was typed by hand)
+    someone = name not in _BOT_NAMES and "bot" not in name
+    if said.lstrip().startswith("@") and someone:
+        return m.group(1)  # "@sam can you restart redis": an @-mention first, known to us or not, is a person
+    plain_name = someone and name not in P.FILLER and name not in P.GREETINGS and name not in _NOT_NAMES
+    if plain_name and _PERSON_ASKED.match(text):
         return m.group(1)  # "marco can you approve r-9be2f001": a first word that is a person asked
-    if said.lstrip().startswith("@") and name not in _BOT_NAMES and "bot" not in name:
-        # "@sam can you restart redis": an @-mention first, known to us or not, is a person ("@opsbot" is us:
-        # the adapters strip our own mention, so a name with "bot" in it is one typed by hand)
-        return m.group(1)
-    if said.rstrip().endswith(":") and known is not None and name.isalpha() and 2 <= len(name) <= 15 \
-            and name not in P.FILLER and name not in P.GREETINGS and name not in _NOT_NAMES \
-            and name not in _LABELS and not known(name):
+    if plain_name and said.rstrip().endswith(":") and known is not None and name.isalpha() \
+            and 2 <= len(name) <= 15 and name not in _LABELS and not known(name):
         return m.group(1)  # "zoe: can u bounce redis on dev?": a speaker's line, or a line to zoe
     if m.group(1).lower() not in users:
         return None

@@ -44,17 +44,11 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
     for end in [*ends, len(r.words)]:
         for k in range(start + 1, end):
             joined_by = "," in r.tokens[r.words[k - 1].tok].trail or r.low[k] in _DASHES
-            if joined_by and k > start and _comment(r, k + (r.low[k] in _DASHES), end):
-                out.append((start, k))
-                start = k
-                break
-            if joined_by and k > start and _comment(r, start, k, before=True) and _asks_in(r, k, end):
-                # "n8n on live is throwing 502s, restart it please": the comment before the request
-                out.append((start, k))
-                start = k
-                break
-            if r.low[k] in ("and", "but", "so") and _own_plan(r, k + 1, end):
-                # "stop it for now and i'll clean up tmrw": the speaker's own plan joined to the request
+            if (joined_by and (_comment(r, k + (r.low[k] in _DASHES), end)
+                               # "n8n on live is throwing 502s, restart it please": a comment before it
+                               or (_comment(r, start, k, before=True) and _asks_in(r, k, end)))) \
+                    or (r.low[k] in ("and", "but", "so") and _own_plan(r, k + 1, end)):
+                # ("stop it for now and i'll clean up tmrw": the speaker's own plan joined to the request)
                 out.append((start, k))
                 start = k
                 break
@@ -64,6 +58,9 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
 
 
 _DASHES = frozenset({"-", "–", "—", "--"})
+# words that open a condition: a clause they lead belongs to the request it conditions
+_CONDITION_LEADS = frozenset({"if", "unless", "when", "once", "after", "whenever", "provided", "assuming",
+                              "only", "but", "as"})
 _REASON_LEADS = frozenset({"because", "cause", "cuz", "coz", "bc", "as", "otherwise"})
 # a verb that states something (a comment has a subject and one of these; a request has an imperative)
 _STATING = frozenset({"is", "are", "was", "were", "has", "have", "had", "looks", "seems", "says", "said", "went",
@@ -88,9 +85,7 @@ def _own_plan(r: _Reading, start: int, end: int) -> bool:
     """Whether words start..end say what the speaker or others will do ("i will clean up tomorrow")."""
     words = r.low[start:end]
     return len(words) > 2 and words[0] in ("i", "we", "they", "he", "she") and words[1] in P.MODALS | {
-        "am", "are", "is", "have", "need", "want"} and not any(
-        start <= h.start < end and h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h)
-        for h in r.hits)
+        "am", "are", "is", "have", "need", "want"} and not _asks_in(r, start, end)
 
 
 def _comment(r: _Reading, start: int, end: int, before: bool = False) -> bool:
@@ -108,8 +103,7 @@ def _comment(r: _Reading, start: int, end: int, before: bool = False) -> bool:
         return False  # "restart nginx on dev, I don't want that": it takes the request back
     if not before and any(start <= m.start < end and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions):
         return False  # "…, want to check if prod has the same issue": another place is part of what is meant
-    if any(start <= h.start < end and h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h)
-           for h in r.hits):
+    if _asks_in(r, start, end):
         return False  # (a verb after a modal is no request: "want to know if I can start a finetune")
     if words[0] in _REASON_LEADS or words[0] in _DROPPED_SUBJECT:
         return True
@@ -166,9 +160,6 @@ def aside_words(r: _Reading) -> list[bool]:
             out[k] = True
     return out
 
-
-_CONDITION_LEADS = frozenset({"if", "unless", "when", "once", "after", "whenever", "provided", "assuming",
-                              "only", "but", "as"})
 
 
 def _after_modal(r: _Reading, h: Hit) -> bool:
