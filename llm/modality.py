@@ -169,16 +169,19 @@ def read_modality(m: Modality) -> Mood:
     return Mood()
 
 
+# words that open another clause, whose copula is not said of the request
+_NOT_THE_REQUESTS_CLAUSE = frozenset({"when", "because", "till", "unless", "whatever", "whichever", "what", "which",
+                                      "where", "who"})
+
+
 def _spoken_of(w: list[str], m: Modality) -> str | None:
     """The command phrase when a copula follows it in its own clause ("restart nginx on dev is what the
     runbook says", "lock prod was the plan"), not in a relative clause ("the nginx that is on dev")."""
     if not m.action_starts or min(m.action_starts) != 0:
         return None
     for k in range(1, len(w)):
-        if m.boundary[k - 1] or w[k] in P.CLAUSE_JOINERS or w[k] in P.CONDITIONALS or w[k] in ("when", "once",
-                                                                                             "because", "since"):
-            return None
-        if w[k] in P.TIME_WORDS_BEFORE or w[k] in ("whatever", "whichever", "what", "which", "where", "who"):
+        if m.boundary[k - 1] or w[k] in P.CLAUSE_JOINERS or w[k] in P.CONDITIONALS or w[k] in P.TIME_BEFORE \
+                or w[k] in _NOT_THE_REQUESTS_CLAUSE:
             return None  # ("freeze prod until the audit is finished", "to whatever snapshot is newest")
         if w[k] in ("is", "was", "are", "were") and any(end == k for _, end in m.mentions):
             return " ".join(m.raw[:k])  # (a copula right after the request's target)

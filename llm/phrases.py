@@ -36,6 +36,8 @@ AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "has", "have", "had",
                          "does", "do", "did", "should", "shall", "may", "might", "must", "gets", "got", "goes"})
 MODALS = frozenset({"will", "shall", "would", "can", "could", "should", "must", "might", "may", "gonna"})
 TIME_AGO = frozenset({"earlier", "ago", "yesterday", "before", "already", "last", "morning"})
+# Words of time before a clause or a noun phrase ("before I upgrade it", "after the deploy").
+TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
 
 # Negations and cancellations: a request that says not to act.
 NEGATIONS = frozenset({"not", "never", "no", "nope", "without", "avoid", "refrain", "skip", "nobody", "noone"})
@@ -253,15 +255,13 @@ REPORT_VERBS = frozenset({"wants", "wanted", "asked", "asks", "said", "says", "w
                           "demanding", "proposing", "recommending", "complaining", "shouting", "yelling",
                           "mentioning", "claiming", "nagging", "pestering", "bugging", "begged", "nagged"})
 # Words that put an event in the past ("after yesterday's outage", "after the crash this morning").
-PAST_TIME = frozenset({"yesterday", "last", "earlier", "ago", "previous", "morning", "overnight", "yesterdays"})
+PAST_TIME = (TIME_AGO - {"before", "already"}) | {"previous", "overnight", "yesterdays"}
 # Short questions after a request that put it up for discussion ("restart n8n on prod? or is that overkill").
 UP_FOR_DISCUSSION = ("not sure about it", "not sure about this", "not sure about that", "unsure about it", "idk",
                      "i doubt it", "not convinced", "or is that", "or would that", "or should we", "or should i",
                      "or not", "or is it", "or wait", "why would", "why should", "why on earth",
                      "good idea", "bad idea", "thoughts", "overkill", "too risky", "any objections", "yay or nay",
                      "is that ok", "is that okay", "is that safe", "is that wise", "makes sense", "does that help")
-# Words that open a phrase of time ("until the audit is finished").
-TIME_WORDS_BEFORE = frozenset({"before", "after", "until", "till", "while", "once", "during", "since", "unless"})
 # Someone's request passed on to the bot by the speaker: asked of the bot, not reported ("I was told to
 # ask you: …"); and the speaker asking in so many words ("I am asking you to …").
 SENT_TO_ME = ("told to ask you", "told me to ask you", "asked me to ask you", "asked to ask you")

@@ -19,8 +19,7 @@ from llm.tokens import Token
 
 # a time of day ("22:00", "3am", "10.30pm"): a schedule (a stage before the parser may take it one day)
 CLOCK = re.compile(r"^([01]?\d|2[0-3])([:.][0-5]\d)?\s*(am|pm)$|^([01]?\d|2[0-3]):[0-5]\d$", re.I)
-# words of time before a clause or a noun phrase ("before I upgrade it", "after the deploy")
-TIME_BEFORE = frozenset({"before", "after", "until", "while", "once", "during", "since"})
+TIME_BEFORE = P.TIME_BEFORE  # words of time before a clause or a noun phrase (phrases.py)
 # cue words of free text that stay part of it ("until the demo is over")
 CONJUNCTION_CUES = ("since", "until", "during", "while")
 _POLITE_EDGE = r"(please|pls|plz|thanks|thank you|thx|ty|cheers|kindly|sorry)"
