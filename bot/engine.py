@@ -754,15 +754,27 @@ class Engine:
                 decision.reply = redact_reply(self.redactor, decision.reply)
                 return decision
 
+    async def _named_request(self, ref: str) -> RequestRow | Reply:
+        """The one request an id or its first digits name ("approve r-7c2e", as people copy ids); a
+        refusal that says which when none or several match."""
+        rows = await self._db(self.store.find, ref)
+        if not rows:
+            return self._error(f"There is no request {ref}.")
+        if len(rows) > 1:
+            return self._error(f"More than one request starts with {ref} ({', '.join(r.id for r in rows)}"
+                               f"{', …' if len(rows) >= 3 else ''}); give more of its id. Nothing was done.")
+        return rows[0]
+
     async def _act(self, action: str, rid: str, actor: Actor, digest: str | None, reason: str | None,
                    req: Request) -> Decision:
         if action == Action.run:
             if not digest:  # only an alert's button asks for a suggested plan, and it carries its hash
                 return Decision(self._error("That button carries no plan hash; nothing was done."))
             return Decision(await self.schedules.suggested(rid, digest, actor, req), applied=True)
-        row = await self._db(self.store.get, rid)
-        if row is None:
-            return Decision(self._error(f"There is no request {rid}."))
+        row = await self._named_request(rid)
+        if isinstance(row, Reply):
+            return Decision(row)
+        rid = row.id
         status = Status(row.status)
         roles = roles_for(self.config, actor.id, row.args)
         if action in ("approve", "deny"):
@@ -942,9 +954,10 @@ class Engine:
             return decision
 
     async def _cancel(self, rid: str, actor: Actor, reason: str | None, req: Request) -> Decision:
-        row = await self._db(self.store.get, rid)
-        if row is None:
-            return Decision(self._error(f"There is no request {rid}."))
+        row = await self._named_request(rid)
+        if isinstance(row, Reply):
+            return Decision(row)
+        rid = row.id
         roles = self.config.roles_of(actor.id)
         if actor.id != row.actor and not roles & {Role.approver, Role.admin}:
             return self._unmoved(self._error(

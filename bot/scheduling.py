@@ -217,7 +217,12 @@ class Scheduling:
     async def cancel(self, sid: str, actor: Actor, roles_check: bool = True) -> Reply:
         """`unschedule`: the owner, or an admin where the schedule acts, ends it (and its approval)."""
         e = self.engine
-        sched = await e._db(self.rows.schedule, sid)
+        found = await e._db(self.rows.find_schedules, sid)
+        if len(found) > 1:
+            raise CommandError(f"More than one schedule starts with {sid} ({', '.join(f.id for f in found)}); "
+                               "give more of its id. Nothing was done.")
+        sched = found[0] if found else None
+        sid = sched.id if sched else sid
         if sched is None or sched.state not in (ScheduleState.active, ScheduleState.proposed):
             state = f"is {sched.state}" if sched else "does not exist"
             raise CommandError(f"Schedule {sid} {state}; 'schedules' lists the active ones.")

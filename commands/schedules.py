@@ -8,7 +8,7 @@ from typing import Any
 from bot.request import Reply, Table
 from commands.args import ENV_OPT
 from commands.context import Context
-from commands.registry import Arg, Kind, command
+from commands.registry import Arg, Kind, Phrasing, command
 from infra.db.common import aware
 
 
@@ -33,6 +33,11 @@ async def schedules(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("unschedule", summary="cancel a scheduled request", changes=True, confirm=False, approval=False,
          args=(Arg("id", Kind.schedule, help="schedule id, like s-1a2b3c4d"),),
          examples=("unschedule s-1a2b3c4d",), words=("cancel schedule",), schedulable=False,
+         # "cancel the scheduled request 4d9e": a schedule is what those verbs end here, not a running change
+         phrasing=Phrasing(verbs=("unschedule",), nouns=("schedule", "scheduled request", "scheduled job",
+                                                           "scheduled run", "scheduled restart", "scheduled deploy"),
+                           object_verbs=("cancel", "drop", "remove", "delete", "kill", "stop", "call off"),
+                           object_needs=("id",)),
          slash=False)  # Discord's 25 subcommands are taken; `/ops ask unschedule s-…` reaches it
 async def unschedule(ctx: Context, args: dict[str, Any]) -> Reply:
     """Its owner, or an admin on its environment, ends it; an approval given when it was scheduled ends too."""

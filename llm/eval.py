@@ -27,6 +27,7 @@ from commands.registry import Kind, Registry
 from llm.plan import Plan
 from llm.planner import Planner
 from llm.validate import validate
+from llm.values import ID_KINDS, id_ref
 
 
 class CasesError(Exception):
@@ -173,6 +174,11 @@ def _same(kind: Kind | None, got: Any, want: Any) -> bool:
         return got not in (None, "")
     if kind is Kind.text:
         return " ".join(str(got).lower().split()) == " ".join(str(want).lower().split())
+    if kind is not None and kind.value in ID_KINDS:
+        # an id is the same id however its lead is spelled ("7c2e", "req-7c2e", "r-7c2e"): the store
+        # resolves each to the one request whose id starts with those digits
+        lead = ID_KINDS[kind.value]
+        return id_ref(str(got), lead) == id_ref(str(want), lead) is not None
     return str(got) == str(want)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from llm import phrases as P
 
+_OR_AFTER_QUESTION = re.compile(r"\?+\s*or\b", re.I)  # "…? or …": another course offered
+
 _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"```|~~~"), "a code block"),
     (re.compile(r"https?://\S+|\bwww\.\S+\.\w", re.I), "a link"),
@@ -121,7 +123,9 @@ def read_modality(m: Modality) -> Mood:
         return Mood("Those are quoted words, not a request of yours, so I'm not doing anything. "
                     "If you want it done, ask me directly.")
     reported = _phrase_before(w, P.REPORT_PHRASES, first + 1) or _others_words(w, m, first)
-    verb = next((i for i in range(1, first) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]
+    # (up to the first verb asked for: "the card says: rollback chat …", where "card" is also a noun of ours)
+    said_by = max(first, min(m.action_starts, default=first))
+    verb = next((i for i in range(1, said_by) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]
                  and w[i - 2:i] not in (["i", "am"], ["we", "are"])), None)  # ("I am asking please to …": mine)
     if _phrase_before(w, (*P.SENT_TO_ME, "to check with you", "to ping you"), first + 1):
         reported, verb = None, None  # "I was told to ask you: what's the status of phoenix?": asked of me
@@ -129,7 +133,9 @@ def read_modality(m: Modality) -> Mood:
         return Mood("That reports what someone else said or wants, so I'm not doing anything. "
                     "If you want it done, ask me directly.")
     # a request put up for discussion: "restart n8n on prod? or is that overkill"
-    if "?" in m.text and any(f" {p} " in f" {' '.join(w[first + 1:])} " for p in P.UP_FOR_DISCUSSION):
+    # (and any other course offered after the question: "approve r-…? or do we wait for Priya")
+    if "?" in m.text and (any(f" {p} " in f" {' '.join(w[first + 1:])} " for p in P.UP_FOR_DISCUSSION)
+                          or _OR_AFTER_QUESTION.search(m.text)):
         return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                     "If you want it done, say so (e.g. 'restart SERVICE ENV').")
     # the request as the subject of a sentence: "restart nginx on dev is what the runbook says"

@@ -44,7 +44,7 @@ from llm.plan import Outcome, Plan
 from llm.resolve import Resolver, join_choices
 from llm.tokens import CLOSING, KV, OPENING, tokenize
 from llm.validate import article, noun, unknown_name, validate
-from llm.values import DURATION, REQUEST_ID, WORD, normalize_duration
+from llm.values import DURATION, ID_KINDS, REQUEST_ID, WORD, id_ref, normalize_duration
 from llm.words import (
     CLOCK,
     CONJUNCTION_CUES,
@@ -78,7 +78,14 @@ _LABELS = frozenset({"note", "todo", "fyi", "update", "question", "request", "as
                      "summary", "context", "problem", "issue", "fix", "plan", "goal", "result", "answer", "tldr",
                      "prio", "step", "steps", "next", "then", "also", "finally", "first", "second", "reason",
                      "why", "background", "cc", "attn", "attention", "subject", "topic"})
-_PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*\s+(can|could|would|will|pls|please)\s+(you|u)\b", re.I)
+_PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*(\s*,\s*((can|could|would|will|did|have|pls|please)\s+)?"
+                           r"|\s+(can|could|would|will|pls|please)\s+)(you|u)\b", re.I)
+# "jonas pls deploy monitoring to staging": a first word that no inventory knows, then "please" and a verb
+_PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[a-z]", re.I)
+_NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
+_COPULAS = frozenset({"is", "are", "was", "were", "isn't", "aren't", "it's", "everything's", "that's", "its"})
+_COPULA_BREAKS = frozenset({"to", "you", "u", "please", "pls", "can", "could", "would", "will", "and", "then", "or",
+                            "but", "so", "let's", "lets"})
 _BOT_NAMES = frozenset(lead.lstrip("/!") for lead in LEADERS) | {"bot"}
 # The roles a person may hold (infra/config.py): no value, no name, and never given from chat.
 ROLE_WORDS = frozenset(r.value for r in Role)
@@ -103,6 +110,8 @@ _LIGHT = P.LIGHT_VERBS | {" ".join([gerund(v.split()[0]), *v.split()[1:]]) for v
 _POLITE = ("could someone", "can someone", "can somebody", "could somebody", "would someone", "can anyone",
            "could anyone", "someone please", "somebody please", "can you", "could you", "would you", "will you",
            "can u", "would you mind", "i need you to",
+           # the bot named in the third person is still "you" ("could the bot please restart …")
+           "can the bot", "could the bot", "would the bot", "will the bot",
            "i want you to", "go ahead and", "i would like to", "i would like you to", "i want to",
            "i need to", "we need to", "let us", "please", "kindly", "quickly", "could we", "can we",
            "ask you to", "time to", "need to", "you can", "i would love", "just", "pls", "can i see",
@@ -187,6 +196,12 @@ class _Reading:
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
+        # "morning all ☀️ starting the release. @chatops deploy chat to test": our own mention after a full
+        # clause starts what is asked of us; the words before it were said to the room
+        called = [k for k in range(1, len(self.words)) if self.words[k - 1].boundary
+                  and self.words[k].low.startswith("@") and self.words[k].low[1:] in LEADERS]
+        if called and called[-1] + 1 < len(self.words):
+            self.words = self.words[called[-1] + 1:]
         while self.words and (self.words[0].low in LEADERS or self.words[0].low in P.GREETINGS):
             first = self.words[0]
             nxt = self.words[1].low if len(self.words) > 1 else ""
@@ -196,6 +211,7 @@ class _Reading:
                     self.r.resolve(k, first.low) for k in ENTITY_KINDS):
                 break  # "hello on local keeps crashing", "bot logs on phoenix": a name like a greeting ("hey bot, …")
             self.words = self.words[1:]
+        self._strip_apology()
         changed = True
         while changed and self.words:
             changed = False
@@ -226,6 +242,25 @@ class _Reading:
                 if " ".join(w.low for w in self.words[i:i + n]) == phrase:
                     del self.words[i:i + n]
                     break
+
+    def _strip_apology(self) -> None:
+        """An apology that opens the message with a clause of its own ("sorry to bother —", "Hi all, sorry if
+        this is a silly question, I'm new here —") is politeness: its words are no condition and name nothing."""
+        k = 0
+        while k < len(self.words) and (self.words[k].low in P.GREETINGS or self.words[k].low in ("all", "team")):
+            k += 1
+        if k + 1 >= len(self.words) or self.words[k].low not in ("sorry", "apologies") \
+                or self.words[k + 1].low not in ("to", "if", "for", "about"):
+            return
+        ends = [j for j in range(k + 1, len(self.words))
+                if self.words[j].boundary or self.words[j].low in ("—", "–", "-", "--")]
+        # (the clause of an apology runs to the dash, or to the last comma before a request of its own)
+        dash = next((j for j in ends if self.words[j].low in ("—", "–", "-", "--")), None)
+        end = dash if dash is not None else (ends[0] if ends else None)
+        if end is not None and end + 1 < len(self.words):
+            self.words = self.words[end + 1:]
+            if len(self.words) > 1 and self.words[0].low in ("but", "and", "so"):
+                self.words = self.words[1:]  # "sorry if this is basic, but how do I …"
 
     def joined(self, start: int = 0, end: int | None = None) -> str:
         return " ".join(self.low[start:end])
@@ -321,17 +356,39 @@ class _Reading:
     # values that need no command context -----------------------------------
     def _values(self) -> None:
         for i, w in enumerate(self.low):
-            if REQUEST_ID.match(w):
-                self.values.setdefault("request", w)
+            led = {key: ref for key, lead in ID_KINDS.items() if (ref := id_ref(w, lead, bare="never"))}
+            if led:
+                for key, ref in led.items():
+                    self.values.setdefault(key, ref)
                 self.take(i, i + 1)
             else:
                 m = KV.match(self.words[i].raw)
                 if m:
                     self.values.setdefault("kv", {})[m.group(1).lower().replace("-", "_")] = m.group(2)
                     self.take(i, i + 1)
+        self._bare_id()
         self._quoted_text()
         self._durations()
         self._counts()
+
+    def _bare_id(self) -> None:
+        """An id typed without its lead ("approve 7c2e", "deny req b3d0"): hex digits with a digit and a letter,
+        read as the id of the one kind the message's command words take (a request, a schedule)."""
+        if any(key in self.values for key in ID_KINDS):
+            return
+        found = [i for i, w in enumerate(self.low) if self.free(i) and id_ref(w, "r", bare="strict")]
+        if len(found) != 1:
+            return
+        takers = {c for k in range(len(self.low)) for n in (1, 2) for c in self._commands_of(self.joined(k, k + n))}
+        kinds = {a.kind for c in takers for a in self.lex.specs[c].args if a.kind.value in ID_KINDS}
+        if len(kinds) == 1:
+            key = kinds.pop().value
+            self.values[key] = id_ref(self.low[found[0]], ID_KINDS[key], bare="strict")
+            self.take(found[0], found[0] + 1)
+
+    def _commands_of(self, phrase: str) -> set[str]:
+        """Every command a word or phrase may name: as a verb, noun or past form."""
+        return {s.command for s in self.lex.senses(phrase)} | set(self.lex.past.get(phrase, ()))
 
     def _quoted_text(self) -> None:
         """'with description "pre kernel upgrade"': words in quotes right after a free-text argument's cue
@@ -743,8 +800,13 @@ class _Reading:
         # "snapshot of the prod vm was taken …": a command word that "of" follows is its noun
         determined = determined or (hit.end < len(self.low) and self.low[hit.end] == "of"
                                     and not self.words[hit.end - 1].boundary and bool(nouns))
+        # "list snapshot portainer", "show snapshot list of …": a verb of showing makes what follows its object
+        shown = i > 0 and not self.words[i - 1].boundary and self._display_verb_at(i - 1)
+        # "restore snapshot before-pg16": a word right after a verb asked for is its object, a noun
+        shown = shown or (i > 0 and not self.words[i - 1].boundary and any(
+            h.end == i and h.strength is Strength.verb and not h.is_noun for h in self.hits))
         if determined or prev in self.p.users or after_name or after_adjective or (
-                nouns and after_words):
+                nouns and (after_words or shown)):
             if nouns:
                 hit.senses = [Sense(s.command, Strength.noun) for s in nouns]
                 hit.is_noun = True
@@ -764,9 +826,22 @@ class _Reading:
             return True  # "stop asking me to restart nginx": the verb governs an activity
         if any(w in TIME_BEFORE for w in near):
             return True  # "… before the restart of …": a reference in a phrase of time
+        if not self.low[hit.start].endswith("ing") and self._after_copula(hit.start):
+            return True  # "is everything back up on dev?": a state said of a subject, not a verb
         # "any containers restarting?": a question about what is going on, not a request
         return (self.low[nxt - 1].endswith("ing") or self.low[hit.start].endswith("ing")) \
             and self._is_question() and hit.start > 0
+
+    def _after_copula(self, i: int) -> bool:
+        """Whether a copula and its subject lead up to word i in its clause ("is everything back up",
+        "it's back up", "are the containers up"): what follows says how a thing is; no request verb
+        ("is it ok to restart", "can you", "please") stands between."""
+        for k in range(i - 1, max(-1, i - 4), -1):
+            if self.words[k].boundary or self.low[k] in _COPULA_BREAKS:
+                return False
+            if self.low[k] in _COPULAS:
+                return True
+        return False
 
     def _is_question(self) -> bool:
         return self.text.rstrip().endswith("?") or (bool(self.low) and self.low[0] in P.QUESTION_AUX | {
@@ -820,8 +895,8 @@ class _Reading:
                 continue
             if i > 0 and (self.low[i - 1] in P.DETERMINERS or any(m.end == i for m in self.mentions)):
                 continue
-            if self._in_noun_phrase(i):
-                continue  # "before the kernel upgrade": a noun, not something asked for
+            if self._in_noun_phrase(i) or self._subject_of_next(i):
+                continue  # "before the kernel upgrade", "driver upgrade went fine": a noun, not something asked for
             if self._subordinate(i):
                 continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
@@ -936,7 +1011,18 @@ class _Reading:
                 and self.low[k] not in P.DETERMINERS and not self.lex.senses(self.low[k]) \
                 and not any(h.start <= k < h.end for h in self.hits):
             k -= 1
-        return 0 <= k < i - 1 and self.low[k] in P.DETERMINERS
+        # (or back to a word of time: "before redis 7.2 upgrade", "broken after upgrade")
+        return (0 <= k < i - 1 and self.low[k] in P.DETERMINERS) or (0 <= k < i and self.low[k] in TIME_BEFORE)
+
+    def _subject_of_next(self, i: int) -> bool:
+        """Whether word i is the subject of a verb in the past right after it ("the upgrade went fine",
+        "migration failed"): a thing that happened, not something asked for."""
+        nxt = i + 1
+        if nxt >= len(self.low) or self.words[i].boundary:
+            return False
+        w = self.low[nxt]
+        return w in ("is", "was", "went", "broke", "ran", "ate", "has", "had") or (
+            w.endswith("ed") and len(w) > 4 and not self.lex.senses(w))
 
     def _subordinate_asides(self) -> None:
         """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
@@ -997,6 +1083,9 @@ class _Reading:
         d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where", "what") else 0
         if len(low) > 3 and low[0] == "which" and low[2] in ("did", "has", "have"):
             d = 2
+        if d == 0 and len(low) > 3 and low[1] in ("did", "has", "have") and not self.words[0].boundary \
+                and low[2] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they"):
+            d = 1  # "wait did you restart nginx on dev?": an interjection before the question
         if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 1 and (
                 low[d + 1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
                 or low[d + 1] in self.p.users) and self.hits:
@@ -1098,10 +1187,12 @@ class _Reading:
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
         if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
-                and self.hits[0].strength is Strength.verb and not self.gerund_lead and not performed:
+                and self.hits[0].strength is Strength.verb and not self.gerund_lead and not performed \
+                and not self._request_after(0):  # ("starting the release. deploy chat to test": it asks after)
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
-        sched = [w for i, w in enumerate(low) if lo <= i < hi and ((CLOCK.match(w) and self.free(i)) or (
+        sched = [w for i, w in enumerate(low) if lo <= i < hi and not self._remark(i) and (
+            (CLOCK.match(w) and self.free(i)) or (
             w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and not self._in_time_phrase(i)
             and not (w == "every" and not self._every_time(i)) and (
                 w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
@@ -1132,7 +1223,7 @@ class _Reading:
     def _request_after(self, i: int) -> bool:
         """'bob just deployed chat to live, please roll it back': a request in a later clause makes the past
         before it the request's context, not the message's point."""
-        return any(h.start > i and h.strength is Strength.verb and not h.is_noun
+        return any(h.start > i and ((h.strength is Strength.verb and not h.is_noun) or self._shown(h))
                    and any(self.words[k].boundary for k in range(i, h.start)) for h in self.hits)
 
     def _performed(self) -> bool:
@@ -1405,8 +1496,8 @@ class _Reading:
     def _value_given(self, arg: Arg) -> bool:
         if arg.name in self.values.get("kv", {}):
             return True
-        if arg.kind is Kind.request:
-            return "request" in self.values
+        if arg.kind.value in ID_KINDS:
+            return arg.kind.value in self.values
         if arg.kind is Kind.duration:
             return "since" in self.values
         return arg.kind.is_entity and any(arg.kind in m.names for m in self.mentions)
@@ -1790,6 +1881,7 @@ class _Reading:
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
                             f"Usage: {spec.usage}", attempted=cmd)
         dropped = [k for k, i in self.value_at.items() if k not in self.consumed and lo <= i < hi
+                   and not self._remark(i)  # ("lock staging, nobody works there today")
                    and not self._possessive(i)  # ("yesterday's web deploy" says which deploy)
                    and not (k == "since" and self._span(i))]  # ("take grafana down for a minute": how long)
         if plan.complete and spec.changes and dropped:
@@ -1884,8 +1976,8 @@ class _Reading:
         for arg in spec.args:
             if arg.name in args:
                 continue
-            if arg.kind is Kind.request and "request" in self.values:
-                args[arg.name] = self.values["request"]
+            if arg.kind.value in ID_KINDS and arg.kind.value in self.values:
+                args[arg.name] = self.values[arg.kind.value]
             elif arg.kind is Kind.duration and "since" in self.values:
                 args[arg.name] = self.values["since"]
                 self.consumed.add("since")
@@ -2019,10 +2111,35 @@ class _Reading:
             if pattern is not None and not pattern.match(low) and not identifier(low) and not naming \
                     and not self._clause_final(j) and not shape.target_phrase_at(self, j + 1):
                 continue  # "the version QA signed off": a word that more words follow is no unshaped value
+            if pattern is not None and not pattern.match(low) and not identifier(low) and self._clause_after_verb(i):
+                continue  # "rollback chat on prod, new version broken!!": a remark after the request, no value
             self.take(i, i + 1)
             self.take(j, j + 1)
             return raw
         return None
+
+    def _remark(self, i: int) -> bool:
+        """Whether word i stands in a clause of its own beside the one that asks, and that clause says more
+        than a time ("lock prod, release tomorrow", "no changes on staging today, lock it"): a remark whose
+        time is not the request's ("restart nginx on dev, tomorrow" keeps its time)."""
+        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        if not verbs:
+            return False
+        start = max((k + 1 for k in range(i) if self.words[k].boundary), default=0)
+        end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
+        if any(start <= h.start < end for h in verbs):
+            return False
+        nouns = {k for h in self.hits if h.strength < Strength.verb or h.is_noun for k in range(h.start, h.end)}
+        said = [k for k in range(start, end) if (self.free(k) or k in nouns) and self.low[k] not in P.FUNCTION_WORDS
+                and self.low[k] not in P.FILLER and self.low[k] not in P.SCHEDULE_WORDS
+                and self.low[k] not in P.TIME_AGO and k not in self.value_at.values()
+                and not CLOCK.match(self.low[k]) and self.low[k] not in ("at", "in", "on", "by", "this", "next")]
+        return bool(said)
+
+    def _clause_after_verb(self, i: int) -> bool:
+        """Whether word i stands in a clause after the one the first verb asked in."""
+        verb = min((h.start for h in self.hits if h.strength is Strength.verb and not h.is_noun), default=None)
+        return verb is not None and verb < i and any(self.words[k].boundary for k in range(verb, i))
 
     def _before(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> str | None:
         lo, hi = shape.request_sentence(self)
@@ -2231,6 +2348,8 @@ class _Reading:
                 target_kind = Kind(kind) if Kind(kind) in kinds else (missing or wanted)[0].kind
             elif missing and (prev in P.TARGET_PREPOSITIONS or prev in ("the",) or i == min(unknown)):
                 target_kind = missing[0].kind
+            elif not self.mentions and (prev in P.TARGET_PREPOSITIONS or prev == "for") and self._clause_final(i):
+                target_kind = wanted[0].kind  # "gpu stats for atlas": the one name said is no default's to fill
             if target_kind is not None:
                 return self.ask(unknown_name(self.r, target_kind, w), attempted=cmd)
         return None
@@ -2411,8 +2530,9 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     """A person of the team the message speaks to first ("@bob can you deny r-…", "alice: restart …",
     "bob, approve r-… please"): a request to them, not to the bot."""
     lead = text.split(None, 1)
-    while len(lead) == 2 and lead[0].strip(",!.").lower() in P.GREETINGS and lead[1].lstrip().startswith("@"):
-        text = lead[1]  # "hey @priya, did you deploy chat to prod?"
+    while len(lead) == 2 and lead[0].strip(",!.").lower() in P.GREETINGS and not lead[0].endswith(",") and (
+            lead[1].lstrip().startswith("@") or _NAMED.match(lead[1])):
+        text = lead[1]  # "hey @priya, did you deploy chat to prod?", "hey priya, did you lock prod yet?"
         lead = text.split(None, 1)
     m = _ADDRESS.match(text)
     if m is None:
@@ -2426,6 +2546,9 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     plain_name = someone and name not in P.FILLER and name not in P.GREETINGS and name not in _NOT_NAMES
     if plain_name and _PERSON_ASKED.match(text):
         return m.group(1)  # "marco can you approve r-9be2f001": a first word that is a person asked
+    if plain_name and _PERSON_PLEASED.match(text) and known is not None and name.isalpha() \
+            and name not in _LABELS and not known(name):
+        return m.group(1)  # "jonas pls deploy monitoring to staging"
     if plain_name and said.rstrip().endswith(":") and known is not None and name.isalpha() \
             and 2 <= len(name) <= 15 and name not in _LABELS and not known(name):
         return m.group(1)  # "zoe: can u bounce redis on dev?": a speaker's line, or a line to zoe

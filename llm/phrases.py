@@ -62,7 +62,8 @@ INTENT_PHRASES = ("i will", "we will", "i am going to", "we are going to", "gonn
                   "we were", "i have to", "will need to", "should i",
                   # notes and reminders: a thing to do later, not a request now
                   "remind me to", "remind us to", "remind me", "remind us", "don't forget to", "dont forget to",
-                  "do not forget to", "remember to", "note to self", "todo", "to-do", "fixme", "action item")
+                  "do not forget to", "remember to", "note to self", "todo", "to-do", "fixme", "action item",
+                  "reminder", "note", "memo")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SCHEDULE_WORDS = frozenset({"tomorrow", "tonight", "later", "monday", "tuesday", "wednesday", "thursday",
                             "friday", "saturday", "sunday", "weekend", "midnight", "noon", "schedule",
@@ -237,7 +238,10 @@ CONTRACTIONS: dict[str, str] = {
 }
 GREETINGS = frozenset({"hey", "hi", "hello", "yo", "ok", "okay", "so", "um", "uh", "hmm", "alright", "morning",
                        "team", "folks", "guys", "all", "bot", "chatops", "ops", "@chatops", "@ops", "hiya",
-                       "please", "quick", "question", "q"})
+                       "please", "quick", "question", "q",
+                       # greetings of the team's other languages, never a colleague's name ("hallo, please …")
+                       "hallo", "hola", "ciao", "salut", "moin", "servus", "hej", "ahoj", "bonjour", "howdy", "evening",
+                       "afternoon", "heya", "sup"})
 CHATTER = frozenset({"thanks", "thank you", "thx", "ty", "cheers", "lol", "nice", "great", "cool",
                      "good morning", "good night", "gm", "brb", "ok", "okay", "yes", "no", "yep", "sure", "hi",
                      "hello", "hey"})

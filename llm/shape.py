@@ -9,6 +9,7 @@ the reading; none names a command (tests/test_language.py checks).
 
 from __future__ import annotations
 
+import unicodedata
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -37,8 +38,9 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
     for k, w in enumerate(r.words):
         trail = r.tokens[w.tok].trail
         # (an ellipsis is a pause: "restart redis on test... actually make that dev")
-        if w.boundary and any(c in trail for c in ".?!;") and ".." not in trail and "…" not in trail \
-                and k + 1 < len(r.words):
+        # (an emoji ends a sentence too: "chat went out at 3 😬 roll it back")
+        if w.boundary and any(c in ".?!;" or unicodedata.category(c) == "So" for c in trail) and ".." not in trail \
+                and "…" not in trail and k + 1 < len(r.words):
             ends.append(k + 1)
     out, start = [], 0
     for end in [*ends, len(r.words)]:
@@ -461,6 +463,19 @@ def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds
              for h in r.hits) or any(m.start >= k and kinds & set(m.names) for m in r.mentions)
 
 
+def _ends_aside(r: _Reading, i: int) -> bool:
+    """Whether the apology at word i ends a clause of its own that says something else after a read
+    ("what envs do we have? still learning the setup here, sorry"): it excuses that, takes nothing back."""
+    # (the clause must follow a full stop or a question: "restart nginx on dev, sorry" may take it back)
+    start = next((k + 1 for k in range(i - 1, -1, -1)
+                  if r.words[k].boundary and any(c in r.tokens[r.words[k].tok].trail for c in ".?!;")), 0)
+    words = range(start, i)
+    if start == 0 or any(r.lex.specs[c].changes for h in r.hits for c in h.commands):
+        return False  # (after a change it stays a retraction: "restart nginx. it was a typo, sorry")
+    return len(words) >= 2 and not any(h.start in words for h in r.hits) \
+        and not any(m.start in words for m in r.mentions)
+
+
 def taken_back(r: _Reading, first: int) -> str | None:
     """A retraction after the request ("— sorry, wrong channel", "... nah"): an apology or a dismissal
     that no name follows (a name after it corrects the request instead: "… sorry, dev").  An apology that
@@ -476,7 +491,7 @@ def taken_back(r: _Reading, first: int) -> str | None:
                 continue
             if phrase in P.APOLOGIES and (
                     (i + n < len(r.low) and r.low[i + n] in ("for", "to", "about", "if"))
-                    or (decision and i + n == len(r.low) and phrase == "sorry")):
+                    or (decision and i + n == len(r.low) and phrase == "sorry") or _ends_aside(r, i)):
                 continue
             # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
             # only when no name follows it ("… sorry, dev" corrects)

@@ -9,6 +9,7 @@ else's words), and its line (several requests over several lines).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 KV = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.I | re.S)
@@ -18,6 +19,7 @@ OPENING = "\"“«‘`„"
 CLOSING = "\"”»’`“"
 _EDGE = ",;!?()[]{}<>*_…" + OPENING + CLOSING
 _TRAIL = _EDGE + ".:"
+_EMOJI = frozenset({"So", "Sk", "Mn", "Cf"})  # symbols, skin tones, variation selectors, joiners
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class Token:
 
     @property
     def boundary(self) -> bool:
-        """Whether a clause ends after this token (",", ";", ".", "?", "!", ":")."""
-        return any(c in self.trail for c in ",;.?!:")
+        """Whether a clause ends after this token (",", ";", ".", "?", "!", ":", an emoji)."""
+        return any(c in ",;.?!:" or unicodedata.category(c) == "So" for c in self.trail)
 
 
 def _kv_value(value: str) -> str:
@@ -68,6 +70,13 @@ def tokenize(text: str) -> list[Token]:
         while right > left and (chunk[right - 1] in _TRAIL or chunk[right - 1] == "'"):
             right -= 1
         lead, raw, trail = chunk[:left], chunk[left:right], chunk[right:]
+        if raw and out and not quoted and all(unicodedata.category(c) in _EMOJI for c in raw) \
+                and any(unicodedata.category(c) == "So" for c in raw):
+            # an emoji standing alone ("chat to prod at 3 😬 roll it back") ends a clause, as a full stop would
+            prev = out[-1]
+            out[-1] = Token(prev.raw, prev.low, prev.start, prev.end, prev.outer_start, prev.outer_end,
+                            prev.trail + chunk, prev.lead, prev.quoted, prev.line, prev.kv)
+            continue
         opens = any(c in OPENING for c in lead) or (lead.startswith("'") and not quoted)
         closes = any(c in CLOSING for c in trail) or trail.startswith("'")
         if not raw:

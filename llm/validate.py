@@ -14,7 +14,7 @@ from commands.registry import Arg, CommandSpec, Kind, Registry
 from infra.status import status_of
 from llm.plan import Plan
 from llm.resolve import Resolver, join_choices
-from llm.values import REQUEST_ID, SCHEDULE_ID, STATUSES, WORD, normalize_duration
+from llm.values import STATUSES, WORD, id_ref, normalize_duration
 
 _KIND_NOUN = {Kind.env: "environment", Kind.stack: "stack", Kind.service: "service",
               Kind.vm: "VM", Kind.host: "GPU host"}
@@ -88,15 +88,15 @@ def coerce(resolver: Resolver, registry: Registry, arg: Arg, value: Any) -> Any:
             raise Invalid(f"{arg.name} takes a duration like 15m, 2h, 1d or an ISO date, not '{value}'.")
         return d
     if arg.kind is Kind.request:
-        v = str(value).strip().lower()
-        if not REQUEST_ID.match(v):
-            raise Invalid(f"'{value}' is not a request id (they look like r-1a2b3c4d).")
-        return v
+        ref = id_ref(str(value), "r")
+        if ref is None:
+            raise Invalid(f"'{value}' is not a request id (they look like r-1a2b3c4d; the first 4 digits do).")
+        return ref
     if arg.kind is Kind.schedule:
-        v = str(value).strip().lower()
-        if not SCHEDULE_ID.match(v):
+        ref = id_ref(str(value), "s")
+        if ref is None:
             raise Invalid(f"'{value}' is not a schedule id (they look like s-1a2b3c4d; 'schedules' lists them).")
-        return v
+        return ref
     if arg.kind is Kind.status:
         status = status_of(str(value))
         if status is None:

@@ -93,7 +93,8 @@ def test_missing_targets_ask_and_name_the_choices(parse: Any, text: str, command
     ("logs nginx dev tail=many", ["whole number"]),
     ("logs nginx dev since=lately", ["duration like 15m"]),
     ("deploy chat test colour=blue", ["has no argument 'colour'"]),
-    ("approve 12345", ["not a request id"]),
+    ("approve 123", ["not a request id"]),  # (4+ hex digits are an id prefix: tests/test_language_pass5.py)
+    ("approve banana", ["not a request id"]),
     ("audit status=weird", ["status must be one of"]),
 ])
 def test_unknown_names_give_null_and_a_question(parse: Any, text: str, clarify_has: list[str]) -> None:

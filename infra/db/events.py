@@ -83,6 +83,16 @@ class EventStore:
         with self.store._tx() as s:
             return s.get(ScheduleRow, sid)
 
+    def find_schedules(self, ref: str, limit: int = 3) -> list[ScheduleRow]:
+        """The schedules an id or a prefix of one names ("s-12ab"), as `Store.find` for requests."""
+        with self.store._tx() as s:
+            exact = s.get(ScheduleRow, ref)
+            if exact is not None:
+                return [exact]
+            return list(s.scalars(select(ScheduleRow).where(ScheduleRow.id >= ref, ScheduleRow.id < ref + "g",
+                                                            ScheduleRow.id.startswith(ref))
+                                  .order_by(ScheduleRow.id).limit(limit)))
+
     def schedules(self, *, states: tuple[ScheduleState, ...] = (ScheduleState.active,), env: str | None = None,
                   owner: str | None = None) -> list[ScheduleRow]:
         q = select(ScheduleRow).where(ScheduleRow.state.in_(list(states)))

@@ -380,6 +380,17 @@ class AuditStore:
         with self._tx() as s:
             return s.get(RequestRow, request_id)
 
+    def find(self, ref: str, limit: int = 3) -> list[RequestRow]:
+        """The requests an id or a prefix of one names ("r-7c2e" for r-7c2e1a2b), oldest id first; at most
+        `limit` (a range on the primary key, so a prefix costs one index probe)."""
+        with self._tx() as s:
+            exact = s.get(RequestRow, ref)
+            if exact is not None:
+                return [exact]
+            return list(s.scalars(select(RequestRow).where(RequestRow.id >= ref, RequestRow.id < ref + "g",
+                                                           RequestRow.id.startswith(ref))
+                                  .order_by(RequestRow.id).limit(limit)))
+
     def events(self, request_id: str) -> list[AuditEvent]:
         with self._tx() as s:
             return list(s.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id)

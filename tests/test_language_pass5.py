@@ -1,0 +1,189 @@
+"""Plain language, fifth pass of issue 13: the classes two fresh blind sets (set-r, set-s) found on first
+meeting, each fixed by a generic mechanism (docs/language.md, "The fifth pass"). The sentences here are the
+project's own, not the blind sets': other wording, commands and targets."""
+
+from __future__ import annotations
+
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.request import Actor, Request, Tone
+from commands.registry import registry
+from infra.config import Config, load_config
+from infra.db.store import Database
+from llm.eval import Case, judge
+from llm.plan import Plan
+from llm.planner import Planner
+from llm.tokens import tokenize
+from llm.values import id_ref
+from tests.conftest import ROOT, make_engine
+from tests.support import observable_registry
+
+P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
+
+
+@pytest.fixture(scope="module")
+def planner() -> Planner:
+    return Planner(load_config(ROOT / "chatops.yaml"), registry())
+
+
+def plan_of(planner: Planner, text: str) -> Plan:
+    return planner.grammar(text)
+
+
+# -- ids as people type them ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("word, lead, how, want", [
+    ("r-9f3e21aa", "r", "loose", "r-9f3e21aa"),
+    ("R-9F3E", "r", "strict", "r-9f3e"),
+    ("req-9f3e", "r", "never", "r-9f3e"),
+    ("request-9f3e", "r", "never", "r-9f3e"),
+    ("#9f3e", "r", "strict", "r-9f3e"),
+    ("9f3e", "r", "strict", "r-9f3e"),
+    ("9f3e", "r", "never", None),
+    ("2024", "r", "strict", None),   # a year, not an id, in free text
+    ("2024", "r", "loose", "r-2024"),  # but an id in the argument's own slot ("approve 2024…")
+    ("face", "r", "strict", None),   # a word made of hex letters
+    ("s-77c1", "r", "loose", None),  # a schedule's lead is no request's
+    ("sched-77c1", "s", "never", "s-77c1"),
+    ("9f3", "r", "loose", None),     # too few digits to find one request
+])
+def test_an_id_reference_is_read_by_its_digits(word: str, lead: str, how: str, want: str | None) -> None:
+    assert id_ref(word, lead, bare=how) == want
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    ("approve 3f9a", "approve", {"request": "r-3f9a"}),
+    ("deny req-77b1, wrong environment", "deny", {"request": "r-77b1"}),
+    ("looked at it, approving 0c4d2", "approve", {"request": "r-0c4d2"}),
+    ("reject request e51b please", "deny", {"request": "r-e51b"}),
+    ("withdraw #a1b2", "withdraw", {"request": "r-a1b2"}),
+    ("approve r-3f9a0c11", "approve", {"request": "r-3f9a0c11"}),
+    # a schedule said as a schedule: the verbs that end it take its noun
+    ("drop the scheduled job s-9c1d", "unschedule", {"id": "s-9c1d"}),
+    ("cancel the schedule s-9c1d0000", "unschedule", {"id": "s-9c1d0000"}),
+])
+def test_short_and_respelled_ids_name_their_request(planner: Planner, text: str, cmd: str,
+                                                      args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    assert (plan.command, {k: v for k, v in plan.args.items() if k != "reason"}) == (cmd, args), plan
+
+
+@pytest.mark.parametrize("text", [
+    "restart 3f9a on dev",            # no command here takes an id: it is an unknown name
+    "approve the one from 2024",      # a year is no id
+    "approve 3f9a and 4e2b",          # two ids: which one is not ours to guess
+])
+def test_hex_words_are_no_id_where_no_request_is_asked_for(planner: Planner, text: str) -> None:
+    plan = plan_of(planner, text)
+    assert "request" not in plan.args or plan.clarify, plan
+
+
+def test_the_judge_compares_ids_by_their_digits() -> None:
+    reg = registry()
+    case = Case("approve 7c2e", {"command": "approve", "args": {"request": "7c2e"}}, 1)
+    assert judge(case, Plan("approve", {"request": "r-7c2e"}), reg) == (True, False)
+    # another request is a wrong action, whatever its spelling
+    assert judge(case, Plan("approve", {"request": "r-7c2f"}), reg) == (False, True)
+
+
+async def test_an_id_prefix_acts_on_the_one_request_it_names(config: Config, db: Database, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = (f"r-abcd{n:04x}" for n in count(1))
+    monkeypatch.setattr("bot.engine.new_request_id", lambda: next(ids))
+    eng = make_engine(config, db, observable_registry(tmp_path))
+    await eng.start()
+    alice, bob = Actor("console:alice"), Actor("console:bob")
+    one = await eng.handle(Request(actor=alice, text="touch prod p1", channel="console", confirmed=True))
+    two = await eng.handle(Request(actor=alice, text="touch prod p2", channel="console", confirmed=True))
+    assert (one.request_id, two.request_id) == ("r-abcd0001", "r-abcd0002")
+
+    several = await eng.act("approve", "r-abcd", bob)
+    assert several.tone is Tone.error and "r-abcd0001, r-abcd0002" in several.text and "Nothing was done" in \
+        several.text
+    none = await eng.act("approve", "r-ffff", bob)
+    assert none.tone is Tone.error and "There is no request r-ffff" in none.text
+    assert not (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()
+
+    ok = await eng.handle(Request(actor=bob, text="approve abcd0001", channel="console"))
+    assert ok.tone is Tone.success, ok.text
+    assert (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()
+    row = eng.store.get("r-abcd0001")
+    assert row is not None and row.status == "succeeded" and row.approver == "console:bob"
+    assert eng.store.get("r-abcd0002").status == "pending_approval"  # type: ignore[union-attr]
+    await eng.close()
+
+
+# -- states, people, clauses -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "is the test vm back up?",
+    "rebooted it an hour ago. is it back up on rumpletest now?",
+    "are the containers on dev back up",
+])
+def test_a_state_after_a_copula_is_no_request(planner: Planner, text: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command != "snapshot", plan
+
+
+def test_the_verb_itself_still_asks(planner: Planner) -> None:
+    assert plan_of(planner, "back up rumpletest please").command == "snapshot"
+    assert plan_of(planner, "we're approving r-1a2b3c4d").command == "approve"  # progressive: the act
+
+
+@pytest.mark.parametrize("text", [
+    "hey sam, did you restart redis on dev?",
+    "sam, can you deploy docs to test",
+    "hi jo, have you locked prod yet?",
+])
+def test_a_person_set_off_by_a_comma_is_asked_not_the_bot(planner: Planner, text: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None, plan
+
+
+def test_an_interjection_before_a_question_about_the_past(planner: Planner) -> None:
+    plan = plan_of(planner, "wait did you restart n8n on test?")
+    assert plan.command == "audit" and plan.args.get("command") == "restart", plan
+
+
+def test_an_emoji_standing_alone_ends_a_clause() -> None:
+    words = tokenize("marco deployed docs 🙃 roll it back")
+    assert words[2].boundary and [w.low for w in words] == ["marco", "deployed", "docs", "roll", "it", "back"]
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    ("marco deployed docs to live an hour ago 🙃 roll it back", "rollback", {"stack": "docs", "env": L}),
+    ("I stopped grafana on dev earlier but it still misbehaves, show me its logs", "logs",
+     {"service": "grafana", "env": D}),
+    ("evening folks, kicking off the maintenance. @chatops restart redis on test", "restart",
+     {"service": "redis", "env": T}),
+    ("sorry to interrupt — could you list the stacks on dev", "stacks", {"env": D}),
+    ("which stacks are on test? new here, sorry", "stacks", {"env": T}),
+    ("could the bot restart redis on test", "restart", {"service": "redis", "env": T}),
+])
+def test_the_request_is_found_among_its_context(planner: Planner, text: str, cmd: str,
+                                                 args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    assert (plan.command, plan.args) == (cmd, args), plan
+
+
+def test_an_apology_after_a_change_still_takes_it_back(planner: Planner) -> None:
+    plan = plan_of(planner, "restart redis on dev. that was a typo, sorry")
+    assert plan.command is None, plan
+
+
+def test_an_opening_apology_is_no_condition(planner: Planner) -> None:
+    plan = plan_of(planner, "sorry if this is obvious, but how do I lock an environment?")
+    assert plan.command == "help" and plan.args.get("topic") == "lock", plan
+
+
+@pytest.mark.parametrize("text, says", [
+    ("gpu usage for zeus", "GPU host called 'zeus'"),
+    ("vm status for db07", "VM called 'db07'"),
+])
+def test_an_unknown_name_after_for_is_asked_about_not_dropped(planner: Planner, text: str, says: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and says in (plan.clarify or ""), plan
