@@ -83,6 +83,8 @@ _PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*(\s*,\s*((can|could|would|will|d
 # "jonas pls deploy monitoring to staging": a first word that no inventory knows, then "please" and a verb
 _PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[a-z]", re.I)
 _NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
+_ASPECTUAL = frozenset({"stopped", "started", "keeps", "kept", "began", "begun", "finished", "quit", "stops",
+                        "starts", "keep", "stop", "start", "resumed", "continues", "continued"})
 _COPULAS = frozenset({"is", "are", "was", "were", "isn't", "aren't", "it's", "everything's", "that's", "its"})
 _COPULA_BREAKS = frozenset({"to", "you", "u", "please", "pls", "can", "could", "would", "will", "and", "then", "or",
                             "but", "so", "let's", "lets"})
@@ -196,12 +198,6 @@ class _Reading:
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
-        # "morning all ☀️ starting the release. @chatops deploy chat to test": our own mention after a full
-        # clause starts what is asked of us; the words before it were said to the room
-        called = [k for k in range(1, len(self.words)) if self.words[k - 1].boundary
-                  and self.words[k].low.startswith("@") and self.words[k].low[1:] in LEADERS]
-        if called and called[-1] + 1 < len(self.words):
-            self.words = self.words[called[-1] + 1:]
         while self.words and (self.words[0].low in LEADERS or self.words[0].low in P.GREETINGS):
             first = self.words[0]
             nxt = self.words[1].low if len(self.words) > 1 else ""
@@ -828,6 +824,10 @@ class _Reading:
             return True  # "… before the restart of …": a reference in a phrase of time
         if not self.low[hit.start].endswith("ing") and self._after_copula(hit.start):
             return True  # "is everything back up on dev?": a state said of a subject, not a verb
+        if self.low[hit.start].endswith("ing") and hit.start > 0 and self.low[hit.start - 1] in _ASPECTUAL:
+            return True  # "the dashboards have stopped refreshing": an activity that began or ended
+        if (hit.start == 0 or self.words[hit.start - 1].boundary) and self._subject_of_next(nxt - 1):
+            return True  # "deploy finished, now show …": a thing that happened, the subject of its verb
         # "any containers restarting?": a question about what is going on, not a request
         return (self.low[nxt - 1].endswith("ing") or self.low[hit.start].endswith("ing")) \
             and self._is_question() and hit.start > 0
@@ -1022,7 +1022,7 @@ class _Reading:
             return False
         w = self.low[nxt]
         return w in ("is", "was", "went", "broke", "ran", "ate", "has", "had") or (
-            w.endswith("ed") and len(w) > 4 and not self.lex.senses(w))
+            w.endswith("ed") and len(w) > 4 and not self.lex.senses(w) and self._entity_at(nxt) is None)
 
     def _subordinate_asides(self) -> None:
         """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is
@@ -1875,7 +1875,8 @@ class _Reading:
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
         stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw) or self._of_target(i)] + [
-            self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()]  # ("3 times")
+            self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()  # ("3 times")
+            and not self._in_time_phrase(i)]  # ("before the postgres 16 upgrade": part of what it is before)
         if plan.complete and spec.changes and stray:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "
@@ -2361,8 +2362,9 @@ class _Reading:
 
         k = i - 1
         while k >= 0 and i - k <= 3 and not self.words[k].boundary and not timed(k):
-            if self.low[k] not in P.DETERMINERS and not (self.free(k) and self.low[k].isalpha()):
-                return False
+            if self.low[k] not in P.DETERMINERS and not (self.free(k) and self.low[k].isalpha()) \
+                    and (self.free(k) or any(h.start <= k < h.end for h in self.hits)):
+                return False  # (a name may stand in it: "before the postgres 16 upgrade")
             k -= 1
         return k >= 0 and timed(k) and not self.words[k].boundary
 
@@ -2399,6 +2401,7 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     if len(text) > MAX_TEXT:
         return Plan.unknown(f"That message is too long ({len(text)} characters, at most {MAX_TEXT}).",
                             outcome=Outcome.refuse)
+    text = said_to_me(text)
     several = several_requests(text, parser)
     if several is not None:
         return several
@@ -2433,6 +2436,28 @@ def parse_plain(text: str, parser: NLParser) -> Plan:
     if plan.command is None and not plan.clarify and explicit is not None and explicit.clarify:
         return explicit
     return plan
+
+
+def said_to_me(text: str) -> str:
+    """The part of a message said to the bot when the bot is called by name after what was said to the room
+    ("ok decision made, we're rolling back. bot: rollback data on production", "@tom i check your PR later.
+    @bot pls tail redis logs", an alert pasted before "— bot, pull cloudflared logs"): what follows the call."""
+    tokens = tokenize(text)
+    for k in range(len(tokens) - 2, 0, -1):
+        tok, before = tokens[k], tokens[k - 1]
+        name = tok.low.lstrip("@")
+        called = tok.low.startswith("@") or any(c in tok.trail for c in ",:")
+        after_break = before.boundary or any(c in before.trail for c in ".?!:;") or tokens[k].lead.strip() \
+            or before.low in ("—", "–", "-", "--")
+        if name in _BOT_NAMES and called and after_break:
+            said = " ".join(t.low for t in tokens[:k])
+            room = set(said.split())
+            if room & (P.REPORT_VERBS | P.NEGATIONS | {"once", "when", "after", "before"}) \
+                    or any(f" {c} " in f" {said} " for c in P.CONDITIONALS) \
+                    or any(t.quoted for t in tokens[:k + 1]) or "n't" in said or "'t" in said:
+                return text  # ("bob said: bot, restart nginx", "if it fails: bot, roll back"): kept whole
+            return text[tokens[k + 1].outer_start:]
+    return text
 
 
 def _loose(text: str, plan: Plan, parser: NLParser) -> bool:

@@ -187,3 +187,62 @@ def test_an_opening_apology_is_no_condition(planner: Planner) -> None:
 def test_an_unknown_name_after_for_is_asked_about_not_dropped(planner: Planner, text: str, says: str) -> None:
     plan = plan_of(planner, text)
     assert plan.command is None and says in (plan.clarify or ""), plan
+
+
+# -- the second half of the pass: classes from set-t and set-u ---------------------------------------
+
+@pytest.mark.parametrize("text, why", [
+    ("deploy docs to test? or do we wait for the review", "asks whether"),   # another course offered
+    ("the bot card says r-5e5e5e5e: restart redis on prod, waiting", "reports"),  # "card" is also a noun of ours
+    ("reminder: lock live on friday", "plan"),                                # a note to the room
+    ("note: restart grafana on dev after the demo", "plan"),
+    ("kim pls roll back chat on test after lunch", "addressed to kim"),       # a person, then "pls"
+    ("lee, you restart redis on dev or shall I?", "addressed to lee"),        # "NAME, you …"
+])
+def test_more_ways_to_ask_nothing_of_the_bot(planner: Planner, text: str, why: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and why in (plan.clarify or ""), plan
+
+
+def test_a_greeting_in_another_language_is_no_colleague(planner: Planner) -> None:
+    plan = plan_of(planner, "hola, please restart grafana on dev")
+    assert (plan.command, plan.args) == ("restart", {"service": "grafana", "env": D}), plan
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    # what a verb of showing governs is a noun: a list, never the change
+    ("show snapshot list of rumpledev", "snapshots", {"vm": D}),
+    ("list snapshot rumpletest", "snapshots", {"vm": T}),
+    # a word right after a verb asked for is its object
+    ("rumpledev is broken after the kernel update, pls restore snapshot clean-01", "restore",
+     {"vm": D, "snapshot": "clean-01"}),
+    # a command's noun that its own verb follows is what happened, not a second request
+    ("restore finished, now show status of docs on dev", "status", {"stack": "docs", "env": D}),
+    ("Would you restart paperless on test? The inbox has stopped syncing since friday.", "restart",
+     {"service": "paperless", "env": T}),
+    # "upgrade" as a thing that happened or a time, not something asked
+    ("kernel upgrade went fine, delete snapshot pre-kernel on rumpletest", "delete-snapshot",
+     {"vm": T, "snapshot": "pre-kernel"}),
+    ("snapshot rumpledev before the postgres 16 upgrade", "snapshot", {"vm": D}),
+    # a remark beside the request keeps its own time
+    ("lock test, demo tomorrow", "lock", {"env": T}),
+    ("stop rtmp on dev, nobody streams this week", "stop", {"service": "rtmp", "env": D}),
+    # the bot called by name after what was said to the room
+    ("decision made, we go back. bot: rollback docs on test", "rollback", {"stack": "docs", "env": T}),
+    ("@kim i look at it later. @bot pls show redis logs on dev", "logs", {"service": "redis", "env": D}),
+])
+def test_the_request_among_more_context(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    got = {k: v for k, v in plan.args.items() if k not in ("reason", "description")}
+    assert (plan.command, got) == (cmd, args), plan
+
+
+@pytest.mark.parametrize("text", [
+    "bob said: bot, restart nginx on prod",        # what the room heard is reported, not asked
+    "if the deploy fails: bot, roll back chat on prod",
+    "restart nginx on dev, tomorrow",              # a time alone beside the request is the request's
+    "rollback chat on prod, new version broken!!",  # a remark is no revision ("broken"): which one, it asks
+])
+def test_calls_and_remarks_that_must_not_act_now(planner: Planner, text: str) -> None:
+    plan = plan_of(planner, text)
+    assert not plan.complete, plan
