@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from llm import phrases as P
 
-_OR_AFTER_QUESTION = re.compile(r"\?+\s*or\b", re.I)  # "…? or …": another course offered
+# "…? or …": another course offered; "…? not until QA signs off": the asker's own answer, no
+_OR_AFTER_QUESTION = re.compile(r"\?+\s*(or|not\s+(until|yet|now|before|today|while|till)|nah|never)\b", re.I)
 
 _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"```|~~~"), "a code block"),

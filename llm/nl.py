@@ -83,8 +83,8 @@ _PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*(\s*,\s*((can|could|would|will|d
 # "jonas pls deploy monitoring to staging": a first word that no inventory knows, then "please" and a verb
 _PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[a-z]", re.I)
 _NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
-_ASPECTUAL = frozenset({"stopped", "started", "keeps", "kept", "began", "begun", "finished", "quit", "stops",
-                        "starts", "keep", "stop", "start", "resumed", "continues", "continued"})
+# what makes "someone" a sort of person ("can someone with approver rights …", "anyone who knows n8n …")
+_QUALIFIERS = frozenset({"with", "who", "whos", "from", "that", "having", "in", "on"})
 _COPULAS = frozenset({"is", "are", "was", "were", "isn't", "aren't", "it's", "everything's", "that's", "its"})
 _COPULA_BREAKS = frozenset({"to", "you", "u", "please", "pls", "can", "could", "would", "will", "and", "then", "or",
                             "but", "so", "let's", "lets"})
@@ -173,6 +173,7 @@ class _Reading:
         self.gerund_lead = False  # it asks with a gerund ("mind restarting the dashboards on dev?")
         self.suspects: list[tuple[int, str]] = []  # (word index, "'x' → y")
         self.asks_someone = False  # the polite lead asks someone in the channel ("can someone …")
+        self.asks_qualified: str | None = None  # …someone of a sort only a person is ("someone with access")
         self._strip_leaders()
         self.low = [w.low for w in self.words]
         self.used = [False] * len(self.words)
@@ -221,8 +222,11 @@ class _Reading:
                     # "can we get …": the verb stays a word of the request ("get the old chat back")
                     keep = last in ("get", "have") and joined != lead
                     self.words = self.words[len(lead.split()) - keep:]
-                    self.asks_someone = self.asks_someone or any(
-                        w in ("someone", "somebody", "anyone", "anybody") for w in lead.split())
+                    someone = next((w for w in lead.split() if w in ("someone", "somebody", "anyone", "anybody")), "")
+                    self.asks_someone = self.asks_someone or bool(someone)
+                    if someone and self.words and self.words[0].low in _QUALIFIERS:
+                        # "can someone with approver rights restart …": a person of that sort, not the bot
+                        self.asks_qualified = " ".join([someone, *(w.raw for w in self.words[:3])])
                     self.causative = self.causative or last in P.CAUSATIVE_VERBS
                     self.lead_light = last in P.LIGHT_VERBS or last == "have"
                     self.gerund_lead = last == "mind"
@@ -820,11 +824,13 @@ class _Reading:
         if after.endswith("ing") and len(after) > 4 and self.free(nxt) and not self.lex.senses(after) \
                 and not after.endswith("thing") and after not in P.FUNCTION_WORDS and not self._entity_at(nxt):
             return True  # "stop asking me to restart nginx": the verb governs an activity
-        if any(w in TIME_BEFORE for w in near):
-            return True  # "… before the restart of …": a reference in a phrase of time
+        if any(w in TIME_BEFORE for w in near) or (hit.start > 1 and self._in_time_phrase(hit.start)):
+            return True  # "… before the restart of …", "before the nvidia driver update": a phrase of time
         if not self.low[hit.start].endswith("ing") and self._after_copula(hit.start):
             return True  # "is everything back up on dev?": a state said of a subject, not a verb
-        if self.low[hit.start].endswith("ing") and hit.start > 0 and self.low[hit.start - 1] in _ASPECTUAL:
+        if (hit.start == 0 or self.words[hit.start - 1].boundary) and "?" in self.tokens[self.words[nxt - 1].tok].trail:
+            return True  # "restarted? restarting? whatever, …": a command word asked about on its own
+        if self.low[hit.start].endswith("ing") and hit.start > 0 and self.low[hit.start - 1] in P.ASPECTUAL:
             return True  # "the dashboards have stopped refreshing": an activity that began or ended
         if (hit.start == 0 or self.words[hit.start - 1].boundary) and self._subject_of_next(nxt - 1):
             return True  # "deploy finished, now show …": a thing that happened, the subject of its verb
@@ -904,6 +910,9 @@ class _Reading:
         if addressee is not None and self.hits:
             return self.refuse(f"That's addressed to {addressee}, not to me, so I'm not doing anything. "
                                "Ask me directly when you want it done.")
+        if self.asks_qualified and self.hits:
+            return self.refuse(f"That asks a person ('{self.asks_qualified} …'), not me, so I'm not doing "
+                               "anything. Ask me directly when you want it done.")
         decisions = [c for h in self.hits if h.strength is Strength.verb for c in h.commands]
         if self.asks_someone and decisions and all(c in self.lex.performative for c in decisions):
             return self.refuse(f"That asks someone else to {decisions[0]}; a decision on a request is each "
@@ -1051,7 +1060,8 @@ class _Reading:
         if len(said) == 2 and said[1] in ("that", "this", "it") and said[0] in ("want", "need", "like", "mean"):
             return False  # "…, I don't want that": the request itself, taken back
         # "…, don't need it anymore" says something else; "…, no wait, don't" takes the request back
-        return len(said) >= 2 and not any(h.start < end and h.start >= start for h in self.hits)
+        return len(said) >= 2 and not any(h.start < end and h.start >= start and h.strength > Strength.hint
+                                          for h in self.hits)  # (a hint asks nothing: "nobody's looking at it")
 
     def _ends_message(self, k: int) -> bool:
         """Whether only a kind noun, politeness or 'instead' follows word k ("… no, the dev vm please")."""
@@ -1305,6 +1315,15 @@ class _Reading:
                     (v := self._value_phrase(reviewer, k)) and k + v[2] > hit.start and v[2] > 1
                     for k in range(max(0, hit.start - 2), hit.start + 1)):
                 self.hits.remove(hit)  # "requests still pending approval": a status, not an approval
+                continue
+            if self._in_time_phrase(hit.start) or (
+                    self._request_after(hit.start) and not self._shown(hit)
+                    and any(self.lex.specs[c].changes for c in hit.commands)
+                    and not any(h.strength is Strength.verb and not h.is_noun and h.start < hit.start
+                                for h in self.hits)):
+                # "before the nvidia driver update", "kernel update on staging tonight, snapshot it first":
+                # a thing the time or the context speaks of; the request is elsewhere
+                self.hits.remove(hit)
                 continue
             owner = hit.commands
             changing = any(self.lex.specs[c].changes for c in owner)
@@ -2130,8 +2149,9 @@ class _Reading:
         end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
         if any(start <= h.start < end for h in verbs):
             return False
-        nouns = {k for h in self.hits if h.strength < Strength.verb or h.is_noun for k in range(h.start, h.end)}
-        said = [k for k in range(start, end) if (self.free(k) or k in nouns) and self.low[k] not in P.FUNCTION_WORDS
+        # (words set aside as context count: they were said, whatever reading took them)
+        asked = {k for h in verbs for k in range(h.start, h.end)}
+        said = [k for k in range(start, end) if k not in asked and self.low[k] not in P.FUNCTION_WORDS
                 and self.low[k] not in P.FILLER and self.low[k] not in P.SCHEDULE_WORDS
                 and self.low[k] not in P.TIME_AGO and k not in self.value_at.values()
                 and not CLOCK.match(self.low[k]) and self.low[k] not in ("at", "in", "on", "by", "this", "next")]
@@ -2448,7 +2468,9 @@ def said_to_me(text: str) -> str:
         name = tok.low.lstrip("@")
         called = tok.low.startswith("@") or any(c in tok.trail for c in ",:")
         after_break = before.boundary or any(c in before.trail for c in ".?!:;") or tokens[k].lead.strip() \
-            or before.low in ("—", "–", "-", "--")
+            or before.low in ("—", "–", "-", "--") or (
+                # "@kim can you eyeball the dashboards? and bot, restart …": from a person to us
+                before.low in ("and", "also", "then", "plus", "but") and text.lstrip().startswith("@"))
         if name in _BOT_NAMES and called and after_break:
             said = " ".join(t.low for t in tokens[:k])
             room = set(said.split())

@@ -383,3 +383,7 @@ CLAUSE_JOINERS = frozenset({"and", "then", "but", "so", "or", "also", "plus", "b
 # Pasted material: alerts, log lines, stack traces, shell prompts, code.
 LOG_LEVELS = frozenset({"ERROR", "WARN", "WARNING", "INFO", "DEBUG", "FATAL", "CRITICAL", "CRIT", "ERR", "PANIC",
                         "TRACE", "NOTICE", "EMERG", "ALERT"})
+# Verbs of beginning and ending: an -ing form after one is an activity, not a request ("the dashboards
+# have stopped refreshing").
+ASPECTUAL = frozenset({"stopped", "started", "keeps", "kept", "began", "begun", "finished", "quit", "stops",
+                       "starts", "keep", "stop", "start", "resumed", "continues", "continued"})

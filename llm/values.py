@@ -10,12 +10,12 @@ from infra.status import Status
 DURATION = re.compile(r"^(\d{1,6})\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|wks)$", re.I)
 REQUEST_ID = re.compile(r"^r-[0-9a-f]{8}$", re.I)
 SCHEDULE_ID = re.compile(r"^s-[0-9a-f]{8}$", re.I)
-# A request or schedule id as people type it: whole, or a prefix of 4+ of its hex digits, with its own lead
-# ("r-7c2e"), another spelling of it ("req-7c2e", "request-7c2e") or none ("7c2e", "#7c2e").
+# A request or schedule id as people type it: whole, or a prefix of its hex digits (3+ after a lead, 4+ without),
+# with its own lead ("r-7c2e"), another spelling of it ("req-219", "request-7c2e") or none ("7c2e", "#7c2e").
 ID_LEADS = {"r": ("r", "req", "request"), "s": ("s", "sch", "sched", "schedule")}
 # the argument kinds (commands.registry.Kind values) whose values are ids, and the lead of each
 ID_KINDS = {"request": "r", "schedule": "s"}
-_LED_ID = re.compile(r"^([a-z]+)-([0-9a-f]{4,8})$")
+_LED_ID = re.compile(r"^([a-z]+)-([0-9a-f]{3,8})$")  # (a lead says it is an id: three digits will do)
 _HEX_ID = re.compile(r"^[0-9a-f]{4,8}$")
 WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,63}$")
 STATUSES = tuple(Status)

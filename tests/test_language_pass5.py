@@ -49,7 +49,9 @@ def plan_of(planner: Planner, text: str) -> Plan:
     ("face", "r", "strict", None),   # a word made of hex letters
     ("s-77c1", "r", "loose", None),  # a schedule's lead is no request's
     ("sched-77c1", "s", "never", "s-77c1"),
-    ("9f3", "r", "loose", None),     # too few digits to find one request
+    ("9f3", "r", "loose", None),     # too few digits to find one request without a lead
+    ("req-219", "r", "never", "r-219"),  # with one, three will do
+    ("s-12", "s", "loose", None),
 ])
 def test_an_id_reference_is_read_by_its_digits(word: str, lead: str, how: str, want: str | None) -> None:
     assert id_ref(word, lead, bare=how) == want
@@ -246,3 +248,28 @@ def test_the_request_among_more_context(planner: Planner, text: str, cmd: str, a
 def test_calls_and_remarks_that_must_not_act_now(planner: Planner, text: str) -> None:
     plan = plan_of(planner, text)
     assert not plan.complete, plan
+
+
+# -- after round 8 (set-v, set-w) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, why", [
+    ("restarting? whatever, grafana on dev is back up now", ""),           # a command word asked about alone
+    ("lock test? not until the release is out", "asks whether"),           # the asker's own answer: no
+    ("can somebody with prod access restart redis on prod", "asks a person"),
+])
+def test_round_eight_requests_that_ask_nothing(planner: Planner, text: str, why: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and why in (plan.clarify or ""), plan
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    ("ok approve req-4f1", "approve", {"request": "r-4f1"}),
+    ("@lee can you check the dashboards? and bot, show nginx logs on dev", "logs", {"service": "nginx", "env": D}),
+    ("stop grafana on dev, nobody's looking at it this week", "stop", {"service": "grafana", "env": D}),
+    ("snapshot rumpletest before the nvidia driver update", "snapshot", {"vm": T}),
+    ("driver update on dev tonight, snapshot rumpledev first", "snapshot", {"vm": D}),
+])
+def test_round_eight_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    got = {k: v for k, v in plan.args.items() if k not in ("reason", "description")}
+    assert (plan.command, got) == (cmd, args), plan
