@@ -301,7 +301,8 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
          phrasing=Phrasing(nouns=("health", "health check", "healthcheck", "health-check", "ping", "backends",
                                   "reachable", "connectivity", "everything ok", "is everything up", "all systems",
                                   "connections", "self-check", "self check", "selfcheck", "self test", "self-test",
-                                  "diagnostics", "gpu source", "gpu sources", "llm endpoint"),
+                                  "diagnostics", "gpu source", "gpu sources", "llm endpoint", "can you reach",
+                                  "you can reach", "reachability", "all answering", "all responding"),
                            hints=("proxmox",)))
 async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     from infra.db.migrate import schema_status  # reads the schema's revision; never migrates

@@ -27,8 +27,8 @@ MAX_LOG_BYTES = 2_000_000
          args=(ENV, STACK_OPT), backend="docker", examples=("status rumpletest", "status dev chat"),
          on_alert=True,
          phrasing=Phrasing(
-             nouns=("status", "state", "ps", "what is running", "what runs", "everything ok", "is everything up",
-                    "status report", "status update", "report"),
+             nouns=("status", "state", "ps", "stat", "sts", "what is running", "what runs", "everything ok",
+                    "is everything up", "status report", "status update", "report"),
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
                     "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
                     "stopping", "starting", "overall", "uptime"),
@@ -147,7 +147,8 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
          examples=("restart n8n on dev", "restart nginx prod"),
          on_alert=True,
          phrasing=Phrasing(
-             verbs=("restart", "restarts", "restarting", "re-start", "bounce", "kick", "cycle", "recycle",
+             # ("rs", "rst": the team's shorthand, as typed in a hurry)
+             verbs=("restart", "restarts", "restarting", "re-start", "bounce", "kick", "cycle", "recycle", "rs", "rst",
                     "power cycle", "reboot", "relaunch", "give it a kick", "kick over", "knock over"),
              nouns=("restart", "restarts", "bounce", "kick", "reboot"),
              past=("restarted", "rebooted", "bounced", "kicked", "cycled", "recycled", "relaunched"),

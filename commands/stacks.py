@@ -83,7 +83,8 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
          changes=True, backend="docker", preview=with_llm_guard("deploy", _deploy_preview),
          examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"),
          phrasing=Phrasing(
-             verbs=("deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it",
+             verbs=("deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it", "dep",
+                    "dpl",  # (shorthand)
                     "push out", "push", "roll out", "put out", "update", "refresh", "get out", "send out"),
              nouns=("deploy", "deploys", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out",
                     "update"),
@@ -204,7 +205,7 @@ def _refs_of(rev: Deployment) -> dict[str, str]:
          changes=True, backend="docker", preview=with_llm_guard("rollback", _rollback_preview),
          examples=("rollback chat test", "rollback web prod to=7"),
          phrasing=Phrasing(
-             verbs=("rollback", "roll back", "roll-back", "rolling back", "revert", "back out", "downgrade",
+             verbs=("rollback", "roll back", "roll-back", "rolling back", "revert", "back out", "downgrade", "rb",
                     "go back to the previous", "put back", "take back", "move back", "set back", "bring back",
                     "go back", "get back", "have back", "return to"),
              nouns=("rollback", "rollbacks", "roll-back"),

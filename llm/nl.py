@@ -745,9 +745,20 @@ class _Reading:
             i += 1
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
+        self._gerunds_beside_requests()
         shape.names_in_target_slots(self)
         shape.kind_nouns(self)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
+
+    def _gerunds_beside_requests(self) -> None:
+        """An -ing form in a clause of its own beside a request says what is going on ("maintenance window
+        starting: snapshot portainer", "lock it down, we're starting the window"): it asks for nothing."""
+        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        plain = [h for h in verbs if not self.low[h.end - 1].endswith("ing")]
+        for h in verbs:
+            if self.low[h.end - 1].endswith("ing") and len(self.low[h.end - 1]) > 5 and plain and all(
+                    self._clause_break(min(h.start, p.start), max(h.start, p.start)) for p in plain):
+                h.senses = [Sense(s.command, Strength.hint) for s in h.senses]
 
     def _indefinite(self, m: Mention) -> bool:
         """Whether an indefinite article leads a name with no kind noun after it ("a workflow", "an agent"):
@@ -1030,8 +1041,18 @@ class _Reading:
         if nxt >= len(self.low) or self.words[i].boundary:
             return False
         w = self.low[nxt]
-        return w in ("is", "was", "went", "broke", "ran", "ate", "has", "had") or (
-            w.endswith("ed") and len(w) > 4 and not self.lex.senses(w) and self._entity_at(nxt) is None)
+        if w in ("is", "was", "went", "broke", "ran", "ate", "has", "had") or (
+                w.endswith("ed") and len(w) > 4 and not self.lex.senses(w) and self._entity_at(nxt) is None):
+            return True
+        # a compound's head first ("patch window starting now", "upgrade plan was approved")
+        if nxt + 1 >= len(self.low) or self.words[nxt].boundary or not self.free(nxt) or not w.isalpha() \
+                or self._entity_at(nxt) is not None or self.lex.senses(w) or w in P.FUNCTION_WORDS \
+                or w in P.DETERMINERS:
+            return False
+        then = self.low[nxt + 1]
+        return then in ("is", "was", "went", "starts", "begins", "ends", "broke") or (
+            then.endswith(("ing", "ed")) and len(then) > 4 and self._entity_at(nxt + 1) is None)
+
 
     def _subordinate_asides(self) -> None:
         """'snapshot the vm before I upgrade it': a clause with its own subject after a subordinator is

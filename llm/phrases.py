@@ -268,7 +268,8 @@ UP_FOR_DISCUSSION = ("not sure about it", "not sure about this", "not sure about
                      "is that ok", "is that okay", "is that safe", "is that wise", "makes sense", "does that help")
 # Someone's request passed on to the bot by the speaker: asked of the bot, not reported ("I was told to
 # ask you: …"); and the speaker asking in so many words ("I am asking you to …").
-SENT_TO_ME = ("told to ask you", "told me to ask you", "asked me to ask you", "asked to ask you")
+SENT_TO_ME = ("told to ask you", "told me to ask you", "asked me to ask you", "asked to ask you", "told i can ask you",
+              "told we can ask you", "said i can ask you", "said we can ask you")
 ASKING_MYSELF = ("i am asking", "we are asking", "i am requesting", "we are requesting", "i am begging")
 # Gratitude for something done ("thanks for restarting grafana earlier").
 THANKS_FOR = ("thanks for", "thank you for", "thx for", "ty for", "cheers for", "appreciate you", "kudos for",

@@ -17,6 +17,10 @@ def _norm(word: str) -> str:
     return " ".join(word.lower().replace("_", "-").split())
 
 
+# the words that lead a guest's Proxmox id, by the guest's kind
+_ID_LEADS = {"qemu": ("vm", "vmid", "qemu", "guest", "id"), "lxc": ("ct", "lxc", "container", "vmid", "guest", "id")}
+
+
 @dataclass
 class Resolver:
     config: Config
@@ -26,7 +30,9 @@ class Resolver:
         inv = self.config.inventory
         self._tables[Kind.env] = self._table({n: e.aliases for n, e in inv.environments.items()})
         self._tables[Kind.stack] = self._table({n: s.aliases for n, s in inv.stacks.items()})
-        self._tables[Kind.vm] = self._table({n: v.aliases for n, v in inv.vms.items()})
+        # a guest is also named by its Proxmox id, as people read it off the Proxmox UI ("vm 101", "ct 200")
+        self._tables[Kind.vm] = self._table({n: [*v.aliases, *(f"{lead} {v.vmid}" for lead in _ID_LEADS[v.kind])]
+                                             for n, v in inv.vms.items()})
         self._tables[Kind.host] = self._table({n: [] for n in inv.gpu_hosts})
 
     def _table_of(self, kind: Kind) -> dict[str, str]:

@@ -273,3 +273,31 @@ def test_round_eight_requests_found(planner: Planner, text: str, cmd: str, args:
     plan = plan_of(planner, text)
     got = {k: v for k, v in plan.args.items() if k not in ("reason", "description")}
     assert (plan.command, got) == (cmd, args), plan
+
+
+# -- after round 9 (set-x, set-y) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, cmd, args", [
+    # a guest named by its Proxmox id, as read off the Proxmox UI
+    ("snapshot vm 102 please", "snapshot", {"vm": T}),
+    ("list the snapshots of ct 201", "snapshots", {"vm": "llm"}),
+    # an -ing form in a clause of its own says what is going on
+    ("patch window starting now: snapshot rumpleprod", "snapshot", {"vm": P}),
+    # the team's shorthand, declared on the commands
+    ("rs grafana test", "restart", {"service": "grafana", "env": T}),
+    ("rb docs dev", "rollback", {"stack": "docs", "env": D}),
+    ("dep video test", "deploy", {"stack": "video", "env": T}),
+    ("stat data prod", "status", {"stack": "data", "env": P}),
+    # the speaker passing on that they may ask: asked of the bot
+    ("I was told I can ask you for this: could you restart grafana on dev?", "restart",
+     {"service": "grafana", "env": D}),
+    ("quick check that you can reach proxmox and the docker hosts?", "health", {}),
+])
+def test_round_nine_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    assert (plan.command, plan.args) == (cmd, args), plan
+
+
+def test_an_unknown_guest_id_is_no_guest(planner: Planner) -> None:
+    plan = plan_of(planner, "snapshot vm 999")
+    assert not plan.complete and "vm" not in plan.args, plan
