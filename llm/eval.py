@@ -178,7 +178,7 @@ def _same(kind: Kind | None, got: Any, want: Any) -> bool:
         # an id is the same id however its lead is spelled ("7c2e", "req-7c2e", "r-7c2e"): the store
         # resolves each to the one request whose id starts with those digits
         lead = ID_KINDS[kind.value]
-        return id_ref(str(got), lead) == id_ref(str(want), lead) is not None
+        return id_ref(str(got), lead, bare="slot") == id_ref(str(want), lead, bare="slot") is not None
     return str(got) == str(want)
 
 

@@ -19,6 +19,8 @@ _OR_AFTER_QUESTION = re.compile(r"\?+\s*(or|not\s+(until|yet|now|before|today|wh
 
 _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"```|~~~"), "a code block"),
+    # a row of a table a tool printed ("|   0  NVIDIA H100 … |  71234MiB / 81559MiB |"): three bars or more
+    (re.compile(r"^\s*\|[^|\n]*\|[^|\n]*\|", re.M), "a table"),
     (re.compile(r"https?://\S+|\bwww\.\S+\.\w", re.I), "a link"),
     (re.compile(r"\[(FIRING|RESOLVED)\b|\balertname\b|^\s*(ALERT|Alert)\s*[:\[]|\bseverity[=:]\s*\w", re.M),
      "an alert"),
@@ -78,9 +80,11 @@ class Mood:
 
 
 def pasted(text: str) -> str | None:
-    """What kind of pasted material the text carries, if any."""
+    """What kind of pasted material the text carries, if any (on any of its lines: "nvidia-smi output:"
+    and the table under it)."""
+    lines = [text, *(ln for ln in text.splitlines()[1:] if ln.strip())] if "\n" in text.strip() else [text]
     for pattern, what in _PASTED:
-        if pattern.search(text):
+        if any(pattern.search(ln) for ln in lines):
             return what
     level = _LEVEL.search(text)
     if level and (_TIMESTAMP.search(text) or level.group(3) in (":", "]", "|") or level.group(1) in ("[", "|")):

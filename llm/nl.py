@@ -376,15 +376,31 @@ class _Reading:
         read as the id of the one kind the message's command words take (a request, a schedule)."""
         if any(key in self.values for key in ID_KINDS):
             return
-        found = [i for i, w in enumerate(self.low) if self.free(i) and id_ref(w, "r", bare="strict")]
+        how = "strict"
+        found = [i for i, w in enumerate(self.low) if self.free(i) and id_ref(w, "r", bare=how)]
+        if not found:  # "approve 318", "deny request 411": digits right after the command's own word
+            how = "slot"
+            found = [i for i, w in enumerate(self.low) if self.free(i) and id_ref(w, "r", bare=how)
+                     and self._id_slot(i)]
         if len(found) != 1:
             return
         takers = {c for k in range(len(self.low)) for n in (1, 2) for c in self._commands_of(self.joined(k, k + n))}
         kinds = {a.kind for c in takers for a in self.lex.specs[c].args if a.kind.value in ID_KINDS}
         if len(kinds) == 1:
             key = kinds.pop().value
-            self.values[key] = id_ref(self.low[found[0]], ID_KINDS[key], bare="strict")
+            self.values[key] = id_ref(self.low[found[0]], ID_KINDS[key], bare=how)
             self.take(found[0], found[0] + 1)
+
+    def _id_slot(self, i: int) -> bool:
+        """Whether word i stands right after a word of a command that takes an id ("approve 318",
+        "deny request 411", "approving #611")."""
+        k = i - 1
+        while k >= 0 and self.low[k] in ("request", "req", "id", "number", "no", "#") and not self.words[k].boundary:
+            k -= 1
+        if k < 0 or self.words[k].boundary:
+            return False
+        return any(a.kind.value in ID_KINDS for n in (1, 2) for c in self._commands_of(self.joined(k - n + 1, k + 1))
+                   for a in self.lex.specs[c].args)
 
     def _commands_of(self, phrase: str) -> set[str]:
         """Every command a word or phrase may name: as a verb, noun or past form."""
@@ -2489,6 +2505,7 @@ def said_to_me(text: str) -> str:
         name = tok.low.lstrip("@")
         called = tok.low.startswith("@") or any(c in tok.trail for c in ",:")
         after_break = before.boundary or any(c in before.trail for c in ".?!:;") or tokens[k].lead.strip() \
+            or tok.line != before.line \
             or before.low in ("—", "–", "-", "--") or (
                 # "@kim can you eyeball the dashboards? and bot, restart …": from a person to us
                 before.low in ("and", "also", "then", "plus", "but") and text.lstrip().startswith("@"))
@@ -2557,12 +2574,18 @@ def _keyed(text: str) -> set[str]:
     return {t.low.split("=", 1)[0].replace("-", "_") for t in tokenize(text) if t.kv}
 
 
+_BULLET = re.compile(r"^\s*([-*•]|\d{1,2}[.)])\s")
+
+
 def several_requests(text: str, parser: NLParser) -> Plan | None:
     """A message of several lines, more than one of which asks for something: one at a time."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) < 2:
         return None
-    asking = [ln for ln in lines if _asks(ln, parser)]
+    # a list ("- deployed chat to test", "1. restart n8n") is a report or a checklist when its items name
+    # commands: every item that names one counts, whatever its own reading
+    listed = [ln for ln in lines if _BULLET.match(ln) and _names_command(ln, parser)]
+    asking = listed if len(listed) >= 2 else [ln for ln in lines if _asks(ln, parser)]
     if len(asking) < 2:
         return None
     shown = "; ".join(f"'{ln.strip()[:40]}'" for ln in asking[:3])
@@ -2570,13 +2593,26 @@ def several_requests(text: str, parser: NLParser) -> Plan | None:
                         "Send them one at a time.", outcome=Outcome.refuse)
 
 
-def _asks(line: str, parser: NLParser) -> bool:
+def _names_command(line: str, parser: NLParser) -> bool:
+    """Whether a line holds a word or phrase of a command (its verbs, nouns, object verbs)."""
     words = [w.low for w in words_of(tokenize(line))]
     if parser.registry.command_for_word(words[0] if words else ""):
         return True
     lex = parser.lexicon
     return any(" ".join(words[i:i + n]) in lex.phrases or " ".join(words[i:i + n]) in lex.object_verbs
                for n in range(1, lex.max_words + 1) for i in range(len(words) - n + 1))
+
+
+def _asks(line: str, parser: NLParser) -> bool:
+    """Whether one line, read on its own, asks for a command: a remark ("the ocr queue is stuck again"),
+    a heads-up to someone ("@bob fyi I'm kicking the proxy") or a report of last night's deploy does not."""
+    words = [w.low for w in words_of(tokenize(line))]
+    if parser.registry.command_for_word(words[0] if words else ""):
+        return True
+    if not _names_command(line, parser):
+        return False
+    plan = parser.parse(said_to_me(line))
+    return (plan.command is not None and plan.confidence >= CONFIDENT) or plan.outcome is Outcome.ask
 
 
 def _help(plan: Plan, parser: NLParser) -> Plan:

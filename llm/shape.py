@@ -39,8 +39,9 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
         trail = r.tokens[w.tok].trail
         # (an ellipsis is a pause: "restart redis on test... actually make that dev")
         # (an emoji ends a sentence too: "chat went out at 3 😬 roll it back")
-        if w.boundary and any(c in ".?!;" or unicodedata.category(c) == "So" for c in trail) and ".." not in trail \
-                and "…" not in trail and k + 1 < len(r.words):
+        new_line = k + 1 < len(r.words) and r.words[k + 1].line != w.line
+        if (w.boundary and any(c in ".?!;" or unicodedata.category(c) == "So" for c in trail) and ".." not in trail
+                and "…" not in trail and k + 1 < len(r.words)) or new_line:
             ends.append(k + 1)
     out, start = [], 0
     for end in [*ends, len(r.words)]:

@@ -16,7 +16,7 @@ ID_LEADS = {"r": ("r", "req", "request"), "s": ("s", "sch", "sched", "schedule")
 # the argument kinds (commands.registry.Kind values) whose values are ids, and the lead of each
 ID_KINDS = {"request": "r", "schedule": "s"}
 _LED_ID = re.compile(r"^([a-z]+)-([0-9a-f]{3,8})$")  # (a lead says it is an id: three digits will do)
-_HEX_ID = re.compile(r"^[0-9a-f]{4,8}$")
+_HEX_ID = re.compile(r"^[0-9a-f]{3,8}$")
 WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,63}$")
 STATUSES = tuple(Status)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -51,14 +51,14 @@ def normalize_duration(value: str) -> str | None:
 def id_ref(word: str, lead: str, *, bare: str = "loose") -> str | None:
     """The canonical id or id prefix (`r-7c2e`) a typed word names, for ids that start with `lead`.
 
-    `bare` says how a word with no lead is read: "loose" (an argument's own slot: any 4–8 hex
-    digits), "strict" (free text: a digit and a letter in it, so "2024" and "face" are no ids) or
-    "never"."""
+    `bare` says how a word with no lead is read: "slot" (right after the command's own word: any 3–8
+    hex digits, "approve 318"), "loose" (an argument's own slot in the canonical form: 4–8), "strict"
+    (free text: 4–8 with a digit and a letter in it, so "2024" and "face" are no ids) or "never"."""
     w = word.strip().lower().lstrip("#")
     m = _LED_ID.match(w)
     if m:
         return f"{lead}-{m.group(2)}" if m.group(1) in ID_LEADS[lead] else None
-    if bare == "never" or not _HEX_ID.match(w):
+    if bare == "never" or not _HEX_ID.match(w) or (bare != "slot" and len(w) < 4):
         return None
     if bare == "strict" and (w.isdigit() or w.isalpha()):
         return None

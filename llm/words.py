@@ -9,7 +9,7 @@ them knows a command.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from commands.registry import Kind
@@ -87,7 +87,9 @@ def words_of(tokens: list[Token]) -> list[Word]:
         raw = raw.strip("'")
         if raw:
             out.append(Word(raw, raw.lower(), i, t.quoted, t.boundary, t.line))
-    return out
+    # a line break ends a clause, as a full stop would ("restart grafana on test\nthe dashboards are blank")
+    return [replace(w, boundary=True) if not w.boundary and k + 1 < len(out) and out[k + 1].line != w.line else w
+            for k, w in enumerate(out)]
 
 
 def identifier(word: str) -> bool:

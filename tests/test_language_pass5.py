@@ -301,3 +301,33 @@ def test_round_nine_requests_found(planner: Planner, text: str, cmd: str, args: 
 def test_an_unknown_guest_id_is_no_guest(planner: Planner) -> None:
     plan = plan_of(planner, "snapshot vm 999")
     assert not plan.complete and "vm" not in plan.args, plan
+
+
+# -- after round 10 (set-z, set-aa) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, cmd, args", [
+    # digits right after the command's own word are an id's first digits, whatever they are
+    ("deny 733, not today", "deny", {"request": "r-733"}),
+    ("ok, approving #902", "approve", {"request": "r-902"}),
+    # a message over several lines: a remark or a heads-up to someone is no second request
+    ("restart grafana on test\nthe dashboards are blank again", "restart", {"service": "grafana", "env": T}),
+    ("@kim fyi rebooting my laptop\n@chatops restart redis on dev", "restart", {"service": "redis", "env": D}),
+])
+def test_round_ten_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    got = {k: v for k, v in plan.args.items() if k != "reason"}
+    assert (plan.command, got) == (cmd, args), plan
+
+
+@pytest.mark.parametrize("text, why", [
+    ("restart nginx on dev\nrestart redis on dev", "several requests"),  # two lines that both ask
+    ("nvidia-smi:\n| 1  NVIDIA L4 | 20000MiB / 24000MiB | 90% Default |", "pasted"),  # a table a tool printed
+])
+def test_round_ten_messages_that_run_nothing(planner: Planner, text: str, why: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and why in (plan.clarify or ""), plan
+
+
+def test_digits_away_from_an_id_taking_word_are_no_id(planner: Planner) -> None:
+    plan = plan_of(planner, "restart 733 on dev")
+    assert "request" not in plan.args and not plan.complete, plan
