@@ -41,7 +41,7 @@ from bot.scheduling import Scheduling
 from bot.upkeep import Upkeep
 from commands.context import Context
 from commands.examples import sample_requests
-from commands.registry import CommandSpec, Registry
+from commands.registry import CommandSpec, Kind, Registry
 from commands.registry import registry as load_registry
 from infra.backends import Backends
 from infra.clock import Clock, SystemClock
@@ -54,10 +54,12 @@ from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
 from infra.wiring import same_clients
 from llm.grammar import LEADERS
-from llm.plan import Plan, plan_hash
+from llm.plan import Outcome, Plan, plan_hash
 from llm.planner import Planner
 from llm.resolve import Resolver
 from llm.validate import validate
+
+WHOLE_ID = len("r-1a2b3c4d")  # shorter: an id's first digits, looked up before the card
 
 log = logging.getLogger("chatops.engine")
 T = TypeVar("T")
@@ -350,7 +352,31 @@ class Engine:
             plan.when = raw.when
             if raw.when.problem and plan.clarify is None:
                 plan = Plan(None, plan.args, plan.source, raw.when.problem, 0.0, plan.command)
+        if plan.complete:
+            plan = await self._whole_ids(plan)
         observe.note(command=plan.command or plan.attempted)
+        return plan
+
+    async def _whole_ids(self, plan: Plan) -> Plan:
+        """An id given by its first digits ("approve r-5d2d") as the whole id of the one request or schedule
+        it names, so the card says exactly what will be decided; none or several is a question, asked
+        before anything is confirmed."""
+        spec = self.registry[plan.command or ""]
+        for arg in spec.args:
+            value = plan.args.get(arg.name)
+            if arg.kind not in (Kind.request, Kind.schedule) or not isinstance(value, str) or len(value) >= WHOLE_ID:
+                continue
+            rows: list[Any] = await self._db(
+                self.store.find if arg.kind is Kind.request else self.schedules.rows.find_schedules, value)
+            what = "request" if arg.kind is Kind.request else "schedule"
+            if len(rows) == 1:
+                plan = dataclasses.replace(plan, args={**plan.args, arg.name: rows[0].id})
+                continue
+            problem = (f"There is no {what} {value}." if not rows else
+                       f"More than one {what} starts with {value} ({', '.join(r.id for r in rows)}"
+                       f"{', …' if len(rows) >= 3 else ''}); give more of its id.")
+            return Plan(None, plan.args, plan.source, problem + " Nothing was done.", 0.0, plan.command,
+                        decided=Outcome.ask)
         return plan
 
     async def _handle(self, req: Request) -> Reply:

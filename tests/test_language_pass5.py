@@ -331,3 +331,22 @@ def test_round_ten_messages_that_run_nothing(planner: Planner, text: str, why: s
 def test_digits_away_from_an_id_taking_word_are_no_id(planner: Planner) -> None:
     plan = plan_of(planner, "restart 733 on dev")
     assert "request" not in plan.args and not plan.complete, plan
+
+
+async def test_the_card_names_the_whole_id_and_a_prefix_that_is_not_one_asks_first(
+        config: Config, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = (f"r-beef{n:04x}" for n in count(1))
+    monkeypatch.setattr("bot.engine.new_request_id", lambda: next(ids))
+    eng = make_engine(config, db, observable_registry(tmp_path))
+    await eng.start()
+    alice, bob = Actor("console:alice"), Actor("console:bob")
+    for n in (1, 2):
+        await eng.handle(Request(actor=alice, text=f"touch prod p{n}", channel="console", confirmed=True))
+    # read from plain language, a decision is confirmed first: the card shows the whole id it will decide
+    card = await eng.handle(Request(actor=bob, text="lgtm, approving beef0002", channel="console"))
+    assert "r-beef0002" in card.text and not (tmp_path / "p2").exists(), card.text
+    several = await eng.handle(Request(actor=bob, text="approve r-beef", channel="console"))
+    assert "More than one request starts with r-beef" in several.text and "Nothing was done" in several.text
+    rows = [eng.store.get(rid) for rid in ("r-beef0001", "r-beef0002")]
+    assert [r.status if r else None for r in rows] == ["pending_approval"] * 2
+    await eng.close()
