@@ -139,8 +139,10 @@ def read_modality(m: Modality) -> Mood:
                     "If you want it done, ask me directly.")
     # a request put up for discussion: "restart n8n on prod? or is that overkill"
     # (and any other course offered after the question: "approve r-…? or do we wait for Priya")
-    if "?" in m.text and (any(f" {p} " in f" {' '.join(w[first + 1:])} " for p in P.UP_FOR_DISCUSSION)
-                          or _OR_AFTER_QUESTION.search(m.text)):
+    # ("… or is that overkill" asks even without its question mark)
+    after = f" {' '.join(w[first + 1:])} "
+    if ("?" in m.text and (any(f" {p} " in after for p in P.UP_FOR_DISCUSSION) or _OR_AFTER_QUESTION.search(m.text))) \
+            or (m.changing and any(f" {p} " in after for p in P.UP_FOR_DISCUSSION if p.startswith("or "))):
         return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                     "If you want it done, say so (e.g. 'restart SERVICE ENV').")
     # the request as the subject of a sentence: "restart nginx on dev is what the runbook says"

@@ -672,7 +672,7 @@ class _Reading:
         """Whether the verb at word i takes a particle later in its clause that makes it another command."""
         for j in range(end, min(len(self.low), end + 4)):
             cmds = self.lex.particles.get((self.low[i], self.low[j]))
-            if cmds and command not in cmds:
+            if cmds and command not in cmds and not self._preposition_at(j):  # ("… off and on again on dev")
                 return True
             if self.words[j].boundary:
                 break

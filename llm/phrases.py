@@ -52,7 +52,10 @@ TAKE_BACK = ("disregard", "ignore me", "ignore this", "ignore that", "not for yo
              "wrong thread", "wrong window", "wrong room", "wrong tab", "wrong dm", "wrong person", "wrong place",
              "wrong bot", "wrong team", "just kidding", "kidding", "jk", "only joking", "just joking", "not really",
              "j/k", "let us wait", "lets wait", "let us hold off", "on second thought", "on second thoughts",
-             "second thoughts", "maybe later", "not yet", "as if", "lol no", "haha no")
+             "second thoughts", "maybe later", "not yet", "as if", "lol no", "haha no",
+             # a deferral after the request: the asker will ask someone or look first
+             "let me check", "let me ask", "let me confirm", "let me double check", "let me verify", "let me think",
+             "let me look", "i need to check", "need to check with", "check with")
 APOLOGIES = ("sorry", "oops", "whoops", "nah", "nope", "my bad", "my mistake")
 
 # A person talking about their own plans, not asking the bot.
@@ -301,7 +304,8 @@ WHETHER_PHRASES = ("whether", "idk if", "i do not know if", "dunno if", "not sur
                    "would you recommend", "do you recommend", "can it hurt", "could it hurt", "does it make sense",
                    "would it make sense", "is it allowed", "am i allowed to", "are we allowed to",
                    "is it necessary", "necessary to", "need we", "ought we", "ought to", "must we", "do we have to",
-                   "do we really")
+                   "do we really", "do we need a", "do we need an", "do i need a", "do i need an", "do we want to",
+                   "do we want a")
 # Auxiliaries that open a yes/no question; with a subject other than "you" and an action after, it asks whether.
 QUESTION_AUX = frozenset({"is", "are", "was", "would", "will", "should", "could", "do", "does", "might", "may",
                           "shall", "must"})

@@ -350,3 +350,26 @@ async def test_the_card_names_the_whole_id_and_a_prefix_that_is_not_one_asks_fir
     rows = [eng.store.get(rid) for rid in ("r-beef0001", "r-beef0002")]
     assert [r.status if r else None for r in rows] == ["pending_approval"] * 2
     await eng.close()
+
+
+# -- after round 11 (set-ab, set-ac) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, why", [
+    ("do we need a checkpoint of rumpletest before the restore or is that too much", "asks whether"),
+    ("restart redis on test or would that be overkill", "asks whether"),  # no question mark, still a question
+    ("pretty sure grafana on dev needs a bounce, but let me ask kim first", "takes the request back"),
+])
+def test_round_eleven_requests_that_wait(planner: Planner, text: str, why: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and why in (plan.clarify or ""), plan
+
+
+def test_a_format_is_not_undone_by_a_preposition_after_it(planner: Planner) -> None:
+    # "… off and on again on dev": the "on" before the name is a preposition, not "turn … on" (start)
+    plan = plan_of(planner, "could you turn grafana off and on again on test")
+    assert (plan.command, plan.args) == ("restart", {"service": "grafana", "env": T}), plan
+
+
+def test_a_read_asked_with_or_stays_a_read(planner: Planner) -> None:
+    plan = plan_of(planner, "is grafana up on dev or is it down again")
+    assert plan.command == "status", plan
