@@ -666,17 +666,16 @@ class Engine:
             await self._db(self.store.transition, row.id, from_status, Status.refused, actor.id,
                            {"reason": frozen}, reason=frozen)
             return self._error(frozen, row.id)
-        if targets:
-            holder = await self._db(self.store.acquire, targets, row.id)
+        try:
+            # the locks and "started" in one commit: no second write on the way to running
+            started, holder = await self._db(self.store.start, row.id, from_status, actor.id,
+                                             {"plan_hash": row.plan_hash}, targets)
             if holder:
                 msg = (f"Another change ({holder}) is running on {', '.join(targets)}; nothing was "
                        "changed. Ask again when it has finished.")
                 await self._db(self.store.transition, row.id, from_status, Status.failed, actor.id,
                                {"error": msg}, error=msg)
                 return self._error(msg, row.id)
-        try:
-            started = await self._db(self.store.transition, row.id, from_status, Status.started, actor.id,
-                                     {"plan_hash": row.plan_hash})
             if started is None:
                 current = await self._db(self.store.get, row.id)
                 status = current.status if current else "gone"

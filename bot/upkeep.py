@@ -34,7 +34,7 @@ log = logging.getLogger("chatops.upkeep")
 HEAD_EVERY_S = 60.0
 CONFIG_EVERY_S = 2.0
 LINK_EVERY_S = 5.0
-LINK_DELAY_S = 0.01  # let a burst of writes gather before one link transaction
+LINK_DELAY_S = 0.25  # let a burst of writes (a request starting) gather before one link transaction, off its path
 EXPIRE_EVERY_S = 15.0  # how late at most a pending request is marked expired and announced
 
 

@@ -296,7 +296,7 @@ async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: st
     (if the engine is down the validation is cancelled, not left running)."""
     checking = asyncio.create_task(plan_for(ctx, host, src, env))
     try:
-        await host.ping()
+        await host.reachable()
         if overlap and not checking.done() and host.driver.kind == "compose" and not src.temporary \
                 and not await inlines(inline_setting(ctx, env), host, src):
             return Checked(src, planning=checking)
@@ -325,7 +325,8 @@ async def _plan_beside_up(checked: Checked, up: asyncio.Task[str]) -> StackPlan:
 
 
 async def run_deploy(ctx: Context, host: DockerHost, checked: Checked, *, env: str, action: str,
-                     area: Path, rollback_of: int | None = None) -> Reply:
+                     area: Path, rollback_of: int | None = None,
+                     commit: asyncio.Task[str | None] | None = None) -> Reply:
     """Bring up, wait (failing fast), record: the one path deploy and rollback share."""
     up: asyncio.Task[str] | None = None
     if checked.plan is None:
@@ -337,11 +338,12 @@ async def run_deploy(ctx: Context, host: DockerHost, checked: Checked, *, env: s
         plan = checked.plan
     redactor = Redactor([*ctx.engine.redactor.secrets, *plan.secrets()])
     return _mask(await _deploy(ctx, host, plan, env=env, action=action, area=area,
-                               rollback_of=rollback_of, redactor=redactor, up=up), redactor)
+                               rollback_of=rollback_of, redactor=redactor, up=up, commit=commit), redactor)
 
 
 async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, action: str, area: Path,
-                  rollback_of: int | None, redactor: Redactor, up: asyncio.Task[str] | None) -> Reply:
+                  rollback_of: int | None, redactor: Redactor, up: asyncio.Task[str] | None,
+                  commit: asyncio.Task[str | None] | None = None) -> Reply:
     src, project, services = plan.src, plan.project, plan.services
     store = deployments(ctx)
     timeout = ctx.config.inventory.environments[env].deploy_timeout_s
@@ -349,6 +351,8 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
     deployable = await asyncio.to_thread(plan.write, area) if up is None else None
 
     async def record(status: str, groups: Mapping[str, list[ContainerState]], error: str | None) -> Deployment:
+        if commit is not None and src.git_commit is None:
+            src.git_commit = await commit  # (asked of git while `up` ran)
         images = await image_record(host, groups, plan.deployed) if groups else {}
         return await asyncio.to_thread(
             store.record, env=env, stack=src.stack, action=action, status=status,
@@ -416,10 +420,10 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
                      tone=Tone.error, tables=[services_table(ready.groups, rev.images)])
     rev = await record("succeeded", ready.groups, None)
     what = f"rolled back to the file and images of revision {rollback_of}" if rollback_of else "deployed"
-    commit = f", git {src.git_commit[:12]}" if src.git_commit else ""
+    git = f", git {src.git_commit[:12]}" if src.git_commit else ""
     inline = ", self-contained" if inlined else ""
     return Reply(f"{src.stack} {what} on {env}: {_count(len(services), 'service')} running. "
-                 f"Recorded as revision {rev.id} (compose sha256 {src.digest[:12]}{commit}{inline}).",
+                 f"Recorded as revision {rev.id} (compose sha256 {src.digest[:12]}{git}{inline}).",
                  tone=Tone.success, tables=[services_table(ready.groups, rev.images)])
 
 

@@ -108,12 +108,13 @@ async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
         snapshot = bool(cfg.checkpoint_before_deploy and cfg.vm)
         try:
             checked = await checked_plan(ctx, host, src, env, overlap=not snapshot)
+            # Config may ask for a VM snapshot first; if it fails, nothing is deployed (CommandError).
+            checkpoint = await checkpoint_before_deploy(ctx, env)
+            # (git's answer is needed only to record the revision: `up` does not wait for it)
+            reply = await run_deploy(ctx, host, checked, env=env, action="deploy", area=area, commit=commit)
         finally:
-            if commit is not None:
+            if commit is not None and src.git_commit is None:
                 src.git_commit = await commit
-        # Config may ask for a VM snapshot first; if it fails, nothing is deployed (CommandError).
-        checkpoint = await checkpoint_before_deploy(ctx, env)
-        reply = await run_deploy(ctx, host, checked, env=env, action="deploy", area=area)
     if checkpoint:
         reply.text += "\n" + checkpoint
     return reply

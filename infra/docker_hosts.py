@@ -291,6 +291,14 @@ class DockerHost:
         docker_v = f"Docker {info.get('Version', '?')} (API {info.get('ApiVersion', '?')})"
         return f"{before}, {docker_v}" if before else docker_v
 
+    async def reachable(self) -> None:
+        """That the engine answers, before a change: Docker's `/_ping` (the version call `ping` makes costs
+        the engine more); through Portainer, the check of its key and endpoint as well."""
+        if self.driver.kind != "compose":
+            await self.ping()
+            return
+        await self.call(lambda c: c.ping())
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -270,24 +270,53 @@ class AuditStore:
     def transition(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
                    detail: dict[str, Any] | None = None, **fields: Any) -> RequestRow | None:
         """Move a request from one of `from_status` to `to_status`; None if someone else won."""
-        now = utcnow()
         fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
                   for k, v in fields.items()}
+        with self._tx() as s:
+            moved = self._move(s, request_id, from_status, to_status, actor, detail or {}, fields)
+            if moved is None:
+                return None
+        self._wrote()
+        return moved
+
+    def _move(self, s: Session, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
+              detail: dict[str, Any], fields: dict[str, Any]) -> RequestRow | None:
+        """The status change and its sealed event, inside the caller's transaction."""
+        now = utcnow()
         values = {"status": to_status, "updated_at": now, "event_count": RequestRow.event_count + 1, **fields}
         if to_status in ACTIVE:
             values["owner"] = self.owner
-        with self._tx() as s:
-            moved = s.scalars(update(RequestRow)
-                              .where(RequestRow.id == request_id, RequestRow.status.in_(list(from_status)))
-                              .values(**values).returning(RequestRow)
-                              .execution_options(synchronize_session=False)).one_or_none()
-            if moved is None:
-                return None
-            row = {k: plain(k, v) for k, v in fields.items() if k not in UNFOLDED}
-            s.execute(insert(AuditEvent), [self._sealed(request_id, moved.event_count, to_status, actor,
-                                                        detail or {}, row, now)])
-        self._wrote()
+        moved = s.scalars(update(RequestRow)
+                          .where(RequestRow.id == request_id, RequestRow.status.in_(list(from_status)))
+                          .values(**values).returning(RequestRow)
+                          .execution_options(synchronize_session=False)).one_or_none()
+        if moved is None:
+            return None
+        row = {k: plain(k, v) for k, v in fields.items() if k not in UNFOLDED}
+        s.execute(insert(AuditEvent), [self._sealed(request_id, moved.event_count, to_status, actor,
+                                                    detail, row, now)])
         return moved
+
+    def start(self, request_id: str, from_status: Iterable[Status], actor: str, detail: dict[str, Any],
+              targets: Sequence[str] = ()) -> tuple[RequestRow | None, str | None]:
+        """Take every target's execution lock and mark the request started, in one transaction (one commit
+        on the way to running, not two); on a conflict, the holder's request id and nothing changed.
+
+        A lock someone else holds goes the long way (`acquire`, which frees a dead worker's stale lock)."""
+        if targets:
+            with self._tx() as s:
+                if self._insert_locks(s, targets, request_id) == len(targets):
+                    moved = self._move(s, request_id, from_status, Status.started, actor, detail, {})
+                    if moved is None:
+                        s.rollback()  # (the locks go with it: someone else moved the request)
+                        return None, None
+                    self._wrote()
+                    return moved, None
+                s.rollback()
+            holder = self.acquire(targets, request_id)
+            if holder:
+                return None, holder
+        return self.transition(request_id, from_status, Status.started, actor, detail), None
 
     def note(self, request_id: str, kind: str, actor: str, detail: dict[str, Any]) -> None:
         """An event that does not change the status (progress)."""
