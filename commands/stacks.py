@@ -90,7 +90,11 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
                     "update"),
              past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released"),
              formats=("put {stack} on {env}", "put {stack} onto {env}", "get {stack} onto {env}",
-                      "get {stack} on {env}", "get {stack} out to {env}")))
+                      "get {stack} on {env}", "get {stack} out to {env}",
+                      # raising a stack to a version ("bring llm on phoenix up to v0.6.3")
+                      "bring {stack} on {env} up to tag {ref}", "bring {stack} on {env} up to version {ref}",
+                      "bring {stack} on {env} up to {ref}", "bring {stack} up to tag {ref}",
+                      "bring {stack} up to version {ref}", "bring {stack} up to {ref}")))
 async def deploy(ctx: Context, args: dict[str, Any]) -> Reply:
     """Validate with `docker compose config`, bring the stack up, wait for it, record the revision."""
     from commands.docker_ops import checked_plan, host_for, run_deploy

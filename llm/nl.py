@@ -82,6 +82,8 @@ _PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*(\s*,\s*((can|could|would|will|d
                            r"|\s+(can|could|would|will|pls|please)\s+)(you|u)\b", re.I)
 # "jonas pls deploy monitoring to staging": a first word that no inventory knows, then "please" and a verb
 _PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[a-z]", re.I)
+_DASHES = frozenset({"—", "–", "-", "--"})  # a dash standing alone between words: a clause break
+_DASHED = re.compile(r"^\s*[A-Za-z][\w.]*\s+(—|–|-|--)\s+\S")
 _NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
 # what makes "someone" a sort of person ("can someone with approver rights …", "anyone who knows n8n …")
 _QUALIFIERS = frozenset({"with", "who", "whos", "from", "that", "having", "in", "on"})
@@ -709,6 +711,8 @@ class _Reading:
                 return None
             if any(self.r.resolve(kind, w) for kind in ENTITY_KINDS):
                 return None
+            if arg.shape and not re.fullmatch(arg.shape, w, re.I) and not identifier(w):
+                return None  # a shaped value's slot takes what looks like one ("up to date" names no ref)
             args[arg.name] = w.lower() if arg.kind is Kind.user else w
             literal.append(k)
             k += 1
@@ -731,7 +735,7 @@ class _Reading:
                 longer = j + 1 < n and self.lex.particles.get((self.low[i], self.low[j + 1]))
                 if cmds and self.free(i) and self.free(j) and not self._clause_break(i, j) \
                         and not self._preposition_at(j) and not self._preposition_of(j) \
-                        and not (self.low[j] == "back" and longer):
+                        and not (self.low[j] == "back" and longer) and not self._up_to_value(j):
                     self.hits.append(Hit([Sense(c, Strength.verb) for c in cmds], i, i + 1))
                     self.take(i, i + 1)
                     self.take(j, j + 1)
@@ -776,6 +780,17 @@ class _Reading:
                     self._clause_break(min(h.start, p.start), max(h.start, p.start)) for p in plain):
                 h.senses = [Sense(s.command, Strength.hint) for s in h.senses]
 
+    def _up_to_value(self, j: int) -> bool:
+        """'bring docs on dev up to tag docs-2.1.0': a particle that "to" and a value follow raises something
+        to that value; it is no particle of the verb ("bring … up" is start, "up to v2" is not)."""
+        k = j + 1
+        if self.low[j] != "up" or k >= len(self.low) or self.low[k] != "to":
+            return False
+        k += 1
+        while k < len(self.low) and self.low[k] in ("the", "a", "tag", "version", "ref", "release", "commit", "rev"):
+            k += 1
+        return k < len(self.low) and identifier(self.low[k])
+
     def _indefinite(self, m: Mention) -> bool:
         """Whether an indefinite article leads a name with no kind noun after it ("a workflow", "an agent"):
         a name points at one thing; "a chat stack" still names one."""
@@ -817,7 +832,8 @@ class _Reading:
         # after a name or a preposition a word that is also a noun is the noun ("the nightly-3 snapshot",
         # "back to snapshot X", "chat deploy"); after "you", "to", "please" it stays the verb
         verb_before = any(h.strength is Strength.verb and not h.is_noun and h.end <= i for h in self.hits)
-        after_words = i > 0 and not self.words[i - 1].boundary and prev not in P.CLAUSE_JOINERS and (
+        after_words = i > 0 and not self.words[i - 1].boundary and prev not in P.CLAUSE_JOINERS \
+            and prev not in _DASHES and (
             (prev in P.REFERENCE_PREPOSITIONS and (prev != "to" or verb_before)) or (prev not in P.FILLER
             and not any(h.start <= i - 1 < h.end for h in self.hits)))
         after_name = any(m.end == i for m in self.mentions) and not self.words[i - 1].boundary
@@ -2653,6 +2669,9 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     if plain_name and _PERSON_PLEASED.match(text) and known is not None and name.isalpha() \
             and name not in _LABELS and not known(name):
         return m.group(1)  # "jonas pls deploy monitoring to staging"
+    if plain_name and _DASHED.match(text) and known is not None and name.isalpha() and 2 <= len(name) <= 15 \
+            and name not in _LABELS and not known(name):
+        return m.group(1)  # "priya — approve 7f3a9c when you can": a name set off by a dash is a person spoken to
     if plain_name and said.rstrip().endswith(":") and known is not None and name.isalpha() \
             and 2 <= len(name) <= 15 and name not in _LABELS and not known(name):
         return m.group(1)  # "zoe: can u bounce redis on dev?": a speaker's line, or a line to zoe

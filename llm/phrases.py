@@ -313,7 +313,8 @@ QUESTION_SUBJECTS = frozenset({"it", "now", "this", "that", "there", "we", "i", 
                                "he", "she", "one"})
 # Conditionals and hypotheticals: "if staging breaks we'd roll chat back".
 CONDITIONALS = ("if", "unless", "in case", "suppose", "supposing", "imagine", "assuming", "provided",
-                "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically")
+                "as soon as", "whenever", "otherwise", "in the event", "hypothetically", "theoretically",
+                "worst case", "in the worst case", "plan b", "as a fallback", "failing that")
 # Verbs before "if" that make it "whether" ("want to know if …", "check if nginx is up").
 WHETHER_VERBS = frozenset({"know", "see", "check", "wonder", "wondering", "wondered", "ask", "asking", "tell",
                            "out", "sure", "unsure", "curious", "verify", "confirm", "determine", "decide", "figure",

@@ -293,6 +293,9 @@ def purpose_clauses(r: _Reading) -> None:
                 or r.low[i + 1] in P.FUNCTION_WORDS or r.low[i + 1] in P.DETERMINERS or identifier(r.low[i + 1]) \
                 or r.low[i + 1] in P.NOT_VALUES:  # ("to whatever was there on friday" is no purpose)
             continue
+        if i + 2 < n and identifier(r.low[i + 2]) and any(
+                r.low[i + 1] in a.cues for h in verbs for c in h.commands for a in r.lex.specs[c].args):
+            continue  # "update llm on the gpu box to tag vllm-0.6.3": a value's cue and its value, no purpose
         if not wanting and (r.words[i + 1].boundary or i + 2 >= n or target_phrase_at(r, i + 2)
                             or r.low[i + 2] in _AFTER_VALUE or (r.used[i + 2] and not any(
                                 h.start <= i + 2 < h.end for h in r.hits))):

@@ -373,3 +373,30 @@ def test_a_format_is_not_undone_by_a_preposition_after_it(planner: Planner) -> N
 def test_a_read_asked_with_or_stays_a_read(planner: Planner) -> None:
     plan = plan_of(planner, "is grafana up on dev or is it down again")
     assert plan.command == "status", plan
+
+
+# -- after round 12 (set-ad, set-ae) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, why", [
+    ("worst case we roll chat back on test", "condition"),            # a fallback is a what-if
+    ("kim — deny 4e2a1b when you get a sec, I can't", "addressed to kim"),  # a name set off by a dash
+])
+def test_round_twelve_messages_that_run_nothing(planner: Planner, text: str, why: str) -> None:
+    plan = plan_of(planner, text)
+    assert plan.command is None and why in (plan.clarify or ""), plan
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    # a value's cue after "to" is no purpose clause: the value is read, never dropped
+    ("bring docs on dev up to tag docs-2.1.0", "deploy", {"stack": "docs", "env": D, "ref": "docs-2.1.0"}),
+    # a dash standing alone breaks the clause: the verb after it is a verb
+    ("ok — restart grafana on test", "restart", {"service": "grafana", "env": T}),
+])
+def test_round_twelve_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
+    plan = plan_of(planner, text)
+    assert (plan.command, plan.args) == (cmd, args), plan
+
+
+def test_up_to_date_names_no_ref(planner: Planner) -> None:
+    plan = plan_of(planner, "bring the docs stack up to date on dev")
+    assert plan.args.get("ref") is None and not (plan.complete and plan.command == "deploy"), plan
