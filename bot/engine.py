@@ -48,7 +48,7 @@ from infra.clock import Clock, SystemClock
 from infra.config import Config, ConfigError, Notice, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.models import RequestRow
-from infra.db.store import AuditStore, new_request_id
+from infra.db.store import AuditStore, named_problem, new_request_id
 from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
@@ -368,15 +368,12 @@ class Engine:
                 continue
             rows: list[Any] = await self._db(
                 self.store.find if arg.kind is Kind.request else self.schedules.rows.find_schedules, value)
-            what = "request" if arg.kind is Kind.request else "schedule"
-            if len(rows) == 1:
+            problem = named_problem(arg.kind.value, value, rows)
+            if problem is None:
                 plan = dataclasses.replace(plan, args={**plan.args, arg.name: rows[0].id})
                 continue
-            problem = (f"There is no {what} {value}." if not rows else
-                       f"More than one {what} starts with {value} ({', '.join(r.id for r in rows)}"
-                       f"{', …' if len(rows) >= 3 else ''}); give more of its id.")
-            return Plan(None, plan.args, plan.source, problem + " Nothing was done.", 0.0, plan.command,
-                        decided=Outcome.ask)
+            return Plan(None, plan.args, plan.source, problem if rows else f"{problem} Nothing was done.", 0.0,
+                        plan.command, decided=Outcome.ask)
         return plan
 
     async def _handle(self, req: Request) -> Reply:
@@ -783,12 +780,8 @@ class Engine:
         """The one request an id or its first digits name ("approve r-7c2e", as people copy ids); a
         refusal that says which when none or several match."""
         rows = await self._db(self.store.find, ref)
-        if not rows:
-            return self._error(f"There is no request {ref}.")
-        if len(rows) > 1:
-            return self._error(f"More than one request starts with {ref} ({', '.join(r.id for r in rows)}"
-                               f"{', …' if len(rows) >= 3 else ''}); give more of its id. Nothing was done.")
-        return rows[0]
+        problem = named_problem("request", ref, rows)
+        return self._error(problem) if problem else rows[0]
 
     async def _act(self, action: str, rid: str, actor: Actor, digest: str | None, reason: str | None,
                    req: Request) -> Decision:

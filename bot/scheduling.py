@@ -31,6 +31,7 @@ from infra.config import ApprovalTime, Notice, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.events import Claimed, EventStore, new_schedule_id
 from infra.db.models import RequestRow, ScheduleRow
+from infra.db.store import named_problem
 from infra.errors import CannotSucceed, CommandError
 from infra.status import ScheduleState, Status
 from llm.plan import Plan, plan_hash
@@ -218,9 +219,9 @@ class Scheduling:
         """`unschedule`: the owner, or an admin where the schedule acts, ends it (and its approval)."""
         e = self.engine
         found = await e._db(self.rows.find_schedules, sid)
-        if len(found) > 1:
-            raise CommandError(f"More than one schedule starts with {sid} ({', '.join(f.id for f in found)}); "
-                               "give more of its id. Nothing was done.")
+        several = named_problem("schedule", sid, found) if found else None  # (none is said below)
+        if several:
+            raise CommandError(several)
         sched = found[0] if found else None
         sid = sched.id if sched else sid
         if sched is None or sched.state not in (ScheduleState.active, ScheduleState.proposed):

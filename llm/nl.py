@@ -82,7 +82,6 @@ _PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*(\s*,\s*((can|could|would|will|d
                            r"|\s+(can|could|would|will|pls|please)\s+)(you|u)\b", re.I)
 # "jonas pls deploy monitoring to staging": a first word that no inventory knows, then "please" and a verb
 _PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[a-z]", re.I)
-_DASHES = frozenset({"—", "–", "-", "--"})  # a dash standing alone between words: a clause break
 _DASHED = re.compile(r"^\s*[A-Za-z][\w.]*\s+(—|–|-|--)\s+\S")
 _NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
 # what makes "someone" a sort of person ("can someone with approver rights …", "anyone who knows n8n …")
@@ -255,9 +254,9 @@ class _Reading:
                 or self.words[k + 1].low not in ("to", "if", "for", "about"):
             return
         ends = [j for j in range(k + 1, len(self.words))
-                if self.words[j].boundary or self.words[j].low in ("—", "–", "-", "--")]
+                if self.words[j].boundary or self.words[j].low in P.DASHES]
         # (the clause of an apology runs to the dash, or to the last comma before a request of its own)
-        dash = next((j for j in ends if self.words[j].low in ("—", "–", "-", "--")), None)
+        dash = next((j for j in ends if self.words[j].low in P.DASHES), None)
         end = dash if dash is not None else (ends[0] if ends else None)
         if end is not None and end + 1 < len(self.words):
             self.words = self.words[end + 1:]
@@ -331,7 +330,7 @@ class _Reading:
 
     def _modality(self) -> Modality:
         first = min((h.start for h in self.hits if h.strength >= Strength.noun), default=len(self.words))
-        actions = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        actions = [h for h in self.hits if h.asked]
         changing = any(self.lex.specs[c].changes for h in actions for c in h.commands)
         return Modality(text=self.text, words=[w.low for w in self.words], raw=[w.raw for w in self.words],
                         quoted=[w.quoted for w in self.words], boundary=[w.boundary for w in self.words],
@@ -773,7 +772,7 @@ class _Reading:
     def _gerunds_beside_requests(self) -> None:
         """An -ing form in a clause of its own beside a request says what is going on ("maintenance window
         starting: snapshot portainer", "lock it down, we're starting the window"): it asks for nothing."""
-        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        verbs = [h for h in self.hits if h.asked]
         plain = [h for h in verbs if not self.low[h.end - 1].endswith("ing")]
         for h in verbs:
             if self.low[h.end - 1].endswith("ing") and len(self.low[h.end - 1]) > 5 and plain and all(
@@ -787,7 +786,8 @@ class _Reading:
         if self.low[j] != "up" or k >= len(self.low) or self.low[k] != "to":
             return False
         k += 1
-        while k < len(self.low) and self.low[k] in ("the", "a", "tag", "version", "ref", "release", "commit", "rev"):
+        while k < len(self.low) and (self.low[k] in P.DETERMINERS or self.low[k] in self.lex.value_nouns
+                                     or self.low[k] in self.lex.nouns):  # ("up to the tag …", "up to release …")
             k += 1
         return k < len(self.low) and identifier(self.low[k])
 
@@ -831,9 +831,9 @@ class _Reading:
         nouns = [s for s in hit.senses if s.command in self.lex.nouns.get(self.joined(hit.start, hit.end), [])]
         # after a name or a preposition a word that is also a noun is the noun ("the nightly-3 snapshot",
         # "back to snapshot X", "chat deploy"); after "you", "to", "please" it stays the verb
-        verb_before = any(h.strength is Strength.verb and not h.is_noun and h.end <= i for h in self.hits)
+        verb_before = any(h.asked and h.end <= i for h in self.hits)
         after_words = i > 0 and not self.words[i - 1].boundary and prev not in P.CLAUSE_JOINERS \
-            and prev not in _DASHES and (
+            and prev not in P.DASHES and (
             (prev in P.REFERENCE_PREPOSITIONS and (prev != "to" or verb_before)) or (prev not in P.FILLER
             and not any(h.start <= i - 1 < h.end for h in self.hits)))
         after_name = any(m.end == i for m in self.mentions) and not self.words[i - 1].boundary
@@ -847,7 +847,7 @@ class _Reading:
         shown = i > 0 and not self.words[i - 1].boundary and self._display_verb_at(i - 1)
         # "restore snapshot before-pg16": a word right after a verb asked for is its object, a noun
         shown = shown or (i > 0 and not self.words[i - 1].boundary and any(
-            h.end == i and h.strength is Strength.verb and not h.is_noun for h in self.hits))
+            h.end == i and h.asked for h in self.hits))
         if determined or prev in self.p.users or after_name or after_adjective or (
                 nouns and (after_words or shown)):
             if nouns:
@@ -1092,10 +1092,16 @@ class _Reading:
         for i in range(1, len(self.low) - 1):
             if self.low[i] in TIME_BEFORE | {"because", "so", "as"} and self.low[i + 1] in (
                     "i", "we", "you", "they", "he", "she", "someone", "it") and self.hits and self.hits[0].start < i:
-                end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
+                end = self._clause_of(i)[1]
                 self.take(i, end)
                 self._drop_hits_in(i, end)
                 self.mentions = [m for m in self.mentions if not i <= m.start < end]
+
+    def _clause_of(self, i: int) -> tuple[int, int]:
+        """The word range of the clause word i stands in (a boundary after a word ends a clause)."""
+        start = max((k + 1 for k in range(i) if self.words[k].boundary), default=0)
+        end = next((k + 1 for k in range(i, len(self.words)) if self.words[k].boundary), len(self.words))
+        return start, end
 
     def _subordinate(self, i: int) -> bool:
         """Whether word i is the verb of a subordinate clause with its own subject ("before I upgrade it")."""
@@ -1105,10 +1111,9 @@ class _Reading:
 
     def _aside(self, i: int) -> bool:
         """A negation in a later clause that asks for nothing ("…, don't need it anymore") is an aside."""
-        start = max((k + 1 for k in range(i) if self.words[k].boundary), default=0)
+        start, end = self._clause_of(i)
         if start == 0 or any(h.start >= start for h in self.hits if h.strength >= Strength.noun):
             return False
-        end = next((k + 1 for k in range(i, len(self.words)) if self.words[k].boundary), len(self.words))
         said = [w for w in self.low[i + 1:end] if w not in ("not", "do", "please")]
         if len(said) == 2 and said[1] in ("that", "this", "it") and said[0] in ("want", "need", "like", "mean"):
             return False  # "…, I don't want that": the request itself, taken back
@@ -1230,7 +1235,7 @@ class _Reading:
         # "alice will reverse it", "bob can restart it": someone else's action, not asked of me
         for h in self.hits:
             i = h.start
-            if h.strength is Strength.verb and not h.is_noun and i >= 2 and low[i - 1] in P.MODALS \
+            if h.asked and i >= 2 and low[i - 1] in P.MODALS \
                     and low[i - 2] not in ("you", "please") and not self.words[i - 2].boundary \
                     and not self.words[i - 1].boundary and lo <= i - 2 and i < hi:
                 return self.refuse("That says what someone else will or can do, not a request to me, so I'm not "
@@ -1286,7 +1291,7 @@ class _Reading:
     def _request_after(self, i: int) -> bool:
         """'bob just deployed chat to live, please roll it back': a request in a later clause makes the past
         before it the request's context, not the message's point."""
-        return any(h.start > i and ((h.strength is Strength.verb and not h.is_noun) or self._shown(h))
+        return any(h.start > i and ((h.asked) or self._shown(h))
                    and any(self.words[k].boundary for k in range(i, h.start)) for h in self.hits)
 
     def _performed(self) -> bool:
@@ -1298,7 +1303,7 @@ class _Reading:
         first = self.hits[0]
         lead = self.joined(0, first.start)
         ing = self.low[first.start].endswith("ing")
-        return first.strength is Strength.verb and not first.is_noun and all(
+        return first.asked and all(
             c in self.lex.performative for c in first.commands) and (
             (ing and lead in ("", "i am", "we are")) or (not ing and lead in ("i", "we", "i hereby", "hereby")))
 
@@ -1372,7 +1377,7 @@ class _Reading:
             if self._in_time_phrase(hit.start) or (
                     self._request_after(hit.start) and not self._shown(hit)
                     and any(self.lex.specs[c].changes for c in hit.commands)
-                    and not any(h.strength is Strength.verb and not h.is_noun and h.start < hit.start
+                    and not any(h.asked and h.start < hit.start
                                 for h in self.hits)):
                 # "before the nvidia driver update", "kernel update on staging tonight, snapshot it first":
                 # a thing the time or the context speaks of; the request is elsewhere
@@ -1432,7 +1437,7 @@ class _Reading:
                     hit.is_noun = False
                 elif all(self.lex.specs[c].changes for c in owner) and (self._is_question() or self._plural(hit)) \
                         and self.lex.answers_past and not any(
-                        h.strength is Strength.verb and not h.is_noun for h in self.hits):
+                        h.asked for h in self.hits):
                     # "any deploys to prod since friday?", "recent restarts on dev": changes made, for the audit log
                     self.hits.remove(hit)
                     self.values["past_command"] = owner[0]
@@ -1474,7 +1479,7 @@ class _Reading:
                 continue
             if word in P.REFERENCE_PREPOSITIONS:
                 if not changing and word in P.LOCATIVES and not any(
-                        h.strength is Strength.verb and not h.is_noun for h in self.hits):
+                        h.asked for h in self.hits):
                     # "how many requests are waiting in the vllm queue", "is anything running on the GPUs?":
                     # the place looked into is what is asked about; the words before it are its contents
                     lo, _ = shape.clause_of(self, hit.start)
@@ -1649,7 +1654,7 @@ class _Reading:
     def _command(self) -> str | Plan | None:
         reviewer = self.lex.answers_past
         if reviewer and ("past_command" in self.values or "reviewer" in self.values):
-            asked = sorted({c for h in self.hits if h.strength is Strength.verb and not h.is_noun
+            asked = sorted({c for h in self.hits if h.asked
                             for c in h.commands if self.lex.specs[c].changes})
             if asked:  # "show failed deploys and restart nginx"
                 return self.refuse(f"That asks for more than one thing ({join_choices([reviewer, *asked], 'and')}); "
@@ -1719,7 +1724,7 @@ class _Reading:
         """Where a yes/no question with "is"/"are" starts, at the message's start or a clause's (after a
         greeting: "morning! quick one — is everything green on staging?")."""
         return next((k for k, w in enumerate(self.low) if w in ("is", "are") and (
-            k == 0 or self.words[k - 1].boundary or self.low[k - 1] in ("—", "–", "-", "--"))), None)
+            k == 0 or self.words[k - 1].boundary or self.low[k - 1] in P.DASHES)), None)
 
     def _state_question(self) -> bool:
         """'is everything green on staging?', 'are the agents connected on dev': a yes/no question whose
@@ -1727,7 +1732,7 @@ class _Reading:
         q = self._copular()
         if not self.mentions or q is None or len(self.low) < q + 3:
             return False
-        end = next((k + 1 for k in range(q, len(self.low)) if self.words[k].boundary), len(self.low))
+        end = self._clause_of(q)[1]
         if any(not q < m.start < end for m in self.mentions) or end < len(self.low):
             return False  # one clause, every name in it
         rest = [w for i, w in enumerate(self.low[q + 1:end], q + 1) if self.free(i)
@@ -2195,11 +2200,10 @@ class _Reading:
         """Whether word i stands in a clause of its own beside the one that asks, and that clause says more
         than a time ("lock prod, release tomorrow", "no changes on staging today, lock it"): a remark whose
         time is not the request's ("restart nginx on dev, tomorrow" keeps its time)."""
-        verbs = [h for h in self.hits if h.strength is Strength.verb and not h.is_noun]
+        verbs = [h for h in self.hits if h.asked]
         if not verbs:
             return False
-        start = max((k + 1 for k in range(i) if self.words[k].boundary), default=0)
-        end = next((k + 1 for k in range(i, len(self.low)) if self.words[k].boundary), len(self.low))
+        start, end = self._clause_of(i)
         if any(start <= h.start < end for h in verbs):
             return False
         # (words set aside as context count: they were said, whatever reading took them)
@@ -2212,7 +2216,7 @@ class _Reading:
 
     def _clause_after_verb(self, i: int) -> bool:
         """Whether word i stands in a clause after the one the first verb asked in."""
-        verb = min((h.start for h in self.hits if h.strength is Strength.verb and not h.is_noun), default=None)
+        verb = min((h.start for h in self.hits if h.asked), default=None)
         return verb is not None and verb < i and any(self.words[k].boundary for k in range(verb, i))
 
     def _before(self, keys: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> str | None:
@@ -2522,7 +2526,7 @@ def said_to_me(text: str) -> str:
         called = tok.low.startswith("@") or any(c in tok.trail for c in ",:")
         after_break = before.boundary or any(c in before.trail for c in ".?!:;") or tokens[k].lead.strip() \
             or tok.line != before.line \
-            or before.low in ("—", "–", "-", "--") or (
+            or before.low in P.DASHES or (
                 # "@kim can you eyeball the dashboards? and bot, restart …": from a person to us
                 before.low in ("and", "also", "then", "plus", "but") and text.lstrip().startswith("@"))
         if name in _BOT_NAMES and called and after_break:
@@ -2666,15 +2670,14 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     plain_name = someone and name not in P.FILLER and name not in P.GREETINGS and name not in _NOT_NAMES
     if plain_name and _PERSON_ASKED.match(text):
         return m.group(1)  # "marco can you approve r-9be2f001": a first word that is a person asked
-    if plain_name and _PERSON_PLEASED.match(text) and known is not None and name.isalpha() \
-            and name not in _LABELS and not known(name):
+    # a first word no inventory knows, that is no label ("note:"): a person's name, when the message sets it
+    # off as one
+    stranger = plain_name and known is not None and name.isalpha() and name not in _LABELS and not known(name)
+    if stranger and _PERSON_PLEASED.match(text):
         return m.group(1)  # "jonas pls deploy monitoring to staging"
-    if plain_name and _DASHED.match(text) and known is not None and name.isalpha() and 2 <= len(name) <= 15 \
-            and name not in _LABELS and not known(name):
-        return m.group(1)  # "priya — approve 7f3a9c when you can": a name set off by a dash is a person spoken to
-    if plain_name and said.rstrip().endswith(":") and known is not None and name.isalpha() \
-            and 2 <= len(name) <= 15 and name not in _LABELS and not known(name):
-        return m.group(1)  # "zoe: can u bounce redis on dev?": a speaker's line, or a line to zoe
+    if stranger and 2 <= len(name) <= 15 and (_DASHED.match(text) or said.rstrip().endswith(":")):
+        # "priya — approve 7f3a9c when you can"; "zoe: can u bounce redis on dev?" (a speaker's line, or to zoe)
+        return m.group(1)
     if m.group(1).lower() not in users:
         return None
     return m.group(1) if said.lstrip().startswith("@") or said.rstrip().endswith((",", ":")) else None

@@ -393,3 +393,5 @@ LOG_LEVELS = frozenset({"ERROR", "WARN", "WARNING", "INFO", "DEBUG", "FATAL", "C
 # have stopped refreshing").
 ASPECTUAL = frozenset({"stopped", "started", "keeps", "kept", "began", "begun", "finished", "quit", "stops",
                        "starts", "keep", "stop", "start", "resumed", "continues", "continued"})
+# A dash standing alone between words ("ok — restart grafana"): it breaks the clause as a comma would.
+DASHES = frozenset({"—", "–", "-", "--"})

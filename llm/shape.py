@@ -80,7 +80,7 @@ _DROPPED_SUBJECT = frozenset({"want", "wanna", "need", "trying", "hoping", "look
 
 def _asks_in(r: _Reading, start: int, end: int) -> bool:
     """Whether words start..end hold a command verb that asks (not after someone's modal)."""
-    return any(start <= h.start < end and h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h)
+    return any(start <= h.start < end and h.asked and not _after_modal(r, h)
                for h in r.hits)
 
 
@@ -129,7 +129,7 @@ def request_sentence(r: _Reading) -> tuple[int, int]:
         return 0, len(r.words)
     # (a verb after someone's modal is no request: "…, want to know if I can start a finetune")
     asking = [h for h in r.hits if not _after_modal(r, h)] or r.hits
-    verbs = [h for h in asking if h.strength is Strength.verb and not h.is_noun]
+    verbs = [h for h in asking if h.asked]
     top = verbs[0] if verbs else max(asking, key=lambda h: (h.strength, -h.start))
     k = next((k for k, s in enumerate(found) if s[0] <= top.start < s[1]), None)
     if k is None:
@@ -190,7 +190,7 @@ def context_names(r: _Reading) -> None:
         return
     # weaker command words of a context sentence are context too ("users say it's slow")
     r.hits = [h for h in r.hits if lo <= h.start < hi or (
-        h.strength is Strength.verb and not h.is_noun and not _after_modal(r, h))]
+        h.asked and not _after_modal(r, h))]
     if any(lo <= m.start < hi for m in r.mentions):
         # "… Chat on test shows a 502. Can you kick the proxy there?": "there" is the context's place
         place = "there" in r.low[lo:hi] and not any(
@@ -278,7 +278,7 @@ def purpose_clauses(r: _Reading) -> None:
     nor a request ("clear" is not asked for).  A single word after "to" may still be a value ("to main"),
     and so may a word that a target phrase follows ("to main on prod"), unless a verb of wanting leads
     to it ("QA wants to test")."""
-    verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
+    verbs = [h for h in r.hits if h.asked]
     if not verbs:
         return
     n = len(r.low)
@@ -354,7 +354,7 @@ def free_text_tail(r: _Reading) -> None:
     another command's verb, a name the command takes, or words that change the request itself (a
     retraction, a condition, a time): those are read as usual.  The text is set aside, so no later
     stage reads a request, a negation or a name into it."""
-    verbs = [h for h in r.hits if h.strength is Strength.verb and not h.is_noun]
+    verbs = [h for h in r.hits if h.asked]
     if not verbs or r.joined(0, verbs[0].start) not in ("", "i am", "we are", "i", "we"):
         return  # (the verb first, or said in the first person: "I'm denying r-… because …")
     head = verbs[0]
@@ -447,7 +447,7 @@ def negated_remarks(r: _Reading) -> None:
         subject = [w for w in r.low[lo:aux] if w not in P.CLAUSE_JOINERS and w not in ("just", "please", "also")]
         own = any(w in ("i", "we", "let", "us", "you") for w in subject)
         if not subject or own or any(w in P.NEGATIONS or w in P.AUXILIARIES for w in subject) \
-                or any(lo <= h.start < aux and h.strength is Strength.verb and not h.is_noun for h in r.hits):
+                or any(lo <= h.start < aux and h.asked for h in r.hits):
             i += 1
             continue
         end = next((k + 1 for k in range(i, len(r.low)) if r.words[k].boundary), len(r.low))
@@ -463,7 +463,7 @@ def changes_request(r: _Reading, tail: list[str], k: int, cmds: list[str], kinds
     return any(f" {p} " in f" {' '.join(tail)} " for p in P.CONDITIONALS) or any(
         REQUEST_ID.match(w) for w in tail) or any(
         w in P.SCHEDULE_WORDS and not (i > 0 and tail[i - 1] in P.DETERMINERS) for i, w in enumerate(tail)
-    ) or any(h.start >= k and h.strength is Strength.verb and not h.is_noun and not set(h.commands) & set(cmds)
+    ) or any(h.start >= k and h.asked and not set(h.commands) & set(cmds)
              for h in r.hits) or any(m.start >= k and kinds & set(m.names) for m in r.mentions)
 
 
@@ -499,7 +499,7 @@ def taken_back(r: _Reading, first: int) -> str | None:
                 continue
             # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
             # only when no name follows it ("… sorry, dev" corrects)
-            own_clause = r.words[i - 1].boundary or r.low[i - 1] in ("—", "–", "-", "--", "...")
+            own_clause = r.words[i - 1].boundary or r.low[i - 1] in P.DASHES or r.low[i - 1] == "..."
             if phrase in P.TAKE_BACK or (own_clause and not any(m.start >= i + n for m in r.mentions)):
                 return r.verbatim(i, i + n).strip(" ,;:.!?—-…")
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 KV = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.I | re.S)
 _CHUNK = re.compile(r"""[A-Za-z][\w-]*=(?:"[^"\n]*"|'[^'\n]*'|“[^”\n]*”|\S*)|\S+""")
@@ -73,9 +73,7 @@ def tokenize(text: str) -> list[Token]:
         if raw and out and not quoted and all(unicodedata.category(c) in _EMOJI for c in raw) \
                 and any(unicodedata.category(c) == "So" for c in raw):
             # an emoji standing alone ("chat to prod at 3 😬 roll it back") ends a clause, as a full stop would
-            prev = out[-1]
-            out[-1] = Token(prev.raw, prev.low, prev.start, prev.end, prev.outer_start, prev.outer_end,
-                            prev.trail + chunk, prev.lead, prev.quoted, prev.line, prev.kv)
+            out[-1] = replace(out[-1], trail=out[-1].trail + chunk)
             continue
         opens = any(c in OPENING for c in lead) or (lead.startswith("'") and not quoted)
         closes = any(c in CLOSING for c in trail) or trail.startswith("'")
@@ -86,9 +84,7 @@ def tokenize(text: str) -> list[Token]:
             elif any(c in OPENING for c in chunk):
                 quoted = True
             if out and not quoted:
-                prev = out[-1]
-                out[-1] = Token(prev.raw, prev.low, prev.start, prev.end, prev.outer_start, prev.outer_end,
-                                prev.trail + chunk, prev.lead, prev.quoted, prev.line, prev.kv)
+                out[-1] = replace(out[-1], trail=out[-1].trail + chunk)
             continue
         if opens:
             quoted = True

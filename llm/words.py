@@ -56,6 +56,11 @@ class Hit:
         top = self.strength
         return [s.command for s in self.senses if s.strength == top]
 
+    @property
+    def asked(self) -> bool:
+        """Whether it stands as a verb that asks ("restart …"), not a noun or a hint ("the restart")."""
+        return self.strength is Strength.verb and not self.is_noun
+
 
 @dataclass
 class Mention:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from infra.db.common import aware, utcnow
 from infra.db.models import AlertPost, ScheduleRow, Suggestion
-from infra.db.store import AuditStore
+from infra.db.store import AuditStore, by_id_or_prefix
 from infra.status import ScheduleState
 
 T = TypeVar("T", ScheduleRow, Suggestion)
@@ -83,15 +83,10 @@ class EventStore:
         with self.store._tx() as s:
             return s.get(ScheduleRow, sid)
 
-    def find_schedules(self, ref: str, limit: int = 3) -> list[ScheduleRow]:
-        """The schedules an id or a prefix of one names ("s-12ab"), as `Store.find` for requests."""
+    def find_schedules(self, ref: str) -> list[ScheduleRow]:
+        """The schedules an id or its first digits name ("s-12ab"; `by_id_or_prefix`)."""
         with self.store._tx() as s:
-            exact = s.get(ScheduleRow, ref)
-            if exact is not None:
-                return [exact]
-            return list(s.scalars(select(ScheduleRow).where(ScheduleRow.id >= ref, ScheduleRow.id < ref + "g",
-                                                            ScheduleRow.id.startswith(ref))
-                                  .order_by(ScheduleRow.id).limit(limit)))
+            return by_id_or_prefix(s, ScheduleRow, ref)
 
     def schedules(self, *, states: tuple[ScheduleState, ...] = (ScheduleState.active,), env: str | None = None,
                   owner: str | None = None) -> list[ScheduleRow]:

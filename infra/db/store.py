@@ -66,6 +66,29 @@ def default_sqlite_url() -> str:
     return f"sqlite:///{folder / 'audit.sqlite3'}"
 
 
+FIND_LIMIT = 3  # the most rows an id's first digits are looked up for: enough to name the ones that clash
+
+
+def by_id_or_prefix(s: Session, model: Any, ref: str, limit: int = FIND_LIMIT) -> list[Any]:
+    """The rows of `model` an id or a prefix of one names ("r-7c2e" for r-7c2e1a2b), oldest id first; at most
+    `limit` (a range on the primary key, so a prefix costs one index probe)."""
+    exact = s.get(model, ref)
+    if exact is not None:
+        return [exact]
+    return list(s.scalars(select(model).where(model.id >= ref, model.id < ref + "g", model.id.startswith(ref))
+                          .order_by(model.id).limit(limit)))
+
+
+def named_problem(what: str, ref: str, rows: Sequence[Any]) -> str | None:
+    """What to say when an id or its first digits name no `what` or several of them (None: exactly one)."""
+    if not rows:
+        return f"There is no {what} {ref}."
+    if len(rows) > 1:
+        return (f"More than one {what} starts with {ref} ({', '.join(r.id for r in rows)}"
+                f"{', …' if len(rows) >= FIND_LIMIT else ''}); give more of its id. Nothing was done.")
+    return None
+
+
 def new_request_id() -> str:
     return "r-" + secrets.token_hex(4)
 
@@ -409,16 +432,10 @@ class AuditStore:
         with self._tx() as s:
             return s.get(RequestRow, request_id)
 
-    def find(self, ref: str, limit: int = 3) -> list[RequestRow]:
-        """The requests an id or a prefix of one names ("r-7c2e" for r-7c2e1a2b), oldest id first; at most
-        `limit` (a range on the primary key, so a prefix costs one index probe)."""
+    def find(self, ref: str) -> list[RequestRow]:
+        """The requests an id or its first digits name (`by_id_or_prefix`)."""
         with self._tx() as s:
-            exact = s.get(RequestRow, ref)
-            if exact is not None:
-                return [exact]
-            return list(s.scalars(select(RequestRow).where(RequestRow.id >= ref, RequestRow.id < ref + "g",
-                                                           RequestRow.id.startswith(ref))
-                                  .order_by(RequestRow.id).limit(limit)))
+            return by_id_or_prefix(s, RequestRow, ref)
 
     def events(self, request_id: str) -> list[AuditEvent]:
         with self._tx() as s:
