@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.engine import Engine
-from commands.registry import Registry
+from commands.registry import Registry, registry
 from infra.backends import Backends
 from infra.config import Config, load_config
 from infra.db.store import AuditStore, Database
+from llm.planner import Planner
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+# The shipped inventory's environments, as the plain-language tests name them.
+P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
 
 
 def schema_url(schema: str) -> str:
@@ -55,6 +58,12 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def config() -> Config:
     return load_config(ROOT / "chatops.yaml")
+
+
+@pytest.fixture(scope="module")
+def planner() -> Planner:
+    """The grammar route on the shipped config (a module's own `planner` fixture takes precedence)."""
+    return Planner(load_config(ROOT / "chatops.yaml"), registry())
 
 
 @pytest.fixture

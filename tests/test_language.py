@@ -23,20 +23,12 @@ from llm.lexicon import Lexicon, Strength
 from llm.plan import Outcome, Plan
 from llm.planner import Planner
 from llm.tools import plan_tool
-from tests.conftest import ROOT, make_engine
+from tests.conftest import ROOT, D, P, T, make_engine
 from tests.fakes.openai_server import FakeOpenAI, plan
 from tests.llm_support import with_llm
 
 EXAMPLES = ROOT / "docs" / "examples"
-P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
 ALICE, BOB, CAROL = (Actor(f"console:{n}") for n in ("alice", "bob", "carol"))
-
-
-@pytest.fixture(scope="module")
-def planner() -> Planner:
-    from infra.config import load_config
-
-    return Planner(load_config(ROOT / "chatops.yaml"), registry())
 
 
 def parse(planner: Planner, text: str) -> Plan:

@@ -18,14 +18,7 @@ from llm.plan import Outcome, Plan
 from llm.planner import Planner
 from llm.tools import TOOL_NAME
 from llm.validate import validate
-from tests.conftest import ROOT
-
-P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
-
-
-@pytest.fixture(scope="module")
-def planner() -> Planner:
-    return Planner(load_config(ROOT / "chatops.yaml"), registry())
+from tests.conftest import D, L, P, T
 
 
 def parse(planner: Planner, text: str) -> Plan:

@@ -16,14 +16,7 @@ from llm.nl import NLParser, parse_plain
 from llm.plan import Outcome, Plan
 from llm.planner import Planner
 from llm.resolve import Resolver
-from tests.conftest import ROOT
-
-P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
-
-
-@pytest.fixture(scope="module")
-def planner() -> Planner:
-    return Planner(load_config(ROOT / "chatops.yaml"), registry())
+from tests.conftest import ROOT, D, L, P, T
 
 
 def runs(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:

@@ -11,18 +11,9 @@ import pytest
 
 from bot.adapters.discord import mention_text
 from bot.adapters.slack import plain_text
-from commands.registry import registry
-from infra.config import load_config
 from llm.plan import Outcome, Plan
 from llm.planner import Planner
-from tests.conftest import ROOT
-
-P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
-
-
-@pytest.fixture(scope="module")
-def planner() -> Planner:
-    return Planner(load_config(ROOT / "chatops.yaml"), registry())
+from tests.conftest import D, L, P, T
 
 
 def plan_of(planner: Planner, text: str) -> Plan:

@@ -10,28 +10,34 @@ from typing import Any
 
 import pytest
 
+from bot.engine import Engine
 from bot.request import Actor, Request, Tone
 from commands.registry import registry
-from infra.config import Config, load_config
+from infra.config import Config
 from infra.db.store import Database
 from llm.eval import Case, judge
 from llm.plan import Plan
 from llm.planner import Planner
 from llm.tokens import tokenize
 from llm.values import id_ref
-from tests.conftest import ROOT, make_engine
+from tests.conftest import D, L, P, T, make_engine
 from tests.support import observable_registry
-
-P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
-
-
-@pytest.fixture(scope="module")
-def planner() -> Planner:
-    return Planner(load_config(ROOT / "chatops.yaml"), registry())
 
 
 def plan_of(planner: Planner, text: str) -> Plan:
     return planner.grammar(text)
+
+
+def reads_as(planner: Planner, text: str, cmd: str, args: dict[str, Any], besides: tuple[str, ...] = ()) -> None:
+    """The text reads as `cmd` with exactly `args` (the free-text arguments in `besides` aside)."""
+    plan = plan_of(planner, text)
+    assert (plan.command, {k: v for k, v in plan.args.items() if k not in besides}) == (cmd, args), plan
+
+
+def asks_nothing(planner: Planner, text: str, why: str) -> None:
+    """The text runs no command, and the reply says `why`."""
+    plan = plan_of(planner, text)
+    assert plan.command is None and why in (plan.clarify or ""), plan
 
 
 # -- ids as people type them ------------------------------------------------------------------------
@@ -70,8 +76,7 @@ def test_an_id_reference_is_read_by_its_digits(word: str, lead: str, how: str, w
 ])
 def test_short_and_respelled_ids_name_their_request(planner: Planner, text: str, cmd: str,
                                                       args: dict[str, Any]) -> None:
-    plan = plan_of(planner, text)
-    assert (plan.command, {k: v for k, v in plan.args.items() if k != "reason"}) == (cmd, args), plan
+    reads_as(planner, text, cmd, args, besides=("reason",))
 
 
 @pytest.mark.parametrize("text", [
@@ -92,25 +97,35 @@ def test_the_judge_compares_ids_by_their_digits() -> None:
     assert judge(case, Plan("approve", {"request": "r-7c2f"}), reg) == (False, True)
 
 
-async def test_an_id_prefix_acts_on_the_one_request_it_names(config: Config, db: Database, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    ids = (f"r-abcd{n:04x}" for n in count(1))
+ALICE, BOB = Actor("console:alice"), Actor("console:bob")
+
+
+async def two_pending(config: Config, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      digits: str) -> Engine:
+    """An engine with alice's two changes to prod waiting for approval: r-DIGITS0001 and r-DIGITS0002, ids
+    that share their first digits."""
+    ids = (f"r-{digits}{n:04x}" for n in count(1))
     monkeypatch.setattr("bot.engine.new_request_id", lambda: next(ids))
     eng = make_engine(config, db, observable_registry(tmp_path))
     await eng.start()
-    alice, bob = Actor("console:alice"), Actor("console:bob")
-    one = await eng.handle(Request(actor=alice, text="touch prod p1", channel="console", confirmed=True))
-    two = await eng.handle(Request(actor=alice, text="touch prod p2", channel="console", confirmed=True))
-    assert (one.request_id, two.request_id) == ("r-abcd0001", "r-abcd0002")
+    made = [await eng.handle(Request(actor=ALICE, text=f"touch prod p{n}", channel="console", confirmed=True))
+            for n in (1, 2)]
+    assert [r.request_id for r in made] == [f"r-{digits}0001", f"r-{digits}0002"]
+    return eng
 
-    several = await eng.act("approve", "r-abcd", bob)
+
+async def test_an_id_prefix_acts_on_the_one_request_it_names(config: Config, db: Database, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    eng = await two_pending(config, db, tmp_path, monkeypatch, "abcd")
+
+    several = await eng.act("approve", "r-abcd", BOB)
     assert several.tone is Tone.error and "r-abcd0001, r-abcd0002" in several.text and "Nothing was done" in \
         several.text
-    none = await eng.act("approve", "r-ffff", bob)
+    none = await eng.act("approve", "r-ffff", BOB)
     assert none.tone is Tone.error and "There is no request r-ffff" in none.text
     assert not (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()
 
-    ok = await eng.handle(Request(actor=bob, text="approve abcd0001", channel="console"))
+    ok = await eng.handle(Request(actor=BOB, text="approve abcd0001", channel="console"))
     assert ok.tone is Tone.success, ok.text
     assert (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()
     row = eng.store.get("r-abcd0001")
@@ -168,8 +183,7 @@ def test_an_emoji_standing_alone_ends_a_clause() -> None:
 ])
 def test_the_request_is_found_among_its_context(planner: Planner, text: str, cmd: str,
                                                  args: dict[str, Any]) -> None:
-    plan = plan_of(planner, text)
-    assert (plan.command, plan.args) == (cmd, args), plan
+    reads_as(planner, text, cmd, args)
 
 
 def test_an_apology_after_a_change_still_takes_it_back(planner: Planner) -> None:
@@ -187,8 +201,7 @@ def test_an_opening_apology_is_no_condition(planner: Planner) -> None:
     ("vm status for db07", "VM called 'db07'"),
 ])
 def test_an_unknown_name_after_for_is_asked_about_not_dropped(planner: Planner, text: str, says: str) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command is None and says in (plan.clarify or ""), plan
+    asks_nothing(planner, text, says)
 
 
 # -- the second half of the pass: classes from set-t and set-u ---------------------------------------
@@ -202,8 +215,7 @@ def test_an_unknown_name_after_for_is_asked_about_not_dropped(planner: Planner, 
     ("lee, you restart redis on dev or shall I?", "addressed to lee"),        # "NAME, you …"
 ])
 def test_more_ways_to_ask_nothing_of_the_bot(planner: Planner, text: str, why: str) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command is None and why in (plan.clarify or ""), plan
+    asks_nothing(planner, text, why)
 
 
 def test_a_greeting_in_another_language_is_no_colleague(planner: Planner) -> None:
@@ -234,9 +246,7 @@ def test_a_greeting_in_another_language_is_no_colleague(planner: Planner) -> Non
     ("@kim i look at it later. @bot pls show redis logs on dev", "logs", {"service": "redis", "env": D}),
 ])
 def test_the_request_among_more_context(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
-    plan = plan_of(planner, text)
-    got = {k: v for k, v in plan.args.items() if k not in ("reason", "description")}
-    assert (plan.command, got) == (cmd, args), plan
+    reads_as(planner, text, cmd, args, besides=("reason", "description"))
 
 
 @pytest.mark.parametrize("text", [
@@ -258,8 +268,7 @@ def test_calls_and_remarks_that_must_not_act_now(planner: Planner, text: str) ->
     ("can somebody with prod access restart redis on prod", "asks a person"),
 ])
 def test_round_eight_requests_that_ask_nothing(planner: Planner, text: str, why: str) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command is None and why in (plan.clarify or ""), plan
+    asks_nothing(planner, text, why)
 
 
 @pytest.mark.parametrize("text, cmd, args", [
@@ -270,9 +279,7 @@ def test_round_eight_requests_that_ask_nothing(planner: Planner, text: str, why:
     ("driver update on dev tonight, snapshot rumpledev first", "snapshot", {"vm": D}),
 ])
 def test_round_eight_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
-    plan = plan_of(planner, text)
-    got = {k: v for k, v in plan.args.items() if k not in ("reason", "description")}
-    assert (plan.command, got) == (cmd, args), plan
+    reads_as(planner, text, cmd, args, besides=("reason", "description"))
 
 
 # -- after round 9 (set-x, set-y) ----------------------------------------------------------------------
@@ -294,8 +301,7 @@ def test_round_eight_requests_found(planner: Planner, text: str, cmd: str, args:
     ("quick check that you can reach proxmox and the docker hosts?", "health", {}),
 ])
 def test_round_nine_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
-    plan = plan_of(planner, text)
-    assert (plan.command, plan.args) == (cmd, args), plan
+    reads_as(planner, text, cmd, args)
 
 
 def test_an_unknown_guest_id_is_no_guest(planner: Planner) -> None:
@@ -314,9 +320,7 @@ def test_an_unknown_guest_id_is_no_guest(planner: Planner) -> None:
     ("@kim fyi rebooting my laptop\n@chatops restart redis on dev", "restart", {"service": "redis", "env": D}),
 ])
 def test_round_ten_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
-    plan = plan_of(planner, text)
-    got = {k: v for k, v in plan.args.items() if k != "reason"}
-    assert (plan.command, got) == (cmd, args), plan
+    reads_as(planner, text, cmd, args, besides=("reason",))
 
 
 @pytest.mark.parametrize("text, why", [
@@ -324,8 +328,7 @@ def test_round_ten_requests_found(planner: Planner, text: str, cmd: str, args: d
     ("nvidia-smi:\n| 1  NVIDIA L4 | 20000MiB / 24000MiB | 90% Default |", "pasted"),  # a table a tool printed
 ])
 def test_round_ten_messages_that_run_nothing(planner: Planner, text: str, why: str) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command is None and why in (plan.clarify or ""), plan
+    asks_nothing(planner, text, why)
 
 
 def test_digits_away_from_an_id_taking_word_are_no_id(planner: Planner) -> None:
@@ -335,17 +338,11 @@ def test_digits_away_from_an_id_taking_word_are_no_id(planner: Planner) -> None:
 
 async def test_the_card_names_the_whole_id_and_a_prefix_that_is_not_one_asks_first(
         config: Config, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ids = (f"r-beef{n:04x}" for n in count(1))
-    monkeypatch.setattr("bot.engine.new_request_id", lambda: next(ids))
-    eng = make_engine(config, db, observable_registry(tmp_path))
-    await eng.start()
-    alice, bob = Actor("console:alice"), Actor("console:bob")
-    for n in (1, 2):
-        await eng.handle(Request(actor=alice, text=f"touch prod p{n}", channel="console", confirmed=True))
+    eng = await two_pending(config, db, tmp_path, monkeypatch, "beef")
     # read from plain language, a decision is confirmed first: the card shows the whole id it will decide
-    card = await eng.handle(Request(actor=bob, text="lgtm, approving beef0002", channel="console"))
+    card = await eng.handle(Request(actor=BOB, text="lgtm, approving beef0002", channel="console"))
     assert "r-beef0002" in card.text and not (tmp_path / "p2").exists(), card.text
-    several = await eng.handle(Request(actor=bob, text="approve r-beef", channel="console"))
+    several = await eng.handle(Request(actor=BOB, text="approve r-beef", channel="console"))
     assert "More than one request starts with r-beef" in several.text and "Nothing was done" in several.text
     rows = [eng.store.get(rid) for rid in ("r-beef0001", "r-beef0002")]
     assert [r.status if r else None for r in rows] == ["pending_approval"] * 2
@@ -360,8 +357,7 @@ async def test_the_card_names_the_whole_id_and_a_prefix_that_is_not_one_asks_fir
     ("pretty sure grafana on dev needs a bounce, but let me ask kim first", "takes the request back"),
 ])
 def test_round_eleven_requests_that_wait(planner: Planner, text: str, why: str) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command is None and why in (plan.clarify or ""), plan
+    asks_nothing(planner, text, why)
 
 
 def test_a_format_is_not_undone_by_a_preposition_after_it(planner: Planner) -> None:
@@ -382,8 +378,7 @@ def test_a_read_asked_with_or_stays_a_read(planner: Planner) -> None:
     ("kim — deny 4e2a1b when you get a sec, I can't", "addressed to kim"),  # a name set off by a dash
 ])
 def test_round_twelve_messages_that_run_nothing(planner: Planner, text: str, why: str) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command is None and why in (plan.clarify or ""), plan
+    asks_nothing(planner, text, why)
 
 
 @pytest.mark.parametrize("text, cmd, args", [
@@ -393,8 +388,7 @@ def test_round_twelve_messages_that_run_nothing(planner: Planner, text: str, why
     ("ok — restart grafana on test", "restart", {"service": "grafana", "env": T}),
 ])
 def test_round_twelve_requests_found(planner: Planner, text: str, cmd: str, args: dict[str, Any]) -> None:
-    plan = plan_of(planner, text)
-    assert (plan.command, plan.args) == (cmd, args), plan
+    reads_as(planner, text, cmd, args)
 
 
 def test_up_to_date_names_no_ref(planner: Planner) -> None:

@@ -10,16 +10,7 @@ from llm.grammar import parse_explicit
 from llm.nl import CONFIDENT
 from llm.plan import Outcome, Plan
 from llm.planner import Planner
-
-P, T, D, L = "rumpleprod", "rumpletest", "rumpledev", "rumple"
-
-
-@pytest.fixture(scope="module")
-def planner() -> Planner:
-    from infra.config import load_config
-    from tests.conftest import ROOT
-
-    return Planner(load_config(ROOT / "chatops.yaml"), registry())
+from tests.conftest import D, L, P, T
 
 
 def parse(planner: Planner, text: str) -> Plan:
