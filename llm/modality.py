@@ -127,10 +127,13 @@ def read_modality(m: Modality) -> Mood:
     if any(m.quoted[i] for i in m.hit_starts + m.weak_starts):
         return Mood("Those are quoted words, not a request of yours, so I'm not doing anything. "
                     "If you want it done, ask me directly.")
-    reported = _phrase_before(w, P.REPORT_PHRASES, first + 1) or _others_words(w, m, first)
+    # (in the asking sentence: "Dana says the db on test is throwing errors. Can you show me its logs?" asks;
+    # a context sentence before it may report what others said or want)
+    lo = _asking_from(m, first)
+    reported = _phrase_before(w[lo:], P.REPORT_PHRASES, first + 1 - lo) or _others_words(w, m, first, lo)
     # (up to the first verb asked for: "the card says: rollback chat …", where "card" is also a noun of ours)
     said_by = max(first, min(m.action_starts, default=first))
-    verb = next((i for i in range(1, said_by) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]
+    verb = next((i for i in range(lo + 1, said_by) if w[i] in P.REPORT_VERBS and not m.boundary[i - 1]
                  and w[i - 2:i] not in (["i", "am"], ["we", "are"])), None)  # ("I am asking please to …": mine)
     if _phrase_before(w, (*P.SENT_TO_ME, "to check with you", "to ping you"), first + 1):
         reported, verb = None, None  # "I was told to ask you: what's the status of phoenix?": asked of me
@@ -201,13 +204,29 @@ def _spoken_of(w: list[str], m: Modality) -> str | None:
     return None
 
 
-def _others_words(w: list[str], m: Modality, first: int) -> str | None:
+# how a sentence asks the bot itself when its command word is a noun ("Can you show me its logs?")
+_ASKING_LEADS = frozenset({"can", "could", "would", "will", "please", "pls", "plz", "so", "show", "give", "get"})
+
+
+def _asking_from(m: Modality, first: int) -> int:
+    """Where the sentence that asks begins, when context sentences stand before it and it asks in so many
+    words (a verb of ours, or "can you"/"please"/"so" first); 0 otherwise ("who wants coffee? the prod
+    deploy can wait" asks nothing)."""
+    lo = 0
+    while lo < first and lo < len(m.aside) and m.aside[lo]:
+        lo += 1
+    if lo == 0 or lo >= len(m.aside) or m.aside[lo]:
+        return 0
+    return lo if any(a >= lo for a in m.action_starts) or m.words[lo] in _ASKING_LEADS else 0
+
+
+def _others_words(w: list[str], m: Modality, first: int, lo: int = 0) -> str | None:
     """Another person's words before the request: "bob's message was: …", "her suggestion: …" (the
     speaker's own "my request: …" asks)."""
     def owner(k: int) -> bool:
         return w[k] in ("his", "her", "their", "your") or (k < len(m.possessive) and m.possessive[k])
 
-    for i in range(1, first):
+    for i in range(lo + 1, first):
         introduces = m.boundary[i] or (i + 1 < len(w) and w[i + 1] in ("was", "is", "reads", "read", "said", "says"))
         if w[i] in P.REPORT_NOUNS and introduces and not m.boundary[i - 1] and (
                 owner(i - 1) or (i >= 2 and owner(i - 2) and not m.boundary[i - 2])):

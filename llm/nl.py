@@ -82,6 +82,10 @@ _PERSON_ASKED = re.compile(r"^\s*[A-Za-z][\w.-]*(\s*,\s*((can|could|would|will|d
                            r"|\s+(can|could|would|will|pls|please)\s+)(you|u)\b", re.I)
 # "jonas pls deploy monitoring to staging": a first word that no inventory knows, then "please" and a verb
 _PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[a-z]", re.I)
+# "sam before u touch the prod vm take a snapshot": a first word, then a clause said to "you" that opens
+# with a time or condition word (its verb is that person's)
+_PERSON_WHEN_YOU = re.compile(r"^\s*[A-Za-z][\w.-]*\s+(before|when|once|after|if|while|whenever|until|till|as soon as)"
+                              r"\s+(you|u|ya|you're|youre|ur)\b", re.I)
 _DASHED = re.compile(r"^\s*[A-Za-z][\w.]*\s+(—|–|-|--)\s+\S")
 _NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
 # what makes "someone" a sort of person ("can someone with approver rights …", "anyone who knows n8n …")
@@ -305,6 +309,7 @@ class _Reading:
             return howto
         self._scan()
         self._fix_typos()
+        shape.symptoms(self)
         shape.pronoun_objects(self)
         shape.context_names(self)
         shape.asked_values(self)
@@ -912,7 +917,11 @@ class _Reading:
                     self.suspects.append((i, f"'{self.words[i].raw}' → {near}"))
                 continue
             strong = any(h.strength >= Strength.noun for h in self.hits)
-            if strong and self.lex.senses(fixed):
+            # (a verb's typo first in the message is its verb, beside command nouns only: "aprove r-91d0 pls,
+            # its the rollback on prod")
+            verb_first = i == 0 and not any(h.asked for h in self.hits) and any(
+                s.strength is Strength.verb for s in self.lex.senses(fixed))
+            if strong and self.lex.senses(fixed) and not verb_first:
                 continue  # a word near a command word, beside a command already found: leave it alone
             self.typos.append(w)
             self.low[i] = fixed
@@ -973,7 +982,8 @@ class _Reading:
         if taken_back:
             return self.refuse(f"That takes the request back ('{taken_back}'), so I won't do {what}.")
         for i, w in enumerate(self.low):
-            if w in P.NEGATIONS and i < first_cmd and not self._negates_value(i) and not self._answers_before(i) \
+            if w in P.NEGATIONS and i < first_cmd and self.free(i) and not self._negates_value(i) \
+                    and not self._answers_before(i) \
                     and i >= shape.request_sentence(self)[0]:  # ("… hasn't answered since 9am. Restart it.")
                 return self.refuse(f"That says not to, so I won't do {what}. "
                                    "Ask again without the 'not' if you do want it.")
@@ -1254,11 +1264,13 @@ class _Reading:
                     or self.joined(lo).startswith(phrase + " "):
                 return self.refuse("That sounds like your own plan rather than a request to me, so I'm not "
                                    "doing anything. Ask me directly when you want it done.")
-        if self.hits and self.hits[0].start == 0 and low[0].endswith("ing") and len(low[0]) > 5 \
-                and self.hits[0].strength is Strength.verb and not self.gerund_lead and not performed \
-                and not self._request_after(0):  # ("starting the release. deploy chat to test": it asks after)
+        lead = next((h for h in self.hits if lo <= h.start < hi), None)  # the asking sentence's first phrase
+        if lead is not None and lead.start == lo and self._gerund_of_verb(lead) \
+                and lead.strength is Strength.verb and not self.gerund_lead and not performed \
+                and not self._request_after(lo):  # ("starting the release. deploy chat to test": it asks after)
+            # ("restarted redis on prod. going back to sleep": the asking sentence's own progressive)
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
-                               f"Say '{self.hits[0].commands[0]} …' if you want me to do it.")
+                               f"Say '{lead.commands[0]} …' if you want me to do it.")
         sched = [w for i, w in enumerate(low) if lo <= i < hi and not self._remark(i) and (
             (CLOCK.match(w) and self.free(i)) or (
             w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and not self._in_time_phrase(i)
@@ -1288,6 +1300,16 @@ class _Reading:
         named_first = any(m.start == 0 and m.end == i for m in self.mentions)
         return named_first and any(w in ("please", "pls", "plz") for w in low)
 
+    def _gerund_of_verb(self, h: Hit) -> bool:
+        """Whether a phrase opens with the -ing form of a declared verb ("restarting", "going back"; "bring
+        back" is no -ing form of "br back")."""
+        first, rest = self.low[h.start], self.low[h.start + 1:h.end]
+        if not first.endswith("ing") or len(first) < 5:
+            return False
+        bases = {first[:-3], first[:-3] + "e", first[:-4]}
+        return any(gerund(b) == first and (self.lex.senses(" ".join([b, *rest])) or self.lex.senses(b))
+                   for b in bases if b)
+
     def _request_after(self, i: int) -> bool:
         """'bob just deployed chat to live, please roll it back': a request in a later clause makes the past
         before it the request's context, not the message's point."""
@@ -1300,8 +1322,9 @@ class _Reading:
         are", with its request named."""
         if not self.hits or "request" not in self.values:
             return False
-        first = self.hits[0]
-        lead = self.joined(0, first.start)
+        lo, hi = shape.request_sentence(self)  # ("I checked the diff, approving 530": its asking sentence)
+        first = next((h for h in self.hits if lo <= h.start < hi), self.hits[0])
+        lead = self.joined(lo if first.start >= lo else 0, first.start)
         ing = self.low[first.start].endswith("ing")
         return first.asked and all(
             c in self.lex.performative for c in first.commands) and (
@@ -2315,6 +2338,8 @@ class _Reading:
             if Kind.stack in kinds and Kind.service in m.names:
                 service = m.names[Kind.service]
                 stack = self.r.stack_for(service)
+                if stack and args.get(kinds[Kind.stack].name) == stack:
+                    continue  # "revert the monitoring deploy, grafana lost its panels": the stack is named itself
                 if stack and not self._stack_of(m, spec.changes):
                     widened = widened or (service, stack)
                 if stack and args.get(kinds[Kind.stack].name) not in (None, stack):
@@ -2355,6 +2380,8 @@ class _Reading:
         if (lo, hi) != (0, len(self.low)):
             # "approve r-3c3c3c3c, it's the redis fix": a name in a context sentence the command cannot use
             rest = [m for m in rest if lo <= m.start < hi]
+        if rest and not kinds and any(a.kind.value in ID_KINDS and a.name in self.values for a in spec.args):
+            rest = []  # a command on one id names nothing else: "approve r-91d0, its the rollback on prod"
         if rest:
             if spec.changes or not wanted:
                 if not spec.changes:
@@ -2673,6 +2700,8 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     # a first word no inventory knows, that is no label ("note:"): a person's name, when the message sets it
     # off as one
     stranger = plain_name and known is not None and name.isalpha() and name not in _LABELS and not known(name)
+    if (stranger or name in users) and _PERSON_WHEN_YOU.match(text):
+        return m.group(1)  # "sam before u touch the prod vm take a snapshot first pls"
     if stranger and _PERSON_PLEASED.match(text):
         return m.group(1)  # "jonas pls deploy monitoring to staging"
     if stranger and 2 <= len(name) <= 15 and (_DASHED.match(text) or said.rstrip().endswith(":")):

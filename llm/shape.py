@@ -47,7 +47,8 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
     for end in [*ends, len(r.words)]:
         for k in range(start + 1, end):
             joined_by = "," in r.tokens[r.words[k - 1].tok].trail or r.low[k] in _DASHES
-            if (joined_by and (_comment(r, k + (r.low[k] in _DASHES), end)
+            if (_copula_opens(r, k, end) and _comment(r, k, end)) or (joined_by and (
+                    _comment(r, k + (r.low[k] in _DASHES), end)
                                # "n8n on live is throwing 502s, restart it please": a comment before it
                                or (_comment(r, start, k, before=True) and _asks_in(r, k, end)))) \
                     or (r.low[k] in ("and", "but", "so") and _own_plan(r, k + 1, end)):
@@ -61,6 +62,17 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
 
 
 _DASHES = frozenset({"-", "–", "—", "--"})
+# words a request may end on before "it is …" opens a comment without a comma ("restart nginx asap it is 502ing")
+_REQUEST_ENDS = frozenset({"asap", "now", "please", "pls", "plz", "thanks", "thx", "again", "quickly", "urgently"})
+
+
+def _copula_opens(r: _Reading, k: int, end: int) -> bool:
+    """Whether "it is"/"that is" at word k opens a comment on the request before it, with no comma: after a
+    name, a value or "asap"/"please" ("approve r-6b0d its the pg conn fix")."""
+    if k + 1 >= end or r.low[k] not in ("it", "that") or r.low[k + 1] != "is":
+        return False
+    before = r.low[k - 1]
+    return before in _REQUEST_ENDS or identifier(before) or any(m.end == k for m in r.mentions)
 # words that open a condition: a clause they lead belongs to the request it conditions
 _CONDITION_LEADS = frozenset({"if", "unless", "when", "once", "after", "whenever", "provided", "assuming",
                               "only", "but", "as"})
@@ -165,8 +177,15 @@ def aside_words(r: _Reading) -> list[bool]:
 
 
 
+# what stands for a modal before "to" ("if I'm allowed to deploy" is "if I can deploy")
+_MODAL_TO = frozenset({"allowed", "able", "permitted", "supposed", "meant", "authorized", "authorised"})
+
+
 def _after_modal(r: _Reading, h: Hit) -> bool:
-    """Whether a command word follows someone's modal ("I can start a finetune"; "can you" asks)."""
+    """Whether a command word follows someone's modal ("I can start a finetune", "if I'm allowed to deploy";
+    "can you" asks)."""
+    if h.start > 2 and r.low[h.start - 1] == "to" and r.low[h.start - 2] in _MODAL_TO:
+        return r.low[h.start - 3] in ("am", "is", "are", "be", "was", "were", "been")
     return h.start > 1 and r.low[h.start - 1] in P.MODALS and r.low[h.start - 2] not in ("you", "please")
 
 
@@ -423,6 +442,28 @@ def free_text_tail(r: _Reading) -> None:
     r.hits = [h for h in r.hits if h.end <= k]
     r.mentions = [m for m in r.mentions if m.end <= k]
     r.phrase_words = {i for i in r.phrase_words if i < k}
+
+
+# auxiliaries that, negated before a verb with its own subject, state what a thing does not do
+_SYMPTOM_AUX = frozenset({"will", "would", "does", "do", "did", "can", "could"})
+# subjects that make a negated verb the speaker's or the bot's, not a thing's
+_AGENTS = frozenset({"i", "we", "you", "u", "ya", "please", "pls", "plz", "just", "let", "us", "and", "then", "so",
+                     "but", "or", "also", "now"})
+
+
+def symptoms(r: _Reading) -> None:
+    """'my job won't start', 'nginx doesn't restart cleanly': a thing named as the subject of a negated verb
+    of ours is a symptom said about it, not a request and not a refusal of one; its verb asks nothing
+    (the message may ask elsewhere: "is anything hogging the GPU memory? my job won't start")."""
+    for h in [h for h in r.hits if h.strength >= Strength.noun and h.start >= 3]:
+        i = h.start
+        if r.low[i - 1] != "not" or r.low[i - 2] not in _SYMPTOM_AUX or r.words[i - 2].boundary:
+            continue
+        subject = r.low[i - 3]
+        if subject in _AGENTS or subject in P.FILLER or r.words[i - 3].boundary or subject in _CONDITION_LEADS:
+            continue
+        r._drop_hits_in(i, h.end)
+        r.take(i - 2, h.end)  # (its "not" negates no request: "nginx won't start on dev, show me its logs")
 
 
 def negated_remarks(r: _Reading) -> None:

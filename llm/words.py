@@ -82,6 +82,8 @@ def words_of(tokens: list[Token]) -> list[Word]:
             continue
         raw = t.raw.replace("’", "'").replace("‘", "'")
         low = raw.lower()
+        if low == "its" and i + 1 < len(tokens) and not t.boundary and _copula_after(tokens[i + 1].low):
+            low = "it's"  # "restart nginx asap its 502ing", "approve r-6b0d its the pg conn fix": "it is"
         if low in P.CONTRACTIONS:
             parts = P.CONTRACTIONS[low].split()
             for k, w in enumerate(parts):
@@ -95,6 +97,17 @@ def words_of(tokens: list[Token]) -> list[Word]:
     # a line break ends a clause, as a full stop would ("restart grafana on test\nthe dashboards are blank")
     return [replace(w, boundary=True) if not w.boundary and k + 1 < len(out) and out[k + 1].line != w.line else w
             for k, w in enumerate(out)]
+
+
+# what follows "its" when it stands for "it's" ("its the pg fix", "its down"), not a possessive ("its logs")
+_AFTER_ITS = frozenset({"the", "a", "an", "just", "only", "still", "not", "been", "down", "up", "back", "broken",
+                        "dead", "slow", "fine", "ok", "okay", "urgent", "for", "because", "about", "all", "probably",
+                        "prob", "def", "definitely", "really", "super", "pretty", "so", "too", "kinda", "already",
+                        "now", "done", "gone", "stuck", "out", "over", "totally", "completely", "at", "on", "in"})
+
+
+def _copula_after(word: str) -> bool:
+    return word in _AFTER_ITS or (len(word) > 4 and word.endswith("ing"))
 
 
 def identifier(word: str) -> bool:
