@@ -168,7 +168,8 @@ async def chart_attachment(host: str, history: History) -> Attachment:
              nouns=("gpu", "gpus", "graphics cards", "graphics card", "vram", "cuda", "nvidia-smi", "nvidia",
                     "gpu usage", "gpu load", "gpu memory", "cards", "card", "power draw", "queue", "inference queue",
                     "request queue", "vllm queue", "model queue", "llm queue", "token throughput"),
-             hints=("busy", "utilisation", "utilization", "temperature", "temps", "load", "loaded", "hot")))
+             hints=("busy", "utilisation", "utilization", "temperature", "temps", "load", "loaded", "hot", "power",
+                    "wattage", "watts")))
 async def gpu(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per-GPU load from the host's configured source, the vLLM queue, and (with Prometheus) a chart."""
     hosts = [args["host"]] if args.get("host") else list(ctx.config.inventory.gpu_hosts)

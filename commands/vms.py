@@ -296,7 +296,7 @@ async def snapshot(ctx: Context, args: dict[str, Any]) -> Reply:
 @command("snapshots", summary="list a VM's snapshots", args=(VM,), backend="proxmox",
          examples=("snapshots rumpledev",),
          phrasing=Phrasing(
-             nouns=("snapshots", "checkpoints", "snaps", "backups"),
+             nouns=("snapshots", "checkpoints", "snaps", "backups", "restore points", "recovery points"),
              object_verbs=("list", "show", "see", "view", "display", "which", "what", "any", "are there", "have",
                            "existing", "available", "all", "check", "find"),
              objects=("snapshot",)))

@@ -217,7 +217,8 @@ def _asking_from(m: Modality, first: int) -> int:
         lo += 1
     if lo == 0 or lo >= len(m.aside) or m.aside[lo]:
         return 0
-    return lo if any(a >= lo for a in m.action_starts) or m.words[lo] in _ASKING_LEADS else 0
+    lead = lo + 1 if m.words[lo] in P.DASHES and lo + 1 < len(m.words) else lo
+    return lo if any(a >= lo for a in m.action_starts) or m.words[lead] in _ASKING_LEADS else 0
 
 
 def _others_words(w: list[str], m: Modality, first: int, lo: int = 0) -> str | None:

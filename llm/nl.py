@@ -477,6 +477,16 @@ class _Reading:
                 self.take(i, i + 2)
                 i += 2
                 continue
+            if w == "weekend" and i > 0 and self.free(i - 1) and (low[i - 1] in ("this", "last", "past") or (
+                    low[i - 1] == "the" and i > 1 and low[i - 2] in ("over", "during", "since", "from", "for",
+                                                                     "through", "across", "on"))):
+                # "over the weekend", "this weekend": back to the last Saturday (a whole day's margin)
+                back = (date.today().weekday() - 5) % 7 + 1
+                self._found("since", f"{back}d", i)
+                lead = i - 2 if i > 1 and low[i - 2] in ("over", "during", "since", "from", "on") else i - 1
+                self.take(lead, i + 1)
+                i += 1
+                continue
             if w == "since" and i + 1 < n and _ISO_DATE.match(low[i + 1]):
                 self._found("since", low[i + 1].upper(), i)
                 self.take(i, i + 2)
@@ -497,7 +507,7 @@ class _Reading:
         if i >= len(self.low) or not self.free(i):
             return None
         width = 2 if i + 1 < len(self.low) and self.low[i + 1] in ("am", "pm") and self.low[i].isdigit() else 1
-        said = "".join(self.low[i:i + width])
+        said = P.CLOCK_WORDS.get(self.low[i], "".join(self.low[i:i + width]))  # ("since midnight", "since lunch")
         m = _CLOCK_PARTS.match(said)
         if not CLOCK.match(said) or m is None:
             return None
@@ -593,6 +603,8 @@ class _Reading:
             ends = self.words[k - 1].boundary and any(c in trail for c in ".?!;:")
             if ends or (self.low[k - 1] == "but" and k > 1 and self.words[k - 2].boundary):
                 out.append(k)
+            elif self.low[k - 1] in P.DASHES and k > 1:
+                out.append(k)  # "before I touch anything — what does rollback actually do?"
         return out
 
     def _topic(self, start: int) -> str | None:
@@ -770,9 +782,26 @@ class _Reading:
         self.hits.sort(key=lambda h: h.start)
         self.mentions.sort(key=lambda m: m.start)
         self._gerunds_beside_requests()
+        self._coordinated_nouns()
         shape.names_in_target_slots(self)
         shape.kind_nouns(self)
         self.phrase_words = {k for h in self.hits if not h.format_args for k in range(h.start, h.end)}
+
+    def _coordinated_nouns(self) -> None:
+        """'show me gpu utilisation and power on phoenix': after "and" that joins it to a noun of some
+        command, a word that is a noun of the same command is that noun, not the first word of a verb of
+        another ("power on")."""
+        for h in [h for h in self.hits if h.asked and h.start >= 2 and h.end - h.start > 1]:
+            i = h.start
+            if self.low[i - 1] != "and" or self.words[i - 1].boundary or self.words[i - 2].boundary:
+                continue
+            before = next((p for p in self.hits if p.end == i - 1 and not p.asked), None)
+            same = [s for s in self.lex.senses(self.low[i])
+                    if before is not None and s.command in before.commands and s.strength <= Strength.noun]
+            if same:
+                self.hits[self.hits.index(h)] = Hit(same, i, i + 1, is_noun=True)
+                for k in range(i + 1, h.end):
+                    self.used[k] = False
 
     def _gerunds_beside_requests(self) -> None:
         """An -ing form in a clause of its own beside a request says what is going on ("maintenance window
@@ -1177,6 +1206,16 @@ class _Reading:
                 self.values["past_user"] = low[d + 1]
             self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
             return None
+        k = 2 if len(low) > 3 and low[1] in ("has", "have", "had") else 1
+        if reviewer and low[0] == "who" and len(low) > k + 1 and not self.hits and self.mentions \
+                and self.free(k) and not self._past_at(k) and (low[k] in P.TOUCHED or (
+                    "since" in self.values and (low[k] in P.IRREGULAR_PAST or (
+                        len(low[k]) > 4 and low[k].endswith("ed"))))):
+            # "who touched prod last night", "who messed with the data stack": what people did to a thing we
+            # know, whatever the verb
+            self.values["reviewer"] = True
+            self.take(k, k + 1)
+            return None
         if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 2 and (
                 low[d + 1] in ("anyone", "anybody", "someone", "somebody") or low[d + 1] in self.p.users) \
                 and not self.hits and self.mentions:
@@ -1195,7 +1234,8 @@ class _Reading:
             return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
         audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
                       for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or (
-            low[0] in ("what", "which") and any(w in ("did", "has", "have", "was", "were") for w in low[1:3])) or (
+            low[0] in ("what", "which") and any(w in ("did", "has", "have", "was", "were", "got")
+                                                for w in low[1:3])) or (
             low[0] in ("was", "were", "has", "have", "had") and self._is_question()) or any(
             reviewer in h.commands for h in self.hits)
         if past and (self.causative or any(w == "get" for w in low[max(0, past[0][0] - 4):past[0][0]])
@@ -1365,6 +1405,16 @@ class _Reading:
         values = {w for spec in self.lex.specs.values() for a in spec.args for w, _ in self.lex.values_of(a)}
         return self.low[i] in values and (nxt in self.lex.nouns or nxt in P.LINE_WORDS)
 
+    def _scope_of_another(self, hit: Hit) -> bool:
+        """Whether a noun after "all"/"every" names a kind of thing another command word of the message
+        takes ("status on dev, all stacks"; "every vm" for vm-status), rather than its own command."""
+        kind = P.KIND_NOUNS.get(self.joined(hit.start, hit.end).removesuffix("s")) \
+            or P.KIND_NOUNS.get(self.joined(hit.start, hit.end))
+        if kind is None or hit.start == 0 or self.low[hit.start - 1] not in ("all", "every", "each"):
+            return False
+        return any(h is not hit and any(a.kind.value == kind for c in h.commands for a in self.lex.specs[c].args)
+                   for h in self.hits)
+
     def _governs_later(self, i: int) -> bool:
         """Whether the object verb at i governs a command noun after it ("remove the old snapshot")."""
         verb = self.low[i]
@@ -1396,6 +1446,9 @@ class _Reading:
                     (v := self._value_phrase(reviewer, k)) and k + v[2] > hit.start and v[2] > 1
                     for k in range(max(0, hit.start - 2), hit.start + 1)):
                 self.hits.remove(hit)  # "requests still pending approval": a status, not an approval
+                continue
+            if self._scope_of_another(hit):
+                self.hits.remove(hit)  # "status phoenix, all stacks": which of the status's stacks, all of them
                 continue
             if self._in_time_phrase(hit.start) or (
                     self._request_after(hit.start) and not self._shown(hit)
@@ -1620,6 +1673,9 @@ class _Reading:
             return True  # "show denied restarts": a status describing the noun
         if any(m.start <= j < m.end for m in self.mentions) or w in self.p.users:
             return True
+        if j == hit.start - 1 and j > 0 and self.low[j - 1] in P.REFERENCE_PREPOSITIONS and w.endswith("s") \
+                and len(w) > 3 and w.isalpha() and self.free(j) and not self.lex.senses(w):
+            return True  # "approve 8e21 for sams deploy": a possessive written without its apostrophe
         if w in P.TARGET_PREPOSITIONS and any(m.start == j + 1 for m in self.mentions):
             return True  # a target phrase between verb and noun ("give grafana on test a restart")
         if self.used[j] and not any(h.start <= j < h.end for h in self.hits):
@@ -2045,6 +2101,8 @@ class _Reading:
     def _span(self, i: int) -> bool:
         """'for a minute', 'for an hour', 'for 10 minutes': how long a change should last, not a time since
         ("for the last hour" is one)."""
+        if i > 1 and self.low[i] == "weekend" and self.low[i - 2] in ("over", "for", "during", "through", "across"):
+            return True  # "lock prod over the weekend"
         return i > 0 and self.low[i - 1] == "for" and (self.low[i] in ("a", "an", "one") or self.low[i].isdigit())
 
     def _context_value(self, cmd: str, args: dict[str, Any], lo: int, hi: int) -> tuple[str, str] | None:
@@ -2123,6 +2181,8 @@ class _Reading:
                 value = next((v for w, v in values if w == phrase), None)
                 if i > 0 and (self.low[i - 1] in self.p.users or self.low[i - 1] in P.REPORT_SUBJECTS):
                     continue  # "everything alice requested": a person's verb, not a value
+                if phrase in P.DO_PARTICIPLES and i > 0 and self.low[i - 1] in ("been", "has", "have", "had", "got"):
+                    continue  # "what's been done on live": the verb "do", not a request's status
                 if value is not None:
                     self.take(i, i + n)
                     return value

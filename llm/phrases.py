@@ -212,6 +212,14 @@ SINCE_WORDS: dict[str, str] = {
     "this afternoon": "12h", "overnight": "1d", "since the weekend": "3d", "last few days": "3d",
     "past few days": "3d", "the last day": "1d", "last couple of days": "2d",
 }
+# past verbs of doing something to a thing, whatever it was ("who touched prod", "who messed with the data stack")
+TOUCHED = frozenset({"touched", "changed", "modified", "messed", "tinkered", "fiddled", "edited", "poked",
+                     "meddled"})
+# the participle of the plain verb "do", which is also a status word ("done")
+DO_PARTICIPLES = frozenset({"done"})
+# times of day said by name ("since midnight", "since lunch")
+CLOCK_WORDS: dict[str, str] = {"midnight": "0:00", "noon": "12:00", "midday": "12:00", "lunch": "12:00",
+                               "lunchtime": "12:00"}
 TIME_UNITS: dict[str, str] = {
     "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
     "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
@@ -225,6 +233,7 @@ NUMBER_WORDS: dict[str, int] = {
 LINE_WORDS = frozenset({"lines", "line", "entries", "rows", "records", "events", "items", "messages"})
 
 CONTRACTIONS: dict[str, str] = {
+    "b4": "before",
     "don't": "do not", "dont": "do not", "doesn't": "does not", "doesnt": "does not", "didn't": "did not",
     "didnt": "did not", "isn't": "is not", "isnt": "is not", "aren't": "are not", "arent": "are not",
     "wasn't": "was not", "wasnt": "was not", "weren't": "were not", "won't": "will not", "wont": "will not",

@@ -50,7 +50,8 @@ def sentences(r: _Reading) -> list[tuple[int, int]]:
             if (_copula_opens(r, k, end) and _comment(r, k, end)) or (joined_by and (
                     _comment(r, k + (r.low[k] in _DASHES), end)
                                # "n8n on live is throwing 502s, restart it please": a comment before it
-                               or (_comment(r, start, k, before=True) and _asks_in(r, k, end)))) \
+                               or (_comment(r, start, k, before=True) and (
+                                   _asks_in(r, k, end) or _asks_politely(r, k + (r.low[k] in _DASHES), end))))) \
                     or (r.low[k] in ("and", "but", "so") and _own_plan(r, k + 1, end)):
                 # ("stop it for now and i'll clean up tmrw": the speaker's own plan joined to the request)
                 out.append((start, k))
@@ -96,6 +97,14 @@ def _asks_in(r: _Reading, start: int, end: int) -> bool:
                for h in r.hits)
 
 
+def _asks_politely(r: _Reading, start: int, end: int) -> bool:
+    """Whether words start..end ask the bot in so many words for something one of its words names ("could
+    you pull the last 100 lines of its logs there?")."""
+    return start + 1 < end and r.joined(start, start + 2) in ("can you", "could you", "would you", "can u",
+                                                              "could u") \
+        and any(start <= h.start < end and h.strength >= Strength.noun for h in r.hits)
+
+
 def _own_plan(r: _Reading, start: int, end: int) -> bool:
     """Whether words start..end say what the speaker or others will do ("i will clean up tomorrow")."""
     words = r.low[start:end]
@@ -128,7 +137,18 @@ def _comment(r: _Reading, start: int, end: int, before: bool = False) -> bool:
     said = any(a in _PRONOUNS and b in P.MODALS for a, b in pairwise(words))
     # a stating verb, an outcome ("migration done") or a past form ("new version just merged")
     return said or any(w in _STATING or w in P.OUTCOME_WORDS or (len(w) > 4 and w.endswith("ed"))
-                       for w in words[1:])
+                       for w in words[1:]) or _says_of_subject(r, start, end)
+
+
+def _says_of_subject(r: _Reading, start: int, end: int) -> bool:
+    """'event starts in 10', 'the stream begins at 8': a subject and a verb of its own in the present (an
+    -s form no command declares), with no command word in the clause."""
+    k = start + (1 if r.low[start] in ("the", "our", "my", "this", "that") else 0)
+    if k + 1 >= end or any(start <= h.start < end for h in r.hits) or r.lex.senses(r.low[k]):
+        return False
+    verb = r.low[k + 1]
+    return len(verb) > 3 and verb.endswith("s") and not verb.endswith(("ss", "us", "is")) and verb.isalpha() \
+        and verb not in P.FUNCTION_WORDS and not r.lex.senses(verb) and verb not in r.lex.past
 
 
 def request_sentence(r: _Reading) -> tuple[int, int]:
