@@ -32,6 +32,8 @@ MAX_LOG_BYTES = 2_000_000
              hints=("looking", "up", "down", "running", "healthy", "alive", "doing", "check", "containers", "ok",
                     "fine", "working", "happy", "unhealthy", "health", "how is", "how are", "restarting",
                     "stopping", "starting", "overall", "uptime"),
+             formats=("how does {env} look", "how does {stack} look on {env}", "how does {stack} on {env} look",
+                      "how do things look on {env}"),
              answers_state=True))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""

@@ -16,6 +16,8 @@ from infra.errors import CannotSucceed
 
 # Shapes of values people write without a key: a version or commit (deploy's ref), a revision number.
 VERSION = r"v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
+# a git ref by name: the usual trunk names, or a branch with a slash ("feature/sso-login", "hotfix/2.4.1")
+BRANCH = r"main|master|trunk|(feature|feat|hotfix|fix|bugfix|release|chore|topic|wip)/[\w./-]*[\w-]"
 REVISION = r"\d{1,9}|v\d+(\.\d+)*[\w.-]*|\d+\.\d+(\.\d+)*[\w.-]*|[0-9a-f]{7,40}"
 
 if TYPE_CHECKING:
@@ -78,17 +80,17 @@ async def _deploy_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
          args=(STACK, ENV, Arg("ref", Kind.word, required=False, positional=False,
                                help="git ref of compose/ to deploy",
                                cues=("ref", "version", "tag", "commit", "branch", "revision", "rev", "at", "@",
-                                     "to", "from"),
-                               shape=VERSION)),
+                                     "to", "from", "off"),
+                               shape=f"{VERSION}|{BRANCH}")),
          changes=True, backend="docker", preview=with_llm_guard("deploy", _deploy_preview),
          examples=("deploy chat rumpletest", "deploy chat to test ref=v1.4.2"),
          phrasing=Phrasing(
              verbs=("deploy", "deploys", "deploying", "redeploy", "redeploying", "re-deploy", "ship", "ship it", "dep",
                     "dpl",  # (shorthand)
-                    "push out", "push", "roll out", "put out", "update", "refresh", "get out", "send out"),
+                    "push out", "push", "roll out", "put out", "update", "refresh", "get out", "send out", "promote"),
              nouns=("deploy", "deploys", "deployment", "deployments", "redeploy", "release", "rollout", "roll-out",
                     "update"),
-             past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released"),
+             past=("deployed", "redeployed", "shipped", "pushed", "rolled out", "released", "promoted"),
              formats=("put {stack} on {env}", "put {stack} onto {env}", "get {stack} onto {env}",
                       "get {stack} on {env}", "get {stack} out to {env}",
                       # raising a stack to a version ("bring llm on phoenix up to v0.6.3")

@@ -126,7 +126,7 @@ class Lexicon:
         lex.value_words = frozenset(w for spec in registry for a in spec.args for w, _ in cls.values_of(a))
         lex.value_nouns = frozenset(_norm(c) for spec in registry for a in spec.args
                                     if a.kind is Kind.word and a.shape for c in a.cues
-                                    if " " not in c and len(c) > 2 and c not in ("from", "to", "at", "with"))
+                                    if " " not in c and len(c) > 2 and c not in ("from", "to", "at", "with", "off"))
         lex.text_cues = tuple(sorted({_norm(c) for spec in registry for a in spec.args if a.kind is Kind.text
                                       for c in a.cues}, key=len, reverse=True))
         lex.max_words = max([len(p.split()) for p in (*lex.phrases, *lex.object_verbs, *lex.past)] or [1])

@@ -571,6 +571,9 @@ class _Reading:
                 rest_j = self.joined(k)
                 found = next((p for p in sorted(P.HOWTO_PREFIXES, key=len, reverse=True)
                               if len(p.split()) > 1 and (rest_j == p or rest_j.startswith(p + " "))), None)
+                if found is not None and any(rest_j.startswith(lead + " ") and len(lead) > len(found)
+                                             for lead in _POLITE_BY_FIRST.get(rest_j.split()[0], ())):
+                    continue  # "… fails for every test user. can I see the last 200 lines of its logs?": asks
                 if found is not None:
                     prefix, start, j = found, k, rest_j
                     break
@@ -581,7 +584,8 @@ class _Reading:
         if prefix is None:
             return None
         rest = j[len(prefix):].split()
-        if rest and prefix.endswith("how") and (rest[0] in P.HOW_NOT_HOWTO or self._entity_at(len(prefix.split()))
+        if rest and (prefix.endswith("how") or prefix.startswith("how ")) and (
+                rest[0] in P.HOW_NOT_HOWTO or self._entity_at(len(prefix.split()))
                                                 or (len(rest) > 1 and rest[1] in ("is", "are"))):
             return None  # "show me how prod is doing": a state question, not a how-to
         if prefix == "how" and (not rest or rest[0] in P.HOW_NOT_HOWTO):
@@ -1507,6 +1511,8 @@ class _Reading:
                 continue
             if j == 0 and self.lead_light and self.low[0] in ("get", "have") and other_verb is None:
                 j = -1  # the verb of "can I get/have …", kept as a word
+            if verb is not None and verb[0] in P.QUESTION_WORDS and not governed and other_verb is None:
+                j, verb = -1, None  # "what rollbacks happened since …": a question word, governing nothing
             if j < 0 or (self.words[j].boundary and verb is None) or self.low[j] in P.CLAUSE_JOINERS:
                 if changing and j < 0 and self.lead_light:
                     hit.senses = [Sense(c, Strength.verb) for c in owner]  # "can I get a snapshot of …"
@@ -1711,10 +1717,11 @@ class _Reading:
 
     def _is_unknown_verb(self, j: int) -> bool:
         w = self.low[j]
-        return w in P.CANCEL_VERBS or (w not in P.FILLER and w not in P.DETERMINERS and w not in P.FUNCTION_WORDS
-                                       and w not in P.INTENSIFIERS and not self.lex.senses(w)
-                                       and not any(self.r.resolve(k, w) for k in ENTITY_KINDS)
-                                       and w not in self.p.users and w.isalpha())
+        if w in P.CANCEL_VERBS:
+            return True
+        return w not in P.FILLER and w not in P.QUESTION_WORDS and w not in P.DETERMINERS \
+            and w not in P.FUNCTION_WORDS and w not in P.INTENSIFIERS and not self.lex.senses(w) \
+            and not any(self.r.resolve(k, w) for k in ENTITY_KINDS) and w not in self.p.users and w.isalpha()
 
     def _governed_question(self, verb: str, owner: str) -> str:
         helps = sorted({c for c, objects in (x for v in self.lex.object_verbs.values() for x in v)
@@ -2202,7 +2209,8 @@ class _Reading:
         if found is None and arg.cues_after:
             found = self._before(arg.cues_after)
         if found is None and pattern is not None:
-            found = self._bare(lambda w: bool(pattern.match(w)) and not w.isdigit())
+            # (a bare value looks like one: "deploy the main web stack" names no branch; "off main" does)
+            found = self._bare(lambda w: bool(pattern.match(w)) and not w.isdigit() and identifier(w))
         return found
 
     def _hit_word(self, k: int) -> bool:

@@ -63,6 +63,8 @@ INTENT_PHRASES = ("i will", "we will", "i am going to", "we are going to", "gonn
                   "should we", "i should", "i might", "we might", "maybe we", "planning to", "plan to",
                   "thinking about", "thinking of", "about to", "i am", "we are", "heads up", "fyi", "i was",
                   "we were", "i have to", "will need to", "should i",
+                  # a decision or a rule of the team's, reported ("in the retro we agreed to snapshot before …")
+                  "agreed to", "decided to", "the plan is to", "the rule is to", "policy is to",
                   # notes and reminders: a thing to do later, not a request now
                   "remind me to", "remind us to", "remind me", "remind us", "don't forget to", "dont forget to",
                   "do not forget to", "remember to", "note to self", "todo", "to-do", "fixme", "action item",
@@ -167,7 +169,7 @@ thing things stuff whatever something
 # ("call it latest").
 RELATIVE = frozenset(_words("""
 earlier earliest older oldest newer newest previous prior last latest recent former next first second third
-current original initial good better best bad worse worst known-good last-known-good working older-ish
+current original initial good better best bad worse worst known-good last-known-good working older-ish same
 """))
 # Adjectives before a noun: a command word after one is a noun ("a big launch", "the broken deploy").
 ADJECTIVES = frozenset(_words("""
@@ -217,6 +219,8 @@ TOUCHED = frozenset({"touched", "changed", "modified", "messed", "tinkered", "fi
                      "meddled"})
 # the participle of the plain verb "do", which is also a status word ("done")
 DO_PARTICIPLES = frozenset({"done"})
+# words that open a question about things, never a verb over a noun ("what rollbacks happened")
+QUESTION_WORDS = frozenset({"what", "which", "who", "whose", "when", "where", "how", "why", "whats", "any"})
 # times of day said by name ("since midnight", "since lunch")
 CLOCK_WORDS: dict[str, str] = {"midnight": "0:00", "noon": "12:00", "midday": "12:00", "lunch": "12:00",
                                "lunchtime": "12:00"}
