@@ -27,6 +27,9 @@ _PASTED: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Traceback \(most recent call last\)|^\s+at [\w.$<>]+\(.*\)\s*$|File \"[^\"]+\", line \d+|"
                 r"\b[A-Z]\w*(Error|Exception)\b:|^panic:|^goroutine \d+", re.M), "a stack trace"),
     (re.compile(r"\blevel=(error|warn|warning|info|debug|fatal)\b|\bmsg=", re.I), "a log line"),
+    # a line of `docker compose logs`: the service, a bar, then what it wrote ("open-webui  | ERROR […] …")
+    (re.compile(r"^\s*[\w.-]+\s+\|\s+.*\b(ERROR|WARN|WARNING|INFO|DEBUG|FATAL|CRITICAL|Traceback)\b"),
+     "a log line"),
     (re.compile(r"^\s*\$ \S|^\s*> ", re.M), "quoted or pasted text"),
     # a shell line: a command-line tool first, or commands joined by && / ||
     (re.compile(r"^\s*(git|kubectl|docker-compose|ssh|sudo|systemctl|helm|curl|ansible|terraform|journalctl|pct|qm)"

@@ -315,6 +315,7 @@ class _Reading:
         shape.asked_values(self)
         shape.time_references(self)
         shape.purpose_clauses(self)
+        shape.so_clauses(self)
         shape.free_text_tail(self)
         shape.negated_remarks(self)
         mood = read_modality(self._modality())
@@ -452,6 +453,9 @@ class _Reading:
                 i += 1
                 continue
             w = low[i]
+            if self._took(i):
+                i += 1
+                continue  # "the restart on live took like 40 seconds": how long it took, no time window
             if DURATION.match(w) and w != "1s" and not (
                     w.endswith("s") and w[:-1].isdigit() and (i == 0 or low[i - 1] not in _DURATION_LEADS)):
                 # (a bare "502s" is no 502 seconds: "any 502s in the proxy logs?"; "since 30s" is)
@@ -501,6 +505,15 @@ class _Reading:
                 i += 1 + width
                 continue
             i += 1
+
+    def _kinds_of(self, cmd: str) -> set[Kind]:
+        """The kinds of inventory name a command takes."""
+        return {a.kind for a in self.lex.specs[cmd].args if a.kind in ENTITY_KINDS}
+
+    def _took(self, i: int) -> bool:
+        """Whether word i starts an amount of time something took or lasted ("took like 40 seconds")."""
+        return any(w in P.TOOK for w in self.low[max(0, i - 3):i]) and (
+            DURATION.match(self.low[i]) is not None or self._number(self.low[i]) is not None)
 
     def _clock_at(self, i: int) -> tuple[datetime, int] | None:
         """A time of day written at word i ("9am", "9:30", "9 am") as the latest such moment, and its width."""
@@ -1316,7 +1329,7 @@ class _Reading:
             return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
                                f"Say '{lead.commands[0]} …' if you want me to do it.")
         sched = [w for i, w in enumerate(low) if lo <= i < hi and not self._remark(i) and (
-            (CLOCK.match(w) and self.free(i)) or (
+            (CLOCK.match(w) and self.free(i) and not (i > 0 and low[i - 1] in ("the", "that", "this"))) or (
             w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and not self._in_time_phrase(i)
             and not (w == "every" and not self._every_time(i)) and (
                 w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
@@ -2030,6 +2043,8 @@ class _Reading:
         fuzzy = [said for i, said in self.fuzzy_targets if lo <= i < hi or any(
             m.fuzzy and m.start == i for m in self.mentions)]
         suspects = [said for i, said in self.suspects if lo <= i < hi]
+        if not self._kinds_of(cmd) and any(a.kind.value in ID_KINDS and a.name in plan.args for a in spec.args):
+            fuzzy, suspects = [], []  # "approve r-0c9e for dana": a command on one id names nothing to guess
         if spec.changes and (fuzzy or suspects) and plan.command is not None:
             # A corrected name on a change is asked about, never acted on.
             example = f", e.g. '{canonical(cmd, plan.args, self.p.registry)}'" if plan.complete and \
@@ -2228,7 +2243,8 @@ class _Reading:
                 if re.match(r"^[\w.@:-]{2,64}$", nxt) and nxt.lower() not in P.FILLER \
                         and not any(self.r.resolve(k, nxt) for k in ENTITY_KINDS):
                     self.take(i, i + 2)
-                    return nxt.lower()
+                    # (a platform's own id keeps its case: slack:U012ABCDEF is not slack:u012abcdef)
+                    return nxt if ":" in nxt else nxt.lower()
         return None
 
     def _names_entity(self, w: str) -> bool:

@@ -221,6 +221,8 @@ TOUCHED = frozenset({"touched", "changed", "modified", "messed", "tinkered", "fi
 DO_PARTICIPLES = frozenset({"done"})
 # words that open a question about things, never a verb over a noun ("what rollbacks happened")
 QUESTION_WORDS = frozenset({"what", "which", "who", "whose", "when", "where", "how", "why", "whats", "any"})
+# verbs before an amount of time that say how long something took, not since when ("took 40 seconds")
+TOOK = frozenset({"took", "takes", "taking", "lasted", "lasts", "spent"})
 # times of day said by name ("since midnight", "since lunch")
 CLOCK_WORDS: dict[str, str] = {"midnight": "0:00", "noon": "12:00", "midday": "12:00", "lunch": "12:00",
                                "lunchtime": "12:00"}

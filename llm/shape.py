@@ -86,7 +86,8 @@ _STATING = frozenset({"is", "are", "was", "were", "has", "have", "had", "looks",
                       "never", "am", "need", "want",
                       # a state said without its verb ("ocr queue stuck since 9", "db slow again")
                       "stuck", "broken", "dead", "slow", "hung", "hanging", "wedged", "flaky", "full", "throwing",
-                      "timing", "erroring", "failing", "crashing", "spamming", "leaking", "lagging", "overloaded"})
+                      "timing", "erroring", "failing", "crashing", "spamming", "leaking", "lagging", "overloaded",
+                      "unreachable", "offline", "unresponsive", "down"})
 _PRONOUNS = frozenset({"i", "we", "they", "he", "she", "it", "someone", "somebody", "nobody", "anyone"})
 _DROPPED_SUBJECT = frozenset({"want", "wanna", "need", "trying", "hoping", "looks", "seems"})
 
@@ -125,7 +126,8 @@ def _comment(r: _Reading, start: int, end: int, before: bool = False) -> bool:
     if any(a in ("not", "never") and b in ("want", "mean", "do", "wanna") for a, b in pairwise(words)) \
             and any(w in ("that", "it", "this") for w in words):
         return False  # "restart nginx on dev, I don't want that": it takes the request back
-    if not before and any(start <= m.start < end and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions):
+    if not before and any(start <= m.start < end and {Kind.env, Kind.vm} & set(m.names)
+                          and not {Kind.stack, Kind.service} & set(m.names) for m in r.mentions):
         return False  # "…, want to check if prod has the same issue": another place is part of what is meant
     if _asks_in(r, start, end):
         return False  # (a verb after a modal is no request: "want to know if I can start a finetune")
@@ -348,6 +350,34 @@ def purpose_clauses(r: _Reading) -> None:
         return
 
 
+def so_clauses(r: _Reading) -> None:
+    """'redeploy monitoring on dev so grafana picks up the dcgm dashboards': "so (that)" and a clause with a
+    subject and a verb of its own after the request say what it is for; the names in it are no targets."""
+    verbs = [h for h in r.hits if h.asked]
+    if not verbs:
+        return
+    n = len(r.low)
+    for i in range(verbs[0].end, n - 2):
+        if r.low[i] != "so" or not r.free(i) or r.words[i].boundary:
+            continue
+        k = i + 2 if r.low[i + 1] == "that" else i + 1
+        finite = next((j for j in range(k + 1, min(k + 4, n)) if _present_verb(r.low[j]) or r.low[j] in P.MODALS),
+                      None)
+        if finite is None or any(k <= h.start < finite for h in r.hits):
+            continue
+        end = next((j + 1 for j in range(i, n) if r.words[j].boundary), n)
+        r.take(i, end)
+        r._drop_hits_in(i, end)
+        r.mentions = [m for m in r.mentions if not i <= m.start < end]
+        return
+
+
+def _present_verb(w: str) -> bool:
+    """An -s form of a verb ("picks", "gets", "loads"), not a plural we know nothing of ("its", "this")."""
+    return len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")) and w.isalpha() \
+        and w not in P.FUNCTION_WORDS
+
+
 def target_phrase_at(r: _Reading, k: int) -> bool:
     """Whether a target phrase starts at word k ("on prod", "in the dev environment")."""
     if k >= len(r.low) or r.low[k] not in P.TARGET_PREPOSITIONS:
@@ -484,6 +514,15 @@ def symptoms(r: _Reading) -> None:
             continue
         r._drop_hits_in(i, h.end)
         r.take(i - 2, h.end)  # (its "not" negates no request: "nginx won't start on dev, show me its logs")
+    first = min((h.start for h in r.hits), default=0)
+    for i in range(2, first):
+        # "my notebook can't get any GPU memory, what's hogging it?": a thing's negated verb of no command
+        # (before the request; after it, negated_remarks reads the comment)
+        if r.low[i] == "not" and r.low[i - 1] in _SYMPTOM_AUX and r.free(i) and not r.words[i - 1].boundary \
+                and r.low[i - 2] not in _AGENTS and r.low[i - 2] not in P.FILLER and not r.words[i - 2].boundary \
+                and r.low[i - 2] not in _CONDITION_LEADS and r.low[i + 1].isalpha() and not r.lex.senses(r.low[i + 1]) \
+                and not any(h.start == i + 1 for h in r.hits):
+            r.take(i - 1, i + 1)
 
 
 def negated_remarks(r: _Reading) -> None:
