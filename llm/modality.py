@@ -220,6 +220,8 @@ def _asking_from(m: Modality, first: int) -> int:
         lo += 1
     if lo == 0 or lo >= len(m.aside) or m.aside[lo]:
         return 0
+    if any(w in P.REPORT_VERBS for w in m.words[max(0, lo - 3):lo]):
+        return 0  # "bob said: bot, restart nginx on prod": what follows the report is its content
     lead = lo + 1 if m.words[lo] in P.DASHES and lo + 1 < len(m.words) else lo
     return lo if any(a >= lo for a in m.action_starts) or m.words[lead] in _ASKING_LEADS else 0
 

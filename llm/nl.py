@@ -1335,9 +1335,7 @@ class _Reading:
                 w not in P.WEEKDAYS or (i > 0 and low[i - 1] in ("on", "next", "this", "by", "until", "before",
                                                                   "after", "coming", "till")))))]
         if sched:
-            return self.refuse(f"I can't tell when '{sched[0]}' is. To schedule, say the time as 'at 22:00', "
-                               "'tomorrow at 6:30am', 'in 2 hours' or 'every night at 02:00' (see 'help schedules'); "
-                               "to do it now, leave the time out.")
+            return self.refuse(self._no_schedule(sched[0]))
         if low[0] in ("why", "should", "shall"):
             return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
         return None
@@ -1356,6 +1354,11 @@ class _Reading:
             return True  # "need video deployed to test asap": the speaker's own need, its subject left out
         named_first = any(m.start == 0 and m.end == i for m in self.mentions)
         return named_first and any(w in ("please", "pls", "plz") for w in low)
+
+    @staticmethod
+    def _no_schedule(word: str) -> str:
+        return (f"I can't tell when '{word}' is. To schedule, say the time as 'at 22:00', 'tomorrow at 6:30am', "
+                "'in 2 hours' or 'every night at 02:00' (see 'help schedules'); to do it now, leave the time out.")
 
     def _gerund_of_verb(self, h: Hit) -> bool:
         """Whether a phrase opens with the -ing form of a declared verb ("restarting", "going back"; "bring
@@ -2066,6 +2069,8 @@ class _Reading:
         if plan.complete and spec.changes and dropped:
             # "get the chat release on test back to yesterday": a time (or count) the change has no place for
             at = self.value_at[dropped[0]]
+            if self.low[at] in P.SCHEDULE_WORDS:  # ("deploy chat to prod this weekend": a time to come)
+                return self.refuse(self._no_schedule(self.words[at].raw))
             return self.ask(f"I don't know what '{self.words[at].raw}' means for '{cmd}' (it takes no time or "
                             f"count), so I did nothing. Usage: {spec.usage}", attempted=cmd)
         unread = self._unread_value(cmd, plan.args, lo, hi) if plan.complete and spec.changes else None

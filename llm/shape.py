@@ -100,9 +100,9 @@ def _asks_in(r: _Reading, start: int, end: int) -> bool:
 
 def _asks_politely(r: _Reading, start: int, end: int) -> bool:
     """Whether words start..end ask the bot in so many words for something one of its words names ("could
-    you pull the last 100 lines of its logs there?")."""
-    return start + 1 < end and r.joined(start, start + 2) in ("can you", "could you", "would you", "can u",
-                                                              "could u") \
+    you pull the last 100 lines of its logs there?", "so: status of data on test please")."""
+    return start + 1 < end and (r.joined(start, start + 2) in ("can you", "could you", "would you", "can u",
+                                                               "could u") or r.low[start] in ("so", "please", "pls")) \
         and any(start <= h.start < end and h.strength >= Strength.noun for h in r.hits)
 
 
@@ -510,7 +510,7 @@ def symptoms(r: _Reading) -> None:
         if r.low[i - 1] != "not" or r.low[i - 2] not in _SYMPTOM_AUX or r.words[i - 2].boundary:
             continue
         subject = r.low[i - 3]
-        if subject in _AGENTS or subject in P.FILLER or r.words[i - 3].boundary or subject in _CONDITION_LEADS:
+        if subject in _AGENTS or r.words[i - 3].boundary or subject in _CONDITION_LEADS:
             continue
         r._drop_hits_in(i, h.end)
         r.take(i - 2, h.end)  # (its "not" negates no request: "nginx won't start on dev, show me its logs")
@@ -519,7 +519,7 @@ def symptoms(r: _Reading) -> None:
         # "my notebook can't get any GPU memory, what's hogging it?": a thing's negated verb of no command
         # (before the request; after it, negated_remarks reads the comment)
         if r.low[i] == "not" and r.low[i - 1] in _SYMPTOM_AUX and r.free(i) and not r.words[i - 1].boundary \
-                and r.low[i - 2] not in _AGENTS and r.low[i - 2] not in P.FILLER and not r.words[i - 2].boundary \
+                and r.low[i - 2] not in _AGENTS and not r.words[i - 2].boundary \
                 and r.low[i - 2] not in _CONDITION_LEADS and r.low[i + 1].isalpha() and not r.lex.senses(r.low[i + 1]) \
                 and not any(h.start == i + 1 for h in r.hits):
             r.take(i - 1, i + 1)
