@@ -161,6 +161,8 @@ async def lock(ctx: Context, args: dict[str, Any]) -> Reply:
                            object_verbs=("end", "lift", "remove", "clear", "stop", "cancel", "undo", "release",
                                          "drop", "call off", "unlock"),
                            objects=("lock",),
+                           formats=("take the lock off {env}", "take the freeze off {env}",
+                                    "take the lock off of {env}", "lift the lock on {env}", "lift the freeze on {env}"),
                            past=("unlocked", "unfroze", "thawed")))
 async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
     env = args["env"]

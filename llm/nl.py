@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
+from itertools import pairwise
 from typing import Any
 
 from commands.registry import Arg, Kind, Registry
@@ -86,6 +87,7 @@ _PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[
 # with a time or condition word (its verb is that person's)
 _PERSON_WHEN_YOU = re.compile(r"^\s*[A-Za-z][\w.-]*\s+(before|when|once|after|if|while|whenever|until|till|as soon as)"
                               r"\s+(you|u|ya|you're|youre|ur)\b", re.I)
+_LIST_JOINERS = frozenset({"and", "&", "+", "plus", "or", "also", "then", "as", "well"})
 _DASHED = re.compile(r"^\s*[A-Za-z][\w.]*\s+(—|–|-|--)\s+\S")
 _NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
 # what makes "someone" a sort of person ("can someone with approver rights …", "anyone who knows n8n …")
@@ -201,6 +203,7 @@ class _Reading:
         self.purpose: tuple[int, int] = (0, 0)  # a purpose clause's word range ("to fix the login bug")
         self.consumed: set[str] = set()  # values an argument took
         self.free_text: str | None = None  # the person's own words after the request ("…, needs a snapshot first")
+        self.ids_named: dict[str, list[tuple[int, str]]] = {}  # every id written with its lead, by kind
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
@@ -367,6 +370,7 @@ class _Reading:
             if led:
                 for key, ref in led.items():
                     self.values.setdefault(key, ref)
+                    self.ids_named.setdefault(key, []).append((i, ref))
                 self.take(i, i + 1)
             else:
                 m = KV.match(self.words[i].raw)
@@ -1004,6 +1008,18 @@ class _Reading:
             if self._subordinate(i):
                 continue  # "snapshot the vm before I upgrade it": someone else's action, not asked of me
             return self.refuse(f"I can't {P.UNSUPPORTED[w]} from chat. " + self._can_do())
+        listed = next(((k, ids) for k, ids in self.ids_named.items() if self._listed(ids)), None)
+        if listed is not None and self.hits:
+            # "approve r-7c2e and r-91ab": one decision each, so that each card is read
+            kind, ids = listed
+            named = list(dict.fromkeys(ref for _, ref in ids))
+            return self.ask(f"That names {len(named)} {kind}s ({join_choices(named, 'and')}); one at a time, "
+                            "please: which one do you mean?")
+        later = next((p for p in P.VAGUE_LATER if self.has(p)), None)
+        if later is not None and any(h.asked for h in self.hits):
+            # "we need to redeploy workflows on test at some point": a time to come, but not which
+            return self.refuse(f"That's for some time later ('{later}'), so I'm not doing anything now. To "
+                               "schedule it, give the time ('at 22:00', 'tomorrow at 6:30am'; see 'help schedules').")
         addressee = self._addressee()
         if addressee is not None and self.hits:
             return self.refuse(f"That's addressed to {addressee}, not to me, so I'm not doing anything. "
@@ -1354,6 +1370,13 @@ class _Reading:
             return True  # "need video deployed to test asap": the speaker's own need, its subject left out
         named_first = any(m.start == 0 and m.end == i for m in self.mentions)
         return named_first and any(w in ("please", "pls", "plz") for w in low)
+
+    def _listed(self, ids: list[tuple[int, str]]) -> bool:
+        """Whether ids of one kind stand in a list ("r-7c2e and r-91ab", "r-1, r-2"), not one named as the
+        other's context ("deny r-1 because it duplicates r-2")."""
+        return any(a[1] != b[1] and b[0] < len(self.low) and all(self.low[k] in _LIST_JOINERS
+                                                                 for k in range(a[0] + 1, b[0]))
+                   for a, b in pairwise(ids))
 
     @staticmethod
     def _no_schedule(word: str) -> str:
@@ -2791,6 +2814,8 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     stranger = plain_name and known is not None and name.isalpha() and name not in _LABELS and not known(name)
     if (stranger or name in users) and _PERSON_WHEN_YOU.match(text):
         return m.group(1)  # "sam before u touch the prod vm take a snapshot first pls"
+    if stranger and _NAMED.match(text) and name not in P.INTERJECTIONS and 2 <= len(name) <= 12:
+        return m.group(1)  # "sara, roll back chat on dev pls": a word no inventory knows, set off as a name
     if stranger and _PERSON_PLEASED.match(text):
         return m.group(1)  # "jonas pls deploy monitoring to staging"
     if stranger and 2 <= len(name) <= 15 and (_DASHED.match(text) or said.rstrip().endswith(":")):
@@ -2823,6 +2848,8 @@ def _trusted(text: str, plan: Plan, parser: NLParser) -> Plan | None:
         if arg.kind is Kind.word and isinstance(value, str) and any(
                 parser.resolver.resolve(k, value) for k in ENTITY_KINDS):
             return None
+        if arg.kind is Kind.word and isinstance(value, str) and value.lower() in arg.cues + arg.cues_after:
+            return None  # "restore the prod vm from a snapshot": the value's own noun, no value
         if arg.kind is Kind.text and isinstance(value, str) and arg.cues:
             trimmed = _unquoted(polite_trim(without_cue(value, arg.cues)))
             if trimmed:

@@ -223,6 +223,23 @@ DO_PARTICIPLES = frozenset({"done"})
 QUESTION_WORDS = frozenset({"what", "which", "who", "whose", "when", "where", "how", "why", "whats", "any"})
 # verbs before an amount of time that say how long something took, not since when ("took 40 seconds")
 TOOK = frozenset({"took", "takes", "taking", "lasted", "lasts", "spent"})
+# a time to come that names no time: the request is for later, and later is not said
+VAGUE_LATER = ("at some point", "sometime", "some time soon", "eventually", "one of these days", "some day",
+               "someday", "down the line", "at some stage", "soonish", "later this week", "later this month",
+               "in the coming days", "when we have time", "when there is time")
+# words that open a message set off by a comma and are no one's name ("yes, restart it", "ugh, redis again")
+INTERJECTIONS = frozenset({"yes", "yeah", "yep", "yup", "sure", "fine", "alright", "right", "ok", "okay", "k", "cool",
+                           "great", "nice", "thanks", "thx", "well", "anyway", "anyways", "actually", "also", "now",
+                           "hmm", "hm", "ugh", "argh", "damn", "dang", "oops", "whoops", "sigh", "lol", "lmao", "meh",
+                           "honestly", "seriously", "urgent", "urgently", "quick", "again", "morning", "evening",
+                           "afternoon", "welp", "agreed", "done", "perfect", "awesome", "excellent", "good", "ready",
+                           "confirmed", "update", "followup", "ah", "oh", "aha", "wow", "whoa", "phew", "yikes",
+                           "nope", "no", "nah", "wait", "hold", "sorry", "apologies", "ps", "fyi", "btw", "first",
+                           "second", "finally", "then", "next", "please", "pls", "plz", "today", "tonight",
+                           "tomorrow", "yesterday", "later", "asap", "hey", "hi", "hello", "yo", "guys", "folks",
+                           "team", "all", "everyone", "bot", "chatops", "ops", "question", "q", "reminder", "so",
+                           "and", "but", "or", "otherwise", "meanwhile", "incidentally", "frankly", "obviously",
+                           "clearly", "basically", "ideally", "hopefully", "luckily", "unfortunately", "sadly"})
 # times of day said by name ("since midnight", "since lunch")
 CLOCK_WORDS: dict[str, str] = {"midnight": "0:00", "noon": "12:00", "midday": "12:00", "lunch": "12:00",
                                "lunchtime": "12:00"}
@@ -320,7 +337,12 @@ WHETHER_PHRASES = ("whether", "idk if", "i do not know if", "dunno if", "not sur
                    "would it make sense", "is it allowed", "am i allowed to", "are we allowed to",
                    "is it necessary", "necessary to", "need we", "ought we", "ought to", "must we", "do we have to",
                    "do we really", "do we need a", "do we need an", "do i need a", "do i need an", "do we want to",
-                   "do we want a")
+                   "do we want a",
+                   # asking the room's leave for one's own act ("anyone mind if I stop rtmp on dev?")
+                   "mind if i", "mind if we", "ok if i", "okay if i", "ok if we", "okay if we", "alright if i",
+                   "fine if i", "cool if i", "objections if i", "objection if i", "any objections to",
+                   # worth doing?
+                   "worth", "would it be worth")
 # Auxiliaries that open a yes/no question; with a subject other than "you" and an action after, it asks whether.
 QUESTION_AUX = frozenset({"is", "are", "was", "would", "will", "should", "could", "do", "does", "might", "may",
                           "shall", "must"})
