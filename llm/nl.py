@@ -87,6 +87,7 @@ _PERSON_PLEASED = re.compile(r"^\s*([A-Za-z][\w.-]*)\s*,?\s+(pls|please|plz)\s+[
 # with a time or condition word (its verb is that person's)
 _PERSON_WHEN_YOU = re.compile(r"^\s*[A-Za-z][\w.-]*\s+(before|when|once|after|if|while|whenever|until|till|as soon as)"
                               r"\s+(you|u|ya|you're|youre|ur)\b", re.I)
+_HTTP_ERRORS = re.compile(r"^[45]\d\d(s|ing|ed)?$")
 _LIST_JOINERS = frozenset({"and", "&", "+", "plus", "or", "also", "then", "as", "well"})
 _DASHED = re.compile(r"^\s*[A-Za-z][\w.]*\s+(—|–|-|--)\s+\S")
 _NAMED = re.compile(r"^[A-Za-z][\w.-]*,\s")  # "priya, …": a word set off by a comma, said to someone
@@ -207,6 +208,8 @@ class _Reading:
 
     # -- helpers -----------------------------------------------------------
     def _strip_leaders(self) -> None:
+        while self.words and not any(c.isalnum() for c in self.words[0].raw) and self.words[0].raw not in "-–—":
+            self.words = self.words[1:]  # "🔄 restart paperless on dev 🙏": a symbol before the words says nothing
         while self.words and (self.words[0].low in LEADERS or self.words[0].low in P.GREETINGS):
             first = self.words[0]
             nxt = self.words[1].low if len(self.words) > 1 else ""
@@ -563,12 +566,21 @@ class _Reading:
     def _counts(self) -> None:
         low, n = self.low, len(self.low)
         for i in range(n):
-            if not self.free(i) or not low[i].isdigit() or len(low[i]) > 6:
+            # (a number in words counts as well: "last fifty lines", "thirty most recent", "a dozen entries")
+            spelled = low[i] in P.NUMBER_WORDS and low[i] not in ("a", "an", "one", "couple", "few")
+            if not self.free(i) or not (spelled or (low[i].isdigit() and len(low[i]) <= 6)):
                 continue
             before = low[i - 1] if i > 0 else ""
             after = low[i + 1] if i + 1 < n else ""
-            if after in P.LINE_WORDS or before in ("last", "tail", "limit", "top", "first", "latest", "recent"):
-                self._found("count", int(low[i]), i)
+            if after == "hundred" and spelled:
+                continue  # ("two hundred lines": the number is the pair)
+            value = int(low[i]) if not spelled else P.NUMBER_WORDS[low[i]]
+            if before in P.NUMBER_WORDS and low[i] == "hundred" and before not in ("a", "an"):
+                value = P.NUMBER_WORDS[before] * 100
+            most_recent = after == "most" and i + 2 < n and low[i + 2] in ("recent", "recently")
+            if after in P.LINE_WORDS or most_recent or before in ("last", "tail", "limit", "top", "first", "latest",
+                                                                  "recent", "dozen"):
+                self._found("count", value, i)
                 self.take(i, i + 1)
                 if before in ("last", "limit", "top", "latest", "recent"):
                     self.take(i - 1, i)
@@ -1300,8 +1312,11 @@ class _Reading:
             self.take(i, min(i + n, len(low)))  # a participle describing a state ("is the queue backed up?"): no name
         imperative = bool(self.hits) and self.hits[0].start == 0 and self.hits[0].strength is Strength.verb
         performed = self._performed()
-        outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS and lo <= i < hi]  # (a context
-        # sentence's "went sideways" is a reason: "a rollback of data on test please, migrations went sideways")
+        outcome_at = [i for i, w in enumerate(low) if w in P.OUTCOME_WORDS and lo <= i < hi  # (a context
+                      and not any(h.start == i + 1 and h.strength is Strength.noun and self._plural(h)
+                                  for h in self.hits)]  # ("failed deploys in the last week?": which ones)
+        # (a context sentence's "went sideways" is a reason: "a rollback of data on test please, migrations went
+        # sideways")
         # "the proxy looks dead, give it a bounce": the report is a reason; the request follows it
         request_after = bool(outcome_at) and any(
             h.start > k and self.words[k].boundary for h in self.hits for k in range(max(outcome_at), h.start))
@@ -2078,9 +2093,11 @@ class _Reading:
             return self.ask(f"Did you mean {', '.join(fuzzy + suspects)}? I don't act on a "
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
-        stray = [self.words[i].raw for i in unknown if identifier(self.words[i].raw) or self._of_target(i)] + [
+        stray = [self.words[i].raw for i in unknown if (identifier(self.words[i].raw) or self._of_target(i))
+                 and not _HTTP_ERRORS.match(self.low[i])] + [
             self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()  # ("3 times")
-            and not self._in_time_phrase(i)]  # ("before the postgres 16 upgrade": part of what it is before)
+            and not self._in_time_phrase(i)  # ("before the postgres 16 upgrade": part of what it is before)
+            and not _HTTP_ERRORS.match(self.low[i])]  # ("502s everywhere": what the users see, no value)
         if plan.complete and spec.changes and stray:
             # A value nobody asked for a place to put ("snapshot prod, call-it pre-kernel-6"): ask.
             return self.ask(f"I don't know what '{stray[0]}' is in that '{cmd}' request, so I did nothing. "

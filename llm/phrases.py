@@ -252,6 +252,7 @@ TIME_UNITS: dict[str, str] = {
 NUMBER_WORDS: dict[str, int] = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10, "twenty": 20,
     "fifteen": 15, "thirty": 30, "fifty": 50, "hundred": 100, "a hundred": 100, "couple": 2, "few": 3,
+    "seven": 7, "eight": 8, "nine": 9, "twelve": 12, "dozen": 12, "forty": 40, "sixty": 60, "eighty": 80,
 }
 LINE_WORDS = frozenset({"lines", "line", "entries", "rows", "records", "events", "items", "messages"})
 

@@ -236,8 +236,13 @@ def context_names(r: _Reading) -> None:
         # "… Chat on test shows a 502. Can you kick the proxy there?": "there" is the context's place
         place = "there" in r.low[lo:hi] and not any(
             lo <= m.start < hi and {Kind.env, Kind.vm} & set(m.names) for m in r.mentions)
+        # "vllm is wedged again, restart it on phoenix": "it" is the context's thing, when the asking
+        # sentence names a place but no thing
+        things = {Kind.service, Kind.stack}
+        thing = any(w in ("it", "them") for w in r.low[lo:hi]) and not any(
+            lo <= m.start < hi and things & set(m.names) for m in r.mentions)
         r.mentions = [m for m in r.mentions if lo <= m.start < hi or (
-            place and Kind.env in m.names)]
+            place and Kind.env in m.names) or (thing and things & set(m.names) and Kind.env not in m.names)]
 
 
 def asked_values(r: _Reading) -> None:

@@ -256,3 +256,82 @@ def test_a_compose_log_line_is_pasted() -> None:
     assert pasted("n8n-1  | ERROR [workflow] request to vllm timed out") == "a log line"
     assert pasted("web  | INFO started in 3s") == "a log line"
     assert pasted("restart nginx | redis on dev") is None
+
+
+# -- round 15: the wrong actions and the classes around them -----------------------------------------
+
+
+def test_a_values_own_noun_is_no_value(planner: Planner) -> None:
+    plan = plan_of(planner, "roll the test vm back to a snapshot")
+    assert plan.command is None or "snapshot" not in plan.args, plan
+    plan = plan_of(planner, "restore rumpledev from a checkpoint")
+    assert plan.args.get("snapshot") is None and not plan.complete, plan
+
+
+@pytest.mark.parametrize("text", [
+    "anyone mind if I restart grafana on test?",
+    "ok if we deploy docs to prod now?",
+    "worth restarting redis on dev before the demo?",
+    "we should lock prod at some point",
+    "need to snapshot the prod vm eventually",
+    "can you roll back chat on dev at some point this week",
+])
+def test_leave_asked_of_the_room_worth_and_vague_times_do_not_act(planner: Planner, text: str) -> None:
+    assert plan_of(planner, text).command is None
+
+
+@pytest.mark.parametrize("text", ["deny r-11aa and r-22bb", "approve r-11aa, r-22bb please", "approve r-11aa & r-22bb"])
+def test_ids_in_a_list_ask_for_one_at_a_time(planner: Planner, text: str) -> None:
+    asks_nothing(planner, text, "one at a time")
+
+
+def test_an_id_named_as_context_is_no_second_target(planner: Planner) -> None:
+    reads_as(planner, "deny r-11aa because r-22bb already does this", "deny", {"request": "r-11aa"},
+             besides=("reason",))
+
+
+@pytest.mark.parametrize("text, name", [("mira, restart grafana on test", "mira"),
+                                        ("jonas, roll back web on dev pls", "jonas")])
+def test_a_name_set_off_by_a_comma_is_spoken_to(planner: Planner, text: str, name: str) -> None:
+    asks_nothing(planner, text, f"addressed to {name}")
+
+
+@pytest.mark.parametrize("text", ["yes, restart grafana on test", "ugh, restart grafana on test",
+                                  "honestly, restart grafana on test"])
+def test_an_interjection_set_off_by_a_comma_is_no_name(planner: Planner, text: str) -> None:
+    reads_as(planner, text, "restart", {"service": "grafana", "env": "rumpletest"})
+
+
+@pytest.mark.parametrize("text", ["take the lock off staging", "lift the freeze on staging"])
+def test_taking_the_lock_off_unlocks(planner: Planner, text: str) -> None:
+    reads_as(planner, text, "unlock", {"env": "rumpletest"})
+
+
+@pytest.mark.parametrize("text, key, n", [
+    ("logs for redis on dev, last forty lines", "tail", 40),
+    ("nginx logs on test, two hundred lines", "tail", 200),
+    ("audit, twelve most recent", "limit", 12),
+    ("audit: last dozen entries for prod", "limit", 12),
+])
+def test_counts_in_words(planner: Planner, text: str, key: str, n: int) -> None:
+    assert plan_of(planner, text).args.get(key) == n
+
+
+def test_http_errors_in_a_remark_are_no_value(planner: Planner) -> None:
+    reads_as(planner, "restart open-webui on prod, 504s on every page", "restart",
+             {"service": "open-webui", "env": "rumpleprod"})
+
+
+def test_it_in_the_asking_sentence_is_the_thing_of_the_context(planner: Planner) -> None:
+    reads_as(planner, "paperless is stuck again, restart it on test", "restart",
+             {"service": "paperless", "env": "rumpletest"})
+
+
+def test_a_symbol_before_the_words_says_nothing(planner: Planner) -> None:
+    reads_as(planner, "⚠️ restart grafana on test 🙏", "restart", {"service": "grafana", "env": "rumpletest"})
+
+
+def test_an_outcome_before_a_plural_noun_says_which_ones(planner: Planner) -> None:
+    plan = plan_of(planner, "denied rollbacks this week?")
+    assert plan.command == "audit" and plan.args.get("status") == "denied", plan
+    assert plan_of(planner, "the snapshot failed on test").command is None
