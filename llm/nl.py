@@ -685,6 +685,15 @@ class _Reading:
             if not names and len(phrase) >= 5 and not phrase.endswith("s"):
                 # "the dashboard" for the alias "dashboards" (a plural for a single name may mean several)
                 names = {k: name for k in (Kind.service, Kind.stack) if (name := self.r.resolve(k, phrase + "s"))}
+                if names and not any(self.r.resolve(k, phrase + "s") == phrase + "s" for k in names):
+                    return Mention(names, i, i + n, phrase)  # (an alias's singular: "the dashboard")
+                if names:
+                    # a stack's own name without its "s" ("rollback workflow on dev"): a near-name, asked
+                    # about on a change like a typo
+                    said = (i, f"'{self.words[i].raw}' → {phrase}s")
+                    if said not in self.fuzzy_targets:  # (a position may be looked at more than once)
+                        self.fuzzy_targets.append(said)
+                    return Mention(names, i, i + n, phrase, fuzzy=True)
             if names:
                 return Mention(names, i, i + n, phrase)
         return None
@@ -1027,6 +1036,24 @@ class _Reading:
             named = list(dict.fromkeys(ref for _, ref in ids))
             return self.ask(f"That names {len(named)} {kind}s ({join_choices(named, 'and')}); one at a time, "
                             "please: which one do you mean?")
+        low = self.low
+        lo, hi = shape.request_sentence(self)
+        for h in self.hits:
+            # "lock marco out of prod": a person as the verb's object is nothing a command of ours does to
+            k = h.end
+            if h.asked and k + 2 < len(low) and self.free(k) and low[k + 1:k + 3] == ["out", "of"] and (
+                    low[k] in self.p.users or self._is_unknown_verb(k)):
+                return self.refuse(f"That reads as doing something to '{self.words[k].raw}', which none of my "
+                                   f"commands does, so I'm not doing anything. 'help {h.commands[0]}' says what "
+                                   "it does.")
+            # "r-a3c9 maine already approve kar diya": "already" before the verb says it is done
+            if h.asked and h.start > 0 and low[h.start - 1] == "already" and not self.words[h.start - 1].boundary:
+                return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
+        if low[lo] in ("who", "whom", "whose") and any(h.asked and lo <= h.start < hi for h in self.hits) \
+                and not self.values.get("past_command") and not self.values.get("reviewer"):
+            # "who gave approve for r-7c2e?": a question of who, never the act itself
+            return self.refuse("That asks who, not for an action, so I'm not doing anything. To see who did "
+                               "what, try 'audit'.")
         later = next((p for p in P.VAGUE_LATER if self.has(p)), None)
         if later is not None and any(h.asked for h in self.hits):
             # "we need to redeploy workflows on test at some point": a time to come, but not which
