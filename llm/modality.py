@@ -147,7 +147,10 @@ def read_modality(m: Modality) -> Mood:
     # (and any other course offered after the question: "approve r-…? or do we wait for Priya")
     # ("… or is that overkill" asks even without its question mark)
     after = f" {' '.join(w[first + 1:])} "
-    if ("?" in m.text and (any(f" {p} " in after for p in P.UP_FOR_DISCUSSION) or _OR_AFTER_QUESTION.search(m.text))) \
+    # (a state asked about is no course of action: "docs stack is up or not on prod?")
+    state_only = not m.changing and not m.change_nouns and not m.action_starts
+    if (not state_only and "?" in m.text and (any(f" {p} " in after for p in P.UP_FOR_DISCUSSION)
+                                              or _OR_AFTER_QUESTION.search(m.text))) \
             or (m.changing and any(f" {p} " in after for p in P.UP_FOR_DISCUSSION if p.startswith("or "))):
         return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                     "If you want it done, say so (e.g. 'restart SERVICE ENV').")

@@ -608,7 +608,9 @@ class _Reading:
                     break
         what_is = re.match(r"^what (is|are|does) (an? |the )?([\w-]+)( command)?( for| do| mean)?$", j)
         if what_is and (self.p.registry.command_for_word(what_is.group(3)) or self.lex.senses(what_is.group(3))) \
-                and not (what_is.group(2) == "the " and not what_is.group(4) and not what_is.group(5)):
+                and not (what_is.group(2) == "the " and not what_is.group(4) and not what_is.group(5)) \
+                and not (what_is.group(1) == "is" and not what_is.group(2) and what_is.group(3).endswith("ed")):
+            # ("what's scheduled?" asks what is, not what "scheduled" means)
             prefix = "what is"  # ("what's the status?" asks for the status itself, not what the command is)
         if prefix is None:
             return None
@@ -1509,6 +1511,8 @@ class _Reading:
     def _negates_value(self, i: int) -> bool:
         """'no rush', 'not sure' and friends are not negations of the request."""
         nxt = self.low[i + 1] if i + 1 < len(self.low) else ""
+        if self.low[i] == "not" and i > 0 and self.low[i - 1] == "or" and (not nxt or self.words[i].boundary):
+            return True  # "up or not?": a yes-or-no question, negating nothing
         if nxt in ("rush", "hurry", "pressure", "worries", "problem", "sure") or self.joined(i - 2, i) == "whether or":
             return True  # ("whether or not it helps": concessive)
         # "no idea what …", "no clue": "no" before an ordinary noun negates that noun, not the request
@@ -2121,7 +2125,7 @@ class _Reading:
                             f"guessed name; say it again with the name as written in the inventory{example}.",
                             attempted=cmd)
         stray = [self.words[i].raw for i in unknown if (identifier(self.words[i].raw) or self._of_target(i))
-                 and not _HTTP_ERRORS.match(self.low[i])] + [
+                 and not _HTTP_ERRORS.match(self.low[i]) and not self._in_time_phrase(i)] + [  # ("before the 7pm …")
             self.words[i].raw for i in range(lo, hi) if self.free(i) and self.low[i].isdigit()  # ("3 times")
             and not self._in_time_phrase(i)  # ("before the postgres 16 upgrade": part of what it is before)
             and not _HTTP_ERRORS.match(self.low[i])]  # ("502s everywhere": what the users see, no value)
@@ -2850,7 +2854,8 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     someone = name not in _BOT_NAMES and "bot" not in name
     if said.lstrip().startswith("@") and someone:
         return m.group(1)  # "@sam can you restart redis": an @-mention first, known to us or not, is a person
-    plain_name = someone and name not in P.FILLER and name not in P.GREETINGS and name not in _NOT_NAMES
+    plain_name = someone and name not in P.FILLER and name not in P.GREETINGS and name not in _NOT_NAMES \
+        and name not in P.INTERJECTIONS
     if plain_name and _PERSON_ASKED.match(text):
         return m.group(1)  # "marco can you approve r-9be2f001": a first word that is a person asked
     # a first word no inventory knows, that is no label ("note:"): a person's name, when the message sets it
@@ -2858,7 +2863,7 @@ def addressee(text: str, users: frozenset[str], known: Callable[[str], bool] | N
     stranger = plain_name and known is not None and name.isalpha() and name not in _LABELS and not known(name)
     if (stranger or name in users) and _PERSON_WHEN_YOU.match(text):
         return m.group(1)  # "sam before u touch the prod vm take a snapshot first pls"
-    if stranger and _NAMED.match(text) and name not in P.INTERJECTIONS and 2 <= len(name) <= 12:
+    if stranger and _NAMED.match(text) and 2 <= len(name) <= 12:
         return m.group(1)  # "sara, roll back chat on dev pls": a word no inventory knows, set off as a name
     if stranger and _PERSON_PLEASED.match(text):
         return m.group(1)  # "jonas pls deploy monitoring to staging"

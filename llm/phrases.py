@@ -113,6 +113,12 @@ MACHINE_WORDS = frozenset({"vm", "vms", "server", "box", "machine", "host", "nod
                            "guest", "instance"})
 
 # Words that carry no target and no command; everything else unrecognised is "unknown".
+# politeness and address of the team's other languages: said to the bot, never a colleague's name, never a
+# word of the request ("Sumimasen, could you …", "bhai please restart …", "restart postgres on test, dzięki")
+FOREIGN_POLITE = frozenset(_words("""
+sumimasen onegaishimasu onegai arigato arigatou domo oi oye bhai yaar ji bitte danke entschuldigung proszę prosze
+dzięki dzieki namaste gracias obrigado obrigada merci grazie prego salve vielen dank kudasai
+"""))
 FILLER = frozenset(_words("""
 a an the this that these those it its it's them their there here on in to from for at of with by into onto
 please pls plz kindly thanks thank thx ty cheers can could would will you u me us we i my our your
@@ -138,7 +144,7 @@ first
 also
 instead
 too
-"""))
+""")) | FOREIGN_POLITE
 # English function words and politeness: never a typo of a name ("about" is no "abort"), never the value of
 # an argument ("restore the dev vm pls" names no snapshot "pls").
 FUNCTION_WORDS = frozenset(_words("""
@@ -239,7 +245,8 @@ INTERJECTIONS = frozenset({"yes", "yeah", "yep", "yup", "sure", "fine", "alright
                            "tomorrow", "yesterday", "later", "asap", "hey", "hi", "hello", "yo", "guys", "folks",
                            "team", "all", "everyone", "bot", "chatops", "ops", "question", "q", "reminder", "so",
                            "and", "but", "or", "otherwise", "meanwhile", "incidentally", "frankly", "obviously",
-                           "clearly", "basically", "ideally", "hopefully", "luckily", "unfortunately", "sadly"})
+                           "clearly", "basically", "ideally", "hopefully", "luckily", "unfortunately",
+                           "sadly"}) | FOREIGN_POLITE
 # times of day said by name ("since midnight", "since lunch")
 CLOCK_WORDS: dict[str, str] = {"midnight": "0:00", "noon": "12:00", "midday": "12:00", "lunch": "12:00",
                                "lunchtime": "12:00"}
@@ -277,7 +284,7 @@ GREETINGS = frozenset({"hey", "hi", "hello", "yo", "ok", "okay", "so", "um", "uh
                        "please", "quick", "question", "q",
                        # greetings of the team's other languages, never a colleague's name ("hallo, please …")
                        "hallo", "hola", "ciao", "salut", "moin", "servus", "hej", "ahoj", "bonjour", "howdy", "evening",
-                       "afternoon", "heya", "sup"})
+                       "afternoon", "heya", "sup"}) | FOREIGN_POLITE
 CHATTER = frozenset({"thanks", "thank you", "thx", "ty", "cheers", "lol", "nice", "great", "cool",
                      "good morning", "good night", "gm", "brb", "ok", "okay", "yes", "no", "yep", "sure", "hi",
                      "hello", "hey"})

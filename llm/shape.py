@@ -600,6 +600,8 @@ def taken_back(r: _Reading, first: int) -> str | None:
                 continue
             if phrase in P.APOLOGIES and (
                     (i + n < len(r.low) and r.low[i + n] in ("for", "to", "about", "if"))
+                    # ("… restore rumpledev to clean-base? sorry, my fault": owning the trouble, no retraction)
+                    or r.joined(i + n, i + n + 2) in ("my fault", "our fault", "my doing")
                     or (decision and i + n == len(r.low) and phrase == "sorry") or _ends_aside(r, i)):
                 continue
             # an apology takes the request back in a clause of its own ("…, my bad", "… — sorry"), and
