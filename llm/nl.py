@@ -1049,7 +1049,8 @@ class _Reading:
                                    f"commands does, so I'm not doing anything. 'help {h.commands[0]}' says what "
                                    "it does.")
             # "r-a3c9 maine already approve kar diya": "already" before the verb says it is done
-            if h.asked and h.start > 0 and low[h.start - 1] == "already" and not self.words[h.start - 1].boundary:
+            if h.strength >= Strength.noun and h.start > 0 and low[h.start - 1] == "already" \
+                    and not self.words[h.start - 1].boundary:
                 return self.refuse("That sounds like something that already happened, so I'm not doing anything.")
         if low[lo] in ("who", "whom", "whose") and any(h.asked and lo <= h.start < hi for h in self.hits) \
                 and not self.values.get("past_command") and not self.values.get("reviewer"):
@@ -2346,6 +2347,9 @@ class _Reading:
             w = self.low[i]
             if w not in keys or (w in weak and not lo <= i < hi):
                 continue  # (a weak cue only in the asking sentence: "… QA wants to poke at it" gives no ref)
+            if w in weak and any(h.start <= i < h.end for h in self.hits):
+                continue  # ("roll back monitor on dev": the verb's own particle cues no value; its object is a
+                # target, and "monitor" names none)
             j = i + 1
             while j < len(self.low) - 1 and (self.low[j] in ("the", "a", "to", "is", "it", "of")
                                              or self.low[j] in keys):

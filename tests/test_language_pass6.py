@@ -335,3 +335,47 @@ def test_an_outcome_before_a_plural_noun_says_which_ones(planner: Planner) -> No
     plan = plan_of(planner, "denied rollbacks this week?")
     assert plan.command == "audit" and plan.args.get("status") == "denied", plan
     assert plan_of(planner, "the snapshot failed on test").command is None
+
+
+# -- round 16 ------------------------------------------------------------------------------------------
+
+
+def test_a_stacks_name_without_its_s_is_asked_about_on_a_change(planner: Planner) -> None:
+    # the verb's own particle cues no snapshot name: "monitor" is no stack, and no snapshot was named
+    plan = plan_of(planner, "roll back monitor on dev")
+    assert not plan.complete and plan.args.get("snapshot") is None, plan
+    plan = plan_of(planner, "rollback workflow on test")
+    assert plan.command is None and "workflows" in (plan.clarify or ""), plan
+    reads_as(planner, "status of workflow on test", "status", {"stack": "workflows", "env": "rumpletest"})
+
+
+@pytest.mark.parametrize("text", ["lock dana out of staging", "i already restart nginx on dev",
+                                  "already restart nginx on dev", "who gave restart for redis on prod?",
+                                  "who will restart redis on prod?"])
+def test_people_as_objects_done_things_and_who_questions_do_not_act(planner: Planner, text: str) -> None:
+    assert plan_of(planner, text).command is None
+
+
+def test_the_refusals_say_why(planner: Planner) -> None:
+    asks_nothing(planner, "lock dana out of staging", "doing something to 'dana'")
+    asks_nothing(planner, "already restart nginx on dev", "already happened")
+    asks_nothing(planner, "who will restart redis on prod?", "asks who")
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    ("Sumimasen, could you show the status of docs at rumple-live?", "status", {"stack": "docs", "env": "rumple"}),
+    ("bhai please restart redis on staging", "restart", {"service": "redis", "env": "rumpletest"}),
+    ("Proszę restart grafana on test, dzięki", "restart", {"service": "grafana", "env": "rumpletest"}),
+    ("yes please approve r-5e5e, gracias", "approve", {"request": "r-5e5e"}),
+    ("chat stack on test — up or not?", "status", {"stack": "chat", "env": "rumpletest"}),
+    ("restart cloudflared on live before the 9pm webinar", "restart", {"service": "cloudflared", "env": "rumple"}),
+    ("could you restore rumpletest to clean-base? sorry, my fault", "restore",
+     {"vm": "rumpletest", "snapshot": "clean-base"}),
+    ("what's scheduled?", "schedules", {}),
+])
+def test_round_16s_ordinary_requests(planner: Planner, text: str, cmd: str, args: dict[str, str]) -> None:
+    reads_as(planner, text, cmd, args)
+
+
+def test_or_not_still_asks_whether_for_a_change(planner: Planner) -> None:
+    assert plan_of(planner, "restart redis on prod or not?").command is None
