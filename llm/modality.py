@@ -179,7 +179,11 @@ def read_modality(m: Modality) -> Mood:
         aux = bool(actions) and w[0] in P.QUESTION_AUX and len(w) > 1 and (
             (w[1] in P.QUESTION_SUBJECTS and min(actions) > 1)
             or (min(actions) == 1 and w[1].endswith("ing")))  # "could restarting cloudflared drop sessions?"
-        if whether or aux:
+        # "does n8n on dev need a restart after the env change?": whether a thing needs it
+        needs = w[0] in ("does", "do", "will", "would", "did") and any(
+            w[k] in ("need", "needs") and k + 1 < len(w) and w[k + 1] in ("a", "an", "to", "another")
+            for k in range(2, min(len(w) - 1, 9)))
+        if whether or aux or needs:
             return Mood("That asks whether to do it, so I'm not doing anything; I act only on a direct request. "
                         "If you want it done, say so (e.g. 'restart SERVICE ENV').")
     if actions or m.past or m.change_nouns:  # (a past participle may be the request: "we need chat deployed …

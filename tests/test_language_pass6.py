@@ -379,3 +379,20 @@ def test_round_16s_ordinary_requests(planner: Planner, text: str, cmd: str, args
 
 def test_or_not_still_asks_whether_for_a_change(planner: Planner) -> None:
     assert plan_of(planner, "restart redis on prod or not?").command is None
+
+
+# -- the final held-out sets' one wrong action ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "does grafana on test need a restart after the plugin update?",
+    "do the test vm and the dev vm need a snapshot first",
+    "will chat on prod need another deploy for the fix, or is it live already?",
+])
+def test_whether_a_thing_needs_a_change_asks_whether(planner: Planner, text: str) -> None:
+    asks_nothing(planner, text, "asks whether")
+
+
+def test_saying_it_needs_one_after_the_request_still_asks_for_it(planner: Planner) -> None:
+    reads_as(planner, "restart grafana on test, it needs a restart after the plugin update", "restart",
+             {"service": "grafana", "env": "rumpletest"})
