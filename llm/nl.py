@@ -1386,9 +1386,13 @@ class _Reading:
         if lead is not None and lead.start == lo and self._gerund_of_verb(lead) \
                 and lead.strength is Strength.verb and not self.gerund_lead and not performed \
                 and not self._request_after(lo):  # ("starting the release. deploy chat to test": it asks after)
-            # ("restarted redis on prod. going back to sleep": the asking sentence's own progressive)
-            return self.refuse("That reads like a heads-up, not a request, so I'm not doing anything. "
-                               f"Say '{lead.commands[0]} …' if you want me to do it.")
+            # ("restarted redis on prod. going back to sleep": the asking sentence's own progressive; the
+            # command is named back only when the words were its own, "restarting" → restart)
+            ing = self.low[lead.start]
+            bases = {b for b in (ing[:-3], ing[:-3] + "e", ing[:-4]) if len(b) >= 3}
+            own = next((c for c in lead.commands if any(c.replace("-", "").startswith(b) for b in bases)), None)
+            hint = f"Say '{own} …' if you want me to do it." if own else "'help' lists what I can do."
+            return self.refuse(f"That reads like a heads-up, not a request, so I'm not doing anything. {hint}")
         sched = [w for i, w in enumerate(low) if lo <= i < hi and not self._remark(i) and (
             (CLOCK.match(w) and self.free(i) and not (i > 0 and low[i - 1] in ("the", "that", "this"))) or (
             w in P.SCHEDULE_WORDS and self.free(i) and not self._modifier(i) and not self._in_time_phrase(i)

@@ -396,3 +396,10 @@ def test_whether_a_thing_needs_a_change_asks_whether(planner: Planner, text: str
 def test_saying_it_needs_one_after_the_request_still_asks_for_it(planner: Planner) -> None:
     reads_as(planner, "restart grafana on test, it needs a restart after the plugin update", "restart",
              {"service": "grafana", "env": "rumpletest"})
+
+
+def test_a_heads_up_names_a_command_back_only_when_its_words_were_the_commands(planner: Planner) -> None:
+    assert "Say 'restart …'" in (plan_of(planner, "restarting grafana on test, brb").clarify or "")
+    assert "Say 'rollback …'" in (plan_of(planner, "rolling back docs on dev now").clarify or "")
+    said = plan_of(planner, "sorry for the noise, going back to bed").clarify or ""
+    assert "heads-up" in said and "restore" not in said  # "going back" matched restore's phrase, no more
