@@ -213,6 +213,8 @@ class _Reading:
         while self.words and (self.words[0].low in LEADERS or self.words[0].low in P.GREETINGS):
             first = self.words[0]
             nxt = self.words[1].low if len(self.words) > 1 else ""
+            if nxt in P.REPORT_VERBS and not first.boundary:
+                break  # "ops asked us to deploy chat to live", "team says …": the subject of a report
             named = nxt in P.TARGET_PREPOSITIONS or nxt in P.KIND_NOUNS or nxt in ("is", "keeps", "looks", "seems") \
                 or any(s.strength < Strength.verb for s in self.p.lexicon.senses(nxt))  # "bot logs", not "bot restart"
             if first.low in P.GREETINGS and not first.boundary and named and any(
@@ -316,6 +318,7 @@ class _Reading:
         self._scan()
         self._fix_typos()
         shape.symptoms(self)
+        shape.states_of_things(self)
         shape.pronoun_objects(self)
         shape.context_names(self)
         shape.asked_values(self)

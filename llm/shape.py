@@ -530,6 +530,27 @@ def symptoms(r: _Reading) -> None:
             r.take(i - 1, i + 1)
 
 
+# what a thing is doing or how far it got, said of a command's noun ("snapshot still running")
+_THINGS_STATE = frozenset({"running", "pending", "ongoing", "underway", "happening", "going", "stuck", "hanging",
+                           "done", "finished", "complete", "completed", "queued", "waiting", "progress", "halfway"})
+_BEFORE_STATE = frozenset({"is", "are", "was", "were", "still", "currently", "now", "already", "in", "not", "yet"})
+
+
+def states_of_things(r: _Reading) -> None:
+    """'snapshot still running', 'the deploy is in progress': a command word followed by what that thing
+    is doing is the subject of a state (the copula often dropped), not a request for the command."""
+    for h in [h for h in r.hits if all(r.lex.specs[c].changes for c in h.commands)]:
+        k = h.end  # (a read's noun and a state ask about it: "which vms are running")
+        while k < len(r.low) and r.low[k] in _BEFORE_STATE and not r.words[k - 1].boundary:
+            k += 1
+        # (with a word between, or a state no verb takes as its object: "snapshot running")
+        led = k > h.end or (k < len(r.low) and r.low[k] in ("running", "pending", "underway", "queued"))
+        if led and k < len(r.low) and r.low[k] in _THINGS_STATE and not r.words[k - 1].boundary \
+                and not any(m.start == h.end for m in r.mentions):
+            r._drop_hits_in(h.start, h.end)
+            r.take(h.start, k + 1)
+
+
 def negated_remarks(r: _Reading) -> None:
     """'give the proxy on prod a restart, it isn't picking up the new cert': a later clause in which a subject
     of its own comes before a negated verb states a fact, the request's reason; it neither negates the

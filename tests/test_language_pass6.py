@@ -403,3 +403,22 @@ def test_a_heads_up_names_a_command_back_only_when_its_words_were_the_commands(p
     assert "Say 'rollback …'" in (plan_of(planner, "rolling back docs on dev now").clarify or "")
     said = plan_of(planner, "sorry for the noise, going back to bed").clarify or ""
     assert "heads-up" in said and "restore" not in said  # "going back" matched restore's phrase, no more
+
+
+# -- round 18 (confirmation sets ap, aq): its two wrong actions --------------------------------------
+
+
+@pytest.mark.parametrize("text", ["team asked us to restart redis on prod", "ops wants us to deploy docs to live",
+                                  "bot said restart grafana on test"])
+def test_a_leader_word_as_the_subject_of_a_report_is_kept(planner: Planner, text: str) -> None:
+    asks_nothing(planner, text, "reports what someone else")
+
+
+@pytest.mark.parametrize("text", ["hold off on approving the test deploy, rollback still running",
+                                  "the snapshot of the prod vm is still running", "restart in progress on dev"])
+def test_a_changes_noun_with_a_state_is_what_that_thing_is_doing(planner: Planner, text: str) -> None:
+    assert plan_of(planner, text).command is None
+
+
+def test_a_reads_noun_with_a_state_still_asks_about_it(planner: Planner) -> None:
+    reads_as(planner, "which vms are running", "vm-status", {})
