@@ -288,6 +288,9 @@ class Checked:
     src: StackSource
     plan: StackPlan | None = None
     planning: asyncio.Task[StackPlan] | None = None
+    # the engine's answer to a ping, asked beside `up` on that same path: an engine that does not
+    # answer cannot have started anything, and `up` is cancelled the moment the ping fails
+    reaching: asyncio.Task[None] | None = None
 
 
 async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: str, *,
@@ -295,15 +298,17 @@ async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: st
     """The deploy's plan once the file is valid and the engine answers, checked concurrently
     (if the engine is down the validation is cancelled, not left running)."""
     checking = asyncio.create_task(plan_for(ctx, host, src, env))
+    reaching = asyncio.create_task(host.reachable())
     try:
-        await host.reachable()
-        if overlap and not checking.done() and host.driver.kind == "compose" and not src.temporary \
-                and not await inlines(inline_setting(ctx, env), host, src):
-            return Checked(src, planning=checking)
+        if overlap and host.driver.kind == "compose" and not src.temporary \
+                and not await inlines(inline_setting(ctx, env), host, src) and not checking.done():
+            return Checked(src, planning=checking, reaching=reaching)
+        await reaching
         return Checked(src, await checking)
     except BaseException:
-        checking.cancel()
-        await asyncio.gather(checking, return_exceptions=True)
+        for task in (checking, reaching):
+            task.cancel()
+        await asyncio.gather(checking, reaching, return_exceptions=True)
         raise
 
 
@@ -333,6 +338,17 @@ async def run_deploy(ctx: Context, host: DockerHost, checked: Checked, *, env: s
         src = checked.src
         up = asyncio.create_task(host.driver.up(Deployable(
             host.project(src.stack), src.workdir, list(src.files), src.content, {})))
+        if checked.reaching is not None:
+            try:
+                await checked.reaching
+            except BaseException:
+                # (an engine that does not answer: nothing started; say so, and leave nothing running)
+                for task in (up, checked.planning):
+                    if task is not None:
+                        task.cancel()
+                await asyncio.gather(up, *(t for t in (checked.planning,) if t is not None),
+                                     return_exceptions=True)
+                raise
         plan = await _plan_beside_up(checked, up)
     else:
         plan = checked.plan

@@ -246,3 +246,32 @@ async def test_deploy_interrupted_half_way_is_recorded_not_reported_done(world: 
     rev = DeploymentStore(docker_engine.store.db).history("dtest", "sick")[0]
     assert rev.status == "failed" and "interrupted" in (rev.error or "")
     assert docker_engine.store.verify() == []
+
+
+def _compose_children() -> list[str]:
+    """Command lines of this process's children that run Compose."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and "compose" in cmd:
+            found.append(cmd)
+    return found
+
+
+async def test_up_beside_the_ping_is_stopped_when_the_engine_does_not_answer(world: DockerWorld,
+                                                                              docker_engine: Engine) -> None:
+    """The engine's ping runs beside `up` (docs/PERFORMANCE.md): when it fails, `up` is cancelled and no
+    Compose child is left behind, the reply says the engine is unreachable and the request failed."""
+    for _ in range(3):
+        deploy = await ask(docker_engine, "deploy app ddown")
+        assert deploy.tone is Tone.error and "unreachable" in deploy.text, deploy.text
+        assert status_of(docker_engine, deploy.request_id) == "failed"
+    assert _compose_children() == []
