@@ -247,6 +247,11 @@ INTERJECTIONS = frozenset({"yes", "yeah", "yep", "yup", "sure", "fine", "alright
                            "and", "but", "or", "otherwise", "meanwhile", "incidentally", "frankly", "obviously",
                            "clearly", "basically", "ideally", "hopefully", "luckily", "unfortunately",
                            "sadly"}) | FOREIGN_POLITE
+# what a thing is doing or how far it got, said of a command's noun ("snapshot still running"), and those
+# of them that say so with no word between ("snapshot running")
+THINGS_STATE = frozenset({"running", "pending", "ongoing", "underway", "happening", "going", "stuck", "hanging",
+                          "done", "finished", "complete", "completed", "queued", "waiting", "progress", "halfway"})
+THINGS_STATE_ALONE = frozenset({"running", "pending", "underway", "queued"})
 # times of day said by name ("since midnight", "since lunch")
 CLOCK_WORDS: dict[str, str] = {"midnight": "0:00", "noon": "12:00", "midday": "12:00", "lunch": "12:00",
                                "lunchtime": "12:00"}

@@ -530,9 +530,6 @@ def symptoms(r: _Reading) -> None:
             r.take(i - 1, i + 1)
 
 
-# what a thing is doing or how far it got, said of a command's noun ("snapshot still running")
-_THINGS_STATE = frozenset({"running", "pending", "ongoing", "underway", "happening", "going", "stuck", "hanging",
-                           "done", "finished", "complete", "completed", "queued", "waiting", "progress", "halfway"})
 _BEFORE_STATE = frozenset({"is", "are", "was", "were", "still", "currently", "now", "already", "in", "not", "yet"})
 
 
@@ -544,8 +541,8 @@ def states_of_things(r: _Reading) -> None:
         while k < len(r.low) and r.low[k] in _BEFORE_STATE and not r.words[k - 1].boundary:
             k += 1
         # (with a word between, or a state no verb takes as its object: "snapshot running")
-        led = k > h.end or (k < len(r.low) and r.low[k] in ("running", "pending", "underway", "queued"))
-        if led and k < len(r.low) and r.low[k] in _THINGS_STATE and not r.words[k - 1].boundary \
+        led = k > h.end or (k < len(r.low) and r.low[k] in P.THINGS_STATE_ALONE)
+        if led and k < len(r.low) and r.low[k] in P.THINGS_STATE and not r.words[k - 1].boundary \
                 and not any(m.start == h.end for m in r.mentions):
             r._drop_hits_in(h.start, h.end)
             r.take(h.start, k + 1)
