@@ -306,10 +306,16 @@ async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: st
         await reaching
         return Checked(src, await checking)
     except BaseException:
-        for task in (checking, reaching):
-            task.cancel()
-        await asyncio.gather(checking, reaching, return_exceptions=True)
+        await _cancel(checking, reaching)
         raise
+
+
+async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel the tasks and wait until they have stopped (a Compose child they run dies with them)."""
+    running = [t for t in tasks if t is not None]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 async def _plan_beside_up(checked: Checked, up: asyncio.Task[str]) -> StackPlan:
@@ -324,8 +330,7 @@ async def _plan_beside_up(checked: Checked, up: asyncio.Task[str]) -> StackPlan:
                 raise CommandError(f"{exc}\n(`up` had already applied the files as they were a moment "
                                    "earlier: check 'status'.)") from exc
             raise
-        up.cancel()
-        await asyncio.gather(up, return_exceptions=True)
+        await _cancel(up)
         raise
 
 
@@ -343,11 +348,7 @@ async def run_deploy(ctx: Context, host: DockerHost, checked: Checked, *, env: s
                 await checked.reaching
             except BaseException:
                 # (an engine that does not answer: nothing started; say so, and leave nothing running)
-                for task in (up, checked.planning):
-                    if task is not None:
-                        task.cancel()
-                await asyncio.gather(up, *(t for t in (checked.planning,) if t is not None),
-                                     return_exceptions=True)
+                await _cancel(up, checked.planning)
                 raise
         plan = await _plan_beside_up(checked, up)
     else:
@@ -392,8 +393,7 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
         await ctx.progress(f"{src.stack}: compose file valid ({_count(len(services), 'service')}: "
                            f"{', '.join(services)}); bringing it up on {env} ({how}via {host.driver.kind})…")
     except BaseException:
-        up.cancel()
-        await asyncio.gather(up, return_exceptions=True)
+        await _cancel(up)
         raise
     try:
         await up

@@ -26,7 +26,7 @@ refuse, unknown); `confidence` only says whether a model should take a second lo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -518,7 +518,7 @@ class _Reading:
 
     def _kinds_of(self, cmd: str) -> set[Kind]:
         """The kinds of inventory name a command takes."""
-        return {a.kind for a in self.lex.specs[cmd].args if a.kind in ENTITY_KINDS}
+        return {a.kind for a in self.lex.specs[cmd].args if a.kind.is_entity}
 
     def _took(self, i: int) -> bool:
         """Whether word i starts an amount of time something took or lasted ("took like 40 seconds")."""
@@ -1391,8 +1391,7 @@ class _Reading:
                 and not self._request_after(lo):  # ("starting the release. deploy chat to test": it asks after)
             # ("restarted redis on prod. going back to sleep": the asking sentence's own progressive; the
             # command is named back only when the words were its own, "restarting" → restart)
-            ing = self.low[lead.start]
-            bases = {b for b in (ing[:-3], ing[:-3] + "e", ing[:-4]) if len(b) >= 3}
+            bases = [b for b in _ing_bases(self.low[lead.start]) if len(b) >= 3]
             own = next((c for c in lead.commands if any(c.replace("-", "").startswith(b) for b in bases)), None)
             hint = f"Say '{own} …' if you want me to do it." if own else "'help' lists what I can do."
             return self.refuse(f"That reads like a heads-up, not a request, so I'm not doing anything. {hint}")
@@ -1439,11 +1438,16 @@ class _Reading:
         """Whether a phrase opens with the -ing form of a declared verb ("restarting", "going back"; "bring
         back" is no -ing form of "br back")."""
         first, rest = self.low[h.start], self.low[h.start + 1:h.end]
-        if not first.endswith("ing") or len(first) < 5:
+        if len(first) < 5:
             return False
-        bases = {first[:-3], first[:-3] + "e", first[:-4]}
         return any(gerund(b) == first and (self.lex.senses(" ".join([b, *rest])) or self.lex.senses(b))
-                   for b in bases if b)
+                   for b in _ing_bases(first))
+
+    def _on_one_id(self, cmd: str, given: Collection[str]) -> bool:
+        """Whether `cmd` takes no inventory name and its id is among `given`: such a command acts on that id
+        alone, so other names in the message describe it ("approve r-91d0, its the rollback on prod")."""
+        spec = self.lex.specs[cmd]
+        return not self._kinds_of(cmd) and any(a.kind.value in ID_KINDS and a.name in given for a in spec.args)
 
     def _request_after(self, i: int) -> bool:
         """'bob just deployed chat to live, please roll it back': a request in a later clause makes the past
@@ -2123,7 +2127,7 @@ class _Reading:
         fuzzy = [said for i, said in self.fuzzy_targets if lo <= i < hi or any(
             m.fuzzy and m.start == i for m in self.mentions)]
         suspects = [said for i, said in self.suspects if lo <= i < hi]
-        if not self._kinds_of(cmd) and any(a.kind.value in ID_KINDS and a.name in plan.args for a in spec.args):
+        if self._on_one_id(cmd, plan.args):
             fuzzy, suspects = [], []  # "approve r-0c9e for dana": a command on one id names nothing to guess
         if spec.changes and (fuzzy or suspects) and plan.command is not None:
             # A corrected name on a change is asked about, never acted on.
@@ -2551,7 +2555,7 @@ class _Reading:
         if (lo, hi) != (0, len(self.low)):
             # "approve r-3c3c3c3c, it's the redis fix": a name in a context sentence the command cannot use
             rest = [m for m in rest if lo <= m.start < hi]
-        if rest and not kinds and any(a.kind.value in ID_KINDS and a.name in self.values for a in spec.args):
+        if rest and self._on_one_id(cmd, self.values):
             rest = []  # a command on one id names nothing else: "approve r-91d0, its the rollback on prod"
         if rest:
             if spec.changes or not wanted:
@@ -2658,6 +2662,14 @@ class _Reading:
             return Plan.unknown(f"I see {names} but not what to do with it. 'help' lists what I can do.",
                                 outcome=Outcome.unknown)
         return Plan.unknown(None)
+
+
+def _ing_bases(word: str) -> list[str]:
+    """The verbs an -ing form may come from ("going" → go, "taking" → take, "stopping" → stop); none for a
+    word without the ending."""
+    if not word.endswith("ing"):
+        return []
+    return [b for b in (word[:-3], word[:-3] + "e", word[:-4]) if b]
 
 
 def canonical(cmd: str, args: dict[str, Any], registry: Registry) -> str:

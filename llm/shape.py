@@ -149,8 +149,7 @@ def _says_of_subject(r: _Reading, start: int, end: int) -> bool:
     if k + 1 >= end or any(start <= h.start < end for h in r.hits) or r.lex.senses(r.low[k]):
         return False
     verb = r.low[k + 1]
-    return len(verb) > 3 and verb.endswith("s") and not verb.endswith(("ss", "us", "is")) and verb.isalpha() \
-        and verb not in P.FUNCTION_WORDS and not r.lex.senses(verb) and verb not in r.lex.past
+    return _present_verb(verb) and not r.lex.senses(verb) and verb not in r.lex.past
 
 
 def request_sentence(r: _Reading) -> tuple[int, int]:
@@ -346,7 +345,7 @@ def purpose_clauses(r: _Reading) -> None:
                             or r.low[i + 2] in _AFTER_VALUE or (r.used[i + 2] and not any(
                                 h.start <= i + 2 < h.end for h in r.hits))):
             continue
-        end = next((k + 1 for k in range(i, n) if r.words[k].boundary), n)
+        end = r._clause_of(i)[1]
         if any(m.start >= i and m.start < end for m in r.mentions):
             continue  # a name in it: read as usual
         r.take(i, end)
@@ -370,7 +369,7 @@ def so_clauses(r: _Reading) -> None:
                       None)
         if finite is None or any(k <= h.start < finite for h in r.hits):
             continue
-        end = next((j + 1 for j in range(i, n) if r.words[j].boundary), n)
+        end = r._clause_of(i)[1]
         r.take(i, end)
         r._drop_hits_in(i, end)
         r.mentions = [m for m in r.mentions if not i <= m.start < end]
@@ -506,6 +505,12 @@ _AGENTS = frozenset({"i", "we", "you", "u", "ya", "please", "pls", "plz", "just"
                      "but", "or", "also", "now"})
 
 
+def _things_subject(r: _Reading, k: int) -> bool:
+    """Whether word k, before a negated auxiliary, is a thing's subject (not the speaker, the bot, a joining
+    word or the start of a condition, and in the same clause)."""
+    return r.low[k] not in _AGENTS and not r.words[k].boundary and r.low[k] not in _CONDITION_LEADS
+
+
 def symptoms(r: _Reading) -> None:
     """'my job won't start', 'nginx doesn't restart cleanly': a thing named as the subject of a negated verb
     of ours is a symptom said about it, not a request and not a refusal of one; its verb asks nothing
@@ -514,8 +519,7 @@ def symptoms(r: _Reading) -> None:
         i = h.start
         if r.low[i - 1] != "not" or r.low[i - 2] not in _SYMPTOM_AUX or r.words[i - 2].boundary:
             continue
-        subject = r.low[i - 3]
-        if subject in _AGENTS or r.words[i - 3].boundary or subject in _CONDITION_LEADS:
+        if not _things_subject(r, i - 3):
             continue
         r._drop_hits_in(i, h.end)
         r.take(i - 2, h.end)  # (its "not" negates no request: "nginx won't start on dev, show me its logs")
@@ -524,8 +528,7 @@ def symptoms(r: _Reading) -> None:
         # "my notebook can't get any GPU memory, what's hogging it?": a thing's negated verb of no command
         # (before the request; after it, negated_remarks reads the comment)
         if r.low[i] == "not" and r.low[i - 1] in _SYMPTOM_AUX and r.free(i) and not r.words[i - 1].boundary \
-                and r.low[i - 2] not in _AGENTS and not r.words[i - 2].boundary \
-                and r.low[i - 2] not in _CONDITION_LEADS and r.low[i + 1].isalpha() and not r.lex.senses(r.low[i + 1]) \
+                and _things_subject(r, i - 2) and r.low[i + 1].isalpha() and not r.lex.senses(r.low[i + 1]) \
                 and not any(h.start == i + 1 for h in r.hits):
             r.take(i - 1, i + 1)
 
@@ -573,7 +576,7 @@ def negated_remarks(r: _Reading) -> None:
                 or any(lo <= h.start < aux and h.asked for h in r.hits):
             i += 1
             continue
-        end = next((k + 1 for k in range(i, len(r.low)) if r.words[k].boundary), len(r.low))
+        end = r._clause_of(i)[1]
         r.take(lo, end)
         r._drop_hits_in(lo, end)
         r.mentions = [m for m in r.mentions if not lo <= m.start < end]
