@@ -9,11 +9,15 @@
      person reads it; the time is from "Run it" to the reply, which reuses the card's
      validation of the same files;
    - "--yes" has no card: it validates inside the deploy (`chatops run --yes`), reported too;
-   - the bot waits until every container runs and records the revision; plain `up -d` does not.
+   - the bot waits until every container runs and records the revision; plain `up -d` does not;
+   - every timed run starts with the engine idle: `--settle` seconds (1 by default) after the last
+     `down`, whose clean-up the engine finishes after the command returns (it landed on whichever
+     arm came next and spread one arm's runs by ±20 %); both arms get the same pause, untimed, and
+     the confirmed arm gets it again between its card and "Run it", as a person reading it would.
 2. `status` of an environment with 30 containers (CPU % and memory sampled per container).
 3. Start-up with 200 stacks: stack files read by loading the config and building the engine.
 
-    .venv/bin/python bench/docker_bench.py [--runs 11]
+    .venv/bin/python bench/docker_bench.py [--runs 11] [--settle 1.0]
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def rounded(xs: list[float]) -> list[float]:
     return [round(x, 2) for x in xs]
 
 
-async def main(runs: int) -> None:
+async def main(runs: int, settle: float = 1.0) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="chatops-bench-"))
     prefix = "bench" + uuid.uuid4().hex[:6]
     write_stack(tmp / "compose" / "three", 3)
@@ -111,6 +115,7 @@ users: {{"console:bench": [operator]}}
         took, rid = await ask("deploy three bench", yes=False)
         cards.append(took)
         assert rid
+        await asyncio.sleep(settle)  # a person reads the card before "Run it"
         t0 = time.perf_counter()
         reply = await engine.act("confirm", rid, actor)
         confirmed.append(time.perf_counter() - t0)
@@ -126,6 +131,7 @@ users: {{"console:bench": [operator]}}
     arms = ["plain", "confirmed", "direct"]
     for i in range(runs):
         for arm in arms[i % 3:] + arms[:i % 3]:
+            await asyncio.sleep(settle)
             if arm == "plain":
                 run_plain()
             elif arm == "confirmed":
@@ -176,4 +182,6 @@ def startup(tmp: Path, stacks: int = 200) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
-    asyncio.run(main(ap.parse_args().runs))
+    ap.add_argument("--settle", type=float, default=1.0, help="idle seconds before each timed run")
+    opts = ap.parse_args()
+    asyncio.run(main(opts.runs, opts.settle))

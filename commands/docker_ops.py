@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.request import Reply, Table, Tone
 from commands.context import Context
@@ -21,6 +21,7 @@ from infra.redact import Redactor
 from infra.stackdiff import Recorded, diff_lines
 from infra.stackplan import StackPlan, inlines, prepare
 
+T = TypeVar("T")
 POLL_S = 1.0
 LOG_LINES = 10  # of a failed service, in the reply
 
@@ -297,7 +298,7 @@ async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: st
                        overlap: bool = False) -> Checked:
     """The deploy's plan once the file is valid and the engine answers, checked concurrently
     (if the engine is down the validation is cancelled, not left running)."""
-    checking = asyncio.create_task(plan_for(ctx, host, src, env))
+    checking = asyncio.create_task(_after_a_turn(plan_for(ctx, host, src, env)))
     reaching = asyncio.create_task(host.reachable())
     try:
         if overlap and host.driver.kind == "compose" and not src.temporary \
@@ -308,6 +309,17 @@ async def checked_plan(ctx: Context, host: DockerHost, src: StackSource, env: st
     except BaseException:
         await _cancel(checking, reaching)
         raise
+
+
+async def _after_a_turn(work: Coroutine[Any, Any, T]) -> T:
+    """`work`, once the tasks ready now have run: reading and hashing the files takes a few ms of the
+    loop, and on the overlap path `up` (created just after) should not wait behind it."""
+    try:
+        await asyncio.sleep(0)
+    except BaseException:
+        work.close()  # cancelled before it began
+        raise
+    return await work
 
 
 async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
