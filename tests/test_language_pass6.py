@@ -12,6 +12,13 @@ from llm.modality import pasted
 from llm.planner import Planner
 from tests.test_language_pass5 import asks_nothing, plan_of, reads_as
 
+
+def reads_with(planner: Planner, text: str, cmd: str, args: dict[str, str]) -> None:
+    """The text reads as `cmd` with these `args` (a reason or a note beside them is the reader's choice)."""
+    plan = plan_of(planner, text)
+    assert plan.command == cmd and {k: plan.args.get(k) for k in args} == args, plan
+
+
 # -- the two wrong actions of round 13 --------------------------------------------------------------
 
 
@@ -65,8 +72,7 @@ def test_the_same_clause_without_a_name_is_said_to_the_bot(planner: Planner) -> 
 ])
 def test_a_report_in_a_context_sentence_leaves_a_direct_request_standing(planner: Planner, text: str, cmd: str,
                                                                         args: dict[str, str]) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command == cmd and {k: plan.args.get(k) for k in args} == args, plan
+    reads_with(planner, text, cmd, args)
 
 
 @pytest.mark.parametrize("text", [
@@ -110,8 +116,7 @@ def test_allowed_to_is_a_modal_so_the_question_before_it_asks(planner: Planner) 
 ])
 def test_a_remark_about_the_request_names_no_target(planner: Planner, text: str, cmd: str,
                                                     args: dict[str, str]) -> None:
-    plan = plan_of(planner, text)
-    assert plan.command == cmd and {k: plan.args.get(k) for k in args} == args, plan
+    reads_with(planner, text, cmd, args)
 
 
 def test_its_before_a_noun_is_still_a_possessive(planner: Planner) -> None:
