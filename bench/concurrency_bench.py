@@ -2,13 +2,16 @@
 
 Run by hand (never in the test suite):
     .venv/bin/python bench/concurrency_bench.py [--concurrent 1,8,16,32,64] [--rounds 10]
-                                               [--processes 1] [--database-url URL]
+                                               [--processes 1] [--database-url URL] [--no-settle]
 
 Each round sends `concurrent` `whoami` requests at the same instant (split over
 `--processes` bot processes on one database, as replicas would be) and times each from
 `Engine.handle()` to its reply, audit writes included. Every request writes its
-`requested`+`started` events and its `succeeded` event in two committed transactions.
-`--writes-only` times just those two transactions from `concurrent` threads (no engine).
+`requested`+`started` events, then its `succeeded` event, each committed before the request
+goes on; writes that queue up together share a transaction (infra/db/writer.py).  After
+start-up the engine's objects are frozen out of the garbage collector's scans, as `chatops
+serve` does (bot/heap.py); `--no-settle` leaves them in.
+`--writes-only` times just those writes from `concurrent` threads (no engine).
 It creates and drops its own schema in the given PostgreSQL database.
 """
 
@@ -21,6 +24,7 @@ import time
 
 from common import median_p95, scratch_schema  # bench/ is the script's folder, so on sys.path
 
+from bot import heap
 from bot.engine import Engine
 from bot.request import Actor, Request
 from infra.backends import Backends
@@ -28,7 +32,8 @@ from infra.config import load_config
 from infra.db.store import AuditStore, Database
 
 
-async def _worker(url: str, concurrent: int, rounds: int, start: float) -> tuple[list[float], float]:
+async def _worker(url: str, concurrent: int, rounds: int, start: float,
+                  settle: bool = True) -> tuple[list[float], float]:
     cfg = load_config()
     db = Database(url)
     eng = Engine(cfg, AuditStore(db), Backends(cfg))
@@ -36,6 +41,8 @@ async def _worker(url: str, concurrent: int, rounds: int, start: float) -> tuple
     alice = Actor("console:alice")
     for _ in range(10):  # warm the pool and the caches
         await eng.handle(Request(actor=alice, text="whoami"))
+    if settle:
+        heap.settle()  # as `chatops serve` does before it runs
     while time.time() < start:  # every process begins together
         await asyncio.sleep(0.001)
     ms: list[float] = []
@@ -54,19 +61,19 @@ async def _worker(url: str, concurrent: int, rounds: int, start: float) -> tuple
     return ms, cpu * 1000 / max(1, len(ms))
 
 
-def _run(args: tuple[str, int, int, float]) -> tuple[list[float], float]:
+def _run(args: tuple[str, int, int, float, bool]) -> tuple[list[float], float]:
     return asyncio.run(_worker(*args))
 
 
-def bench(url: str, concurrent: int, rounds: int, processes: int) -> None:
+def bench(url: str, concurrent: int, rounds: int, processes: int, settle: bool) -> None:
     per = max(1, concurrent // processes)
     start = time.time() + 3.0
     began = time.perf_counter()
     if processes == 1:
-        results = [_run((url, per, rounds, start))]
+        results = [_run((url, per, rounds, start, settle))]
     else:
         with mp.get_context("spawn").Pool(processes) as pool:
-            results = pool.map(_run, [(url, per, rounds, start)] * processes)
+            results = pool.map(_run, [(url, per, rounds, start, settle)] * processes)
     wall = time.perf_counter() - began - 3.0
     ms = [m for r, _ in results for m in r]
     cpu = sum(c for _, c in results) / len(results)
@@ -128,6 +135,8 @@ def main() -> None:
     ap.add_argument("--concurrent", default="1,8,16,32,64")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--no-settle", action="store_true",
+                    help="leave start-up objects in the collector's scans (what bot/heap.py avoids)")
     ap.add_argument("--writes-only", action="store_true", help="time only the audit writes, from threads")
     opts = ap.parse_args()
     with scratch_schema(opts.database_url) as url:
@@ -138,7 +147,7 @@ def main() -> None:
             if opts.writes_only:
                 bench_writes(url, n, opts.rounds)
             else:
-                bench(url, n, opts.rounds, opts.processes)
+                bench(url, n, opts.rounds, opts.processes, not opts.no_settle)
 
 
 if __name__ == "__main__":

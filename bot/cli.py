@@ -142,6 +142,7 @@ def _prepare(config: str | None, user: str, local: bool) -> tuple[Any, Any, list
 @LOCAL_OPTION
 def console(config: str | None, user: str | None, local: bool) -> None:
     """Interactive chat with the bot in the terminal."""
+    from bot import heap
     from bot.adapters.console import default_user, interactive
     from bot.request import Actor
 
@@ -161,6 +162,7 @@ def console(config: str | None, user: str | None, local: bool) -> None:
         finally:
             await app.close()
 
+    heap.settle()
     asyncio.run(go())
 
 
@@ -535,6 +537,7 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int |
     scheduled requests run here too. SIGTERM stops it gracefully."""
     import importlib
 
+    from bot import heap
     from bot.logs import setup_logging
     from bot.ops_http import parse_address
     from bot.serve import AdapterFailed, serve_app
@@ -568,6 +571,7 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int |
     # of API requests, alerts, outcomes), with the platform's token alone.
     posters = [p for name in POSTING if name not in adapters
                if (p := importlib.import_module(f"bot.adapters.{name}").poster(app.config.settings)) is not None]
+    heap.settle()
     try:
         asyncio.run(serve_app(app, mods, http=http, port=port, metrics=address, grace_s=grace, posters=posters,
                               schedules=not no_schedules))

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -191,6 +192,14 @@ class Engine:
         observe.saw_row(result)  # the request's id and latest status, for logs and metrics
         return result
 
+    async def _write(self, submit: Callable[..., Future[T]], *args: Any, **kwargs: Any) -> T:
+        """An audit write (`store.*_later`): wait for the commit that holds it without holding a thread,
+        so the writes of many requests at once share transactions (infra/db/writer.py).  Shielded: a
+        cancelled request still gets the write it asked for, as when it ran in a thread."""
+        result = await asyncio.shield(asyncio.wrap_future(submit(*args, **kwargs)))
+        observe.saw_row(result)  # the request's id and latest status, for logs and metrics
+        return result
+
     async def start(self, upkeep: Upkeep | None = None) -> list[RequestRow]:
         """Check the schema is this code's, register this process, and mark what a crashed one
         left running as interrupted.
@@ -274,7 +283,7 @@ class Engine:
 
     async def _create(self, req: Request, row: RequestRow, *events: tuple[str, dict[str, Any]]) -> RequestRow:
         """Commit a new request row with its `requested` event (and any after it); tell the caller its id."""
-        await self._db(self.store.create, row, [(Status.requested, self._requested_detail(row)), *events])
+        await self._write(self.store.create_later, row, [(Status.requested, self._requested_detail(row)), *events])
         if req.on_recorded is not None:
             req.on_recorded(row.id)
         return row
@@ -413,7 +422,7 @@ class Engine:
             if last == [clean]:
                 return  # nothing changed since the last line: neither the log nor the chat needs it again
             last[:] = [clean]
-            await self._db(self.store.note, rid, "progress", req.actor.id, {"text": clean, **detail})
+            await self._write(self.store.note_later, rid, "progress", req.actor.id, {"text": clean, **detail})
             if req.on_progress is not None:
                 await req.on_progress(Reply(clean, tone=Tone.pending, request_id=rid))
 
@@ -456,13 +465,13 @@ class Engine:
         except CannotSucceed as exc:
             # Found before it changed anything (the handler's own check): refused, not failed.
             msg = str(exc)
-            await self._db(self.store.transition, rid, (Status.started,), Status.refused, actor.id,
+            await self._write(self.store.transition_later, rid, (Status.started,), Status.refused, actor.id,
                            {"reason": msg}, reason=msg)
             return self._error(msg, rid)
         except CommandError as exc:
             ERRORS.labels("command").inc()
             msg = str(exc)
-            await self._db(self.store.transition, rid, (Status.started,), Status.failed, actor.id,
+            await self._write(self.store.transition_later, rid, (Status.started,), Status.failed, actor.id,
                            {"error": msg}, error=msg)
             return self._error(msg, rid)
         except DatabaseUnavailable as exc:
@@ -478,7 +487,7 @@ class Engine:
             ERRORS.labels("handler").inc()
             log.exception("handler %s failed [%s]", spec.name, req.correlation_id)
             msg = f"internal error in {spec.name} (ref {req.correlation_id})"
-            await self._db(self.store.transition, rid, (Status.started,), Status.failed, actor.id,
+            await self._write(self.store.transition_later, rid, (Status.started,), Status.failed, actor.id,
                            {"error": msg, "type": type(exc).__name__}, error=msg)
             return self._error(f"{spec.name} failed on my side (ref {req.correlation_id}); "
                                "the audit log records it.", rid)
@@ -488,7 +497,7 @@ class Engine:
         outcome = Status.failed if reply.tone is Tone.error else Status.succeeded
         summary = reply.text[:500]
         try:
-            await self._db(self.store.transition, rid, (Status.started,), outcome, actor.id,
+            await self._write(self.store.transition_later, rid, (Status.started,), outcome, actor.id,
                            {"result": summary}, result=summary if outcome is Status.succeeded else None,
                            error=summary if outcome is Status.failed else None)
         except DatabaseUnavailable as exc:
@@ -507,7 +516,7 @@ class Engine:
         detail: dict[str, Any] = {"reason": msg, "cause": cut.cause.value}
         if cut.by:
             detail["cancelled_by"] = cut.by
-        await self._db(self.store.transition, rid, (Status.started,), Status.interrupted, cut.by or "system",
+        await self._write(self.store.transition_later, rid, (Status.started,), Status.interrupted, cut.by or "system",
                        detail, error=msg)
         return self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
                            f"{req.correlation_id}). Check the target's state before asking again.", rid)
@@ -647,12 +656,12 @@ class Engine:
         # The requester's roles as configured now: a role taken away while a request waited counts.
         denied = check(self.config, spec, row.actor, row.args)
         if denied:
-            await self._db(self.store.transition, row.id, from_status, Status.refused, actor.id,
+            await self._write(self.store.transition_later, row.id, from_status, Status.refused, actor.id,
                            {"reason": denied}, reason=denied)
             return self._error(f"Request {row.id} was not run: {row.actor} no longer may. {denied}", row.id)
         if plan_hash(spec.name, row.args) != row.plan_hash:
             msg = "The stored plan does not match the hash it was confirmed with; not running it."
-            await self._db(self.store.transition, row.id, from_status, Status.failed, actor.id,
+            await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
                            {"error": msg}, error=msg)
             return self._error(msg, row.id)
         if await self.schedules.is_scheduling(row):
@@ -660,7 +669,7 @@ class Engine:
         targets = lock_targets(self.config, row.args) if spec.backend else []
         frozen = await self._frozen(spec, targets)
         if frozen:
-            await self._db(self.store.transition, row.id, from_status, Status.refused, actor.id,
+            await self._write(self.store.transition_later, row.id, from_status, Status.refused, actor.id,
                            {"reason": frozen}, reason=frozen)
             return self._error(frozen, row.id)
         try:
@@ -670,7 +679,7 @@ class Engine:
             if holder:
                 msg = (f"Another change ({holder}) is running on {', '.join(targets)}; nothing was "
                        "changed. Ask again when it has finished.")
-                await self._db(self.store.transition, row.id, from_status, Status.failed, actor.id,
+                await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
                                {"error": msg}, error=msg)
                 return self._error(msg, row.id)
             if started is None:
@@ -802,7 +811,7 @@ class Engine:
                 return self._unmoved(self._error(elsewhere, rid), row)
         expires = aware(row.expires_at)
         if status in PENDING and expires and expires <= utcnow():
-            moved = await self._db(self.store.transition, rid, PENDING, Status.expired, "system",
+            moved = await self._write(self.store.transition_later, rid, PENDING, Status.expired, "system",
                                    {"reason": "not decided in time"})
             return Decision(self._error(f"Request {rid} expired before it was decided; ask again if it "
                                         "is still needed.", rid), status=Status.expired if moved else status)
@@ -829,7 +838,7 @@ class Engine:
                                        tone=Tone.info, request_id=rid), row)
         if act is Action.deny:
             why = reason or None
-            moved = await self._db(self.store.transition, rid, APPROVABLE, Status.denied, actor.id,
+            moved = await self._write(self.store.transition_later, rid, APPROVABLE, Status.denied, actor.id,
                                    {"reason": why}, approver=actor.id, reason=why)
             if moved is None:
                 return await self._already(rid)
@@ -844,7 +853,7 @@ class Engine:
         if plan_hash(row.command, row.args) != row.plan_hash:
             return self._unmoved(self._error(f"Request {rid} changed since it was requested; not approved.",
                                              rid), row)
-        moved = await self._db(self.store.transition, rid, APPROVABLE, Status.approved, actor.id,
+        moved = await self._write(self.store.transition_later, rid, APPROVABLE, Status.approved, actor.id,
                                {"plan_hash": row.plan_hash}, approver=actor.id)
         if moved is None:
             return await self._already(rid)
@@ -905,7 +914,7 @@ class Engine:
                                        "withdraw." + (f" To stop it while it runs: 'cancel {row.id}'."
                                                       if row.status in ACTIVE else ""),
                                        tone=Tone.info, request_id=row.id), row)
-        moved = await self._db(self.store.transition, row.id, PENDING, Status.withdrawn, actor.id,
+        moved = await self._write(self.store.transition_later, row.id, PENDING, Status.withdrawn, actor.id,
                                {"reason": reason}, reason=reason)
         if moved is None:
             return await self._already(row.id)
@@ -922,7 +931,7 @@ class Engine:
             return self._unmoved(Reply(f"Request {row.id} is already {row.status}; nothing was done twice.",
                                        tone=Tone.info, request_id=row.id), row)
         if action is Action.cancel:
-            moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.cancelled, actor.id, {})
+            moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.cancelled, actor.id, {})
             if moved is None:
                 return await self._already(row.id)
             return Decision(Reply(f"Cancelled {row.id}; nothing was changed.", tone=Tone.info,
@@ -935,18 +944,18 @@ class Engine:
             except CannotSucceed as exc:
                 # It could have worked when it was asked; not any more (a snapshot deleted since).
                 why = str(exc)
-                moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.refused, actor.id,
+                moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.refused, actor.id,
                                        {"reason": why}, reason=why)
                 if moved is None:
                     return await self._already(row.id)
                 return Decision(self._error(why, row.id), applied=True, status=Status.refused)
-            moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.pending_approval,
+            moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.pending_approval,
                                    actor.id, {"plan_hash": row.plan_hash, "preview": shown(lines)})
             if moved is None:
                 return await self._already(row.id)
             return Decision(await self._approval_card(req, spec, moved, lines), applied=True,
                             status=Status.pending_approval)
-        moved = await self._db(self.store.transition, row.id, CONFIRMABLE, Status.confirmed, actor.id, {})
+        moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.confirmed, actor.id, {})
         if moved is None:
             return await self._already(row.id)
         return await self._applied(await self._execute(req, moved, roles, (Status.confirmed,)), row.id)

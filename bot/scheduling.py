@@ -173,12 +173,12 @@ class Scheduling:
             next_run = Recurrence.parse(sched.recurrence).next_after(now, self.tz)
         if next_run is None or next_run <= now:
             why = f"its time ({self.local(next_run)}) passed before it was confirmed and approved"
-            await e._db(e.store.transition, row.id, from_status, Status.refused, actor.id, {"reason": why},
+            await e._write(e.store.transition_later, row.id, from_status, Status.refused, actor.id, {"reason": why},
                         reason=why)
             await e._db(self.rows.set_state, sched.id, (ScheduleState.proposed,), ScheduleState.cancelled,
                         reason=why)
             return e._error(f"Not scheduled: {why}. Ask again with a later time.", row.id)
-        moved = await e._db(e.store.transition, row.id, from_status, Status.scheduled, actor.id,
+        moved = await e._write(e.store.transition_later, row.id, from_status, Status.scheduled, actor.id,
                             {"schedule": sched.id, "next_run": next_run.isoformat(),
                              "recurrence": sched.recurrence, "approval": sched.approval})
         if moved is None:

@@ -21,12 +21,13 @@ import secrets
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, Row, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, Table, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +48,7 @@ from infra.db.chain import (
 )
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
 from infra.db.models import AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
+from infra.db.writer import GroupWriter, Inserts
 from infra.redact import Redactor
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
 
@@ -56,6 +58,8 @@ REDACTED_COLUMNS = ("text", "reason", "error", "result")
 # The request columns an event's `row` records (every column a person reads).
 ROW_COLUMNS = tuple(c.name for c in RequestRow.__table__.columns if c.name not in UNFOLDED)
 BATCH = 5000
+_REQUEST_TABLE = cast(Table, RequestRow.__table__)
+_EVENT_TABLE = cast(Table, AuditEvent.__table__)
 
 
 def default_sqlite_url() -> str:
@@ -199,6 +203,8 @@ class AuditStore:
         # links them soon after, off the request path.
         self.on_write: Callable[[], None] | None = None
         self._refused: set[int] = set()  # events the linker would not link (logged once each)
+        # Requests' own writes (create, transition, note) commit many to a transaction (infra/db/writer.py).
+        self.writer = GroupWriter(self.db.transaction, on_commit=self._wrote)
 
     # -- sessions ---------------------------------------------------------
     @contextmanager
@@ -221,6 +227,7 @@ class AuditStore:
             s.merge(Worker(id=self.owner, started_at=now, heartbeat_at=now, host=socket.gethostname()))
 
     def close(self) -> None:
+        self.writer.close()
         if self._liveness is not None:
             try:
                 self._liveness.close()
@@ -262,63 +269,75 @@ class AuditStore:
         """Every column a person reads, as the request's first event records it."""
         return {c: plain(c, getattr(row, c)) for c in ROW_COLUMNS}
 
-    def add_request(self, s: Session, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]],
-                    at: datetime) -> None:
-        """Insert a request and its first events inside the caller's transaction."""
+    def request_values(self, row: RequestRow, n_events: int, at: datetime) -> dict[str, Any]:
+        """A new request's column values, redacted and with every default filled in (`row` is updated
+        to match, so what the caller holds is what the row holds)."""
         row.created_at = row.updated_at = at
         for col in REDACTED_COLUMNS:
             if isinstance(getattr(row, col), str):
                 setattr(row, col, self.redactor.text(getattr(row, col)))
         row.args = self.redactor.data(row.args) if row.args else (row.args or {})
-        row.event_count = len(events)
-        s.add(row)
-        s.flush()  # fills the columns' defaults in, so the snapshot holds what the row holds
+        row.event_count = n_events
+        values = {}
+        for c in _REQUEST_TABLE.columns:
+            v = getattr(row, c.key)
+            if v is None and c.default is not None:
+                v = c.default.arg(None) if c.default.is_callable else c.default.arg  # type: ignore[attr-defined]
+                setattr(row, c.key, v)
+            values[c.key] = v
+        return values
+
+    def _first_events(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]],
+                      at: datetime) -> list[dict[str, Any]]:
         first = self.snapshot(row)
-        s.execute(insert(AuditEvent), [self._sealed(row.id, i, kind, row.actor, detail, first if i == 1 else {}, at)
-                                       for i, (kind, detail) in enumerate(events, 1)])
+        return [self._sealed(row.id, i, kind, row.actor, detail, first if i == 1 else {}, at)
+                for i, (kind, detail) in enumerate(events, 1)]
+
+    def add_request(self, s: Session, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]],
+                    at: datetime) -> None:
+        """Insert a request and its first events inside the caller's transaction."""
+        conn = s.connection()
+        conn.execute(insert(_REQUEST_TABLE), [self.request_values(row, len(events), at)])
+        conn.execute(insert(_EVENT_TABLE), self._first_events(row, events, at))
+
+    def create_later(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> Future[RequestRow]:
+        """`create`, as a future that resolves once the row is committed (no thread waits for it)."""
+        row.owner = self.owner if row.status in ACTIVE else None
+        return self.writer.submit(_Create(self, row, list(events)))
 
     def create(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> RequestRow:
         """Insert a request and its first events in one transaction."""
-        row.owner = self.owner if row.status in ACTIVE else None
-        for _ in range(5):
-            try:
-                with self._tx() as s:
-                    self.add_request(s, row, events, utcnow())
-                self._wrote()
-                return row
-            except IntegrityError:
-                row.id = new_request_id()  # id collision: draw again
-        raise DatabaseUnavailable("could not allocate a request id")
+        return self.create_later(row, events).result()
+
+    def transition_later(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
+                         detail: dict[str, Any] | None = None, **fields: Any) -> Future[RequestRow | None]:
+        """`transition`, as a future that resolves once the change is committed."""
+        fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
+                  for k, v in fields.items()}
+        return self.writer.submit(_Move(self, request_id, tuple(from_status), to_status, actor, detail or {},
+                                        fields))
 
     def transition(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
                    detail: dict[str, Any] | None = None, **fields: Any) -> RequestRow | None:
         """Move a request from one of `from_status` to `to_status`; None if someone else won."""
-        fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
-                  for k, v in fields.items()}
-        with self._tx() as s:
-            moved = self._move(s, request_id, from_status, to_status, actor, detail or {}, fields)
-            if moved is None:
-                return None
-        self._wrote()
-        return moved
+        return self.transition_later(request_id, from_status, to_status, actor, detail, **fields).result()
 
-    def _move(self, s: Session, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
-              detail: dict[str, Any], fields: dict[str, Any]) -> RequestRow | None:
-        """The status change and its sealed event, inside the caller's transaction."""
+    def _move(self, conn: Connection, request_id: str, from_status: Iterable[Status], to_status: Status,
+              actor: str, detail: dict[str, Any], fields: dict[str, Any]) -> tuple[RequestRow, dict[str, Any]] | None:
+        """The status change, inside the caller's transaction, and its sealed event (for the caller to
+        insert); None if the request is not in one of `from_status`."""
         now = utcnow()
-        values = {"status": to_status, "updated_at": now, "event_count": RequestRow.event_count + 1, **fields}
+        t = _REQUEST_TABLE
+        values = {"status": to_status, "updated_at": now, "event_count": t.c.event_count + 1, **fields}
         if to_status in ACTIVE:
             values["owner"] = self.owner
-        moved = s.scalars(update(RequestRow)
-                          .where(RequestRow.id == request_id, RequestRow.status.in_(list(from_status)))
-                          .values(**values).returning(RequestRow)
-                          .execution_options(synchronize_session=False)).one_or_none()
-        if moved is None:
+        got = conn.execute(update(t).where(t.c.id == request_id, t.c.status.in_(list(from_status)))
+                           .values(**values).returning(*t.c)).one_or_none()
+        if got is None:
             return None
+        moved = RequestRow(**got._asdict())
         row = {k: plain(k, v) for k, v in fields.items() if k not in UNFOLDED}
-        s.execute(insert(AuditEvent), [self._sealed(request_id, moved.event_count, to_status, actor,
-                                                    detail, row, now)])
-        return moved
+        return moved, self._sealed(request_id, moved.event_count, to_status, actor, detail, row, now)
 
     def start(self, request_id: str, from_status: Iterable[Status], actor: str, detail: dict[str, Any],
               targets: Sequence[str] = ()) -> tuple[RequestRow | None, str | None]:
@@ -329,30 +348,27 @@ class AuditStore:
         if targets:
             with self._tx() as s:
                 if self._insert_locks(s, targets, request_id) == len(targets):
-                    moved = self._move(s, request_id, from_status, Status.started, actor, detail, {})
-                    if moved is None:
+                    conn = s.connection()
+                    got = self._move(conn, request_id, from_status, Status.started, actor, detail, {})
+                    if got is None:
                         s.rollback()  # (the locks go with it: someone else moved the request)
                         return None, None
+                    conn.execute(insert(_EVENT_TABLE), [got[1]])
                     self._wrote()
-                    return moved, None
+                    return got[0], None
                 s.rollback()
             holder = self.acquire(targets, request_id)
             if holder:
                 return None, holder
         return self.transition(request_id, from_status, Status.started, actor, detail), None
 
+    def note_later(self, request_id: str, kind: str, actor: str, detail: dict[str, Any]) -> Future[None]:
+        """`note`, as a future that resolves once the event is committed."""
+        return self.writer.submit(_Note(self, request_id, kind, actor, detail))
+
     def note(self, request_id: str, kind: str, actor: str, detail: dict[str, Any]) -> None:
         """An event that does not change the status (progress)."""
-        now = utcnow()
-        with self._tx() as s:
-            n = s.scalars(update(RequestRow).where(RequestRow.id == request_id)
-                          .values(updated_at=now, event_count=RequestRow.event_count + 1)
-                          .returning(RequestRow.event_count)).one_or_none()
-            if n is None:
-                log.warning("no request %s to note a %s event on", request_id, kind)
-                return
-            s.execute(insert(AuditEvent), [self._sealed(request_id, n, kind, actor, detail, {}, now)])
-        self._wrote()
+        self.note_later(request_id, kind, actor, detail).result()
 
     # -- the chain ----------------------------------------------------------
     def check_key(self) -> None:
@@ -699,6 +715,66 @@ class AuditStore:
                     "segment_from": head.segment_from if head else 0,
                     "head": {"seq": head.seq, "hash": head.hash} if head else None,
                     "requests": rows, "events": events}
+
+
+class _Create:
+    """A new request and its first events; an id already taken draws another (alone, up to 5 times)."""
+
+    def __init__(self, store: AuditStore, row: RequestRow, events: list[tuple[str, dict[str, Any]]]) -> None:
+        self.store, self.row, self.events, self.tries = store, row, events, 1
+
+    def run(self, conn: Connection, inserts: Inserts) -> RequestRow:
+        at = utcnow()
+        inserts.requests.append(self.store.request_values(self.row, len(self.events), at))
+        inserts.events.extend(self.store._first_events(self.row, self.events, at))
+        return self.row
+
+    def again(self, exc: Exception) -> bool:
+        if not isinstance(exc, IntegrityError) or self.tries >= 5:
+            return False
+        self.tries += 1
+        self.row.id = new_request_id()  # id collision: draw again
+        return True
+
+
+class _Move:
+    """A status change (`AuditStore.transition`): the conditional update now, its event with the batch."""
+
+    def __init__(self, store: AuditStore, request_id: str, from_status: tuple[Status, ...], to_status: Status,
+                 actor: str, detail: dict[str, Any], fields: dict[str, Any]) -> None:
+        self.store, self.request_id, self.from_status, self.to_status = store, request_id, from_status, to_status
+        self.actor, self.detail, self.fields = actor, detail, fields
+
+    def run(self, conn: Connection, inserts: Inserts) -> RequestRow | None:
+        got = self.store._move(conn, self.request_id, self.from_status, self.to_status, self.actor, self.detail,
+                               self.fields)
+        if got is None:
+            return None
+        inserts.events.append(got[1])
+        return got[0]
+
+    def again(self, exc: Exception) -> bool:
+        return False
+
+
+class _Note:
+    """An event that does not change the status (`AuditStore.note`)."""
+
+    def __init__(self, store: AuditStore, request_id: str, kind: str, actor: str, detail: dict[str, Any]) -> None:
+        self.store, self.request_id, self.kind, self.actor, self.detail = store, request_id, kind, actor, detail
+
+    def run(self, conn: Connection, inserts: Inserts) -> None:
+        now, t = utcnow(), _REQUEST_TABLE
+        n = conn.execute(update(t).where(t.c.id == self.request_id)
+                         .values(updated_at=now, event_count=t.c.event_count + 1)
+                         .returning(t.c.event_count)).scalar_one_or_none()
+        if n is None:
+            log.warning("no request %s to note a %s event on", self.request_id, self.kind)
+            return
+        inserts.events.append(self.store._sealed(self.request_id, n, self.kind, self.actor, self.detail, {}, now))
+
+    def again(self, exc: Exception) -> bool:
+        return False
 
 
 def _row_dict(row: RequestRow, json_safe: bool = False) -> dict[str, Any]:
