@@ -10,7 +10,9 @@ Each round sends `concurrent` `whoami` requests at the same instant (split over
 `requested`+`started` events, then its `succeeded` event, each committed before the request
 goes on; writes that queue up together share a transaction (infra/db/writer.py).  After
 start-up the engine's objects are frozen out of the garbage collector's scans, as `chatops
-serve` does (bot/heap.py); `--no-settle` leaves them in.
+serve` does (bot/heap.py); `--no-settle` leaves them in.  The log holds `--history` finished
+requests (20,000) and fresh statistics before the first round, as a bot's does after a while
+(`fill_history` says why empty tables would mislead).
 `--writes-only` times just those writes from `concurrent` threads (no engine).
 It creates and drops its own schema in the given PostgreSQL database.
 """
@@ -129,6 +131,37 @@ def bench_writes(url: str, concurrent: int, rounds: int) -> None:
     db.dispose()
 
 
+def fill_history(url: str, n: int) -> None:
+    """`n` finished requests (two events each) and fresh planner statistics, as a bot that has run a
+    while has: PostgreSQL caches the plan of each foreign-key check per connection, and a plan made
+    while the tables were empty scans them, so a benchmark on empty tables times its own growth."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    with eng.begin() as c:
+        c.execute(text("""
+            INSERT INTO requests (id, created_at, updated_at, actor, platform, text, source, command, args,
+                                  changes, status, correlation_id, event_count)
+            SELECT 'h-' || lpad(to_hex(g), 8, '0'), now() - g * interval '1 minute', now() - g * interval '1 minute',
+                   'console:user' || (g % 7), 'console', 'whoami', 'grammar', 'whoami', '{}', false, 'succeeded',
+                   '', 2
+            FROM generate_series(1, :n) AS g"""), {"n": n})
+        c.execute(text("""
+            INSERT INTO audit_events (request_id, n, at, kind, actor, detail, seq, prev_hash, hash)
+            SELECT id, k, created_at, CASE k WHEN 1 THEN 'requested' ELSE 'succeeded' END, actor, '{}',
+                   row_number() OVER (ORDER BY created_at, k), repeat('0', 64), repeat('0', 64)
+            FROM requests, generate_series(1, 2) AS k WHERE id LIKE 'h-%'"""))
+        # already in the chain (the linker takes only unlinked events), and the head after them
+        c.execute(text("""
+            INSERT INTO audit_chain (id, seq, hash) VALUES (1, 2 * :n, repeat('0', 64))
+            ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"""), {"n": n})
+    with eng.connect() as c:
+        c.execute(text("ANALYZE requests"))
+        c.execute(text("ANALYZE audit_events"))
+        c.commit()
+    eng.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -137,12 +170,16 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--no-settle", action="store_true",
                     help="leave start-up objects in the collector's scans (what bot/heap.py avoids)")
+    ap.add_argument("--history", type=int, default=20000,
+                    help="finished requests in the log before the first round (0: start from empty tables)")
     ap.add_argument("--writes-only", action="store_true", help="time only the audit writes, from threads")
     opts = ap.parse_args()
     with scratch_schema(opts.database_url) as url:
         db = Database(url)
         db.migrate()
         db.dispose()
+        if opts.history:
+            fill_history(url, opts.history)
         for n in (int(x) for x in opts.concurrent.split(",")):
             if opts.writes_only:
                 bench_writes(url, n, opts.rounds)

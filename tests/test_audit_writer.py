@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, event, select, text
+from sqlalchemy import Connection, create_engine, event, func, insert, select, text
 
+from bot import upkeep
 from bot.engine import Engine
 from infra.config import Config
-from infra.db.common import DatabaseUnavailable
+from infra.db import writer as writer_module
+from infra.db.common import DatabaseUnavailable, utcnow
 from infra.db.models import AuditEvent, RequestRow
 from infra.db.store import AuditStore, Database, new_request_id
 from infra.db.writer import GroupWriter, Inserts
@@ -28,10 +32,10 @@ class Gate:
     def __init__(self) -> None:
         self.entered, self.release = threading.Event(), threading.Event()
 
-    def run(self, conn: Connection, inserts: Inserts) -> str:
+    def send(self, conn: Connection) -> Callable[[Inserts], str]:
         self.entered.set()
         assert self.release.wait(10)
-        return "gate"
+        return lambda _inserts: "gate"
 
     def again(self, exc: Exception) -> bool:
         return False
@@ -44,9 +48,9 @@ def held(store: AuditStore) -> tuple[Gate, Future[Any]]:
     return gate, done
 
 
-def new_row(actor: str = "console:alice", text: str = "whoami") -> RequestRow:
-    return RequestRow(id=new_request_id(), actor=actor, platform="console", text=text, command="whoami",
-                      args={}, changes=False, status=Status.requested)
+def new_row(status: Status = Status.requested) -> RequestRow:
+    return RequestRow(id=new_request_id(), actor="console:alice", platform="console", text="whoami",
+                      command="whoami", args={}, changes=False, status=status)
 
 
 def commits(db: Database) -> list[int]:
@@ -88,8 +92,11 @@ def test_a_caller_hears_of_its_write_only_after_the_commit(db: Database, store: 
         with ThreadPoolExecutor(8) as pool:
             for f in [pool.submit(store.create_later, new_row(), [(Status.requested, {})]).result()
                       for _ in range(40)]:
-                f.add_done_callback(check)
-                f.result(10)
+                f.add_done_callback(check)  # runs in the writer's thread when the future resolves
+        for _ in range(200):  # (a callback may still be running after result() returned)
+            if len(checked) == 40:
+                break
+            time.sleep(0.01)
         assert len(checked) == 40 and all(checked)
     finally:
         other.dispose()
@@ -148,9 +155,9 @@ def test_a_database_that_is_down_fails_every_queued_write_at_once() -> None:
     runs: list[int] = []
 
     class Counted(Gate):
-        def run(self, conn: Connection, inserts: Inserts) -> str:
+        def send(self, conn: Connection) -> Callable[[Inserts], str]:
             runs.append(1)
-            return "ran"
+            return lambda _inserts: "ran"
 
     writer = GroupWriter(down.transaction)
     try:
@@ -211,7 +218,76 @@ def test_sqlite_takes_the_same_path(tmp_path: Any) -> None:
         assert moved is not None and moved.status == Status.started and moved.event_count == 2
         with lite.transaction() as s:
             assert s.scalar(text("SELECT count(*) FROM audit_events")) == 6
-        assert store.verify() == []
+        assert store.link() == 6  # SQLite sets the links one statement per event
+        assert unlinked(lite) == 0 and store.verify() == []
     finally:
         store.close()
         lite.dispose()
+
+
+# -- linking in chunks (bot/upkeep.py, AuditStore.link) --------------------------------------
+
+def unlinked(db: Database) -> int:
+    with db.transaction() as s:
+        return int(s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))) or 0)
+
+
+def test_link_takes_at_most_its_limit_in_write_order(db: Database, store: AuditStore) -> None:
+    rows = [store.create(new_row(Status.started), [(Status.requested, {}), (Status.started, {})]) for _ in range(5)]
+    assert store.link(limit=3) == 3
+    with db.transaction() as s:
+        linked = list(s.execute(select(AuditEvent.id, AuditEvent.seq).where(AuditEvent.seq.is_not(None))
+                                .order_by(AuditEvent.id)))
+    assert [seq for _, seq in linked] == [1, 2, 3]  # the three written first
+    assert store.link(limit=100) == 7 and unlinked(db) == 0
+    assert store.verify() == [] and len(rows) == 5
+
+
+def test_a_refused_event_does_not_use_up_a_chunk(db: Database, store: AuditStore) -> None:
+    first = store.create(new_row(), [(Status.requested, {})])
+    with db.transaction() as s:  # written around the bot: no seal, so never linked
+        s.execute(insert(AuditEvent).values(request_id=first.id, n=2, at=utcnow(), kind="progress",
+                                            actor="console:mallory", detail={}, row={}))
+    for _ in range(3):
+        store.create(new_row(), [(Status.requested, {})])
+    assert store.link(limit=2) == 2
+    assert store.link(limit=2) == 2
+    assert store.link(limit=2) == 0
+    assert unlinked(db) == 1  # only the forged one
+
+
+async def test_the_upkeep_links_a_burst_in_chunks_until_none_is_left(config: Config, db: Database,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upkeep, "LINK_CHUNK", 4)
+    engine: Engine = make_engine(config, db)
+    await engine.start()
+    try:
+        assert engine.upkeep is not None
+        await engine.upkeep.link()
+        calls: list[int | None] = []
+        real = engine.store.link
+
+        def counted(limit: int | None = None) -> int:
+            calls.append(limit)
+            return real(limit)
+
+        monkeypatch.setattr(engine.store, "link", counted)
+        for _ in range(5):
+            engine.store.create(new_row(Status.started), [(Status.requested, {}), (Status.started, {})])
+        assert await engine.upkeep.link() == 10
+        assert calls == [4, 4, 4] and unlinked(db) == 0  # 4 + 4 + 2: each chunk its own transaction
+        assert engine.store.verify() == []
+    finally:
+        await engine.close()
+
+
+def test_an_idle_writer_thread_ends_and_the_next_write_starts_another(db: Database, store: AuditStore,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "IDLE_S", 0.05)
+    first = store.create(new_row(), [(Status.requested, {})])
+    thread = store.writer._thread
+    assert thread is not None
+    thread.join(5)
+    assert not thread.is_alive() and store.writer._thread is None  # nothing keeps the store alive
+    second = store.create(new_row(), [(Status.requested, {})])
+    assert stored(db, first.id) is not None and stored(db, second.id) is not None

@@ -27,7 +27,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, Table, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,7 +62,7 @@ from infra.db.chain import (
 )
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
 from infra.db.models import AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
-from infra.db.writer import GroupWriter, Inserts
+from infra.db.writer import GroupWriter, Inserts, send_update
 from infra.redact import Redactor
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
 
@@ -155,6 +169,8 @@ class Database:
         try:
             with self.sessions.begin() as s:
                 yield s
+        except self.engine.dialect.loaded_dbapi.OperationalError as exc:  # the driver's own (writer.py's
+            raise DatabaseUnavailable(_describe(exc)) from exc            # pipelined updates): a lost link
         except (OperationalError, ProgrammingError) as exc:
             if _missing_table_or_column(exc):
                 self._raise_if_schema_differs(exc)
@@ -322,22 +338,28 @@ class AuditStore:
         """Move a request from one of `from_status` to `to_status`; None if someone else won."""
         return self.transition_later(request_id, from_status, to_status, actor, detail, **fields).result()
 
-    def _move(self, conn: Connection, request_id: str, from_status: Iterable[Status], to_status: Status,
-              actor: str, detail: dict[str, Any], fields: dict[str, Any]) -> tuple[RequestRow, dict[str, Any]] | None:
-        """The status change, inside the caller's transaction, and its sealed event (for the caller to
-        insert); None if the request is not in one of `from_status`."""
+    def _send_move(self, conn: Connection, request_id: str, from_status: Iterable[Status], to_status: Status,
+                   actor: str, detail: dict[str, Any],
+                   fields: dict[str, Any]) -> Callable[[], tuple[RequestRow, dict[str, Any]] | None]:
+        """Send the status change (a conditional update, in the caller's transaction); the step returned
+        reads it: the moved row and its sealed event (for the caller to insert), or None if the request
+        is not in one of `from_status`."""
         now = utcnow()
-        t = _REQUEST_TABLE
-        values = {"status": to_status, "updated_at": now, "event_count": t.c.event_count + 1, **fields}
+        values = {"status": to_status, "updated_at": now, **fields}
         if to_status in ACTIVE:
             values["owner"] = self.owner
-        got = conn.execute(update(t).where(t.c.id == request_id, t.c.status.in_(list(from_status)))
-                           .values(**values).returning(*t.c)).one_or_none()
-        if got is None:
-            return None
-        moved = RequestRow(**got._asdict())
-        row = {k: plain(k, v) for k, v in fields.items() if k not in UNFOLDED}
-        return moved, self._sealed(request_id, moved.event_count, to_status, actor, detail, row, now)
+        read = send_update(conn, _REQUEST_TABLE, {"id": request_id, "status": tuple(from_status)}, values,
+                           bump="event_count")
+
+        def moved() -> tuple[RequestRow, dict[str, Any]] | None:
+            got = read()
+            if got is None:
+                return None
+            row = RequestRow(**got)
+            changed = {k: plain(k, v) for k, v in fields.items() if k not in UNFOLDED}
+            return row, self._sealed(request_id, row.event_count, to_status, actor, detail, changed, now)
+
+        return moved
 
     def start(self, request_id: str, from_status: Iterable[Status], actor: str, detail: dict[str, Any],
               targets: Sequence[str] = ()) -> tuple[RequestRow | None, str | None]:
@@ -349,7 +371,7 @@ class AuditStore:
             with self._tx() as s:
                 if self._insert_locks(s, targets, request_id) == len(targets):
                     conn = s.connection()
-                    got = self._move(conn, request_id, from_status, Status.started, actor, detail, {})
+                    got = self._send_move(conn, request_id, from_status, Status.started, actor, detail, {})()
                     if got is None:
                         s.rollback()  # (the locks go with it: someone else moved the request)
                         return None, None
@@ -395,20 +417,24 @@ class AuditStore:
             head = s.get(ChainHead, 1)
             return (head.seq, head.hash) if head is not None else (0, GENESIS)
 
-    def link(self) -> int:
-        """Link sealed events into the chain, in the order they were written; returns how many."""
+    def link(self, limit: int | None = None) -> int:
+        """Link sealed events into the chain, in the order they were written (at most `limit` of
+        them); returns how many."""
         with self._tx() as s:
             head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
-            return self.link_locked(s, head)
+            return self.link_locked(s, head, limit)
 
-    def link_locked(self, s: Session, head: ChainHead) -> int:
+    def link_locked(self, s: Session, head: ChainHead, limit: int | None = None) -> int:
         """`link` inside a transaction that holds the head row (retention prunes that way)."""
         done, after = 0, 0
-        while True:
-            evs = list(s.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None), AuditEvent.id > after)
-                                 .order_by(AuditEvent.id).limit(BATCH)))
+        e = AuditEvent
+        while limit is None or done < limit:
+            # plain rows, not ORM objects: the linker runs a burst's worth of events at a time
+            evs = s.execute(select(e.id, e.request_id, e.n, e.at, e.kind, e.actor, e.detail, e.row, e.mac, e.key_id)
+                            .where(e.seq.is_(None), e.id > after).order_by(e.id)
+                            .limit(BATCH if limit is None else min(BATCH, limit - done))).all()
             if not evs:
-                return done
+                break
             after = evs[-1].id
             seq, prev, kid = head.seq, head.hash, head.key_id
             rows = []
@@ -424,12 +450,29 @@ class AuditStore:
                 rows.append({"id": ev.id, "seq": seq, "prev_hash": prev, "hash": link})
                 prev, kid = link or "", ev.key_id
             if rows:
-                s.execute(update(AuditEvent), rows)
+                self._set_links(s, rows)
                 head.seq, head.hash, head.key_id = seq, prev, kid
                 s.flush()
                 done += len(rows)
+        return done
 
-    def _unlinkable(self, ev: AuditEvent, head_key: str | None) -> str | None:
+    def _set_links(self, s: Session, rows: list[dict[str, Any]]) -> None:
+        """Give each event its place and link: on PostgreSQL one statement for the whole batch (an
+        UPDATE per event cost the linker more than everything else it does)."""
+        if not self.db.is_postgres:
+            t = _EVENT_TABLE
+            s.execute(update(t).where(t.c.id == bindparam("b_id"))
+                      .values(seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash")),
+                      [{"b_id": r["id"], "b_seq": r["seq"], "b_prev": r["prev_hash"], "b_hash": r["hash"]}
+                       for r in rows])
+            return
+        s.execute(text("UPDATE audit_events AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "
+                       "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]), "
+                       "CAST(:hashes AS text[])) AS v(id, seq, prev_hash, hash) WHERE e.id = v.id"),
+                  {"ids": [r["id"] for r in rows], "seqs": [r["seq"] for r in rows],
+                   "prevs": [r["prev_hash"] for r in rows], "hashes": [r["hash"] for r in rows]})
+
+    def _unlinkable(self, ev: Any, head_key: str | None) -> str | None:
         """Why the linker must not vouch for this event (written outside the bot, or downgraded)."""
         if ev.mac is None:
             return "it carries no seal"
@@ -723,7 +766,10 @@ class _Create:
     def __init__(self, store: AuditStore, row: RequestRow, events: list[tuple[str, dict[str, Any]]]) -> None:
         self.store, self.row, self.events, self.tries = store, row, events, 1
 
-    def run(self, conn: Connection, inserts: Inserts) -> RequestRow:
+    def send(self, conn: Connection) -> Callable[[Inserts], RequestRow]:
+        return self.made  # nothing to ask the database: its rows join the batch's inserts
+
+    def made(self, inserts: Inserts) -> RequestRow:
         at = utcnow()
         inserts.requests.append(self.store.request_values(self.row, len(self.events), at))
         inserts.events.extend(self.store._first_events(self.row, self.events, at))
@@ -738,20 +784,25 @@ class _Create:
 
 
 class _Move:
-    """A status change (`AuditStore.transition`): the conditional update now, its event with the batch."""
+    """A status change (`AuditStore.transition`): the conditional update sent, its event with the batch."""
 
     def __init__(self, store: AuditStore, request_id: str, from_status: tuple[Status, ...], to_status: Status,
                  actor: str, detail: dict[str, Any], fields: dict[str, Any]) -> None:
         self.store, self.request_id, self.from_status, self.to_status = store, request_id, from_status, to_status
         self.actor, self.detail, self.fields = actor, detail, fields
 
-    def run(self, conn: Connection, inserts: Inserts) -> RequestRow | None:
-        got = self.store._move(conn, self.request_id, self.from_status, self.to_status, self.actor, self.detail,
-                               self.fields)
-        if got is None:
-            return None
-        inserts.events.append(got[1])
-        return got[0]
+    def send(self, conn: Connection) -> Callable[[Inserts], RequestRow | None]:
+        moved = self.store._send_move(conn, self.request_id, self.from_status, self.to_status, self.actor,
+                                      self.detail, self.fields)
+
+        def finish(inserts: Inserts) -> RequestRow | None:
+            got = moved()
+            if got is None:
+                return None
+            inserts.events.append(got[1])
+            return got[0]
+
+        return finish
 
     def again(self, exc: Exception) -> bool:
         return False
@@ -763,15 +814,19 @@ class _Note:
     def __init__(self, store: AuditStore, request_id: str, kind: str, actor: str, detail: dict[str, Any]) -> None:
         self.store, self.request_id, self.kind, self.actor, self.detail = store, request_id, kind, actor, detail
 
-    def run(self, conn: Connection, inserts: Inserts) -> None:
-        now, t = utcnow(), _REQUEST_TABLE
-        n = conn.execute(update(t).where(t.c.id == self.request_id)
-                         .values(updated_at=now, event_count=t.c.event_count + 1)
-                         .returning(t.c.event_count)).scalar_one_or_none()
-        if n is None:
-            log.warning("no request %s to note a %s event on", self.request_id, self.kind)
-            return
-        inserts.events.append(self.store._sealed(self.request_id, n, self.kind, self.actor, self.detail, {}, now))
+    def send(self, conn: Connection) -> Callable[[Inserts], None]:
+        now = utcnow()
+        read = send_update(conn, _REQUEST_TABLE, {"id": self.request_id}, {"updated_at": now}, bump="event_count")
+
+        def finish(inserts: Inserts) -> None:
+            got = read()
+            if got is None:
+                log.warning("no request %s to note a %s event on", self.request_id, self.kind)
+                return
+            inserts.events.append(self.store._sealed(self.request_id, got["event_count"], self.kind, self.actor,
+                                                     self.detail, {}, now))
+
+        return finish
 
     def again(self, exc: Exception) -> bool:
         return False

@@ -20,10 +20,14 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, Table, insert
+from psycopg.types.json import Json
+from sqlalchemy import JSON, Connection, Table, insert, update
 
 from infra.db.common import DatabaseUnavailable
 from infra.db.models import AuditEvent, RequestRow
@@ -32,6 +36,8 @@ log = logging.getLogger("chatops.audit")
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 MAX_BATCH = 256  # writes per transaction: bounds how long the first of them waits for the commit
+IDLE_S = 2.0  # an idle writer thread ends (the next write starts another): no thread, nor the database
+              # it holds, outlives a store nobody closed
 
 
 @dataclass
@@ -52,10 +58,11 @@ class Inserts:
 
 
 class Write(Protocol[T_co]):
-    """One audit write: its updates run at once (their results decide what it inserts), its inserts
-    are gathered into the batch's."""
+    """One audit write, in two steps: `send` issues its updates (`send_update`); the step it returns
+    reads what they returned, once every write of the batch has sent, and adds its inserts to the
+    batch's.  On PostgreSQL the sends of a batch are pipelined: one round trip for all of them."""
 
-    def run(self, conn: Connection, inserts: Inserts) -> T_co: ...
+    def send(self, conn: Connection) -> Callable[[Inserts], T_co]: ...
 
     def again(self, exc: Exception) -> bool:
         """After failing alone with `exc`: whether to run once more (having changed what made it fail)."""
@@ -78,24 +85,39 @@ class GroupWriter:
         """Queue a write; the future holds its result once the transaction that holds it committed."""
         done: Future[T] = Future()
         self._queue.put((write, done))
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._loop, name="audit-writer", daemon=True)
-                    self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                self._start()
         return done
 
     def close(self) -> None:
         """Finish what is queued, then stop the thread (a later submit starts a new one)."""
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
+            thread = self._thread
+            if thread is None:
+                return
             self._queue.put(None)
-            thread.join()
+        thread.join()
+        with self._lock:
+            if self._thread is thread:
+                self._thread = None
+                if not self._queue.empty():  # queued after the stop: they still get written
+                    self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="audit-writer", daemon=True)
+        self._thread.start()
 
     def _loop(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=IDLE_S)
+            except queue.Empty:
+                with self._lock:  # (a submit checks for a thread under this lock, after queueing)
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
             if first is None:
                 return
             batch = [first]
@@ -115,11 +137,8 @@ class GroupWriter:
         if not live:
             return
         try:
-            inserts = Inserts()
             with self._transaction() as s:
-                conn = s.connection()
-                results = [w.run(conn, inserts) for w, _ in live]
-                inserts.write(conn)
+                results = _run(s.connection(), [w for w, _ in live])
         except DatabaseUnavailable as exc:
             for _, f in live:
                 f.set_exception(exc)
@@ -140,11 +159,8 @@ class GroupWriter:
     def _alone(self, write: Write[Any], done: Future[Any]) -> None:
         while True:
             try:
-                inserts = Inserts()
                 with self._transaction() as s:
-                    conn = s.connection()
-                    result = write.run(conn, inserts)
-                    inserts.write(conn)
+                    [result] = _run(s.connection(), [write])
             except Exception as exc:  # delivered to the one caller it belongs to
                 if isinstance(exc, DatabaseUnavailable) or not write.again(exc):
                     done.set_exception(exc)
@@ -160,3 +176,68 @@ class GroupWriter:
                 self.on_commit()
             except Exception:  # a poke that failed must not lose the writes' results
                 log.exception("after an audit commit")
+
+
+def _run(conn: Connection, writes: list[Write[Any]]) -> list[Any]:
+    """Send every write (pipelined on PostgreSQL), finish each in order, then insert what they made."""
+    with _pipeline(conn):
+        steps = [w.send(conn) for w in writes]
+    inserts = Inserts()
+    results = [step(inserts) for step in steps]
+    inserts.write(conn)
+    return results
+
+
+def _pipeline(conn: Connection) -> AbstractContextManager[Any]:
+    """psycopg's pipeline mode: statements go out without waiting for each answer; leaving it waits
+    for all of them (and raises the first error)."""
+    if conn.dialect.name == "postgresql":
+        return cast(AbstractContextManager[Any], conn.connection.driver_connection.pipeline())  # type: ignore[union-attr]
+    return nullcontext()
+
+
+def send_update(conn: Connection, table: Table, where: dict[str, Any], values: dict[str, Any],
+                bump: str) -> Callable[[], dict[str, Any] | None]:
+    """UPDATE `table` SET `values`, `bump` = `bump` + 1 WHERE each `where` column equals its value (one
+    of, for a tuple) RETURNING every column; returns how to read the row (None: nothing matched).
+
+    On PostgreSQL it is sent as psycopg's own statement, so that it joins the batch's pipeline (what
+    SQLAlchemy runs reads its answer at once); elsewhere SQLAlchemy runs it at once."""
+    if conn.dialect.name != "postgresql":
+        conds = [table.c[k].in_(list(v)) if isinstance(v, tuple) else table.c[k] == v for k, v in where.items()]
+        got = conn.execute(update(table).where(*conds).values(**values, **{bump: table.c[bump] + 1})
+                           .returning(*table.c)).one_or_none()
+        row = None if got is None else got._asdict()
+        return lambda: row
+    sql = _pg_update_sql(table, tuple(where), tuple(isinstance(v, tuple) for v in where.values()),
+                         tuple(values), bump)
+    params = {f"v_{k}": _pg_value(table, k, v) for k, v in values.items()}
+    params.update({f"w_{k}": [str(x) for x in v] if isinstance(v, tuple) else v for k, v in where.items()})
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur.execute(sql, params)
+
+    def read() -> dict[str, Any] | None:
+        got = cur.fetchone()
+        return None if got is None else dict(zip((c.name for c in table.c), got, strict=True))
+
+    return read
+
+
+@lru_cache(maxsize=256)
+def _pg_update_sql(table: Table, where: tuple[str, ...], any_of: tuple[bool, ...], keys: tuple[str, ...],
+                   bump: str) -> str:
+    """The statement for one shape of update; column names come from the table, values are parameters."""
+    sets = [f"{table.c[k].name} = %(v_{k})s" for k in keys] + [f"{table.c[bump].name} = {table.c[bump].name} + 1"]
+    conds = [f"{table.c[k].name} = ANY(%(w_{k})s)" if many else f"{table.c[k].name} = %(w_{k})s"
+             for k, many in zip(where, any_of, strict=True)]
+    cols = ", ".join(c.name for c in table.c)
+    return f"UPDATE {table.name} SET {', '.join(sets)} WHERE {' AND '.join(conds)} RETURNING {cols}"
+
+
+def _pg_value(table: Table, key: str, value: Any) -> Any:
+    """A value as psycopg should send it: JSON columns wrapped, enums as their plain value."""
+    if isinstance(table.c[key].type, JSON) and value is not None:
+        return Json(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
