@@ -3,8 +3,9 @@
 Run by hand (never in the test suite):
     .venv/bin/python bench/concurrency_bench.py [--concurrent 1,8,16,32,64] [--rounds 10]
                                                [--processes 1] [--database-url URL] [--no-settle]
+                                               [--ask TEXT] [--history N]
 
-Each round sends `concurrent` `whoami` requests at the same instant (split over
+Each round sends `concurrent` `whoami` requests (`--ask` another read command) at the same instant (split over
 `--processes` bot processes on one database, as replicas would be) and times each from
 `Engine.handle()` to its reply, audit writes included. Every request writes its
 `requested`+`started` events, then its `succeeded` event, each committed before the request
@@ -35,14 +36,14 @@ from infra.db.store import AuditStore, Database
 
 
 async def _worker(url: str, concurrent: int, rounds: int, start: float,
-                  settle: bool = True) -> tuple[list[float], float]:
+                  settle: bool = True, ask: str = "whoami") -> tuple[list[float], float]:
     cfg = load_config()
     db = Database(url)
     eng = Engine(cfg, AuditStore(db), Backends(cfg))
     await eng.start()
     alice = Actor("console:alice")
     for _ in range(10):  # warm the pool and the caches
-        await eng.handle(Request(actor=alice, text="whoami"))
+        await eng.handle(Request(actor=alice, text=ask))
     if settle:
         heap.settle()  # as `chatops serve` does before it runs
     while time.time() < start:  # every process begins together
@@ -51,7 +52,8 @@ async def _worker(url: str, concurrent: int, rounds: int, start: float,
 
     async def one() -> None:
         t = time.perf_counter()
-        await eng.handle(Request(actor=alice, text="whoami"))
+        reply = await eng.handle(Request(actor=alice, text=ask))
+        assert reply.ok, reply.text
         ms.append((time.perf_counter() - t) * 1000)
 
     cpu = time.process_time()
@@ -63,24 +65,24 @@ async def _worker(url: str, concurrent: int, rounds: int, start: float,
     return ms, cpu * 1000 / max(1, len(ms))
 
 
-def _run(args: tuple[str, int, int, float, bool]) -> tuple[list[float], float]:
+def _run(args: tuple[str, int, int, float, bool, str]) -> tuple[list[float], float]:
     return asyncio.run(_worker(*args))
 
 
-def bench(url: str, concurrent: int, rounds: int, processes: int, settle: bool) -> None:
+def bench(url: str, concurrent: int, rounds: int, processes: int, settle: bool, ask: str) -> None:
     per = max(1, concurrent // processes)
     start = time.time() + 3.0
     began = time.perf_counter()
     if processes == 1:
-        results = [_run((url, per, rounds, start, settle))]
+        results = [_run((url, per, rounds, start, settle, ask))]
     else:
         with mp.get_context("spawn").Pool(processes) as pool:
-            results = pool.map(_run, [(url, per, rounds, start, settle)] * processes)
+            results = pool.map(_run, [(url, per, rounds, start, settle, ask)] * processes)
     wall = time.perf_counter() - began - 3.0
     ms = [m for r, _ in results for m in r]
     cpu = sum(c for _, c in results) / len(results)
     med, p95 = median_p95(ms)
-    print(f"whoami x{per * processes:<3} at once ({processes} process(es)): median {med:7.1f} ms   "
+    print(f"{ask} x{per * processes:<3} at once ({processes} process(es)): median {med:7.1f} ms   "
           f"p95 {p95:7.1f} ms   n={len(ms)}   {len(ms) / max(wall, 1e-9):6.0f} req/s   "
           f"CPU {cpu:4.1f} ms/request")
 
@@ -170,6 +172,7 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--no-settle", action="store_true",
                     help="leave start-up objects in the collector's scans (what bot/heap.py avoids)")
+    ap.add_argument("--ask", default="whoami", help="the read command every request sends")
     ap.add_argument("--history", type=int, default=20000,
                     help="finished requests in the log before the first round (0: start from empty tables)")
     ap.add_argument("--writes-only", action="store_true", help="time only the audit writes, from threads")
@@ -184,7 +187,7 @@ def main() -> None:
             if opts.writes_only:
                 bench_writes(url, n, opts.rounds)
             else:
-                bench(url, n, opts.rounds, opts.processes, not opts.no_settle)
+                bench(url, n, opts.rounds, opts.processes, not opts.no_settle, opts.ask)
 
 
 if __name__ == "__main__":

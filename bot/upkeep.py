@@ -34,8 +34,11 @@ log = logging.getLogger("chatops.upkeep")
 HEAD_EVERY_S = 60.0
 CONFIG_EVERY_S = 2.0
 LINK_EVERY_S = 5.0
-LINK_CHUNK = 256  # events per link transaction: about 8 ms of work on the 2-vCPU test machine
-LINK_PAUSE_S = 0.005  # between chunks, for the requests' own writes
+# Events per link transaction, and the pause between two: a chunk is about 4 ms of work on the 2-vCPU
+# test machine, so linking keeps up with about 9,000 events (3,000 requests) a second while it never
+# holds the database and the interpreter long enough to show in a request's time (docs/PERFORMANCE.md).
+LINK_CHUNK = 128
+LINK_PAUSE_S = 0.01
 LINK_DELAY_S = 0.25  # let a burst of writes (a request starting) gather before one link transaction, off its path
 EXPIRE_EVERY_S = 15.0  # how late at most a pending request is marked expired and announced
 

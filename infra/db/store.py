@@ -42,6 +42,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -281,40 +282,49 @@ class AuditStore:
         if self.on_write is not None:
             self.on_write()
 
-    def snapshot(self, row: RequestRow) -> dict[str, Any]:
+    def snapshot(self, row: RequestRow | dict[str, Any]) -> dict[str, Any]:
         """Every column a person reads, as the request's first event records it."""
+        if isinstance(row, dict):
+            return {c: plain(c, row[c]) for c in ROW_COLUMNS}
         return {c: plain(c, getattr(row, c)) for c in ROW_COLUMNS}
 
     def request_values(self, row: RequestRow, n_events: int, at: datetime) -> dict[str, Any]:
         """A new request's column values, redacted and with every default filled in (`row` is updated
-        to match, so what the caller holds is what the row holds)."""
-        row.created_at = row.updated_at = at
-        for col in REDACTED_COLUMNS:
-            if isinstance(getattr(row, col), str):
-                setattr(row, col, self.redactor.text(getattr(row, col)))
-        row.args = self.redactor.data(row.args) if row.args else (row.args or {})
-        row.event_count = n_events
-        values = {}
+        to match, so what the caller holds is what the row holds).
+
+        Read from the new row's own dict and worked on as a plain dict: every attribute access on an
+        ORM object goes through its instrumentation, and the writer does this for every request."""
+        given = sa_inspect(row).dict
+        values: dict[str, Any] = {}
         for c in _REQUEST_TABLE.columns:
-            v = getattr(row, c.key)
+            v = given.get(c.key)
             if v is None and c.default is not None:
                 v = c.default.arg(None) if c.default.is_callable else c.default.arg  # type: ignore[attr-defined]
-                setattr(row, c.key, v)
             values[c.key] = v
+        values["created_at"] = values["updated_at"] = at
+        values["event_count"] = n_events
+        for col in REDACTED_COLUMNS:
+            if isinstance(values[col], str):
+                values[col] = self.redactor.text(values[col])
+        values["args"] = self.redactor.data(values["args"]) if values["args"] else (values["args"] or {})
+        for k, v in values.items():
+            if k not in given or given[k] is not v:
+                setattr(row, k, v)
         return values
 
-    def _first_events(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]],
+    def _first_events(self, values: dict[str, Any], events: Sequence[tuple[str, dict[str, Any]]],
                       at: datetime) -> list[dict[str, Any]]:
-        first = self.snapshot(row)
-        return [self._sealed(row.id, i, kind, row.actor, detail, first if i == 1 else {}, at)
+        first = self.snapshot(values)
+        return [self._sealed(values["id"], i, kind, values["actor"], detail, first if i == 1 else {}, at)
                 for i, (kind, detail) in enumerate(events, 1)]
 
     def add_request(self, s: Session, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]],
                     at: datetime) -> None:
         """Insert a request and its first events inside the caller's transaction."""
         conn = s.connection()
-        conn.execute(insert(_REQUEST_TABLE), [self.request_values(row, len(events), at)])
-        conn.execute(insert(_EVENT_TABLE), self._first_events(row, events, at))
+        values = self.request_values(row, len(events), at)
+        conn.execute(insert(_REQUEST_TABLE), [values])
+        conn.execute(insert(_EVENT_TABLE), self._first_events(values, events, at))
 
     def create_later(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> Future[RequestRow]:
         """`create`, as a future that resolves once the row is committed (no thread waits for it)."""
@@ -771,8 +781,9 @@ class _Create:
 
     def made(self, inserts: Inserts) -> RequestRow:
         at = utcnow()
-        inserts.requests.append(self.store.request_values(self.row, len(self.events), at))
-        inserts.events.extend(self.store._first_events(self.row, self.events, at))
+        values = self.store.request_values(self.row, len(self.events), at)
+        inserts.requests.append(values)
+        inserts.events.extend(self.store._first_events(values, self.events, at))
         return self.row
 
     def again(self, exc: Exception) -> bool:
