@@ -466,13 +466,13 @@ class Engine:
             # Found before it changed anything (the handler's own check): refused, not failed.
             msg = str(exc)
             await self._write(self.store.transition_later, rid, (Status.started,), Status.refused, actor.id,
-                           {"reason": msg}, reason=msg)
+                              {"reason": msg}, reason=msg)
             return self._error(msg, rid)
         except CommandError as exc:
             ERRORS.labels("command").inc()
             msg = str(exc)
             await self._write(self.store.transition_later, rid, (Status.started,), Status.failed, actor.id,
-                           {"error": msg}, error=msg)
+                              {"error": msg}, error=msg)
             return self._error(msg, rid)
         except DatabaseUnavailable as exc:
             # Lost mid-run (a progress note could not be written): the handler had started and may
@@ -488,7 +488,7 @@ class Engine:
             log.exception("handler %s failed [%s]", spec.name, req.correlation_id)
             msg = f"internal error in {spec.name} (ref {req.correlation_id})"
             await self._write(self.store.transition_later, rid, (Status.started,), Status.failed, actor.id,
-                           {"error": msg, "type": type(exc).__name__}, error=msg)
+                              {"error": msg, "type": type(exc).__name__}, error=msg)
             return self._error(f"{spec.name} failed on my side (ref {req.correlation_id}); "
                                "the audit log records it.", rid)
         finally:
@@ -498,8 +498,8 @@ class Engine:
         summary = reply.text[:500]
         try:
             await self._write(self.store.transition_later, rid, (Status.started,), outcome, actor.id,
-                           {"result": summary}, result=summary if outcome is Status.succeeded else None,
-                           error=summary if outcome is Status.failed else None)
+                              {"result": summary}, result=summary if outcome is Status.succeeded else None,
+                              error=summary if outcome is Status.failed else None)
         except DatabaseUnavailable as exc:
             reply.text += (f"\n(It ran, but its result could not be written to the audit log: {exc}. "
                            f"Request {rid} stays 'started' until the bot's next start marks it.)")
@@ -517,7 +517,7 @@ class Engine:
         if cut.by:
             detail["cancelled_by"] = cut.by
         await self._write(self.store.transition_later, rid, (Status.started,), Status.interrupted, cut.by or "system",
-                       detail, error=msg)
+                          detail, error=msg)
         return self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
                            f"{req.correlation_id}). Check the target's state before asking again.", rid)
 
@@ -657,12 +657,12 @@ class Engine:
         denied = check(self.config, spec, row.actor, row.args)
         if denied:
             await self._write(self.store.transition_later, row.id, from_status, Status.refused, actor.id,
-                           {"reason": denied}, reason=denied)
+                              {"reason": denied}, reason=denied)
             return self._error(f"Request {row.id} was not run: {row.actor} no longer may. {denied}", row.id)
         if plan_hash(spec.name, row.args) != row.plan_hash:
             msg = "The stored plan does not match the hash it was confirmed with; not running it."
             await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
-                           {"error": msg}, error=msg)
+                              {"error": msg}, error=msg)
             return self._error(msg, row.id)
         if await self.schedules.is_scheduling(row):
             return await self.schedules.arm(row, from_status, actor)
@@ -670,7 +670,7 @@ class Engine:
         frozen = await self._frozen(spec, targets)
         if frozen:
             await self._write(self.store.transition_later, row.id, from_status, Status.refused, actor.id,
-                           {"reason": frozen}, reason=frozen)
+                              {"reason": frozen}, reason=frozen)
             return self._error(frozen, row.id)
         try:
             # the locks and "started" in one commit: no second write on the way to running
@@ -680,7 +680,7 @@ class Engine:
                 msg = (f"Another change ({holder}) is running on {', '.join(targets)}; nothing was "
                        "changed. Ask again when it has finished.")
                 await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
-                               {"error": msg}, error=msg)
+                                  {"error": msg}, error=msg)
                 return self._error(msg, row.id)
             if started is None:
                 current = await self._db(self.store.get, row.id)
@@ -812,7 +812,7 @@ class Engine:
         expires = aware(row.expires_at)
         if status in PENDING and expires and expires <= utcnow():
             moved = await self._write(self.store.transition_later, rid, PENDING, Status.expired, "system",
-                                   {"reason": "not decided in time"})
+                                      {"reason": "not decided in time"})
             return Decision(self._error(f"Request {rid} expired before it was decided; ask again if it "
                                         "is still needed.", rid), status=Status.expired if moved else status)
         if digest is not None and (not digest or digest != row.plan_hash):
@@ -839,7 +839,7 @@ class Engine:
         if act is Action.deny:
             why = reason or None
             moved = await self._write(self.store.transition_later, rid, APPROVABLE, Status.denied, actor.id,
-                                   {"reason": why}, approver=actor.id, reason=why)
+                                      {"reason": why}, approver=actor.id, reason=why)
             if moved is None:
                 return await self._already(rid)
             denied = Reply(f"Denied {rid} ({row.command} for {row.actor}) by {actor.id}; nothing was "
@@ -854,7 +854,7 @@ class Engine:
             return self._unmoved(self._error(f"Request {rid} changed since it was requested; not approved.",
                                              rid), row)
         moved = await self._write(self.store.transition_later, rid, APPROVABLE, Status.approved, actor.id,
-                               {"plan_hash": row.plan_hash}, approver=actor.id)
+                                  {"plan_hash": row.plan_hash}, approver=actor.id)
         if moved is None:
             return await self._already(rid)
         run_as = Request(actor=Actor(row.actor), text=row.text, platform=row.platform,
@@ -915,7 +915,7 @@ class Engine:
                                                       if row.status in ACTIVE else ""),
                                        tone=Tone.info, request_id=row.id), row)
         moved = await self._write(self.store.transition_later, row.id, PENDING, Status.withdrawn, actor.id,
-                               {"reason": reason}, reason=reason)
+                                  {"reason": reason}, reason=reason)
         if moved is None:
             return await self._already(row.id)
         return Decision(Reply(f"Withdrew {row.id} ({row.command} for {row.actor}); nothing was changed."
@@ -945,12 +945,12 @@ class Engine:
                 # It could have worked when it was asked; not any more (a snapshot deleted since).
                 why = str(exc)
                 moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.refused, actor.id,
-                                       {"reason": why}, reason=why)
+                                          {"reason": why}, reason=why)
                 if moved is None:
                     return await self._already(row.id)
                 return Decision(self._error(why, row.id), applied=True, status=Status.refused)
             moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.pending_approval,
-                                   actor.id, {"plan_hash": row.plan_hash, "preview": shown(lines)})
+                                      actor.id, {"plan_hash": row.plan_hash, "preview": shown(lines)})
             if moved is None:
                 return await self._already(row.id)
             return Decision(await self._approval_card(req, spec, moved, lines), applied=True,

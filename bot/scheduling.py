@@ -174,13 +174,13 @@ class Scheduling:
         if next_run is None or next_run <= now:
             why = f"its time ({self.local(next_run)}) passed before it was confirmed and approved"
             await e._write(e.store.transition_later, row.id, from_status, Status.refused, actor.id, {"reason": why},
-                        reason=why)
+                           reason=why)
             await e._db(self.rows.set_state, sched.id, (ScheduleState.proposed,), ScheduleState.cancelled,
                         reason=why)
             return e._error(f"Not scheduled: {why}. Ask again with a later time.", row.id)
         moved = await e._write(e.store.transition_later, row.id, from_status, Status.scheduled, actor.id,
-                            {"schedule": sched.id, "next_run": next_run.isoformat(),
-                             "recurrence": sched.recurrence, "approval": sched.approval})
+                               {"schedule": sched.id, "next_run": next_run.isoformat(),
+                               "recurrence": sched.recurrence, "approval": sched.approval})
         if moved is None:
             return (await e._already(row.id)).reply
         approved_by = row.approver if sched.approval == ApprovalTime.at_schedule else None
