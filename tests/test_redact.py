@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.redact import MASK, Redactor
+from bot.redaction import redact_reply
+from bot.request import Reply, Table
+from infra.redact import KEY_NAMES, MASK, Redactor
 
 SHAPES = {
     "slack": "xoxb-1234567890-abcdefghij",
@@ -39,3 +41,31 @@ def test_key_values_url_credentials_and_known_secrets() -> None:
 def test_plain_text_is_unchanged() -> None:
     text = "restart nginx on rumpledev; sk- is a prefix, xoxb alone too, eyJ short.x.y"
     assert Redactor().text(text) == text
+
+
+@pytest.mark.parametrize("kind", sorted(SHAPES))
+def test_clean_finds_a_credential_in_any_one_of_many_texts(kind: str) -> None:
+    texts = [f"cell {i}" for i in range(100)]
+    assert Redactor().clean(texts)
+    texts[57] = f"note: {SHAPES[kind]} end"
+    assert not Redactor().clean(texts)
+    assert not Redactor().clean(["a", "DB_PASSWORD=x", "b"]) and not Redactor().clean(["postgres://u:p@h/d"])
+    assert not Redactor(["hunter2-value"]).clean(["ok", "it is hunter2-value"])
+
+
+def test_a_table_with_one_secret_cell_among_hundreds_is_masked_there_only() -> None:
+    rows = [[f"r{i}", "running", str(i)] for i in range(200)]
+    rows[123][1] = f"token {SHAPES['github']}"
+    reply = redact_reply(Redactor(), Reply("t", tables=[Table(["id", "state", "n"], rows, "title")]))
+    cells = reply.tables[0].rows
+    assert cells[123][1] == f"token {MASK}" and SHAPES["github"] not in str(reply.tables)
+    assert cells[0] == ["r0", "running", "0"] and cells[199][2] == "199"
+
+
+@pytest.mark.parametrize("name", KEY_NAMES)
+def test_every_key_name_is_masked_in_any_case_of_its_letters(name: str) -> None:
+    for spelled in (name, name.lower(), name.title(), f"MY_{name.swapcase()}_FILE"):
+        line = f"set {spelled}=s3cr3t-{spelled} and go"
+        out = Redactor().text(line)
+        assert "s3cr3t" not in out and MASK in out, (spelled, out)
+        assert not Redactor().clean(["x", line])
