@@ -65,7 +65,7 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
         return Reply(f"No containers of {'stack ' + stack if stack else 'any known stack'} on {env}.",
                      tone=Tone.warning)
     tone = Tone.warning if bad else Tone.success
-    return Reply(f"{scope}: {len(rows)} services, {bad} not running/healthy.", tone=tone,
+    return Reply(f"{scope}: {len(rows)} service{'' if len(rows) == 1 else 's'}, {bad} not running/healthy.", tone=tone,
                  tables=[Table(["stack", "service", "up", "state", "health", "restarts", "image",
                                 "uptime", "cpu", "memory"], rows)])
 

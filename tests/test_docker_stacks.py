@@ -103,6 +103,7 @@ async def test_status_restart_stop_start(world: DockerWorld, docker_engine: Engi
     project = world.project("a", "app")
     status = await ask(docker_engine, "status dtest")
     assert status.tone is Tone.success, status.text
+    assert status.text == "dtest: 2 services, 0 not running/healthy."
     cols = status.tables[0].columns
     rows = {r[1]: dict(zip(cols, r, strict=True)) for r in status.tables[0].rows}
     assert set(rows) == {"web", "worker"}
@@ -121,6 +122,7 @@ async def test_status_restart_stop_start(world: DockerWorld, docker_engine: Engi
     assert running(world, project, "worker").status == "exited"
     again = await ask(docker_engine, "status dtest app")
     assert again.tone is Tone.warning
+    assert again.text.startswith("app on dtest: 2 services, ") and "not running/healthy" in again.text
     assert any(r[1] == "worker" and r[2] == "0/1" for r in again.tables[0].rows)
     started = await ask(docker_engine, "start worker dtest")
     assert started.tone is Tone.success, started.text
