@@ -180,7 +180,7 @@ class Scheduling:
             return e._error(f"Not scheduled: {why}. Ask again with a later time.", row.id)
         moved = await e._write(e.store.transition_later, row.id, from_status, Status.scheduled, actor.id,
                                {"schedule": sched.id, "next_run": next_run.isoformat(),
-                               "recurrence": sched.recurrence, "approval": sched.approval})
+                                "recurrence": sched.recurrence, "approval": sched.approval})
         if moved is None:
             return (await e._already(row.id)).reply
         approved_by = row.approver if sched.approval == ApprovalTime.at_schedule else None

@@ -139,7 +139,7 @@ async def wait_ready(ctx: Context, host: DockerHost, project: str, services: Seq
                   if (why := failure_of(c, s in one_shot)) is not None}
         ready = [s for s in services if service_ready(groups.get(s, []), s in one_shot)]
         waiting = [s for s in services if s not in ready]
-        line = f"{len(ready)}/{_count(len(services), 'service')} ready" + (
+        line = f"{len(ready)}/{counted(len(services), 'service')} ready" + (
             ": waiting for " + ", ".join(f"{s} ({describe_state(groups.get(s, []))})" for s in waiting)
             if waiting else "")
         if line != last and not failed and (waiting or last):
@@ -402,7 +402,7 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
         assert deployable is not None
         up = asyncio.create_task(host.driver.up(deployable))  # first, then say so: it is on the clock
     try:
-        await ctx.progress(f"{src.stack}: compose file valid ({_count(len(services), 'service')}: "
+        await ctx.progress(f"{src.stack}: compose file valid ({counted(len(services), 'service')}: "
                            f"{', '.join(services)}); bringing it up on {env} ({how}via {host.driver.kind})…")
     except BaseException:
         await _cancel(up)
@@ -450,7 +450,7 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
     what = f"rolled back to the file and images of revision {rollback_of}" if rollback_of else "deployed"
     git = f", git {src.git_commit[:12]}" if src.git_commit else ""
     inline = ", self-contained" if inlined else ""
-    return Reply(f"{src.stack} {what} on {env}: {_count(len(services), 'service')} running. "
+    return Reply(f"{src.stack} {what} on {env}: {counted(len(services), 'service')} running. "
                  f"Recorded as revision {rev.id} (compose sha256 {src.digest[:12]}{git}{inline}).",
                  tone=Tone.success, tables=[services_table(ready.groups, rev.images)])
 
@@ -483,6 +483,6 @@ def _summary(groups: Mapping[str, list[ContainerState]]) -> str:
     return ", ".join(f"{s} ({describe_state(cs)})" for s, cs in sorted(groups.items()))
 
 
-def _count(n: int, noun: str) -> str:
+def counted(n: int, noun: str) -> str:
     """'1 service', '3 services': replies read as sentences."""
     return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -37,7 +37,7 @@ MAX_LOG_BYTES = 2_000_000
              answers_state=True))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""
-    from commands.docker_ops import describe_state, host_for, human_bytes, uptime
+    from commands.docker_ops import counted, describe_state, host_for, human_bytes, uptime
 
     env, stack = args["env"], args.get("stack")
     host = host_for(ctx, env)
@@ -65,7 +65,7 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
         return Reply(f"No containers of {'stack ' + stack if stack else 'any known stack'} on {env}.",
                      tone=Tone.warning)
     tone = Tone.warning if bad else Tone.success
-    return Reply(f"{scope}: {len(rows)} service{'' if len(rows) == 1 else 's'}, {bad} not running/healthy.", tone=tone,
+    return Reply(f"{scope}: {counted(len(rows), 'service')}, {bad} not running/healthy.", tone=tone,
                  tables=[Table(["stack", "service", "up", "state", "health", "restarts", "image",
                                 "uptime", "cpu", "memory"], rows)])
 

@@ -8,7 +8,7 @@ deleted row is detectable.  Locks live here too, so several bot processes share 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -123,6 +124,11 @@ class AuditEvent(Base):
         Index("ix_audit_events_unlinked", "id", postgresql_where=sql_text("seq IS NULL"),
               sqlite_where=sql_text("seq IS NULL")),
     )
+
+
+# The two tables as Core sees them, for the audit writes that skip the ORM (infra/db/writer.py).
+REQUESTS = cast(Table, RequestRow.__table__)
+EVENTS = cast(Table, AuditEvent.__table__)
 
 
 class ChainHead(Base):

@@ -25,14 +25,12 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    Table,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -62,7 +60,7 @@ from infra.db.chain import (
     plain,
 )
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
-from infra.db.models import AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
+from infra.db.models import EVENTS, REQUESTS, AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
 from infra.db.writer import GroupWriter, Inserts, send_update
 from infra.redact import Redactor
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
@@ -73,8 +71,6 @@ REDACTED_COLUMNS = ("text", "reason", "error", "result")
 # The request columns an event's `row` records (every column a person reads).
 ROW_COLUMNS = tuple(c.name for c in RequestRow.__table__.columns if c.name not in UNFOLDED)
 BATCH = 5000
-_REQUEST_TABLE = cast(Table, RequestRow.__table__)
-_EVENT_TABLE = cast(Table, AuditEvent.__table__)
 
 
 def default_sqlite_url() -> str:
@@ -282,11 +278,9 @@ class AuditStore:
         if self.on_write is not None:
             self.on_write()
 
-    def snapshot(self, row: RequestRow | dict[str, Any]) -> dict[str, Any]:
-        """Every column a person reads, as the request's first event records it."""
-        if isinstance(row, dict):
-            return {c: plain(c, row[c]) for c in ROW_COLUMNS}
-        return {c: plain(c, getattr(row, c)) for c in ROW_COLUMNS}
+    def snapshot(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Every column a person reads, as the request's first event records it (from `request_values`)."""
+        return {c: plain(c, values[c]) for c in ROW_COLUMNS}
 
     def request_values(self, row: RequestRow, n_events: int, at: datetime) -> dict[str, Any]:
         """A new request's column values, redacted and with every default filled in (`row` is updated
@@ -296,7 +290,7 @@ class AuditStore:
         ORM object goes through its instrumentation, and the writer does this for every request."""
         given = sa_inspect(row).dict
         values: dict[str, Any] = {}
-        for c in _REQUEST_TABLE.columns:
+        for c in REQUESTS.columns:
             v = given.get(c.key)
             if v is None and c.default is not None:
                 v = c.default.arg(None) if c.default.is_callable else c.default.arg  # type: ignore[attr-defined]
@@ -323,8 +317,8 @@ class AuditStore:
         """Insert a request and its first events inside the caller's transaction."""
         conn = s.connection()
         values = self.request_values(row, len(events), at)
-        conn.execute(insert(_REQUEST_TABLE), [values])
-        conn.execute(insert(_EVENT_TABLE), self._first_events(values, events, at))
+        conn.execute(insert(REQUESTS), [values])
+        conn.execute(insert(EVENTS), self._first_events(values, events, at))
 
     def create_later(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> Future[RequestRow]:
         """`create`, as a future that resolves once the row is committed (no thread waits for it)."""
@@ -358,7 +352,7 @@ class AuditStore:
         values = {"status": to_status, "updated_at": now, **fields}
         if to_status in ACTIVE:
             values["owner"] = self.owner
-        read = send_update(conn, _REQUEST_TABLE, {"id": request_id, "status": tuple(from_status)}, values,
+        read = send_update(conn, REQUESTS, {"id": request_id, "status": tuple(from_status)}, values,
                            bump="event_count")
 
         def moved() -> tuple[RequestRow, dict[str, Any]] | None:
@@ -385,7 +379,7 @@ class AuditStore:
                     if got is None:
                         s.rollback()  # (the locks go with it: someone else moved the request)
                         return None, None
-                    conn.execute(insert(_EVENT_TABLE), [got[1]])
+                    conn.execute(insert(EVENTS), [got[1]])
                     self._wrote()
                     return got[0], None
                 s.rollback()
@@ -470,11 +464,7 @@ class AuditStore:
         """Give each event its place and link: on PostgreSQL one statement for the whole batch (an
         UPDATE per event cost the linker more than everything else it does)."""
         if not self.db.is_postgres:
-            t = _EVENT_TABLE
-            s.execute(update(t).where(t.c.id == bindparam("b_id"))
-                      .values(seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash")),
-                      [{"b_id": r["id"], "b_seq": r["seq"], "b_prev": r["prev_hash"], "b_hash": r["hash"]}
-                       for r in rows])
+            s.execute(update(AuditEvent), rows)  # by primary key, a statement per event
             return
         s.execute(text("UPDATE audit_events AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "
                        "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]), "
@@ -827,7 +817,7 @@ class _Note:
 
     def send(self, conn: Connection) -> Callable[[Inserts], None]:
         now = utcnow()
-        read = send_update(conn, _REQUEST_TABLE, {"id": self.request_id}, {"updated_at": now}, bump="event_count")
+        read = send_update(conn, REQUESTS, {"id": self.request_id}, {"updated_at": now}, bump="event_count")
 
         def finish(inserts: Inserts) -> None:
             got = read()

@@ -30,7 +30,7 @@ from psycopg.types.json import Json
 from sqlalchemy import JSON, Connection, Table, insert, update
 
 from infra.db.common import DatabaseUnavailable
-from infra.db.models import AuditEvent, RequestRow
+from infra.db.models import EVENTS, REQUESTS
 
 log = logging.getLogger("chatops.audit")
 T = TypeVar("T")
@@ -50,9 +50,8 @@ class Inserts:
     def write(self, conn: Connection) -> None:
         """Requests first (events refer to them); events in the order the writes made them, which is
         the order the linker chains them in."""
-        for table, rows in ((RequestRow.__table__, self.requests), (AuditEvent.__table__, self.events)):
+        for table, rows in ((REQUESTS, self.requests), (EVENTS, self.events)):
             if rows:
-                assert isinstance(table, Table)
                 conn.execute(insert(table), rows)
         self.requests, self.events = [], []
 
