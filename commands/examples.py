@@ -10,6 +10,8 @@ is swapped for one it does, and an example that still does not parse is left out
 from __future__ import annotations
 
 import shlex
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from commands.registry import Arg, CommandSpec, Kind, Registry
@@ -31,9 +33,10 @@ def samples(config: Config, changes: bool) -> dict[Kind, str]:
 
     env = pick(list(inv.environments), config.env_protected)
     vm = pick(list(inv.vms), config.vm_protected)
-    services = [(stack, svc) for stack, svcs in config.stack_services.items() for svc in svcs]
+    # the first stack that has services: its file alone is read (checked for changes), not every stack's
+    service = next((svc for svcs in config.stack_services.values() for svc in svcs), None)
     for kind, name in ((Kind.env, env), (Kind.vm, vm), (Kind.stack, next(iter(inv.stacks), None)),
-                       (Kind.service, services[0][1] if services else None),
+                       (Kind.service, service),
                        (Kind.host, next(iter(inv.gpu_hosts), None))):
         if name:
             out[kind] = name
@@ -102,9 +105,33 @@ def localise(example: str, spec: CommandSpec, resolver: Resolver, names: dict[Ki
     return " ".join(_quote(t) for t in out)
 
 
+# (command, the names swapped in) -> (resolver, registry, spec, examples): `help` and every "say e.g. …"
+# hint ask again for the same few; each is worked out again only when a name it used changes (a stack
+# file's first service) or the config is reloaded (a new resolver).
+_MEMO: OrderedDict[tuple[str, tuple[tuple[Kind, str], ...]],
+                   tuple[Resolver, Registry, CommandSpec, list[str]]] = OrderedDict()
+MEMO_SIZE = 256
+_MEMO_LOCK = threading.Lock()  # validate and help may ask from worker threads
+
+
 def examples_for(spec: CommandSpec, config: Config, resolver: Resolver, registry: Registry) -> list[str]:
     """The spec's examples as they work with this inventory, each checked by the canonical grammar."""
     names = samples(config, spec.changes)
+    key = (spec.name, tuple(names.items()))
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and hit[0] is resolver and hit[1] is registry and hit[2] is spec:
+            _MEMO.move_to_end(key)
+            return list(hit[3])
+    out = _localised(spec, resolver, registry, names)
+    with _MEMO_LOCK:
+        _MEMO[key] = (resolver, registry, spec, out)
+        if len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return list(out)
+
+
+def _localised(spec: CommandSpec, resolver: Resolver, registry: Registry, names: dict[Kind, str]) -> list[str]:
     out: list[str] = []
     for example in spec.examples:
         local = localise(example, spec, resolver, names)

@@ -28,14 +28,17 @@ KEY_VALUE = re.compile(
     rf"(?ai)\b([A-Z0-9_]*(?:{'|'.join(KEY_NAMES)})[A-Z0-9_]*)"
     r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;]+)")
 URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/\s@]+:)([^@\s/]+)(@)")
-_KEY_WORDS = tuple(k.lower() for k in KEY_NAMES)
+# What KEY_VALUE needs, looked for in the lowercased text without the case-blind flag: a key name,
+# the rest of its word, then `=` or `:`.  It finds every text KEY_VALUE can match (lowercasing maps
+# more characters onto ASCII letters than the pattern's ASCII-only case folding does, never fewer),
+# at a fraction of the cost: the case-blind pattern costs about 80 ns a character, and most texts
+# name no key, or name one ("token", "password reset") with no value after it.
+_KEY_HINT = re.compile(rf"(?:{'|'.join(k.lower() for k in KEY_NAMES)})[a-z0-9_]*\s*[=:]")
 
 
 def _names_a_key(value: str) -> bool:
-    """Whether KEY_VALUE could match: a plain substring test, since the case-blind regex costs about
-    80 ns a character and most texts name no key at all."""
-    low = value.lower()
-    return any(k in low for k in _KEY_WORDS)
+    """Whether KEY_VALUE could match (False: it cannot)."""
+    return _KEY_HINT.search(value.lower()) is not None
 
 
 class Redactor:

@@ -373,6 +373,24 @@ async def test_help_examples_name_the_teams_own_inventory(tmp_path: Path, store:
     assert "rumpletest" not in lost.text and "status lab" in lost.text
 
 
+async def test_help_examples_follow_a_reloaded_config(tmp_path: Path, store: AuditStore) -> None:
+    """Examples are worked out once per config and command (commands/examples.py); a reload is a new config."""
+    stack = tmp_path / "api"
+    stack.mkdir()
+    (stack / "compose.yaml").write_text("services:\n  gateway:\n    image: chatops-busybox:1\n")
+    path = tmp_path / "team.yaml"
+    path.write_text(TEAM % stack)
+    eng = Engine(load_config(path), store)
+    before = await eng.handle(req(ALICE, "help restart"))
+    assert "restart gateway on lab" in before.text
+    assert "restart gateway on lab" in (await eng.handle(req(ALICE, "help restart"))).text  # asked again
+    (stack / "compose.yaml").write_text("services:\n  edge:\n    image: chatops-busybox:1\n")
+    path.write_text((TEAM % stack).replace("lab:", "bench:"))
+    eng.reload(load_config(path))
+    after = await eng.handle(req(ALICE, "help restart"))
+    assert "restart edge on bench" in after.text and "lab" not in after.text and "gateway" not in after.text
+
+
 async def test_decisions_and_freezes_read_from_plain_language_are_confirmed_first(config: Config, db: Database,
                                                                                   tmp_path: Path) -> None:
     """Typed canonically, approve and lock act at once; read from a sentence, they are proposals."""

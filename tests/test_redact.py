@@ -69,3 +69,31 @@ def test_every_key_name_is_masked_in_any_case_of_its_letters(name: str) -> None:
         out = Redactor().text(line)
         assert "s3cr3t" not in out and MASK in out, (spelled, out)
         assert not Redactor().clean(["x", line])
+
+
+def test_the_key_prefilter_never_skips_a_text_the_key_pattern_would_mask() -> None:
+    """`_names_a_key` decides whether KEY_VALUE runs at all: it may say yes too often, never too rarely."""
+    import random
+
+    from infra.redact import KEY_VALUE, _names_a_key
+
+    rng = random.Random(15)
+    parts = [*KEY_NAMES, *(k.lower() for k in KEY_NAMES), "db_", "_2", "x", "K", "\u212a", "ı", " ", "  ", "\t",
+             "=", ":", " = ", ",", ";", '"', "'", "v4lue", "é", "İ", "\n", "\0", "-", "token", "auth"]
+    matched = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 8)))
+        if KEY_VALUE.search(text):
+            matched += 1
+            assert _names_a_key(text), repr(text)
+    assert matched > 1000  # the generator does reach the pattern
+
+
+def test_a_table_that_names_keys_without_values_is_checked_in_one_pass() -> None:
+    """`help` lists commands about tokens and passwords; no cell holds `name=value`, so nothing is masked
+    and the table is not redacted cell by cell."""
+    r = Redactor()
+    cells = ["api token create NAME", "rotate the password", "auth: see docs/safety.md", "secret"]
+    assert r.clean(cells[:2] + cells[3:])
+    assert not r.clean(cells)  # `auth:` followed by a value is a key the pattern masks
+    assert r.text("auth: see docs") == f"auth: {MASK} docs"

@@ -12,6 +12,7 @@ only its own row, never a head shared by all requests.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -24,13 +25,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Executable,
     Row,
+    Select,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -41,7 +46,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db.chain import (
@@ -94,6 +99,23 @@ def by_id_or_prefix(s: Session, model: Any, ref: str, limit: int = FIND_LIMIT) -
                           .order_by(model.id).limit(limit)))
 
 
+@lru_cache(maxsize=256)
+def _page(columns: tuple[str, ...] | None, given: frozenset[str], approved: bool) -> Select[Any]:
+    """The statement for one shape of audit filter, with its values as parameters: built once per
+    shape (building a select costs more than running it)."""
+    t = RequestRow.__table__
+    q = select(*(t.c[c] for c in columns)) if columns else select(t)
+    for column in ("actor", "env", "command", "status"):
+        if column in given:
+            q = q.where(t.c[column] == bindparam(column))
+    if approved:
+        # `approved` lasts only until the run starts: the requests an approver said yes to.
+        q = q.where(t.c.approver.is_not(None), t.c.status.in_(list(AFTER_APPROVAL)))
+    if "since" in given:
+        q = q.where(t.c.created_at >= bindparam("since", type_=t.c.created_at.type))
+    return q.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(bindparam("limit"))
+
+
 def named_problem(what: str, ref: str, rows: Sequence[Any]) -> str | None:
     """What to say when an id or its first digits name no `what` or several of them (None: exactly one)."""
     if not rows:
@@ -122,6 +144,9 @@ class Database:
             args["connect_args"] = {"connect_timeout": connect_timeout}
             self.engine: Engine = create_engine(self.url, pool_pre_ping=True, pool_size=5,
                                                 max_overflow=5, **args)
+            # Plain reads (`rows`): autocommit, and no ping before each (a read is retried instead).
+            self.reader = create_engine(self.url, pool_size=5, max_overflow=5, isolation_level="AUTOCOMMIT",
+                                        **args)
         else:
             self.engine = create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -132,6 +157,7 @@ class Database:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
 
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -159,13 +185,34 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session committed on exit; a lost connection becomes DatabaseUnavailable (no action then)."""
+        with self._failures(), self.sessions.begin() as s:
+            yield s
+
+    def rows(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+        """One read statement's rows (columns as attributes): for the reads chat commands make on every
+        call, at about half a session's cost.  Autocommit, so no BEGIN and ROLLBACK around it; and no
+        ping before it (a round trip per read): a connection the server closed (a restart) fails the
+        read, the pool drops it and every connection as old, and the read runs once more on a new one."""
+        with self._failures():
+            for attempt in (1, 2):
+                try:
+                    with self.reader.connect() as conn:
+                        return list(conn.execute(stmt, params))
+                except DBAPIError as exc:
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """A lost connection becomes DatabaseUnavailable, a schema that is not this code's says so."""
         try:
-            with self.sessions.begin() as s:
-                yield s
+            yield
         except self.engine.dialect.loaded_dbapi.OperationalError as exc:  # the driver's own (writer.py's
             raise DatabaseUnavailable(_describe(exc)) from exc            # pipelined updates): a lost link
         except (OperationalError, ProgrammingError) as exc:
@@ -508,21 +555,26 @@ class AuditStore:
         0011), so this reads its newest `limit` rows straight off one index whatever it matches;
         plain rows, not ORM objects, because a 500-row page spent most of its time there.
         """
-        t = RequestRow.__table__
-        q = select(*(t.c[c] for c in f.columns)) if f.columns else select(t)
-        for column, value in (("actor", f.user), ("env", f.env), ("command", f.command)):
-            if value:
-                q = q.where(t.c[column] == value)
-        if f.status == Status.approved:
-            # `approved` lasts only until the run starts: the requests an approver said yes to.
-            q = q.where(t.c.approver.is_not(None), t.c.status.in_(list(AFTER_APPROVAL)))
-        elif f.status:
-            q = q.where(t.c.status == f.status)
-        if f.since:
-            q = q.where(t.c.created_at >= f.since)
-        q = q.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(f.limit)
-        with self._tx() as s:
-            return list(s.execute(q))
+        values = {"actor": f.user, "env": f.env, "command": f.command, "since": f.since}
+        given = {k: v for k, v in values.items() if v}
+        status = f.status if f.status != Status.approved else None
+        if status:
+            given["status"] = status
+        stmt = _page(f.columns, frozenset(given), f.status == Status.approved)
+        return self.db.rows(stmt, {"limit": f.limit, **given})
+
+    def page(self, f: AuditFilter) -> list[Row[Any]]:
+        """`query`, except that a waiting request it shows whose time is up is expired first (and the
+        page read again), so nobody reads "waiting" for a request that can no longer be decided.  The
+        upkeep expires the rest; checking only what is shown spares a read on every call."""
+        shown = dataclasses.replace(f, columns=f.columns and tuple(dict.fromkeys((*f.columns, "status",
+                                                                                  "expires_at"))))
+        rows = self.query(shown)
+        now = utcnow()
+        if any(r.status in PENDING and (at := aware(r.expires_at)) is not None and at <= now for r in rows):
+            self.expire_due(now)
+            rows = self.query(shown)
+        return rows
 
     def pending(self) -> list[RequestRow]:
         with self._tx() as s:
@@ -554,9 +606,9 @@ class AuditStore:
                 s.delete(existing)
             return existing
 
-    def env_locks(self) -> dict[str, EnvLock]:
-        with self._tx() as s:
-            return {lk.env: lk for lk in s.scalars(select(EnvLock))}
+    def env_locks(self) -> dict[str, Row[Any]]:
+        """Each frozen environment's lock (env, locked_by, reason, locked_at as attributes)."""
+        return {lk.env: lk for lk in self.db.rows(select(EnvLock.__table__))}
 
     # -- execution locks --------------------------------------------------
     def _insert_locks(self, s: Session, targets: Sequence[str], request_id: str) -> int:
@@ -623,11 +675,9 @@ class AuditStore:
 
     def expire_due(self, now: datetime | None = None) -> list[RequestRow]:
         now = now or utcnow()
-        with self._tx() as s:
-            due = list(s.scalars(select(RequestRow.id).where(RequestRow.status.in_(PENDING),
-                                                             RequestRow.expires_at <= now)))
+        due = self.db.rows(select(RequestRow.id).where(RequestRow.status.in_(PENDING), RequestRow.expires_at <= now))
         out = []
-        for rid in due:
+        for (rid,) in due:
             moved = self.transition(rid, PENDING, Status.expired, "system", {"reason": "not decided in time"})
             if moved:
                 out.append(moved)
