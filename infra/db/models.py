@@ -131,6 +131,16 @@ REQUESTS = cast(Table, RequestRow.__table__)
 EVENTS = cast(Table, AuditEvent.__table__)
 
 
+def request_row(values: dict[str, Any]) -> RequestRow:
+    """A request as the database returned it (`UPDATE … RETURNING`), built the way the ORM builds a row
+    it loads: its values set as loaded, not through the constructor's instrumented writes (a status
+    change of every request pays for this, on the writer thread)."""
+    RequestRow.__mapper__._check_configure()  # as the constructor would (a flag once configured)
+    row: RequestRow = RequestRow._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    row.__dict__.update(values)
+    return row
+
+
 class ChainHead(Base):
     """The newest link and its place: deleting the last rows shows too (until the head is reset:
     then only a head the bot logged earlier shows it, see `audit verify --head`)."""

@@ -65,7 +65,7 @@ from infra.db.chain import (
     plain,
 )
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
-from infra.db.models import EVENTS, REQUESTS, AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker
+from infra.db.models import EVENTS, REQUESTS, AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker, request_row
 from infra.db.writer import GroupWriter, Inserts, send_update
 from infra.redact import Redactor
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
@@ -406,7 +406,7 @@ class AuditStore:
             got = read()
             if got is None:
                 return None
-            row = RequestRow(**got)
+            row = request_row(got)
             changed = {k: plain(k, v) for k, v in fields.items() if k not in UNFOLDED}
             return row, self._sealed(request_id, row.event_count, to_status, actor, detail, changed, now)
 
