@@ -261,8 +261,7 @@ def _plan(ctx: Context, row: RequestRow) -> str:
                                   "for me to sign off", "waiting for me to sign off")))
 async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     """Approvers see what others asked for and waits for an approver; everyone sees their own waiting requests."""
-    await asyncio.to_thread(ctx.store.expire_due)
-    rows = await asyncio.to_thread(ctx.store.pending)
+    rows = await asyncio.to_thread(ctx.store.waiting)
     now = utcnow()
     me = ctx.actor.id
     approver = ctx.has(Role.approver)

@@ -74,6 +74,16 @@ async def test_a_due_request_the_page_does_not_show_is_left_to_the_upkeep(engine
     assert store.get(bobs).status == Status.expired  # type: ignore[union-attr]
 
 
+async def test_pending_expires_a_request_whose_time_is_up_before_listing(engine: Engine, db: Database,
+                                                                        store: AuditStore) -> None:
+    due, fresh = await waiting(engine), await waiting(engine)
+    backdate(db, due)
+    reply = await engine.handle(Request(actor=ALICE, text="pending"))
+    assert fresh in reply.text and due not in reply.text
+    assert store.get(due).status == Status.expired  # type: ignore[union-attr]
+    assert store.get(fresh).status == Status.awaiting_confirmation  # type: ignore[union-attr]
+
+
 async def test_filters_of_one_shape_keep_their_own_values(engine: Engine, store: AuditStore) -> None:
     for actor, line in ((ALICE, "whoami"), (BOB, "whoami"), (BOB, "envs"), (CAROL, "lock test")):
         assert (await engine.handle(Request(actor=actor, text=line))).tone is not Tone.error

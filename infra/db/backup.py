@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Executable, Row, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import sessionmaker
 
@@ -329,8 +329,12 @@ class _Pinned(Database):
     """A Database whose sessions all run in one connection's open transaction (never committed)."""
 
     def __init__(self, db: Database, conn: Connection) -> None:  # no super(): no new engine
-        self.url, self.engine = db.url, db.engine
+        self.url, self.engine, self.conn = db.url, db.engine, conn
         self.sessions = sessionmaker(bind=conn, expire_on_commit=False)
+
+    def rows(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+        """In the snapshot too, not on the reader pool (which would see later writes)."""
+        return list(self.conn.execute(stmt, params))
 
 
 @contextmanager

@@ -581,6 +581,16 @@ class AuditStore:
             return list(s.scalars(select(RequestRow).where(RequestRow.status.in_(PENDING))
                                   .order_by(RequestRow.created_at)))
 
+    def waiting(self) -> list[RequestRow]:
+        """`pending`, with the requests whose time is up expired first (audited) when it shows any: one
+        read when none is due, which is nearly always."""
+        rows = self.pending()
+        now = utcnow()
+        if any((at := aware(r.expires_at)) is not None and at <= now for r in rows):
+            self.expire_due(now)
+            rows = self.pending()
+        return rows
+
     def count_by_status(self, statuses: Iterable[str] | None = None) -> dict[str, int]:
         """Requests per status; only `statuses` when given (an index range, not the whole log)."""
         q = select(RequestRow.status, func.count()).group_by(RequestRow.status)
