@@ -346,12 +346,18 @@ default_roles: [viewer]
 """
 
 
-async def test_help_examples_name_the_teams_own_inventory(tmp_path: Path, store: AuditStore) -> None:
+def team_files(tmp_path: Path) -> tuple[Path, Path]:
+    """TEAM's config file and its one stack's folder (service `gateway`)."""
     stack = tmp_path / "api"
     stack.mkdir()
     (stack / "compose.yaml").write_text("services:\n  gateway:\n    image: chatops-busybox:1\n")
     path = tmp_path / "team.yaml"
     path.write_text(TEAM % stack)
+    return stack, path
+
+
+async def test_help_examples_name_the_teams_own_inventory(tmp_path: Path, store: AuditStore) -> None:
+    _, path = team_files(tmp_path)
     cfg = load_config(path)
     eng = Engine(cfg, store)
     shown = {}
@@ -375,11 +381,7 @@ async def test_help_examples_name_the_teams_own_inventory(tmp_path: Path, store:
 
 async def test_help_examples_follow_a_reloaded_config(tmp_path: Path, store: AuditStore) -> None:
     """Examples are worked out once per config and command (commands/examples.py); a reload is a new config."""
-    stack = tmp_path / "api"
-    stack.mkdir()
-    (stack / "compose.yaml").write_text("services:\n  gateway:\n    image: chatops-busybox:1\n")
-    path = tmp_path / "team.yaml"
-    path.write_text(TEAM % stack)
+    stack, path = team_files(tmp_path)
     eng = Engine(load_config(path), store)
     before = await eng.handle(req(ALICE, "help restart"))
     assert "restart gateway on lab" in before.text
