@@ -49,7 +49,7 @@ from infra.clock import Clock, SystemClock
 from infra.config import Config, ConfigError, Notice, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.models import RequestRow
-from infra.db.store import AuditStore, named_problem, new_request_id
+from infra.db.store import AuditStore, named_problem, new_request_id, overdue
 from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
@@ -809,8 +809,7 @@ class Engine:
             elsewhere = channel_refusal(self.config, req.channel, row.command or "", row.args, envs_only=True)
             if elsewhere:
                 return self._unmoved(self._error(elsewhere, rid), row)
-        expires = aware(row.expires_at)
-        if status in PENDING and expires and expires <= utcnow():
+        if overdue(row, utcnow()):
             moved = await self._write(self.store.transition_later, rid, PENDING, Status.expired, "system",
                                       {"reason": "not decided in time"})
             return Decision(self._error(f"Request {rid} expired before it was decided; ask again if it "

@@ -69,10 +69,9 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     since = parse_since(args["since"]) if args.get("since") else None
     cap = ctx.config.inventory.limits.max_audit_limit
     limit = min(int(args["limit"]), cap)
-    wanted = AuditFilter(user=user, env=args.get("env"), command=args.get("command"), status=args.get("status"),
-                         since=since, limit=limit, columns=SHOWN)
-
-    rows = await asyncio.to_thread(ctx.store.page, wanted)
+    rows = await asyncio.to_thread(ctx.store.page, AuditFilter(
+        user=user, env=args.get("env"), command=args.get("command"), status=args.get("status"),
+        since=since, limit=limit, columns=SHOWN))
     notes = [_note(r.error or r.reason or r.result or "") for r in rows]
     table = [[r.id, f"{aware(r.created_at):%Y-%m-%d %H:%M:%S}", r.actor, r.command or "-",
               r.env or "-", r.target or "-", r.status, r.approver or "", note]

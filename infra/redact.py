@@ -22,7 +22,7 @@ PATTERNS = [
 # One pass over the text instead of one per pattern: every message and audit field goes through here.
 TOKENS = re.compile("|".join(f"(?:{p.pattern})" for p in PATTERNS))
 # Names whose value is a secret (`DB_PASSWORD=…`, `token: …`), in any case of their ASCII letters (ASCII
-# only, so that `_names_a_key`'s plain lowercase test finds every name this pattern can match).
+# only, so that `_KEY_HINT`, run on the lowercased text, finds every name this pattern can match).
 KEY_NAMES = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "AUTH")
 KEY_VALUE = re.compile(
     rf"(?ai)\b([A-Z0-9_]*(?:{'|'.join(KEY_NAMES)})[A-Z0-9_]*)"

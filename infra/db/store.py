@@ -116,6 +116,13 @@ def _page(columns: tuple[str, ...] | None, given: frozenset[str], approved: bool
     return q.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(bindparam("limit"))
 
 
+def overdue(row: Any, now: datetime) -> bool:
+    """A request still waiting for a decision whose time for one is up (any row with `status` and
+    `expires_at`: an ORM row or a plain one)."""
+    at = aware(row.expires_at)
+    return row.status in PENDING and at is not None and at <= now
+
+
 def named_problem(what: str, ref: str, rows: Sequence[Any]) -> str | None:
     """What to say when an id or its first digits name no `what` or several of them (None: exactly one)."""
     if not rows:
@@ -198,15 +205,17 @@ class Database:
         call, at about half a session's cost.  Autocommit, so no BEGIN and ROLLBACK around it; and no
         ping before it (a round trip per read): a connection the server closed (a restart) fails the
         read, the pool drops it and every connection as old, and the read runs once more on a new one."""
+        def read() -> list[Row[Any]]:
+            with self.reader.connect() as conn:
+                return list(conn.execute(stmt, params))
+
         with self._failures():
-            for attempt in (1, 2):
-                try:
-                    with self.reader.connect() as conn:
-                        return list(conn.execute(stmt, params))
-                except DBAPIError as exc:
-                    if attempt == 2 or not exc.connection_invalidated:
-                        raise
-        raise AssertionError("unreachable")
+            try:
+                return read()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+            return read()
 
     @contextmanager
     def _failures(self) -> Iterator[None]:
@@ -567,11 +576,11 @@ class AuditStore:
         """`query`, except that a waiting request it shows whose time is up is expired first (and the
         page read again), so nobody reads "waiting" for a request that can no longer be decided.  The
         upkeep expires the rest; checking only what is shown spares a read on every call."""
-        shown = dataclasses.replace(f, columns=f.columns and tuple(dict.fromkeys((*f.columns, "status",
-                                                                                  "expires_at"))))
+        needed = f.columns and tuple(dict.fromkeys((*f.columns, "status", "expires_at")))
+        shown = dataclasses.replace(f, columns=needed)
         rows = self.query(shown)
         now = utcnow()
-        if any(r.status in PENDING and (at := aware(r.expires_at)) is not None and at <= now for r in rows):
+        if any(overdue(r, now) for r in rows):
             self.expire_due(now)
             rows = self.query(shown)
         return rows
@@ -586,7 +595,7 @@ class AuditStore:
         read when none is due, which is nearly always."""
         rows = self.pending()
         now = utcnow()
-        if any((at := aware(r.expires_at)) is not None and at <= now for r in rows):
+        if any(overdue(r, now) for r in rows):
             self.expire_due(now)
             rows = self.pending()
         return rows
