@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +49,7 @@ from infra.clock import Clock, SystemClock
 from infra.config import Config, ConfigError, Notice, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.models import RequestRow
-from infra.db.store import AuditStore, named_problem, new_request_id, overdue
+from infra.db.store import AuditStore, Step, named_problem, new_request_id, overdue
 from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
@@ -84,6 +84,16 @@ def shown(lines: list[str], limit: int = 4000) -> list[str]:
 def describe(spec: CommandSpec, args: dict[str, Any]) -> str:
     """The canonical one-line form of a plan ("restart n8n rumpledev tail=…")."""
     return spec.describe(args)
+
+
+@dataclass
+class Ran:
+    """A handler's run as the engine recorded it: the reply, and what its last audit write did."""
+
+    reply: Reply
+    status: Status | None = None  # where that write left the request (None: not known)
+    freed: bool = False  # that write committed, and freed the run's execution locks with it
+    applied: bool = True  # False: the step that led to the run (`via`) found the request moved already
 
 
 @dataclass(frozen=True)
@@ -441,19 +451,30 @@ class Engine:
                         roles: frozenset[Role]) -> Reply:
         row = self._row(req, plan, Status.started)
         await self._create(req, row, (Status.started, {}))
-        return await self._invoke(req, spec, plan.args, row.id, roles, req.actor)
+        return (await self._invoke(req, spec, plan.args, row.id, roles, req.actor)).reply
 
     async def _invoke(self, req: Request, spec: CommandSpec, args: dict[str, Any], rid: str,
-                      roles: frozenset[Role], actor: Actor, card: list[str] | None = None) -> Reply:
-        """Run a handler whose `started` row is committed; record and return the outcome."""
+                      roles: frozenset[Role], actor: Actor, card: list[str] | None = None,
+                      locks: bool = False) -> Ran:
+        """Run a handler whose `started` row is committed; record and return the outcome.
+
+        `locks`: the run holds execution locks, which the outcome's audit write frees (one commit)."""
         ctx = self._context(req, rid, roles, card)
         began = time.perf_counter()
 
         cut: list[Interruption] = []
+        cut_ran: list[Ran] = []
+
+        async def end(to: Status, detail: dict[str, Any], reply: Reply, by: str | None = None,
+                      **fields: Any) -> Ran:
+            moved = await self._write(self.store.transition_later, rid, (Status.started,), to, by or actor.id,
+                                      detail, free_locks=locks, **fields)
+            return Ran(reply, Status(moved.status) if moved else None, freed=locks)
 
         async def interrupted(why: Interruption) -> Reply:
             cut.append(why)
-            return await self._interrupted(spec, rid, req, why)
+            cut_ran.append(await self._interrupted(spec, rid, req, why, end))
+            return cut_ran[0].reply
 
         try:
             reply = await self.jobs.run(rid, spec.name, spec.handler(ctx, self._full_args(spec, args)),
@@ -461,51 +482,47 @@ class Engine:
             if cut and cut[0].cause is Cause.caller:
                 raise asyncio.CancelledError  # recorded; now honour the caller's cancellation
             if cut:
-                return reply
+                return Ran(reply, cut_ran[0].status, cut_ran[0].freed) if cut_ran else Ran(reply)
         except CannotSucceed as exc:
             # Found before it changed anything (the handler's own check): refused, not failed.
             msg = str(exc)
-            await self._write(self.store.transition_later, rid, (Status.started,), Status.refused, actor.id,
-                              {"reason": msg}, reason=msg)
-            return self._error(msg, rid)
+            return await end(Status.refused, {"reason": msg}, self._error(msg, rid), reason=msg)
         except CommandError as exc:
             ERRORS.labels("command").inc()
             msg = str(exc)
-            await self._write(self.store.transition_later, rid, (Status.started,), Status.failed, actor.id,
-                              {"error": msg}, error=msg)
-            return self._error(msg, rid)
+            return await end(Status.failed, {"error": msg}, self._error(msg, rid), error=msg)
         except DatabaseUnavailable as exc:
             # Lost mid-run (a progress note could not be written): the handler had started and may
             # have changed things, so "nothing was run" would be untrue.
             ERRORS.labels("database").inc()
             log.error("audit database lost while %s ran [%s]: %s", spec.name, req.correlation_id, exc)
-            return self._error(f"{exc.while_running(spec.name)}, so I stopped it there; what it had done "
-                               "by then is not known: "
-                               f"check the target. Request {rid} stays 'started' until the bot's next "
-                               "start marks it interrupted.", rid)
+            return Ran(self._error(f"{exc.while_running(spec.name)}, so I stopped it there; what it had done "
+                                   "by then is not known: "
+                                   f"check the target. Request {rid} stays 'started' until the bot's next "
+                                   "start marks it interrupted.", rid))
         except Exception as exc:
             ERRORS.labels("handler").inc()
             log.exception("handler %s failed [%s]", spec.name, req.correlation_id)
             msg = f"internal error in {spec.name} (ref {req.correlation_id})"
-            await self._write(self.store.transition_later, rid, (Status.started,), Status.failed, actor.id,
-                              {"error": msg, "type": type(exc).__name__}, error=msg)
-            return self._error(f"{spec.name} failed on my side (ref {req.correlation_id}); "
-                               "the audit log records it.", rid)
+            return await end(Status.failed, {"error": msg, "type": type(exc).__name__},
+                             self._error(f"{spec.name} failed on my side (ref {req.correlation_id}); "
+                                         "the audit log records it.", rid), error=msg)
         finally:
             HANDLER_SECONDS.labels(spec.name, spec.backend or "none").observe(time.perf_counter() - began)
         reply.request_id = reply.request_id or rid
         outcome = Status.failed if reply.tone is Tone.error else Status.succeeded
         summary = reply.text[:500]
         try:
-            await self._write(self.store.transition_later, rid, (Status.started,), outcome, actor.id,
-                              {"result": summary}, result=summary if outcome is Status.succeeded else None,
-                              error=summary if outcome is Status.failed else None)
+            return await end(outcome, {"result": summary}, reply,
+                             result=summary if outcome is Status.succeeded else None,
+                             error=summary if outcome is Status.failed else None)
         except DatabaseUnavailable as exc:
             reply.text += (f"\n(It ran, but its result could not be written to the audit log: {exc}. "
                            f"Request {rid} stays 'started' until the bot's next start marks it.)")
-        return reply
+        return Ran(reply)
 
-    async def _interrupted(self, spec: CommandSpec, rid: str, req: Request, cut: Interruption) -> Reply:
+    async def _interrupted(self, spec: CommandSpec, rid: str, req: Request, cut: Interruption,
+                           end: Callable[..., Awaitable[Ran]]) -> Ran:
         """A job was cancelled: record it as interrupted (its outcome is unknown) and say so."""
         if cut.cause is Cause.person:
             why = f"{cut.by} cancelled it" + (f" ({cut.reason})" if cut.reason else "")
@@ -516,10 +533,10 @@ class Engine:
         detail: dict[str, Any] = {"reason": msg, "cause": cut.cause.value}
         if cut.by:
             detail["cancelled_by"] = cut.by
-        await self._write(self.store.transition_later, rid, (Status.started,), Status.interrupted, cut.by or "system",
-                          detail, error=msg)
-        return self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
-                           f"{req.correlation_id}). Check the target's state before asking again.", rid)
+        return await end(Status.interrupted, detail,
+                         self._error(f"{spec.name} was interrupted because {why} before it finished (ref "
+                                     f"{req.correlation_id}). Check the target's state before asking again.", rid),
+                         by=cut.by or "system", error=msg)
 
     # -- changes ----------------------------------------------------------
     async def _frozen(self, spec: CommandSpec, targets: list[str]) -> str | None:
@@ -601,7 +618,7 @@ class Engine:
                             schedule_id=req.schedule)
             await self._create(req, row, (Status.approved, {"plan_hash": digest, "schedule": req.schedule,
                                                              "approved_when_scheduled": True}))
-            return await self._execute(req, row, roles, (Status.approved,))
+            return (await self._execute(req, row, roles, (Status.approved,))).reply
         if needs_approval:
             row = self._row(req, plan, Status.pending_approval, plan_hash=digest, expires_at=expires,
                             schedule_id=req.schedule)
@@ -609,7 +626,7 @@ class Engine:
             return await self._approval_card(req, spec, row, lines)
         row = self._row(req, plan, Status.requested, plan_hash=digest, schedule_id=req.schedule)
         await self._create(req, row)
-        return await self._execute(req, row, roles, (Status.requested,))
+        return (await self._execute(req, row, roles, (Status.requested,))).reply
 
     def _card(self, spec: CommandSpec, args: dict[str, Any], lines: list[str]) -> list[tuple[str, str]]:
         fields = [("Command", describe(spec, args))]
@@ -648,56 +665,70 @@ class Engine:
 
     async def _execute(self, req: Request, row: RequestRow, roles: frozenset[Role],
                        from_status: tuple[Status, ...], actor: Actor | None = None,
-                       shown_in: str | None = None) -> Reply:
-        """Take the locks, mark started (committed), run, record the result."""
+                       shown_in: str | None = None, via: Step | None = None) -> Ran:
+        """Take the locks, mark started (committed), run, record the result (and free the locks with it).
+
+        `via`: the step that led here (a confirmation), not yet written: it goes in the transaction that
+        marks the run started, or alone before a refusal or a schedule, so the log shows it either way."""
         actor = actor or req.actor
         assert row.command is not None
         spec = self.registry[row.command]
+        refusal: tuple[Status, str, str] | None = None  # what it becomes, why, and what the reply says
         # The requester's roles as configured now: a role taken away while a request waited counts.
         denied = check(self.config, spec, row.actor, row.args)
         if denied:
-            await self._write(self.store.transition_later, row.id, from_status, Status.refused, actor.id,
-                              {"reason": denied}, reason=denied)
-            return self._error(f"Request {row.id} was not run: {row.actor} no longer may. {denied}", row.id)
-        if plan_hash(spec.name, row.args) != row.plan_hash:
+            refusal = (Status.refused, denied, f"Request {row.id} was not run: {row.actor} no longer may. {denied}")
+        elif plan_hash(spec.name, row.args) != row.plan_hash:
             msg = "The stored plan does not match the hash it was confirmed with; not running it."
-            await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
-                              {"error": msg}, error=msg)
-            return self._error(msg, row.id)
-        if await self.schedules.is_scheduling(row):
-            return await self.schedules.arm(row, from_status, actor)
+            refusal = (Status.failed, msg, msg)
+        scheduling = refusal is None and await self.schedules.is_scheduling(row)
         targets = lock_targets(self.config, row.args) if spec.backend else []
-        frozen = await self._frozen(spec, targets)
-        if frozen:
-            await self._write(self.store.transition_later, row.id, from_status, Status.refused, actor.id,
-                              {"reason": frozen}, reason=frozen)
-            return self._error(frozen, row.id)
+        card: list[str] | None = None  # the card the person saw, read beside the freeze check
+        if refusal is None and not scheduling:
+            frozen, card = await asyncio.gather(self._frozen(spec, targets), self._card_shown(row.id))
+            if frozen:
+                refusal = (Status.refused, frozen, frozen)
+        if via is not None and (refusal or scheduling):
+            if await self._write(self.store.transition_later, row.id, from_status, via.to_status, via.actor,
+                                 via.detail) is None:
+                already = await self._already(row.id)
+                return Ran(already.reply, already.status, applied=False)
+            from_status, via = (via.to_status,), None
+        if refusal is not None:
+            to, why, shown = refusal
+            key = "reason" if to is Status.refused else "error"
+            await self._write(self.store.transition_later, row.id, from_status, to, actor.id, {key: why},
+                              **{key: why})
+            return Ran(self._error(shown, row.id))
+        if scheduling:
+            return Ran(await self.schedules.arm(row, from_status, actor))
+        ran: Ran | None = None
         try:
             # the locks and "started" in one commit: no second write on the way to running
             started, holder = await self._db(self.store.start, row.id, from_status, actor.id,
-                                             {"plan_hash": row.plan_hash}, targets)
+                                             {"plan_hash": row.plan_hash}, targets, via)
             if holder:
                 msg = (f"Another change ({holder}) is running on {', '.join(targets)}; nothing was "
                        "changed. Ask again when it has finished.")
-                await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
-                                  {"error": msg}, error=msg)
-                return self._error(msg, row.id)
+                await self._write(self.store.transition_later, row.id, (via.to_status,) if via else from_status,
+                                  Status.failed, actor.id, {"error": msg}, error=msg)
+                return Ran(self._error(msg, row.id))
             if started is None:
                 current = await self._db(self.store.get, row.id)
                 status = current.status if current else "gone"
-                return Reply(f"Request {row.id} is already {status}; nothing was run twice.",
-                             tone=Tone.info, request_id=row.id)
+                return Ran(Reply(f"Request {row.id} is already {status}; nothing was run twice.",
+                                 tone=Tone.info, request_id=row.id),
+                           Status(current.status) if current else None, applied=via is None)
             run_req = Request(actor=req.actor, text=row.text, platform=req.platform,
                               channel=req.channel, thread=req.thread,
                               correlation_id=row.correlation_id, on_progress=req.on_progress,
                               schedule=req.schedule, scheduled_for=req.scheduled_for)
-            reply = await self._invoke(run_req, spec, row.args, row.id, roles, actor,
-                                       await self._card_shown(row.id))
+            ran = await self._invoke(run_req, spec, row.args, row.id, roles, actor, card, locks=bool(targets))
         finally:
-            if targets:
+            if targets and not (ran and ran.freed):
                 await self._release(row.id)
-        self._announce_outcome(spec, row.id, reply, besides=(req.channel, shown_in))
-        return reply
+        self._announce_outcome(spec, row.id, ran.reply, besides=(req.channel, shown_in))
+        return ran
 
     async def expire_due(self, now: datetime | None = None) -> list[RequestRow]:
         """Expire the requests nobody decided in time, and say so in their environments' ops channels.
@@ -859,9 +890,9 @@ class Engine:
         run_as = Request(actor=Actor(row.actor), text=row.text, platform=row.platform,
                          channel=row.channel, thread=row.thread, correlation_id=row.correlation_id,
                          on_progress=req.on_progress, schedule=row.schedule_id)
-        result = await self._execute(run_as, moved, roles_for(self.config, row.actor, row.args),
-                                     (Status.approved,), actor, shown_in=req.channel)
-        return await self._applied(self._told(result, f"Approved by {actor.id}", row, req), rid)
+        ran = await self._execute(run_as, moved, roles_for(self.config, row.actor, row.args),
+                                  (Status.approved,), actor, shown_in=req.channel)
+        return await self._applied(self._told(ran.reply, f"Approved by {actor.id}", row, req), rid, ran.status)
 
     def _told(self, result: Reply, decision: str, row: RequestRow, req: Request) -> Reply:
         """The run's own outcome, with the decision on a line of its own and the requester named.
@@ -889,8 +920,11 @@ class Engine:
     def _unmoved(reply: Reply, row: RequestRow) -> Decision:
         return Decision(reply, applied=False, status=Status(row.status))
 
-    async def _applied(self, reply: Reply, rid: str) -> Decision:
-        """This actor moved the request; report where it ended (it may have run since)."""
+    async def _applied(self, reply: Reply, rid: str, status: Status | None = None) -> Decision:
+        """This actor moved the request; report where it ended (it may have run since): `status` when
+        the run's own last write says so, else as the database has it now."""
+        if status is not None:
+            return Decision(reply, applied=True, status=status)
         row = await self._db(self.store.get, rid)
         return Decision(reply, applied=True, status=Status(row.status) if row else None)
 
@@ -954,10 +988,11 @@ class Engine:
                 return await self._already(row.id)
             return Decision(await self._approval_card(req, spec, moved, lines), applied=True,
                             status=Status.pending_approval)
-        moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.confirmed, actor.id, {})
-        if moved is None:
-            return await self._already(row.id)
-        return await self._applied(await self._execute(req, moved, roles, (Status.confirmed,)), row.id)
+        # "confirmed" is written with "started" (one commit), or alone before a refusal
+        ran = await self._execute(req, row, roles, CONFIRMABLE, via=Step(Status.confirmed, actor.id))
+        if not ran.applied:
+            return Decision(ran.reply, status=ran.status)
+        return await self._applied(ran.reply, row.id, ran.status)
 
     # -- cancelling a running change ---------------------------------------
     async def cancel(self, request_id: str, actor: Actor, reason: str | None = None,

@@ -234,19 +234,39 @@ async def preview_deploy(ctx: Context, host: DockerHost, src: StackSource, env: 
 # Deploy
 
 
+Inspected = dict[str, asyncio.Task[dict[str, str | None] | None]]
+
+
+def inspect_soon(host: DockerHost, model: Mapping[str, Any]) -> Inspected:
+    """The model's images inspected by name, started now: right after `up`, beside the wait for the
+    containers, instead of after it. `image_record` takes an answer only where its ID is the one the
+    container runs (the name may have been moved to another image since)."""
+    async def quiet(ref: str) -> dict[str, str | None] | None:
+        try:
+            return await host.image_ref(ref, ref)
+        except CommandError:
+            return None
+    refs = {str(s["image"]) for s in (model.get("services") or {}).values() if s.get("image")}
+    return {r: asyncio.ensure_future(quiet(r)) for r in sorted(refs)}
+
+
 async def image_record(host: DockerHost, groups: Mapping[str, list[ContainerState]],
-                       model: Mapping[str, Any]) -> dict[str, Any]:
+                       model: Mapping[str, Any], early: Inspected | None = None) -> dict[str, Any]:
     inspected: dict[tuple[str, str], asyncio.Task[dict[str, str | None]]] = {}
 
     async def one(name: str, cs: list[ContainerState]) -> tuple[str, Any]:
         wanted = ((model.get("services") or {}).get(name) or {}).get("image") or cs[0].image
         key = (cs[0].image_id, wanted)
-        if key not in inspected:  # services sharing an image: one inspection
-            inspected[key] = asyncio.ensure_future(host.image_ref(cs[0].image_id, wanted))
-        try:
-            info: dict[str, Any] = dict(await inspected[key])
-        except CommandError:
-            info = {"image": wanted, "id": cs[0].image_id, "digest": None}
+        known = await early[wanted] if early and wanted in early else None
+        if known is not None and known["id"] == cs[0].image_id:
+            info: dict[str, Any] = dict(known)
+        else:
+            if key not in inspected:  # services sharing an image: one inspection
+                inspected[key] = asyncio.ensure_future(host.image_ref(cs[0].image_id, wanted))
+            try:
+                info = dict(await inspected[key])
+            except CommandError:
+                info = {"image": wanted, "id": cs[0].image_id, "digest": None}
         info["config_hash"] = cs[0].config_hash
         if cs[0].pinned_ref:
             info["ref"] = cs[0].pinned_ref
@@ -378,11 +398,12 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
     timeout = ctx.config.inventory.environments[env].deploy_timeout_s
     verb = "Rollback" if action == "rollback" else "Deploy"
     deployable = await asyncio.to_thread(plan.write, area) if up is None else None
+    early: Inspected = {}
 
     async def record(status: str, groups: Mapping[str, list[ContainerState]], error: str | None) -> Deployment:
         if commit is not None and src.git_commit is None:
             src.git_commit = await commit  # (asked of git while `up` ran)
-        images = await image_record(host, groups, plan.deployed) if groups else {}
+        images = await image_record(host, groups, plan.deployed, early) if groups else {}
         return await asyncio.to_thread(
             store.record, env=env, stack=src.stack, action=action, status=status,
             actor=ctx.actor.id, request_id=ctx.request_id or None, ref=src.ref,
@@ -425,6 +446,7 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
         await stopped("bringing the stack up")
         raise
     began = asyncio.get_running_loop().time()
+    early.update(inspect_soon(host, plan.deployed))
     try:
         ready = await wait_ready(ctx, host, project, services, timeout, one_shots(plan.deployed),
                                  first=f"{src.stack}: containers created on {env}; waiting up to "

@@ -9,6 +9,7 @@ import docker
 
 from bot.engine import Engine
 from bot.request import Actor, Reply, Request, Tone
+from commands.docker_ops import by_service, image_record, inspect_soon
 from infra.db.deployments import DeploymentStore
 from tests.docker_fixtures import BASE_IMAGE, DockerWorld, docker_client, docker_engine, moving_tag, world
 
@@ -96,6 +97,25 @@ async def test_rollback_runs_the_recorded_image_even_if_the_tag_moved(world: Doc
         assert reply.tone is Tone.success, reply.text
         web = running(world, world.project("a", "app"), "web")
         assert web.attrs["Image"] == moving.base.id != moving.other.id
+
+
+async def test_an_image_inspected_by_name_beside_the_wait_counts_only_if_the_container_runs_it(
+        world: DockerWorld, docker_engine: Engine) -> None:
+    """The revision's images are inspected by name right after `up` (beside the wait for the containers);
+    if the name was moved to another image in between, the answer is dropped for the container's own."""
+    with moving_tag(world) as moving:
+        assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
+        host = docker_engine.backends.docker("dtest")
+        groups = by_service(await host.containers(world.project("a", "app")))
+        model = {"services": {"web": {"image": f"{moving.tag}:1"}, "worker": {"image": BASE_IMAGE}}}
+        same = await image_record(host, groups, model, inspect_soon(host, model))
+        assert same["web"]["id"] == moving.base.id and same["web"]["image"] == f"{moving.tag}:1"
+        assert same == await image_record(host, groups, model)  # as inspecting each container's image says
+        moving.move()
+        early = inspect_soon(host, model)
+        assert (await early[f"{moving.tag}:1"])["id"] == moving.other.id  # type: ignore[index]
+        moved = await image_record(host, groups, model, early)
+        assert moved["web"]["id"] == moving.base.id != moving.other.id  # what runs, not what the name says now
 
 
 async def test_status_restart_stop_start(world: DockerWorld, docker_engine: Engine) -> None:

@@ -178,6 +178,9 @@ class ExecLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+EXEC_LOCKS = cast(Table, ExecLock.__table__)
+
+
 class Worker(Base):
     """A running bot process; recovery treats requests of vanished workers as interrupted."""
 

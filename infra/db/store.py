@@ -256,6 +256,16 @@ def _describe(exc: BaseException) -> str:
     return msg[0] if msg else type(exc).__name__
 
 
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A status change a caller has decided on but not yet written (a confirmation): written in the
+    same transaction as the change that follows it (`AuditStore.start`), one commit instead of two."""
+
+    to_status: Status
+    actor: str
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 class AuditStore:
     """All reads and writes of requests, events and locks."""
 
@@ -386,12 +396,16 @@ class AuditStore:
         return self.create_later(row, events).result()
 
     def transition_later(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
-                         detail: dict[str, Any] | None = None, **fields: Any) -> Future[RequestRow | None]:
-        """`transition`, as a future that resolves once the change is committed."""
+                         detail: dict[str, Any] | None = None, *, free_locks: bool = False,
+                         **fields: Any) -> Future[RequestRow | None]:
+        """`transition`, as a future that resolves once the change is committed.
+
+        `free_locks`: the request's execution locks go in the same transaction (a run's outcome:
+        one commit at its end, not two), whether or not the request was still in `from_status`."""
         fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
                   for k, v in fields.items()}
         return self.writer.submit(_Move(self, request_id, tuple(from_status), to_status, actor, detail or {},
-                                        fields))
+                                        fields, free_locks))
 
     def transition(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
                    detail: dict[str, Any] | None = None, **fields: Any) -> RequestRow | None:
@@ -422,23 +436,34 @@ class AuditStore:
         return moved
 
     def start(self, request_id: str, from_status: Iterable[Status], actor: str, detail: dict[str, Any],
-              targets: Sequence[str] = ()) -> tuple[RequestRow | None, str | None]:
-        """Take every target's execution lock and mark the request started, in one transaction (one commit
-        on the way to running, not two); on a conflict, the holder's request id and nothing changed.
+              targets: Sequence[str] = (), via: Step | None = None) -> tuple[RequestRow | None, str | None]:
+        """Take every target's execution lock and mark the request started (after `via`, when given), in
+        one transaction (one commit on the way to running, not two or three); on a conflict, the holder's
+        request id and nothing changed but `via`.
 
         A lock someone else holds goes the long way (`acquire`, which frees a dead worker's stale lock)."""
-        if targets:
+        moves = ([(tuple(from_status), via.to_status, via.actor, via.detail)] if via else []) + \
+            [((via.to_status,) if via else tuple(from_status), Status.started, actor, detail)]
+        if targets or via:
             with self._tx() as s:
-                if self._insert_locks(s, targets, request_id) == len(targets):
+                if not targets or self._insert_locks(s, targets, request_id) == len(targets):
                     conn = s.connection()
-                    got = self._send_move(conn, request_id, from_status, Status.started, actor, detail, {})()
-                    if got is None:
-                        s.rollback()  # (the locks go with it: someone else moved the request)
-                        return None, None
-                    conn.execute(insert(EVENTS), [got[1]])
+                    events, row = [], None
+                    for froms, to, who, what in moves:
+                        got = self._send_move(conn, request_id, froms, to, who, what, {})()
+                        if got is None:
+                            s.rollback()  # (the locks go with it: someone else moved the request)
+                            return None, None
+                        row = got[0]
+                        events.append(got[1])
+                    conn.execute(insert(EVENTS), events)
                     self._wrote()
-                    return got[0], None
+                    return row, None
                 s.rollback()
+            if via:
+                if self.transition(request_id, from_status, via.to_status, via.actor, via.detail) is None:
+                    return None, None
+                from_status = (via.to_status,)
             holder = self.acquire(targets, request_id)
             if holder:
                 return None, holder
@@ -857,15 +882,17 @@ class _Move:
     """A status change (`AuditStore.transition`): the conditional update sent, its event with the batch."""
 
     def __init__(self, store: AuditStore, request_id: str, from_status: tuple[Status, ...], to_status: Status,
-                 actor: str, detail: dict[str, Any], fields: dict[str, Any]) -> None:
+                 actor: str, detail: dict[str, Any], fields: dict[str, Any], free_locks: bool = False) -> None:
         self.store, self.request_id, self.from_status, self.to_status = store, request_id, from_status, to_status
-        self.actor, self.detail, self.fields = actor, detail, fields
+        self.actor, self.detail, self.fields, self.free_locks = actor, detail, fields, free_locks
 
     def send(self, conn: Connection) -> Callable[[Inserts], RequestRow | None]:
         moved = self.store._send_move(conn, self.request_id, self.from_status, self.to_status, self.actor,
                                       self.detail, self.fields)
 
         def finish(inserts: Inserts) -> RequestRow | None:
+            if self.free_locks:
+                inserts.freed.append(self.request_id)
             got = moved()
             if got is None:
                 return None

@@ -27,10 +27,10 @@ from functools import lru_cache
 from typing import Any, Protocol, TypeVar, cast
 
 from psycopg.types.json import Json
-from sqlalchemy import JSON, Connection, Table, insert, update
+from sqlalchemy import JSON, Connection, Table, delete, insert, update
 
 from infra.db.common import DatabaseUnavailable
-from infra.db.models import EVENTS, REQUESTS
+from infra.db.models import EVENTS, EXEC_LOCKS, REQUESTS
 
 log = logging.getLogger("chatops.audit")
 T = TypeVar("T")
@@ -42,10 +42,12 @@ IDLE_S = 2.0  # an idle writer thread ends (the next write starts another): no t
 
 @dataclass
 class Inserts:
-    """Rows the writes of one transaction insert, written together when the last write has run."""
+    """Rows the writes of one transaction insert, and the requests whose execution locks they free,
+    written together when the last write has run."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    freed: list[str] = field(default_factory=list)  # request ids
 
     def write(self, conn: Connection) -> None:
         """Requests first (events refer to them); events in the order the writes made them, which is
@@ -53,7 +55,9 @@ class Inserts:
         for table, rows in ((REQUESTS, self.requests), (EVENTS, self.events)):
             if rows:
                 conn.execute(insert(table), rows)
-        self.requests, self.events = [], []
+        if self.freed:
+            conn.execute(delete(EXEC_LOCKS).where(EXEC_LOCKS.c.request_id.in_(self.freed)))
+        self.requests, self.events, self.freed = [], [], []
 
 
 class Write(Protocol[T_co]):
