@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +49,8 @@ from infra.clock import Clock, SystemClock
 from infra.config import Config, ConfigError, Notice, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.db.models import RequestRow
-from infra.db.store import AuditStore, Step, named_problem, new_request_id, overdue
+from infra.db.store import AuditStore, named_problem, new_request_id, overdue
+from infra.db.writer import Write
 from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
@@ -86,6 +87,10 @@ def describe(spec: CommandSpec, args: dict[str, Any]) -> str:
     return spec.describe(args)
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass
 class Ran:
     """A handler's run as the engine recorded it: the reply, and what its last audit write did."""
@@ -93,7 +98,7 @@ class Ran:
     reply: Reply
     status: Status | None = None  # where that write left the request (None: not known)
     freed: bool = False  # that write committed, and freed the run's execution locks with it
-    applied: bool = True  # False: the step that led to the run (`via`) found the request moved already
+    applied: bool = True  # False: what led to the run (`first`) found the request moved already
 
 
 @dataclass(frozen=True)
@@ -294,9 +299,13 @@ class Engine:
     async def _create(self, req: Request, row: RequestRow, *events: tuple[str, dict[str, Any]]) -> RequestRow:
         """Commit a new request row with its `requested` event (and any after it); tell the caller its id."""
         await self._write(self.store.create_later, row, [(Status.requested, self._requested_detail(row)), *events])
+        self._recorded(req, row)
+        return row
+
+    @staticmethod
+    def _recorded(req: Request, row: RequestRow) -> None:
         if req.on_recorded is not None:
             req.on_recorded(row.id)
-        return row
 
     async def _refuse(self, req: Request, plan: Plan, reason: str, tone: Tone = Tone.error) -> Reply:
         """Record a request that will not run (requested + refused, one transaction) and say why."""
@@ -625,8 +634,9 @@ class Engine:
             await self._create(req, row, (Status.pending_approval, {"plan_hash": digest, "preview": shown(lines)}))
             return await self._approval_card(req, spec, row, lines)
         row = self._row(req, plan, Status.requested, plan_hash=digest, schedule_id=req.schedule)
-        await self._create(req, row)
-        return (await self._execute(req, row, roles, (Status.requested,))).reply
+        # the request is written with its start (one commit), or alone before a refusal
+        creating = self.store.creating(row, [(Status.requested, self._requested_detail(row))])
+        return (await self._execute(req, row, roles, (Status.requested,), first=[creating])).reply
 
     def _card(self, spec: CommandSpec, args: dict[str, Any], lines: list[str]) -> list[tuple[str, str]]:
         fields = [("Command", describe(spec, args))]
@@ -665,11 +675,12 @@ class Engine:
 
     async def _execute(self, req: Request, row: RequestRow, roles: frozenset[Role],
                        from_status: tuple[Status, ...], actor: Actor | None = None,
-                       shown_in: str | None = None, via: Step | None = None) -> Ran:
+                       shown_in: str | None = None, first: Sequence[Write[Any]] = ()) -> Ran:
         """Take the locks, mark started (committed), run, record the result (and free the locks with it).
 
-        `via`: the step that led here (a confirmation), not yet written: it goes in the transaction that
-        marks the run started, or alone before a refusal or a schedule, so the log shows it either way."""
+        `first`: what led here and is not written yet (the request itself, a confirmation), after which
+        the request is in `from_status`: written in the transaction that marks the run started, or on its
+        own before a refusal or a schedule, so the log shows it either way."""
         actor = actor or req.actor
         assert row.command is not None
         spec = self.registry[row.command]
@@ -685,15 +696,18 @@ class Engine:
         targets = lock_targets(self.config, row.args) if spec.backend else []
         card: list[str] | None = None  # the card the person saw, read beside the freeze check
         if refusal is None and not scheduling:
-            frozen, card = await asyncio.gather(self._frozen(spec, targets), self._card_shown(row.id))
+            # (a request still `requested` was asked without a card: `--yes`, the API, a schedule's run)
+            seen = self._card_shown(row.id) if row.status != Status.requested else _nothing()
+            frozen, card = await asyncio.gather(self._frozen(spec, targets), seen)
             if frozen:
                 refusal = (Status.refused, frozen, frozen)
-        if via is not None and (refusal or scheduling):
-            if await self._write(self.store.transition_later, row.id, from_status, via.to_status, via.actor,
-                                 via.detail) is None:
-                already = await self._already(row.id)
-                return Ran(already.reply, already.status, applied=False)
-            from_status, via = (via.to_status,), None
+        if first and (refusal or scheduling):
+            for write in first:
+                if await self._write(self.store.submit, write) is None:
+                    already = await self._already(row.id)
+                    return Ran(already.reply, already.status, applied=False)
+            self._recorded(req, row)
+            first = ()
         if refusal is not None:
             to, why, shown = refusal
             key = "reason" if to is Status.refused else "error"
@@ -706,19 +720,21 @@ class Engine:
         try:
             # the locks and "started" in one commit: no second write on the way to running
             started, holder = await self._db(self.store.start, row.id, from_status, actor.id,
-                                             {"plan_hash": row.plan_hash}, targets, via)
+                                             {"plan_hash": row.plan_hash}, targets, first)
+            if first and (started is not None or holder):
+                self._recorded(req, row)
             if holder:
                 msg = (f"Another change ({holder}) is running on {', '.join(targets)}; nothing was "
                        "changed. Ask again when it has finished.")
-                await self._write(self.store.transition_later, row.id, (via.to_status,) if via else from_status,
-                                  Status.failed, actor.id, {"error": msg}, error=msg)
+                await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
+                                  {"error": msg}, error=msg)
                 return Ran(self._error(msg, row.id))
             if started is None:
                 current = await self._db(self.store.get, row.id)
                 status = current.status if current else "gone"
                 return Ran(Reply(f"Request {row.id} is already {status}; nothing was run twice.",
                                  tone=Tone.info, request_id=row.id),
-                           Status(current.status) if current else None, applied=via is None)
+                           Status(current.status) if current else None, applied=not first)
             run_req = Request(actor=req.actor, text=row.text, platform=req.platform,
                               channel=req.channel, thread=req.thread,
                               correlation_id=row.correlation_id, on_progress=req.on_progress,
@@ -989,7 +1005,8 @@ class Engine:
             return Decision(await self._approval_card(req, spec, moved, lines), applied=True,
                             status=Status.pending_approval)
         # "confirmed" is written with "started" (one commit), or alone before a refusal
-        ran = await self._execute(req, row, roles, CONFIRMABLE, via=Step(Status.confirmed, actor.id))
+        ran = await self._execute(req, row, roles, (Status.confirmed,),
+                                  first=[self.store.moving(row.id, CONFIRMABLE, Status.confirmed, actor.id)])
         if not ran.applied:
             return Decision(ran.reply, status=ran.status)
         return await self._applied(ran.reply, row.id, ran.status)

@@ -137,6 +137,23 @@ def test_a_taken_request_id_is_drawn_again(db: Database, store: AuditStore) -> N
         assert s.scalar(select(AuditEvent.request_id).where(AuditEvent.request_id == got.id)) == got.id
 
 
+def test_a_start_whose_new_request_drew_a_taken_id_starts_it_under_another(db: Database, store: AuditStore) -> None:
+    """`start` writes a new request with its locks and start; an id collision there goes the long way."""
+    first = store.create(new_row(), [(Status.requested, {})])
+    twin = new_row()
+    twin.id = first.id
+    started, holder = store.start(twin.id, (Status.requested,), "console:alice", {}, ["env:x"],
+                                  [store.creating(twin, [(Status.requested, {})])])
+    assert holder is None and started is not None and started.id == twin.id != first.id
+    assert started.status == Status.started
+    with db.transaction() as s:
+        assert s.execute(text("SELECT request_id FROM exec_locks WHERE target = 'env:x'")).scalar() == twin.id
+        assert [e.kind for e in s.scalars(select(AuditEvent).where(AuditEvent.request_id == twin.id)
+                                          .order_by(AuditEvent.id))] == ["requested", "started"]
+    store.release(twin.id)
+    assert store.verify() == []
+
+
 def test_two_moves_of_one_request_in_one_batch_have_one_winner(db: Database, store: AuditStore) -> None:
     """A double click whose two approvals land in the same transaction still moves the request once."""
     row = store.create(new_row(), [(Status.requested, {})])

@@ -116,3 +116,41 @@ async def test_two_clicks_at_once_run_it_once_and_only_one_is_applied(engine: En
     assert (tmp_path / "marker").read_text().count("\n") == 1
     assert kinds(engine.store, rid).count("confirmed") == 1 and kinds(engine.store, rid).count("started") == 1
     assert lock_rows(db) == []
+
+
+async def test_a_change_asked_with_yes_is_written_with_its_start(engine: Engine, db: Database,
+                                                                  tmp_path: Path) -> None:
+    recorded: list[str] = []
+    reply = await engine.handle(Request(actor=ALICE, text="touch dev direct", channel="console", confirmed=True,
+                                        on_recorded=recorded.append))
+    assert reply.tone is Tone.success and reply.request_id, reply.text
+    rid = reply.request_id
+    assert recorded == [rid]  # told as soon as the row was committed (the HTTP API answers 202 then)
+    assert kinds(engine.store, rid) == ["requested", "started", "progress", "succeeded"]
+    xmin = same_transaction(db, rid)
+    assert xmin["requested"] == xmin["started"] != xmin["succeeded"]
+    assert lock_rows(db) == [] and (tmp_path / "direct").read_text().count("\n") == 1
+
+
+async def test_a_change_asked_with_yes_into_a_freeze_is_recorded_and_refused(engine: Engine, db: Database,
+                                                                              tmp_path: Path) -> None:
+    assert engine.store.lock_env("rumpledev", CAROL.id, "release freeze") is None  # (None: not frozen before)
+    recorded: list[str] = []
+    reply = await engine.handle(Request(actor=ALICE, text="touch dev direct", channel="console", confirmed=True,
+                                        on_recorded=recorded.append))
+    assert reply.tone is Tone.error and "frozen" in reply.text and reply.request_id, reply.text
+    assert recorded == [reply.request_id]
+    row = engine.store.get(reply.request_id)
+    assert row is not None and row.status == "refused" and row.command == "touch"
+    assert kinds(engine.store, reply.request_id) == ["requested", "refused"]
+    assert lock_rows(db) == [] and not (tmp_path / "direct").exists()
+
+
+async def test_a_change_asked_with_yes_against_a_held_lock_is_recorded_and_failed(engine: Engine, db: Database,
+                                                                                   tmp_path: Path) -> None:
+    assert engine.store.acquire(["env:rumpledev"], "r-0ther001") is None
+    reply = await engine.handle(Request(actor=ALICE, text="touch dev direct", channel="console", confirmed=True))
+    assert reply.tone is Tone.error and "r-0ther001" in reply.text and reply.request_id, reply.text
+    assert kinds(engine.store, reply.request_id) == ["requested", "failed"]
+    assert lock_rows(db) == [("env:rumpledev", "r-0ther001")]
+    assert not (tmp_path / "direct").exists()

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -66,10 +66,11 @@ from infra.db.chain import (
 )
 from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
 from infra.db.models import EVENTS, REQUESTS, AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker, request_row
-from infra.db.writer import GroupWriter, Inserts, send_update
+from infra.db.writer import GroupWriter, Inserts, Write, run_writes, send_update
 from infra.redact import Redactor
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
 
+T = TypeVar("T")
 log = logging.getLogger("chatops.audit")
 # Free-text columns of a request row that may quote a backend's answer.
 REDACTED_COLUMNS = ("text", "reason", "error", "result")
@@ -256,16 +257,6 @@ def _describe(exc: BaseException) -> str:
     return msg[0] if msg else type(exc).__name__
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """A status change a caller has decided on but not yet written (a confirmation): written in the
-    same transaction as the change that follows it (`AuditStore.start`), one commit instead of two."""
-
-    to_status: Status
-    actor: str
-    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
 class AuditStore:
     """All reads and writes of requests, events and locks."""
 
@@ -386,10 +377,28 @@ class AuditStore:
         conn.execute(insert(REQUESTS), [values])
         conn.execute(insert(EVENTS), self._first_events(values, events, at))
 
+    def creating(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> Write[RequestRow]:
+        """The write that inserts a new request and its first events (for `submit`, or `start`'s `first`)."""
+        row.owner = self.owner if row.status in ACTIVE else None
+        return _Create(self, row, list(events))
+
+    def moving(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
+               detail: dict[str, Any] | None = None, *, free_locks: bool = False,
+               **fields: Any) -> Write[RequestRow | None]:
+        """The write that moves a request from one of `from_status` to `to_status` (its value: the moved
+        row, or None if someone else moved it first). `free_locks`: the request's execution locks go in
+        the same transaction (a run's outcome: one commit, not two), moved or not."""
+        fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
+                  for k, v in fields.items()}
+        return _Move(self, request_id, tuple(from_status), to_status, actor, detail or {}, fields, free_locks)
+
+    def submit(self, write: Write[T]) -> Future[T]:
+        """A write, as a future that resolves once the transaction holding it committed (group commit)."""
+        return self.writer.submit(write)
+
     def create_later(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> Future[RequestRow]:
         """`create`, as a future that resolves once the row is committed (no thread waits for it)."""
-        row.owner = self.owner if row.status in ACTIVE else None
-        return self.writer.submit(_Create(self, row, list(events)))
+        return self.submit(self.creating(row, events))
 
     def create(self, row: RequestRow, events: Sequence[tuple[str, dict[str, Any]]]) -> RequestRow:
         """Insert a request and its first events in one transaction."""
@@ -398,14 +407,9 @@ class AuditStore:
     def transition_later(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
                          detail: dict[str, Any] | None = None, *, free_locks: bool = False,
                          **fields: Any) -> Future[RequestRow | None]:
-        """`transition`, as a future that resolves once the change is committed.
-
-        `free_locks`: the request's execution locks go in the same transaction (a run's outcome:
-        one commit at its end, not two), whether or not the request was still in `from_status`."""
-        fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
-                  for k, v in fields.items()}
-        return self.writer.submit(_Move(self, request_id, tuple(from_status), to_status, actor, detail or {},
-                                        fields, free_locks))
+        """`transition`, as a future that resolves once the change is committed (see `moving`)."""
+        return self.submit(self.moving(request_id, from_status, to_status, actor, detail, free_locks=free_locks,
+                                       **fields))
 
     def transition(self, request_id: str, from_status: Iterable[Status], to_status: Status, actor: str,
                    detail: dict[str, Any] | None = None, **fields: Any) -> RequestRow | None:
@@ -436,35 +440,39 @@ class AuditStore:
         return moved
 
     def start(self, request_id: str, from_status: Iterable[Status], actor: str, detail: dict[str, Any],
-              targets: Sequence[str] = (), via: Step | None = None) -> tuple[RequestRow | None, str | None]:
-        """Take every target's execution lock and mark the request started (after `via`, when given), in
-        one transaction (one commit on the way to running, not two or three); on a conflict, the holder's
-        request id and nothing changed but `via`.
+              targets: Sequence[str] = (), first: Sequence[Write[Any]] = ()) -> tuple[RequestRow | None, str | None]:
+        """Write `first` (what led here and is not written yet: the request itself, a confirmation), take
+        every target's execution lock and mark the request started, in one transaction: one commit on the
+        way to running, not two or three. None when `first` or the start found the request moved; on a
+        conflict, the holder's request id and nothing changed but `first`.
 
-        A lock someone else holds goes the long way (`acquire`, which frees a dead worker's stale lock)."""
-        moves = ([(tuple(from_status), via.to_status, via.actor, via.detail)] if via else []) + \
-            [((via.to_status,) if via else tuple(from_status), Status.started, actor, detail)]
-        if targets or via:
-            with self._tx() as s:
-                if not targets or self._insert_locks(s, targets, request_id) == len(targets):
-                    conn = s.connection()
-                    events, row = [], None
-                    for froms, to, who, what in moves:
-                        got = self._send_move(conn, request_id, froms, to, who, what, {})()
-                        if got is None:
+        A lock someone else holds goes the long way (`acquire`, which frees a dead worker's stale lock),
+        and so does a write that fails on its own data (a request id drawn twice)."""
+        if targets or first:
+            try:
+                with self._tx() as s:
+                    if not targets or self._insert_locks(s, targets, request_id) == len(targets):
+                        conn = s.connection()
+                        if any(r is None for r in run_writes(conn, list(first))):
                             s.rollback()  # (the locks go with it: someone else moved the request)
                             return None, None
-                        row = got[0]
-                        events.append(got[1])
-                    conn.execute(insert(EVENTS), events)
-                    self._wrote()
-                    return row, None
-                s.rollback()
-            if via:
-                if self.transition(request_id, from_status, via.to_status, via.actor, via.detail) is None:
+                        got = self._send_move(conn, request_id, from_status, Status.started, actor, detail, {})()
+                        if got is None:
+                            s.rollback()
+                            return None, None
+                        conn.execute(insert(EVENTS), [got[1]])
+                        self._wrote()
+                        return got[0], None
+                    s.rollback()
+            except IntegrityError:
+                pass  # the long way below: the writer runs a write that failed on its data again
+            for write in first:
+                done = self.submit(write).result()
+                if done is None:
                     return None, None
-                from_status = (via.to_status,)
-            holder = self.acquire(targets, request_id)
+                if isinstance(done, RequestRow):
+                    request_id = done.id  # (drawn again if its first id was taken)
+            holder = self.acquire(targets, request_id) if targets else None
             if holder:
                 return None, holder
         return self.transition(request_id, from_status, Status.started, actor, detail), None

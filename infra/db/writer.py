@@ -141,7 +141,7 @@ class GroupWriter:
             return
         try:
             with self._transaction() as s:
-                results = _run(s.connection(), [w for w, _ in live])
+                results = run_writes(s.connection(), [w for w, _ in live])
         except DatabaseUnavailable as exc:
             for _, f in live:
                 f.set_exception(exc)
@@ -163,7 +163,7 @@ class GroupWriter:
         while True:
             try:
                 with self._transaction() as s:
-                    [result] = _run(s.connection(), [write])
+                    [result] = run_writes(s.connection(), [write])
             except Exception as exc:  # delivered to the one caller it belongs to
                 if isinstance(exc, DatabaseUnavailable) or not write.again(exc):
                     done.set_exception(exc)
@@ -181,8 +181,9 @@ class GroupWriter:
                 log.exception("after an audit commit")
 
 
-def _run(conn: Connection, writes: list[Write[Any]]) -> list[Any]:
-    """Send every write (pipelined on PostgreSQL), finish each in order, then insert what they made."""
+def run_writes(conn: Connection, writes: list[Write[Any]]) -> list[Any]:
+    """Send every write (pipelined on PostgreSQL), finish each in order, then insert what they made (in
+    the caller's transaction: the writer's batch, or `AuditStore.start`'s)."""
     with _pipeline(conn):
         steps = [w.send(conn) for w in writes]
     inserts = Inserts()
