@@ -48,7 +48,7 @@ from infra.backends import Backends
 from infra.clock import Clock, SystemClock
 from infra.config import Config, ConfigError, Notice, Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
-from infra.db.models import RequestRow
+from infra.db.models import RequestRow, request_row
 from infra.db.store import AuditStore, named_problem, new_request_id, overdue
 from infra.db.writer import Write
 from infra.errors import CannotSucceed, CommandError
@@ -285,12 +285,14 @@ class Engine:
         args = plan.args  # the store masks secrets in everything it writes
         env = args.get("env") if isinstance(args.get("env"), str) else None
         target = args.get("service") or args.get("stack") or args.get("vm") or args.get("request")
-        return RequestRow(
+        # built as a plain dict (`request_row`): the store writes it with Core, never through a session,
+        # and the constructor's instrumented writes were a tenth of a read command's engine time
+        return request_row(dict(
             id=new_request_id(), actor=req.actor.id, platform=req.platform, channel=req.channel,
             thread=req.thread, text=req.text[:2000], source=plan.source,
             command=plan.command or plan.attempted, args=args, env=env,
             target=str(target) if target else None, changes=bool(spec and spec.changes),
-            status=status, correlation_id=req.correlation_id, **fields)
+            status=status, correlation_id=req.correlation_id, **fields))
 
     def _requested_detail(self, row: RequestRow) -> dict[str, Any]:
         return {"command": row.command, "args": row.args, "actor": row.actor, "source": row.source,

@@ -132,9 +132,9 @@ EVENTS = cast(Table, AuditEvent.__table__)
 
 
 def request_row(values: dict[str, Any]) -> RequestRow:
-    """A request as the database returned it (`UPDATE … RETURNING`), built the way the ORM builds a row
-    it loads: its values set as loaded, not through the constructor's instrumented writes (a status
-    change of every request pays for this, on the writer thread)."""
+    """A request as the database returned it (`UPDATE … RETURNING`), or a new one the store writes with
+    Core (never added to a session), built the way the ORM builds a row it loads: its values set as
+    loaded, not through the constructor's instrumented writes (every request pays for this, twice)."""
     RequestRow.__mapper__._check_configure()  # as the constructor would (a flag once configured)
     row: RequestRow = RequestRow._sa_class_manager.new_instance()  # type: ignore[attr-defined]
     row.__dict__.update(values)
