@@ -322,3 +322,40 @@ async def test_retention_prunes_a_keyed_chain_and_the_archive_verifies(keyed: En
     assert (await keyed.handle(req(ALICE, "whoami"))).ok  # and the chain goes on after the checkpoint
     keyed.store.link()
     assert keyed.store.check().ok
+
+
+def new_row() -> RequestRow:
+    from infra.db.store import new_request_id
+
+    return RequestRow(id=new_request_id(), actor="console:alice", platform="console", text="whoami",
+                      command="whoami", args={}, changes=False, status="requested")
+
+
+def edit_detail(db: Database, rid: str) -> None:
+    with db.sessions.begin() as s:
+        s.execute(update(AuditEvent).where(AuditEvent.request_id == rid).values(detail={"text": "rm -rf /"}))
+
+
+def test_an_event_edited_between_its_write_and_its_link_is_reported_by_verify(db: Database) -> None:
+    """The linker takes the events this process sealed on the strength of that seal (it does not read
+    them back); an edit made in between is in the chain then, and `verify` shows it."""
+    store = AuditStore(db, keys=Keys.parse(KEY))
+    row = store.create(new_row(), [("requested", {"text": "whoami"})])
+    edit_detail(db, row.id)
+    assert store.link() == 1
+    problems = store.verify()
+    assert any(row.id in p and "seal does not match" in p for p in problems), problems
+
+
+def test_another_process_s_events_are_read_and_checked_before_they_are_linked(
+        db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    writer, linker = AuditStore(db, keys=Keys.parse(KEY)), AuditStore(db, keys=Keys.parse(KEY))
+    good = writer.create(new_row(), [("requested", {"text": "whoami"})])
+    bad = writer.create(new_row(), [("requested", {"text": "whoami"})])
+    edit_detail(db, bad.id)
+    with caplog.at_level(logging.ERROR):
+        assert linker.link() == 1  # the good one: its seal matches what it says
+    assert f"of {bad.id}) not linked: its seal does not match its content" in caplog.text
+    with db.sessions.begin() as s:
+        linked = {r for r, in s.execute(select(AuditEvent.request_id).where(AuditEvent.seq.is_not(None)))}
+    assert good.id in linked and bad.id not in linked

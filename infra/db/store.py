@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -71,6 +72,7 @@ from infra.redact import Redactor
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
 
 T = TypeVar("T")
+SEALS_KEPT = 65536  # seals of this process's unlinked events remembered for the linker (a few MB at most)
 log = logging.getLogger("chatops.audit")
 # Free-text columns of a request row that may quote a backend's answer.
 REDACTED_COLUMNS = ("text", "reason", "error", "result")
@@ -273,6 +275,9 @@ class AuditStore:
         # links them soon after, off the request path.
         self.on_write: Callable[[], None] | None = None
         self._refused: set[int] = set()  # events the linker would not link (logged once each)
+        # The seal (and key) of each event this process wrote and has not linked yet, by request and number:
+        # the linker takes such an event on the strength of the seal it made (see `link_locked`).
+        self._sealed_here: OrderedDict[tuple[str, int], tuple[str | None, str | None]] = OrderedDict()
         # Requests' own writes (create, transition, note) commit many to a transaction (infra/db/writer.py).
         self.writer = GroupWriter(self.db.transaction, on_commit=self._wrote)
 
@@ -328,6 +333,9 @@ class AuditStore:
         detail = self.redactor.data(detail)
         kid = self.keys.writer
         mac = event_mac(self.keys, kid, request_id, n, at, kind, actor, detail, row)
+        self._sealed_here[(request_id, n)] = (mac, kid)
+        if len(self._sealed_here) > SEALS_KEPT:  # (linked by another replica, or never committed)
+            self._sealed_here.popitem(last=False)
         return {"request_id": request_id, "n": n, "at": at, "kind": kind, "actor": actor, "detail": detail,
                 "row": row, "mac": mac, "key_id": kid}
 
@@ -518,21 +526,36 @@ class AuditStore:
             return self.link_locked(s, head, limit)
 
     def link_locked(self, s: Session, head: ChainHead, limit: int | None = None) -> int:
-        """`link` inside a transaction that holds the head row (retention prunes that way)."""
+        """`link` inside a transaction that holds the head row (retention prunes that way).
+
+        An event whose request, number, seal and key are those of one this process sealed is linked
+        as it stands: the seal was made over the content this process wrote, and `audit verify`
+        recomputes every seal from the content, so an edit made since shows there all the same. Any
+        other event (another replica's, one written around the bot) is read in full and its seal
+        checked against its content first; one that fails is never linked (`_unlinkable`). Reading
+        and re-sealing every event was most of the linker's work, and the linker's work was most of
+        what made some rounds of many requests at once slower than others (docs/PERFORMANCE.md)."""
         done, after = 0, 0
         e = AuditEvent
         while limit is None or done < limit:
             # plain rows, not ORM objects: the linker runs a burst's worth of events at a time
-            evs = s.execute(select(e.id, e.request_id, e.n, e.at, e.kind, e.actor, e.detail, e.row, e.mac, e.key_id)
+            evs = s.execute(select(e.id, e.request_id, e.n, e.mac, e.key_id, e.kind)
                             .where(e.seq.is_(None), e.id > after).order_by(e.id)
                             .limit(BATCH if limit is None else min(BATCH, limit - done))).all()
             if not evs:
                 break
             after = evs[-1].id
             seq, prev, kid = head.seq, head.hash, head.key_id
+            known = self._sealed_here
+            others = [ev.id for ev in evs if ev.n is None or known.get((ev.request_id, ev.n)) != (ev.mac, ev.key_id)]
+            full = {ev.id: ev for ev in s.execute(
+                select(e.id, e.request_id, e.n, e.at, e.kind, e.actor, e.detail, e.row, e.mac, e.key_id)
+                .where(e.id.in_(others)))} if others else {}
             rows = []
             for ev in evs:
-                why = self._unlinkable(ev, kid)
+                ours = ev.id not in full
+                why = ("it is unkeyed but the chain is keyed" if kid is not None and ev.key_id is None else None) \
+                    if ours else self._unlinkable(full[ev.id], kid)
                 if why:
                     if ev.id not in self._refused:
                         self._refused.add(ev.id)
@@ -542,6 +565,8 @@ class AuditStore:
                 link = event_link(self.keys, ev.key_id, prev, seq, ev.mac or "")
                 rows.append({"id": ev.id, "seq": seq, "prev_hash": prev, "hash": link})
                 prev, kid = link or "", ev.key_id
+                if ours:
+                    known.pop((ev.request_id, ev.n), None)
             if rows:
                 self._set_links(s, rows)
                 head.seq, head.hash, head.key_id = seq, prev, kid
@@ -555,11 +580,14 @@ class AuditStore:
         if not self.db.is_postgres:
             s.execute(update(AuditEvent), rows)  # by primary key, a statement per event
             return
+        # each column as one comma-separated text (ids, numbers, hex links: no commas), split by the
+        # server: psycopg dumps a list element by element in Python, a tenth of the linker's time
         s.execute(text("UPDATE audit_events AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "
-                       "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]), "
-                       "CAST(:hashes AS text[])) AS v(id, seq, prev_hash, hash) WHERE e.id = v.id"),
-                  {"ids": [r["id"] for r in rows], "seqs": [r["seq"] for r in rows],
-                   "prevs": [r["prev_hash"] for r in rows], "hashes": [r["hash"] for r in rows]})
+                       "FROM unnest(CAST(string_to_array(:ids, ',') AS bigint[]), "
+                       "CAST(string_to_array(:seqs, ',') AS bigint[]), string_to_array(:prevs, ','), "
+                       "string_to_array(:hashes, ',')) AS v(id, seq, prev_hash, hash) WHERE e.id = v.id"),
+                  {"ids": ",".join(str(r["id"]) for r in rows), "seqs": ",".join(str(r["seq"]) for r in rows),
+                   "prevs": ",".join(r["prev_hash"] for r in rows), "hashes": ",".join(r["hash"] for r in rows)})
 
     def _unlinkable(self, ev: Any, head_key: str | None) -> str | None:
         """Why the linker must not vouch for this event (written outside the bot, or downgraded)."""
