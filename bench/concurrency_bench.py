@@ -15,6 +15,8 @@ serve` does (bot/heap.py); `--no-settle` leaves them in.  The log holds `--histo
 requests (20,000) and fresh statistics before the first round, as a bot's does after a while
 (`fill_history` says why empty tables would mislead).
 `--writes-only` times just those writes from `concurrent` threads (no engine).
+`--per-round` prints each round's time, its median and slowest request, and the CPU the audit
+linker spent in it (a round the linker ran in is slower by about that much: that is where p95 comes from).
 It creates and drops its own schema in the given PostgreSQL database.
 """
 
@@ -36,10 +38,22 @@ from infra.db.store import AuditStore, Database
 
 
 async def _worker(url: str, concurrent: int, rounds: int, start: float,
-                  settle: bool = True, ask: str = "whoami") -> tuple[list[float], float]:
+                  settle: bool = True, ask: str = "whoami", per_round: bool = False) -> tuple[list[float], float]:
     cfg = load_config()
     db = Database(url)
     eng = Engine(cfg, AuditStore(db), Backends(cfg))
+    linked: list[tuple[float, float, float]] = []  # the linker's transactions: start, end, thread CPU
+    if per_round:
+        link = eng.store.link
+
+        def timed_link(limit: int | None = None) -> int:
+            began, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return link(limit)
+            finally:
+                linked.append((began, time.perf_counter(), time.thread_time() - cpu))
+
+        eng.store.link = timed_link  # type: ignore[method-assign]
     await eng.start()
     alice = Actor("console:alice")
     for _ in range(10):  # warm the pool and the caches
@@ -58,26 +72,33 @@ async def _worker(url: str, concurrent: int, rounds: int, start: float,
 
     cpu = time.process_time()
     for _ in range(rounds):
+        began, first = time.perf_counter(), len(ms)
         await asyncio.gather(*(one() for _ in range(concurrent)))
+        if per_round:
+            ended, mine = time.perf_counter(), sorted(ms[first:])
+            spent = sum(c for a, b, c in linked if b > began and a < ended) * 1000
+            print(f"  round {(ended - began) * 1000:6.1f} ms: median {mine[len(mine) // 2]:6.1f}, slowest "
+                  f"{mine[-1]:6.1f} ms; audit linker {spent:5.1f} ms of CPU in it")
     cpu = time.process_time() - cpu
     await eng.close()
     db.dispose()
     return ms, cpu * 1000 / max(1, len(ms))
 
 
-def _run(args: tuple[str, int, int, float, bool, str]) -> tuple[list[float], float]:
+def _run(args: tuple[str, int, int, float, bool, str, bool]) -> tuple[list[float], float]:
     return asyncio.run(_worker(*args))
 
 
-def bench(url: str, concurrent: int, rounds: int, processes: int, settle: bool, ask: str) -> None:
+def bench(url: str, concurrent: int, rounds: int, processes: int, settle: bool, ask: str,
+          per_round: bool = False) -> None:
     per = max(1, concurrent // processes)
     start = time.time() + 3.0
     began = time.perf_counter()
     if processes == 1:
-        results = [_run((url, per, rounds, start, settle, ask))]
+        results = [_run((url, per, rounds, start, settle, ask, per_round))]
     else:
         with mp.get_context("spawn").Pool(processes) as pool:
-            results = pool.map(_run, [(url, per, rounds, start, settle, ask)] * processes)
+            results = pool.map(_run, [(url, per, rounds, start, settle, ask, per_round)] * processes)
     wall = time.perf_counter() - began - 3.0
     ms = [m for r, _ in results for m in r]
     cpu = sum(c for _, c in results) / len(results)
@@ -176,6 +197,7 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=20000,
                     help="finished requests in the log before the first round (0: start from empty tables)")
     ap.add_argument("--writes-only", action="store_true", help="time only the audit writes, from threads")
+    ap.add_argument("--per-round", action="store_true", help="each round's time and the linker's CPU in it")
     opts = ap.parse_args()
     with scratch_schema(opts.database_url) as url:
         db = Database(url)
@@ -187,7 +209,7 @@ def main() -> None:
             if opts.writes_only:
                 bench_writes(url, n, opts.rounds)
             else:
-                bench(url, n, opts.rounds, opts.processes, not opts.no_settle, opts.ask)
+                bench(url, n, opts.rounds, opts.processes, not opts.no_settle, opts.ask, opts.per_round)
 
 
 if __name__ == "__main__":
