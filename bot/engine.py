@@ -723,6 +723,7 @@ class Engine:
             # the locks and "started" in one commit: no second write on the way to running
             started, holder = await self._db(self.store.start, row.id, from_status, actor.id,
                                              {"plan_hash": row.plan_hash}, targets, first)
+            observe.saw_row(started)  # (the request's id and status for the logs, as every write gives them)
             if first and (started is not None or holder):
                 self._recorded(req, row)
             if holder:
