@@ -555,8 +555,7 @@ class AuditStore:
             rows = []
             for ev in evs:
                 ours = ev.id not in full
-                why = ("it is unkeyed but the chain is keyed" if kid is not None and ev.key_id is None else None) \
-                    if ours else self._unlinkable(full[ev.id], kid)
+                why = self._unlinkable(full.get(ev.id, ev), kid, sealed_here=ours)
                 if why:
                     if ev.id not in self._refused:
                         self._refused.add(ev.id)
@@ -598,12 +597,15 @@ class AuditStore:
                   {"ids": ",".join(str(r["id"]) for r in rows), "seqs": ",".join(str(r["seq"]) for r in rows),
                    "prevs": ",".join(r["prev_hash"] for r in rows), "hashes": ",".join(r["hash"] for r in rows)})
 
-    def _unlinkable(self, ev: Any, head_key: str | None) -> str | None:
-        """Why the linker must not vouch for this event (written outside the bot, or downgraded)."""
+    def _unlinkable(self, ev: Any, head_key: str | None, sealed_here: bool = False) -> str | None:
+        """Why the linker must not vouch for this event (written outside the bot, or downgraded).
+        `sealed_here`: its seal is one this process made, so its content is not sealed again."""
         if ev.mac is None:
             return "it carries no seal"
         if head_key is not None and ev.key_id is None:
             return "it is unkeyed but the chain is keyed (written without CHATOPS_AUDIT_KEY, or forged)"
+        if sealed_here:
+            return None
         mac = event_mac(self.keys, ev.key_id, ev.request_id, ev.n or 0, ev.at, ev.kind, ev.actor, ev.detail,
                         ev.row or {})
         if mac is None:
