@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot import observe
+from bot.handoff import arrival
 from bot.jobs import Cause, Interruption, JobRegistry
 from bot.metrics import ERRORS, HANDLER_SECONDS, PLAN_SECONDS
 from bot.notify import Notifications
@@ -209,9 +210,10 @@ class Engine:
 
     async def _write(self, submit: Callable[..., Future[T]], *args: Any, **kwargs: Any) -> T:
         """An audit write (`store.*_later`): wait for the commit that holds it without holding a thread,
-        so the writes of many requests at once share transactions (infra/db/writer.py).  Shielded: a
-        cancelled request still gets the write it asked for, as when it ran in a thread."""
-        result = await asyncio.shield(asyncio.wrap_future(submit(*args, **kwargs)))
+        so the writes of many requests at once share transactions (infra/db/writer.py), and the results of
+        one transaction reach the loop in one wake-up (bot/handoff.py).  A cancelled request still gets
+        the write it asked for, as when it ran in a thread."""
+        result = await arrival(submit(*args, **kwargs))
         observe.saw_row(result)  # the request's id and latest status, for logs and metrics
         return result
 
