@@ -38,6 +38,21 @@ def scratch_schema(database_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def reference_ms() -> float:
+    """Milliseconds this machine takes for a fixed piece of pure-Python work (best of five): the same
+    code's latencies differ by 3x between machines of this project, so a result is read beside it."""
+    import json
+
+    doc = {"command": "whoami", "args": {"env": "rumpleprod", "n": 3}, "actor": "console:alice", "text": "x" * 40}
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for i in range(20000):
+            json.loads(json.dumps({**doc, "i": i}))
+        best = min(best, time.perf_counter() - t)
+    return best * 1000
+
+
 def median_p95(ms: list[float]) -> tuple[float, float]:
     ordered = sorted(ms)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]

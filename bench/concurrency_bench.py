@@ -17,7 +17,10 @@ requests (20,000) and fresh statistics before the first round, as a bot's does a
 `--writes-only` times just those writes from `concurrent` threads (no engine).
 `--per-round` prints each round's time, its median and slowest request, and the CPU the audit
 linker spent in it (a round the linker ran in is slower by about that much: that is where p95 comes from).
-It creates and drops its own schema in the given PostgreSQL database.
+It creates and drops its own schema in the given PostgreSQL database, and first prints how long this
+machine takes for a fixed piece of Python work (`reference_ms`), to read the results beside.
+Comparing two commits: run the other one from a worktree of it, `(cd /tmp/old && /work/main/.venv/bin/python
+bench/concurrency_bench.py …)`; with `PYTHONPATH` instead, `common` would put this checkout first.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import asyncio
 import multiprocessing as mp
 import time
 
-from common import median_p95, scratch_schema  # bench/ is the script's folder, so on sys.path
+from common import median_p95, reference_ms, scratch_schema  # bench/ is the script's folder, so on sys.path
 
 from bot import heap
 from bot.engine import Engine
@@ -199,6 +202,7 @@ def main() -> None:
     ap.add_argument("--writes-only", action="store_true", help="time only the audit writes, from threads")
     ap.add_argument("--per-round", action="store_true", help="each round's time and the linker's CPU in it")
     opts = ap.parse_args()
+    print(f"reference work: {reference_ms():.0f} ms on this machine (bench/common.py; compare results beside it)")
     with scratch_schema(opts.database_url) as url:
         db = Database(url)
         db.migrate()
