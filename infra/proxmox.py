@@ -343,17 +343,30 @@ def build_proxmox(config: Config) -> ProxmoxClient | None:
 
 
 def proxmox_problem(config: Config) -> str | None:
-    """Why a Proxmox section that is partly filled in gives no client (None if empty or complete)."""
+    """Why a Proxmox section that is partly filled in gives no client (None if empty or complete): the
+    settings left empty, and for those that name an unset environment variable, the variables to set."""
     cfg = config.inventory.proxmox
     keys = {"host": cfg.host, "token_id": cfg.token_id,
             "token_secret": cfg.token_secret.get_secret_value() if cfg.token_secret else None}
-    missing = [k for k, v in keys.items() if not v]
-    named = any(f"proxmox.{k}" in config.unset_env for k in keys)
-    if not missing or (len(missing) == len(keys) and not named):
+    missing = [f"proxmox.{k}" for k, v in keys.items() if not v]
+    from_env = [k for k in missing if k in config.unset_env]
+    if not missing or (len(missing) == len(keys) and not from_env):
         return None
-    notes = "".join(config.unset_note(f"proxmox.{k}") for k in missing)
-    return (f"Proxmox is only partly configured: {', '.join('proxmox.' + k for k in missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} empty in {config.path.name}{notes}.")
+    empty = [k for k in missing if k not in from_env]
+    parts = []
+    if empty:
+        parts.append(f"{_listed(empty)} {'is' if len(empty) == 1 else 'are'} empty in {config.path.name}")
+    if from_env:
+        variables = [config.unset_env[k] for k in from_env]
+        parts.append(f"{_listed(variables)} {'is' if len(variables) == 1 else 'are'} not set in the bot's "
+                     f"environment ({config.path.name} takes {_listed(from_env)} from "
+                     f"{'it' if len(variables) == 1 else 'them'})")
+    state = "not configured" if len(missing) == len(keys) else "only partly configured"
+    return f"Proxmox is {state}: {'; '.join(parts)}."
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def guest_of(config: Config, vm: str) -> Guest:

@@ -24,7 +24,7 @@ from infra.config import Config, Proxmox
 from infra.db.models import RequestRow
 from infra.db.store import AuditStore, new_request_id
 from infra.errors import CommandError, NotConfigured
-from infra.proxmox import Guest, ProxmoxClient, parse_token_id
+from infra.proxmox import Guest, ProxmoxClient, parse_token_id, proxmox_problem
 from infra.wiring import make_backends
 from tests.fakes.proxmox_api import ALL_PRIVILEGES, ProxmoxFake
 
@@ -133,6 +133,30 @@ def test_unconfigured_proxmox_is_an_answer_not_a_crash(config: Config) -> None:
     backends = make_backends(config)  # the shipped config: PROXMOX_* unset
     with pytest.raises(NotConfigured, match=r"proxmox\.host"):
         backends.proxmox()
+
+
+def test_unset_variables_are_named_once_each_in_a_sentence(config: Config) -> None:
+    """The shipped config takes all three settings from unset variables: one sentence naming them."""
+    why = proxmox_problem(config)
+    assert why == ("Proxmox is not configured: PROXMOX_HOST, PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET are not "
+                   "set in the bot's environment (chatops.yaml takes proxmox.host, proxmox.token_id and "
+                   "proxmox.token_secret from them).")
+
+
+def test_a_partly_filled_section_names_what_is_empty_and_what_is_unset(config: Config) -> None:
+    inventory = config.inventory.model_copy(update={"proxmox": Proxmox(host="pve.example", token_id="a@pve!b")})
+    literal = Config(inventory=inventory, path=config.path, settings=config.settings)
+    assert proxmox_problem(literal) == ("Proxmox is only partly configured: proxmox.token_secret is empty in "
+                                        "chatops.yaml.")
+    mixed = Config(inventory=config.inventory.model_copy(update={"proxmox": Proxmox(host="pve.example")}),
+                   path=config.path, settings=config.settings,
+                   unset_env={"proxmox.token_secret": "PVE_SECRET"})
+    assert proxmox_problem(mixed) == (
+        "Proxmox is only partly configured: proxmox.token_id is empty in chatops.yaml; PVE_SECRET is not set "
+        "in the bot's environment (chatops.yaml takes proxmox.token_secret from it).")
+    blank = Config(inventory=config.inventory.model_copy(update={"proxmox": Proxmox()}), path=config.path,
+                   settings=config.settings)
+    assert proxmox_problem(blank) is None  # no section at all: Proxmox is simply not used
 
 
 def test_token_id_must_name_user_realm_and_token() -> None:
