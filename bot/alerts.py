@@ -31,6 +31,7 @@ from bot.request import Button, Reply, Tone
 from commands.registry import Kind
 from infra.config import Notice
 from infra.db.events import EventStore
+from infra.wording import counted
 from llm.plan import Plan, plan_hash
 from llm.validate import validate
 
@@ -83,7 +84,7 @@ def parse(body: Any) -> Notification:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise PayloadError(f"not an Alertmanager webhook notification: {where}: {first['msg']} "
-                           f"({exc.error_count()} problem(s))") from None
+                           f"({counted(exc.error_count(), 'problem')})") from None
 
 
 @dataclass
@@ -181,7 +182,7 @@ class AlertReceiver:
                          + (f": {what}" if what else ""))
         more = len(part.alerts) - cfg.max_alerts_shown + note.truncatedAlerts
         if more > 0:
-            lines.append(f"… and {more} more alert(s) in this group (see Alertmanager).")
+            lines.append(f"… and {counted(more, 'more alert')} in this group (see Alertmanager).")
         fields = [("Environment", part.env)]
         if note.groupLabels:
             fields.append(("Group", ", ".join(f"{k}={v}" for k, v in sorted(note.groupLabels.items()))))

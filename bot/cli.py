@@ -14,6 +14,7 @@ from bot.cli_support import CONFIG_OPTION
 from bot.cli_support import build_app as _build
 from bot.cli_support import fail as _fail
 from infra.config import ConfigError
+from infra.wording import counted
 
 
 @click.group()
@@ -76,7 +77,7 @@ def init(answers: str | None, out_dir: str, force: bool, no_check: bool) -> None
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    click.echo(f"wrote {config_path} ({valid}) and {env_path} (mode 600, {len(result.env)} secret(s)).")
+    click.echo(f"wrote {config_path} ({valid}) and {env_path} (mode 600, {counted(len(result.env), 'secret')}).")
     click.echo(f"Next: chatops --env-file {env_path} doctor --config {config_path}")
     failed = [c for c in result.checks if not c.ok]
     if failed or valid != "valid":
@@ -414,7 +415,7 @@ def _finish(checked: list[tuple[str, Any]], keys: Any, archives: int) -> None:
                    "(set CHATOPS_AUDIT_KEY).", err=True)
         sys.exit(2)
     if archives:
-        click.echo(f"{archives} archive(s) OK")
+        click.echo(f"{counted(archives, 'archive')} OK")
     for name, _ in checked[archives:]:
         click.echo("audit chain OK" if name == DATABASE else f"{name}: OK")
 
@@ -499,11 +500,12 @@ def audit_prune(config: str | None, days: int | None, archive: str | None, dry_r
     if result.requests == 0:
         click.echo(f"nothing older than {keep} days to prune")
     elif dry_run:
-        click.echo(f"would archive {result.requests} request(s), {result.events} event(s), up to event "
-                   f"{result.through_seq}")
+        click.echo(f"would archive {counted(result.requests, 'request')}, {counted(result.events, 'event')}, "
+                   f"up to event {result.through_seq}")
     else:
-        click.echo(f"archived {result.requests} request(s), {result.events} event(s) to {result.archive} "
-                   f"(sha256 {result.archive_sha256}); the chain now starts after event {result.through_seq}")
+        click.echo(f"archived {counted(result.requests, 'request')}, {counted(result.events, 'event')} to "
+                   f"{result.archive} (sha256 {result.archive_sha256}); the chain now starts after event "
+                   f"{result.through_seq}")
 
 
 ADAPTERS = ("slack", "discord", "api")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bot.cli_support import CONFIG_OPTION, build_app, fail
+from infra.wording import counted
 
 if TYPE_CHECKING:
     from infra.db.store import Database
@@ -150,7 +151,7 @@ def _verify(db: Database, dump: Path, archives: list[Path], scratch_url: str | N
     if not checked.problems:
         click.echo(f"verify: {dump.name} restored into scratch database {checked.scratch} (schema "
                    f"{checked.revision}, {checked.requests} requests): audit chain OK"
-                   + (f", {len(archives)} archive(s) OK" if archives else ""))
+                   + (f", {counted(len(archives), 'archive')} OK" if archives else ""))
     return [f"verify: {p}" for p in checked.problems]
 
 

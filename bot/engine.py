@@ -56,6 +56,7 @@ from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
 from infra.wiring import same_clients
+from infra.wording import counted
 from llm.grammar import LEADERS
 from llm.plan import Outcome, Plan, plan_hash
 from llm.planner import Planner
@@ -76,7 +77,7 @@ def shown(lines: list[str], limit: int = 4000) -> list[str]:
     used = 0
     for line in lines:
         if used + len(line) > limit:
-            out.append(f"… {len(lines) - len(out)} more line(s)")
+            out.append(f"… {counted(len(lines) - len(out), 'more line')}")
             break
         out.append(line)
         used += len(line)
@@ -272,7 +273,7 @@ class Engine:
             await asyncio.wait(left, timeout=record_s)
         still = sum(1 for t in left if not t.done())
         if still:
-            log.error("%d accepted request(s) did not finish recording within %.0fs of the shutdown", still,
+            log.error("%s did not finish recording within %.0fs of the shutdown", counted(still, "accepted request"),
                       record_s)
         return cut
 

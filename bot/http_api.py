@@ -31,6 +31,7 @@ from infra.config import Role
 from infra.db.common import DatabaseUnavailable, aware
 from infra.db.models import RequestRow
 from infra.status import Status
+from infra.wording import plural
 from llm.values import REQUEST_ID
 from llm.when import split_when
 
@@ -130,8 +131,8 @@ def request_fields(body: bytes) -> dict[str, Any]:
     command: str | None = data["command"] if isinstance(data.get("command"), str) else None
     unknown = sorted(set(data) - set(REQUEST_KEYS))
     if unknown:
-        raise BadRequest(f"Unknown field(s) {', '.join(unknown)}; the fields are {', '.join(REQUEST_KEYS)}.",
-                         text, command)
+        raise BadRequest(f"Unknown {plural(len(unknown), 'field')} {', '.join(unknown)}; the fields are "
+                         f"{', '.join(REQUEST_KEYS)}.", text, command)
     if ("text" in data) == ("command" in data):
         raise BadRequest("Give exactly one of 'text' (the request in words) and 'command' (with 'args').",
                          text, command)

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from bot.metrics import JOBS_INTERRUPTED, JOBS_RUNNING, UP
+from infra.wording import counted
 
 log = logging.getLogger("chatops.jobs")
 T = TypeVar("T")
@@ -156,7 +157,7 @@ class JobRegistry:
 
     def stop_accepting(self) -> None:
         if self.accepting:
-            log.info("shutting down: no new requests accepted; %d job(s) running", len(self._jobs))
+            log.info("shutting down: no new requests accepted; %s running", counted(len(self._jobs), "job"))
         self.accepting = False
         UP.set(0)
 

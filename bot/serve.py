@@ -26,6 +26,7 @@ from bot.app import App
 from bot.notify import ManagedPoster
 from bot.ops_http import OpsServer, start_ops_server
 from bot.scheduling import Scheduler
+from infra.wording import counted
 
 log = logging.getLogger("chatops.serve")
 
@@ -92,7 +93,7 @@ async def serve_app(app: App, adapters: Sequence[tuple[str, AdapterServe]], *, h
             await asyncio.wait([ticking], timeout=ADAPTER_CLOSE_S)
         cut = await app.engine.shutdown(grace_s)
         if cut:
-            log.warning("recorded %d job(s) as interrupted: %s", len(cut), ", ".join(cut))
+            log.warning("recorded %s as interrupted: %s", counted(len(cut), "job"), ", ".join(cut))
         await _close_adapters(tasks)
         stopper.cancel()
         await app.engine.notify.drain(timeout=ADAPTER_CLOSE_S)

@@ -15,6 +15,7 @@ from infra.config import Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.errors import CommandError
 from infra.status import APPROVABLE
+from infra.wording import agrees, counted
 
 if TYPE_CHECKING:
     from infra.db.models import RequestRow
@@ -283,11 +284,11 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
                             [[r.id, _plan(ctx, r), state(r), _waited(r, now), _left(r, now)] for r in mine],
                             title="Your requests that wait"))
     if approver:
-        head = (f"{len(theirs)} request(s) wait for your approval" if theirs
+        head = (f"{counted(len(theirs), 'request')} {agrees(len(theirs), 'waits', 'wait')} for your approval" if theirs
                 else "Nothing waits for your approval")
     else:
         head = "You don't have the approver role, so nothing waits for your approval"
-    tail = (f"; {len(mine)} of your own requests {'waits' if len(mine) == 1 else 'wait'}." if mine
+    tail = (f"; {len(mine)} of your own requests {agrees(len(mine), 'waits', 'wait')}." if mine
             else "; none of your own requests waits.")
     hint = ""
     if theirs:

@@ -11,6 +11,7 @@ from commands.registry import Arg, Kind, Phrasing, command
 from infra.config import Role
 from infra.db.common import AuditFilter, aware
 from infra.errors import CommandError
+from infra.wording import counted
 from llm.values import parse_since
 
 AUDIT_ARGS = (
@@ -81,6 +82,6 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     if any(cut for _, cut in notes):
         capped += (f" Notes ending in '…' are shortened to {NOTE_CHARS} characters; "
                    "'chatops audit export --format json' has them whole.")
-    return Reply(f"{len(rows)} request(s) of {who}, newest first.{capped}",
+    return Reply(f"{counted(len(rows), 'request')} of {who}, newest first.{capped}",
                  tables=[Table(["id", "when (UTC)", "who", "command", "env", "target", "status",
                                 "approver", "note"], table)])

@@ -20,6 +20,7 @@ from infra.fingerprint import stored_model
 from infra.redact import Redactor
 from infra.stackdiff import Recorded, diff_lines
 from infra.stackplan import StackPlan, inlines, prepare
+from infra.wording import counted, plural
 
 T = TypeVar("T")
 POLL_S = 1.0
@@ -435,7 +436,7 @@ async def _deploy(ctx: Context, host: DockerHost, plan: StackPlan, *, env: str, 
         missing = await _missing_images(host, plan.deployed)
         msg = str(exc)
         if missing:
-            msg = f"image(s) not on the engine and not pullable: {', '.join(missing)}\n{msg}"
+            msg = f"{plural(len(missing), 'image')} not on the engine and not pullable: {', '.join(missing)}\n{msg}"
         bad = [s for s in services if any(failure_of(c, False) for c in groups.get(s, []))]
         details = await failure_details(host, groups, bad, redactor) if bad else ""
         rev = await record("failed", groups, msg)
@@ -505,6 +506,3 @@ def _summary(groups: Mapping[str, list[ContainerState]]) -> str:
     return ", ".join(f"{s} ({describe_state(cs)})" for s, cs in sorted(groups.items()))
 
 
-def counted(n: int, noun: str) -> str:
-    """'1 service', '3 services': replies read as sentences."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")

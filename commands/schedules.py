@@ -10,6 +10,7 @@ from commands.args import ENV_OPT
 from commands.context import Context
 from commands.registry import Arg, Kind, Phrasing, command
 from infra.db.common import aware
+from infra.wording import counted
 
 
 @command("schedules", summary="scheduled requests (optionally of one environment)", args=(ENV_OPT,),
@@ -26,7 +27,7 @@ async def schedules(ctx: Context, args: dict[str, Any]) -> Reply:
     if not table:
         return Reply(f"No schedules{where}. Add one by asking with a time, e.g. "
                      "'snapshot rumpleprod every night at 02:00'.")
-    return Reply(f"{len(table)} schedule(s){where}; times in {sch.tz.key}. 'unschedule ID' cancels one.",
+    return Reply(f"{counted(len(table), 'schedule')}{where}; times in {sch.tz.key}. 'unschedule ID' cancels one.",
                  tables=[Table(["id", "what", "when", "owner", "approved", "last run"], table)])
 
 

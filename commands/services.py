@@ -13,6 +13,7 @@ from commands.llm_guard import with_llm_guard
 from commands.registry import Arg, Kind, Phrasing, command
 from infra.errors import CannotSucceed, CommandError
 from infra.redact import Redactor
+from infra.wording import counted
 from llm.values import parse_since
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ MAX_LOG_BYTES = 2_000_000
              answers_state=True))
 async def status(ctx: Context, args: dict[str, Any]) -> Reply:
     """Per service: containers, state, health, restarts, image, uptime, CPU % and memory."""
-    from commands.docker_ops import counted, describe_state, host_for, human_bytes, uptime
+    from commands.docker_ops import describe_state, host_for, human_bytes, uptime
 
     env, stack = args["env"], args.get("stack")
     host = host_for(ctx, env)
@@ -104,7 +105,7 @@ async def _containers_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
     env, service = args["env"], args["service"]
     stack, found = await _service_containers(ctx, host_for(ctx, env), service, env, args.get("stack"))
     names = ", ".join(c.name for c in found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-    return [f"{service} ({stack}) on {env}: {len(found)} container(s), {names}"]
+    return [f"{service} ({stack}) on {env}: {counted(len(found), 'container')}, {names}"]
 
 
 async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
@@ -114,7 +115,7 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
     env, service = args["env"], args["service"]
     host = host_for(ctx, env)
     stack, found = await _service_containers(ctx, host, service, env, args.get("stack"))
-    await ctx.progress(f"{verb} {service} ({stack}) on {env}: {len(found)} container(s)")
+    await ctx.progress(f"{verb} {service} ({stack}) on {env}: {counted(len(found), 'container')}")
 
     async def one(c: ContainerState) -> tuple[ContainerState, str | None]:
         try:
@@ -140,7 +141,7 @@ async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
         detail = "; ".join(f"{c.name}: {err}" for c, err in failed)
         return Reply(f"{verb} {service} on {env}: {done} of {len(results)} containers {past}, "
                      f"{len(failed)} failed ({detail}).", tone=Tone.error, tables=[table])
-    return Reply(f"{service} ({stack}) {past} on {env}: {len(results)} container(s), now "
+    return Reply(f"{service} ({stack}) {past} on {env}: {counted(len(results), 'container')}, now "
                  f"{describe_state(after)}.", tone=Tone.success, tables=[table])
 
 

@@ -35,6 +35,7 @@ from infra.proxmox import (
     TaskResult,
     guest_of,
 )
+from infra.wording import counted, plural
 
 MARKER = re.compile(r"\[chatops (?:(?P<kind>checkpoint|scheduled) )?(?:schedule=(?P<sid>[\w-]+) )?"
                     r"request=(?P<rid>[\w-]+) by=(?P<actor>[^\s\]]+)\]")
@@ -317,7 +318,7 @@ async def snapshots(ctx: Context, args: dict[str, Any]) -> Reply:
     ours = sum(1 for s in snaps.snapshots if made_by_bot(s))
     auto = sum(1 for s in snaps.snapshots if is_automatic(s))
     keep = ctx.config.inventory.proxmox.snapshot_retention
-    text = (f"{len(snaps.snapshots)} snapshot(s) of {guest.label}, {ours} made by the bot, {auto} of them "
+    text = (f"{counted(len(snaps.snapshots), 'snapshot')} of {guest.label}, {ours} made by the bot, {auto} of them "
             f"automatic checkpoints (taken before a deploy or by a schedule; retention keeps "
             f"{f'the newest {keep}' if keep else 'all'} of each kind; the others stay until someone deletes them).")
     return Reply(text, title=f"Snapshots of {guest.name}",
@@ -469,7 +470,7 @@ async def vm_status(ctx: Context, args: dict[str, Any]) -> Reply:
                      + "; ".join(f"{g.name}: {e}" for g, e in failed), tone=Tone.warning,
                      title="VM status", tables=[table])
     running = sum(1 for r in results if isinstance(r, GuestStatus) and r.status == "running")
-    return Reply(f"{running} of {len(guests)} guest(s) running.", title="VM status", tables=[table])
+    return Reply(f"{running} of {counted(len(guests), 'guest')} running.", title="VM status", tables=[table])
 
 
 # -- checkpoint before deploy --------------------------------------------------
@@ -498,7 +499,7 @@ async def checkpoint_before_deploy(ctx: Context, env: str) -> str | None:
                                      "upid": taken.task.upid})
     line = f"Checkpoint snapshot {name} of {guest.name} taken; restore with: restore {guest.name} {name}"
     if taken.pruned:
-        line += f". Retention deleted the older checkpoint(s) {', '.join(taken.pruned)}"
+        line += f". Retention deleted the older {plural(len(taken.pruned), 'checkpoint')} {', '.join(taken.pruned)}"
     if taken.prune_error:
         line += f" (retention did not finish: {taken.prune_error})"
     return line

@@ -167,7 +167,7 @@ async def test_backup_keeps_grants_copies_archives_and_verifies_in_a_scratch_dat
                                          "problem": None}]
         assert manifest["dump"]["sha256"] == sha256(next(out.glob("chatops-*.dump")))
         line = next(x for x in made.stdout.splitlines() if x.startswith("verify: "))
-        assert "restored into scratch database" in line and line.endswith("audit chain OK, 1 archive(s) OK")
+        assert "restored into scratch database" in line and line.endswith("audit chain OK, 1 archive OK")
         scratch = line.split("scratch database ", 1)[1].split()[0]
         gone = create_engine(PG_BASE)
         with gone.connect() as c:

@@ -94,7 +94,7 @@ async def test_prod_deploy_deletes_only_checkpoints_its_card_named(world: Docker
         (taken,) = [n for n in g.snapshots if n.startswith("predeploy-")]
         # Retention would now take cp-old1 and cp-old2; cp-old2 was not on the card, so it stays.
         assert set(g.snapshots) == {"before-kernel", "cp-old2", "cp-new", taken}
-        assert "Retention deleted the older checkpoint(s) cp-old1" in done.text
+        assert "Retention deleted the older checkpoint cp-old1" in done.text
         assert pve.posts("/snapshot/before-kernel") == [] and pve.posts("/snapshot/cp-old2") == []
         said = [e.detail.get("text", "") for e in engine.store.events(card.request_id or "") if e.kind == "progress"]
         assert any("keeping cp-old2 (not on the card that was approved)" in t for t in said), said

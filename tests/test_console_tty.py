@@ -101,7 +101,7 @@ def test_help_envs_audit_fit_the_terminal(pg_url: str, tmp_path: Path, cols: int
     term.type("lock test " + "a long reason that goes on " * 4 + "end")
     term.wait_for(r"rumpletest is frozen")
     for command, done in (("help", r"gpu \[HOST\]"), ("envs", r"\d+ environments"),
-                          ("audit", r"request\(s\) of everyone")):
+                          ("audit", r"requests? of everyone")):
         at = term.mark()
         term.type(command)
         term.wait_for(done, after=at)
@@ -178,7 +178,7 @@ def test_first_session_on_the_local_engine(pg_url: str, tmp_path: Path, local_pr
             term.wait_for(done, after=at)
     at = term.mark()
     term.type("audit")
-    term.wait_for(r"request\(s\) of console:alice", after=at)
+    term.wait_for(r"requests? of console:alice", after=at)
     shown = term.screen()[at:]
     assert shown.count("succeeded") >= 5
     # The approval flow on the protected copy: asked by alice, approved by bob.

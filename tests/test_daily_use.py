@@ -227,7 +227,7 @@ async def test_pending_lists_what_waits_for_me_and_what_i_asked(config: Config, 
     bobs = await eng.handle(req(BOB, "touch prod three", confirmed=True))
 
     for_bob = await eng.handle(req(BOB, "pending"))
-    assert for_bob.text.startswith("1 request(s) wait for your approval; 1 of your own requests waits.")
+    assert for_bob.text.startswith("1 request waits for your approval; 1 of your own requests waits.")
     waiting, own = for_bob.tables
     assert waiting.title == "Waiting for your approval" and [r[:3] for r in waiting.rows] == [
         [mine.request_id, "console:alice", "touch rumpleprod one"]]

@@ -451,7 +451,7 @@ async def test_retention_prunes_only_old_checkpoints_as_audited_steps(config: Co
         line = await checkpoint_before_deploy(ctx, "rumpledev")
         (new,) = [n for n in g.snapshots if n.startswith("predeploy-2") and n != "predeploy-20250102-030500-alice"]
         assert set(g.snapshots) == {"by-hand", "before-kernel", "cp1", new}
-        assert line is not None and "deleted the older checkpoint(s) predeploy-20250102-030500-alice, cp0" in line
+        assert line is not None and "deleted the older checkpoints predeploy-20250102-030500-alice, cp0" in line
         assert f"[chatops checkpoint request={rid} by=console:alice]" in g.snapshots[new]["description"]
         events = [(e.kind, e.detail) for e in store.events(rid)]
         retention = [d for k, d in events if k == "retention"]
@@ -519,7 +519,7 @@ async def test_vm_status_all_and_one(bot: Bot, pve: ProxmoxFake) -> None:
     assert rows["rumpletest"][3].startswith("1h")
     assert rows["rumpledev"][2] == "stopped" and rows["rumpledev"][3] == "-"
     assert rows["llm"][1] == "lxc 201"
-    assert "4 of 5 guest(s) running" in reply.text
+    assert "4 of 5 guests running" in reply.text
     one = await bot.say("carol", "vm-status prod vm")
     assert [r[0] for r in one.tables[0].rows] == ["rumpleprod"]
 

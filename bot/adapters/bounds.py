@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from bot.metrics import BUSY, IN_FLIGHT
+from infra.wording import counted
 
 log = logging.getLogger("chatops.adapters")
 
@@ -32,8 +33,8 @@ class InFlight:
         """Take one more request, or say no (and count the refusal) when the bound is reached."""
         if self.count >= self.limit():
             BUSY.labels(self.adapter).inc()
-            log.warning("%s: %d request(s) in flight (limits.max_in_flight); answered one 'busy'",
-                        self.adapter, self.count)
+            log.warning("%s: %s in flight (limits.max_in_flight); answered one 'busy'",
+                        self.adapter, counted(self.count, "request"))
             return False
         self.count += 1
         IN_FLIGHT.labels(self.adapter).set(self.count)

@@ -27,6 +27,7 @@ from bot.engine import Engine
 from bot.render.text import progress_line, render
 from bot.request import Actor, Attachment, Reply, Request, Tone
 from bot.state import LocalState
+from infra.wording import counted
 
 CHANNEL = "console"
 YES = ("y", "yes")
@@ -190,7 +191,7 @@ class ConsoleSession:
             for rid in rids:
                 self._spawn(self._cancel(rid), f"cancel-{rid}")
         if running:
-            self.screen.write(f"stopping {len(running)} running request(s)…")
+            self.screen.write(f"stopping {counted(len(running), 'running request')}…")
         return bool(running)
 
     def _cancel(self, rid: str) -> Callable[[str], Awaitable[None]]:
@@ -314,7 +315,7 @@ async def _terminal_loop(session: ConsoleSession, state: LocalState | None) -> N
                 running = [r for t, r in session.tasks.items() if not t.done()]
                 if running and not leaving:
                     leaving = True
-                    session.screen.write(f"{len(running)} request(s) still running: Ctrl-C stops them, "
+                    session.screen.write(f"{counted(len(running), 'request')} still running: Ctrl-C stops them, "
                                          "Ctrl-D again leaves and stops them.")
                     continue
                 session.interrupt()

@@ -25,6 +25,7 @@ from bot.engine import Engine
 from bot.render.discord import CUSTOM_ID_TEMPLATE, DecisionButton, Rendered, render, status_line
 from bot.request import Action, Actor, Decision, Reply, Request, Tone
 from infra.status import Status
+from infra.wording import counted
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -233,7 +234,7 @@ class DiscordBot(discord.Client):
         self.add_dynamic_items(DecisionButton)
         pending = await asyncio.to_thread(self.engine.store.pending)
         if pending:
-            log.info("%d request(s) await a decision; their buttons stay live: %s", len(pending),
+            log.info("%s await a decision; their buttons stay live: %s", counted(len(pending), "request"),
                      ", ".join(r.id for r in pending[:20]))
         if self.sync_commands:
             targets: list[discord.Object | None] = list(self.guilds_synced) or [None]

@@ -17,6 +17,7 @@ import discord
 
 from bot.render.text import table as text_table
 from bot.request import Action, Button, Reply, Table, Tone
+from infra.wording import counted
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 EMBED_TOTAL = 6000
@@ -164,7 +165,7 @@ class _Builder:
                 overflow.append((name, value))
         if overflow:
             fname = self.attach("fields.txt", "\n".join(f"{k}: {v}" for k, v in overflow))
-            self.notes.append(f"{len(overflow)} more field(s) in {fname}")
+            self.notes.append(f"{counted(len(overflow), 'more field')} in {fname}")
 
     def table(self, n: int, t: Table) -> None:
         text = text_table(Table(t.columns, t.rows), max_width=60)
@@ -178,7 +179,7 @@ class _Builder:
                                              colour=self.colour))
             return
         fname = self.attach(f"{_slug(t.title, 'table')}.txt", text_table(t, max_width=10_000), name)
-        summary = f"{len(t.rows)} row(s) attached as {fname}"
+        summary = f"{counted(len(t.rows), 'row')} attached as {fname}"
         if not self.field(name, summary):
             self.notes.append(f"{name}: {summary}")
 
@@ -196,7 +197,8 @@ class _Builder:
         if len(self.files) > FILES_PER_MESSAGE:
             dropped = self.files[FILES_PER_MESSAGE:]
             self.files = self.files[:FILES_PER_MESSAGE]
-            self.notes.append(f"{len(dropped)} more file(s) not sent: {', '.join(f.filename for f in dropped)}")
+            names = ", ".join(f.filename for f in dropped)
+            self.notes.append(f"{counted(len(dropped), 'more file')} not sent: {names}")
         if self.notes:
             note = "\n".join(f"*{n}*" for n in self.notes)
             desc = self.main.description or ""

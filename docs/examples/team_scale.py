@@ -16,6 +16,7 @@ from commands.args import ENV, SERVICE
 from commands.context import Context
 from commands.registry import Arg, Kind, Phrasing, Registry, command
 from infra.errors import CommandError
+from infra.wording import counted
 
 REPLICAS = Arg("replicas", Kind.integer, minimum=0, maximum=20, help="how many containers to run",
                # plain language: "to 3", "3 replicas", "3 copies"
@@ -48,7 +49,7 @@ async def scale(ctx: Context, args: dict[str, Any]) -> Reply:
                             env=docker_env_for(host), cwd=src.workdir)
     if res.code != 0:
         raise CommandError(f"Scaling {service} on {env} failed: {res.out.strip()[-500:]}")
-    return Reply(f"{service} ({stack}) on {env} now runs {n} container(s).", tone=Tone.success)
+    return Reply(f"{service} ({stack}) on {env} now runs {counted(n, 'container')}.", tone=Tone.success)
 
 
 def register(registry: Registry) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import sessionmaker
 
 from infra.db.common import utcnow
 from infra.db.store import AuditStore, Database, _advisory_key
+from infra.wording import plural
 
 TOOLS = ("pg_dump", "pg_restore", "psql")
 # Objects pg_restore would CREATE/COMMENT on a schema that already exists in the target: skipped.
@@ -150,8 +151,8 @@ def target_schema(conn: Connection, dumped: set[str]) -> str:
     for name in _search_path(conn):
         if name in dumped:
             return name
-    raise BackupError(f"The dump holds schema(s) {', '.join(sorted(dumped))}, but this database URL's "
-                      f"search_path is {', '.join(_search_path(conn))}; nothing was changed.")
+    raise BackupError(f"The dump holds {plural(len(dumped), 'schema')} {', '.join(sorted(dumped))}, but this "
+                      f"database URL's search_path is {', '.join(_search_path(conn))}; nothing was changed.")
 
 
 # -- who is connected ----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 from infra.config import ConfigError
 from infra.db.common import aware
 from infra.status import FINAL, Status
+from infra.wording import agrees, counted, plural
 
 GENESIS = "0" * 64
 MIN_KEY_CHARS = 32
@@ -356,22 +357,25 @@ class Report:
 
     def summary(self, keys: Keys) -> list[str]:
         """Plain lines on how strong the check was (printed by `audit verify`)."""
-        lines = [f"{self.events} linked event(s), head {self.head[0]}:{self.head[1]}"]
+        lines = [f"{counted(self.events, 'linked event')}, head {self.head[0]}:{self.head[1]}"]
         if self.keyed:
             held = ", ".join(sorted(k for k in self.key_ids if k in keys)) or "none"
-            lines.append(f"keyed (HMAC-SHA256) from event {self.first_keyed}: {self.keyed} event(s); key id(s) "
+            lines.append(f"keyed (HMAC-SHA256) from event {self.first_keyed}: {counted(self.keyed, 'event')}; "
+                         f"{plural(len(self.key_ids), 'key id')} "
                          f"{', '.join(sorted(self.key_ids))}; held: {held}")
         if self.legacy:
-            lines.append(f"{self.legacy} event(s) from before migration 0011 (plain SHA-256 over the event only)")
+            lines.append(f"{counted(self.legacy, 'event')} from before migration 0011 "
+                         "(plain SHA-256 over the event only)")
         if self.unkeyed:
-            lines.append(f"unkeyed: {self.unkeyed} event(s) sealed with plain SHA-256 (detects edits, not a "
+            lines.append(f"unkeyed: {counted(self.unkeyed, 'event')} sealed with plain SHA-256 (detects edits, not a "
                          "recomputed chain; set CHATOPS_AUDIT_KEY, see 'chatops audit keygen')")
         if self.unlinked:
-            lines.append(f"{self.unlinked} event(s) written moments ago are sealed but not linked yet "
+            lines.append(f"{counted(self.unlinked, 'event')} written moments ago "
+                         f"{agrees(self.unlinked, 'is', 'are')} sealed but not linked yet "
                          "(the running bot links them; a stopped one at its next start)")
         if self.unchecked:
-            lines.append(f"{self.unchecked} seal(s) or link(s) under a key that was not given could not be "
-                         "checked: set CHATOPS_AUDIT_KEY")
+            lines.append(f"{self.unchecked} {agrees(self.unchecked, 'seal or link', 'seals or links')} under a "
+                         "key that was not given could not be checked: set CHATOPS_AUDIT_KEY")
         return lines
 
 

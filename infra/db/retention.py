@@ -42,6 +42,7 @@ from infra.db.common import aware, utcnow
 from infra.db.models import AuditCheckpoint, AuditEvent, ChainHead, RequestRow
 from infra.db.store import AuditStore, new_request_id
 from infra.status import FINAL, Status
+from infra.wording import agrees, counted
 
 ARCHIVE_KIND = "chatops-audit-archive"
 ARCHIVE_VERSION = 2  # 2: events carry their seal, number and row (migration 0011)
@@ -73,7 +74,8 @@ def checkpoint_problems(s: Session, cp: AuditCheckpoint | None) -> list[str]:
     problems = []
     left = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.seq <= cp.seq)) or 0
     if left:
-        problems.append(f"{left} event(s) at or before the checkpoint (seq {cp.seq}) are still present")
+        problems.append(f"{counted(left, 'event')} at or before the checkpoint (seq {cp.seq}) "
+                        f"{agrees(left, 'is', 'are')} still present")
     attest = s.scalars(select(AuditEvent).where(AuditEvent.request_id == cp.request_id,
                                                 AuditEvent.kind == Status.succeeded)).first()
     want = {"checkpoint_seq": cp.seq, "checkpoint_hash": cp.hash, "archive_sha256": cp.archive_sha256}
@@ -190,7 +192,7 @@ def prune(store: AuditStore, cutoff: datetime, archive: Path | None, *, dry_run:
         while s.get(RequestRow, rid) is not None:
             rid = new_request_id()
         args = {"before": before, "archive": archive.name}
-        summary = f"archived {len(ids)} request(s), events {after + 1}..{k}, to {archive.name}"
+        summary = f"archived {counted(len(ids), 'request')}, events {after + 1}..{k}, to {archive.name}"
         row = RequestRow(id=rid, actor=PRUNE_ACTOR, platform="cli", text="audit prune", source="cli",
                          command=PRUNE_COMMAND, args=args, changes=True, status=Status.succeeded, result=summary,
                          correlation_id=uuid.uuid4().hex[:12])
