@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rapidfuzz.distance import OSA
+
 from commands.registry import Arg, CommandSpec, Kind, Registry
 from infra.status import status_of
 from llm.plan import Plan
@@ -41,8 +43,23 @@ def unknown_name(resolver: Resolver, kind: Kind, word: str) -> str:
         env = resolver.resolve(Kind.env, word)
         return (f"{env} is a hosted server, not a Proxmox guest: it cannot be snapshotted or "
                 f"restored from here. VMs: {join_choices(resolver.choices(Kind.vm))}.")
-    return (f"I don't know {article(noun(kind))} called '{word}'. "
-            f"{_plural_heading(noun(kind))}: {join_choices(resolver.choices(kind))}.")
+    choices = resolver.choices(kind)
+    near = close_to(word, choices)
+    guess = f" Did you mean '{near}'?" if near else ""
+    return (f"I don't know {article(noun(kind))} called '{word}'.{guess} "
+            f"{_plural_heading(noun(kind))}: {join_choices(choices)}.")
+
+
+def close_to(word: str, choices: list[str]) -> str | None:
+    """The one choice a letter or two from `word` ('helo' for hello), to name in the question: a hint the
+    user confirms by saying it again, never a name acted on (so short words count too, unlike the typo
+    index that rewrites what is parsed)."""
+    w = word.lower()
+    if len(w) < 3:
+        return None
+    reach = 1 if len(w) < 8 else 2
+    near = [c for c in choices if abs(len(c) - len(w)) <= reach and OSA.distance(w, c.lower()) <= reach]
+    return near[0] if len(near) == 1 else None
 
 
 def _plural_heading(name: str) -> str:

@@ -23,6 +23,7 @@ from llm.lexicon import Lexicon, Strength
 from llm.plan import Outcome, Plan
 from llm.planner import Planner
 from llm.tools import plan_tool
+from llm.validate import close_to
 from tests.conftest import ROOT, D, P, T, make_engine
 from tests.fakes.openai_server import FakeOpenAI, plan
 from tests.llm_support import with_llm
@@ -370,3 +371,24 @@ def test_kinds_of_entity_are_resolved_by_the_index(planner: Planner) -> None:
     assert vocab.correct("lunch") is None  # a common word is never turned into a name
     assert vocab.suspect("chatt") == "chat"
     assert planner.resolver.resolve(Kind.env, "gpu box") == "phoenix"
+
+
+# -- a name a letter away, named in the question ---------------------------------------------------
+
+@pytest.mark.parametrize(("text", "kind", "near"), [
+    ("deploy chta rumpledev", "stack", "chat"),           # a swap, under the typo index's five letters
+    ("restart ngin rumpledev", "service", "nginx"),       # a letter short, under five letters
+    ("deploy dat rumpledev", "stack", "data"),            # a letter short
+])
+def test_an_unknown_name_a_letter_from_one_is_suggested_not_used(planner: Planner, text: str, kind: str,
+                                                                 near: str) -> None:
+    got = planner.grammar(text)
+    assert got.command is None, got  # nothing acted on
+    assert got.clarify is not None and f"Did you mean '{near}'?" in got.clarify, got.clarify
+
+
+def test_a_name_near_none_or_several_is_asked_without_a_guess() -> None:
+    assert close_to("helo", ["hello", "web"]) == "hello"
+    assert close_to("zzzz", ["hello", "web"]) is None
+    assert close_to("dat", ["data", "date"]) is None  # two as near: no guess
+    assert close_to("db", ["dc", "data"]) is None  # too short to tell
