@@ -63,10 +63,13 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
                      uptime(started), f"{cpu:.1f}%" if running else "-", human_bytes(mem)])
     scope = f"{stack} on {env}" if stack else env
     if not rows:
-        return Reply(f"No containers of {'stack ' + stack if stack else 'any known stack'} on {env}.",
+        hint = f"'deploy {stack} {env}' brings it up" if stack else f"'stacks {env}' lists what can run there"
+        return Reply(f"No containers of {'stack ' + stack if stack else 'any known stack'} on {env}; {hint}.",
                      tone=Tone.warning)
     tone = Tone.warning if bad else Tone.success
-    return Reply(f"{scope}: {counted(len(rows), 'service')}, {bad} not running/healthy.", tone=tone,
+    health = f"{bad} not running or not healthy" if bad else ("running and healthy" if len(rows) == 1
+                                                              else "all running and healthy")
+    return Reply(f"{scope}: {counted(len(rows), 'service')}, {health}.", tone=tone,
                  tables=[Table(["stack", "service", "up", "state", "health", "restarts", "image",
                                 "uptime", "cpu", "memory"], rows)])
 

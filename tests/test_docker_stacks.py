@@ -119,11 +119,14 @@ async def test_an_image_inspected_by_name_beside_the_wait_counts_only_if_the_con
 
 
 async def test_status_restart_stop_start(world: DockerWorld, docker_engine: Engine) -> None:
+    empty = await ask(docker_engine, "status dtest app")
+    assert (empty.tone, empty.text) == (Tone.warning, "No containers of stack app on dtest; 'deploy app dtest' brings "
+                                                      "it up.")
     assert (await ask(docker_engine, "deploy app dtest")).tone is Tone.success
     project = world.project("a", "app")
     status = await ask(docker_engine, "status dtest")
     assert status.tone is Tone.success, status.text
-    assert status.text == "dtest: 2 services, 0 not running/healthy."
+    assert status.text == "dtest: 2 services, all running and healthy."
     cols = status.tables[0].columns
     rows = {r[1]: dict(zip(cols, r, strict=True)) for r in status.tables[0].rows}
     assert set(rows) == {"web", "worker"}
@@ -142,7 +145,7 @@ async def test_status_restart_stop_start(world: DockerWorld, docker_engine: Engi
     assert running(world, project, "worker").status == "exited"
     again = await ask(docker_engine, "status dtest app")
     assert again.tone is Tone.warning
-    assert again.text.startswith("app on dtest: 2 services, ") and "not running/healthy" in again.text
+    assert again.text.startswith("app on dtest: 2 services, ") and "not running or not healthy" in again.text
     assert any(r[1] == "worker" and r[2] == "0/1" for r in again.tables[0].rows)
     started = await ask(docker_engine, "start worker dtest")
     assert started.tone is Tone.success, started.text
