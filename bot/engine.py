@@ -604,10 +604,7 @@ class Engine:
         needs_approval = spec.approval and protected(self.config, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
-        # A change read from plain language is always confirmed, even one whose canonical form acts at once
-        # (approve, deny, lock, …): a misread sentence is a proposal, never an act (docs/safety.md).
-        plain = plan.source == "grammar" and not req.command and self._named_first(req.text) != spec.name
-        confirming = (spec.confirm or plan.source in INFERRED or plain) and not req.confirmed
+        confirming = self.must_confirm(req, plan, spec)
         lines: list[str] = []
         if confirming or needs_approval:
             # Nobody is asked to confirm or approve what its own preview shows cannot work.
@@ -642,6 +639,14 @@ class Engine:
         # the request is written with its start (one commit), or alone before a refusal
         creating = self.store.creating(row, [(Status.requested, self._requested_detail(row))])
         return (await self._execute(req, row, roles, (Status.requested,), first=[creating])).reply
+
+    def must_confirm(self, req: Request, plan: Plan, spec: CommandSpec) -> bool:
+        """Whether a change (run now or scheduled) waits for its requester's "Run it" first: when its command
+        asks for that, when the model or the thread read it, and when it was read from plain language, even a
+        command whose canonical form acts at once (approve, deny, lock, …): a misread sentence is a proposal,
+        never an act (docs/safety.md).  `--yes` and the HTTP API have confirmed already."""
+        plain = plan.source == "grammar" and not req.command and self._named_first(req.text) != spec.name
+        return spec.changes and (spec.confirm or plan.source in INFERRED or plain) and not req.confirmed
 
     def _card(self, spec: CommandSpec, args: dict[str, Any], lines: list[str]) -> list[tuple[str, str]]:
         fields = [("Command", describe(spec, args))]

@@ -93,7 +93,7 @@ class Scheduling:
             plan_hash=digest, said=plan.when.said[:128],
             recurrence=plan.when.every.spec if plan.when.every else None, timezone=self.tz.key,
             next_run=first, state=ScheduleState.proposed, approval=mode, runs=0)
-        from bot.engine import INFERRED, describe, shown
+        from bot.engine import describe, shown
 
         lines: list[str] = []
         if spec.changes:
@@ -103,7 +103,7 @@ class Scheduling:
             except CannotSucceed as exc:
                 return await e._refuse(req, plan, str(exc))
 
-        confirm = spec.changes and (spec.confirm or plan.source in INFERRED) and not req.confirmed
+        confirm = e.must_confirm(req, plan, spec)
         status = (Status.awaiting_confirmation if confirm else
                   Status.pending_approval if mode == ApprovalTime.at_schedule else Status.requested)
         expires = utcnow() + timedelta(minutes=e.config.inventory.approvals.expiry_minutes)

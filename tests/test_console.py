@@ -10,6 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bot.adapters.console import ConsoleSession, Screen
+from bot.engine import Engine
+from bot.request import Actor
+
 from .conftest import ROOT
 
 
@@ -82,3 +86,17 @@ def test_unreachable_database_is_a_clear_message() -> None:
     res = chatops("run", "--as", "alice", "whoami", env=env)
     assert res.returncode == 2
     assert "audit database is unreachable" in res.stderr and "Traceback" not in res.stderr
+
+
+async def test_the_prompt_asks_as_the_cards_button_does(engine: Engine) -> None:
+    """A change waits at 'Run r-…? [y/N]', a schedule at 'Schedule r-…? [y/N]': the verb of its button."""
+    lines: list[str] = []
+    session = ConsoleSession(engine, Actor("console:carol"), Screen(tty=False, write=lines.append), concurrent=False)
+    await session.line("please freeze rumpledev for the upgrade")
+    assert re.fullmatch(r"Run r-[0-9a-f]{8}\? \[y/N\] ", session.prompt()), lines
+    await session.line("n")
+    await session.line("please freeze rumpledev tonight at 23:30 for the upgrade")
+    assert re.fullmatch(r"Schedule r-[0-9a-f]{8}\? \[y/N\] ", session.prompt()), lines
+    await session.line("y")
+    assert session.prompt() == "console:carol> "
+    assert any("Scheduled s-" in line for line in lines), lines

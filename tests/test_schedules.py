@@ -398,3 +398,21 @@ def test_chatops_parse_shows_the_time_phrase() -> None:
                                       "when": "every night at 02:00"}
     plain = json.loads(CliRunner().invoke(main, ["parse", "--json", "--no-llm", "status prod"]).output)
     assert "when" not in plain
+
+
+# -- a schedule read from plain language is a proposal, as a change is ---------------------------------------------
+
+async def test_a_schedule_read_from_a_sentence_waits_for_its_requesters_yes(engine: Engine) -> None:
+    """'lock' acts at once when said as itself; read out of a sentence it is confirmed first, now or scheduled
+    (the schedule's path had its own copy of the rule, without the sentence case)."""
+    carol = Actor("console:carol")
+    card = await engine.handle(Request(actor=carol, text="please freeze rumpledev tonight at 23:30 for the upgrade"))
+    assert card.tone is Tone.question and [b.label for b in card.buttons] == ["Schedule it", "Cancel"], card.text
+    row = engine.store.get(card.request_id or "")
+    assert row is not None and row.status == Status.awaiting_confirmation and row.schedule_id
+    proposed = engine.schedules.rows.schedule(row.schedule_id)
+    assert proposed is not None and proposed.state == ScheduleState.proposed  # nothing will run on its own
+    now = await engine.handle(Request(actor=carol, text="please freeze rumpledev for the upgrade"))
+    assert now.tone is Tone.question and [b.label for b in now.buttons] == ["Run it", "Cancel"]
+    said = await engine.handle(Request(actor=carol, text="lock rumpledev tonight at 23:30"))
+    assert said.text.startswith("Scheduled s-"), said.text  # the command said as itself: at once, as before

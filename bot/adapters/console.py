@@ -25,7 +25,7 @@ from typing import Any
 
 from bot.engine import Engine
 from bot.render.text import progress_line, render
-from bot.request import Actor, Attachment, Reply, Request, Tone
+from bot.request import Actor, Attachment, Button, Reply, Request, Tone
 from bot.state import LocalState
 from infra.wording import counted
 
@@ -41,8 +41,19 @@ def default_user() -> str:
         return "operator"
 
 
-def _confirm_button(reply: Reply) -> str | None:
-    return next((b.request_id for b in reply.buttons if b.action == "confirm"), None)
+def _confirm_button(reply: Reply) -> Button | None:
+    return next((b for b in reply.buttons if b.action == "confirm"), None)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A card that waits at the prompt for y/N: its request, who asked, what they typed, and the
+    verb its button says ("Run", "Schedule"), which the prompt asks with."""
+
+    request_id: str
+    requester: Actor
+    text: str
+    verb: str
 
 
 @dataclass
@@ -134,15 +145,15 @@ class ConsoleSession:
         # One session is one conversation: follow-ups ("restart it") and answers refer to it.
         self.thread = f"console-{uuid.uuid4().hex[:12]}"
         self.tasks: dict[asyncio.Task[None], str] = {}  # in flight → its correlation id
-        self.confirming: deque[tuple[str, Actor, str]] = deque()  # (request id, requester, text)
+        self.confirming: deque[Waiting] = deque()
         self.changed: Callable[[], None] = lambda: None  # redraw the prompt
 
     # -- what the prompt says ---------------------------------------------
     def prompt(self) -> str:
         if self.confirming:
-            rid, who, _ = self.confirming[0]
-            mine = "" if who == self.actor else f" (as {who.id})"
-            return f"Run {rid}{mine}? [y/N] "
+            card = self.confirming[0]
+            mine = "" if card.requester == self.actor else f" (as {card.requester.id})"
+            return f"{card.verb} {card.request_id}{mine}? [y/N] "
         return f"{self.actor.id}> "
 
     # -- one typed line ----------------------------------------------------
@@ -150,7 +161,8 @@ class ConsoleSession:
         """Handle one typed line; False when the person asked to leave."""
         line = raw.strip()
         if self.confirming:
-            rid, who, text = self.confirming.popleft()
+            card = self.confirming.popleft()
+            rid, who, text = card.request_id, card.requester, card.text
             self.changed()
             answer = line.lower()
             if answer in YES:
@@ -179,7 +191,8 @@ class ConsoleSession:
     def interrupt(self) -> bool:
         """Ctrl-C: decline a waiting confirmation, else stop what runs. False when nothing was there."""
         if self.confirming:
-            rid, who, text = self.confirming.popleft()
+            card = self.confirming.popleft()
+            rid, who, text = card.request_id, card.requester, card.text
             self.changed()
             self._spawn(self._act("cancel", rid, who, text), rid)
             return True
@@ -238,10 +251,10 @@ class ConsoleSession:
     def _ask(self, text: str, actor: Actor) -> Callable[[str], Awaitable[None]]:
         async def work(ref: str) -> None:
             reply = await self.engine.handle(self._request(text, actor, ref))
-            rid = _confirm_button(reply)
+            confirm = _confirm_button(reply)
             self.screen.reply(reply, buttons=False)
-            if rid:
-                self.confirming.append((rid, actor, text))
+            if confirm:  # asked as its button says it ("Run it", "Schedule it"): "Schedule r-…? [y/N]"
+                self.confirming.append(Waiting(confirm.request_id, actor, text, confirm.label.removesuffix(" it")))
                 self.changed()
 
         return work
