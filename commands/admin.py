@@ -11,6 +11,7 @@ from commands.args import ENV, REASON, REQUEST
 from commands.context import Context
 from commands.examples import examples_for, sample_requests
 from commands.registry import Arg, Kind, Phrasing, Registry, command
+from infra.backends import Health
 from infra.config import Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.errors import CommandError
@@ -314,17 +315,19 @@ async def health(ctx: Context, args: dict[str, Any]) -> Reply:
     dialect = ctx.store.db.engine.dialect.name
     try:
         schema = await asyncio.to_thread(schema_status, ctx.store.db.engine)
-        rows.append(["database", "ok" if schema.current else "DOWN", f"{dialect}, {schema.short()}"])
+        rows.append(["database", (Health.ok if schema.current else Health.down).value, f"{dialect}, {schema.short()}"])
         if not schema.current:
             notes.append(f"{schema.describe()}. {schema.advice()}")
     except DatabaseUnavailable as exc:
-        rows.append(["database", "DOWN", str(exc)])
+        rows.append(["database", Health.down.value, str(exc)])
     valid, detail = ctx.engine.config_status()
     rows.append(["config", "ok" if valid else "INVALID", detail])
     for res in await ctx.backends.health():
-        state = "not configured" if res.ok is None else ("ok" if res.ok else "DOWN")
-        rows.append([res.name, state, res.detail])
-    down = [r[0] for r in rows if r[1] in ("DOWN", "INVALID")]
-    tone = Tone.warning if down else Tone.success
-    text = " ".join([f"Down: {', '.join(down)}.", *notes]) if down else "Everything configured answers."
+        rows.append([res.name, res.state.value, res.detail])
+    down = [r[0] for r in rows if r[1] in (Health.down.value, "INVALID")]
+    unset = [r[0] for r in rows if r[1] == Health.misconfigured.value]
+    heads = ([f"Down: {', '.join(down)}."] if down else []) + (
+        [f"Misconfigured (the detail says what to set): {', '.join(unset)}."] if unset else [])
+    tone = Tone.warning if heads else Tone.success
+    text = " ".join([*heads, *notes]) if heads else "Everything configured answers."
     return Reply(text, tone=tone, tables=[Table(["backend", "state", "detail"], rows)])

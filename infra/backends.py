@@ -8,17 +8,32 @@ and other processes can install their own clients with `override`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from infra.config import Config
 from infra.errors import NotConfigured
 
 
+class Health(StrEnum):
+    """What a health probe found, as `health` shows it."""
+
+    ok = "ok"
+    down = "DOWN"                     # configured and built, but it did not answer (or answered an error)
+    misconfigured = "MISCONFIGURED"   # named in the config, but no client could be built (a variable unset, …)
+    not_configured = "not configured"  # not named in the config: not used, nothing wrong
+
+
 @dataclass(frozen=True)
 class HealthResult:
     name: str
-    ok: bool | None  # None: not configured
+    state: Health
     detail: str
+
+    @property
+    def ok(self) -> bool | None:
+        """True when it answered, False when it is down or misconfigured, None when it is not used."""
+        return None if self.state is Health.not_configured else self.state is Health.ok
 
 
 @dataclass
@@ -98,13 +113,13 @@ class Backends:
             client = get()
         except NotConfigured as exc:
             if name in self._problems:  # configured, but broken: a failure, not an absence
-                return HealthResult(name, False, str(exc))
-            return HealthResult(name, None, "not configured")
+                return HealthResult(name, Health.misconfigured, str(exc))
+            return HealthResult(name, Health.not_configured, "not configured")
         ping = getattr(client, "ping", None)
         if ping is None:
-            return HealthResult(name, True, "configured")
+            return HealthResult(name, Health.ok, "configured")
         try:
             detail = await ping()
-            return HealthResult(name, True, str(detail or "ok"))
+            return HealthResult(name, Health.ok, str(detail or "ok"))
         except Exception as exc:  # a probe reports, it never raises
-            return HealthResult(name, False, str(exc)[:200] or type(exc).__name__)
+            return HealthResult(name, Health.down, str(exc)[:200] or type(exc).__name__)

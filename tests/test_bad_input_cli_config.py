@@ -10,6 +10,7 @@ import pytest
 
 from bot.engine import Engine
 from bot.request import Actor, Request, Tone
+from infra.backends import Health
 from infra.config import ConfigError, load_config
 from infra.errors import NotConfigured
 from infra.wiring import make_backends
@@ -117,6 +118,7 @@ async def test_health_reports_a_half_configured_backend_as_failing(tmp_path: Pat
                                   "  token_secret: ${RB_UNSET_PVE_SECRET}\n")
     results = {r.name: r for r in await make_backends(load_config(p)).health()}
     assert results["proxmox"].ok is False and "RB_UNSET_PVE_SECRET" in results["proxmox"].detail
+    assert results["proxmox"].state is Health.misconfigured  # not "DOWN": nothing was asked, nothing failed
 
 
 def test_an_empty_proxmox_section_stays_plainly_unconfigured(tmp_path: Path) -> None:
