@@ -1404,8 +1404,19 @@ class _Reading:
         if sched:
             return self.refuse(self._no_schedule(sched[0]))
         if low[0] in ("why", "should", "shall"):
-            return self.refuse("I can't answer why-questions; try 'logs SERVICE ENV', 'status ENV' or 'audit'.")
+            return self.refuse(f"I can't answer why-questions; try {self._where_to_look()}.")
         return None
+
+    def _where_to_look(self) -> str:
+        """The reads that could answer a why-question, with the names it used ("why is nginx down on prod" →
+        'logs nginx rumpleprod', 'status rumpleprod'): suggestions to send, never run from here."""
+        named = [m for m in self.mentions if not m.fuzzy]
+        service = next((m.names[Kind.service] for m in named if Kind.service in m.names), None)
+        env = next((m.names[Kind.env] for m in named if Kind.env in m.names), None)
+        if env is None:
+            return "'logs SERVICE ENV', 'status ENV' or 'audit'"
+        logs = f"'logs {service} {env}', " if service else ""
+        return f"{logs}'status {env}' or 'audit env={env}'"
 
     def _asked_passive(self, i: int) -> bool:
         """A past participle that asks: "can nginx on dev be restarted?", "n8n needs to be restarted", "have

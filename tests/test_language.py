@@ -392,3 +392,13 @@ def test_a_name_near_none_or_several_is_asked_without_a_guess() -> None:
     assert close_to("zzzz", ["hello", "web"]) is None
     assert close_to("dat", ["data", "date"]) is None  # two as near: no guess
     assert close_to("db", ["dc", "data"]) is None  # too short to tell
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    ("why is nginx down on prod?", "try 'logs nginx rumpleprod', 'status rumpleprod' or 'audit env=rumpleprod'."),
+    ("why is dev so slow today", "try 'status rumpledev' or 'audit env=rumpledev'."),
+    ("why did the deploy fail?", "try 'logs SERVICE ENV', 'status ENV' or 'audit'."),
+])
+def test_a_why_question_is_answered_with_the_reads_that_could_tell(planner: Planner, text: str, hint: str) -> None:
+    got = planner.grammar(text)
+    assert got.command is None and got.clarify == f"I can't answer why-questions; {hint}", got
