@@ -43,7 +43,7 @@ from bot.scheduling import Scheduling
 from bot.upkeep import Upkeep
 from commands.context import Context
 from commands.examples import sample_requests
-from commands.registry import CommandSpec, Kind, Registry
+from commands.registry import CommandSpec, Kind, Registry, Whose
 from commands.registry import registry as load_registry
 from infra.backends import Backends
 from infra.clock import Clock, SystemClock
@@ -69,6 +69,7 @@ log = logging.getLogger("chatops.engine")
 T = TypeVar("T")
 # Routes that infer a plan rather than read it: always mention-checked and shown back before running.
 INFERRED = ("llm", "thread")
+CANDIDATES_SHOWN = 5  # requests listed under a question for a left-out request id
 
 
 def shown(lines: list[str], limit: int = 4000) -> list[str]:
@@ -433,10 +434,33 @@ class Engine:
             text = "I didn't catch an ops request there. Say 'help' to see what I can do" + (
                 f", e.g. {hint}." if hint else ".")
         else:
-            text = plan.clarify
+            text = plan.clarify + await self._candidates(req, plan)
         if plan.attempted:
             return await self._refuse(req, plan, text, Tone.question)
         return Reply(text, tone=Tone.question)
+
+    async def _candidates(self, req: Request, plan: Plan) -> str:
+        """Under the question for a left-out request id ("deny that one"), the requests it could name, as
+        its argument declares them (`Candidates`): listed for the person to say, never picked for them.
+        Only for someone the command is open to (a viewer's "approve" lists nobody's requests)."""
+        spec = self.registry.get(plan.attempted or "")
+        arg = next((a for a in spec.args if a.candidates and a.name not in plan.args), None) if spec else None
+        if spec is None or arg is None or arg.candidates is None \
+                or check(self.config, spec, req.actor.id, plan.args):
+            return ""
+        want, me = arg.candidates, req.actor.id
+        rows = await self._db(self.store.requests_in, want.statuses, me if want.whose is Whose.own else None,
+                              me if want.whose is Whose.others else None, CANDIDATES_SHOWN + 1)
+        if not rows:
+            return f"\n{want.heading}: none right now."
+        listed = [f"{r.id} ({self.said(r)}, by {r.actor})" for r in rows[:CANDIDATES_SHOWN]]
+        more = [f"and more ('{want.listed_by}' lists them all)"] if len(rows) > CANDIDATES_SHOWN else []
+        return f"\n{want.heading}: {'; '.join(listed + more)}."
+
+    def said(self, row: RequestRow) -> str:
+        """A recorded request in its canonical form ("restart hello local-prod"), as lists show it."""
+        spec = self.registry.get(row.command or "")
+        return spec.describe(row.args or {}) if spec else (row.command or "?")
 
     def _context(self, req: Request, rid: str, roles: frozenset[Role], card: list[str] | None = None) -> Context:
         last: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,12 +11,12 @@ from bot.request import Action, Reply, Table, Tone
 from commands.args import ENV, REASON, REQUEST
 from commands.context import Context
 from commands.examples import examples_for, sample_requests
-from commands.registry import Arg, Kind, Phrasing, Registry, command
+from commands.registry import Arg, Candidates, Kind, Phrasing, Registry, Whose, command
 from infra.backends import Health
 from infra.config import Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
 from infra.errors import CommandError
-from infra.status import APPROVABLE
+from infra.status import ACTIVE, APPROVABLE, PENDING
 from infra.wording import agrees, counted
 
 if TYPE_CHECKING:
@@ -175,7 +176,14 @@ async def unlock(ctx: Context, args: dict[str, Any]) -> Reply:
                  tone=Tone.success)
 
 
-@command("approve", summary="approve a pending request (by its id)", args=(REQUEST,), changes=True,
+TO_DECIDE = dataclasses.replace(REQUEST, candidates=Candidates(APPROVABLE, Whose.others, "Waiting for a decision",
+                                                                "pending"))
+TO_WITHDRAW = dataclasses.replace(REQUEST, candidates=Candidates(PENDING, Whose.own, "Yours that wait", "pending"))
+TO_CANCEL = dataclasses.replace(REQUEST, candidates=Candidates(ACTIVE, Whose.anyone, "Running now",
+                                                                "audit status=started"))
+
+
+@command("approve", summary="approve a pending request (by its id)", args=(TO_DECIDE,), changes=True,
          role="approver", confirm=False, approval=False, examples=("approve r-1a2b3c4d",),
          schedulable=False,
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
@@ -186,7 +194,7 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
 
-@command("deny", summary="deny a pending request", args=(REQUEST, REASON), changes=True,
+@command("deny", summary="deny a pending request", args=(TO_DECIDE, REASON), changes=True,
          role="approver", confirm=False, approval=False,
          examples=("deny r-1a2b3c4d not during the demo",), words=("reject",),
          schedulable=False,
@@ -199,7 +207,8 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("withdraw", summary="take back your own request while it waits for approval or confirmation",
-         args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
+         args=(TO_WITHDRAW, REASON),
+         changes=True, confirm=False, approval=False, role="viewer",
          examples=("withdraw r-1a2b3c4d", "withdraw r-1a2b3c4d asked for the wrong snapshot"),
          words=("retract",), slash=False, schedulable=False,  # the approval card's Withdraw button, or /ops ask
          phrasing=Phrasing(verbs=("withdraw", "retract", "take back"),
@@ -213,7 +222,8 @@ async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
 
 
 @command("cancel", summary="stop a change while it runs (its requester, an approver or an admin)",
-         args=(REQUEST, REASON), changes=True, confirm=False, approval=False, role="viewer",
+         args=(TO_CANCEL, REASON),
+         changes=True, confirm=False, approval=False, role="viewer",
          examples=("cancel r-1a2b3c4d", "cancel r-1a2b3c4d wrong stack"), schedulable=False,
          phrasing=Phrasing(verbs=("cancel", "stop", "abort", "kill", "halt", "interrupt", "terminate", "call off"),
                            object_verbs=("cancel", "stop", "abort", "kill", "halt", "interrupt", "terminate",
@@ -245,11 +255,6 @@ def _left(row: RequestRow, now: datetime) -> str:
     return f"{max(0, int((expires - now).total_seconds() // 60))} min"
 
 
-def _plan(ctx: Context, row: RequestRow) -> str:
-    spec = ctx.engine.registry.get(row.command or "")
-    return spec.describe(row.args or {}) if spec else (row.command or "?")
-
-
 @command("pending", summary="what waits for your approval, and your own requests that wait",
          examples=("pending",), words=("approvals", "pending approvals"), schedulable=False,
          phrasing=Phrasing(nouns=("pending", "pending approvals", "approvals", "waiting for my approval",
@@ -272,7 +277,7 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
     tables = []
     if theirs:
         tables.append(Table(["request", "asked by", "what", "waiting", "expires in"],
-                            [[r.id, r.actor, _plan(ctx, r), _waited(r, now), _left(r, now)] for r in theirs],
+                            [[r.id, r.actor, ctx.engine.said(r), _waited(r, now), _left(r, now)] for r in theirs],
                             title="Waiting for your approval"))
     if mine:
         def state(r: RequestRow) -> str:
@@ -282,7 +287,7 @@ async def pending(ctx: Context, args: dict[str, Any]) -> Reply:
             return f"waits for an approver ({', '.join(who) or 'none configured'})"
 
         tables.append(Table(["request", "what", "state", "waiting", "expires in"],
-                            [[r.id, _plan(ctx, r), state(r), _waited(r, now), _left(r, now)] for r in mine],
+                            [[r.id, ctx.engine.said(r), state(r), _waited(r, now), _left(r, now)] for r in mine],
                             title="Your requests that wait"))
     if approver:
         head = (f"{counted(len(theirs), 'request')} {agrees(len(theirs), 'waits', 'wait')} for your approval" if theirs

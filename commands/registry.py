@@ -45,6 +45,26 @@ class Kind(StrEnum):
 ENTITY_KINDS = frozenset({Kind.env, Kind.stack, Kind.service, Kind.vm, Kind.host})
 
 
+class Whose(StrEnum):
+    """Whose requests a request argument can name (for `Candidates`)."""
+
+    own = "own"        # the asker's own (withdraw)
+    others = "others"  # other people's (approve, deny: nobody decides their own)
+    anyone = "anyone"  # any (cancel: the engine checks who may)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The requests a request argument can name: when it is left out ("deny that one"), the question that
+    asks for it lists them, so nobody has to run `pending` first.  Listed, never picked: the person says
+    the id."""
+
+    statuses: tuple[str, ...]  # infra.status values
+    whose: Whose
+    heading: str  # "Waiting for a decision"
+    listed_by: str  # the read that lists them all ("pending")
+
+
 @dataclass(frozen=True)
 class Arg:
     name: str
@@ -63,6 +83,7 @@ class Arg:
     cues_after: tuple[str, ...] = ()
     shape: str | None = None
     values: tuple[tuple[str, str], ...] = ()
+    candidates: Candidates | None = None  # a request argument: which requests it can name (Candidates)
 
 
 @dataclass(frozen=True)

@@ -343,3 +343,30 @@ async def test_decide_says_who_moved_the_request_and_where_it_ended(config: Conf
     assert not expired.applied and expired.status is Status.expired
     missing = await eng.decide("approve", "r-00000000", BOB)
     assert not missing.applied and missing.status is None
+
+
+async def test_a_left_out_request_id_is_asked_for_with_the_requests_it_could_name(
+        config: Config, db: Database, tmp_path: Path) -> None:
+    """'deny that one': the question lists what the person could mean (the argument's declared candidates),
+    and nothing is decided until they say the id."""
+    eng = await new_engine(config, db, tmp_path)
+    alices = await eng.handle(req(ALICE, "touch prod p1", confirmed=True))
+    bobs = await eng.handle(req(BOB, "touch prod p2", confirmed=True))
+    assert alices.request_id and bobs.request_id
+    asked = await eng.handle(req(BOB, "nah, deny that one, we're mid-demo"))
+    assert asked.tone is Tone.question
+    assert asked.text.endswith(f"\nWaiting for a decision: {alices.request_id} (touch rumpleprod p1, by "
+                               "console:alice)."), asked.text  # not bob's own: nobody decides their own
+    assert eng.store.get(alices.request_id).status == "pending_approval"  # type: ignore[union-attr]
+    mine = await eng.handle(req(ALICE, "withdraw my request"))
+    assert f"Yours that wait: {alices.request_id} (touch rumpleprod p1, by console:alice)." in mine.text, mine.text
+    viewer = await eng.handle(req(ALICE, "approve it"))  # alice is no approver: she is shown nobody's
+    assert "Waiting for a decision" not in viewer.text and bobs.request_id not in viewer.text, viewer.text
+    running = await eng.handle(req(BOB, "cancel it"))
+    assert running.text.endswith("\nRunning now: none right now."), running.text
+    for n in range(5):
+        await eng.handle(req(ALICE, f"touch prod q{n}", confirmed=True))
+    many = await eng.handle(req(BOB, "deny it"))
+    assert many.text.count("(touch rumpleprod") == 5 and many.text.endswith(
+        "; and more ('pending' lists them all)."), many.text
+    assert "q4" in many.text and "p1" not in many.text  # the newest first

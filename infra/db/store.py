@@ -662,6 +662,17 @@ class AuditStore:
             return list(s.scalars(select(RequestRow).where(RequestRow.status.in_(PENDING))
                                   .order_by(RequestRow.created_at)))
 
+    def requests_in(self, statuses: Iterable[str], actor: str | None = None, not_actor: str | None = None,
+                    limit: int = 6) -> list[RequestRow]:
+        """The newest requests in one of `statuses` (by one actor, or by anyone but one), at most `limit`."""
+        stmt = select(RequestRow).where(RequestRow.status.in_(list(statuses)))
+        if actor is not None:
+            stmt = stmt.where(RequestRow.actor == actor)
+        if not_actor is not None:
+            stmt = stmt.where(RequestRow.actor != not_actor)
+        with self._tx() as s:
+            return list(s.scalars(stmt.order_by(RequestRow.created_at.desc()).limit(limit)))
+
     def waiting(self) -> list[RequestRow]:
         """`pending`, with the requests whose time is up expired first (audited) when it shows any: one
         read when none is due, which is nearly always."""
