@@ -31,7 +31,7 @@ from bot.policy import (
     channel_refusal,
     check,
     lock_targets,
-    protected,
+    needs_approval,
     roles_for,
     targets_of,
     unknown_channel_commands,
@@ -615,22 +615,19 @@ class Engine:
             frozen = await self._frozen(spec, targets)
         except CommandError as exc:
             frozen = str(exc)
-        if not frozen and self.redactor.data(plan.args) != plan.args:
-            # The audit log keeps arguments redacted, so such a plan could never match its hash later.
-            frozen = ("An argument of that request looks like a secret (a token, key or password); "
-                      "I won't store or run it. Leave the secret out and ask again.")
+        frozen = frozen or self.secret_argument(plan)
         roles = roles_for(self.config, req.actor.id, plan.args)
         if not frozen:
             limited = await self._db(self.limiter.check, spec, req.actor.id, req.channel, roles)
             frozen = limited.message(req.channel or "") if limited else None
         if frozen:
             return await self._refuse(req, plan, frozen)
-        needs_approval = spec.approval and protected(self.config, plan.args)
+        approval = needs_approval(self.config, spec, plan.args)
         digest = plan_hash(spec.name, plan.args)
         expires = utcnow() + timedelta(minutes=self.config.inventory.approvals.expiry_minutes)
         confirming = self.must_confirm(req, plan, spec)
         lines: list[str] = []
-        if confirming or needs_approval:
+        if confirming or approval:
             # Nobody is asked to confirm or approve what its own preview shows cannot work.
             try:
                 lines = await self._preview(req, spec, plan.args, roles)
@@ -640,13 +637,13 @@ class Engine:
             row = self._row(req, plan, Status.awaiting_confirmation, plan_hash=digest, expires_at=expires)
             await self._create(req, row, (Status.awaiting_confirmation,
                                           {"plan_hash": digest, "preview": shown(lines)}))
-            note = " It needs an approver's OK after that (protected target)." if needs_approval else ""
+            note = " It needs an approver's OK after that (protected target)." if approval else ""
             return Reply(f"I understood: {describe(spec, plan.args)}. Run it?{note}",
                          tone=Tone.question, title="Confirm", fields=self._card(spec, plan.args, lines),
                          buttons=[Button("Run it", Action.confirm, row.id, digest, "primary"),
                                   Button("Cancel", Action.cancel, row.id, digest)],
                          request_id=row.id, private=True)
-        approved_by = await self.schedules.preapproved(req, digest) if needs_approval else None
+        approved_by = await self.schedules.preapproved(req, digest) if approval else None
         if approved_by is not None:
             # A run of a schedule approved when it was scheduled (bound to this plan hash).
             row = self._row(req, plan, Status.approved, plan_hash=digest, approver=approved_by,
@@ -654,7 +651,7 @@ class Engine:
             await self._create(req, row, (Status.approved, {"plan_hash": digest, "schedule": req.schedule,
                                                              "approved_when_scheduled": True}))
             return (await self._execute(req, row, roles, (Status.approved,))).reply
-        if needs_approval:
+        if approval:
             row = self._row(req, plan, Status.pending_approval, plan_hash=digest, expires_at=expires,
                             schedule_id=req.schedule)
             await self._create(req, row, (Status.pending_approval, {"plan_hash": digest, "preview": shown(lines)}))
@@ -663,6 +660,14 @@ class Engine:
         # the request is written with its start (one commit), or alone before a refusal
         creating = self.store.creating(row, [(Status.requested, self._requested_detail(row))])
         return (await self._execute(req, row, roles, (Status.requested,), first=[creating])).reply
+
+    def secret_argument(self, plan: Plan) -> str | None:
+        """Why a change (now or scheduled) whose arguments hold something secret-looking is refused: the
+        audit log keeps arguments redacted, so such a plan could never match its hash later."""
+        if self.redactor.data(plan.args) == plan.args:
+            return None
+        return ("An argument of that request looks like a secret (a token, key or password); "
+                "I won't store or run it. Leave the secret out and ask again.")
 
     def must_confirm(self, req: Request, plan: Plan, spec: CommandSpec) -> bool:
         """Whether a change (run now or scheduled) waits for its requester's "Run it" first: when its command
@@ -1022,7 +1027,7 @@ class Engine:
                                   request_id=row.id), applied=True, status=Status.cancelled)
         assert row.command is not None
         spec = self.registry[row.command]
-        if spec.approval and protected(self.config, row.args) and await self.schedules.approve_now(row):
+        if needs_approval(self.config, spec, row.args) and await self.schedules.approve_now(row):
             try:
                 lines = await self._preview(req, spec, row.args, roles)
             except CannotSucceed as exc:

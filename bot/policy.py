@@ -104,6 +104,12 @@ def protected(config: Config, args: dict[str, Any]) -> bool:
     return bool(vm in config.inventory.vms and config.vm_protected(vm))
 
 
+def needs_approval(config: Config, spec: CommandSpec, args: dict[str, Any]) -> bool:
+    """Whether a request waits for another person's OK: a changing command that asks for approvals, on a
+    protected target.  The one rule for a change asked now, a schedule, and a scheduled run."""
+    return spec.changes and spec.approval and protected(config, args)
+
+
 def lock_targets(config: Config, args: dict[str, Any]) -> list[str]:
     """Execution-lock keys: an environment and the VM behind it lock together."""
     keys: set[str] = set()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.metrics import SCHEDULE_RUNS
-from bot.policy import protected, roles_for, targets_of
+from bot.policy import needs_approval, roles_for, targets_of
 from bot.request import Actor, Button, Reply, Request, Tone
 from commands.registry import CommandSpec
 from infra.config import ApprovalTime, Notice, Role
@@ -77,15 +77,13 @@ class Scheduling:
             e.backends.require(spec.backend, plan.args)
         except (WhenError, CommandError) as exc:
             return await e._refuse(req, plan, str(exc), Tone.question if isinstance(exc, WhenError) else Tone.error)
-        if e.redactor.data(plan.args) != plan.args:
-            return await e._refuse(req, plan, "An argument of that request looks like a secret (a token, key or "
-                                              "password); I won't store or run it. Leave the secret out.")
+        if (secret := e.secret_argument(plan)) is not None:
+            return await e._refuse(req, plan, secret)
         if await e._db(self.rows.count_active, req.actor.id) >= cfg.max_per_user:
             return await e._refuse(req, plan, f"You have {cfg.max_per_user} schedules already (the limit); "
                                               "'schedules' lists them and 'unschedule ID' removes one.")
         digest = plan_hash(spec.name, plan.args)
-        needs_approval = spec.changes and spec.approval and protected(e.config, plan.args)
-        mode = cfg.approval.value if needs_approval else NO_APPROVAL
+        mode = cfg.approval.value if needs_approval(e.config, spec, plan.args) else NO_APPROVAL
         env = plan.args.get("env") if isinstance(plan.args.get("env"), str) else None
         sched = ScheduleRow(
             id=new_schedule_id(), owner=req.actor.id, platform=req.platform, channel=req.channel,

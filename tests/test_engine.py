@@ -314,6 +314,9 @@ async def test_a_secret_in_an_argument_is_refused_before_anything_is_stored(conf
     row = eng.store.get(res.request_id or "")
     assert row is not None and row.status == "refused" and "xoxb-" not in str(row.args)
     assert eng.store.env_locks() == {}
+    later = await eng.handle(req(CAROL, "lock test at 23:00 token xoxb-1234567890-abcdefghij"))
+    assert later.tone is Tone.error and later.text == res.text  # a schedule: the same rule, the same words
+    assert eng.schedules.rows.count_active(CAROL.id) == 0
 
 
 async def test_decide_says_who_moved_the_request_and_where_it_ended(config: Config, db: Database,
