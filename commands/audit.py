@@ -10,7 +10,7 @@ from commands.context import Context
 from commands.registry import Arg, Kind, Phrasing, command
 from infra.config import Role
 from infra.db.common import AuditFilter, aware
-from infra.errors import CommandError
+from infra.errors import CannotSucceed
 from infra.wording import counted
 from llm.values import parse_since
 
@@ -64,8 +64,8 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     user = resolve_user(ctx, args["user"]) if args.get("user") else None
     if not ctx.has(Role.admin):
         if user and user != ctx.actor.id:
-            raise CommandError("Only admins can review other people's requests; "
-                               "leave out user= to see your own.")
+            raise CannotSucceed(f"Only admins can review other people's requests ({user}'s here); "
+                               "'audit' alone shows your own.")
         user = ctx.actor.id
     since = parse_since(args["since"]) if args.get("since") else None
     cap = ctx.config.inventory.limits.max_audit_limit

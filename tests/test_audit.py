@@ -82,12 +82,13 @@ async def test_audit_command_visibility_and_filters(engine: Engine) -> None:
     assert who == {"console:alice"}
     nosy = await engine.handle(Request(actor=ALICE, text="audit user=bob"))
     assert nosy.tone is Tone.error and "Only admins" in nosy.text
+    assert engine.store.get(nosy.request_id or "").status == "refused"  # a check before any read: refused
     everyone = await engine.handle(Request(actor=CAROL, text="audit limit=50"))
     assert {"console:alice", "console:bob", "console:carol"} <= {r[2] for r in everyone.tables[0].rows}
     bob = await engine.handle(Request(actor=CAROL, text="audit user=bob"))
     assert {r[2] for r in bob.tables[0].rows} == {"console:bob"}
     refused = await engine.handle(Request(actor=CAROL, text="audit status=refused"))
-    assert [r[3] for r in refused.tables[0].rows] == ["restart"]
+    assert [r[3] for r in refused.tables[0].rows] == ["audit", "restart"]  # alice's look at bob's, newest first
     locks = await engine.handle(Request(actor=CAROL, text="audit command=lock env=test since=1h"))
     assert [r[3] for r in locks.tables[0].rows] == ["lock"]
     two = await engine.handle(Request(actor=CAROL, text="audit limit=2"))

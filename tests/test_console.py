@@ -69,7 +69,8 @@ def test_interactive_console_switches_identity(pg_url: str) -> None:
     assert "chatops console as console:carol" in out
     assert "rumpledev is frozen" in out
     assert "now acting as console:alice" in out and "You are console:alice" in out
-    assert "Only admins can review other people's requests" in out
+    assert "Only admins can review other people's requests (console:carol's here); 'audit' alone shows your own." \
+        in out
 
 
 def test_embedded_default_is_a_sqlite_file(tmp_path: Path) -> None:
