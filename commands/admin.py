@@ -189,7 +189,7 @@ TO_CANCEL = dataclasses.replace(REQUEST, candidates=Candidates(ACTIVE, Whose.any
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
                            nouns=("approval", "approvals", "sign-off", "sign-offs"),
                            object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
-                           past=("approved", "signed off"), performative=True))
+                           past=("approved", "signed off"), past_status="approved", performative=True))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
@@ -200,7 +200,8 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
          schedulable=False,
          phrasing=Phrasing(verbs=("deny", "reject", "decline", "veto", "refuse", "nack"),
                            object_verbs=("deny", "reject", "decline", "veto", "refuse", "nack"), objects=("*",),
-                           past=("denied", "rejected", "declined", "vetoed"), performative=True))
+                           past=("denied", "rejected", "declined", "vetoed"), past_status="denied",
+                           performative=True))
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
                                 req=ctx.request)

@@ -105,6 +105,10 @@ class Phrasing:
     hints: tuple[str, ...] = ()
     # Past forms: a report of something done, or (in a question) something to look up in the audit log.
     past: tuple[str, ...] = ()
+    # A decision's past form asks about the requests it decided, by the status they reached ("who approved
+    # the deploy on prod" is `audit env=rumpleprod status=approved`, whoever approved by button or by typing;
+    # the audit has no row of its own for a button's approval): the status value, else None.
+    past_status: str | None = None
     # Verbs that ask for this command when their object is a noun of one of `objects` (command names,
     # or "*" for any command's noun; the command's own nouns always count): rollback's "undo" takes
     # deploy's "deployment", approve's "approve" takes any request ("approve alice's deploy").

@@ -2265,8 +2265,14 @@ class _Reading:
                 args[arg.name] = self.values["count"]
                 counted = True
                 self.consumed.add("count")
-            elif arg.kind is Kind.command and self.values.get("past_command") not in (None, cmd):
-                args[arg.name] = self.values["past_command"]
+            elif arg.kind is Kind.command and (past := self.values.get("past_command")) not in (None, cmd):
+                decided = self.lex.specs[past].phrasing.past_status
+                if decided is None or self.values.get("past_user"):
+                    args[arg.name] = past  # ("what did bob approve": bob's own decisions, typed ones)
+                else:  # (a decision asked about: the requests it decided, by status)
+                    self.values["past_status"] = decided
+            elif arg.kind is Kind.status and self.values.get("past_status"):
+                args[arg.name] = self.values["past_status"]
             elif arg.kind is Kind.user and self.values.get("past_user"):
                 args[arg.name] = self.values["past_user"]
         for arg in spec.args:

@@ -373,3 +373,16 @@ async def test_a_left_out_request_id_is_asked_for_with_the_requests_it_could_nam
     assert many.text.count("(touch rumpleprod") == 5 and many.text.endswith(
         "; and more ('pending' lists them all)."), many.text
     assert "q4" in many.text and "p1" not in many.text  # the newest first
+
+
+async def test_who_approved_finds_a_button_approval(config: Config, db: Database, tmp_path: Path) -> None:
+    """A button's approval has no request row of its own: 'who approved …' asks for the requests that were
+    approved (the approver column answers), not for typed 'approve' commands."""
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch prod p1", confirmed=True))
+    assert card.request_id
+    clicked = await eng.act("approve", card.request_id, BOB, card.buttons[0].plan_hash)
+    assert clicked.tone is Tone.success, clicked.text
+    asked = await eng.handle(req(CAROL, "who approved the last change on prod?"))
+    rows = [dict(zip(asked.tables[0].columns, r, strict=True)) for r in asked.tables[0].rows]
+    assert [(r["id"], r["approver"]) for r in rows] == [(card.request_id, "console:bob")], asked.text
