@@ -2269,8 +2269,13 @@ class _Reading:
                 decided = self.lex.specs[past].phrasing.past_status
                 if decided is None or self.values.get("past_user"):
                     args[arg.name] = past  # ("what did bob approve": bob's own decisions, typed ones)
-                else:  # (a decision asked about: the requests it decided, by status)
+                else:  # (a decision asked about: the requests it decided, by status, and of which command
+                    # when the text names one: "who approved the last deploy on prod")
                     self.values["past_status"] = decided
+                    decided_on = next((c for h in self.hits if h.strength is Strength.noun for c in h.commands
+                                       if c != past and self.lex.specs[c].changes), None)
+                    if decided_on is not None:
+                        args[arg.name] = decided_on
             elif arg.kind is Kind.status and self.values.get("past_status"):
                 args[arg.name] = self.values["past_status"]
             elif arg.kind is Kind.user and self.values.get("past_user"):
