@@ -214,7 +214,7 @@ def test_more_than_one_thing_is_never_half_done(planner: Planner, text: str) -> 
     ("morning all - is everything green on the gpu box?", "status", {"env": "phoenix"}),
     ("state of the vms", "vm-status", {}),
     ("recent restarts on dev", "audit", {"command": "restart", "env": D}),
-    ("who denied requests today?", "audit", {"command": "deny", "since": "1d"}),
+    ("who denied requests today?", "audit", {"status": "denied", "since": "1d"}),  # whoever denied, by button too
     ("what has bob tried to roll back", "audit", {"user": "bob", "command": "rollback"}),
     ("was nginx restarted today?", "audit", {"command": "restart", "since": "1d"}),
     ("did anyone touch the data stack on live today?", "audit", {"env": L, "since": "1d"}),
