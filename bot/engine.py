@@ -452,7 +452,7 @@ class Engine:
         rows = await self._db(self.store.requests_in, want.statuses, me if want.whose is Whose.own else None,
                               me if want.whose is Whose.others else None, CANDIDATES_SHOWN + 1)
         if not rows:
-            return f"\n{want.heading}: none right now."
+            return f"\n{want.heading}: none."
         listed = [f"{r.id} ({self.said(r)}, by {r.actor})" for r in rows[:CANDIDATES_SHOWN]]
         more = [f"and more ('{want.listed_by}' lists them all)"] if len(rows) > CANDIDATES_SHOWN else []
         return f"\n{want.heading}: {'; '.join(listed + more)}."

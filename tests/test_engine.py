@@ -366,7 +366,7 @@ async def test_a_left_out_request_id_is_asked_for_with_the_requests_it_could_nam
     viewer = await eng.handle(req(ALICE, "approve it"))  # alice is no approver: she is shown nobody's
     assert "Waiting for a decision" not in viewer.text and bobs.request_id not in viewer.text, viewer.text
     running = await eng.handle(req(BOB, "cancel it"))
-    assert running.text.endswith("\nRunning now: none right now."), running.text
+    assert running.text.endswith("\nRunning now: none."), running.text
     for n in range(5):
         await eng.handle(req(ALICE, f"touch prod q{n}", confirmed=True))
     many = await eng.handle(req(BOB, "deny it"))
