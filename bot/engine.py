@@ -444,11 +444,11 @@ class Engine:
         its argument declares them (`Candidates`): listed for the person to say, never picked for them.
         Only for someone the command is open to (a viewer's "approve" lists nobody's requests)."""
         spec = self.registry.get(plan.attempted or "")
-        arg = next((a for a in spec.args if a.candidates and a.name not in plan.args), None) if spec else None
-        if spec is None or arg is None or arg.candidates is None \
-                or check(self.config, spec, req.actor.id, plan.args):
+        want = next((a.candidates for a in spec.args if a.candidates and a.name not in plan.args), None) \
+            if spec else None
+        if spec is None or want is None or check(self.config, spec, req.actor.id, plan.args):
             return ""
-        want, me = arg.candidates, req.actor.id
+        me = req.actor.id
         rows = await self._db(self.store.requests_in, want.statuses, me if want.whose is Whose.own else None,
                               me if want.whose is Whose.others else None, CANDIDATES_SHOWN + 1)
         if not rows:

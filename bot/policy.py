@@ -12,7 +12,7 @@ from typing import Any
 
 from commands.registry import CommandSpec, Registry
 from infra.config import Config, Role
-from llm.resolve import join_choices
+from infra.wording import join_choices
 
 
 def authorise(spec: CommandSpec, roles: frozenset[Role], where: str = "") -> str | None:

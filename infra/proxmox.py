@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from infra.config import Config, Proxmox
 from infra.errors import BackendUnavailable, CommandError, NotConfigured
+from infra.wording import agrees, join_choices
 
 if TYPE_CHECKING:  # proxmoxer and requests load with the first client, not with `chatops parse`
     from proxmoxer import ResourceException
@@ -355,18 +356,14 @@ def proxmox_problem(config: Config) -> str | None:
     empty = [k for k in missing if k not in from_env]
     parts = []
     if empty:
-        parts.append(f"{_listed(empty)} {'is' if len(empty) == 1 else 'are'} empty in {config.path.name}")
+        parts.append(f"{join_choices(empty, 'and')} {agrees(len(empty), 'is', 'are')} empty in {config.path.name}")
     if from_env:
         variables = [config.unset_env[k] for k in from_env]
-        parts.append(f"{_listed(variables)} {'is' if len(variables) == 1 else 'are'} not set in the bot's "
-                     f"environment ({config.path.name} takes {_listed(from_env)} from "
-                     f"{'it' if len(variables) == 1 else 'them'})")
+        parts.append(f"{join_choices(variables, 'and')} {agrees(len(variables), 'is', 'are')} not set in the "
+                     f"bot's environment ({config.path.name} takes {join_choices(from_env, 'and')} from "
+                     f"{agrees(len(variables), 'it', 'them')})")
     state = "not configured" if len(missing) == len(keys) else "only partly configured"
     return f"Proxmox is {state}: {'; '.join(parts)}."
-
-
-def _listed(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def guest_of(config: Config, vm: str) -> Guest:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from commands.registry import Arg, CommandSpec, Kind, Registry
+from infra.wording import join_choices
 from llm.plan import Plan
-from llm.resolve import Resolver, join_choices
+from llm.resolve import Resolver
 from llm.tokens import KV, Token, tokenize
 from llm.validate import article, noun, unknown_name, validate
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from commands.registry import Arg, Kind, Registry
 from infra.config import Role
+from infra.wording import join_choices
 from llm import phrases as P
 from llm import shape
 from llm.fuzzy import Vocabulary
@@ -42,7 +43,7 @@ from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
 from llm.lexicon import Lexicon, Sense, Strength, gerund
 from llm.modality import Modality, pasted, read_modality
 from llm.plan import Outcome, Plan
-from llm.resolve import Resolver, join_choices
+from llm.resolve import Resolver
 from llm.tokens import CLOSING, KV, OPENING, tokenize
 from llm.validate import article, noun, unknown_name, validate
 from llm.values import DURATION, ID_KINDS, REQUEST_ID, WORD, id_ref, normalize_duration

@@ -99,9 +99,3 @@ class Resolver:
         return list(runs) or list(self.config.inventory.environments)
 
 
-def join_choices(names: list[str], word: str = "or") -> str:
-    if not names:
-        return ""
-    if len(names) == 1:
-        return names[0]
-    return ", ".join(names[:-1]) + f" {word} " + names[-1]

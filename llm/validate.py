@@ -14,8 +14,9 @@ from rapidfuzz.distance import OSA
 
 from commands.registry import Arg, CommandSpec, Kind, Registry
 from infra.status import status_of
+from infra.wording import join_choices
 from llm.plan import Plan
-from llm.resolve import Resolver, join_choices
+from llm.resolve import Resolver
 from llm.values import STATUSES, WORD, id_ref, normalize_duration
 
 _KIND_NOUN = {Kind.env: "environment", Kind.stack: "stack", Kind.service: "service",
