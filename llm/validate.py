@@ -15,6 +15,7 @@ from rapidfuzz.distance import OSA
 from commands.registry import Arg, CommandSpec, Kind, Registry
 from infra.status import status_of
 from infra.wording import join_choices
+from llm.fuzzy import limit_for
 from llm.plan import Plan
 from llm.resolve import Resolver
 from llm.values import STATUSES, WORD, id_ref, normalize_duration
@@ -58,7 +59,7 @@ def close_to(word: str, choices: list[str]) -> str | None:
     w = word.lower()
     if len(w) < 3:
         return None
-    reach = 1 if len(w) < 8 else 2
+    reach = limit_for(w)  # the typo index's reach: one edit under 8 letters, two from 8
     near = [c for c in choices if abs(len(c) - len(w)) <= reach and OSA.distance(w, c.lower()) <= reach]
     return near[0] if len(near) == 1 else None
 
