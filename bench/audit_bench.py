@@ -9,8 +9,10 @@ again after it, which is what makes 5M rows take minutes rather than an hour), r
 then times `AuditStore.query` as the `audit` command runs it (its columns) for:
 
 - a non-admin (viewer or operator): `user` is forced to themselves, so: a heavy user, a light
-  user and a user with no rows, each with every subset of env/command/status;
-- an admin: every subset of user/env/command/status;
+  user and a user with no rows, each with every subset of env/command/status/approver;
+- someone reviewing what they decided (`approver` = themselves, any requester): a heavy, a light
+  and a non-approver, each with every subset of user/env/command/status;
+- an admin: every subset of user/env/command/status/approver;
 
 each with values that match many rows ("common"), few ("rare") or none ("none"), without
 `since`, with `since=1d` and `since=30d`, and `limit` 20 and 500 (the default and the cap).  A case labelled
@@ -38,25 +40,30 @@ from infra.db.models import RequestRow
 from infra.db.store import AuditStore, Database
 
 USERS = 40  # slack:U000 … slack:U039, skewed: U000 asks most
+APPROVERS = 8  # slack:U000 … slack:U007 decide, skewed too
 ENVS = ["rumpleprod", "rumpletest", "rumpledev", "rumple"]  # phoenix: none (a "none" value)
 COMMANDS = ["status", "logs", "gpu", "whoami", "deploy", "restart", "audit", "vm-status", "snapshots", "stacks",
             "envs", "help", "rollback", "snapshot", "stop", "start", "health", "lock", "unlock", "deny"]
-NONE = {"user": "slack:UNEW", "env": "phoenix", "command": "restore", "status": "pending_approval"}
+NONE = {"user": "slack:UNEW", "env": "phoenix", "command": "restore", "status": "pending_approval",
+        "approver": "slack:UNEW"}
 LOAD = """
 INSERT INTO requests (id, created_at, updated_at, actor, platform, channel, text, source, command, args, env,
-                      target, changes, status, correlation_id, event_count)
+                      target, changes, status, approver, correlation_id, event_count)
 SELECT 'b-' || lpad(to_hex(g), 8, '0'), t, t,
        'slack:U' || lpad((floor(power(random(), 3) * :users))::int::text, 3, '0'),
        'slack', 'slack:C1', 'text', 'grammar',
        (CAST(:commands AS text[]))[1 + floor(power(random(), 2) * cardinality(CAST(:commands AS text[])))::int],
        '{}',
        (CAST(:envs AS text[]))[1 + floor(power(random(), 1.5) * cardinality(CAST(:envs AS text[])))::int],
-       NULL, random() < 0.3,
+       NULL, c < 0.3,
        CASE WHEN r < 0.85 THEN 'succeeded' WHEN r < 0.90 THEN 'failed' WHEN r < 0.95 THEN 'refused'
             WHEN r < 0.965 THEN 'denied' WHEN r < 0.975 THEN 'expired' WHEN r < 0.995 THEN 'cancelled'
             ELSE 'interrupted' END,
+       -- who decided: every denied request, and a third of the changes that ran (approved first)
+       CASE WHEN (r >= 0.95 AND r < 0.965) OR (c < 0.1 AND r < 0.90)
+            THEN 'slack:U' || lpad((floor(power(random(), 2) * :approvers))::int::text, 3, '0') END,
        'c', 3
-FROM (SELECT g, :now - g * :step AS t, random() AS r FROM generate_series(1, :rows) AS g) AS s
+FROM (SELECT g, :now - g * :step AS t, random() AS r, random() AS c FROM generate_series(1, :rows) AS g) AS s
 """
 
 
@@ -79,8 +86,8 @@ def load(db: Database, rows: int) -> datetime:
         for idx in indexes:
             idx.drop(c)
         c.execute(text("SELECT setseed(0.42)"))
-        c.execute(text(LOAD), {"users": USERS, "commands": COMMANDS, "envs": ENVS, "now": now, "step": step,
-                               "rows": rows})
+        c.execute(text(LOAD), {"users": USERS, "approvers": APPROVERS, "commands": COMMANDS, "envs": ENVS,
+                               "now": now, "step": step, "rows": rows})
     loaded = time.perf_counter()
     with db.engine.begin() as c:
         c.execute(text("SET maintenance_work_mem = '256MB'"))
@@ -97,8 +104,10 @@ def values(db: Database) -> dict[str, dict[str, str]]:
     """Per column: its most frequent value (common) and its least frequent one (rare)."""
     out: dict[str, dict[str, str]] = {}
     with db.engine.connect() as c:
-        for col, name in (("actor", "user"), ("env", "env"), ("command", "command"), ("status", "status")):
-            ranked = c.execute(text(f"SELECT {col}, count(*) FROM requests GROUP BY {col} ORDER BY 2 DESC")).all()
+        for col, name in (("actor", "user"), ("env", "env"), ("command", "command"), ("status", "status"),
+                          ("approver", "approver")):
+            ranked = c.execute(text(f"SELECT {col}, count(*) FROM requests WHERE {col} IS NOT NULL GROUP BY {col} "
+                                    "ORDER BY 2 DESC")).all()
             out[name] = {"common": ranked[0][0], "rare": ranked[-1][0], "none": NONE[name]}
             print(f"  {name}: common {ranked[0][0]} ({ranked[0][1]:,}), rare {ranked[-1][0]} ({ranked[-1][1]:,})")
     return out
@@ -118,14 +127,20 @@ def cases(vals: dict[str, dict[str, str]], now: datetime) -> list[Case]:
                     label = " ".join([fixed_label, *(f"{k}={kind}" for k in subset)]).strip() or "(no filter)"
                     label += sinces[since] + f" limit={limit}"
                     none = kind == "none" or fixed_label.endswith("(no rows)")
-                    out.append(Case(role, label, AuditFilter(user=args.get("user"), env=args.get("env"),
-                                                             command=args.get("command"), status=args.get("status"),
+                    out.append(Case(role, label, AuditFilter(user=args.get("user"), approver=args.get("approver"),
+                                                             env=args.get("env"), command=args.get("command"),
+                                                             status=args.get("status"),
                                                              since=since, limit=limit, columns=SHOWN), none))
 
     for who, user in (("heavy", vals["user"]["common"]), ("light", vals["user"]["rare"]),
                       ("(no rows)", vals["user"]["none"])):
-        add("viewer/operator (user=self)", {"user": user}, ("env", "command", "status"), f"self={who}")
-    add("admin", {}, ("user", "env", "command", "status"), "")
+        add("viewer/operator (user=self)", {"user": user}, ("env", "command", "status", "approver"), f"self={who}")
+    for who, approver in (("heavy", vals["approver"]["common"]), ("light", vals["approver"]["rare"]),
+                          ("(no rows)", vals["approver"]["none"])):
+        # what they decided themselves, whoever asked (audit.py: "what you decided, you have seen")
+        add("approver (approver=self)", {"approver": approver}, ("user", "env", "command", "status"),
+            f"decided-by-self={who}")
+    add("admin", {}, ("user", "env", "command", "status", "approver"), "")
     return out
 
 

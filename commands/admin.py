@@ -189,7 +189,8 @@ TO_CANCEL = dataclasses.replace(REQUEST, candidates=Candidates(ACTIVE, Whose.any
          phrasing=Phrasing(verbs=("approve", "lgtm", "sign off", "sign off on", "ack", "go ahead with"),
                            nouns=("approval", "approvals", "sign-off", "sign-offs"),
                            object_verbs=("approve", "lgtm", "sign off on", "ack", "go ahead with"), objects=("*",),
-                           past=("approved", "signed off"), past_status="approved", performative=True))
+                           past=("approved", "signed off", "okayed", "ok'd", "greenlit", "green-lit"),
+                           past_status="approved", performative=True))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
 
@@ -199,8 +200,9 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
          examples=("deny r-1a2b3c4d not during the demo",), words=("reject",),
          schedulable=False,
          phrasing=Phrasing(verbs=("deny", "reject", "decline", "veto", "refuse", "nack"),
+                           nouns=("denial", "denials", "rejection", "rejections", "veto", "vetoes"),
                            object_verbs=("deny", "reject", "decline", "veto", "refuse", "nack"), objects=("*",),
-                           past=("denied", "rejected", "declined", "vetoed"), past_status="denied",
+                           past=("denied", "rejected", "declined", "vetoed", "turned down"), past_status="denied",
                            performative=True))
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
     return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),

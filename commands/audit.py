@@ -17,6 +17,8 @@ from llm.values import parse_since
 AUDIT_ARGS = (
     Arg("user", Kind.user, required=False, positional=False, help="who asked (alice or slack:U123)",
         cues=("by", "user", "from", "for")),
+    Arg("approver", Kind.user, required=False, positional=False, decided_by=True,
+        help="who approved or denied it (by button or by typing)"),
     Arg("env", Kind.env, required=False, positional=False, help="environment"),
     Arg("command", Kind.command, required=False, positional=False, help="command name"),
     # the words people use for a status ("failing", "waiting") are infra/status.py's, read by the parser
@@ -49,7 +51,8 @@ def resolve_user(ctx: Context, user: str) -> str:
 
 
 @command("audit", summary="review the audit log", args=AUDIT_ARGS,
-         examples=("audit", "audit env=prod since=1d", "audit user=alice status=failed limit=50"),
+         examples=("audit", "audit env=prod since=1d", "audit user=alice status=failed limit=50",
+                   "audit approver=bob status=approved"),
          words=("history",),
          phrasing=Phrasing(
              nouns=("audit", "audit log", "history", "what happened", "activity", "changelog", "who did",
@@ -60,9 +63,10 @@ def resolve_user(ctx: Context, user: str) -> str:
                       "what has {user} changed", "what has {user} been doing", "what did {user} run"),
              answers_past=True))
 async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
-    """Newest first. Everyone sees their own requests; admins see everyone's."""
+    """Newest first. Everyone sees their own requests and the ones they decided; admins see everyone's."""
     user = resolve_user(ctx, args["user"]) if args.get("user") else None
-    if not ctx.has(Role.admin):
+    approver = resolve_user(ctx, args["approver"]) if args.get("approver") else None
+    if not ctx.has(Role.admin) and approver != ctx.actor.id:  # (what you decided, you have seen)
         if user and user != ctx.actor.id:
             raise CannotSucceed(f"Only admins can review other people's requests ({user}'s here); "
                                "'audit' alone shows your own.")
@@ -71,13 +75,15 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     cap = ctx.config.inventory.limits.max_audit_limit
     limit = min(int(args["limit"]), cap)
     rows = await asyncio.to_thread(ctx.store.page, AuditFilter(
-        user=user, env=args.get("env"), command=args.get("command"), status=args.get("status"),
+        user=user, approver=approver, env=args.get("env"), command=args.get("command"), status=args.get("status"),
         since=since, limit=limit, columns=SHOWN))
     notes = [_note(r.error or r.reason or r.result or "") for r in rows]
     table = [[r.id, f"{aware(r.created_at):%Y-%m-%d %H:%M:%S}", r.actor, r.command or "-",
               r.env or "-", r.target or "-", r.status, r.approver or "", note]
              for r, (note, _) in zip(rows, notes, strict=True)]
     who = "everyone" if user is None else user
+    if approver:
+        who += f", decided by {approver}"
     capped = f" (limit={args['limit']} capped at {cap} by limits.max_audit_limit)" if limit < int(args["limit"]) else ""
     if any(cut for _, cut in notes):
         capped += (f" Notes ending in '…' are shortened to {NOTE_CHARS} characters; "

@@ -84,6 +84,10 @@ class Arg:
     shape: str | None = None
     values: tuple[tuple[str, str], ...] = ()
     candidates: Candidates | None = None  # a request argument: which requests it can name (Candidates)
+    # A user argument naming who decided (approved or denied), not who asked: plain language fills it only
+    # from a question about a decision ("what did bob approve", "requests denied by carol"); a bare name
+    # fills the command's other user argument.
+    decided_by: bool = False
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,25 @@ _POLITE_LONGEST_FIRST = sorted(_POLITE, key=len, reverse=True)
 _POLITE_BY_FIRST: dict[str, list[str]] = {}
 for _lead in _POLITE_LONGEST_FIRST:
     _POLITE_BY_FIRST.setdefault(_lead.split()[0], []).append(_lead)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A question about a decision, as the command that answers it reads it (`NLParser._decision`)."""
+
+    status: str  # the status decided requests reached ("approved")
+    command: str | None  # the command of the requests asked about, when the text names one ("deploy")
+    decider: str | None  # who decided, when the text says ("bob")
+
+    def value_for(self, arg: Arg) -> str | None:
+        """The value of the answering command's status, command or `decided_by` argument (None: none)."""
+        if arg.kind is Kind.status:
+            return self.status
+        if arg.kind is Kind.command:
+            return self.command
+        return self.decider
+
+
 @dataclass
 class NLParser:
     resolver: Resolver
@@ -362,6 +381,38 @@ class _Reading:
 
     def _past_positions(self) -> list[int]:
         return [i for i in range(len(self.low)) if self._past_at(i)]
+
+    def _decided_objects(self, past: str, start: int) -> None:
+        """A decision asked about ("did bob approve any deploys on prod", "which restarts were approved by
+        carol"): the changes named from word `start` on are what it decided, not requests."""
+        if not self.lex.specs[past].phrasing.past_status:
+            return
+        for h in [h for h in self.hits if h.start >= start]:
+            decided = self._change_named(h, but=past)
+            if decided is not None:
+                self.hits.remove(h)
+                self.values.setdefault("past_object", decided)
+
+    def _change_named(self, hit: Hit, but: str | None = None) -> str | None:
+        """The command that changes something a hit names, its plural counting as its singular's ("snapshots"
+        are snapshots taken, not the list of them), other than `but`."""
+        phrase = self.joined(hit.start, hit.end)
+        single = self.lex.nouns.get(phrase.removesuffix("s"), [])
+        changes = [c for c in (*hit.commands, *single) if c != but and self.lex.specs[c].changes]
+        # (of its senses, the command it names: "the stop" is a stop before a cancel)
+        return next((c for c in changes if c in (phrase, phrase.removesuffix("s"))), changes[0] if changes else None)
+
+    def _past_done_at(self, i: int) -> str | None:
+        """The command whose past form is word i, of those that change something ("deployed", "approved"),
+        taken with its words; None if there is none."""
+        for n in (2, 1):
+            phrase = self.joined(i, i + n)
+            if len(phrase.split()) == n and phrase in self.lex.past:
+                done = next((c for c in self.lex.past[phrase] if self.lex.specs[c].changes), None)
+                if done is not None:
+                    self.take(i, i + n)
+                return done
+        return None
 
     def _past_at(self, i: int) -> list[str]:
         for n in (2, 1):
@@ -1267,23 +1318,35 @@ class _Reading:
         # ("when did someone last restart grafana", "who has deployed chat": a question word first)
         # ("what did carol try to deploy", "which stacks did bob deploy": what was done)
         d = 1 if len(low) > 2 and low[0] in ("when", "who", "how", "why", "where", "what") else 0
-        if len(low) > 3 and low[0] == "which" and low[2] in ("did", "has", "have"):
-            d = 2
+        if len(low) > 3 and low[0] in ("which", "what") and low[2] in ("did", "has", "have"):
+            d = 2  # ("which stacks did bob deploy", "what requests did alice deny")
         if d == 0 and len(low) > 3 and low[1] in ("did", "has", "have") and not self.words[0].boundary \
                 and low[2] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they"):
             d = 1  # "wait did you restart nginx on dev?": an interjection before the question
         if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 1 and (
                 low[d + 1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
                 or low[d + 1] in self.p.users) and self.hits:
-            topic = self.hits[0]
-            phrase = self.joined(topic.start, topic.end).replace(" ", "").replace("-", "")
-            # (of a phrase's senses, the command it names: "roll back" is rollback before restore)
-            # (of a phrase's senses, the command it names, else a change: "restarting" is restart, not status)
-            self.values["past_command"] = next((c for c in topic.commands if c.replace("-", "") == phrase), next(
-                (c for c in topic.commands if self.lex.specs[c].changes), topic.commands[0]))
+            # (the verb after the person, if any: "which deploys did carol approve" asks about approvals, "which
+            # rollbacks has bob approved" too, in its past form)
+            topic = next((h for h in self.hits if h.start == d + 2), None)
+            done = self._past_done_at(d + 2) if topic is None else None
+            if done is not None:
+                self.values["past_command"] = done
+            else:
+                topic = topic or self.hits[0]
+                phrase = self.joined(topic.start, topic.end).replace(" ", "").replace("-", "")
+                # (of a phrase's senses, the command it names: "roll back" is rollback before restore)
+                # (of a phrase's senses, the command it names, else a change: "restarting" is restart, not status)
+                self.values["past_command"] = next((c for c in topic.commands if c.replace("-", "") == phrase), next(
+                    (c for c in topic.commands if self.lex.specs[c].changes), topic.commands[0]))
+                self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
-            self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
+            asked = next((h for h in self.hits if d == 2 and h.start == 1), None)
+            if asked is not None:  # ("which deploys did carol approve": the requests asked about, not a request)
+                self.hits.remove(asked)
+                self.values["past_object"] = self._change_named(asked)
+            self._decided_objects(self.values["past_command"], d + 2)
             return None
         k = 2 if len(low) > 3 and low[1] in ("has", "have", "had") else 1
         if reviewer and low[0] == "who" and len(low) > k + 1 and not self.hits and self.mentions \
@@ -1303,6 +1366,9 @@ class _Reading:
             self.values["reviewer"] = True
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
+            done = self._past_done_at(d + 2)  # ("has carol denied anything on staging": what she denied)
+            if done is not None:
+                self.values["past_command"] = done
             self.take(d + 2, d + 3)
             return None
         lo, hi = shape.request_sentence(self)  # (a past form in a context sentence is context)
@@ -1310,7 +1376,12 @@ class _Reading:
                 and not any(h.start <= i < h.end and h.strength > Strength.hint for h in self.hits)
                 and not self._value_word_before_noun(i) and not self._request_after(i)]
         if reviewer and past and self._value_question(past[0][0]):
-            return None  # "anything denied in the last 2 hours?": a value of the audit log's own argument
+            # "anything denied in the last 2 hours?": a value of the audit log's own argument; the changes it names
+            # are the ones asked about ("which restarts were approved by carol?")
+            self._decided_objects(past[0][1], lo)
+            if "past_object" in self.values:
+                self.values.setdefault("past_command", self.values.pop("past_object"))
+            return None
         audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
                       for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or (
             low[0] in ("what", "which") and any(w in ("did", "has", "have", "was", "were", "got")
@@ -1328,10 +1399,17 @@ class _Reading:
         if past:
             i, cmd = past[0]
             changes = self.lex.specs[cmd].changes
-            if reviewer and ((audit_q and changes) or low[0] in ("who", "when", "did")):
+            # ("show me what alice deployed yesterday", "list deploys that were approved by carol", "anything
+            # carol rejected on dev?": a request to see what someone did, which the past form names)
+            b = i - 2 if i > 1 and low[i - 1] in ("has", "have", "had") else i - 1  # ("everything bob has approved")
+            shown = (self._display_verb_at(0) or self._display_verb_at(1) or low[0] in ("anything", "any")) and (
+                low[b] in self.p.users or low[b] in ("what", "everything", "anything")
+                or (i + 2 < len(low) and low[i + 1] == "by" and low[i + 2] in self.p.users))
+            if reviewer and (((audit_q or shown) and changes) or low[0] in ("who", "when", "did")):
                 self.values["past_command"] = cmd
                 self._drop_hits_in(i, i + 1)
                 self.take(i, i + 1)
+                self._decided_objects(cmd, lo)
                 if i + 1 < len(low) and low[i + 1] in ("back", "out"):
                     self.take(i + 1, i + 2)
                 return None
@@ -1609,14 +1687,14 @@ class _Reading:
                 # "bob's restarts", "the approvals bob made": what a person did, from the audit log
                 self.hits.remove(hit)
                 # (the audit log keeps changes: "the snapshots dave made" are snapshots taken)
-                single = self.lex.nouns.get(self.joined(hit.start, hit.end).removesuffix("s"), [])
-                done = next((c for c in (*owner, *single) if self.lex.specs[c].changes), owner[0])
+                done = self._change_named(hit) or owner[0]
                 self.values["past_command"], self.values["past_user"] = done, whose
                 continue
             if self.lex.answers_past and changing and not governed and self._display_verb_at(j):
                 # "show failed deploys this week": the deploys done, from the audit log
                 self.hits.remove(hit)
-                self.values.setdefault("past_command", owner[0])
+                # (after a decision's past form, what it decided: "list deploys that were approved by carol")
+                self.values.setdefault("past_object" if "past_command" in self.values else "past_command", owner[0])
                 continue
             if j == 0 and self.lead_light and self.low[0] in ("get", "have") and other_verb is None:
                 j = -1  # the verb of "can I get/have …", kept as a word
@@ -2254,10 +2332,15 @@ class _Reading:
                     args.setdefault(key, value)
         counted = False
         self.targets_given = bool(self.mentions) and self._fit(cmd)[1] == 0
+        decision = self._decision(cmd)
         for arg in spec.args:
             if arg.name in args:
                 continue
-            if arg.kind.value in ID_KINDS and arg.kind.value in self.values:
+            if decision is not None and (arg.kind in (Kind.command, Kind.status) or arg.decided_by):
+                value = decision.value_for(arg)
+                if value is not None:
+                    args[arg.name] = value
+            elif arg.kind.value in ID_KINDS and arg.kind.value in self.values:
                 args[arg.name] = self.values[arg.kind.value]
             elif arg.kind is Kind.duration and "since" in self.values:
                 args[arg.name] = self.values["since"]
@@ -2267,19 +2350,9 @@ class _Reading:
                 counted = True
                 self.consumed.add("count")
             elif arg.kind is Kind.command and (past := self.values.get("past_command")) not in (None, cmd):
-                decided = self.lex.specs[past].phrasing.past_status
-                if decided is None or self.values.get("past_user"):
-                    args[arg.name] = past  # ("what did bob approve": bob's own decisions, typed ones)
-                else:  # (a decision asked about: the requests it decided, by status, and of which command
-                    # when the text names one: "who approved the last deploy on prod")
-                    self.values["past_status"] = decided
-                    decided_on = next((c for h in self.hits if h.strength is Strength.noun for c in h.commands
-                                       if c != past and self.lex.specs[c].changes), None)
-                    if decided_on is not None:
-                        args[arg.name] = decided_on
-            elif arg.kind is Kind.status and self.values.get("past_status"):
-                args[arg.name] = self.values["past_status"]
-            elif arg.kind is Kind.user and self.values.get("past_user"):
+                args[arg.name] = past
+            elif arg.kind is Kind.user and self.values.get("past_user") not in (None, self.values.get("decider")) \
+                    and not arg.decided_by:
                 args[arg.name] = self.values["past_user"]
         for arg in spec.args:
             if arg.name in args or arg.kind.is_entity:
@@ -2291,6 +2364,73 @@ class _Reading:
             topic = self._topic(0)
             if topic and topic != cmd:
                 args[spec.args[0].name] = topic
+
+    def _decision(self, cmd: str) -> Decision | None:
+        """A question about a decision (a past form whose command declares `past_status`) to `cmd`, which
+        answers it: the requests it decided, by the status they reached, of the command the text names,
+        and who decided them when the text says ("what did bob approve", "deploys denied by carol")."""
+        past: str | None = self.values.get("past_command")
+        if past == cmd:
+            return None
+        decider_arg = next((a for a in self.lex.specs[cmd].args if a.decided_by), None)
+        person: str | None = self.values.get("past_user")
+        done: str | None = None  # a change the question's own past form names ("rollbacks approved by bob")
+        if past is not None and self.lex.specs[past].phrasing.past_status is not None:
+            decision = past
+            if person and decider_arg is None:
+                return None  # (no argument for who decided: bob's own typed decisions, `command=approve user=bob`)
+            if decider_arg is not None and not person:
+                person = self._decided_by(decision)
+        else:
+            # ("rollbacks approved by bob", "show everything approved by carol": no question asked, the
+            # person after "by" says it is about a decision)
+            found = self._decided_by_someone() if decider_arg is not None else None
+            if found is None:
+                return None
+            (decision, person), done = found, past
+        status = self.lex.specs[decision].phrasing.past_status
+        assert status is not None
+        # (what was decided: "the last deploy" in "who approved the last deploy", "deploys" in "which deploys
+        # did carol approve", "rollbacks" in "rollbacks approved by bob")
+        decided_on = self.values.get("past_object") or (
+            done if done is not None and self.lex.specs[done].changes else None) or next(
+            (c for h in self.hits if h.strength >= Strength.noun for c in h.commands
+             if c != decision and self.lex.specs[c].changes), None)
+        if decider_arg is None:
+            return Decision(status, decided_on, None)
+        self.values["decider"] = person  # (not also the requester: `_user` passes over them)
+        return Decision(status, decided_on, person)
+
+    def _decided_by_someone(self) -> tuple[str, str | None] | None:
+        """A decision's past form with its person after "by" anywhere in the text ("approved by bob"), or asked
+        about with "who" ("who approved carol's snapshot"): (the decision's command, the person or None)."""
+        for spec in self.lex.specs.values():
+            if spec.phrasing.past_status is not None:
+                person = self._decided_by(spec.name, after_by_only=True)
+                if person is not None:
+                    return spec.name, person
+                if self.low[0] == "who" and any(self.joined(1, 1 + f.count(" ") + 1) == f for f in spec.phrasing.past):
+                    return spec.name, None
+        return None
+
+    def _decided_by(self, past: str, after_by_only: bool = False) -> str | None:
+        """The person who made the decision the text asks about: after "<past form or noun> by" ("requests
+        approved by bob", "approvals by bob", taken with the "by") or just before the past form ("deploys carol
+        approved", "what has bob signed off", "bob has approved")."""
+        phrasing = self.lex.specs[past].phrasing
+        forms = sorted(phrasing.past + phrasing.nouns, key=len, reverse=True)
+        for i in range(len(self.low)):
+            form = next((f for f in forms if self.joined(i, i + f.count(" ") + 1) == f), None)
+            if form is None:
+                continue
+            k = i + form.count(" ") + 1
+            if k + 1 < len(self.low) and self.low[k] == "by" and self.low[k + 1] in self.p.users and self.free(k + 1):
+                self.take(k, k + 2)  # ("approved by bob", "approvals by bob")
+                return self.low[k + 1]
+            j = i - 2 if i > 1 and self.low[i - 1] in ("has", "had", "have") else i - 1
+            if not after_by_only and form in phrasing.past and j >= 0 and self.low[j] in self.p.users:
+                return self.low[j]
+        return None
 
     def _value_phrase(self, cmd: str, i: int) -> tuple[Arg, str, int] | None:
         """The value word or phrase of one of `cmd`'s arguments starting at word i (longest first):
@@ -2344,7 +2484,12 @@ class _Reading:
         return self.free(k) or k in self.phrase_words
 
     def _user(self, arg: Arg) -> str | None:
+        if arg.decided_by:
+            return None  # (filled only by a question about a decision: `_decision`)
+        decider = self.values.get("decider")
         for i, w in enumerate(self.low):
+            if w == decider:
+                continue
             if w in self.p.users and (self.free(i) or not any(m.start <= i < m.end for m in self.mentions)):
                 self.take(i, i + 1)
                 return w

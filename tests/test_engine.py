@@ -386,3 +386,33 @@ async def test_who_approved_finds_a_button_approval(config: Config, db: Database
     asked = await eng.handle(req(CAROL, "who approved the last change on prod?"))
     rows = [dict(zip(asked.tables[0].columns, r, strict=True)) for r in asked.tables[0].rows]
     assert [(r["id"], r["approver"]) for r in rows] == [(card.request_id, "console:bob")], asked.text
+
+
+async def test_what_someone_approved_or_denied_includes_their_button_clicks(
+        config: Config, db: Database, tmp_path: Path) -> None:
+    """'what did bob approve' reads who decided (`audit approver=…`), so a click counts as much as a typed
+    'approve'; a non-admin sees what they decided themselves, and of anyone else's decisions only their own
+    requests."""
+    eng = await new_engine(config, db, tmp_path)
+    p1 = await eng.handle(req(ALICE, "touch prod p1", confirmed=True))
+    p2 = await eng.handle(req(ALICE, "touch prod p2", confirmed=True))
+    p3 = await eng.handle(req(CAROL, "touch prod p3", confirmed=True))
+    assert p1.request_id and p2.request_id and p3.request_id
+    assert (await eng.act("approve", p1.request_id, BOB, p1.buttons[0].plan_hash)).tone is Tone.success
+    denied = await eng.handle(req(BOB, f"deny {p2.request_id} not today"))
+    assert denied.text.startswith(f"Denied {p2.request_id}"), denied.text
+    assert (await eng.act("approve", p3.request_id, BOB, p3.buttons[0].plan_hash)).tone is Tone.success
+
+    def ids(reply: Reply) -> list[str]:
+        assert reply.tables, reply.text
+        return [r[0] for r in reply.tables[0].rows]
+
+    approved = await eng.handle(req(CAROL, "what did bob approve?"))
+    assert ids(approved) == [p3.request_id, p1.request_id], approved.text
+    assert "decided by console:bob" in approved.text
+    assert ids(await eng.handle(req(CAROL, "which requests did bob deny"))) == [p2.request_id]
+    assert ids(await eng.handle(req(BOB, "audit approver=bob"))) == [p3.request_id, p2.request_id, p1.request_id]
+    assert ids(await eng.handle(req(ALICE, "audit approver=bob"))) == [p2.request_id, p1.request_id]  # hers only
+    assert ids(await eng.handle(req(DAVE, "audit approver=bob"))) == []
+    refused = await eng.handle(req(ALICE, "audit approver=bob user=carol"))
+    assert refused.tone is not Tone.success and "Only admins" in refused.text, refused.text

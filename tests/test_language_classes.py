@@ -140,7 +140,7 @@ def test_roll_back_without_a_snapshot_is_a_rollback(planner: Planner) -> None:
     ("do I have operator rights?", "whoami", {}),
     ("what docker hosts do you know about?", "envs", {}),
     ("show failed deploys this week", "audit", {"command": "deploy", "status": "failed", "since": "1w"}),
-    ("show the approvals bob made", "audit", {"user": "bob", "command": "approve"}),
+    ("show the approvals bob made", "audit", {"approver": "bob", "status": "approved"}),
     ("audit trail for dave on staging", "audit", {"user": "dave", "env": T}),
     ("what has been refused in the past 3 days?", "audit", {"status": "refused", "since": "3d"}),
     ("list the requests that are still pending approval", "audit", {"status": "pending_approval"}),
@@ -151,6 +151,25 @@ def test_roll_back_without_a_snapshot_is_a_rollback(planner: Planner) -> None:
 def test_read_commands_and_the_audit_log_in_other_words(planner: Planner, text: str, cmd: str,
                                                         args: dict[str, Any]) -> None:
     runs(planner, text, cmd, args)
+
+
+@pytest.mark.parametrize(("text", "args"), [
+    # the one who decided: the decision's subject, the person after "by", the one whose approvals they are
+    ("what did bob approve", {"approver": "bob", "status": "approved"}),
+    ("has carol denied anything on staging", {"approver": "carol", "status": "denied", "env": T}),
+    ("which deploys did carol approve", {"approver": "carol", "command": "deploy", "status": "approved"}),
+    ("any restarts denied by bob?", {"approver": "bob", "command": "restart", "status": "denied"}),
+    ("show bob's denials", {"approver": "bob", "status": "denied"}),
+    # who asked stays who asked, and nobody is read as both
+    ("who approved carol's snapshot", {"user": "carol", "command": "snapshot", "status": "approved"}),
+    ("who denied the rollback on prod", {"command": "rollback", "status": "denied", "env": P}),
+])
+def test_a_decision_asked_about_names_who_decided_apart_from_who_asked(planner: Planner, text: str,
+                                                                       args: dict[str, Any]) -> None:
+    """`audit approver=` is the argument declared `decided_by`: plain language fills it only from a question
+    about a decision, so a click counts like a typed 'approve' and the requester is never taken for the
+    approver (docs/language.md)."""
+    runs(planner, text, "audit", args)
 
 
 @pytest.mark.parametrize("word", ["failing", "rejected", "waiting", "timed out", "in progress", "withdrawn"])

@@ -52,6 +52,7 @@ def aware(dt: datetime | None) -> datetime | None:
 @dataclass(frozen=True)
 class AuditFilter:
     user: str | None = None
+    approver: str | None = None  # who approved or denied it
     env: str | None = None
     command: str | None = None
     status: str | None = None

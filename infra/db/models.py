@@ -7,6 +7,7 @@ deleted row is detectable.  Locks live here too, so several bot processes share 
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any, cast
 
@@ -90,6 +91,11 @@ class RequestRow(Base):
         Index("ix_requests_schedule", "schedule_id", "created_at",
               postgresql_where=sql_text("schedule_id IS NOT NULL"),
               sqlite_where=sql_text("schedule_id IS NOT NULL")),
+        # Who decided (`audit approver=bob`) with every combination of the other filters; only decided
+        # requests have one, so the indexes are partial (migration 0015).
+        *(Index(f"ix_requests_approver_{''.join(c + '_' for c in cols)}created", "approver", *cols, "created_at",
+                postgresql_where=sql_text("approver IS NOT NULL"), sqlite_where=sql_text("approver IS NOT NULL"))
+          for n in range(5) for cols in itertools.combinations(("actor", "env", "command", "status"), n)),
     )
 
 
