@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.request import Reply, Table
 from commands.context import Context
-from commands.registry import Arg, Kind, Phrasing, command
+from commands.registry import ME, Arg, Kind, Phrasing, command
 from infra.config import Role
 from infra.db.common import AuditFilter, aware
 from infra.errors import CannotSucceed
@@ -15,7 +15,7 @@ from infra.wording import counted
 from llm.values import parse_since
 
 AUDIT_ARGS = (
-    Arg("user", Kind.user, required=False, positional=False, help="who asked (alice or slack:U123)",
+    Arg("user", Kind.user, required=False, positional=False, help="who asked (alice, slack:U123 or me)",
         cues=("by", "user", "from", "for")),
     Arg("approver", Kind.user, required=False, positional=False, decided_by=True,
         help="who approved or denied it (by button or by typing)"),
@@ -43,7 +43,9 @@ SHOWN = ("id", "created_at", "actor", "command", "env", "target", "status", "app
 
 
 def resolve_user(ctx: Context, user: str) -> str:
-    """`alice` → the configured identity ending in `:alice`, else the asker's platform."""
+    """`alice` → the configured identity ending in `:alice`, else the asker's platform; `me` → the asker."""
+    if user.lower() == ME:
+        return ctx.actor.id
     if ":" in user:
         return user
     matches = [u for u in ctx.config.inventory.users if u.split(":", 1)[1] == user]

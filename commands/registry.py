@@ -45,6 +45,10 @@ class Kind(StrEnum):
 ENTITY_KINDS = frozenset({Kind.env, Kind.stack, Kind.service, Kind.vm, Kind.host})
 
 
+# A user argument's value for whoever asks ("audit user=me", "what did I approve" → approver=me).
+ME = "me"
+
+
 class Whose(StrEnum):
     """Whose requests a request argument can name (for `Candidates`)."""
 

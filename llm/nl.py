@@ -33,7 +33,7 @@ from functools import cached_property
 from itertools import pairwise
 from typing import Any
 
-from commands.registry import Arg, Kind, Registry
+from commands.registry import ME, Arg, Kind, Registry
 from infra.config import Role
 from infra.wording import join_choices
 from llm import phrases as P
@@ -381,6 +381,14 @@ class _Reading:
 
     def _past_positions(self) -> list[int]:
         return [i for i in range(len(self.low)) if self._past_at(i)]
+
+    def _asker_did(self, i: int) -> None:
+        """"I" just before the past form at word i ("have I restored anything", "the last thing I rolled back"):
+        the asker's own requests, unless a decision's person is named (`_decided_by` reads those)."""
+        j = i - 2 if i > 1 and self.low[i - 1] in ("has", "have", "had") else i - 1
+        past = self._past_at(i)
+        if j >= 0 and self.low[j] == "i" and not any(self.lex.specs[c].phrasing.past_status for c in past):
+            self.values.setdefault("past_user", ME)
 
     def _decided_objects(self, past: str, start: int) -> None:
         """A decision asked about ("did bob approve any deploys on prod", "which restarts were approved by
@@ -1321,17 +1329,24 @@ class _Reading:
         if len(low) > 3 and low[0] in ("which", "what") and low[2] in ("did", "has", "have"):
             d = 2  # ("which stacks did bob deploy", "what requests did alice deny")
         if d == 0 and len(low) > 3 and low[1] in ("did", "has", "have") and not self.words[0].boundary \
-                and low[2] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they"):
+                and low[2] in P.PAST_SUBJECTS:
             d = 1  # "wait did you restart nginx on dev?": an interjection before the question
+        asked_about = next((h for h in self.hits if h.start == d + 2), self.hits[0] if self.hits else None)
+        first_person = len(low) > d + 2 and low[d + 1] == "i" and not self._past_at(d + 2) and not (
+            asked_about and any(self.lex.specs[c].changes for c in asked_about.commands))
         if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 1 and (
-                low[d + 1] in ("anyone", "anybody", "someone", "somebody", "you", "we", "they")
-                or low[d + 1] in self.p.users) and self.hits:
+                low[d + 1] in P.PAST_SUBJECTS or low[d + 1] in self.p.users) and self.hits and not first_person:
             # (the verb after the person, if any: "which deploys did carol approve" asks about approvals, "which
-            # rollbacks has bob approved" too, in its past form)
+            # rollbacks has bob approved" too, in its past form; after "I", only a change is something the asker
+            # did: "what roles have I got" is about now)
             topic = next((h for h in self.hits if h.start == d + 2), None)
-            done = self._past_done_at(d + 2) if topic is None else None
+            # (a past form of a change before a read's word: "has carol deployed anything" is not about stacks)
+            done = self._past_done_at(d + 2) if topic is None or not any(
+                self.lex.specs[c].changes for c in topic.commands) else None
             if done is not None:
                 self.values["past_command"] = done
+                if topic is not None:
+                    self.hits.remove(topic)
             else:
                 topic = topic or self.hits[0]
                 phrase = self.joined(topic.start, topic.end).replace(" ", "").replace("-", "")
@@ -1342,6 +1357,8 @@ class _Reading:
                 self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
+            elif low[d + 1] == "i":  # ("did I restart nginx on dev?", "what did I approve": the asker's own)
+                self.values["past_user"] = ME
             asked = next((h for h in self.hits if d == 2 and h.start == 1), None)
             if asked is not None:  # ("which deploys did carol approve": the requests asked about, not a request)
                 self.hits.remove(asked)
@@ -1359,13 +1376,15 @@ class _Reading:
             self.take(k, k + 1)
             return None
         if reviewer and low[d] in ("did", "has", "have") and len(low) > d + 2 and (
-                low[d + 1] in ("anyone", "anybody", "someone", "somebody") or low[d + 1] in self.p.users) \
+                low[d + 1] in ("anyone", "anybody", "someone", "somebody", "i") or low[d + 1] in self.p.users) \
                 and not self.hits and self.mentions:
             # "did anyone touch the data stack on live today?": what people did to a thing we know, whatever
             # the verb ("did anyone eat my lunch" is none of ours)
             self.values["reviewer"] = True
             if low[d + 1] in self.p.users:
                 self.values["past_user"] = low[d + 1]
+            elif low[d + 1] == "i":
+                self.values["past_user"] = ME
             done = self._past_done_at(d + 2)  # ("has carol denied anything on staging": what she denied)
             if done is not None:
                 self.values["past_command"] = done
@@ -1381,6 +1400,7 @@ class _Reading:
             self._decided_objects(past[0][1], lo)
             if "past_object" in self.values:
                 self.values.setdefault("past_command", self.values.pop("past_object"))
+            self._asker_did(past[0][0])
             return None
         audit_q = any(w in ("who", "when", "did", "whom", "anyone", "anybody")
                       for w in low[:max(3, first_cmd + 1)]) or low[0] in ("who", "when", "did") or (
@@ -1410,6 +1430,7 @@ class _Reading:
                 self._drop_hits_in(i, i + 1)
                 self.take(i, i + 1)
                 self._decided_objects(cmd, lo)
+                self._asker_did(i)
                 if i + 1 < len(low) and low[i + 1] in ("back", "out"):
                     self.take(i + 1, i + 2)
                 return None
@@ -2428,8 +2449,9 @@ class _Reading:
                 self.take(k, k + 2)  # ("approved by bob", "approvals by bob")
                 return self.low[k + 1]
             j = i - 2 if i > 1 and self.low[i - 1] in ("has", "had", "have") else i - 1
-            if not after_by_only and form in phrasing.past and j >= 0 and self.low[j] in self.p.users:
-                return self.low[j]
+            if not after_by_only and form in phrasing.past and j >= 0 and (self.low[j] in self.p.users
+                                                                          or self.low[j] == "i"):
+                return ME if self.low[j] == "i" else self.low[j]  # ("what have I denied": the asker)
         return None
 
     def _value_phrase(self, cmd: str, i: int) -> tuple[Arg, str, int] | None:

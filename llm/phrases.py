@@ -420,6 +420,9 @@ REFERENCE_PREPOSITIONS = frozenset({"before", "after", "during", "since", "until
                                     "for", "about", "from", "with", "by", "on", "in", "at", "to", "into",
                                     "without", "like", "than", "between", "regarding", "re"})
 # Verbs of showing: governing a change's noun they ask about changes made ("show failed deploys this week").
+# Who may be asked about in "did X restart …" / "what has X deployed" besides the team's own names ("I" is the
+# asker: `ME`).
+PAST_SUBJECTS = ("anyone", "anybody", "someone", "somebody", "you", "we", "they", "i")
 DISPLAY_VERBS = ("show", "list", "see", "view", "display", "find", "pull up", "get me", "give me", "check", "look at",
                  "show me", "count")
 # Verbs that change things: over what a read command shows, something the bot cannot do ("add 2 more GPUs").

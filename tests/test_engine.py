@@ -416,3 +416,8 @@ async def test_what_someone_approved_or_denied_includes_their_button_clicks(
     assert ids(await eng.handle(req(DAVE, "audit approver=bob"))) == []
     refused = await eng.handle(req(ALICE, "audit approver=bob user=carol"))
     assert refused.tone is not Tone.success and "Only admins" in refused.text, refused.text
+    mine = await eng.handle(req(BOB, "what have I denied?"))  # 'me': whoever asks
+    assert ids(mine) == [p2.request_id] and "decided by console:bob" in mine.text, mine.text
+    carols = await eng.handle(req(CAROL, "audit user=me"))
+    assert p3.request_id in ids(carols) and {r[2] for r in carols.tables[0].rows} == {"console:carol"}
+    assert p3.request_id in ids(await eng.handle(req(CAROL, "did I touch anything on prod?")))

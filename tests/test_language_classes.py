@@ -172,6 +172,24 @@ def test_a_decision_asked_about_names_who_decided_apart_from_who_asked(planner: 
     runs(planner, text, "audit", args)
 
 
+@pytest.mark.parametrize(("text", "args"), [
+    ("did I restart nginx on dev", {"user": "me", "command": "restart", "env": D}),  # ran a restart before
+    ("did I snapshot rumpledev before the upgrade?", {"user": "me", "command": "snapshot", "env": D}),
+    ("when did I last deploy web", {"user": "me", "command": "deploy"}),
+    ("what have I denied", {"approver": "me", "status": "denied"}),
+    ("have I restored anything this month?", {"user": "me", "command": "restore", "since": "30d"}),
+])
+def test_a_question_about_what_i_did_reads_my_audit_and_runs_nothing(planner: Planner, text: str,
+                                                                      args: dict[str, Any]) -> None:
+    """"I" asks about the asker's own requests (`me`, which the audit command reads as whoever asks), as
+    "did bob …" asks about bob's: a question in the first person is never the change it names."""
+    runs(planner, text, "audit", args)
+
+
+def test_what_i_have_now_is_no_question_about_the_past(planner: Planner) -> None:
+    runs(planner, "what roles have i got", "whoami", {})
+
+
 @pytest.mark.parametrize("word", ["failing", "rejected", "waiting", "timed out", "in progress", "withdrawn"])
 def test_status_words_are_infra_statuss_own(planner: Planner, word: str) -> None:
     """One table of the words for a status (infra/status.py); the audit argument keeps none of its own."""
