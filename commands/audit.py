@@ -83,13 +83,14 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
     table = [[r.id, f"{aware(r.created_at):%Y-%m-%d %H:%M:%S}", r.actor, r.command or "-",
               r.env or "-", r.target or "-", r.status, r.approver or "", note]
              for r, (note, _) in zip(rows, notes, strict=True)]
-    who = "everyone" if user is None else user
-    if approver:
-        who += f", decided by {approver}"
+    scope = ("" if user is None and approver else f" of {user or 'everyone'}") + (
+        f" decided by {approver}" if approver else "")
     capped = f" (limit={args['limit']} capped at {cap} by limits.max_audit_limit)" if limit < int(args["limit"]) else ""
     if any(cut for _, cut in notes):
         capped += (f" Notes ending in '…' are shortened to {NOTE_CHARS} characters; "
                    "'chatops audit export --format json' has them whole.")
-    return Reply(f"{counted(len(rows), 'request')} of {who}, newest first.{capped}",
+    if not rows:  # (no empty table under it)
+        return Reply(f"No requests{scope} match.{capped}")
+    return Reply(f"{counted(len(rows), 'request')}{scope}, newest first.{capped}",
                  tables=[Table(["id", "when (UTC)", "who", "command", "env", "target", "status",
                                 "approver", "note"], table)])
