@@ -2379,6 +2379,9 @@ class _Reading:
             if arg.name in args or arg.kind.is_entity:
                 continue
             value = self._declared_value(arg, spec.changes)
+            if value is None and arg.kind is Kind.user and not arg.decided_by and spec.phrasing.answers_past \
+                    and any(w in ("my", "mine") for w in self.low):
+                value = ME  # ("show my failed deploys": the asker's own, an admin's too)
             if value is not None:
                 args[arg.name] = value
         if spec.phrasing.answers_howto and spec.args:

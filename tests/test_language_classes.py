@@ -178,6 +178,7 @@ def test_a_decision_asked_about_names_who_decided_apart_from_who_asked(planner: 
     ("when did I last deploy web", {"user": "me", "command": "deploy"}),
     ("what have I denied", {"approver": "me", "status": "denied"}),
     ("have I restored anything this month?", {"user": "me", "command": "restore", "since": "30d"}),
+    ("show my failed deploys", {"user": "me", "command": "deploy", "status": "failed"}),  # an admin's too
 ])
 def test_a_question_about_what_i_did_reads_my_audit_and_runs_nothing(planner: Planner, text: str,
                                                                       args: dict[str, Any]) -> None:
