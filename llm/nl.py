@@ -147,7 +147,7 @@ for _lead in _POLITE_LONGEST_FIRST:
 
 @dataclass(frozen=True)
 class Decision:
-    """A question about a decision, as the command that answers it reads it (`NLParser._decision`)."""
+    """A question about a decision, as the command that answers it reads it (`_Reading._decision`)."""
 
     status: str  # the status decided requests reached ("approved")
     command: str | None  # the command of the requests asked about, when the text names one ("deploy")
@@ -382,12 +382,16 @@ class _Reading:
     def _past_positions(self) -> list[int]:
         return [i for i in range(len(self.low)) if self._past_at(i)]
 
+    def _subject_of_past(self, i: int) -> str | None:
+        """The word before the past form at word i, over a "has"/"have"/"had" ("bob has approved")."""
+        j = i - 2 if i > 1 and self.low[i - 1] in ("has", "have", "had") else i - 1
+        return self.low[j] if j >= 0 else None
+
     def _asker_did(self, i: int) -> None:
         """"I" just before the past form at word i ("have I restored anything", "the last thing I rolled back"):
         the asker's own requests, unless a decision's person is named (`_decided_by` reads those)."""
-        j = i - 2 if i > 1 and self.low[i - 1] in ("has", "have", "had") else i - 1
-        past = self._past_at(i)
-        if j >= 0 and self.low[j] == "i" and not any(self.lex.specs[c].phrasing.past_status for c in past):
+        if self._subject_of_past(i) == "i" and not any(self.lex.specs[c].phrasing.past_status
+                                                       for c in self._past_at(i)):
             self.values.setdefault("past_user", ME)
 
     def _decided_objects(self, past: str, start: int) -> None:
@@ -1421,9 +1425,9 @@ class _Reading:
             changes = self.lex.specs[cmd].changes
             # ("show me what alice deployed yesterday", "list deploys that were approved by carol", "anything
             # carol rejected on dev?": a request to see what someone did, which the past form names)
-            b = i - 2 if i > 1 and low[i - 1] in ("has", "have", "had") else i - 1  # ("everything bob has approved")
+            subject = self._subject_of_past(i)  # ("everything bob has approved")
             shown = (self._display_verb_at(0) or self._display_verb_at(1) or low[0] in ("anything", "any")) and (
-                low[b] in self.p.users or low[b] in ("what", "everything", "anything")
+                subject in self.p.users or subject in ("what", "everything", "anything")
                 or (i + 2 < len(low) and low[i + 1] == "by" and low[i + 2] in self.p.users))
             if reviewer and (((audit_q or shown) and changes) or low[0] in ("who", "when", "did")):
                 self.values["past_command"] = cmd
@@ -2433,7 +2437,8 @@ class _Reading:
                 person = self._decided_by(spec.name, after_by_only=True)
                 if person is not None:
                     return spec.name, person
-                if self.low[0] == "who" and any(self.joined(1, 1 + f.count(" ") + 1) == f for f in spec.phrasing.past):
+                if self.low[:1] == ["who"] and any(self.joined(1, 1 + f.count(" ") + 1) == f
+                                                   for f in spec.phrasing.past):
                     return spec.name, None
         return None
 
@@ -2451,10 +2456,10 @@ class _Reading:
             if k + 1 < len(self.low) and self.low[k] == "by" and self.low[k + 1] in self.p.users and self.free(k + 1):
                 self.take(k, k + 2)  # ("approved by bob", "approvals by bob")
                 return self.low[k + 1]
-            j = i - 2 if i > 1 and self.low[i - 1] in ("has", "had", "have") else i - 1
-            if not after_by_only and form in phrasing.past and j >= 0 and (self.low[j] in self.p.users
-                                                                          or self.low[j] == "i"):
-                return ME if self.low[j] == "i" else self.low[j]  # ("what have I denied": the asker)
+            subject = self._subject_of_past(i)
+            if not after_by_only and form in phrasing.past and subject is not None and (
+                    subject in self.p.users or subject == "i"):
+                return ME if subject == "i" else subject  # ("what have I denied": the asker)
         return None
 
     def _value_phrase(self, cmd: str, i: int) -> tuple[Arg, str, int] | None:
