@@ -1156,6 +1156,8 @@ class _Reading:
             if w in P.NEGATIONS and i < first_cmd and self.free(i) and not self._negates_value(i) \
                     and not self._answers_before(i) \
                     and i >= shape.request_sentence(self)[0]:  # ("… hasn't answered since 9am. Restart it.")
+                if low[0] == "why":  # ("why is live protected but dev isn't?": a question, not "don't")
+                    return self.refuse(f"I can't answer why-questions; try {self._where_to_look()}.")
                 return self.refuse(f"That says not to, so I won't do {what}. "
                                    "Ask again without the 'not' if you do want it.")
         asking = shape.request_sentence(self)  # (a negation in a comment after it: "… nobody reviewed that")

@@ -398,6 +398,9 @@ def test_a_name_near_none_or_several_is_asked_without_a_guess() -> None:
     ("why is nginx down on prod?", "try 'logs nginx rumpleprod', 'status rumpleprod' or 'audit env=rumpleprod'."),
     ("why is dev so slow today", "try 'status rumpledev' or 'audit env=rumpledev'."),
     ("why did the deploy fail?", "try 'logs SERVICE ENV', 'status ENV' or 'audit'."),
+    # a negation in a why-question asks nothing not to be done
+    ("why is live protected but dev isn't?", "try 'status rumple' or 'audit env=rumple'."),
+    ("why didn't the deploy on prod work", "try 'status rumpleprod' or 'audit env=rumpleprod'."),
 ])
 def test_a_why_question_is_answered_with_the_reads_that_could_tell(planner: Planner, text: str, hint: str) -> None:
     got = planner.grammar(text)
