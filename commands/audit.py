@@ -18,7 +18,7 @@ AUDIT_ARGS = (
     Arg("user", Kind.user, required=False, positional=False, help="who asked (alice, slack:U123 or me)",
         cues=("by", "user", "from", "for")),
     Arg("approver", Kind.user, required=False, positional=False, decided_by=True,
-        help="who approved or denied it (by button or by typing)"),
+        help="who approved or denied it (by button or by typing; me for yourself)"),
     Arg("env", Kind.env, required=False, positional=False, help="environment"),
     Arg("command", Kind.command, required=False, positional=False, help="command name"),
     # the words people use for a status ("failing", "waiting") are infra/status.py's, read by the parser
@@ -65,7 +65,7 @@ def resolve_user(ctx: Context, user: str) -> str:
                       "what has {user} changed", "what has {user} been doing", "what did {user} run"),
              answers_past=True))
 async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
-    """Newest first. Everyone sees their own requests and the ones they decided; admins see everyone's."""
+    """Newest first. Everyone sees their own requests (with approver=me, those they decided); admins see all."""
     user = resolve_user(ctx, args["user"]) if args.get("user") else None
     approver = resolve_user(ctx, args["approver"]) if args.get("approver") else None
     if not ctx.has(Role.admin) and approver != ctx.actor.id:  # (what you decided, you have seen)

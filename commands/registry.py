@@ -9,6 +9,7 @@ adding one decorated function.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -288,7 +289,7 @@ def command(name: str, *, summary: str, args: tuple[Arg, ...] = (), changes: boo
             name=name, summary=summary, handler=fn, args=args, changes=changes,
             examples=examples, words=words, role=role,
             confirm=changes if confirm is None else confirm, approval=approval,
-            backend=backend, details=details or (fn.__doc__ or "").strip(), preview=preview,
+            backend=backend, details=details or inspect.cleandoc(fn.__doc__ or ""), preview=preview,
             notice=notice, schedulable=schedulable, on_alert=on_alert, slash=slash,
             phrasing=phrasing or Phrasing()))
         return fn
