@@ -382,6 +382,10 @@ class _Reading:
     def _past_positions(self) -> list[int]:
         return [i for i in range(len(self.low)) if self._past_at(i)]
 
+    def _person(self, w: str | None) -> str | None:
+        """A word as a person a request can be by: one of the team's names, or "I" (the asker, `ME`)."""
+        return ME if w == "i" else w if w in self.p.users else None
+
     def _subject_of_past(self, i: int) -> str | None:
         """The word before the past form at word i, over a "has"/"have"/"had" ("bob has approved")."""
         j = i - 2 if i > 1 and self.low[i - 1] in ("has", "have", "had") else i - 1
@@ -417,21 +421,22 @@ class _Reading:
     def _past_done_at(self, i: int) -> str | None:
         """The command whose past form is word i, of those that change something ("deployed", "approved"),
         taken with its words; None if there is none."""
-        for n in (2, 1):
-            phrase = self.joined(i, i + n)
-            if len(phrase.split()) == n and phrase in self.lex.past:
-                done = next((c for c in self.lex.past[phrase] if self.lex.specs[c].changes), None)
-                if done is not None:
-                    self.take(i, i + n)
-                return done
-        return None
+        commands, n = self._past_span(i)
+        done = next((c for c in commands if self.lex.specs[c].changes), None)
+        if done is not None:
+            self.take(i, i + n)
+        return done
 
     def _past_at(self, i: int) -> list[str]:
+        return self._past_span(i)[0]
+
+    def _past_span(self, i: int) -> tuple[list[str], int]:
+        """The commands whose past form starts at word i (the longer form first), and its words."""
         for n in (2, 1):
             phrase = self.joined(i, i + n)
             if len(phrase.split()) == n and phrase in self.lex.past:
-                return self.lex.past[phrase]
-        return []
+                return self.lex.past[phrase], n
+        return [], 0
 
     # values that need no command context -----------------------------------
     def _values(self) -> None:
@@ -1361,10 +1366,8 @@ class _Reading:
                 self.values["past_command"] = next((c for c in topic.commands if c.replace("-", "") == phrase), next(
                     (c for c in topic.commands if self.lex.specs[c].changes), topic.commands[0]))
                 self.hits.remove(topic)  # the topic of the question, not a request ("when did someone last restart")
-            if low[d + 1] in self.p.users:
-                self.values["past_user"] = low[d + 1]
-            elif low[d + 1] == "i":  # ("did I restart nginx on dev?", "what did I approve": the asker's own)
-                self.values["past_user"] = ME
+            if (person := self._person(low[d + 1])) is not None:  # ("did I restart nginx on dev?": the asker's)
+                self.values["past_user"] = person
             asked = next((h for h in self.hits if d == 2 and h.start == 1), None)
             if asked is not None:  # ("which deploys did carol approve": the requests asked about, not a request)
                 self.hits.remove(asked)
@@ -1387,10 +1390,8 @@ class _Reading:
             # "did anyone touch the data stack on live today?": what people did to a thing we know, whatever
             # the verb ("did anyone eat my lunch" is none of ours)
             self.values["reviewer"] = True
-            if low[d + 1] in self.p.users:
-                self.values["past_user"] = low[d + 1]
-            elif low[d + 1] == "i":
-                self.values["past_user"] = ME
+            if (person := self._person(low[d + 1])) is not None:
+                self.values["past_user"] = person
             done = self._past_done_at(d + 2)  # ("has carol denied anything on staging": what she denied)
             if done is not None:
                 self.values["past_command"] = done
@@ -2458,10 +2459,9 @@ class _Reading:
             if k + 1 < len(self.low) and self.low[k] == "by" and self.low[k + 1] in self.p.users and self.free(k + 1):
                 self.take(k, k + 2)  # ("approved by bob", "approvals by bob")
                 return self.low[k + 1]
-            subject = self._subject_of_past(i)
-            if not after_by_only and form in phrasing.past and subject is not None and (
-                    subject in self.p.users or subject == "i"):
-                return ME if subject == "i" else subject  # ("what have I denied": the asker)
+            person = self._person(self._subject_of_past(i))  # ("what have I denied": the asker)
+            if not after_by_only and form in phrasing.past and person is not None:
+                return person
         return None
 
     def _value_phrase(self, cmd: str, i: int) -> tuple[Arg, str, int] | None:
