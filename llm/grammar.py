@@ -59,7 +59,7 @@ def _other_kind(word: str, resolver: Resolver, wanted: list[Arg]) -> str | None:
     return None
 
 
-def _clash(arg: Arg, before: Any, now: str, resolver: Resolver) -> str | None:
+def clash(arg: Arg, before: Any, now: str, resolver: Resolver) -> str | None:
     """A second, different value for an argument: ask which one rather than let the last one win."""
     if before is None:
         return None
@@ -107,9 +107,9 @@ def parse_arguments(spec: CommandSpec, tokens: list[Token], resolver: Resolver,
                 names = ", ".join(a.name for a in spec.args) or "none"
                 return Plan.unknown(f"'{spec.name}' has no argument '{key}' (arguments: {names}).",
                                     attempted=spec.name)
-            clash = _clash(spec.arg(key), args.get(key), kv.group(2), resolver)  # type: ignore[arg-type]
-            if clash:
-                return Plan.unknown(clash, attempted=spec.name)
+            twice = clash(spec.arg(key), args.get(key), kv.group(2), resolver)  # type: ignore[arg-type]
+            if twice:
+                return Plan.unknown(twice, attempted=spec.name)
             args[key] = kv.group(2)
             arg_kv = spec.arg(key)
             if arg_kv is not None and arg_kv.kind is Kind.text and text is not None:

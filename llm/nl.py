@@ -39,7 +39,7 @@ from infra.wording import join_choices
 from llm import phrases as P
 from llm import shape
 from llm.fuzzy import Vocabulary
-from llm.grammar import LEADERS, MAX_TEXT, parse_explicit
+from llm.grammar import LEADERS, MAX_TEXT, clash, parse_explicit
 from llm.lexicon import Lexicon, Sense, Strength, gerund
 from llm.modality import Modality, pasted, read_modality
 from llm.plan import Outcome, Plan
@@ -450,7 +450,9 @@ class _Reading:
             else:
                 m = KV.match(self.words[i].raw)
                 if m:
-                    self.values.setdefault("kv", {})[m.group(1).lower().replace("-", "_")] = m.group(2)
+                    key = m.group(1).lower().replace("-", "_")
+                    self.values.setdefault("kv", {})[key] = m.group(2)
+                    self.values.setdefault("kv_given", []).append((key, m.group(2)))
                     self.take(i, i + 1)
         self._bare_id()
         self._quoted_text()
@@ -2216,6 +2218,9 @@ class _Reading:
     def _arguments(self, cmd: str) -> Plan:
         spec = self.lex.specs[cmd]
         args: dict[str, Any] = {}
+        twice = self._given_twice(cmd)
+        if twice:
+            return self.ask(twice, attempted=cmd)
         self._scalar_args(cmd, args)
         machine = self._machine_refusal(cmd)
         if machine:
@@ -2349,6 +2354,18 @@ class _Reading:
     def _requests_named(self) -> list[str]:
         """The request ids the request itself names (a reason set aside names none)."""
         return list(dict.fromkeys(w for w in self.low if REQUEST_ID.match(w)))
+
+    def _given_twice(self, cmd: str) -> str | None:
+        """The question when a `key=value` is given twice with different values ("env=prod env=dev"): the
+        canonical form's rule (llm/grammar.py `clash`), so no reading lets the last one win."""
+        spec, first = self.lex.specs[cmd], dict[str, str]()
+        for key, value in self.values.get("kv_given", ()):
+            arg = spec.arg(key)
+            twice = clash(arg, first.get(key), value, self.r) if arg is not None else None
+            if twice:
+                return twice
+            first.setdefault(key, value)
+        return None
 
     def _scalar_args(self, cmd: str, args: dict[str, Any]) -> None:
         spec = self.lex.specs[cmd]

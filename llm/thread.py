@@ -119,7 +119,9 @@ def resolve(text: str, turn: Turn, actor: str, registry: Registry, resolver: Res
             default_env: str | None = None) -> Plan | None:
     """A plan from the thread, or None when the message is not a follow-up or an answer."""
     tokens = tokenize(text)
-    cmd, used = _command_at(tokens, registry)
+    lead = next((i for i, t in enumerate(tokens) if t.low not in NOISE), len(tokens))
+    cmd, used = _command_at(tokens[lead:], registry)  # "now restart n8n there": the command after the lead
+    used = lead + used if cmd is not None else 0
     rest = [t for t in tokens[used:] if t.low not in NOISE]
     if turn.asks(actor, registry, resolver) and cmd is None and rest and len(rest) <= 6:
         plan = _build(turn.command, turn, rest, True, registry, resolver, default_env)

@@ -82,6 +82,16 @@ async def test_follow_ups_resolve_against_the_threads_last_plan(bot: Bot, server
     assert server.requests == []
 
 
+async def test_a_follow_up_that_opens_with_now_or_then_names_its_own_command(bot: Bot, server: FakeOpenAI) -> None:
+    await bot.say("logs n8n test")
+    for text, understood in (("now restart nginx there", "restart nginx rumpletest"),
+                             ("ok then stop n8n there", "stop n8n rumpletest"),
+                             ("and restart it", "restart n8n rumpletest")):
+        reply = await bot.say(text)
+        assert confirm_line(reply) == f"I understood: {understood}", (text, reply.text)
+    assert server.requests == []  # the thread answered it, not the model
+
+
 async def test_a_follow_up_needs_a_thread_and_a_pointer(bot: Bot) -> None:
     await bot.say("logs n8n dev")
     no_thread = await bot.say("restart it", thread=None)
