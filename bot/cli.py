@@ -371,6 +371,7 @@ def _logged_heads(text: str) -> list[tuple[int, str]]:
 
 def _check_file(path: Path, keys: Any, heads: list[tuple[int, str]], unkeyed_until: int) -> Any:
     """An export (JSON) or a retention archive (gzip JSON lines), checked without the database."""
+    from infra import untrusted_json
     from infra.db.chain import Finding, Report, check_records
     from infra.db.retention import check_archive
     from infra.db.store import AuditStore
@@ -378,7 +379,7 @@ def _check_file(path: Path, keys: Any, heads: list[tuple[int, str]], unkeyed_unt
     if path.read_bytes()[:2] == b"\x1f\x8b":
         return check_archive(path, keys, heads, unkeyed_until)
     try:
-        data = json.loads(path.read_text())
+        data = untrusted_json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         report = Report()
         report.findings.append(Finding(0, f"cannot read it as an export: {exc}"))
@@ -613,12 +614,12 @@ def api_token_group() -> None:
 @click.option("--env", "envs", multiple=True, help="limit the roles to this environment (repeatable)")
 def api_token_create(name: str, roles: tuple[str, ...], envs: tuple[str, ...]) -> None:
     """Print a new token for api:NAME once, and the config entry that holds only its hash."""
-    import re
-
     from infra.api_tokens import new_token, token_hash
+    from infra.config import token_name_problem
 
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
-        _fail("NAME is 1 to 32 lower-case letters, digits, '-' or '_' (the identity is api:NAME).")
+    bad_name = token_name_problem(name)
+    if bad_name:
+        _fail(f"NAME: {bad_name} (the identity is api:NAME).")
     token = new_token()
     click.echo(f"Token for api:{name} (shown once; store it in the automation's secret store):\n\n  {token}\n")
     click.echo("Add this to the config (it holds only the hash):\n")

@@ -48,7 +48,7 @@ from commands.registry import registry as load_registry
 from infra.backends import Backends
 from infra.clock import Clock, SystemClock
 from infra.config import Config, ConfigError, Notice, Role
-from infra.db.common import DatabaseUnavailable, aware, utcnow
+from infra.db.common import DatabaseUnavailable, aware, utcnow, without_nul
 from infra.db.models import RequestRow, request_row
 from infra.db.store import AuditStore, named_problem, new_request_id, overdue
 from infra.db.writer import Write
@@ -59,7 +59,7 @@ from infra.wiring import same_clients
 from infra.wording import counted
 from llm.grammar import LEADERS
 from llm.plan import Outcome, Plan, plan_hash
-from llm.planner import Planner
+from llm.planner import Planner, with_when
 from llm.resolve import Resolver
 from llm.validate import validate
 
@@ -340,6 +340,8 @@ class Engine:
             if not self.jobs.accepting:
                 return self._closing(req)
             with self._accept():
+                # No NUL past this point: PostgreSQL's text cannot hold one (infra.db.common.without_nul).
+                req.text, req.command, req.args = without_nul(req.text), without_nul(req.command), without_nul(req.args)
                 return redact_reply(self.redactor, await self._handle_safely(req))
 
     async def _handle_safely(self, req: Request) -> Reply:
@@ -378,6 +380,7 @@ class Engine:
             raw = await self.planner.plan(req.text, channel=req.channel, thread=req.thread,
                                           actor=req.actor.id, use_llm=None if req.allow_llm else False)
             PLAN_SECONDS.labels(raw.source or "unknown").observe(time.perf_counter() - began)
+            raw = with_when(raw, req.when)  # the API's `when` beside a text
         # Model and thread plans: every target must be in the user's words (now or earlier in the thread).
         plan = validate(raw, self.resolver, self.registry, text=" ".join(filter(None, (req.text, raw.context))),
                         default_env=self.config.default_env(req.channel),
@@ -387,9 +390,23 @@ class Engine:
             if raw.when.problem and plan.clarify is None:
                 plan = Plan(None, plan.args, plan.source, raw.when.problem, 0.0, plan.command)
         if plan.complete:
-            plan = await self._whole_ids(plan)
+            plan = self._unconfirmed_guess(req, raw, plan) or await self._whole_ids(plan)
         observe.note(command=plan.command or plan.attempted)
         return plan
+
+    def _unconfirmed_guess(self, req: Request, raw: Plan, plan: Plan) -> Plan | None:
+        """The question for a change the plain-language reader read whole but was not sure of (a word it
+        could not place: "restart n8n dev blorp") on a route where nobody sees an "I understood: …" card
+        before it runs (the HTTP API, `--yes`): there, acting on the part it understood would be a guess.
+        (A reading that asked for a value the channel's default then gave is not a guess.)"""
+        spec = self.registry[plan.command or ""]
+        if not (req.confirmed and not req.command and spec.changes and raw.source == "grammar" and raw.complete
+                and raw.confidence < self.config.inventory.llm.grammar_confidence):
+            return None
+        return Plan(None, plan.args, plan.source,
+                    f"That reads as '{describe(spec, plan.args)}', but not word for word, and a request sent "
+                    f"this way runs without a confirmation, so nothing was run. Send it in the canonical "
+                    f"form: {spec.usage}.", 0.0, plan.command)
 
     async def _whole_ids(self, plan: Plan) -> Plan:
         """An id given by its first digits ("approve r-5d2d") as the whole id of the one request or schedule
@@ -766,8 +783,9 @@ class Engine:
             if holder:
                 msg = (f"Another change ({holder}) is running on {', '.join(targets)}; nothing was "
                        "changed. Ask again when it has finished.")
-                await self._write(self.store.transition_later, row.id, from_status, Status.failed, actor.id,
-                                  {"error": msg}, error=msg)
+                # refused, not failed: it never ran (docs/safety.md; the API answers 403, not "it ran and failed")
+                await self._write(self.store.transition_later, row.id, from_status, Status.refused, actor.id,
+                                  {"reason": msg}, reason=msg)
                 return Ran(self._error(msg, row.id))
             if started is None:
                 current = await self._db(self.store.get, row.id)
@@ -895,7 +913,7 @@ class Engine:
             # A decision is taken in a channel that takes its environment (the channel's `envs`).
             elsewhere = channel_refusal(self.config, req.channel, row.command or "", row.args, envs_only=True)
             if elsewhere:
-                return self._unmoved(self._error(elsewhere, rid), row)
+                return await self._decision_refused(action, row, actor, elsewhere)
         if overdue(row, utcnow()):
             moved = await self._write(self.store.transition_later, rid, PENDING, Status.expired, "system",
                                       {"reason": "not decided in time"})
@@ -914,10 +932,14 @@ class Engine:
         if act is Action.withdraw:
             return await self._withdraw(row, actor, reason)
         if Role.approver not in roles:
-            return self._unmoved(self._error(f"You need the approver role to {act} requests.", rid), row)
+            return await self._decision_refused(act, row, actor, f"You need the approver role to {act} requests.")
+        if act is Action.approve and actor.automated:
+            # "Another person's approval": a token's roles never stand in for one (docs/api.md).
+            return await self._decision_refused(act, row, actor, f"{actor.id} is an automation token; an approval "
+                                                f"is a person's decision, so {rid} waits for an approver in chat.")
         if actor.id == row.actor:
-            return self._unmoved(self._error(f"You can't {act} your own request {rid}; another approver "
-                                             f"must. You can take it back with 'withdraw {rid}'.", rid), row)
+            return await self._decision_refused(act, row, actor, f"You can't {act} your own request {rid}; another "
+                                                f"approver must. You can take it back with 'withdraw {rid}'.")
         if status not in APPROVABLE:
             by = f" by {row.approver}" if row.approver else ""
             return self._unmoved(Reply(f"Request {rid} is already {row.status}{by}; nothing was done twice.",
@@ -971,6 +993,14 @@ class Engine:
                 "\n".join(lines), tone=reply.tone, title=reply.title, request_id=row.id,
                 mentions=[row.actor], mention_label="Requested by")))
         return reply
+
+    async def _decision_refused(self, action: str, row: RequestRow, actor: Actor, why: str) -> Decision:
+        """An approve or deny this actor may not take: told to them only, and written on the request as a
+        `decision_refused` event (no status change), so an attempt to approve without the right shows in
+        the audit log like every other refusal."""
+        await self._write(self.store.note_later, row.id, "decision_refused", actor.id,
+                          {"action": str(action), "reason": why})
+        return self._unmoved(self._error(why, row.id), row)
 
     @staticmethod
     def _unmoved(reply: Reply, row: RequestRow) -> Decision:

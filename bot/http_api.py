@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,9 +26,10 @@ from bot.alerts import AlertReceiver, PayloadError, parse
 from bot.metrics import API_REQUESTS
 from bot.openapi import spec as openapi_spec
 from bot.policy import targets_of
-from bot.request import Actor, Reply, Request, Tone
+from bot.request import API_PLATFORM, Actor, Reply, Request, Tone
+from infra import untrusted_json
 from infra.api_tokens import identify
-from infra.config import Role
+from infra.config import UNAUTHENTICATED_TOKEN, Role
 from infra.db.common import DatabaseUnavailable, aware
 from infra.db.models import RequestRow
 from infra.status import Status
@@ -41,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatops.api")
 
-PLATFORM = "api"
-UNAUTHENTICATED = "api:unauthenticated"
+PLATFORM = API_PLATFORM
+UNAUTHENTICATED = f"{PLATFORM}:{UNAUTHENTICATED_TOKEN}"
 DEFAULT_PORT = 8080
 REQUESTS_PATH = "/api/v1/requests"
 ALERTMANAGER_PATH = "/api/v1/alertmanager"
@@ -117,7 +119,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 def request_fields(body: bytes) -> dict[str, Any]:
     """The request object of a POST /api/v1/requests body, or BadRequest saying what is wrong."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = untrusted_json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest("The body is not UTF-8 text; send a JSON object.", printable(body), parsed=False) from None
     except json.JSONDecodeError as exc:
@@ -150,7 +152,7 @@ def request_fields(body: bytes) -> dict[str, Any]:
         if key in data and not isinstance(data[key], str):
             raise BadRequest(f"'{key}' must be a string such as 'at 22:00 today'.", text, command)
     wait = data.get("wait", 0)
-    if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not math.isfinite(wait) or wait < 0:
         raise BadRequest("'wait' must be a number of seconds (0 or more).", text, command)
     return data
 
@@ -187,7 +189,9 @@ class ApiServer:
 
     async def _refused(self, endpoint: str, actor: str, status: int, message: str, text: str = "",
                        command: str | None = None) -> web.Response:
-        """A 4xx whose body asked for something: audit the refusal first, then answer with its id."""
+        """A 4xx whose body asked for something: audit the refusal first, then answer with its id. The
+        message may quote the body (an unknown field's name), so it is masked as a chat reply would be."""
+        message = self.engine.redactor.text(message)
         req = Request(actor=Actor(actor), text=text or f"({endpoint})", platform=PLATFORM, route="api")
         reply = await self.engine.refuse(req, message, attempted=self._attempted(text, command))
         return self._answer(endpoint, {"error": message, "request_id": reply.request_id}, status)
@@ -204,8 +208,10 @@ class ApiServer:
     def _identity(self, request: web.Request) -> tuple[str | None, str]:
         token = bearer(request)
         ident = identify(self.engine.config, token)
-        why = ("Missing bearer token: send 'Authorization: Bearer TOKEN' (chatops api token create NAME)."
-               if token is None else "Unknown API token; nothing was run.")
+        # (worded so that the audit log's redaction, which masks `key: value` shapes, leaves it readable)
+        why = ("No bearer token was sent. Send the header Authorization with the value 'Bearer' and the "
+               "token ('chatops api token create NAME' makes one)." if token is None
+               else "Unknown API token; nothing was read or run.")
         return ident, why
 
     # -- POST /api/v1/requests ---------------------------------------------------
@@ -327,7 +333,7 @@ class ApiServer:
         limit = self.limits.max_alert_body_bytes
         try:
             body = await read_body(request, limit)
-            note = parse(json.loads(body.decode("utf-8")))
+            note = parse(untrusted_json.loads(body.decode("utf-8")))
         except TooLarge:
             return self._answer(ep, {"error": f"The body is larger than {limit} bytes (api.max_alert_body_bytes)."},
                                 413)

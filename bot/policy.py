@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.request import Actor
 from commands.registry import CommandSpec, Registry
 from infra.config import Config, Role
 from infra.wording import join_choices
 
 
-def authorise(spec: CommandSpec, roles: frozenset[Role], where: str = "") -> str | None:
+def authorise(spec: CommandSpec, roles: frozenset[Role], where: str = "", actor: str = "") -> str | None:
     """None when allowed; otherwise the refusal to show (`where`: ' on rumpleprod' for scoped roles)."""
     needed = Role(spec.needed_role)
     if needed in roles:
         return None
     have = ", ".join(sorted(r.value for r in roles)) or "no roles"
     there = " there" if where else ""
-    return (f"'{spec.name}' needs the {needed.value} role{where}; you have {have}{there}. "
-            "Ask an admin to add you to 'users' in the config.")
+    # where the grant lives: a person's under `users`, an automation token's under `api_tokens`
+    fix = (f"An admin can give it under 'api_tokens' ('{actor.split(':', 1)[1]}') in the config."
+           if Actor(actor).automated else "Ask an admin to add you to 'users' in the config.")
+    return f"'{spec.name}' needs the {needed.value} role{where}; you have {have}{there}. {fix}"
 
 
 def targets_of(config: Config, args: dict[str, Any]) -> frozenset[str]:
@@ -54,7 +57,7 @@ def check(config: Config, spec: CommandSpec, actor: str, args: dict[str, Any]) -
     """The role check for a plan, scoped to the environments it touches."""
     envs = targets_of(config, args)
     scoped = config.scoped(actor) is not None and bool(envs)
-    return authorise(spec, config.roles_of(actor, envs), where(envs) if scoped else "")
+    return authorise(spec, config.roles_of(actor, envs), where(envs) if scoped else "", actor)
 
 
 def channel_refusal(config: Config, channel: str | None, command: str, args: dict[str, Any], *,

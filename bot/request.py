@@ -18,6 +18,10 @@ from infra.status import Status
 if TYPE_CHECKING:
     from llm.when import WhenPhrase
 
+# The HTTP API's identities (`api:NAME`, bot/http_api.py): automation, not people.
+API_PLATFORM = "api"
+AUTOMATION_PLATFORMS = frozenset({API_PLATFORM})
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -33,6 +37,11 @@ class Actor:
     @property
     def name(self) -> str:
         return self.display or self.id.split(":", 1)[-1]
+
+    @property
+    def automated(self) -> bool:
+        """An automation identity (an API token, `api:NAME`), not a person: it never approves."""
+        return self.platform in AUTOMATION_PLATFORMS
 
     @classmethod
     def parse(cls, user: str, default_platform: str = "console") -> Actor:

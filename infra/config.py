@@ -548,11 +548,25 @@ def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
                                     f"'{cfg.default_env}' is not one of the channel's envs",
                                     "add it to 'envs' or pick a default among them"))
     for name, token in inv.api_tokens.items():
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
-            problems.append(Problem(("api_tokens", name), "token names are 1 to 32 lower-case letters, digits, "
-                                    "'-' or '_'", "rename it (the identity is api:NAME)"))
+        bad_name = token_name_problem(name)
+        if bad_name:
+            problems.append(Problem(("api_tokens", name), bad_name, "rename it (the identity is api:NAME)"))
         known_envs(("api_tokens", name, "envs"), token.envs)
     return problems
+
+
+# The identity of an API caller without a valid token (its refusals are audited as api:unauthenticated).
+UNAUTHENTICATED_TOKEN = "unauthenticated"
+
+
+def token_name_problem(name: str) -> str | None:
+    """What is wrong with an automation token's name (its identity is api:NAME), or None."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
+        return "token names are 1 to 32 lower-case letters, digits, '-' or '_'"
+    if name == UNAUTHENTICATED_TOKEN:
+        return (f"'{UNAUTHENTICATED_TOKEN}' is reserved: api:{UNAUTHENTICATED_TOKEN} is how the audit log names "
+                "callers without a valid token")
+    return None
 
 
 def expand(roles: list[Role]) -> frozenset[Role]:

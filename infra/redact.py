@@ -17,6 +17,10 @@ PATTERNS = [
     re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),  # JWTs
     re.compile(r"[MN][A-Za-z\d]{23,25}\.[\w-]{6}\.[\w-]{27,}"),  # Discord bot tokens
     re.compile(r"PVEAPIToken=[^\s]+"),                           # Proxmox auth header
+    re.compile(r"chatops_[A-Za-z0-9_-]{20,}"),                   # this bot's own API tokens (infra/api_tokens.py)
+    re.compile(r"ptr_[A-Za-z0-9+/=_-]{20,}"),                    # Portainer access tokens
+    re.compile(r"glsa_[A-Za-z0-9_]{20,}"),                       # Grafana service-account tokens
+    re.compile(r"hf_[A-Za-z0-9]{30,}"),                          # Hugging Face tokens (model downloads for vLLM)
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
 ]
 # One pass over the text instead of one per pattern: every message and audit field goes through here.

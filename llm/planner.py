@@ -21,6 +21,7 @@ LLM and thread modules load only when a request needs them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,25 @@ if TYPE_CHECKING:
     from infra.backends import Backends
     from infra.db.store import AuditStore
     from llm.thread import Turn
+    from llm.when import WhenPhrase
 
 NOT_CONFIGURED = "The LLM route is not configured: set LLM_BASE_URL and LLM_MODEL."
+
+
+def with_when(plan: Plan, when: WhenPhrase | None) -> Plan:
+    """The plan, to run at `when`: a time phrase split off its text, or one given beside it (the API's
+    `when` field). A time that names no usable time is the question; so is a second, different time,
+    since running at either one would be a guess."""
+    if when is None:
+        return plan
+    if plan.when is not None and plan.when != when:
+        when = dataclasses.replace(when, problem=f"The time is given twice ('{plan.when.said}' and "
+                                                 f"'{when.said}'); give it once. Nothing was done.")
+    plan.when = when
+    if when.problem and plan.clarify is None:
+        plan.clarify = when.problem
+        plan.attempted = plan.attempted or plan.command
+    return plan
 
 
 def degraded(reason: str, grammar: Plan) -> Plan:
@@ -128,12 +146,7 @@ class Planner:
         rest, when = split_when(text)
         plan = await self._route(rest if when else text, channel=channel, thread=thread, actor=actor,
                                  use_llm=use_llm)
-        if when is not None:
-            plan.when = when
-            if when.problem and plan.clarify is None:
-                plan.clarify = when.problem
-                plan.attempted = plan.attempted or plan.command
-        return plan
+        return with_when(plan, when)
 
     async def _route(self, text: str, *, channel: str | None, thread: str | None, actor: str | None,
                      use_llm: bool | None) -> Plan:

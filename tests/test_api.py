@@ -211,6 +211,72 @@ async def test_scheduling_over_the_api(bot: Stack) -> None:
     assert sched is not None and sched.owner == "api:n8n" and sched.recurrence == "daily 02:00"
 
 
+# -- edges an attacker or a careless automation finds -----------------------------------------------
+
+async def test_when_beside_text_schedules_and_a_bad_or_second_time_runs_nothing(bot: Stack, rec: Recorder) -> None:
+    status, body = await bot.call("POST", "/api/v1/requests", body={"text": "restart n8n on dev",
+                                                                     "when": "every night at 02:00"})
+    assert status == 201 and body["status"] == "scheduled" and body["schedule_id"].startswith("s-")
+    status, body = await bot.call("POST", "/api/v1/requests", body={"text": "restart n8n on dev",
+                                                                     "when": "at 25:99"})
+    assert status == 422 and body["status"] == "refused" and "25:99" in body["reason"], body
+    status, body = await bot.call("POST", "/api/v1/requests", body={"text": "restart n8n on dev at 22:00",
+                                                                     "when": "at 23:00"})
+    assert status == 422 and "given twice" in body["reason"], body
+    await bot.settle()
+    assert rec.runs == []  # none of the three ran now
+
+
+async def test_deep_json_and_nul_characters_are_4xx_with_audit_rows(bot: Stack, rec: Recorder) -> None:
+    deep = b'{"text": "status dev", "args": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
+    status, body = await bot.call("POST", "/api/v1/requests", raw=deep)
+    assert status == 400 and "nested too deeply" in body["error"] and body["request_id"]
+    status, body = await bot.call("POST", "/api/v1/alertmanager", token=TOKENS["alertmanager"], raw=deep)
+    assert status == 400 and "nested too deeply" in body["error"]
+    # PostgreSQL's text and jsonb hold no NUL: the request is still audited (as U+FFFD) and answered.
+    for ask in ({"command": "status", "args": {"env": "dev\u0000"}}, {"command": "stat\u0000us"},
+                {"command": "logs", "args": {"service": "n8n", "env": "dev", "since\u0000": "1h"}}):
+        status, body = await bot.call("POST", "/api/v1/requests", raw=json.dumps(ask).encode())
+        assert status == 422, (ask, body)
+        row = bot.engine.store.get(body.get("id") or body["request_id"])
+        assert row is not None and row.status == "refused" and "\ufffd" in (row.text or "")
+    status, body = await bot.call("POST", "/api/v1/requests", raw=b'{"text": "status dev", "wait": NaN}')
+    assert status == 400 and "'wait'" in body["error"]
+    assert rec.runs == []
+
+
+async def test_tokens_never_approve_and_unconfirmed_guesses_do_not_run(bot: Stack, rec: Recorder) -> None:
+    status, body = await bot.call("POST", "/api/v1/requests", body={"text": "restart n8n on rumpleprod"})
+    assert status == 202 and body["status"] == "pending_approval"
+    status, decided = await bot.call("POST", "/api/v1/requests", token=TOKENS["admin"],
+                                     body={"text": f"approve {body['id']}", "wait": 30})
+    assert "automation token" in decided.get("reply", {}).get("text", ""), (status, decided)
+    assert (await bot.call("GET", f"/api/v1/requests/{body['id']}"))[1]["status"] == "pending_approval"
+    # Nobody sees an "I understood" card for an API call, so words the reading could not place stop it,
+    # and so does an argument given twice.
+    for text in ("restart n8n dev blorp", "restart n8n env=rumpledev env=rumpletest"):
+        status, body = await bot.call("POST", "/api/v1/requests", body={"text": text})
+        assert status == 422 and body["status"] == "refused", (text, body)
+    status, body = await bot.call("POST", "/api/v1/requests", body={"text": "restart n8n env=dev env=rumpledev",
+                                                                     "wait": 30})
+    assert status == 200 and body["status"] == "succeeded"  # the same environment, said twice
+    await bot.settle()
+    assert [(r.command, r.args["env"]) for r in rec.runs] == [("restart", "rumpledev")]
+
+
+async def test_a_token_in_a_body_is_masked_in_the_answer_and_the_audit_log(bot: Stack) -> None:
+    secret = TOKENS["admin"]
+    status, body = await bot.call("POST", "/api/v1/requests", body={"text": "status dev", secret: 1})
+    assert status == 400 and secret not in body["error"]
+    status, body = await bot.call("POST", "/api/v1/requests", token=None, body={"text": f"status dev {secret}"})
+    assert status == 401 and secret not in json.dumps(body)
+    rows = refusals(bot, "api:n8n") + refusals(bot, "api:unauthenticated")
+    assert len(rows) == 2
+    assert all(secret not in f"{r.text} {r.reason}" for r in rows)
+    # The refusal's own advice is not mangled by that masking.
+    assert any("header Authorization" in (r.reason or "") and "[redacted]" not in (r.reason or "") for r in rows)
+
+
 # -- the description -------------------------------------------------------------------------------
 
 async def test_openapi_is_served_and_docs_keep_the_same_document(bot: Stack) -> None:

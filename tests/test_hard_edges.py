@@ -195,7 +195,8 @@ async def test_shutdown_drains_what_the_adapter_accepted(fake: object, config: C
                                      stop=stop, signals=False), 60)
     await helper
     statuses = [r.status for r in h.engine.store.query(AuditFilter(limit=100))]
-    assert len(statuses) == 6 and set(statuses) <= {"succeeded", "failed"}, statuses
+    # (one that found its target's lock held was refused: it never ran)
+    assert len(statuses) == 6 and set(statuses) <= {"succeeded", "refused"}, statuses
     assert h.engine.store.verify() == []
 
 

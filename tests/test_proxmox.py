@@ -328,7 +328,7 @@ async def test_two_snapshots_of_one_vm_at_once_never_both_run(bot: Bot, pve: Pro
     assert len(done) == 1 and len(running) == 1, "both requests ran (or neither answered)"
     refused = done.pop().result()
     assert refused.tone is Tone.error and "Another change" in refused.text
-    assert bot.row(refused).status == "failed"
+    assert bot.row(refused).status == "refused"  # it never ran
     assert len(pve.posts("/qemu/102/snapshot")) <= 1  # the winner may not have posted yet
     pve.hold = False
     ok = await asyncio.wait_for(running.pop(), timeout=30)

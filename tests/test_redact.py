@@ -6,6 +6,7 @@ import pytest
 
 from bot.redaction import redact_reply
 from bot.request import Reply, Table
+from infra.api_tokens import new_token
 from infra.redact import KEY_NAMES, MASK, Redactor
 
 SHAPES = {
@@ -17,6 +18,10 @@ SHAPES = {
     "discord": "M" + "a" * 23 + ".AbCdEf." + "x" * 27,
     "proxmox": "PVEAPIToken=root@pam!ci=0f0e0d0c-aaaa-bbbb-cccc-0123456789ab",
     "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nabc\n-----END RSA PRIVATE KEY-----",
+    "chatops api token": new_token(),  # made by the bot's own generator, so a change of shape is caught here
+    "portainer": "ptr_" + "Zx9+/aQ1" * 5 + "=",
+    "grafana": "glsa_" + "Q7w" * 10 + "_0a1b2c3d",
+    "hugging face": "hf_" + "AbCdEfGhIj" * 3 + "Kl12",
 }
 
 

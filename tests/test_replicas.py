@@ -72,7 +72,7 @@ async def test_two_changes_racing_for_one_lock_one_runs_the_other_is_told_busy(c
         assert busy.text.startswith(f"Another change ({holder}) is running on env:rumpledev")
         assert "nothing was changed" in busy.text
         row = b.store.get(busy.request_id or "")
-        assert row is not None and row.status == "failed" and row.owner is None
+        assert row is not None and row.status == "refused" and row.owner is None  # it never ran
         assert len(job.runs) == 1
         # A different environment is not blocked.
         job.hold = False

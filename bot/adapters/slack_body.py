@@ -14,6 +14,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
+from infra import untrusted_json
+
 Shape = type | dict[str, Any] | list[Any]
 
 _TEXT: dict[str, Any] = {"type": str, "text": str}
@@ -72,10 +74,10 @@ def problem(headers: Any, raw: bytes) -> tuple[int, str] | None:
     content_type = headers.get("Content-Type", "")
     try:
         if "application/json" in content_type or text.lstrip().startswith(("{", "[")):
-            return _fits(json.loads(text), "body")
+            return _fits(untrusted_json.loads(text), "body")
         form = parse_qs(text)
         if "payload" in form:
-            return _fits(json.loads(form["payload"][0]), "payload")
+            return _fits(untrusted_json.loads(form["payload"][0]), "payload")
     except json.JSONDecodeError as exc:
         return 400, f"the body is not valid JSON ({exc.msg})"
     return None  # a slash command: form fields, which Bolt reads as text

@@ -4,6 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+NUL, NUL_SHOWN = "\x00", "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with every NUL character (in strings, dict keys, lists) shown as U+FFFD.
+
+    PostgreSQL's text and jsonb cannot hold NUL, so one in a request (an API argument, a pasted
+    message) or in a backend's output (a container's log) failed the whole audit write: the request
+    was answered "something went wrong" with no row. SQLite could hold it; both store this form."""
+    if isinstance(value, str):
+        return value.replace(NUL, NUL_SHOWN) if NUL in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
 
 
 class DatabaseUnavailable(Exception):

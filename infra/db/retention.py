@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from infra import untrusted_json
 from infra.db.chain import GENESIS, AuditKeyError, Ev, Finding, Keys, Report, check_records
 from infra.db.common import aware, utcnow
 from infra.db.models import AuditCheckpoint, AuditEvent, ChainHead, RequestRow
@@ -215,7 +216,7 @@ def read_archive(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list
     events: list[dict[str, Any]] = []
     with gzip.open(path, "rt") as f:
         for n, text in enumerate(f, 1):
-            obj = json.loads(text)
+            obj = untrusted_json.loads(text)
             kind = obj.get("type")
             if n == 1:
                 if kind != "header" or obj.get("kind") != ARCHIVE_KIND:

@@ -65,7 +65,7 @@ from infra.db.chain import (
     fold,
     plain,
 )
-from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow
+from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow, without_nul
 from infra.db.models import EVENTS, REQUESTS, AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker, request_row
 from infra.db.writer import GroupWriter, Inserts, Write, run_writes, send_update
 from infra.redact import Redactor
@@ -333,7 +333,7 @@ class AuditStore:
     def _sealed(self, request_id: str, n: int, kind: str, actor: str, detail: dict[str, Any],
                 row: dict[str, Any], at: datetime) -> dict[str, Any]:
         """The values of a new event, sealed; it is linked into the chain later (`link`)."""
-        detail = self.redactor.data(detail)
+        detail = without_nul(self.redactor.data(detail))
         kid = self.keys.writer
         mac = event_mac(self.keys, kid, request_id, n, at, kind, actor, detail, row)
         self._sealed_here[(request_id, n)] = (mac, kid)
@@ -370,6 +370,9 @@ class AuditStore:
                 values[col] = self.redactor.text(values[col])
         values["args"] = self.redactor.data(values["args"]) if values["args"] else (values["args"] or {})
         for k, v in values.items():
+            if isinstance(v, str | dict):
+                values[k] = without_nul(v)
+        for k, v in values.items():
             if k not in given or given[k] is not v:
                 setattr(row, k, v)
         return values
@@ -399,7 +402,7 @@ class AuditStore:
         """The write that moves a request from one of `from_status` to `to_status` (its value: the moved
         row, or None if someone else moved it first). `free_locks`: the request's execution locks go in
         the same transaction (a run's outcome: one commit, not two), moved or not."""
-        fields = {k: self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v
+        fields = {k: without_nul(self.redactor.text(v) if k in REDACTED_COLUMNS and isinstance(v, str) else v)
                   for k, v in fields.items()}
         return _Move(self, request_id, tuple(from_status), to_status, actor, detail or {}, fields, free_locks)
 
