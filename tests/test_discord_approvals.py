@@ -144,6 +144,30 @@ async def approval_card(bot: DiscordBot, api: FakeDiscord) -> tuple[str, dict[st
     return card["id"], buttons(card)
 
 
+async def test_a_change_asked_by_mention_pings_the_approvers_with_a_new_message(
+        bots: Bots, api: FakeDiscord, touched: Path) -> None:
+    from tests.discord_kit import payload
+
+    bot = await bots.start()
+    assert bot.user is not None
+    bot._connection.parse_message_create(  # type: ignore[arg-type]
+        payload("message_mention.json", content=f"<@{bot.user.id}> touch prod"))
+    await settle()
+    confirm = api.of("send")[-1]
+    assert confirm.message_id is not None
+    card_id = confirm.message_id
+    data = click(api, card_id, buttons(api.messages[card_id])["Run it"], ALICE)
+    deliver(bot, api, data)
+    await settle()
+    # Discord notifies nobody of a mention added by an edit: the approval card is a new message that pings bob.
+    (posted,) = followups(api, data["token"])
+    card = api.messages[posted.message_id]
+    assert "<@222222222222222222>" in card["content"] and "Approve" in buttons(card)
+    assert [str(u) for u in posted.body["allowed_mentions"]["users"]] == ["222222222222222222"]
+    assert buttons(api.messages[card_id]) == {}  # the confirm card says it was confirmed, with no buttons left
+    assert lines(touched) == []
+
+
 async def test_approval_survives_a_restart_and_refuses_the_wrong_people(
         bots: Bots, api: FakeDiscord, touched: Path) -> None:
     bot = await bots.start()

@@ -119,6 +119,16 @@ def test_other_peoples_mentions_survive_the_adapters(planner: Planner) -> None:
         assert plan.command is None and "addressed to" in (plan.clarify or ""), plan
 
 
+def test_discord_markup_reads_as_what_the_user_saw(planner: Planner) -> None:
+    text = mention_text("<@111> :rocket: restart nginx on dev <:party:123456789012345678> <a:wave:42>", 111)
+    assert text == ":rocket: restart nginx on dev"
+    plan = plan_of(planner, text)
+    assert (plan.command, plan.args) == ("restart", {"service": "nginx", "env": "rumpledev"}), plan
+    assert mention_text("<@111> status dev, cc <@&987> in <#555>", 111, {555: "ops-dev"}) == \
+        "status dev, cc @role in #ops-dev"
+    assert mention_text("<@111> status <#556>", 111) == "status #channel"
+
+
 @pytest.mark.parametrize("text, cmd, args", [
     # a context sentence holds no condition on the request
     ("The staging vm is broken after the kernel update. Please restore it to the snapshot golden.",

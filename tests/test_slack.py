@@ -293,6 +293,10 @@ async def test_approval_refusals_are_ephemeral_and_a_double_click_acts_once(harn
     assert "your own request" in by_user["UALICE"]
     assert "approver role" in by_user["UVIEW"]
     assert harness.fake.of("chat.update") == []
+    assert harness.engine is not None  # both attempts are in the audit log, on the request they tried to decide
+    tried = [(e.actor, e.detail["action"]) for e in harness.engine.store.events(row_id) if e.kind == "decision_refused"]
+    assert sorted(tried) == [("slack:UALICE", "approve"), ("slack:UVIEW", "approve")]
+    assert harness.engine.store.verify() == []
     assert harness.work.runs("rumpleprod") == []
     # Bob double-clicks Approve while the run is held open.
     harness.work.gate.clear()
@@ -480,6 +484,51 @@ async def test_mentions_answer_in_a_thread_and_follow_ups_need_no_mention(harnes
     await harness.settle()
     assert len(harness.work.runs("rumpledev")) == 1
     assert len(harness.fake.of("chat.postMessage")) == posted_before
+
+
+async def test_the_slash_echo_pings_nobody_and_shows_no_secret(harness: Harness) -> None:
+    # Slack sends the slash text escaped; "<!channel>" is what a person typed, not a ping they may make.
+    secret = "ghp_" + "a1B2" * 9
+    await harness.slash("UALICE", f"whoami ` &lt;!channel&gt; {secret}")
+    post = (await harness.fake.wait_for(lambda f: f.of("chat.postMessage") + f.of("chat.postEphemeral")))[0]
+    await harness.settle()
+    shown = all_text(post)
+    assert "<@UALICE>" in shown and "/ops whoami" in shown  # who asked what, still shown
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
+    assert secret not in shown
+
+
+async def test_a_thread_reply_also_sent_to_the_channel_is_a_follow_up(harness: Harness) -> None:
+    await harness.event({"type": "app_mention", "user": "UALICE", "channel": "CDEV", "ts": "100.000001",
+                         "text": "<@UBOT> whoami", "channel_type": "channel", "event_ts": "100.000001"})
+    await harness.fake.wait_for(lambda f: f.of("chat.postMessage"))
+    await harness.event({"type": "message", "subtype": "thread_broadcast", "user": "UALICE", "channel": "CDEV",
+                         "ts": "101.000001", "thread_ts": "100.000001", "text": "quicktouch rumpletest",
+                         "channel_type": "channel"})
+    # An edit of a message is not a new request.
+    await harness.event({"type": "message", "subtype": "message_changed", "hidden": True, "channel": "CDEV",
+                         "ts": "102.000001", "channel_type": "channel",
+                         "message": {"type": "message", "user": "UALICE", "text": "quicktouch rumpledev",
+                                     "ts": "101.000002", "thread_ts": "100.000001"}})
+    await harness.fake.wait_for(lambda f: len(f.of("chat.postMessage")) >= 2)
+    await harness.settle()
+    assert len(harness.work.runs("rumpletest")) == 1 and harness.work.runs("rumpledev") == []
+
+
+async def test_a_click_on_an_expired_card_names_no_approver(harness: Harness) -> None:
+    from sqlalchemy import text
+
+    ts, card = await approval_card(harness)
+    approve = buttons_of(card)["approve"]
+    rid = approve["value"].split(":")[1]
+    with harness.db.engine.begin() as c:
+        c.execute(text("UPDATE requests SET expires_at = '2000-01-01 00:00:00' WHERE id = :r"), {"r": rid})
+    await harness.click("UVIEW", approve, channel="CDEV", message=card, message_ts=ts)
+    await harness.settle()
+    final = all_text(harness.fake.messages[("CDEV", ts)])
+    assert "expired" in final.lower() and "Approved by" not in final and "<@UVIEW>" not in final
+    row = harness.engine.store.get(rid) if harness.engine else None
+    assert row is not None and row.status == "expired" and row.approver is None
 
 
 async def test_the_bot_ignores_its_own_and_other_bots_messages(harness: Harness) -> None:

@@ -65,10 +65,16 @@ def guild_of(message: discord.Message) -> int | None:
     return int(gid) if gid else None
 
 
-def mention_text(content: str, bot_id: int) -> str:
+def mention_text(content: str, bot_id: int, channels: dict[int, str] | None = None) -> str:
     """The message without the bot's own mention tokens (`<@ID>` or the legacy `<@!ID>`); another person's
-    mention becomes `@ID`, so a request addressed to them stays addressed to them."""
+    mention becomes `@ID`, so a request addressed to them stays addressed to them. Discord's other markup
+    goes back to what the user saw: a custom emoji (`<:party:123>`, `<a:wave:123>`) to nothing, as a
+    standard emoji is nothing to the reader; a role mention to `@role`; a channel mention to `#name`
+    (`channels`: the message's mentioned channels), or `#channel`, never to a word the reader ignores."""
     text = re.sub(rf"<@!?{bot_id}>", " ", content)
+    text = re.sub(r"<a?:\w+:\d+>", " ", text)
+    text = re.sub(r"<@&\d+>", "@role", text)
+    text = re.sub(r"<#(\d+)>", lambda m: "#" + (channels or {}).get(int(m.group(1)), "channel"), text)
     return " ".join(re.sub(r"<@!?(\d+)>", r"@\1", text).split())
 
 
@@ -84,7 +90,8 @@ def message_request(message: discord.Message, me: discord.abc.User) -> Request |
     if not direct and not any(u.id == me.id for u in message.mentions):
         return None
     channel, thread = place_of(message.channel, message.channel.id)
-    return Request(actor=actor_of(message.author), text=mention_text(message.content, me.id),
+    named = {c.id: c.name for c in message.channel_mentions if hasattr(c, "name")}
+    return Request(actor=actor_of(message.author), text=mention_text(message.content, me.id, named),
                    platform=PLATFORM, channel=channel, thread=thread)
 
 
@@ -109,6 +116,12 @@ def _edit_kwargs(r: Rendered) -> dict[str, Any]:
     """Edits replace everything: content, embeds, files and buttons (none removes them)."""
     return {"content": r.content, "embeds": r.embeds, "attachments": r.files(), "view": r.view(),
             "allowed_mentions": r.allowed_mentions}
+
+
+def needs_others(reply: Reply, r: Rendered) -> bool:
+    """Whether a reply is for others too (an approval card, a mention): it goes out as a new message,
+    since Discord notifies nobody of a mention added by editing one."""
+    return bool(r.mention_ids) or any(b.action in ("approve", "deny") for b in reply.buttons)
 
 
 def original(interaction: discord.Interaction[Any]) -> Show:
@@ -272,9 +285,8 @@ class DiscordBot(discord.Client):
     async def deliver(self, interaction: discord.Interaction[Any], reply: Reply, *, deferred_private: bool) -> None:
         """Over the deferred message, unless others must see it (an approval card) or only the asker may."""
         r = render(reply)
-        needs_others = bool(r.mention_ids) or any(b.action in ("approve", "deny") for b in reply.buttons)
         try:
-            if deferred_private and needs_others:
+            if deferred_private and needs_others(reply, r):
                 await original(interaction)(Rendered(None, [status_line(
                     "Posted in the channel for an approver.", Tone.info)]))
                 await followup(interaction, False)(r)
@@ -361,11 +373,13 @@ class DiscordBot(discord.Client):
                 return
             r = render(reply)
             was_private = bool(interaction.message and interaction.message.flags.ephemeral)
-            if was_private and not r.ephemeral and action == "confirm":
-                # A confirmed change: the private card says so; the team sees the outcome or the
-                # approval card in the channel.
+            if action == "confirm" and ((was_private and not r.ephemeral) or needs_others(reply, r)):
+                # A confirmed change: the card says so; the team sees the outcome or the approval card
+                # in a new message (Discord pings nobody a mention added by an edit, so an approval
+                # card edited over a public confirm card reached no approver).
+                where = "see the channel" if was_private else "see below"
                 await original(interaction)(Rendered(None, [*card[:9], status_line(
-                    f"{_PAST.get(action, action).capitalize()}; see the channel.", Tone.info)]))
+                    f"{_PAST.get(action, action).capitalize()}; {where}.", Tone.info)]))
                 await followup(interaction, False)(r)
             else:
                 await original(interaction)(r)

@@ -30,7 +30,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.adapters import slack_body
 from bot.adapters.bounds import BUSY_TEXT, InFlight
 from bot.engine import Engine
-from bot.render.slack import ACTION_PREFIX, SlackMessage, mention, render, render_progress
+from bot.render.slack import ACTION_PREFIX, SlackMessage, escape, mention, render, render_progress
 from bot.request import Action, Actor, Reply, Request, Tone
 from infra.config import ConfigError, Settings
 from infra.status import Status
@@ -48,6 +48,9 @@ _ACTION_ID = re.compile(rf"^{ACTION_PREFIX}({'|'.join(ACTIONS)})(?:\.\d+)?$")
 # can still answer through its response_url.
 _NOT_THERE = ("not_in_channel", "channel_not_found", "is_archived")
 _OUTCOME = {a.value: a.past.capitalize() for a in Action}
+# Message events that are a person's new message: plain, "also send to #channel" from a thread, with a
+# file attached, /me. Edits (message_changed), deletions and joins are not requests.
+NEW_MESSAGE_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message"})
 
 
 def plain_text(text: str, bot_user: str | None = None) -> str:
@@ -294,7 +297,10 @@ class SlackBot:
             log.warning("ignored a /ops payload without user_id or channel_id")
             return
         where = Where(channel, user, None, body.get("response_url"))
-        asked = f"{mention('slack:' + user)}: `/ops {text}`" if text else f"{mention('slack:' + user)}: `/ops`"
+        # What was asked, echoed in the channel: masked like every reply, and escaped, so that "<!channel>"
+        # typed after /ops is shown, not sent as a ping to everyone.
+        said = escape(self.engine.redactor.text(text)).replace("`", "'")
+        asked = f"{mention('slack:' + user)}: `/ops {said}`" if text else f"{mention('slack:' + user)}: `/ops`"
         self.spawn(self._answer(where, user, text, asked=asked, name=body.get("user_name", "")), busy=where)
 
     async def _on_mention(self, body: dict[str, Any], context: Any) -> None:
@@ -315,8 +321,8 @@ class SlackBot:
 
     async def _on_message(self, body: dict[str, Any], context: Any) -> None:
         event = body.get("event", {})
-        if self._from_a_bot(event, context) or event.get("subtype"):
-            return
+        if self._from_a_bot(event, context) or event.get("subtype") not in NEW_MESSAGE_SUBTYPES:
+            return  # an edit, a deletion, a join: not a new request (docs/slack.md)
         channel, text = event.get("channel", ""), event.get("text", "")
         thread = event.get("thread_ts")
         if event.get("channel_type") == "im":
@@ -406,10 +412,14 @@ class SlackBot:
             # Refused (requester, non-approver, wrong plan) or already decided: only the clicker sees it.
             await self.ephemeral(where, render(reply))
             return
+        # A click that found the request expired decided nothing: the card must not say the clicker did.
+        outcome = _OUTCOME[verb] if decision.applied else "Expired"
+        if not decision.applied:
+            live.note = outcome
         if not on_card and where.response_url:
             # An ephemeral confirm card: replace it with a one-liner; the outcome is posted for all.
             await AsyncWebhookClient(where.response_url).send(
-                text=f"{_OUTCOME[verb]} {rid}.", replace_original=True)
+                text=f"{outcome} {rid}.", replace_original=True)
         await live.finish(reply)
 
 
