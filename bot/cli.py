@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -17,7 +17,18 @@ from infra.config import ConfigError
 from infra.wording import counted
 
 
-@click.group()
+class _Main(click.Group):
+    """The command group: a configuration problem found anywhere under any subcommand (the file, an
+    environment variable such as CHATOPS_AUDIT_UNKEYED) is its message and exit 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(f"Configuration error:\n{exc}")
+
+
+@click.group(cls=_Main)
 @click.option("--env-file", "env_file", envvar="CHATOPS_ENV_FILE", default=None,
               type=click.Path(dir_okay=False),
               help="read variables (secrets) from this file first, as 'chatops init' writes it")
@@ -89,10 +100,12 @@ def init(answers: str | None, out_dir: str, force: bool, no_check: bool) -> None
 def doctor(config: str | None) -> None:
     """Every check of 'config check' and 'health', live; per failure the exact fix. Exit 1 if any failed."""
     from bot.doctor import run as run_doctor
+    from infra.redact import mask_credentials
 
     found = run_doctor(config)
+    # A check quotes the URL it tried, which may carry a password (https://admin:pw@host).
     for check in found:
-        click.echo(check.render())
+        click.echo(mask_credentials(check.render()))
     failed = [c for c in found if not c.ok]
     click.echo(f"{len(found) - len(failed)} ok, {len(failed)} to fix." if failed else f"all {len(found)} checks ok.")
     if failed:
@@ -372,31 +385,34 @@ def _logged_heads(text: str) -> list[tuple[int, str]]:
 def _check_file(path: Path, keys: Any, heads: list[tuple[int, str]], unkeyed_until: int) -> Any:
     """An export (JSON) or a retention archive (gzip JSON lines), checked without the database."""
     from infra import untrusted_json
-    from infra.db.chain import Finding, Report, check_records
+    from infra.db.chain import check_records
     from infra.db.retention import check_archive
     from infra.db.store import AuditStore
 
-    if path.read_bytes()[:2] == b"\x1f\x8b":
-        return check_archive(path, keys, heads, unkeyed_until)
+    def cannot(why: object) -> NoReturn:  # exit 2: the file is no export this command can check
+        _fail(f"{path}: cannot be checked: {why}. An export that was edited this way is not to be trusted.")
+
     try:
-        data = untrusted_json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        report = Report()
-        report.findings.append(Finding(0, f"cannot read it as an export: {exc}"))
-        return report
+        if path.read_bytes()[:2] == b"\x1f\x8b":
+            return check_archive(path, keys, heads, unkeyed_until)
+        data = untrusted_json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as exc:
+        cannot(f"it cannot be read as an export ({exc})")
     if not isinstance(data, dict) or data.get("kind") != AuditStore.EXPORT_KIND:
-        report = Report()
-        report.findings.append(Finding(0, "not a chatops audit export ('chatops audit export --format json' "
-                                          "writes one)"))
-        return report
-    start = data.get("start") or {}
-    head = data.get("head") or None
-    return check_records(
-        data.get("requests") or [], data.get("events") or [], keys,
-        start=(int(start.get("seq", 0)), str(start.get("hash", "0" * 64))),
-        end=(int(head["seq"]), str(head["hash"])) if head else None,
-        segment_from=int(data.get("segment_from") or 0), complete=bool(data.get("complete", True)), heads=heads,
-        unkeyed_until=unkeyed_until)
+        cannot("it is not a chatops audit export ('chatops audit export --format json' writes one)")
+    try:
+        start = data.get("start") or {}
+        head = data.get("head") or None
+        return check_records(
+            data.get("requests") or [], data.get("events") or [], keys,
+            start=(int(start.get("seq", 0)), str(start.get("hash", "0" * 64))),
+            end=(int(head["seq"]), str(head["hash"])) if head else None,
+            segment_from=int(data.get("segment_from") or 0), complete=bool(data.get("complete", True)),
+            heads=heads, unkeyed_until=unkeyed_until)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # a field of another type or shape than the export writes (a seq that is no number, a date that is
+        # not ISO, an event that is a string)
+        cannot(f"a field is not what 'chatops audit export' writes ({type(exc).__name__}: {exc})")
 
 
 def _finish(checked: list[tuple[str, Any]], keys: Any, archives: int) -> None:

@@ -25,9 +25,13 @@ def _database() -> Database:
     The database comes from the environment only, as for every command; --config is accepted
     everywhere for uniformity (backup reads audit.archive_dir from it)."""
     from infra.config import Settings
+    from infra.db.common import BadDatabaseURL
     from infra.db.store import Database
 
-    return Database(Settings().database_url)
+    try:
+        return Database(Settings().database_url)
+    except BadDatabaseURL as exc:
+        fail(str(exc))
 
 
 @click.group("db")

@@ -26,7 +26,7 @@ def build_app(config: str | None, *, migrate: bool = False, database_url: str | 
 
     from bot.app import build
     from commands.registry import PluginError
-    from infra.db.common import DatabaseUnavailable, SchemaMismatch
+    from infra.db.common import BadDatabaseURL, DatabaseUnavailable, SchemaMismatch
 
     try:
         return build(config, database_url, migrate=migrate, overlay=overlay)
@@ -36,6 +36,8 @@ def build_app(config: str | None, *, migrate: bool = False, database_url: str | 
         fail(str(exc))
     except SchemaMismatch as exc:
         fail(f"{exc.headline()}. {exc.advice}")
+    except BadDatabaseURL as exc:
+        fail(str(exc))
     except DatabaseUnavailable as exc:
         fail(f"The audit database is unreachable: {exc}")
     except (OperationalError, InterfaceError) as exc:  # the driver, before the store wraps it

@@ -52,7 +52,7 @@ from infra.db.common import DatabaseUnavailable, aware, utcnow, without_nul
 from infra.db.models import RequestRow, request_row
 from infra.db.store import AuditStore, named_problem, new_request_id, overdue
 from infra.db.writer import Write
-from infra.errors import CannotSucceed, CommandError
+from infra.errors import BackendUnavailable, CannotSucceed, CommandError
 from infra.redact import Redactor, secret_values
 from infra.status import ACTIVE, APPROVABLE, CONFIRMABLE, PENDING, Status
 from infra.wiring import same_clients
@@ -612,8 +612,11 @@ class Engine:
                        roles: frozenset[Role]) -> list[str]:
         """What the change will do, for its card; raises CannotSucceed when it cannot work at all.
 
-        Any other error (a backend that does not answer) leaves the card with a note: the
-        change may still work by the time it runs, so people decide with that in view.
+        Only a backend that does not answer (BackendUnavailable) leaves the card with a note: the
+        change may still work by the time it runs, so people decide with that in view. Every other
+        error says something about the request itself (a git ref that is not known, a compose file
+        that does not validate, a backend not configured): it cannot work as asked, so nobody is
+        asked to confirm or approve it.
         """
         if spec.preview is None:
             return []
@@ -622,8 +625,10 @@ class Engine:
             return await spec.preview(ctx, self._full_args(spec, args))
         except CannotSucceed:
             raise
-        except CommandError as exc:
+        except BackendUnavailable as exc:
             return [f"(preview unavailable: {exc})"]
+        except CommandError as exc:
+            raise CannotSucceed(str(exc)) from exc
 
     async def _propose_change(self, req: Request, plan: Plan, spec: CommandSpec) -> Reply:
         targets = lock_targets(self.config, plan.args) if spec.backend else []

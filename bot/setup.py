@@ -280,17 +280,26 @@ def write(result: Result, config_path: Path, env_path: Path, *, force: bool) -> 
     os.chmod(env_path, 0o600)
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def load_env_file(path: str) -> None:
     """Put an env file's variables into this process's environment (those already set win)."""
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise AnswersError(f"{path}: cannot read the env file ({exc.strerror or exc}).") from exc
-    for raw in lines:
+    except UnicodeDecodeError as exc:
+        raise AnswersError(f"{path}: the env file is not UTF-8 text (byte {exc.start}).") from exc
+    for n, raw in enumerate(lines, 1):
         line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
+        if not line or line.startswith("#"):
             continue
-        key, _, value = line.removeprefix("export ").partition("=")
+        key, eq, value = line.removeprefix("export ").partition("=")
+        if not eq or not ENV_NAME.fullmatch(key.strip()) or "\0" in value:
+            # (a line the shell would not read as NAME=VALUE: it is a mistake, and a secret may hang on it)
+            raise AnswersError(f"{path}:{n}: not a NAME=VALUE line (NAME: letters, digits and '_', not starting "
+                               "with a digit; no NUL in the value).")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == "'":
             value = value[1:-1].replace("'\\''", "'")

@@ -30,6 +30,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.redact import KEY_NAMES
+from infra.wording import join_choices
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "chatops.yaml"
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -346,6 +349,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
+    def __init__(self, **values: Any) -> None:
+        """A variable that does not parse (`CHATOPS_AUDIT_UNKEYED=banana`) is a ConfigError naming it, which
+        every command reports as a configuration error, not pydantic's traceback."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            def said(e: Any) -> str:  # the value, unless the variable's name says it is a secret
+                name = ".".join(str(p) for p in e["loc"]).upper()
+                return "" if any(k in name for k in KEY_NAMES) else f" (it is '{str(e.get('input'))[:40]}')"
+
+            raise ConfigError("\n".join(
+                f"environment variable {'.'.join(str(p) for p in e['loc'])}: {e['msg']}{said(e)}. "
+                f"Fix: {_FIXES.get(e['type'], 'correct the value')}." for e in exc.errors())) from None
+
     database_url: str | None = Field(None, alias="DATABASE_URL")
     chatops_config: str | None = Field(None, alias="CHATOPS_CONFIG")
     llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
@@ -378,12 +395,64 @@ def _expand_env(value: str) -> str | None:
     return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
 
 
-def _walk_expand(data: Any, unset: dict[str, str] | None = None, at: str = "") -> Any:
+# A config file is a few kilobytes; these bound what a hostile or broken one can cost to read. YAML's
+# aliases repeat a subtree without repeating its text, so 400 bytes can stand for billions of values
+# ("billion laughs"): the walks below count values as they expand them and stop at the bound.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 100_000
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: YAML lets the
+    last one win silently, so a second `rumpleprod:` or `"slack:U1":` entry would quietly replace
+    the first one's protection or roles."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise _DuplicateKey(
+                        None, None, f"the key '{key_node.value}' is given twice (lines {seen[key_node.value]} "
+                        f"and {line}); YAML would keep only the last", key_node.start_mark)
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Walk:
+    """One bounded walk over a loaded or composed document: refuses a cycle (`a: &a [*a]`) and more
+    than MAX_CONFIG_VALUES values in all, each as a ConfigError that says which."""
+
+    def __init__(self, file: Path) -> None:
+        self.file, self.count, self.path_ids = file, 0, set[int]()
+
+    def enter(self, item: Any) -> None:
+        self.count += 1
+        if self.count > MAX_CONFIG_VALUES:
+            raise ConfigError(f"{self.file}: the config expands to more than {MAX_CONFIG_VALUES:,} values (YAML "
+                              "aliases repeating a subtree?). Fix: write the values out, without nested aliases.")
+        if id(item) in self.path_ids:
+            raise ConfigError(f"{self.file}: a YAML alias refers to a value that contains it (a cycle). "
+                              "Fix: remove the alias.")
+
+
+def _walk_expand(data: Any, unset: dict[str, str] | None = None, at: str = "", walk: _Walk | None = None) -> Any:
     """Expand `${VAR}` everywhere; `unset` collects key → VAR for whole-value refs to unset vars."""
-    if isinstance(data, dict):
-        return {k: _walk_expand(v, unset, f"{at}.{k}" if at else str(k)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_walk_expand(v, unset, f"{at}.{i}") for i, v in enumerate(data)]
+    walk = walk or _Walk(Path("config"))
+    walk.enter(data)
+    if isinstance(data, dict | list):
+        walk.path_ids.add(id(data))
+        try:
+            if isinstance(data, dict):
+                return {k: _walk_expand(v, unset, f"{at}.{k}" if at else str(k), walk) for k, v in data.items()}
+            return [_walk_expand(v, unset, f"{at}.{i}", walk) for i, v in enumerate(data)]
+        finally:
+            walk.path_ids.discard(id(data))
     if isinstance(data, str):
         value = _expand_env(data)
         whole = _ENV_REF.fullmatch(data)
@@ -393,11 +462,14 @@ def _walk_expand(data: Any, unset: dict[str, str] | None = None, at: str = "") -
     return data
 
 
-def _line_map(text: str) -> dict[tuple[str, ...], int]:
+def _line_map(text: str, file: Path = Path("config")) -> dict[tuple[str, ...], int]:
     """Map each key path in a YAML document to its 1-based line number."""
     lines: dict[tuple[str, ...], int] = {}
+    bound = _Walk(file)
 
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        bound.enter(node)
+        bound.path_ids.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 sub = (*path, str(key.value))
@@ -407,8 +479,9 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
             for i, item in enumerate(node.value):
                 lines[(*path, str(i))] = item.start_mark.line + 1
                 walk(item, (*path, str(i)))
+        bound.path_ids.discard(id(node))
 
-    root = yaml.compose(text)
+    root = yaml.compose(text, Loader=_StrictLoader)
     if root is not None:
         walk(root, ())
     return lines
@@ -428,7 +501,7 @@ _FIXES = {
     "bool_parsing": "use true or false",
     "int_parsing": "use a whole number",
     "literal_error": "use one of the allowed values",
-    "enum": "use one of: viewer, operator, approver, admin",
+    "enum": "use one of the allowed values",
 }
 
 
@@ -469,11 +542,19 @@ def _allowed_keys(loc: tuple[str, ...]) -> str:
     return ", ".join(sorted(fields)) if fields else ""
 
 
+def _rendered(problems: list[Problem], file: Path, lines: dict[tuple[str, ...], int]) -> str:
+    """Every problem, one a line, in the order of the file (so the first to fix comes first)."""
+    ordered = sorted(problems, key=lambda p: _nearest_line(lines, p.path) or 0)
+    return "\n".join(p.render(file, lines) for p in ordered)
+
+
 def _pydantic_problems(err: ValidationError) -> list[Problem]:
     out = []
     for e in err.errors():
         loc = tuple(str(p) for p in e["loc"] if p not in (_SHORT, _LONG))
         fix = _FIXES.get(e["type"], "correct the value")
+        if e["type"] in ("enum", "literal_error") and (e.get("ctx") or {}).get("expected"):
+            fix = f"use one of: {e['ctx']['expected']}"  # the values of this key, not of another enum
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc)
             if allowed:
@@ -482,6 +563,21 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
         else:
             out.append(Problem(loc, e["msg"], fix))
     return out
+
+
+def _platform_id_problem(key: str, platforms: tuple[str, ...], what: str, example: str) -> tuple[str, str] | None:
+    """(problem, fix) when a `users`/`channels` key is not PLATFORM:ID with a platform of `platforms`."""
+    platform, _, name = key.partition(":")
+    if platform in platforms and name.strip():
+        return None
+    problem = f"{what} ids are a platform and an id, such as '{platforms[0]}:{example}'" + (
+        f" (or '{CONSOLE_CHANNEL}', the terminal)" if what == "channel" else "")
+    if platform.lower() in platforms and name.strip():
+        return problem, f"write the platform in lower case: '{platform.lower()}:{name}'"
+    if not name.strip() and ":" in key:
+        return problem, f"write the id after '{platform}:'"
+    starts = join_choices([p + ":" for p in platforms])
+    return problem, f"start it with one of {starts}: " + join_choices([f"'{p}:{name or key}'" for p in platforms])
 
 
 def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
@@ -533,14 +629,19 @@ def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
                                     f"unknown environment '{cfg.default_env}'",
                                     "use an environment name from 'environments'"))
     for user, entry in inv.users.items():
-        if ":" not in user:
-            problems.append(Problem(("users", user), "user ids need a platform prefix",
-                                    f"write it as 'slack:{user}', 'discord:{user}' or 'console:{user}'"))
-        elif user.startswith("api:"):
+        if user.startswith("api:"):
             problems.append(Problem(("users", user), "automation identities are not users",
                                     "give the token roles under 'api_tokens' (chatops api token create NAME)"))
+        elif bad := _platform_id_problem(user, PERSON_PLATFORMS, "user", "U0123"):
+            # (a user that matches no identity would never get the roles written for them)
+            problems.append(Problem(("users", user), *bad))
         if isinstance(entry, Grant):
             known_envs(("users", user, "envs"), entry.envs)
+    for chan in inv.channels:
+        if chan != CONSOLE_CHANNEL and (bad := _platform_id_problem(chan, CHANNEL_PLATFORMS, "channel", "C0OPS")):
+            # a channel's rules apply to requests from exactly this id: one that matches none restricts nothing
+            problems.append(Problem(("channels", chan), f"{bad[0]}; as written it matches no channel, so its "
+                                    "rules would never apply", bad[1]))
     for chan, cfg in inv.channels.items():
         known_envs(("channels", chan, "envs"), cfg.envs)
         if cfg.default_env and cfg.envs is not None and cfg.default_env not in cfg.envs:
@@ -554,6 +655,11 @@ def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
         known_envs(("api_tokens", name, "envs"), token.envs)
     return problems
 
+
+# The platforms whose people the config names under `users`, and whose channels under `channels`.
+PERSON_PLATFORMS = ("slack", "discord", "console")
+CHANNEL_PLATFORMS = ("slack", "discord")
+CONSOLE_CHANNEL = "console"  # the terminal's one channel (bot/adapters/console.py), a key of its own
 
 # The identity of an API caller without a valid token (its refusals are audited as api:unauthenticated).
 UNAUTHENTICATED_TOKEN = "unauthenticated"
@@ -712,41 +818,55 @@ def load_config(path: str | Path | None = None, settings: Settings | None = None
     defaults); it is validated with the rest.
     """
     settings = settings or Settings()
+    for given, name in ((path, "the config path given (--config)"), (settings.chatops_config, "CHATOPS_CONFIG")):
+        if given is not None and not str(given).strip():
+            # (an unset variable in a unit file, `--config "$UNSET"`: never the shipped demo inventory instead)
+            raise ConfigError(f"{name} is empty. Fix: give the config file's path, or leave it out for "
+                              f"the shipped {DEFAULT_CONFIG_PATH.name}.")
     file = Path(path or settings.chatops_config or DEFAULT_CONFIG_PATH).expanduser()
     try:
-        text = file.read_text()
+        size = file.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{file}: the config file is {size:,} bytes; a config is at most "
+                              f"{MAX_CONFIG_BYTES:,}. Fix: check CHATOPS_CONFIG points at the config file.")
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the config file ({exc.strerror}). "
                           "Fix: check CHATOPS_CONFIG or the path given.") from exc
+    except UnicodeDecodeError as exc:
+        line = file.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file}:{line}: the config file is not UTF-8 text (byte {exc.start}). "
+                          "Fix: save it as UTF-8.") from exc
     try:
-        lines = _line_map(text)
-        raw = yaml.safe_load(text)
+        lines = _line_map(text, file)
+        raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader that also refuses duplicate keys
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark else str(file)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}. "
-                          "Fix: check indentation, colons and quotes on that line.") from exc
+        fix = ("remove one of the two, or merge them" if isinstance(exc, _DuplicateKey)
+               else "check indentation, colons and quotes on that line")
+        raise ConfigError(f"{where}: invalid YAML: {problem}. Fix: {fix}.") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the config must be a mapping with an 'environments' section. "
                           "Fix: start from the shipped chatops.yaml.")
     unset: dict[str, str] = {}
-    raw = _walk_expand(raw, unset)
+    raw = _walk_expand(raw, unset, walk=_Walk(file))
     if overlay:
         _overlay(raw, overlay)
     llm = raw.setdefault("llm", {}) or {}
     raw["llm"] = llm
-    # Environment variables fill in LLM settings the file leaves empty.
+    # Environment variables fill in LLM settings the file leaves empty (a section that is not a mapping
+    # is left to the schema check, which names it).
     for key, val in (("base_url", settings.llm_base_url), ("model", settings.llm_model),
                      ("api_key", settings.llm_api_key.get_secret_value() if settings.llm_api_key else None)):
-        if llm.get(key) in (None, "") and val:
+        if isinstance(llm, dict) and llm.get(key) in (None, "") and val:
             llm[key] = val
     try:
         inv = Inventory.model_validate(raw)
     except ValidationError as exc:
-        probs = _pydantic_problems(exc)
-        raise ConfigError("\n".join(p.render(file, lines) for p in probs)) from exc
+        raise ConfigError(_rendered(_pydantic_problems(exc), file, lines)) from exc
     sem = _semantic_problems(inv, file.parent)
     if sem:
-        raise ConfigError("\n".join(p.render(file, lines) for p in sem))
+        raise ConfigError(_rendered(sem, file, lines))
     return Config(inventory=inv, path=file, settings=settings, unset_env=unset)

@@ -45,6 +45,15 @@ def _names_a_key(value: str) -> bool:
     return _KEY_HINT.search(value.lower()) is not None
 
 
+def mask_credentials(value: str) -> str:
+    """Token shapes and URL passwords only: for the bot's own diagnostics (`chatops doctor`), whose
+    lines name settings ("SLACK_BOT_TOKEN: invalid_auth") that the key=value rule would mask."""
+    value = TOKENS.sub(MASK, value)
+    if "://" in value:
+        value = URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", value)
+    return value
+
+
 class Redactor:
     """Masks known secret values and anything that looks like a credential."""
 

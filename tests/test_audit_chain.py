@@ -192,6 +192,19 @@ async def test_an_export_verifies_offline(keyed: Engine, pg_url: str, config: Co
     export.write_text(json.dumps(data))
     bad = CliRunner().invoke(main, ["audit", "verify", "--file", str(export)], env=offline)
     assert bad.exit_code == 1 and "approver" in bad.output and "first broken row" in bad.output
+    # A file that is no export, or one whose fields are of another shape, cannot be checked: exit 2, named.
+    good = json.loads(json.dumps(data))
+    for edit in (lambda d: d.__setitem__("head", {"seq": "abc"}), lambda d: d.__setitem__("start", "x"),
+                 lambda d: d["events"].__setitem__(0, "an event"),
+                 lambda d: d["requests"][0].__setitem__("created_at", "not a date")):
+        broken = json.loads(json.dumps(good))
+        edit(broken)
+        export.write_text(json.dumps(broken))
+        out = CliRunner().invoke(main, ["audit", "verify", "--file", str(export)], env=offline)
+        assert out.exit_code == 2 and "cannot be checked: a field is not what" in out.output, out.output
+    export.write_text(json.dumps(good)[:200])
+    out = CliRunner().invoke(main, ["audit", "verify", "--file", str(export)], env=offline)
+    assert out.exit_code == 2 and "cannot be read as an export" in out.output, out.output
     # A partial export (--since) verifies too, from the first event it holds.
     row = keyed.store.get(ids["approved"])
     assert row is not None

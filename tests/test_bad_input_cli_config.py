@@ -149,3 +149,66 @@ async def test_portainer_key_from_a_missing_variable_is_named_on_use(tmp_path: P
         assert row is not None and row.status == "refused" and "portainer.api_key" in (row.reason or "")
     finally:
         await engine.close()
+
+
+# -- a config file that YAML reads differently from what its author meant, or that costs too much ---------------
+
+@pytest.mark.parametrize("text, said", [
+    # YAML lets a second key silently replace the first: protection or roles would quietly change.
+    (MINIMAL.replace("environments:\n", "environments:\n  rumpletest: {protected: true}\n"),
+     r"chatops\.yaml:3: invalid YAML: the key 'rumpletest' is given twice \(lines 2 and 3\)"),
+    (MINIMAL + 'users:\n  "console:alice": [admin]\n  "console:alice": [viewer]\n',
+     r"the key 'console:alice' is given twice"),
+    # A key that matches no identity or channel would make its roles or rules apply to nobody.
+    (MINIMAL + "channels:\n  C0OPS: {commands: [status]}\n", r"channels\.C0OPS: channel ids are a platform"),
+    (MINIMAL + 'users:\n  "Slack:U1": [operator]\n', r"write the platform in lower case: 'slack:U1'"),
+    (MINIMAL + 'users:\n  "teams:U2": [viewer]\n', r"start it with one of slack:, discord: or console:"),
+    # Aliases that stand for a billion values, or for themselves.
+    ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else ', '.join(['x'] * 10)}]\n" for i in range(8))
+     + MINIMAL, r"expands to more than 100,000 values"),
+    ("a: &a [*a]\n" + MINIMAL, r"a YAML alias refers to a value that contains it"),
+    (MINIMAL + "llm: [1]\n", r"llm: Input should be a valid dictionary"),
+    (MINIMAL + "schedules: {approval: sometimes}\n", r"Fix: use one of: 'at_schedule' or 'at_run'"),
+])
+def test_a_config_yaml_would_misread_is_refused_with_line_and_fix(tmp_path: Path, text: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=said):
+        load_config(write(tmp_path, text))
+
+
+def test_undecodable_oversized_or_empty_config_paths_are_named(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "# caf\xe9\n")
+    path.write_bytes(MINIMAL.encode() + b"# \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"chatops\.yaml:6: the config file is not UTF-8 text"):
+        load_config(path)
+    path.write_text(MINIMAL + "#" * (2 << 20))
+    with pytest.raises(ConfigError, match=r"a config is at most 1,048,576"):
+        load_config(path)
+    res = chatops("config", "check", "--config", "", env=base_env())
+    assert res.returncode == 2 and "(--config) is empty" in res.stderr and "Traceback" not in res.stderr
+    res = chatops("config", "check", env=base_env(CHATOPS_CONFIG=""))
+    assert res.returncode == 2 and "CHATOPS_CONFIG is empty" in res.stderr
+
+
+def test_bad_environment_values_are_configuration_errors_on_every_command(tmp_path: Path) -> None:
+    for args in (("db", "status"), ("run", "--as", "alice", "whoami"), ("audit", "verify")):
+        res = chatops(*args, env=base_env(CHATOPS_AUDIT_UNKEYED="banana"))
+        assert res.returncode == 2 and "environment variable CHATOPS_AUDIT_UNKEYED" in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+    for url, said in (("garbage", "is not a database URL"), ("mysql://u@127.0.0.1/x", "names a mysql database"),
+                      ("postgresql+psycopg://u:sekrit@127.0.0.1:notaport/x", "is not a database URL")):
+        for args in (("db", "status"), ("audit", "export"), ("run", "--as", "alice", "whoami")):
+            res = chatops(*args, env=base_env(DATABASE_URL=url))
+            assert res.returncode == 2 and said in res.stderr, (url, args, res.stderr)
+            assert "Traceback" not in res.stderr and "sekrit" not in res.stderr
+    env_file = tmp_path / "chatops.env"
+    env_file.write_text("A=1\n=x\n")
+    res = chatops("--env-file", str(env_file), "config", "check", env=base_env())
+    assert res.returncode == 2 and f"{env_file}:2: not a NAME=VALUE line" in res.stderr
+
+
+def test_doctor_masks_a_password_in_the_urls_it_quotes(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("    aliases: [test]\n", "    aliases: [test]\n    portainer: "
+                                          "{url: 'https://admin:PortPW123@127.0.0.1:1', endpoint_id: 1}\n"))
+    res = chatops("doctor", "--config", str(path), env=base_env())
+    assert "portainer" in res.stdout and "127.0.0.1:1" in res.stdout, res.stdout
+    assert "PortPW123" not in res.stdout + res.stderr

@@ -72,7 +72,7 @@ def test_env_var_references_fill_secrets(tmp_path: Path, monkeypatch: pytest.Mon
     (MINIMAL.replace("aliases: [test]", "aliases: [test]\n    protected: maybe"),
      ["chatops.yaml:4:", "environments.rumpletest.protected", "true or false"]),
     (MINIMAL + "users:\n  alice: [operator]\n", ["users.alice", "console:alice"]),
-    (MINIMAL + "users:\n  'console:alice': [superuser]\n", ["users.console:alice.0", "viewer, operator"]),
+    (MINIMAL + "users:\n  'console:alice': [superuser]\n", ["users.console:alice.0", "'viewer', 'operator'"]),
     (MINIMAL + "channels:\n  'slack:C1': {default_env: nowhere}\n", ["channels.slack:C1.default_env",
                                                                        "unknown environment 'nowhere'"]),
     ("- just\n- a list\n", ["must be a mapping"]),

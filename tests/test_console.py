@@ -41,6 +41,11 @@ def test_run_read_change_refusal_and_clarify(pg_url: str) -> None:
     unclear = chatops("run", "--as", "alice", "restart n8n", env=env)
     assert unclear.returncode == 2 and "Which environment" in unclear.stdout
 
+    # a change without --yes: its id, said plainly
+    unconfirmed = chatops("run", "--as", "carol", "could you lock dev for a minute", env=env)
+    assert re.search(r"Not run: repeat the command with --yes to confirm it \(request r-[0-9a-f]{8} lapses "
+                     r"unconfirmed\)\.", unconfirmed.stdout), unconfirmed.stdout
+
     locked = chatops("run", "--as", "carol", "--yes", "lock test for the demo day", env=env)
     assert locked.returncode == 0 and "rumpletest is frozen" in locked.stdout
     envs = chatops("run", "--as", "bob", "envs", env=env)

@@ -115,3 +115,22 @@ def test_diff_words_for_environment_and_legacy_revisions() -> None:
                        {"postgres:16": "sha256:" + "b" * 64})
     assert alien[0].startswith("~ db: recreated: what runs (postgres:15) was not deployed by the bot")
     assert "image postgres:15 → postgres:16" in alien[0]
+
+
+async def test_a_deploy_that_cannot_work_is_refused_before_anyone_confirms(world: DockerWorld,
+                                                                          docker_engine: Engine) -> None:
+    """A preview that fails on the request itself (a git ref nobody has, a compose file that does not
+    validate) refuses it: no card, nobody asked; only a backend that does not answer leaves a card."""
+    unknown = await ask(docker_engine, "deploy app dtest ref=v9.9.9-nope", yes=False)
+    assert unknown.tone is Tone.error and unknown.buttons == [] and "v9.9.9-nope" in unknown.text, unknown.text
+    file = world.compose_dir / "app" / "compose.yaml"
+    good = file.read_text()
+    try:
+        file.write_text(good + "\nnot: [valid\n")
+        broken = await ask(docker_engine, "deploy app dtest", yes=False)
+        assert broken.tone is Tone.error and broken.buttons == [], broken.text
+    finally:
+        file.write_text(good)
+    for reply in (unknown, broken):
+        row = docker_engine.store.get(reply.request_id or "")
+        assert row is not None and row.status == "refused", (reply.text, row and row.status)

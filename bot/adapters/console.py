@@ -27,9 +27,10 @@ from bot.engine import Engine
 from bot.render.text import progress_line, render
 from bot.request import Actor, Attachment, Button, Reply, Request, Tone
 from bot.state import LocalState
+from infra.config import CONSOLE_CHANNEL
 from infra.wording import counted
 
-CHANNEL = "console"
+CHANNEL = CONSOLE_CHANNEL
 YES = ("y", "yes")
 NO = ("", "n", "no")
 
@@ -115,10 +116,11 @@ async def run_once(engine: Engine, actor: Actor, text: str, yes: bool = False,
     req = Request(actor=actor, text=text, platform="console", channel=CHANNEL, confirmed=yes,
                   on_progress=progress)
     reply = await engine.handle(req)
-    rid = _confirm_button(reply)
-    screen.reply(reply, buttons=rid is None)
-    if rid:
-        out(f"Not run: repeat the command with --yes to confirm it (request {rid} lapses unconfirmed).")
+    confirm = _confirm_button(reply)
+    screen.reply(reply, buttons=confirm is None)
+    if confirm:
+        out(f"Not run: repeat the command with --yes to confirm it (request {confirm.request_id} "
+            "lapses unconfirmed).")
     return reply
 
 

@@ -37,6 +37,17 @@ class DatabaseUnavailable(Exception):
         return f"The audit database became unreachable while {command} was running ({self})"
 
 
+class BadDatabaseURL(DatabaseUnavailable):
+    """DATABASE_URL cannot name a database this bot can use (not a URL, another kind of database, a port
+    that is no number): said before any connection is tried, instead of the driver's traceback."""
+
+    def headline(self) -> str:
+        return str(self)
+
+    advice = ("Fix DATABASE_URL: postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or unset it for "
+              "the SQLite file.")
+
+
 class SchemaMismatch(DatabaseUnavailable):
     """The database answers, but its schema is not the one this code was written for.
 

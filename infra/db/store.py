@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import uuid
@@ -65,7 +66,7 @@ from infra.db.chain import (
     fold,
     plain,
 )
-from infra.db.common import AuditFilter, DatabaseUnavailable, aware, utcnow, without_nul
+from infra.db.common import AuditFilter, BadDatabaseURL, DatabaseUnavailable, aware, utcnow, without_nul
 from infra.db.models import EVENTS, REQUESTS, AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker, request_row
 from infra.db.writer import GroupWriter, Inserts, Write, run_writes, send_update
 from infra.redact import Redactor
@@ -147,11 +148,37 @@ def _advisory_key(owner: str) -> int:
     return int.from_bytes(hashlib.sha256(owner.encode()).digest()[:8], "big", signed=True)
 
 
+# user:PASSWORD@ in a URL, for messages that quote one
+URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^@/]*)(@)")
+
+
+def usable_url(url: str) -> str:
+    """The URL to connect with (`postgresql://` means psycopg 3, the driver this bot ships), or
+    BadDatabaseURL naming what is wrong: the driver would fail with a traceback instead."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 (parsed here, so that a port that is no number is found now)
+    except (ArgumentError, ValueError) as exc:
+        shown = URL_PASSWORD.sub(r"\1***\3", url)[:200]
+        raise BadDatabaseURL(f"DATABASE_URL is not a database URL ('{shown}': {exc}). "
+                             f"{BadDatabaseURL.advice}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("postgresql", "sqlite"):
+        raise BadDatabaseURL(f"DATABASE_URL names a {backend} database; the audit log is kept in PostgreSQL "
+                             f"or SQLite. {BadDatabaseURL.advice}")
+    if backend == "postgresql" and parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
 class Database:
     """Engine and sessions for one database URL; SQLite when none is given."""
 
     def __init__(self, url: str | None = None, *, connect_timeout: int = 5) -> None:
-        self.url = url or default_sqlite_url()
+        self.url = usable_url(url) if url else default_sqlite_url()
         args: dict[str, Any] = {}
         if self.url.startswith("postgresql"):
             args["connect_args"] = {"connect_timeout": connect_timeout}
