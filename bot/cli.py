@@ -171,8 +171,13 @@ def console(config: str | None, user: str | None, local: bool) -> None:
             _fail(f"Configuration error:\n{exc}")
         for row in interrupted:
             click.echo(f"! request {row.id} ({row.command}) was interrupted by a restart.")
+        # On its own SQLite file the console is the only bot: it runs schedules. On a shared database the
+        # team's `chatops serve` does, and a console there (someone's laptop) must not run them too.
+        alone = not app.db.is_postgres
+        notes.append("Schedules made here run while this console is open." if alone else
+                     "Schedules are run by 'chatops serve' on this database, not by this console.")
         try:
-            await interactive(app.engine, actor, state, notes)
+            await interactive(app.engine, actor, state, notes, schedules=alone)
         finally:
             await app.close()
 
@@ -636,6 +641,11 @@ def api_token_create(name: str, roles: tuple[str, ...], envs: tuple[str, ...]) -
     bad_name = token_name_problem(name)
     if bad_name:
         _fail(f"NAME: {bad_name} (the identity is api:NAME).")
+    import re
+
+    odd = [e for e in envs if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", e)]
+    if odd:  # printed into a YAML snippet: a value that is no name could change what the snippet says
+        _fail(f"--env {odd[0]!r} is not an environment name (letters, digits, '_', '.', '-').")
     token = new_token()
     click.echo(f"Token for api:{name} (shown once; store it in the automation's secret store):\n\n  {token}\n")
     click.echo("Add this to the config (it holds only the hash):\n")

@@ -315,3 +315,8 @@ def test_token_create_prints_the_token_once_and_only_its_hash_for_the_config(tmp
     assert Role.operator not in cfg.roles_of("api:n8n", frozenset({"rumpleprod"}))
     bad = CliRunner().invoke(main, ["api", "token", "create", "Bad Name"])
     assert bad.exit_code == 2
+    reserved = CliRunner().invoke(main, ["api", "token", "create", "unauthenticated"])
+    assert reserved.exit_code == 2 and "reserved" in reserved.output
+    # An --env that is no name would be printed into the snippet as YAML of its own (roles: [admin]).
+    forged = CliRunner().invoke(main, ["api", "token", "create", "ci", "--env", "rumpledev]\n    roles: [admin"])
+    assert forged.exit_code == 2 and "api_tokens:" not in forged.output

@@ -416,3 +416,31 @@ async def test_a_schedule_read_from_a_sentence_waits_for_its_requesters_yes(engi
     assert now.tone is Tone.question and [b.label for b in now.buttons] == ["Run it", "Cancel"]
     said = await engine.handle(Request(actor=carol, text="lock rumpledev tonight at 23:30"))
     assert said.text.startswith("Scheduled s-"), said.text  # the command said as itself: at once, as before
+
+
+async def test_a_console_alone_on_its_database_runs_what_is_due_and_says_so(config: Config, tmp_path: Path) -> None:
+    """The console on its SQLite file is the only bot there: a schedule made in it runs while it is open."""
+    from bot.adapters.console import Screen, _run_schedules
+
+    quick = dataclasses.replace(config, inventory=config.inventory.model_copy(
+        update={"schedules": Schedules(tick_seconds=0.05)}))
+    clock = ManualClock(NOON)
+    db = Database(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    db.migrate()
+    engine = Engine(quick, AuditStore(db), Backends(quick), registry=observable_registry(tmp_path), clock=clock)
+    await engine.start()
+    lines: list[str] = []
+    ticking = asyncio.create_task(_run_schedules(engine, Screen(write=lines.append)))
+    try:
+        sid = await schedule(engine, "console:alice", "touch rumpledev marker at 12:01 today", channel="console")
+        clock.advance(timedelta(minutes=1, seconds=5))
+        for _ in range(200):
+            if any(sid in line for line in lines):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        ticking.cancel()
+        await engine.close()
+        db.dispose()
+    assert any(f"Schedule {sid} ran: succeeded" in line for line in lines), lines
+    assert (tmp_path / "marker").read_text().startswith("rumpledev console:alice")

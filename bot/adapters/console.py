@@ -11,6 +11,7 @@ Without a terminal (stdin a pipe) the same happens one request at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import re
@@ -271,8 +272,10 @@ class ConsoleSession:
 
 
 async def interactive(engine: Engine, actor: Actor, state: LocalState | None = None,
-                      intro: list[str] | None = None) -> None:
-    """The console REPL; `/as USER` switches identity to try approvals by someone else."""
+                      intro: list[str] | None = None, *, schedules: bool = False) -> None:
+    """The console REPL; `/as USER` switches identity to try approvals by someone else. `schedules`: this
+    console is the only bot on its database (the embedded SQLite file), so it runs what is due, as
+    `chatops serve` does, and says so as each run ends."""
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     screen = Screen(tty=sys.stdout.isatty(), state=state)
     session = ConsoleSession(engine, actor, screen, concurrent=tty)
@@ -280,10 +283,28 @@ async def interactive(engine: Engine, actor: Actor, state: LocalState | None = N
                + ("Ctrl-C stops what runs; Ctrl-D quits." if tty else "end of input quits."))
     for line in intro or []:
         screen.say(line)
-    if tty:
-        await _terminal_loop(session, state)
-    else:
-        await _plain_loop(session)
+    ticking = asyncio.create_task(_run_schedules(engine, screen)) if schedules else None
+    try:
+        if tty:
+            await _terminal_loop(session, state)
+        else:
+            await _plain_loop(session)
+    finally:
+        if ticking is not None:
+            ticking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticking
+
+
+async def _run_schedules(engine: Engine, screen: Screen) -> None:
+    """What is due, every `schedules.tick_seconds`, while the console is open; one line per run."""
+    from bot.scheduling import Scheduler
+
+    scheduler = Scheduler(engine)
+    while True:
+        await asyncio.sleep(engine.config.inventory.schedules.tick_seconds)
+        for sid, status in await scheduler.tick():
+            screen.say(f"⏰ Schedule {sid} ran: {status}. 'schedules' and 'audit' show it.")
 
 
 async def _plain_loop(session: ConsoleSession) -> None:
