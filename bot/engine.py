@@ -85,6 +85,30 @@ def shown(lines: list[str], limit: int = 4000) -> list[str]:
     return out
 
 
+# Where a request stands, said after "Request r-…" when an action finds it already past that point.
+_STANDING = {Status.succeeded: "has already succeeded", Status.failed: "has already run and failed",
+             Status.started: "is already running", Status.approved: "is already approved",
+             Status.expired: "has already expired", Status.confirmed: "is already confirmed",
+             Status.requested: "is already being handled", Status.pending_approval: "is waiting for approval",
+             Status.awaiting_confirmation: "is waiting for its requester to confirm it",
+             Status.scheduled: "has become a schedule"}
+
+
+def standing(row: RequestRow | None) -> str:
+    """"has already run and succeeded (approved by console:bob)", "was already denied by console:carol":
+    where a request stands and who decided it, never worded as if the decider had run it."""
+    if row is None:
+        return "is gone"
+    status = Status(row.status)
+    said = _STANDING.get(status, f"was already {status.value}")
+    if row.approver and status is Status.denied:
+        return f"{said} by {row.approver}"
+    if row.approver and status in (Status.succeeded, Status.failed, Status.started, Status.approved,
+                                   Status.interrupted):
+        return f"{said} (approved by {row.approver})"
+    return said
+
+
 def describe(spec: CommandSpec, args: dict[str, Any]) -> str:
     """The canonical one-line form of a plan ("restart n8n rumpledev tail=…")."""
     return spec.describe(args)
@@ -794,8 +818,7 @@ class Engine:
                 return Ran(self._error(msg, row.id))
             if started is None:
                 current = await self._db(self.store.get, row.id)
-                status = current.status if current else "gone"
-                return Ran(Reply(f"Request {row.id} is already {status}; nothing was run twice.",
+                return Ran(Reply(f"Request {row.id} {standing(current)}; nothing was run twice.",
                                  tone=Tone.info, request_id=row.id),
                            Status(current.status) if current else None, applied=not first)
             run_req = Request(actor=req.actor, text=row.text, platform=req.platform,
@@ -946,8 +969,7 @@ class Engine:
             return await self._decision_refused(act, row, actor, f"You can't {act} your own request {rid}; another "
                                                 f"approver must. You can take it back with 'withdraw {rid}'.")
         if status not in APPROVABLE:
-            by = f" by {row.approver}" if row.approver else ""
-            return self._unmoved(Reply(f"Request {rid} is already {row.status}{by}; nothing was done twice.",
+            return self._unmoved(Reply(f"Request {rid} {standing(row)}; nothing was done twice.",
                                        tone=Tone.info, request_id=rid), row)
         if act is Action.deny:
             why = reason or None
@@ -1021,9 +1043,7 @@ class Engine:
 
     async def _already(self, rid: str) -> Decision:
         row = await self._db(self.store.get, rid)
-        status = row.status if row else "gone"
-        by = f" by {row.approver}" if row and row.approver else ""
-        return Decision(Reply(f"Request {rid} was already {status}{by}; nothing was done twice.",
+        return Decision(Reply(f"Request {rid} {standing(row)}; nothing was done twice.",
                               tone=Tone.info, request_id=rid),
                         status=Status(row.status) if row else None)
 
@@ -1034,7 +1054,7 @@ class Engine:
                                              + ("; an approver can deny it." if row.status in APPROVABLE
                                                 else "."), row.id), row)
         if row.status not in PENDING:
-            return self._unmoved(Reply(f"Request {row.id} is already {row.status}; there is nothing to "
+            return self._unmoved(Reply(f"Request {row.id} {standing(row)}; there is nothing to "
                                        "withdraw." + (f" To stop it while it runs: 'cancel {row.id}'."
                                                       if row.status in ACTIVE else ""),
                                        tone=Tone.info, request_id=row.id), row)
@@ -1052,7 +1072,7 @@ class Engine:
             return self._unmoved(self._error(f"Only {row.actor} can {action} their request {row.id}.",
                                              row.id), row)
         if row.status not in CONFIRMABLE:
-            return self._unmoved(Reply(f"Request {row.id} is already {row.status}; nothing was done twice.",
+            return self._unmoved(Reply(f"Request {row.id} {standing(row)}; nothing was done twice.",
                                        tone=Tone.info, request_id=row.id), row)
         if action is Action.cancel:
             moved = await self._write(self.store.transition_later, row.id, CONFIRMABLE, Status.cancelled, actor.id, {})
@@ -1121,9 +1141,10 @@ class Engine:
                 return await self._act(Action.withdraw, rid, actor, None, reason, req)
             return self._unmoved(self._error(f"Request {rid} has not started; it waits for "
                                              f"{'approval' if status in APPROVABLE else 'confirmation'}. "
-                                             f"An approver can deny it ('deny {rid}').", rid), row)
+                                             + (f"You can deny it ('deny {rid}')." if Role.approver in roles
+                                                else f"An approver can deny it ('deny {rid}')."), rid), row)
         if status not in ACTIVE:
-            return self._unmoved(Reply(f"Request {rid} is not running: it is {row.status}. Nothing to cancel.",
+            return self._unmoved(Reply(f"Request {rid} is not running: it {standing(row)}. Nothing to cancel.",
                                        tone=Tone.info, request_id=rid), row)
         job = self.jobs.cancel(rid, actor.id, reason)
         if job is None:
@@ -1132,8 +1153,8 @@ class Engine:
                 return self._unmoved(self._error(
                     f"Request {rid} ({row.command}) runs in another bot process ({row.owner}); this one "
                     "can't stop it. Ask there, or wait for it to end.", rid), row)
-            return self._unmoved(Reply(f"Request {rid} ended before it could be cancelled: it is "
-                                       f"{row.status}.", tone=Tone.info, request_id=rid), row)
+            return self._unmoved(Reply(f"Request {rid} ended before it could be cancelled: it "
+                                       f"{standing(row)}.", tone=Tone.info, request_id=rid), row)
         await asyncio.wait({job.task}, timeout=self.cancel_wait_s)
         after = await self._db(self.store.get, rid) or row
         what = f"{row.command} for {row.actor}"

@@ -7,7 +7,7 @@ import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.request import Action, Reply, Table, Tone
+from bot.request import Action, Decision, Reply, Table, Tone
 from commands.args import ENV, REASON, REQUEST
 from commands.context import Context
 from commands.examples import examples_for, sample_requests
@@ -15,7 +15,7 @@ from commands.registry import Arg, Candidates, Kind, Phrasing, Registry, Whose, 
 from infra.backends import Health
 from infra.config import Role
 from infra.db.common import DatabaseUnavailable, aware, utcnow
-from infra.errors import CommandError
+from infra.errors import CannotSucceed, CommandError
 from infra.status import ACTIVE, APPROVABLE, PENDING
 from infra.wording import agrees, counted
 
@@ -192,7 +192,7 @@ TO_CANCEL = dataclasses.replace(REQUEST, candidates=Candidates(ACTIVE, Whose.any
                            past=("approved", "signed off", "okayed", "ok'd", "greenlit", "green-lit"),
                            past_status="approved", performative=True))
 async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await ctx.engine.act("approve", args["request"], ctx.actor, req=ctx.request)
+    return as_command(await ctx.engine.decide("approve", args["request"], ctx.actor, req=ctx.request))
 
 
 @command("deny", summary="deny a pending request", args=(TO_DECIDE, REASON), changes=True,
@@ -205,8 +205,8 @@ async def approve(ctx: Context, args: dict[str, Any]) -> Reply:
                            past=("denied", "rejected", "declined", "vetoed", "turned down"), past_status="denied",
                            performative=True))
 async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await ctx.engine.act("deny", args["request"], ctx.actor, reason=args.get("reason"),
-                                req=ctx.request)
+    return as_command(await ctx.engine.decide("deny", args["request"], ctx.actor, reason=args.get("reason"),
+                                              req=ctx.request))
 
 
 @command("withdraw", summary="take back your own request while it waits for approval or confirmation",
@@ -220,8 +220,8 @@ async def deny(ctx: Context, args: dict[str, Any]) -> Reply:
                            past=("withdrew", "withdrawn", "retracted"), performative=True))
 async def withdraw(ctx: Context, args: dict[str, Any]) -> Reply:
     """Only the requester can withdraw (the engine checks); the request ends as `withdrawn`, nothing runs."""
-    return await ctx.engine.act(Action.withdraw, args["request"], ctx.actor, reason=args.get("reason"),
-                                req=ctx.request)
+    return as_command(await ctx.engine.decide(Action.withdraw, args["request"], ctx.actor,
+                                              reason=args.get("reason"), req=ctx.request))
 
 
 @command("cancel", summary="stop a change while it runs (its requester, an approver or an admin)",
@@ -241,7 +241,20 @@ async def cancel(ctx: Context, args: dict[str, Any]) -> Reply:
     carries on by itself): the reply and the audit log say so.  A request that has not
     started yet is withdrawn instead.
     """
-    decision = await ctx.engine.cancel(args["request"], ctx.actor, args.get("reason"), req=ctx.request)
+    return as_command(await ctx.engine.cancel(args["request"], ctx.actor, args.get("reason"), req=ctx.request))
+
+
+def as_command(decision: Decision) -> Reply:
+    """A decision typed as a command (`approve r-…`), as that command's own outcome in the audit log.
+
+    One that moved nothing (not allowed, already decided, expired) is refused: it changed nothing, and
+    "succeeded" would say it did. One that moved the request succeeded even when the run it let go was
+    then refused or failed (a freeze found at the start): that is the other request's outcome, which the
+    reply tells, as a warning."""
+    if not decision.applied:
+        raise CannotSucceed(decision.reply.text)
+    if decision.reply.tone is Tone.error:
+        return dataclasses.replace(decision.reply, tone=Tone.warning)
     return decision.reply
 
 

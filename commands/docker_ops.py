@@ -30,7 +30,8 @@ LOG_LINES = 10  # of a failed service, in the reply
 def host_for(ctx: Context, env: str) -> DockerHost:
     host = ctx.backends.docker(env)
     if not isinstance(host, DockerHost):
-        raise CommandError(f"The Docker backend of {env} is not a Docker host client.")
+        # (a stand-in client: what runs cannot be read through it, which says nothing about the request)
+        raise BackendUnavailable(f"The Docker backend of {env} is not a Docker host client.")
     return host
 
 

@@ -56,7 +56,8 @@ async def status(ctx: Context, args: dict[str, Any]) -> Reply:
         bad += 0 if all(c.ready for c in cs) else 1
         cpu = sum(c.cpu_pct or 0.0 for c in running)
         mem = sum(c.mem_bytes or 0 for c in running) if running else None
-        health = ", ".join(sorted({c.health for c in cs if c.health})) or "-"
+        # (a stopped container keeps its last health check's word: it says nothing about it now)
+        health = ", ".join(sorted({c.health for c in running if c.health})) or "-"
         started = min((c.started_at for c in running if c.started_at), default=None)
         rows.append([name, svc, f"{len(running)}/{len(cs)}", describe_state(cs), health,
                      str(sum(c.restarts for c in cs)), ", ".join(sorted({c.image_name for c in cs})),
@@ -112,12 +113,22 @@ async def _containers_preview(ctx: Context, args: dict[str, Any]) -> list[str]:
 
 
 async def _act(ctx: Context, args: dict[str, Any], verb: str, past: str,
-               op: Callable[[DockerHost, ContainerState], Awaitable[None]]) -> Reply:
+               op: Callable[[DockerHost, ContainerState], Awaitable[None]],
+               already: tuple[str, Callable[[ContainerState], bool]] | None = None) -> Reply:
+    """`already`: the state the change leads to, and which containers are in it now ("running" for start):
+    those are left alone, and when every one is, the reply says nothing needed doing instead of "started"."""
     from commands.docker_ops import by_service, describe_state, host_for, uptime
 
     env, service = args["env"], args["service"]
     host = host_for(ctx, env)
     stack, found = await _service_containers(ctx, host, service, env, args.get("stack"))
+    settled = [c for c in found if already and already[1](c)]
+    if already and settled:
+        if len(settled) == len(found):
+            return Reply(f"{service} ({stack}) on {env} is already {already[0]} "
+                         f"({counted(len(found), 'container')}); nothing was {past}.", tone=Tone.info)
+        found = [c for c in found if c not in settled]
+        await ctx.progress(f"{counted(len(settled), 'container')} of {service} already {already[0]}; left alone")
     await ctx.progress(f"{verb} {service} ({stack}) on {env}: {counted(len(found), 'container')}")
 
     async def one(c: ContainerState) -> tuple[ContainerState, str | None]:
@@ -176,7 +187,8 @@ async def restart(ctx: Context, args: dict[str, Any]) -> Reply:
              past=("stopped", "killed", "halted", "shut down"),
              machine_verbs=("shut down", "shutdown", "power off")))
 async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _act(ctx, args, "Stopping", "stopped", lambda h, c: h.stop(c.id))
+    return await _act(ctx, args, "Stopping", "stopped", lambda h, c: h.stop(c.id),
+                      already=("stopped", lambda c: c.state in ("exited", "created", "dead")))
 
 
 @command("start", summary="start a stopped service", args=(SERVICE, ENV, STACK_KV), changes=True,
@@ -188,7 +200,8 @@ async def stop(ctx: Context, args: dict[str, Any]) -> Reply:
              past=("started", "booted", "launched"),
              machine_verbs=("boot", "power on")))
 async def start(ctx: Context, args: dict[str, Any]) -> Reply:
-    return await _act(ctx, args, "Starting", "started", lambda h, c: h.start(c.id))
+    return await _act(ctx, args, "Starting", "started", lambda h, c: h.start(c.id),
+                      already=("running", lambda c: c.state == "running"))
 
 
 async def _log_redactor(ctx: Context, host: DockerHost, stack: str, found: list[ContainerState]) -> Redactor:

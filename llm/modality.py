@@ -195,6 +195,9 @@ def read_modality(m: Modality) -> Mood:
     return Mood()
 
 
+# words that open the reason for a request said before them: what follows is why, not whether
+_REASON_OPENERS = frozenset({"because", "cause", "cuz", "coz", "since"})
+
 # words that open another clause, whose copula is not said of the request
 _NOT_THE_REQUESTS_CLAUSE = frozenset({"when", "because", "till", "unless", "whatever", "whichever", "what", "which",
                                       "where", "who"})
@@ -305,6 +308,8 @@ def _conditional(w: list[str], m: Modality) -> str | None:
             # "after the release, unlock staging": the request waits for an event still to come
             return "a condition ('after …')"
     for i in range(len(w) - 1):
+        if m.hit_starts and m.first_hit < i and any(r in _REASON_OPENERS for r in w[m.first_hit:i]):
+            break  # "restart nginx on dev because I think it might help": the reason's hedge, the request said
         if w[i] in P.HYPOTHETICAL_SUBJECTS and w[i + 1] in ("would", "could", "might") and (
                 i + 2 >= len(w) or w[i + 2] not in P.WOULD_POLITE):
             return "a hypothetical"

@@ -2206,12 +2206,12 @@ class _Reading:
             # "bring chat back on prod": one verb, two changes the names fit in full (rollback the chat stack,
             # start its service); which one is not ours to guess
             names = sorted(complete)
-            return self.ask(f"That could mean {join_choices(names)}; which one? "
-                            f"Say it as '{self.lex.specs[names[0]].usage}'.")
+            return self.ask(f"That could mean {join_choices(names)}; which one? Say it as "
+                            + join_choices([f"'{self.lex.specs[c].usage}'" for c in names]) + ".")
         if best[0] == second[0]:
             names = sorted(c for k, c in scored if k == best[0])
-            return self.ask(f"That could mean {join_choices(names)}; which one? "
-                            f"Say it as '{self.lex.specs[names[0]].usage}'.")
+            return self.ask(f"That could mean {join_choices(names)}; which one? Say it as "
+                            + join_choices([f"'{self.lex.specs[c].usage}'" for c in names]) + ".")
         return best[1]
 
     # arguments ---------------------------------------------------------------------
@@ -2242,6 +2242,9 @@ class _Reading:
             self.conf -= min(0.3, 0.1 * len(unknown))
         if self.typos:
             self.conf -= 0.2
+        other_id = self._id_of_another_kind(cmd, args)
+        if other_id:
+            return self.ask(other_id, attempted=cmd)
         plan = validate(Plan(cmd, args, confidence=max(self.conf, 0.3)), self.r, self.p.registry)
         if plan.command is None and plan.clarify:
             plan.attempted = cmd
@@ -2354,6 +2357,21 @@ class _Reading:
     def _requests_named(self) -> list[str]:
         """The request ids the request itself names (a reason set aside names none)."""
         return list(dict.fromkeys(w for w in self.low if REQUEST_ID.match(w)))
+
+    def _id_of_another_kind(self, cmd: str, args: dict[str, Any]) -> str | None:
+        """The question when a command needs an id of one kind and the text gives one of another
+        ("approve s-8106e4bc": a schedule's id where a request's goes), naming both."""
+        spec = self.lex.specs[cmd]
+        for arg in spec.required:
+            if arg.name in args or arg.kind.value not in ID_KINDS:
+                continue
+            for kind in ID_KINDS:
+                given = self.values.get(kind)
+                if kind != arg.kind.value and isinstance(given, str):
+                    wanted = ID_KINDS[arg.kind.value]
+                    return (f"{given} is a {kind} id, and '{cmd}' takes a {arg.kind.value} id ({wanted}-…); "
+                            f"which {arg.kind.value} do you mean?")
+        return None
 
     def _given_twice(self, cmd: str) -> str | None:
         """The question when a `key=value` is given twice with different values ("env=prod env=dev"): the

@@ -43,8 +43,9 @@ def article(word: str) -> str:
 def unknown_name(resolver: Resolver, kind: Kind, word: str) -> str:
     if kind is Kind.vm and resolver.resolve(Kind.env, word) and not resolver.resolve(Kind.vm, word):
         env = resolver.resolve(Kind.env, word)
-        return (f"{env} is a hosted server, not a Proxmox guest: it cannot be snapshotted or "
-                f"restored from here. VMs: {join_choices(resolver.choices(Kind.vm))}.")
+        # (true of the hosted server and of a console's local engine alike: no `vm` behind the environment)
+        return (f"{env} is a Docker environment with no Proxmox guest behind it, so there is no VM of it to "
+                f"snapshot, restore or report on. VMs: {join_choices(resolver.choices(Kind.vm))}.")
     choices = resolver.choices(kind)
     near = close_to(word, choices)
     guess = f" Did you mean '{near}'?" if near else ""

@@ -85,6 +85,20 @@ async def test_cancel_stops_a_running_change_audited_with_who(config: Config, db
     assert eng.store.verify() == []
 
 
+async def test_a_typed_decision_that_moves_nothing_is_refused_and_names_who_decided(
+        config: Config, db: Database, tmp_path: Path) -> None:
+    eng = await new_engine(config, db, tmp_path)
+    card = await eng.handle(req(ALICE, "touch prod p", confirmed=True))
+    first = await eng.handle(req(BOB, f"approve {card.request_id}"))
+    assert first.ok, first.text
+    again = await eng.handle(req(CAROL, f"approve {card.request_id}"))
+    # not "already succeeded by console:bob": bob approved it, alice's request ran
+    assert f"Request {card.request_id} has already succeeded (approved by console:bob)" in again.text, again.text
+    assert status(eng, first.request_id) == "succeeded" and status(eng, again.request_id) == "refused"
+    denied = await eng.handle(req(CAROL, f"deny {card.request_id}"))
+    assert not denied.ok and status(eng, denied.request_id) == "refused"
+
+
 async def test_engine_cancel_is_the_entry_point_for_ctrl_c(config: Config, db: Database, tmp_path: Path) -> None:
     gate = Gate()
     eng = await new_engine(config, db, tmp_path, gate)
@@ -95,7 +109,7 @@ async def test_engine_cancel_is_the_entry_point_for_ctrl_c(config: Config, db: D
     assert decision.applied and decision.status is Status.interrupted
     assert "console:alice cancelled it (Ctrl-C)" in (await running).text
     twice = await eng.cancel(rid, ALICE)
-    assert not twice.applied and "not running: it is interrupted" in twice.reply.text
+    assert not twice.applied and "not running: it was already interrupted" in twice.reply.text
     gone = await eng.cancel("r-00000000", ALICE)
     assert not gone.applied and "There is no request r-00000000" in gone.reply.text
 
@@ -110,7 +124,9 @@ async def test_cancel_of_a_request_that_has_not_started(config: Config, db: Data
     assert "Withdrew" in own.text and status(eng, rid) == "withdrawn"
     done = await eng.handle(req(ALICE, "touch dev quick", confirmed=True))
     late = await eng.handle(req(ALICE, f"cancel {done.request_id}"))
-    assert late.tone is Tone.info and "is not running: it is succeeded" in late.text
+    # a cancel that found nothing to stop changed nothing: refused (its own row says so), worded plainly
+    assert late.tone is Tone.error and "is not running: it has already succeeded" in late.text
+    assert status(eng, late.request_id) == "refused"
 
 
 async def test_cancel_during_a_proxmox_task_says_the_task_goes_on(config: Config, pve: ProxmoxFake,

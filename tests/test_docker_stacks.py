@@ -147,9 +147,15 @@ async def test_status_restart_stop_start(world: DockerWorld, docker_engine: Engi
     assert again.tone is Tone.warning
     assert again.text.startswith("app on dtest: 2 services, ") and "not running or not healthy" in again.text
     assert any(r[1] == "worker" and r[2] == "0/1" for r in again.tables[0].rows)
+    # a stopped container's last health check says nothing about it now
+    assert all(r[4] == "-" for r in again.tables[0].rows if r[1] == "worker"), again.tables[0].rows
+    twice = await ask(docker_engine, "stop worker dtest stack=app")
+    assert twice.tone is Tone.info and "is already stopped" in twice.text and "nothing was stopped" in twice.text
     started = await ask(docker_engine, "start worker dtest")
     assert started.tone is Tone.success, started.text
     assert running(world, project, "worker").status == "running"
+    up = await ask(docker_engine, "start worker dtest")
+    assert up.tone is Tone.info and "is already running" in up.text, up.text
 
 
 async def test_two_environments_on_one_engine_and_approval(world: DockerWorld, docker_engine: Engine) -> None:

@@ -85,10 +85,10 @@ def test_missing_targets_ask_and_name_the_choices(parse: Any, text: str, command
     ("restart foo on dev", ["don't know a service called 'foo'", "n8n"]),
     ("deploy chat to mars", ["don't know an environment called 'mars'", "rumpletest"]),
     ("restart chat on dev", ["'chat' is a stack, not a service", "open-webui"]),
-    ("snapshot live", ["hosted server, not a Proxmox guest", "rumpledev"]),
-    ("snapshot rumple", ["hosted server, not a Proxmox guest"]),
-    ("restore rumple pre-upgrade", ["rumple is a hosted server, not a Proxmox guest"]),
-    ("delete-snapshot live old-one", ["rumple is a hosted server, not a Proxmox guest"]),
+    ("snapshot live", ["with no Proxmox guest behind it", "rumpledev"]),
+    ("snapshot rumple", ["with no Proxmox guest behind it"]),
+    ("restore rumple pre-upgrade", ["rumple is a Docker environment with no Proxmox guest"]),
+    ("delete-snapshot live old-one", ["rumple is a Docker environment with no Proxmox guest"]),
     ("logs nginx dev tail=0", ["between 1 and 5000"]),
     ("logs nginx dev tail=many", ["whole number"]),
     ("logs nginx dev since=lately", ["duration like 15m"]),
@@ -123,4 +123,4 @@ def test_parse_cli_json_and_stdin() -> None:
                           capture_output=True, text=True, cwd=ROOT, check=True)
     plans = [json.loads(x) for x in many.stdout.splitlines()]
     assert [p["command"] for p in plans] == ["restart", None, None]
-    assert plans[2]["clarify"].startswith("rumple is a hosted server")
+    assert plans[2]["clarify"].startswith("rumple is a Docker environment with no Proxmox guest")

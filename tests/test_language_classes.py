@@ -287,3 +287,34 @@ def test_messages_give_examples_in_the_configured_inventory(tmp_path: Path) -> N
                       text="restore wombat", require_mentioned=True)
     assert unsaid.command is None and "restore wombat pre-upgrade" in (unsaid.clarify or "")
     assert "rumpledev" not in (unsaid.clarify or "") and "n8n" not in (asked.clarify or "")
+
+
+@pytest.mark.parametrize("text, given, wanted", [
+    ("approve s-8106e4bc", "s-8106e4bc is a schedule id", "'approve' takes a request id"),
+    ("pls deny s-12ab34cd, it's the wrong one", "s-12ab34cd is a schedule id", "'deny' takes a request id"),
+    ("withdraw s-0f0f0f0f", "s-0f0f0f0f is a schedule id", "'withdraw' takes a request id"),
+    ("unschedule r-1a2b3c4d", "r-1a2b3c4d is a request id", "'unschedule' takes a schedule id"),
+])
+def test_an_id_of_another_kind_is_named_in_the_question(planner: Planner, text: str, given: str,
+                                                        wanted: str) -> None:
+    # ("cancel schedule s-…" is unschedule: there the words name the kind; here the command does)
+    plan = nothing(planner, text)
+    assert given in (plan.clarify or "") and wanted in (plan.clarify or ""), plan
+
+
+@pytest.mark.parametrize("text, cmd, args", [
+    ("restart nginx on dev because I think it might help", "restart", {"service": "nginx", "env": D}),
+    ("bounce redis on test since I reckon it could be leaking memory", "restart", {"service": "redis", "env": T}),
+    ("restart n8n on dev because I feel like it might fix the webhooks", "restart", {"service": "n8n", "env": D}),
+    ("pls restart grafana on test, cuz we might need fresh dashboards for the demo", "restart",
+     {"service": "grafana", "env": T}),
+])
+def test_a_hedge_in_the_reason_after_a_request_is_no_hypothetical(planner: Planner, text: str, cmd: str,
+                                                                   args: dict[str, Any]) -> None:
+    runs(planner, text, cmd, args)
+
+
+@pytest.mark.parametrize("text", ["we could restart nginx on dev because it might help",
+                                  "I would restart nginx on dev", "if it breaks we would restart nginx on dev"])
+def test_a_hypothetical_request_stays_one_whatever_reason_follows(planner: Planner, text: str) -> None:
+    nothing(planner, text)

@@ -343,7 +343,7 @@ async def test_two_snapshots_of_one_vm_at_once_never_both_run(bot: Bot, pve: Pro
 async def test_rumple_is_not_a_proxmox_guest(bot: Bot, pve: ProxmoxFake) -> None:
     for text in ("snapshot rumple", "restore live base", "snapshots rumple"):
         reply = await bot.say("alice", text)
-        assert "not a Proxmox guest" in reply.text
+        assert "no Proxmox guest behind it" in reply.text
         assert reply.ok is not True or reply.tone is Tone.question
     assert pve.posts() == []
     assert not any("/qemu/" in p or "/lxc/" in p for _, p in pve.requests)
