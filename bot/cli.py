@@ -26,6 +26,11 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except ConfigError as exc:
             _fail(f"Configuration error:\n{exc}")
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            # a path given on the command line that cannot be written or read (-o /no/such/dir/x.csv)
+            _fail(f"{exc.filename}: {exc.strerror or exc}. Nothing was written there.")
 
 
 @click.group(cls=_Main)
@@ -481,7 +486,7 @@ def audit_export(config: str | None, fmt: str, output: str | None, since: str | 
 
 @audit_group.command("prune")
 @CONFIG_OPTION
-@click.option("--days", type=click.IntRange(min=1), default=None,
+@click.option("--days", type=click.IntRange(min=1, max=36500), default=None,
               help="keep this many days (default: audit.retention_days from the config)")
 @click.option("--archive", type=click.Path(dir_okay=False), default=None,
               help="archive file to write (default: audit.archive_dir/chatops-audit-DATE.jsonl.gz)")
@@ -554,7 +559,8 @@ POSTING = ("slack", "discord")
               help="seconds running jobs get to finish on SIGTERM before they are recorded as interrupted")
 @click.option("--log-format", envvar="CHATOPS_LOG_FORMAT", type=click.Choice(["json", "text"]), default="json",
               show_default=True, help="one JSON object per line, or plain text")
-@click.option("--log-level", envvar="CHATOPS_LOG_LEVEL", default="INFO", show_default=True)
+@click.option("--log-level", envvar="CHATOPS_LOG_LEVEL", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False))
 def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int | None, api_port: int | None,
           api_host: str, no_schedules: bool, metrics: str, grace: float, log_format: str, log_level: str) -> None:
     """Run chat adapters and the HTTP API (slack, discord, api, in any combination) in one process;

@@ -103,16 +103,18 @@ def bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refusing past `limit` bytes whatever Content-Length claims."""
+async def read_body(request: web.Request, limit: int, timeout_s: float = 30.0) -> bytes:
+    """The body, refusing past `limit` bytes whatever Content-Length claims, and TimeoutError when it has
+    not arrived whole within `timeout_s` (a client that stalls or trickles would hold its connection)."""
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge
     chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
+    async with asyncio.timeout(timeout_s):
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -223,8 +225,13 @@ class ApiServer:
         if not self.engine.jobs.accepting:
             return self._answer(ep, {"error": "The bot is restarting; nothing was run. Try again shortly."}, 503)
         try:
-            body = await read_body(request, limit)
+            body = await read_body(request, limit, self.limits.body_timeout_s)
+        except TimeoutError:
+            return self._answer(ep, {"error": f"The body did not arrive within {self.limits.body_timeout_s:g} s "
+                                     "(api.body_timeout_s); nothing was read or run."}, 408)
         except TooLarge:
+            if ident is None:  # from nobody: a 401, and no row (nothing readable was asked for)
+                return self._answer(ep, {"error": why}, 401)
             return await self._refused(ep, actor, 413, f"The body is larger than {limit} bytes "
                                        "(api.max_body_bytes); nothing was read or run.",
                                        text=f"(a body over {limit} bytes, not read)")
@@ -332,8 +339,11 @@ class ApiServer:
             return self._answer(ep, {"error": why}, 401)
         limit = self.limits.max_alert_body_bytes
         try:
-            body = await read_body(request, limit)
+            body = await read_body(request, limit, self.limits.body_timeout_s)
             note = parse(untrusted_json.loads(body.decode("utf-8")))
+        except TimeoutError:
+            return self._answer(ep, {"error": f"The body did not arrive within {self.limits.body_timeout_s:g} s "
+                                     "(api.body_timeout_s)."}, 408)
         except TooLarge:
             return self._answer(ep, {"error": f"The body is larger than {limit} bytes (api.max_alert_body_bytes)."},
                                 413)

@@ -55,8 +55,10 @@ def spec(registry: Registry) -> dict[str, Any]:
                                     "ops channel) or still running (`started`)"),
                     "400": _error("The body is not JSON, or not a request object; audited"),
                     "401": _error("Missing or unknown bearer token; audited when the body asks for something"),
-                    "403": _error("Refused: the token's roles, a freeze, a rate limit; audited"),
-                    "413": _error("Body larger than api.max_body_bytes; audited"),
+                    "403": _error("Refused: the token's roles, a freeze, a rate limit, a change running on the "
+                                  "same target; audited"),
+                    "408": _error("The body did not arrive whole within api.body_timeout_s; nothing was run"),
+                    "413": _error("Body larger than api.max_body_bytes; audited (from a caller with a token)"),
                     "422": _error("Understood as a request but not valid (unknown command, environment, "
                                   "missing argument, a time already passed); audited"),
                     "503": _error("The bot is restarting or its audit database is unreachable; nothing was run"),
@@ -84,6 +86,7 @@ def spec(registry: Registry) -> dict[str, Any]:
                                 "$ref": "#/components/schemas/AlertResult"}}}},
                     "400": _error("Not Alertmanager's webhook format"),
                     "401": _error("Missing or unknown bearer token"),
+                    "408": _error("The body did not arrive whole within api.body_timeout_s"),
                     "413": _error("Body larger than api.max_alert_body_bytes"),
                 },
             }},

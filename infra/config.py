@@ -317,6 +317,8 @@ class Api(_Strict):
     max_alert_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     # The longest a caller may ask POST /api/v1/requests to wait for a change's outcome (`wait`).
     max_wait_s: float = Field(300.0, ge=0, le=3600)
+    # A body that has not arrived whole by then is answered 408 (a client that trickles it holds a connection).
+    body_timeout_s: float = Field(30.0, gt=0, le=600)
 
 
 class Inventory(_Strict):

@@ -145,6 +145,9 @@ async def test_bad_tokens_are_401_and_audited_when_they_ask_for_something(bot: S
     # Garbage from nobody asks for nothing: a 401, and no row to fill the audit log with.
     status, _ = await bot.call("POST", "/api/v1/requests", token="x", raw=b"\x00\x01garbage")
     assert status == 401
+    huge = b'{"text": "' + b"x" * (bot.engine.config.inventory.api.max_body_bytes + 10) + b'"}'
+    status, _ = await bot.call("POST", "/api/v1/requests", token=None, raw=huge)
+    assert status == 401  # not 413: who may ask is settled before what was asked
     assert len(refusals(bot, "api:unauthenticated")) == 2
     assert rec.runs == []
 
@@ -262,6 +265,31 @@ async def test_tokens_never_approve_and_unconfirmed_guesses_do_not_run(bot: Stac
     assert status == 200 and body["status"] == "succeeded"  # the same environment, said twice
     await bot.settle()
     assert [(r.command, r.args["env"]) for r in rec.runs] == [("restart", "rumpledev")]
+
+
+async def test_a_body_that_stalls_is_answered_408_and_runs_nothing(config: Config, db: Database, slack: FakeSlack,
+                                                                   rec: Recorder) -> None:
+    import asyncio
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from infra.config import Api
+
+    cfg = events_config(config, slack_url=f"{slack.base}/api/")
+    cfg = dataclasses.replace(cfg, inventory=cfg.inventory.model_copy(update={"api": Api(body_timeout_s=0.3)}))
+    bot = await Stack(engine_for(cfg, db, recording_registry(rec))).start()
+    url = urlsplit(bot.api_url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(b"POST /api/v1/requests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Authorization: Bearer " + TOKENS["n8n"].encode() + b"\r\nContent-Length: 40\r\n\r\n{\"text\": ")
+    await writer.drain()  # ... and nothing more: a client that stalls
+    try:
+        head = await asyncio.wait_for(reader.read(200), 10)
+    finally:
+        writer.close()
+        await bot.stop()
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert rec.runs == []
 
 
 async def test_a_token_in_a_body_is_masked_in_the_answer_and_the_audit_log(bot: Stack) -> None:

@@ -212,3 +212,15 @@ def test_doctor_masks_a_password_in_the_urls_it_quotes(tmp_path: Path) -> None:
     res = chatops("doctor", "--config", str(path), env=base_env())
     assert "portainer" in res.stdout and "127.0.0.1:1" in res.stdout, res.stdout
     assert "PortPW123" not in res.stdout + res.stderr
+
+
+def test_bad_command_line_values_are_named_not_tracebacks(tmp_path: Path) -> None:
+    env = base_env(XDG_DATA_HOME=str(tmp_path / "data"), XDG_STATE_HOME=str(tmp_path / "state"))
+    assert chatops("run", "--as", "alice", "whoami", env=env).returncode == 0  # (makes the SQLite audit log)
+    for args, said in ((("audit", "export", "-o", str(tmp_path / "no" / "dir" / "x.csv")),
+                        "No such file or directory. Nothing was written there."),
+                       (("audit", "prune", "--days", "99999999999", "--dry-run"), "is not in the range"),
+                       (("serve", "api", "--log-level", "BOGUS"), "Invalid value for '--log-level'")):
+        res = chatops(*args, env=env)
+        assert res.returncode == 2 and said in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr
