@@ -90,7 +90,8 @@ async def audit(ctx: Context, args: dict[str, Any]) -> Reply:
         capped += (f" Notes ending in '…' are shortened to {NOTE_CHARS} characters; "
                    "'chatops audit export --format json' has them whole.")
     if not rows:  # (no empty table under it)
-        return Reply(f"No requests{scope} match.{capped}")
+        nobody = scope.replace(" of everyone", "") if user is None else scope
+        return Reply(f"No requests{nobody} match.{capped}")
     return Reply(f"{counted(len(rows), 'request')}{scope}, newest first.{capped}",
                  tables=[Table(["id", "when (UTC)", "who", "command", "env", "target", "status",
                                 "approver", "note"], table)])
