@@ -95,7 +95,7 @@ _STANDING = {Status.succeeded: "has already succeeded", Status.failed: "has alre
 
 
 def standing(row: RequestRow | None) -> str:
-    """"has already run and succeeded (approved by console:bob)", "was already denied by console:carol":
+    """"has already succeeded (approved by console:bob)", "was already denied by console:carol":
     where a request stands and who decided it, never worded as if the decider had run it."""
     if row is None:
         return "is gone"

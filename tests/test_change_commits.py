@@ -95,13 +95,14 @@ async def test_a_refusal_after_the_click_still_logs_who_confirmed(engine: Engine
     assert not (tmp_path / "marker").exists() and lock_rows(db) == []
 
 
-async def test_a_lock_someone_else_holds_fails_it_after_the_confirmation(engine: Engine, db: Database,
+async def test_a_lock_someone_else_holds_refuses_it_after_the_confirmation(engine: Engine, db: Database,
                                                                           tmp_path: Path) -> None:
     rid = await card(engine)
     assert engine.store.acquire(["env:rumpledev"], "r-0ther001") is None
     done = await engine.decide("confirm", rid, ALICE)
     assert done.reply.tone is Tone.error and "r-0ther001" in done.reply.text, done.reply.text
-    assert kinds(engine.store, rid) == ["requested", "awaiting_confirmation", "confirmed", "failed"]
+    # refused, not failed: it never ran (docs/safety.md, "Execution locks")
+    assert kinds(engine.store, rid) == ["requested", "awaiting_confirmation", "confirmed", "refused"]
     assert lock_rows(db) == [("env:rumpledev", "r-0ther001")]  # theirs, untouched; none of ours left
     assert not (tmp_path / "marker").exists()
 
@@ -146,11 +147,11 @@ async def test_a_change_asked_with_yes_into_a_freeze_is_recorded_and_refused(eng
     assert lock_rows(db) == [] and not (tmp_path / "direct").exists()
 
 
-async def test_a_change_asked_with_yes_against_a_held_lock_is_recorded_and_failed(engine: Engine, db: Database,
+async def test_a_change_asked_with_yes_against_a_held_lock_is_recorded_and_refused(engine: Engine, db: Database,
                                                                                    tmp_path: Path) -> None:
     assert engine.store.acquire(["env:rumpledev"], "r-0ther001") is None
     reply = await engine.handle(Request(actor=ALICE, text="touch dev direct", channel="console", confirmed=True))
     assert reply.tone is Tone.error and "r-0ther001" in reply.text and reply.request_id, reply.text
-    assert kinds(engine.store, reply.request_id) == ["requested", "failed"]
+    assert kinds(engine.store, reply.request_id) == ["requested", "refused"]
     assert lock_rows(db) == [("env:rumpledev", "r-0ther001")]
     assert not (tmp_path / "direct").exists()
