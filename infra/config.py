@@ -165,7 +165,7 @@ class Service(_Strict):
 class VM(_Strict):
     node: str = "phoenix"
     kind: Literal["qemu", "lxc"] = "qemu"
-    vmid: int
+    vmid: int = Field(ge=100, le=999_999_999)  # Proxmox's own range for guest ids
     aliases: list[str] = Field(default_factory=list)
     protected: bool | None = None
     description: str = ""
@@ -177,8 +177,8 @@ class Proxmox(_Strict):
     token_secret: SecretStr | None = None
     verify_ssl: bool = True
     ca_bundle: str | None = None
-    timeout_s: float = 30.0
-    task_timeout_s: float = 600.0
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    task_timeout_s: float = Field(600.0, gt=0, le=86400)
     snapshot_retention: int = Field(5, ge=0)  # automatic checkpoints kept per guest; 0 keeps all
     poll_s: float = Field(1.0, gt=0)  # how often a running task's status is read
 
@@ -195,9 +195,9 @@ class GpuHost(_Strict):
     prometheus_url: str | None = None
     ssh: str | None = None
     vllm_metrics_url: str | None = None
-    gpus: int | None = None
+    gpus: int | None = Field(None, ge=0, le=64)
     temp_warn_c: float = 83.0
-    memory_warn_pct: float = 95.0
+    memory_warn_pct: float = Field(95.0, gt=0, le=100)
     # Label matchers added to every Prometheus query, e.g. 'Hostname="phoenix"' (one server, many hosts).
     prometheus_selector: str | None = None
     timeout_s: float = Field(10.0, gt=0, le=120)
@@ -214,8 +214,8 @@ class LLM(_Strict):
     base_url: str | None = None
     model: str | None = None
     api_key: SecretStr | None = None
-    timeout_s: float = 20.0
-    max_retries: int = 1
+    timeout_s: float = Field(20.0, gt=0, le=600)
+    max_retries: int = Field(1, ge=0, le=10)
     # The grammar's complete plan is used without asking the model when at least this sure.
     grammar_confidence: float = Field(0.9, ge=0.0, le=1.0)
     # Circuit breaker: after this many failed requests in a row, stop asking for reset_s seconds.
@@ -607,6 +607,12 @@ def _semantic_problems(inv: Inventory, base: Path) -> list[Problem]:
     unique("environments", inv.environments)
     unique("stacks", inv.stacks)
     unique("vms", inv.vms)
+    guests: dict[tuple[str, int], str] = {}
+    for name, vm in inv.vms.items():
+        other = guests.setdefault((vm.node, vm.vmid), name)
+        if other != name:  # a snapshot of one would be taken, or restored, on the other
+            problems.append(Problem(("vms", name, "vmid"), f"vmid {vm.vmid} on {vm.node} is also '{other}'",
+                                    "give each guest its own Proxmox id"))
     unique("services", inv.services)
     for name, stack in inv.stacks.items():
         folder = (base / stack.path) if not Path(stack.path).is_absolute() else Path(stack.path)

@@ -224,3 +224,14 @@ def test_bad_command_line_values_are_named_not_tracebacks(tmp_path: Path) -> Non
         res = chatops(*args, env=env)
         assert res.returncode == 2 and said in res.stderr, (args, res.stderr)
         assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("extra, said", [
+    ("vms:\n  a: {vmid: 101}\n  b: {vmid: 101}\n", r"vms\.b\.vmid: vmid 101 on phoenix is also 'a'"),
+    ("vms:\n  a: {vmid: 7}\n", r"vms\.a\.vmid: Input should be greater than or equal to 100"),
+    ("proxmox: {timeout_s: -5}\n", r"proxmox\.timeout_s: Input should be greater than 0"),
+    ("llm: {max_retries: -3}\n", r"llm\.max_retries: Input should be greater than or equal to 0"),
+])
+def test_values_no_backend_could_take_are_refused_at_load(tmp_path: Path, extra: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=said):
+        load_config(write(tmp_path, MINIMAL + extra))
