@@ -233,10 +233,8 @@ def parse(config: str | None, as_json: bool, use_llm: bool | None, text: tuple[s
     from llm.planner import Planner
 
     try:
-        cfg = load_config(config)
+        cfg = load_config(config)  # (a ConfigError is the command group's: _Main)
         reg = registry(cfg.inventory.plugins)
-    except ConfigError as exc:
-        _fail(f"Configuration error:\n{exc}")
     except PluginError as exc:
         _fail(str(exc))
     planner = Planner(cfg, reg)
@@ -281,10 +279,7 @@ def config_check(config: str | None) -> None:
     """Validate the configuration and exit (0 valid, 2 invalid)."""
     from infra.config import load_config
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        _fail(f"Configuration error:\n{exc}")
+    cfg = load_config(config)  # (a ConfigError is the command group's: _Main)
     from bot.policy import unknown_channel_commands
     from commands.registry import registry
 
@@ -364,10 +359,7 @@ def audit_verify(config: str | None, archives: tuple[str, ...], files: tuple[str
         _fail(f"--head: {exc}")
     if heads_from is not None:
         anchors += _logged_heads(heads_from.read())
-    try:
-        keys = audit_keys(Settings())
-    except ConfigError as exc:
-        _fail(f"Configuration error:\n{exc}")
+    keys = audit_keys(Settings())  # (a ConfigError is the command group's: _Main)
     checked = [(p, _check_file(Path(p), keys, anchors, unkeyed_until)) for p in (*archives, *files)]
     if not files or archives:
         app = _build(config)
@@ -605,8 +597,6 @@ def serve(config: str | None, adapters: tuple[str, ...], http: bool, port: int |
     try:
         asyncio.run(serve_app(app, mods, http=http, port=port, metrics=address, grace_s=grace, posters=posters,
                               schedules=not no_schedules))
-    except ConfigError as exc:
-        _fail(f"Configuration error:\n{exc}")
     except AdapterFailed as exc:
         _fail(f"An adapter stopped with an error: {exc}", 1)
 
@@ -641,14 +631,14 @@ def api_token_group() -> None:
 @click.option("--env", "envs", multiple=True, help="limit the roles to this environment (repeatable)")
 def api_token_create(name: str, roles: tuple[str, ...], envs: tuple[str, ...]) -> None:
     """Print a new token for api:NAME once, and the config entry that holds only its hash."""
+    import re
+
     from infra.api_tokens import new_token, token_hash
     from infra.config import token_name_problem
 
     bad_name = token_name_problem(name)
     if bad_name:
         _fail(f"NAME: {bad_name} (the identity is api:NAME).")
-    import re
-
     odd = [e for e in envs if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", e)]
     if odd:  # printed into a YAML snippet: a value that is no name could change what the snippet says
         _fail(f"--env {odd[0]!r} is not an environment name (letters, digits, '_', '.', '-').")

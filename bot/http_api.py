@@ -103,7 +103,7 @@ def bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def read_body(request: web.Request, limit: int, timeout_s: float = 30.0) -> bytes:
+async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
     """The body, refusing past `limit` bytes whatever Content-Length claims, and TimeoutError when it has
     not arrived whole within `timeout_s` (a client that stalls or trickles would hold its connection)."""
     if request.content_length is not None and request.content_length > limit:
@@ -198,6 +198,11 @@ class ApiServer:
         reply = await self.engine.refuse(req, message, attempted=self._attempted(text, command))
         return self._answer(endpoint, {"error": message, "request_id": reply.request_id}, status)
 
+    def _too_slow(self, endpoint: str, then: str = "") -> web.Response:
+        """408: the body did not arrive whole within api.body_timeout_s (nothing of it is read)."""
+        return self._answer(endpoint, {"error": f"The body did not arrive within {self.limits.body_timeout_s:g} s "
+                                                f"(api.body_timeout_s){then}."}, 408)
+
     def _attempted(self, text: str, command: str | None) -> str | None:
         """The command a refused body asked for, as far as its first words say (for the audit row)."""
         reg = self.engine.registry
@@ -227,8 +232,7 @@ class ApiServer:
         try:
             body = await read_body(request, limit, self.limits.body_timeout_s)
         except TimeoutError:
-            return self._answer(ep, {"error": f"The body did not arrive within {self.limits.body_timeout_s:g} s "
-                                     "(api.body_timeout_s); nothing was read or run."}, 408)
+            return self._too_slow(ep, "; nothing was read or run")
         except TooLarge:
             if ident is None:  # from nobody: a 401, and no row (nothing readable was asked for)
                 return self._answer(ep, {"error": why}, 401)
@@ -342,8 +346,7 @@ class ApiServer:
             body = await read_body(request, limit, self.limits.body_timeout_s)
             note = parse(untrusted_json.loads(body.decode("utf-8")))
         except TimeoutError:
-            return self._answer(ep, {"error": f"The body did not arrive within {self.limits.body_timeout_s:g} s "
-                                     "(api.body_timeout_s)."}, 408)
+            return self._too_slow(ep)
         except TooLarge:
             return self._answer(ep, {"error": f"The body is larger than {limit} bytes (api.max_alert_body_bytes)."},
                                 413)

@@ -38,6 +38,8 @@ from llm.plan import Plan, plan_hash
 from llm.when import Recurrence, WhenError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.engine import Engine
 
 log = logging.getLogger("chatops.schedules")
@@ -341,9 +343,12 @@ class Scheduler:
             log.exception("schedule tick failed; trying again at the next one")
             return []
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, on_run: Callable[[str, str], None] | None = None) -> None:
+        """Until `stop`; `on_run(schedule, status)` after each run (the console prints it)."""
         while not stop.is_set():
             if self.engine.jobs.accepting:
-                await self.tick()
+                for sid, status in await self.tick():
+                    if on_run is not None:
+                        on_run(sid, status)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.engine.config.inventory.schedules.tick_seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -433,7 +434,9 @@ class _Walk:
     def __init__(self, file: Path) -> None:
         self.file, self.count, self.path_ids = file, 0, set[int]()
 
-    def enter(self, item: Any) -> None:
+    @contextmanager
+    def into(self, item: Any) -> Iterator[None]:
+        """Count `item` and hold it on the path while its contents are walked."""
         self.count += 1
         if self.count > MAX_CONFIG_VALUES:
             raise ConfigError(f"{self.file}: the config expands to more than {MAX_CONFIG_VALUES:,} values (YAML "
@@ -441,47 +444,45 @@ class _Walk:
         if id(item) in self.path_ids:
             raise ConfigError(f"{self.file}: a YAML alias refers to a value that contains it (a cycle). "
                               "Fix: remove the alias.")
-
-
-def _walk_expand(data: Any, unset: dict[str, str] | None = None, at: str = "", walk: _Walk | None = None) -> Any:
-    """Expand `${VAR}` everywhere; `unset` collects key → VAR for whole-value refs to unset vars."""
-    walk = walk or _Walk(Path("config"))
-    walk.enter(data)
-    if isinstance(data, dict | list):
-        walk.path_ids.add(id(data))
+        self.path_ids.add(id(item))
         try:
-            if isinstance(data, dict):
-                return {k: _walk_expand(v, unset, f"{at}.{k}" if at else str(k), walk) for k, v in data.items()}
-            return [_walk_expand(v, unset, f"{at}.{i}", walk) for i, v in enumerate(data)]
+            yield
         finally:
-            walk.path_ids.discard(id(data))
+            self.path_ids.discard(id(item))
+
+
+def _walk_expand(data: Any, unset: dict[str, str], walk: _Walk, at: str = "") -> Any:
+    """Expand `${VAR}` everywhere; `unset` collects key → VAR for whole-value refs to unset vars."""
+    with walk.into(data):
+        if isinstance(data, dict):
+            return {k: _walk_expand(v, unset, walk, f"{at}.{k}" if at else str(k)) for k, v in data.items()}
+        if isinstance(data, list):
+            return [_walk_expand(v, unset, walk, f"{at}.{i}") for i, v in enumerate(data)]
     if isinstance(data, str):
         value = _expand_env(data)
         whole = _ENV_REF.fullmatch(data)
-        if value is None and whole and unset is not None:
+        if value is None and whole:
             unset[at] = whole.group(1)
         return value
     return data
 
 
-def _line_map(text: str, file: Path = Path("config")) -> dict[tuple[str, ...], int]:
+def _line_map(text: str, file: Path) -> dict[tuple[str, ...], int]:
     """Map each key path in a YAML document to its 1-based line number."""
     lines: dict[tuple[str, ...], int] = {}
     bound = _Walk(file)
 
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        bound.enter(node)
-        bound.path_ids.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = (*path, str(key.value))
-                lines[sub] = key.start_mark.line + 1
-                walk(value, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[(*path, str(i))] = item.start_mark.line + 1
-                walk(item, (*path, str(i)))
-        bound.path_ids.discard(id(node))
+        with bound.into(node):
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    sub = (*path, str(key.value))
+                    lines[sub] = key.start_mark.line + 1
+                    walk(value, sub)
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    lines[(*path, str(i))] = item.start_mark.line + 1
+                    walk(item, (*path, str(i)))
 
     root = yaml.compose(text, Loader=_StrictLoader)
     if root is not None:
@@ -859,7 +860,7 @@ def load_config(path: str | Path | None = None, settings: Settings | None = None
         raise ConfigError(f"{file}: the config must be a mapping with an 'environments' section. "
                           "Fix: start from the shipped chatops.yaml.")
     unset: dict[str, str] = {}
-    raw = _walk_expand(raw, unset, walk=_Walk(file))
+    raw = _walk_expand(raw, unset, _Walk(file))
     if overlay:
         _overlay(raw, overlay)
     llm = raw.setdefault("llm", {}) or {}

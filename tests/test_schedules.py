@@ -420,7 +420,7 @@ async def test_a_schedule_read_from_a_sentence_waits_for_its_requesters_yes(engi
 
 async def test_a_console_alone_on_its_database_runs_what_is_due_and_says_so(config: Config, tmp_path: Path) -> None:
     """The console on its SQLite file is the only bot there: a schedule made in it runs while it is open."""
-    from bot.adapters.console import Screen, _run_schedules
+    from bot.adapters.console import Screen, run_schedules
 
     quick = dataclasses.replace(config, inventory=config.inventory.model_copy(
         update={"schedules": Schedules(tick_seconds=0.05)}))
@@ -430,7 +430,8 @@ async def test_a_console_alone_on_its_database_runs_what_is_due_and_says_so(conf
     engine = Engine(quick, AuditStore(db), Backends(quick), registry=observable_registry(tmp_path), clock=clock)
     await engine.start()
     lines: list[str] = []
-    ticking = asyncio.create_task(_run_schedules(engine, Screen(write=lines.append)))
+    stop = asyncio.Event()
+    ticking = asyncio.create_task(run_schedules(engine, Screen(write=lines.append), stop))
     try:
         sid = await schedule(engine, "console:alice", "touch rumpledev marker at 12:01 today", channel="console")
         clock.advance(timedelta(minutes=1, seconds=5))
@@ -439,7 +440,8 @@ async def test_a_console_alone_on_its_database_runs_what_is_due_and_says_so(conf
                 break
             await asyncio.sleep(0.05)
     finally:
-        ticking.cancel()
+        stop.set()
+        await asyncio.wait_for(ticking, 10)  # the loop ends when asked, between ticks
         await engine.close()
         db.dispose()
     assert any(f"Schedule {sid} ran: succeeded" in line for line in lines), lines

@@ -11,7 +11,6 @@ Without a terminal (stdin a pipe) the same happens one request at a time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import os
 import re
@@ -283,28 +282,25 @@ async def interactive(engine: Engine, actor: Actor, state: LocalState | None = N
                + ("Ctrl-C stops what runs; Ctrl-D quits." if tty else "end of input quits."))
     for line in intro or []:
         screen.say(line)
-    ticking = asyncio.create_task(_run_schedules(engine, screen)) if schedules else None
+    stop = asyncio.Event()
+    ticking = asyncio.create_task(run_schedules(engine, screen, stop)) if schedules else None
     try:
         if tty:
             await _terminal_loop(session, state)
         else:
             await _plain_loop(session)
     finally:
+        stop.set()
         if ticking is not None:
-            ticking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticking
+            await ticking
 
 
-async def _run_schedules(engine: Engine, screen: Screen) -> None:
-    """What is due, every `schedules.tick_seconds`, while the console is open; one line per run."""
+async def run_schedules(engine: Engine, screen: Screen, stop: asyncio.Event) -> None:
+    """What is due, as `chatops serve` runs it (bot.scheduling.Scheduler), until `stop`; one line per run."""
     from bot.scheduling import Scheduler
 
-    scheduler = Scheduler(engine)
-    while True:
-        await asyncio.sleep(engine.config.inventory.schedules.tick_seconds)
-        for sid, status in await scheduler.tick():
-            screen.say(f"⏰ Schedule {sid} ran: {status}. 'schedules' and 'audit' show it.")
+    await Scheduler(engine).run(stop, lambda sid, status: screen.say(
+        f"⏰ Schedule {sid} ran: {status}. 'schedules' and 'audit' show it."))
 
 
 async def _plain_loop(session: ConsoleSession) -> None:

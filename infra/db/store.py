@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import os
-import re
 import secrets
 import socket
 import uuid
@@ -69,7 +68,7 @@ from infra.db.chain import (
 from infra.db.common import AuditFilter, BadDatabaseURL, DatabaseUnavailable, aware, utcnow, without_nul
 from infra.db.models import EVENTS, REQUESTS, AuditEvent, ChainHead, EnvLock, ExecLock, RequestRow, Worker, request_row
 from infra.db.writer import GroupWriter, Inserts, Write, run_writes, send_update
-from infra.redact import Redactor
+from infra.redact import Redactor, mask_credentials
 from infra.status import ACTIVE, AFTER_APPROVAL, FINAL, PENDING, Status
 
 T = TypeVar("T")
@@ -148,10 +147,6 @@ def _advisory_key(owner: str) -> int:
     return int.from_bytes(hashlib.sha256(owner.encode()).digest()[:8], "big", signed=True)
 
 
-# user:PASSWORD@ in a URL, for messages that quote one
-URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^@/]*)(@)")
-
-
 def usable_url(url: str) -> str:
     """The URL to connect with (`postgresql://` means psycopg 3, the driver this bot ships), or
     BadDatabaseURL naming what is wrong: the driver would fail with a traceback instead."""
@@ -162,7 +157,7 @@ def usable_url(url: str) -> str:
         parsed = make_url(url)
         parsed.port  # noqa: B018 (parsed here, so that a port that is no number is found now)
     except (ArgumentError, ValueError) as exc:
-        shown = URL_PASSWORD.sub(r"\1***\3", url)[:200]
+        shown = mask_credentials(url)[:200]  # (the password of user:PASSWORD@)
         raise BadDatabaseURL(f"DATABASE_URL is not a database URL ('{shown}': {exc}). "
                              f"{BadDatabaseURL.advice}") from None
     backend = parsed.get_backend_name()
